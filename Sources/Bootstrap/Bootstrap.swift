@@ -1,0 +1,1 @@
+// The Bootstrap module: repo metadata, RPM reader, download cache, verification, chroot yum.

@@ -1,0 +1,3 @@
+// Commands added by later issues (rpm, boot-test, batch, register, cleanup) are listed here.
+let extraSubcommands: [Subcommand] = [
+]

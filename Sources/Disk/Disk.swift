@@ -1,0 +1,1 @@
+// The Disk module; see DESIGN.md for what it owns.

@@ -1,0 +1,1 @@
+// The ENA module; see DESIGN.md for what it owns.

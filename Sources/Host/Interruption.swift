@@ -1,0 +1,76 @@
+import Foundation
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGINT, SIGTERM and SIGHUP handling. The first signal marks the run
+/// interrupted and stops every running child (TERM to its process group,
+/// KILL after a grace period); the pipeline then unwinds its cleanup stack.
+/// Later signals only say that cleanup is in progress, so they cannot cut it short.
+public final class Interruption: @unchecked Sendable {
+    public static let shared = Interruption()
+    private let lock = NSLock()
+    private var children: Set<pid_t> = []
+    private var sources: [DispatchSourceSignal] = []
+    private var _signal: Int32 = 0
+    private var _count = 0
+    public var gracePeriod: TimeInterval = 3
+    /// Called (from the signal queue) on the first signal, e.g. to tell the user.
+    public var onFirstSignal: ((Int32) -> Void)?
+
+    public var isInterrupted: Bool { lock.withLock { _signal != 0 } }
+    public var signal: Int32 { lock.withLock { _signal } }
+
+    /// Installs the handlers once; safe to call again.
+    public func install() {
+        lock.lock(); defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        Glibc.signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue.global())
+            source.setEventHandler { [weak self] in self?.received(sig) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// Throws `HostError.interrupted` once a signal arrived: steps call it between commands.
+    public func check() throws {
+        let sig = signal
+        if sig != 0 { throw HostError.interrupted(signal: sig) }
+    }
+
+    func received(_ sig: Int32) {
+        let first: Bool = lock.withLock {
+            _count += 1
+            if _signal == 0 { _signal = sig; return true }
+            return false
+        }
+        if first {
+            onFirstSignal?(sig)
+            stopChildren()
+        } else {
+            FileHandle.standardError.write(Data("centos6-ami: cleanup in progress, please wait\n".utf8))
+        }
+    }
+
+    public func register(child: pid_t) { lock.withLock { _ = children.insert(child) } }
+    public func unregister(child: pid_t) { lock.withLock { _ = children.remove(child) } }
+
+    /// TERM to each running child's process group, then KILL to what is left after the grace period.
+    public func stopChildren() {
+        let running = lock.withLock { children }
+        for pid in running { kill(-pid, SIGTERM); kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(gracePeriod)
+        while Date() < deadline {
+            if lock.withLock({ children.intersection(running).isEmpty }) { return }
+            usleep(50_000)
+        }
+        for pid in lock.withLock({ children.intersection(running) }) { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
+    }
+
+    /// Tests only: forget a previous interruption.
+    public func reset() { lock.withLock { _signal = 0; _count = 0 } }
+}

@@ -1,0 +1,82 @@
+import Foundation
+
+/// The full log of one install (every command, its status and output) plus
+/// the short progress lines on stderr. Thread-safe: batch jobs each own one.
+public final class Log: @unchecked Sendable {
+    public let path: String?
+    private let handle: FileHandle?
+    private let lock = NSLock()
+    private let start = Date()
+    private let progress: (String) -> Void
+    public let prefix: String
+
+    /// Opens (creating 0600) the log file at `path`; nil logs nowhere (tests).
+    public init(path: String?, prefix: String = "", progress: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+        self.path = path
+        self.prefix = prefix
+        self.progress = progress
+        if let path {
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        } else {
+            handle = nil
+        }
+    }
+
+    public var elapsed: TimeInterval { Date().timeIntervalSince(start) }
+
+    /// Writes raw text to the log file only.
+    public func write(_ text: String) {
+        guard let handle else { return }
+        let stamp = Log.timestamp(Date())
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { "\(stamp) \($0)" }.joined(separator: "\n")
+        lock.withLock { handle.write(Data((lines + "\n").utf8)) }
+    }
+
+    /// A progress line on stderr (with elapsed time) that also goes to the log.
+    public func step(_ text: String) {
+        let line = String(format: "[%6.1fs] ", elapsed) + prefix + text
+        write(line)
+        progress(line)
+    }
+
+    /// A message for the user on stderr and in the log.
+    public func say(_ text: String) {
+        write(text)
+        progress(prefix + text)
+    }
+
+    public static func timestamp(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+        return f.string(from: date)
+    }
+
+    /// `yyyymmdd-hhmmss` in UTC, as the original's log names.
+    public static func fileStamp(_ date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: date)
+    }
+}
+
+public enum HostError: Error, CustomStringConvertible, Equatable {
+    case cannotWrite(path: String, reason: String)
+    case cannotRead(path: String, reason: String)
+    case interrupted(signal: Int32)
+    case lockHeld(path: String, holder: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotWrite(path, reason): return "cannot write '\(path)': \(reason)"
+        case let .cannotRead(path, reason): return "cannot read '\(path)': \(reason)"
+        case let .interrupted(signal): return "interrupted by signal \(signal)"
+        case let .lockHeld(path, holder): return "'\(path)' is in use by another centos6-ami run (\(holder)); wait for it to finish or pick another target"
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs commands for real with Foundation's Process. Every command, its exit
+/// status and its output go to the log. Children run in their own process
+/// group (Foundation spawns them so), so a terminal ^C reaches only us and
+/// `Interruption` stops them itself.
+public final class ProcessRunner: CommandRunner, @unchecked Sendable {
+    public let log: Log?
+    private let baseEnvironment: [String: String]
+    /// Set while the cleanup stack unwinds: after an interruption only cleanup commands may start.
+    public var unwinding = false
+
+    public init(log: Log?, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.log = log
+        var env = environment
+        // Predictable tool output whatever the user's locale; a PATH that has sbin.
+        env["LC_ALL"] = "C"
+        let path = env["PATH"] ?? ""
+        let wanted = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        env["PATH"] = (path.split(separator: ":").map(String.init) + wanted.filter { !path.split(separator: ":").map(String.init).contains($0) }).joined(separator: ":")
+        self.baseEnvironment = env
+    }
+
+    public func run(_ command: Command) -> CommandResult {
+        if Interruption.shared.isInterrupted && !unwinding {
+            return CommandResult(status: 130, standardError: Data("not started: interrupted".utf8))
+        }
+        log?.write("$ \(command.shellLine)")
+        let result = ProcessRunner.execute(command, environment: baseEnvironment.merging(command.environment) { $1 })
+        var text = "exit \(result.status)"
+        if !result.standardOutput.isEmpty { text += "\n[stdout]\n" + result.stdoutText }
+        if !result.standardError.isEmpty { text += "\n[stderr]\n" + result.stderrText }
+        log?.write(text)
+        return result
+    }
+
+    /// Spawns the command, feeds stdin, collects stdout and stderr, waits.
+    public static func execute(_ command: Command, environment: [String: String]) -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: resolve(command.executable, path: environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"))
+        process.arguments = command.arguments
+        process.environment = environment
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        let inPipe: Pipe? = command.standardInput != nil ? Pipe() : nil
+        process.standardInput = inPipe ?? FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return CommandResult(status: 127, standardError: Data("cannot start '\(command.executable)': \(error)".utf8))
+        }
+        let pid = process.processIdentifier
+        Interruption.shared.register(child: pid)
+        defer { Interruption.shared.unregister(child: pid) }
+
+        let group = DispatchGroup()
+        var out = Data(), err = Data()
+        let readQueue = DispatchQueue(label: "centos6-ami.pipes", attributes: .concurrent)
+        group.enter(); readQueue.async { out = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); readQueue.async { err = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        if let inPipe, let input = command.standardInput {
+            readQueue.async {
+                // A child that exits early closes its end; ignore EPIPE (SIGPIPE is ignored process-wide).
+                try? inPipe.fileHandleForWriting.write(contentsOf: input)
+                try? inPipe.fileHandleForWriting.close()
+            }
+        }
+        process.waitUntilExit()
+        group.wait()
+        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return CommandResult(status: status, standardOutput: out, standardError: err)
+    }
+
+    /// Finds an executable on PATH (Process needs an absolute path).
+    public static func resolve(_ name: String, path: String) -> String {
+        if name.contains("/") { return name }
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return name
+    }
+}

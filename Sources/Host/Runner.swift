@@ -1,0 +1,61 @@
+import Foundation
+
+/// Runs commands. The real runner, the dry-run printer and the recording fake
+/// all conform, so step code is written once.
+public protocol CommandRunner: AnyObject, Sendable {
+    /// Runs the command and returns its status and output; never throws for a non-zero exit.
+    func run(_ command: Command) -> CommandResult
+    /// True when commands are only printed (`--dry-run`): steps must not read the world back.
+    var isDryRun: Bool { get }
+}
+
+extension CommandRunner {
+    public var isDryRun: Bool { false }
+
+    /// Runs the command and throws `CommandFailed` unless it exits 0.
+    @discardableResult
+    public func checked(_ command: Command) throws -> CommandResult {
+        let result = run(command)
+        guard result.status == 0 else { throw CommandFailed(command: command, result: result) }
+        return result
+    }
+
+    @discardableResult
+    public func checked(_ executable: String, _ arguments: [String] = []) throws -> CommandResult {
+        try checked(Command(executable, arguments))
+    }
+}
+
+/// `--dry-run`: prints one shell-quoted line per command, in order, and touches nothing.
+public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
+    private let lock = NSLock()
+    public private(set) var lines: [String] = []
+    private let echo: (String) -> Void
+    public init(echo: @escaping (String) -> Void = { print($0) }) { self.echo = echo }
+    public var isDryRun: Bool { true }
+    public func run(_ command: Command) -> CommandResult {
+        lock.withLock { lines.append(command.shellLine) }
+        echo(command.shellLine)
+        return .success
+    }
+    /// A step that is not yet implemented, or a non-command action, listed by name.
+    public func note(_ text: String) {
+        let line = "# \(text)"
+        lock.withLock { lines.append(line) }
+        echo(line)
+    }
+}
+
+/// Unit tests: records every command and answers from a script of responses.
+public final class RecordingRunner: CommandRunner, @unchecked Sendable {
+    private let lock = NSLock()
+    public private(set) var commands: [Command] = []
+    /// Chooses the answer for a command; default: success with no output.
+    public var respond: (Command) -> CommandResult
+    public init(respond: @escaping (Command) -> CommandResult = { _ in .success }) { self.respond = respond }
+    public func run(_ command: Command) -> CommandResult {
+        lock.withLock { commands.append(command) }
+        return respond(command)
+    }
+    public var lines: [String] { lock.withLock { commands.map(\.shellLine) } }
+}

@@ -1,0 +1,1 @@
+// The Install module; see DESIGN.md for what it owns.

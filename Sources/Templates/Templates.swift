@@ -1,0 +1,1 @@
+// The Templates module; see DESIGN.md for what it owns.

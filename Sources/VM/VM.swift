@@ -1,0 +1,1 @@
+// The VM module: QEMU boot harness (boot-test).

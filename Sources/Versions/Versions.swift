@@ -1,0 +1,185 @@
+import Foundation
+
+/// The versions table (versions.json): every release the tool can build and
+/// the facts that drive it. Pure data: knows nothing of processes or disks.
+public struct VersionsFile: Codable, Equatable, Sendable {
+    public var schema: Int
+    public var mirrors: Mirrors
+    public var ena: ENAPin
+    public var releases: [Release]
+
+    public struct Mirrors: Codable, Equatable, Sendable {
+        /// Where the tool itself downloads from (https or http or file).
+        public var download: String
+        /// Documented alternatives for `--mirror`.
+        public var downloadAlternatives: [String]
+        /// Written into the image as the target yum's active baseurl (plain http: CentOS 6's NSS cannot speak modern TLS).
+        public var image: String
+        /// Written into the image as a commented baseurl.
+        public var imageCommented: String
+    }
+
+    public struct ENAPin: Codable, Equatable, Sendable {
+        public var version: String
+        public var url: String
+        public var archiveTopDirectory: String
+        public var sourceDirectory: String
+        /// sha256 of every file of `sourceDirectory`, keyed by path relative to it.
+        public var files: [String: String]
+    }
+
+    public struct Release: Codable, Equatable, Sendable {
+        public var release: String
+        /// GA kernel, `2.6.32-<n>.el6`.
+        public var kernel: String
+        public var ena: ENAEligibility
+        public var amis: [PublishedAMI]
+    }
+
+    public struct ENAEligibility: Codable, Equatable, Sendable {
+        public var eligible: Bool
+        /// Why ENA 2.9.1 cannot build for this release (only when not eligible).
+        public var reason: String?
+    }
+
+    public struct PublishedAMI: Codable, Equatable, Sendable {
+        public var region: String
+        /// `plain` or `ena`.
+        public var variant: String
+        public var id: String
+    }
+
+    public func release(_ name: String) -> Release? { releases.first { $0.release == name } }
+    public var releaseNames: [String] { releases.map(\.release) }
+}
+
+public enum VersionsError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case malformed(field: String, reason: String)
+    case invalid(field: String, reason: String)
+    case unknownRelease(String, valid: [String])
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): return "cannot read versions file '\(path)': \(reason)"
+        case let .malformed(field, reason): return "versions file: field '\(field)' \(reason)"
+        case let .invalid(field, reason): return "versions file: field '\(field)' \(reason)"
+        case let .unknownRelease(name, valid): return "unknown release '\(name)'; valid releases: \(valid.joined(separator: ", "))"
+        }
+    }
+}
+
+extension VersionsFile {
+    /// The table shipped inside the binary (a copy of the repository's versions.json).
+    public static func embedded() throws -> VersionsFile { try decode(Data(embeddedVersionsJSON.utf8)) }
+
+    public static func load(path: String) throws -> VersionsFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw VersionsError.unreadable(path: path, reason: "no such file or not readable")
+        }
+        return try decode(data)
+    }
+
+    /// Decodes and validates; errors name the bad field (`releases[3].kernel`).
+    public static func decode(_ data: Data) throws -> VersionsFile {
+        let file: VersionsFile
+        do {
+            file = try JSONDecoder().decode(VersionsFile.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw VersionsError.malformed(field: fieldPath(context.codingPath + [key]), reason: "is missing")
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "has the wrong type (expected \(type))")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is null (expected \(type))")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is not valid JSON: \(context.debugDescription)")
+        } catch {
+            throw VersionsError.malformed(field: "", reason: "cannot be decoded: \(error)")
+        }
+        try file.validate()
+        return file
+    }
+
+    static func fieldPath(_ path: [CodingKey]) -> String {
+        var text = ""
+        for key in path {
+            if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+        }
+        return text.isEmpty ? "(top level)" : text
+    }
+
+    public func validate() throws {
+        guard schema == 1 else { throw VersionsError.invalid(field: "schema", reason: "is \(schema); this tool reads schema 1") }
+        for (field, url, schemes) in [("mirrors.download", mirrors.download, ["https", "http", "file"]),
+                                      ("mirrors.image", mirrors.image, ["http", "https"]),
+                                      ("mirrors.imageCommented", mirrors.imageCommented, ["http", "https"]),
+                                      ("ena.url", ena.url, ["https"])] {
+            try Self.requireURL(url, schemes: schemes, field: field)
+        }
+        for (i, url) in mirrors.downloadAlternatives.enumerated() {
+            try Self.requireURL(url, schemes: ["https", "http", "file"], field: "mirrors.downloadAlternatives[\(i)]")
+        }
+        guard ena.version.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil else {
+            throw VersionsError.invalid(field: "ena.version", reason: "'\(ena.version)' is not a version like 2.9.1")
+        }
+        guard !ena.files.isEmpty else { throw VersionsError.invalid(field: "ena.files", reason: "is empty; the ENA source must be pinned file by file") }
+        for (path, sum) in ena.files.sorted(by: { $0.key < $1.key }) {
+            guard !path.isEmpty, !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "is not a relative path inside the source directory")
+            }
+            guard sum.range(of: "^[0-9a-f]{64}$", options: .regularExpression) != nil else {
+                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "'\(sum)' is not a sha256 (64 lower-case hex digits)")
+            }
+        }
+        guard !releases.isEmpty else { throw VersionsError.invalid(field: "releases", reason: "is empty") }
+        var seen = Set<String>()
+        for (i, r) in releases.enumerated() {
+            let at = "releases[\(i)]"
+            guard r.release.range(of: #"^6\.(\d|10)$"#, options: .regularExpression) != nil else {
+                throw VersionsError.invalid(field: "\(at).release", reason: "'\(r.release)' is not a CentOS 6 release (6.0 to 6.10)")
+            }
+            guard seen.insert(r.release).inserted else { throw VersionsError.invalid(field: "\(at).release", reason: "'\(r.release)' appears twice") }
+            guard r.kernel.range(of: #"^2\.6\.32-\d+(\.\d+)*\.el6$"#, options: .regularExpression) != nil else {
+                throw VersionsError.invalid(field: "\(at).kernel", reason: "'\(r.kernel)' is not a CentOS 6 kernel version like 2.6.32-696.el6")
+            }
+            if r.ena.eligible {
+                guard r.ena.reason == nil else { throw VersionsError.invalid(field: "\(at).ena.reason", reason: "is set although the release is eligible") }
+            } else {
+                guard let reason = r.ena.reason, !reason.isEmpty else {
+                    throw VersionsError.invalid(field: "\(at).ena.reason", reason: "is missing; say why ENA cannot be built for \(r.release)")
+                }
+            }
+            var variants = Set<String>()
+            for (j, ami) in r.amis.enumerated() {
+                let aat = "\(at).amis[\(j)]"
+                guard ami.id.range(of: "^ami-[0-9a-f]{8}([0-9a-f]{9})?$", options: .regularExpression) != nil else {
+                    throw VersionsError.invalid(field: "\(aat).id", reason: "'\(ami.id)' is not an AMI id")
+                }
+                guard ["plain", "ena"].contains(ami.variant) else {
+                    throw VersionsError.invalid(field: "\(aat).variant", reason: "'\(ami.variant)' must be 'plain' or 'ena'")
+                }
+                guard ami.region.range(of: "^[a-z]{2}(-[a-z]+)+-\\d$", options: .regularExpression) != nil else {
+                    throw VersionsError.invalid(field: "\(aat).region", reason: "'\(ami.region)' is not an AWS region")
+                }
+                guard variants.insert("\(ami.region)/\(ami.variant)").inserted else {
+                    throw VersionsError.invalid(field: "\(aat).variant", reason: "a second '\(ami.variant)' AMI for \(ami.region)")
+                }
+                if ami.variant == "ena" && !r.ena.eligible {
+                    throw VersionsError.invalid(field: "\(aat).variant", reason: "an ENA AMI for \(r.release), which is not ENA-eligible")
+                }
+            }
+        }
+    }
+
+    static func requireURL(_ text: String, schemes: [String], field: String) throws {
+        guard let url = URL(string: text), let scheme = url.scheme, schemes.contains(scheme), scheme == "file" || url.host != nil else {
+            throw VersionsError.invalid(field: field, reason: "'\(text)' is not a \(schemes.joined(separator: "/")) URL")
+        }
+    }
+
+    /// The release, or an error listing the valid ones.
+    public func require(_ name: String) throws -> Release {
+        guard let r = release(name) else { throw VersionsError.unknownRelease(name, valid: releaseNames) }
+        return r
+    }
+}
