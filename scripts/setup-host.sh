@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the host tools the tool and its tests need on a fresh Debian 12
+# (or Ubuntu) builder: run once, as root. CI (.ci/run) calls it too.
+set -euo pipefail
+
+# Tools centos6-ami itself runs on the builder.
+tool_packages=(util-linux fdisk parted e2fsprogs gpgv gnupg xz-utils gzip cpio coreutils mount)
+# What the test vault generator, the test servers and the boot harness need.
+test_packages=(rpm createrepo-c dnf busybox-static qemu-system-x86 qemu-utils xfsprogs libc6-i386
+               rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make)
+# Python packages for the register tests (moto_server stands in for EC2).
+pip_packages=("moto[server]" awscli)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${tool_packages[@]}" "${test_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+python3 -m pip show moto >/dev/null 2>&1 && command -v aws >/dev/null && command -v moto_server >/dev/null \
+  || python3 -m pip install -q "${pip_packages[@]}"
+echo "setup-host: ready"
