@@ -1,0 +1,186 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum VMError: Error, CustomStringConvertible, Equatable {
+    case imageMissing(path: String)
+    case qemuMissing(executable: String)
+    case cannotStart(executable: String, reason: String)
+    case qmp(socket: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .imageMissing(path):
+            return "disk image '\(path)' does not exist or is not readable; give the path of a raw image file or block device"
+        case let .qemuMissing(executable):
+            return "'\(executable)' was not found; install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86)"
+        case let .cannotStart(executable, reason):
+            return "cannot start '\(executable)': \(reason)"
+        case let .qmp(socket, reason):
+            return "qemu control socket '\(socket)': \(reason)"
+        }
+    }
+}
+
+/// How QEMU ended once the run was over.
+public enum Shutdown: String, Sendable, Equatable {
+    /// The guest powered itself off (or QEMU exited on its own) before we asked.
+    case exitedByItself = "exited by itself"
+    /// The guest powered off after the ACPI power-button request.
+    case guestPoweredOff = "guest powered off (ACPI)"
+    /// QEMU stopped on SIGTERM (it flushes the image first).
+    case terminated = "qemu terminated (SIGTERM)"
+    /// QEMU had to be killed.
+    case killed = "qemu killed (SIGKILL)"
+}
+
+/// What one boot showed.
+public struct BootResult: Sendable, Equatable {
+    /// The ready pattern appeared within the timeout.
+    public var passed: Bool { if case .ready = outcome { return true } else { return false } }
+    public var outcome: WatchOutcome
+    /// Seconds from QEMU's start to the ready pattern (nil unless passed).
+    public var secondsToReady: Double? { if case let .ready(s) = outcome { return s } else { return nil } }
+    /// Everything the serial console printed, including after the pattern.
+    public var console: String
+    public var shutdown: Shutdown
+    /// QEMU's exit status (128+signal when a signal ended it).
+    public var qemuStatus: Int32
+    /// QEMU's own stderr (warnings, "terminating on signal 15").
+    public var qemuStderr: String
+    /// Seconds from QEMU's start to its exit.
+    public var totalSeconds: Double
+
+    /// One line for the user.
+    public var summary: String {
+        switch outcome {
+        case let .ready(s): return String(format: "passed: ready pattern after %.1f s; %@", s, shutdown.rawValue)
+        case .timedOut: return "failed: no ready pattern before the timeout; \(shutdown.rawValue)"
+        case .producerExited: return "failed: qemu exited (status \(qemuStatus)) before the ready pattern"
+        case .interrupted: return "interrupted; \(shutdown.rawValue)"
+        }
+    }
+}
+
+/// Boots an image and watches its console. Nothing is left running on any
+/// path: QEMU is registered with `Interruption` (so ^C stops it), and every
+/// exit from `boot` stops it (ACPI request, then SIGTERM, then SIGKILL) and reaps it.
+public final class BootRunner {
+    public let log: Log?
+    /// Search path for the QEMU binary.
+    public var path: String
+
+    public init(log: Log?, path: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") {
+        self.log = log
+        self.path = path + ":/usr/local/bin:/usr/bin:/bin"
+    }
+
+    /// Checks what `boot` needs before anything starts.
+    public func preflight(_ config: BootConfig) throws -> String {
+        guard access(config.image, R_OK) == 0 else { throw VMError.imageMissing(path: config.image) }
+        let qemu = ProcessRunner.resolve(config.qemu, path: path)
+        guard access(qemu, X_OK) == 0 else { throw VMError.qemuMissing(executable: config.qemu) }
+        return qemu
+    }
+
+    /// Boots `config.image` and waits for `config.readyPattern` on the serial
+    /// console, for at most `config.timeout` seconds from QEMU's start, then
+    /// powers the guest off. A run that fails to boot is a result, not an error;
+    /// errors are for a run that could not happen (no image, no QEMU).
+    /// Throws `HostError.interrupted` after stopping QEMU when a signal arrived.
+    /// - Important: writes to the image (the guest's first boot changes it) unless `config.snapshot`.
+    public func boot(_ config: BootConfig) throws -> BootResult {
+        let qemu = try preflight(config)
+        try? FileManager.default.removeItem(atPath: config.serialLog)
+        try? FileManager.default.removeItem(atPath: config.qmpSocket)
+        _ = FileManager.default.createFile(atPath: config.serialLog, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: config.qmpSocket) }
+
+        var command = QEMU.command(config)
+        command.executable = qemu
+        log?.write("$ \(command.shellLine)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: qemu)
+        process.arguments = command.arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        let errPipe = Pipe()
+        process.standardError = errPipe
+        let stderrData = Collected()
+        let stderrDone = DispatchSemaphore(value: 0)
+        let start = Date()
+        do {
+            try process.run()
+        } catch {
+            throw VMError.cannotStart(executable: qemu, reason: "\(error)")
+        }
+        let pid = process.processIdentifier
+        Interruption.shared.register(child: pid)
+        defer { Interruption.shared.unregister(child: pid) }
+        DispatchQueue.global().async {
+            stderrData.data = errPipe.fileHandleForReading.readDataToEndOfFile()
+            stderrDone.signal()
+        }
+
+        var matcher = ConsoleMatcher(pattern: config.readyPattern)
+        let file = GrowingFile(path: config.serialLog)
+        let outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout,
+                                   stillRunning: { process.isRunning },
+                                   interrupted: { Interruption.shared.isInterrupted })
+        log?.write("boot-test: \(outcome) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+
+        let shutdown = stop(process, config: config, askGuest: outcome != .interrupted && outcome != .producerExited)
+        stderrDone.wait()
+        matcher.feed(file.readNew())
+        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        let result = BootResult(outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
+                                qemuStderr: String(decoding: stderrData.data, as: UTF8.self),
+                                totalSeconds: Date().timeIntervalSince(start))
+        log?.write("boot-test: \(result.summary); qemu exit \(status)")
+        if outcome == .interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
+        return result
+    }
+
+    /// Ends QEMU and reaps it: the ACPI power button first (when the guest is
+    /// up and worth a clean shutdown), then SIGTERM, then SIGKILL.
+    func stop(_ process: Process, config: BootConfig, askGuest: Bool) -> Shutdown {
+        guard process.isRunning else { process.waitUntilExit(); return .exitedByItself }
+        if askGuest && config.powerOffGrace > 0 {
+            do {
+                _ = try QMP.execute(socketPath: config.qmpSocket, command: "system_powerdown")
+                if wait(for: process, seconds: config.powerOffGrace) { return .guestPoweredOff }
+                log?.write("boot-test: guest did not power off within \(config.powerOffGrace) s; stopping qemu")
+            } catch {
+                log?.write("boot-test: \(error); stopping qemu")
+            }
+        }
+        signal(process, SIGTERM)
+        if wait(for: process, seconds: config.killGrace) { return .terminated }
+        signal(process, SIGKILL)
+        process.waitUntilExit()
+        return .killed
+    }
+
+    /// To QEMU and to its process group (Foundation starts children in their own group; QEMU has no children, a wrapper might).
+    private func signal(_ process: Process, _ sig: Int32) {
+        let pid = process.processIdentifier
+        if getpgid(pid) == pid { kill(-pid, sig) }
+        kill(pid, sig)
+    }
+
+    /// True when the process exited within `seconds`.
+    private func wait(for process: Process, seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { return false }
+        process.waitUntilExit()
+        return true
+    }
+}
+
+/// Bytes filled in by a reader thread and read after it signalled.
+private final class Collected: @unchecked Sendable {
+    var data = Data()
+}

@@ -1,1 +1,0 @@
-// The VM module: QEMU boot harness (boot-test).

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import Host
+@testable import VM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The runner driven by a fake `qemu` (a shell script that writes to the
+/// `-serial file:` path it is given): start, watch, stop, reap, no QEMU needed.
+@Suite(.serialized) struct BootRunnerTests {
+    let dir: String
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "vmrunner-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/disk.img", contents: Data(count: 512))
+    }
+
+    /// A fake qemu: finds its serial log in its arguments, writes `console`, records its pid, then `behaviour`.
+    func fakeQEMU(console: String, behaviour: String) throws -> String {
+        let path = dir + "/fake-qemu"
+        let script = """
+        #!/bin/sh
+        echo $$ > \(dir)/pid
+        log=
+        while [ $# -gt 0 ]; do
+          case "$1" in -serial) log="${2#file:}"; shift;; esac
+          shift
+        done
+        printf '%b' '\(console)' >> "$log"
+        \(behaviour)
+        """
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    func config(_ qemu: String) -> BootConfig {
+        var c = BootConfig(image: dir + "/disk.img", serialLog: dir + "/serial.log", qmpSocket: dir + "/qmp.sock", imdsPort: 1)
+        c.qemu = qemu
+        c.timeout = 3
+        c.powerOffGrace = 0.5
+        c.killGrace = 0.5
+        return c
+    }
+
+    func pidGone() throws -> Bool {
+        let pid = pid_t(try String(contentsOfFile: dir + "/pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        return kill(pid, 0) == -1 && errno == ESRCH
+    }
+
+    @Test func readyThenTerminated() throws {
+        let qemu = try fakeQEMU(console: "SeaBIOS\\nlocalhost login: ", behaviour: "trap 'echo terminating on signal 15 >&2; exit 0' TERM\nwhile :; do sleep 0.05; done")
+        let result = try BootRunner(log: nil).boot(config(qemu))
+        #expect(result.passed)
+        #expect(result.secondsToReady! < 3)
+        #expect(result.console == "SeaBIOS\nlocalhost login: ")
+        #expect(result.shutdown == .terminated)
+        #expect(result.qemuStderr.contains("terminating on signal 15"))
+        #expect(try pidGone())
+        #expect(!FileManager.default.fileExists(atPath: dir + "/qmp.sock"))
+    }
+
+    @Test func qemuIgnoringTermIsKilled() throws {
+        let qemu = try fakeQEMU(console: "login: ", behaviour: "trap '' TERM\nexec sleep 30")
+        let start = Date()
+        let result = try BootRunner(log: nil).boot(config(qemu))
+        #expect(result.passed)
+        #expect(result.shutdown == .killed)
+        #expect(result.qemuStatus == 128 + SIGKILL)
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(try pidGone())
+    }
+
+    @Test func noPatternTimesOut() throws {
+        let qemu = try fakeQEMU(console: "Kernel panic - not syncing: VFS: Unable to mount root fs\\n", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+        let start = Date()
+        let result = try BootRunner(log: nil).boot(config(qemu))
+        #expect(!result.passed)
+        #expect(result.outcome == .timedOut)
+        #expect(Date().timeIntervalSince(start) >= 3)
+        #expect(result.console.contains("Kernel panic"))
+        #expect(result.summary.hasPrefix("failed: no ready pattern"))
+        #expect(try pidGone())
+    }
+
+    @Test func qemuExitingEarlyIsAFailedRun() throws {
+        let qemu = try fakeQEMU(console: "qemu: could not load PC BIOS\\n", behaviour: "echo 'qemu-system-x86_64: failed' >&2\nexit 3")
+        let result = try BootRunner(log: nil).boot(config(qemu))
+        #expect(!result.passed)
+        #expect(result.outcome == .producerExited)
+        #expect(result.shutdown == .exitedByItself)
+        #expect(result.qemuStatus == 3)
+        #expect(result.qemuStderr.contains("failed"))
+    }
+
+    @Test func customReadyPattern() throws {
+        let qemu = try fakeQEMU(console: "login: \\nIMDS-KEY: ssh-ed25519 AAAA\\n", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+        var c = config(qemu)
+        c.readyPattern = "IMDS-KEY:"
+        let result = try BootRunner(log: nil).boot(c)
+        #expect(result.passed)
+        #expect(result.console.contains("IMDS-KEY: ssh-ed25519 AAAA"))
+    }
+
+    @Test func preflightNamesWhatIsMissing() throws {
+        var c = config("/bin/true")
+        c.image = dir + "/nope.img"
+        #expect(throws: VMError.imageMissing(path: dir + "/nope.img")) { try BootRunner(log: nil).boot(c) }
+        c = config("no-such-qemu-binary")
+        #expect(throws: VMError.qemuMissing(executable: "no-such-qemu-binary")) { try BootRunner(log: nil).boot(c) }
+        #expect(VMError.qemuMissing(executable: "qemu-system-x86_64").description.contains("apt-get install qemu-system-x86"))
+    }
+}
