@@ -1,0 +1,113 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a host tool (xz, gzip, gpgv, sha256sum) with its stdin read straight
+/// from a file at an offset and its stdout streamed to a consumer, so a 30 MB
+/// payload is never held in memory. This is the streaming counterpart of
+/// `CommandRunner` (whose `Command.standardInput` is a Data); the command is
+/// still a value (`Command`) and is logged the same way.
+public enum HostPipe {
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var standardError: String
+    }
+
+    /// Runs `command` with stdin = `inputFile` from byte `offset` (or /dev/null), calling `consume`
+    /// with the read end of its stdout. If `consume` throws, the child is stopped and the error rethrown.
+    /// - Parameter log: where the command line and its status go (nil: nowhere).
+    public static func run(_ command: Command, inputFile: String?, offset: Int = 0, log: Log? = nil,
+                           consume: (Int32) throws -> Void) throws -> Outcome {
+        try Interruption.shared.check()
+        log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
+        let env = ProcessInfo.processInfo.environment
+        let path = (env["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ProcessRunner.resolve(command.executable, path: path))
+        process.arguments = command.arguments
+        process.environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
+        var input: FileHandle?
+        if let inputFile {
+            guard let handle = FileHandle(forReadingAtPath: inputFile) else {
+                throw RPMError.tool(name: command.executable, reason: "cannot open '\(inputFile)' for its input")
+            }
+            // The child inherits this open file description, so it starts reading at `offset`.
+            do { try handle.seek(toOffset: UInt64(offset)) } catch {
+                throw RPMError.tool(name: command.executable, reason: "cannot seek '\(inputFile)' to \(offset)")
+            }
+            input = handle
+            process.standardInput = handle
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        defer { try? input?.close() }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch {
+            throw RPMError.tool(name: command.executable, reason: "cannot start it: \(error)")
+        }
+        let pid = process.processIdentifier
+        Interruption.shared.register(child: pid)
+        defer { Interruption.shared.unregister(child: pid) }
+        try? input?.close()
+        input = nil
+        var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let readFD = out.fileHandleForReading.fileDescriptor
+        do {
+            try consume(readFD)
+            // Drain what the consumer left (e.g. padding after the cpio trailer) so the child is not blocked.
+            var sink = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let r = sink.withUnsafeMutableBytes { Glibc.read(readFD, $0.baseAddress, 65536) }
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+            }
+        } catch {
+            kill(pid, SIGTERM)
+            try? out.fileHandleForReading.close()
+            process.waitUntilExit()
+            group.wait()
+            log?.write("stopped: \(error)")
+            throw error
+        }
+        process.waitUntilExit()
+        group.wait()
+        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        let stderr = String(decoding: errData, as: UTF8.self)
+        log?.write("exit \(status)" + (stderr.isEmpty ? "" : "\n[stderr]\n" + stderr))
+        try Interruption.shared.check()
+        return Outcome(status: status, standardError: stderr)
+    }
+
+    /// Runs `command` with file input and collects all of stdout (small outputs: digests, gpgv status).
+    public static func collect(_ command: Command, inputFile: String?, offset: Int = 0, log: Log? = nil) throws -> (Outcome, Data) {
+        var data = Data()
+        let outcome = try run(command, inputFile: inputFile, offset: offset, log: log) { fd in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let r = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 65536) }
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                data.append(contentsOf: buffer[0..<r])
+            }
+        }
+        return (outcome, data)
+    }
+
+    /// Hex digest of a file from `offset` to its end with a host tool (`sha256sum`, `sha1sum`, `md5sum`).
+    public static func digest(_ tool: String, file: String, offset: Int, log: Log? = nil) throws -> String {
+        let (outcome, data) = try collect(Command(tool, ["-"]), inputFile: file, offset: offset, log: log)
+        guard outcome.status == 0 else { throw RPMError.tool(name: tool, reason: "exit \(outcome.status): \(outcome.standardError)") }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let word = text.split(separator: " ").first, word.count >= 32 else {
+            throw RPMError.tool(name: tool, reason: "unexpected output '\(text)'")
+        }
+        return String(word).lowercased()
+    }
+}
