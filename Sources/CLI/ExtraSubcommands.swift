@@ -1,3 +1,5 @@
 // Commands added by later issues (rpm, boot-test, batch, register, cleanup) are listed here.
 let extraSubcommands: [Subcommand] = [
+    RegisterCommand.subcommand,
+    CleanupCommand.subcommand,
 ]

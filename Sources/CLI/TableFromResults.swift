@@ -1,6 +1,7 @@
 import AMI
 
-/// Reads a `register` results file into table entries (filled in by the register issue).
+/// Reads a `register` results file into table entries: every AMI it records, in file order
+/// (the table sorts releases and groups regions itself).
 func tableEntries(fromResults path: String) throws -> [AMIEntry] {
-    throw UsageError("'--from' needs the register command, which is not built yet", usage: TableCommand.usage)
+    try ResultsFile.load(path: path).amis.map(\.tableEntry)
 }

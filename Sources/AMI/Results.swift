@@ -1,0 +1,116 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The two images a release can have: without and with the ENA driver (the README's `(*1)`).
+public enum AMIVariant: String, Codable, Sendable, CaseIterable {
+    case plain
+    case ena
+}
+
+/// One registered AMI as the results file records it.
+public struct AMIRecord: Codable, Equatable, Sendable {
+    public var release: String
+    public var region: String
+    public var variant: AMIVariant
+    public var amiId: String
+    /// The snapshot behind the AMI (for a copy: the copy's own snapshot when known).
+    public var snapshotId: String
+    public var name: String
+    /// ISO 8601, UTC.
+    public var date: String
+    public var buildId: String
+    /// For a copy: the AMI it was copied from.
+    public var copiedFrom: String?
+    public var `public`: Bool
+
+    public init(release: String, region: String, variant: AMIVariant, amiId: String, snapshotId: String, name: String,
+                date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false) {
+        self.release = release
+        self.region = region
+        self.variant = variant
+        self.amiId = amiId
+        self.snapshotId = snapshotId
+        self.name = name
+        self.date = date
+        self.buildId = buildId
+        self.copiedFrom = copiedFrom
+        self.public = isPublic
+    }
+
+    public var tableEntry: AMIEntry { AMIEntry(release: release, region: region, variant: variant.rawValue, id: amiId) }
+}
+
+/// The results file: every AMI `register` made, merged across runs (batch jobs write it concurrently).
+public struct ResultsFile: Codable, Equatable, Sendable {
+    public var schema: Int
+    public var amis: [AMIRecord]
+    public init(schema: Int = 1, amis: [AMIRecord] = []) {
+        self.schema = schema
+        self.amis = amis
+    }
+
+    /// Adds records; one with the same region and AMI id replaces the old one in place.
+    public func merging(_ records: [AMIRecord]) -> ResultsFile {
+        var out = self
+        for record in records {
+            if let i = out.amis.firstIndex(where: { $0.region == record.region && $0.amiId == record.amiId }) {
+                out.amis[i] = record
+            } else {
+                out.amis.append(record)
+            }
+        }
+        return out
+    }
+
+    public static func decode(_ data: Data, path: String) throws -> ResultsFile {
+        do {
+            return try JSONDecoder().decode(ResultsFile.self, from: data)
+        } catch {
+            throw AMIError.resultsFile(path: path, reason: "not a centos6-ami results file (\(error))")
+        }
+    }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try! encoder.encode(self)) + Data("\n".utf8)
+    }
+
+    public static func load(path: String) throws -> ResultsFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AMIError.resultsFile(path: path, reason: "cannot be read (does it exist?)")
+        }
+        return try decode(data, path: path)
+    }
+
+    /// Merges `records` into the file at `path` under an exclusive lock (`PATH.lock`),
+    /// writing a temporary file and renaming it over, so a reader never sees half a file
+    /// and two concurrent runs never lose each other's records.
+    public static func merge(_ records: [AMIRecord], into path: String) throws {
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AMIError.resultsFile(path: path, reason: "cannot open lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw AMIError.resultsFile(path: path, reason: "cannot lock: \(String(cString: strerror(errno)))") }
+        defer { flock(fd, LOCK_UN) }
+        let current: ResultsFile
+        if let data = FileManager.default.contents(atPath: path), !data.isEmpty {
+            current = try decode(data, path: path)
+        } else {
+            current = ResultsFile()
+        }
+        let temp = path + ".tmp-\(getpid())"
+        do {
+            try current.merging(records).encoded().write(to: URL(fileURLWithPath: temp))
+            guard rename(temp, path) == 0 else { throw AMIError.resultsFile(path: path, reason: "cannot rename: \(String(cString: strerror(errno)))") }
+        } catch let error as AMIError {
+            unlink(temp)
+            throw error
+        } catch {
+            unlink(temp)
+            throw AMIError.resultsFile(path: path, reason: "cannot write: \(error)")
+        }
+    }
+}
