@@ -1,0 +1,354 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Host
+
+/// One `<data>` of repomd.xml: where a metadata file is and what it must hash to.
+public struct RepoDataFile: Sendable, Equatable {
+    public var type: String
+    /// Relative to the repository root ("repodata/…-primary.xml.gz").
+    public var location: String
+    public var checksum: Checksum
+    /// Checksum and size of the decompressed file, when repomd gives them.
+    public var openChecksum: Checksum?
+    public var size: Int?
+    public var openSize: Int?
+    public var timestamp: Int?
+}
+
+/// repomd.xml: the index of a repository's metadata.
+public struct RepoMD: Sendable {
+    public var revision: String?
+    /// By type: "primary", "filelists", "other", "group", "group_gz", "primary_db"...
+    public var files: [String: RepoDataFile]
+    public var primary: RepoDataFile? { files["primary"] }
+    /// The comps file, preferring the uncompressed one (yum reads "group").
+    public var group: RepoDataFile? { files["group"] ?? files["group_gz"] }
+
+    /// Parses repomd.xml. `name` is used in errors.
+    public static func parse(_ data: Data, name: String = "repomd.xml") throws -> RepoMD {
+        let delegate = RepoMDParser()
+        try runParser(data, delegate: delegate, name: name)
+        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
+        guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <repomd> element") }
+        return RepoMD(revision: delegate.revision, files: delegate.files)
+    }
+}
+
+/// A requirement or provide as primary.xml gives it.
+public struct RepoDependency: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    /// Dependency.less/greater/equal bits (from flags="EQ|LT|GT|LE|GE").
+    public var flags: Int
+    public var evr: EVR?
+    /// `pre="1"`: needed before the package's %pre scriptlet runs.
+    public var pre: Bool
+    public init(name: String, flags: Int = 0, evr: EVR? = nil, pre: Bool = false) {
+        self.name = name; self.flags = flags; self.evr = evr; self.pre = pre
+    }
+    public var description: String {
+        guard let evr, flags != 0 else { return name }
+        return "\(name) \(Dependency(name: name, flags: flags).sense) \(evr)"
+    }
+}
+
+/// One package of primary.xml.
+public struct RepoPackage: Sendable {
+    public var name: String
+    public var arch: String
+    public var evr: EVR
+    public var checksum: Checksum
+    public var packageSize: Int
+    public var installedSize: Int
+    /// Relative to the repository root ("Packages/bash-4.1.2-48.el6.x86_64.rpm").
+    public var location: String
+    public var provides: [RepoDependency] = []
+    public var requires: [RepoDependency] = []
+    public var conflicts: [RepoDependency] = []
+    public var obsoletes: [RepoDependency] = []
+    /// The files primary lists (createrepo keeps /etc/*, *bin/*, /usr/lib/sendmail): the file provides.
+    public var files: [String] = []
+    /// name-[epoch:]version-release.arch
+    public var nevra: String { "\(name)-\(evr.epoch != 0 ? "\(evr.epoch):" : "")\(evr.version)-\(evr.release).\(arch)" }
+    /// The file name `yum` will look for (the basename of the location).
+    public var fileName: String { String(location.split(separator: "/").last ?? Substring(location)) }
+}
+
+/// primary.xml
+public enum Primary {
+    /// Parses primary.xml (already decompressed; see `Metadata.decompress`).
+    public static func parse(_ data: Data, name: String = "primary.xml") throws -> [RepoPackage] {
+        let delegate = PrimaryParser()
+        try runParser(data, delegate: delegate, name: name)
+        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
+        guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <metadata> element") }
+        return delegate.packages
+    }
+}
+
+public enum Metadata {
+    /// Checks bytes against what repomd.xml says about them: the size when given,
+    /// then the checksum (sha256 or sha/sha1). Pure; throws a named mismatch.
+    public static func verify(data: Data, against file: RepoDataFile) throws {
+        if let size = file.size, size != data.count {
+            throw RPMError.sizeMismatch(file: file.location, expected: size, actual: data.count)
+        }
+        let got = Checksum.of(data, kind: file.checksum.kind)
+        guard got == file.checksum else {
+            throw RPMError.checksumMismatch(file: file.location, type: file.checksum.kind.rawValue, expected: file.checksum.hex, actual: got.hex)
+        }
+    }
+
+    /// Checks the decompressed bytes against open-checksum/open-size, when repomd gives them.
+    public static func verifyOpen(data: Data, against file: RepoDataFile) throws {
+        if let size = file.openSize, size != data.count {
+            throw RPMError.sizeMismatch(file: file.location + " (decompressed)", expected: size, actual: data.count)
+        }
+        if let want = file.openChecksum {
+            let got = Checksum.of(data, kind: want.kind)
+            guard got == want else {
+                throw RPMError.checksumMismatch(file: file.location + " (decompressed)", type: want.kind.rawValue, expected: want.hex, actual: got.hex)
+            }
+        }
+    }
+
+    /// Decompresses gzip / xz / bzip2 data (by magic number) with the host's tool; other data is returned as is.
+    public static func decompress(_ data: Data, name: String) throws -> Data {
+        let bytes = [UInt8](data.prefix(6))
+        let tool: String
+        if bytes.starts(with: [0x1f, 0x8b]) { tool = "gzip" }
+        else if bytes.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { tool = "xz" }
+        else if bytes.starts(with: [0x42, 0x5a, 0x68]) { tool = "bzip2" }
+        else { return data }
+        let result = ProcessRunner.execute(Command(tool, ["-dc"], standardInput: data), environment: ProcessInfo.processInfo.environment.merging(["LC_ALL": "C"]) { $1 })
+        guard result.status == 0 else {
+            throw RPMError.metadata(file: name, reason: "\(tool) -dc failed (exit \(result.status)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return result.standardOutput
+    }
+
+    /// Reads a repository from a local directory (`DIR/repodata/repomd.xml`), checking every
+    /// file against repomd. Returns repomd, the packages of primary and the comps groups (if any).
+    public static func loadLocal(repository dir: String) throws -> (RepoMD, [RepoPackage], Comps?) {
+        let repomdPath = dir + "/repodata/repomd.xml"
+        guard let repomdData = FileManager.default.contents(atPath: repomdPath) else {
+            throw RPMError.metadata(file: repomdPath, reason: "cannot read it (is '\(dir)' a repository?)")
+        }
+        let repomd = try RepoMD.parse(repomdData, name: repomdPath)
+        guard let primaryFile = repomd.primary else { throw RPMError.metadata(file: repomdPath, reason: "no primary data") }
+        let packages = try loadPrimary(try readChecked(dir, primaryFile), file: primaryFile)
+        var comps: Comps?
+        if let group = repomd.group {
+            let raw = try decompress(try readChecked(dir, group), name: group.location)
+            try verifyOpen(data: raw, against: group)
+            comps = try Comps.parse(raw, name: group.location)
+        }
+        return (repomd, packages, comps)
+    }
+
+    /// Decompresses and parses a primary file already checked against repomd.
+    public static func loadPrimary(_ compressed: Data, file: RepoDataFile) throws -> [RepoPackage] {
+        let raw = try decompress(compressed, name: file.location)
+        try verifyOpen(data: raw, against: file)
+        return try Primary.parse(raw, name: file.location)
+    }
+
+    static func readChecked(_ dir: String, _ file: RepoDataFile) throws -> Data {
+        let path = dir + "/" + file.location
+        guard let data = FileManager.default.contents(atPath: path) else { throw RPMError.metadata(file: path, reason: "cannot read it") }
+        try verify(data: data, against: file)
+        return data
+    }
+}
+
+// MARK: SAX parsing
+
+func runParser(_ data: Data, delegate: XMLParserDelegate & ParserErrorHolder, name: String) throws {
+    let parser = XMLParser(data: data)
+    parser.shouldProcessNamespaces = false
+    parser.shouldResolveExternalEntities = false
+    parser.delegate = delegate
+    if !parser.parse() {
+        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
+        let line = parser.lineNumber
+        throw RPMError.metadata(file: name, reason: "not well-formed XML near line \(line): \(parser.parserError.map { "\($0)" } ?? "parse error")")
+    }
+}
+
+protocol ParserErrorHolder: AnyObject { var error: String? { get } }
+
+func dependencyFlags(_ s: String?) -> Int {
+    switch s {
+    case "EQ": return Dependency.equal
+    case "LT": return Dependency.less
+    case "GT": return Dependency.greater
+    case "LE": return Dependency.less | Dependency.equal
+    case "GE": return Dependency.greater | Dependency.equal
+    default: return 0
+    }
+}
+
+final class RepoMDParser: NSObject, XMLParserDelegate, ParserErrorHolder {
+    var revision: String?
+    var files: [String: RepoDataFile] = [:]
+    var error: String?
+    var sawRoot = false
+    private var type: String?
+    private var location: String?
+    private var checksum: (String, String)?
+    private var openChecksum: (String, String)?
+    private var size: Int?, openSize: Int?, timestamp: Int?
+    private var text = ""
+    private var checksumType = ""
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        text = ""
+        switch name {
+        case "repomd": sawRoot = true
+        case "data":
+            type = attributes["type"]; location = nil; checksum = nil; openChecksum = nil
+            size = nil; openSize = nil; timestamp = nil
+        case "location": location = attributes["href"]
+        case "checksum", "open-checksum": checksumType = attributes["type"] ?? ""
+        default: break
+        }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch name {
+        case "revision": revision = value
+        case "checksum": checksum = (checksumType, value)
+        case "open-checksum": openChecksum = (checksumType, value)
+        case "size": size = Int(value)
+        case "open-size": openSize = Int(value)
+        case "timestamp": timestamp = Int(value)
+        case "data":
+            guard let type else { fail(parser, "a <data> without type"); return }
+            guard let location, !location.isEmpty else { fail(parser, "<data type=\"\(type)\"> has no location"); return }
+            guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+                fail(parser, "<data type=\"\(type)\"> location '\(location)' leaves the repository"); return
+            }
+            guard let (ct, cv) = checksum else { fail(parser, "<data type=\"\(type)\"> has no checksum"); return }
+            do {
+                let sum = try Checksum(metadataType: ct, value: cv)
+                let open = try openChecksum.map { try Checksum(metadataType: $0.0, value: $0.1) }
+                files[type] = RepoDataFile(type: type, location: location, checksum: sum, openChecksum: open, size: size, openSize: openSize, timestamp: timestamp)
+            } catch {
+                fail(parser, "<data type=\"\(type)\">: \(error)")
+            }
+        default: break
+        }
+        text = ""
+    }
+
+    private func fail(_ parser: XMLParser, _ message: String) {
+        if error == nil { error = message }
+        parser.abortParsing()
+    }
+}
+
+final class PrimaryParser: NSObject, XMLParserDelegate, ParserErrorHolder {
+    var packages: [RepoPackage] = []
+    var error: String?
+    var sawRoot = false
+
+    private var inPackage = false
+    private var name = "", arch = "", location = ""
+    private var evr = EVR(version: "")
+    private var checksum: (String, String)?
+    private var checksumType = ""
+    private var packageSize = 0, installedSize = 0
+    private var provides: [RepoDependency] = [], requires: [RepoDependency] = []
+    private var conflicts: [RepoDependency] = [], obsoletes: [RepoDependency] = []
+    private var files: [String] = []
+    private enum List { case none, provides, requires, conflicts, obsoletes, other }
+    private var list = List.none
+    private var capture = false
+    private var text = ""
+
+    func parser(_ parser: XMLParser, didStartElement element: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        switch element {
+        case "rpm:entry":
+            guard list != .none, list != .other, let n = attributes["name"] else { return }
+            var evr: EVR?
+            if let ver = attributes["ver"] {
+                evr = EVR(epoch: Int(attributes["epoch"] ?? "0") ?? 0, version: ver, release: attributes["rel"] ?? "")
+            }
+            let dep = RepoDependency(name: n, flags: dependencyFlags(attributes["flags"]), evr: evr, pre: attributes["pre"] == "1")
+            switch list {
+            case .provides: provides.append(dep)
+            case .requires: requires.append(dep)
+            case .conflicts: conflicts.append(dep)
+            case .obsoletes: obsoletes.append(dep)
+            default: break
+            }
+        case "file", "name", "arch":
+            if inPackage { capture = true; text = "" }
+        case "checksum":
+            if inPackage { capture = true; text = ""; checksumType = attributes["type"] ?? "" }
+        case "rpm:provides": list = .provides
+        case "rpm:requires": list = .requires
+        case "rpm:conflicts": list = .conflicts
+        case "rpm:obsoletes": list = .obsoletes
+        case "rpm:suggests", "rpm:recommends", "rpm:enhances", "rpm:supplements": list = .other
+        case "version":
+            guard inPackage else { return }
+            evr = EVR(epoch: Int(attributes["epoch"] ?? "0") ?? 0, version: attributes["ver"] ?? "", release: attributes["rel"] ?? "")
+        case "size":
+            guard inPackage else { return }
+            packageSize = Int(attributes["package"] ?? "") ?? 0
+            installedSize = Int(attributes["installed"] ?? "") ?? 0
+        case "location":
+            guard inPackage else { return }
+            location = attributes["href"] ?? ""
+        case "package":
+            inPackage = true
+            name = ""; arch = ""; location = ""; checksum = nil; packageSize = 0; installedSize = 0
+            evr = EVR(version: "")
+            provides = []; requires = []; conflicts = []; obsoletes = []; files = []
+        case "metadata": sawRoot = true
+        default: break
+        }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) {
+        if capture { text += string }
+    }
+
+    func parser(_ parser: XMLParser, didEndElement element: String, namespaceURI: String?, qualifiedName: String?) {
+        switch element {
+        case "file": if capture { files.append(text) }
+        case "name": if capture { name = text.trimmingCharacters(in: .whitespacesAndNewlines) }
+        case "arch": if capture { arch = text.trimmingCharacters(in: .whitespacesAndNewlines) }
+        case "checksum": if capture { checksum = (checksumType, text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        case "rpm:provides", "rpm:requires", "rpm:conflicts", "rpm:obsoletes",
+             "rpm:suggests", "rpm:recommends", "rpm:enhances", "rpm:supplements":
+            list = .none
+        case "package":
+            inPackage = false
+            guard !name.isEmpty, !arch.isEmpty, !evr.version.isEmpty else {
+                fail(parser, "package #\(packages.count + 1) lacks name, arch or version"); return
+            }
+            guard !location.isEmpty, !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+                fail(parser, "package '\(name)' has no or an unsafe location '\(location)'"); return
+            }
+            guard let (ct, cv) = checksum else { fail(parser, "package '\(name)' has no checksum"); return }
+            let sum: Checksum
+            do { sum = try Checksum(metadataType: ct, value: cv) } catch { fail(parser, "package '\(name)': \(error)"); return }
+            packages.append(RepoPackage(name: name, arch: arch, evr: evr, checksum: sum, packageSize: packageSize,
+                                        installedSize: installedSize, location: location, provides: provides,
+                                        requires: requires, conflicts: conflicts, obsoletes: obsoletes, files: files))
+        default: break
+        }
+        capture = false
+    }
+
+    private func fail(_ parser: XMLParser, _ message: String) {
+        if error == nil { error = message }
+        parser.abortParsing()
+    }
+}
