@@ -2,4 +2,5 @@
 let extraSubcommands: [Subcommand] = [
     RegisterCommand.subcommand,
     CleanupCommand.subcommand,
+    RPMCommand.subcommand,
 ]

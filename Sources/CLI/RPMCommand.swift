@@ -1,0 +1,212 @@
+import Foundation
+import Bootstrap
+
+/// `centos6-ami rpm info|verify|extract|resolve`: the package reader,
+/// verifier and extractor install uses, for troubleshooting by users.
+/// No root needed (ownership is applied only as root).
+struct RPMCommand {
+    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
+    static let name = "rpm"
+    static let summary = "inspect, verify or unpack an rpm the way install does (troubleshooting)"
+    static let usage = """
+    usage: centos6-ami rpm info FILE [--files]
+           centos6-ami rpm verify FILE [--gpg-key KEY]
+           centos6-ami rpm extract FILE DIR [--gpg-key KEY] [--devices]
+           centos6-ami rpm resolve --repo DIR [--seed NAME]... [--group ID [--extra NAME]... [--exclude NAME]...]
+    """
+    static let help = """
+    actions:
+      info FILE        header fields (like rpm -qip), requires/provides, every signature tag
+                       with its OpenPGP packet (version, key algorithm, hash, key id, time)
+      verify FILE      the verification install does: the signature by the pinned key, checked
+                       by gpgv (SIGPGP over header+payload; or RSAHEADER over the header plus the
+                       header's PAYLOADDIGEST over the payload). Exit 0 only when the whole
+                       package is verified. A header-only file (payload missing) has its header
+                       signature checked and reported, but exits 1: the package is NOT verified.
+      extract FILE DIR verify as above, then unpack into DIR exactly as install does (modes,
+                       symlinks, hard links; ownership only as root; '..', absolute paths and
+                       paths through symlinks leading out of DIR are refused). There is no
+                       --no-verify: nothing this tool unpacks is unverified. For a package signed
+                       by another key, pass that key with --gpg-key.
+      resolve          parse a local repository (DIR/repodata, every file checked against
+                       repomd.xml) and print the bootstrap closure of the seeds (default: the
+                       built-in bootstrap seeds), or with --group the set `yum groupinstall`
+                       will ask for; prints parse and resolve times
+
+    options:
+      --gpg-key KEY    the pinned key (armored or binary OpenPGP public key) instead of the
+                       embedded CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE)
+      --files          info: list every file with mode, owner, size and link target
+      --devices        extract: create device nodes (root only; skipped and listed by default)
+      --repo DIR       resolve: the repository directory (holding repodata/)
+      --seed NAME      resolve: a seed package (repeatable)
+      --group ID       resolve: a comps group (e.g. core); its mandatory+default packages
+      --extra NAME     resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)
+      --exclude NAME   resolve --group: names to leave out (default: postfix)
+    """
+
+    @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
+        let args = try parseArguments(arguments, flags: ["--files", "--devices"],
+                                      options: ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude"], usage: usage)
+        guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve)", usage: usage) }
+        let rest = Array(args.positionals.dropFirst())
+        switch action {
+        case "info":
+            guard rest.count == 1 else { throw UsageError("info takes one FILE", usage: usage) }
+            let rpm = try RPMFile(path: rest[0])
+            console.out(try info(rpm, files: args.has("--files")))
+            return ExitCode.success
+        case "verify":
+            guard rest.count == 1 else { throw UsageError("verify takes one FILE", usage: usage) }
+            let key = try loadKey(args.value("--gpg-key"))
+            let rpm = try RPMFile(path: rest[0])
+            let report = try SignatureVerifier(key: key).verify(rpm, allowHeaderOnly: true)
+            if report.payloadVerified {
+                console.out("\(rest[0]): OK: \(describe(report, key: key))")
+                return ExitCode.success
+            }
+            console.out("\(rest[0]): header signature good (\(describe(report, key: key)))")
+            console.err("error: '\(rest[0])': the payload is missing or truncated, so it could not be checked: the package is NOT verified")
+            return ExitCode.failure
+        case "extract":
+            guard rest.count == 2 else { throw UsageError("extract takes FILE and DIR", usage: usage) }
+            let key = try loadKey(args.value("--gpg-key"))
+            let rpm = try RPMFile(path: rest[0])
+            let verified = try SignatureVerifier(key: key).verified(rpm)
+            console.out("\(rest[0]): OK: \(describe(verified.report, key: key))")
+            let report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.has("--devices")))
+            console.out("extracted into \(rest[1]): \(report.files) files (\(report.bytes) bytes), \(report.directories) directories, \(report.symlinks) symlinks, \(report.hardLinks) hard links"
+                        + (report.fifos > 0 ? ", \(report.fifos) fifos" : "") + (report.devices > 0 ? ", \(report.devices) device nodes" : ""))
+            for skipped in report.skipped { console.out("skipped (device node or socket; --devices creates device nodes as root): \(skipped)") }
+            return ExitCode.success
+        case "resolve":
+            guard rest.isEmpty else { throw UsageError("unexpected argument '\(rest[0])'", usage: usage) }
+            guard let repo = args.value("--repo") else { throw UsageError("resolve needs --repo DIR", usage: usage) }
+            return try resolve(repo: repo, args: args, console: console)
+        default:
+            throw UsageError("unknown action '\(action)' (info, verify, extract, resolve)", usage: usage)
+        }
+    }
+
+    static func loadKey(_ path: String?) throws -> PinnedKey {
+        if let path { return try PinnedKey(path: path) }
+        return try PinnedKey.embeddedCentOS6()
+    }
+
+    static func describe(_ report: VerificationReport, key: PinnedKey) -> String {
+        var s = "\(report.method); \(report.packet.summary); good signature by the pinned key \(key.fingerprint) (\(key.source))"
+        if let expired = report.keyExpiredAt {
+            s += "; the key expired \(utc(expired)), the signature was made before that (\(utc(report.signedAt))): accepted"
+        }
+        return s
+    }
+
+    static func utc(_ t: Int) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
+        return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+    }
+
+    static let signatureTagNames: [Int32: String] = [
+        SigTag.headerSignatures: "HEADERSIGNATURES", SigTag.dsaHeader: "DSAHEADER", SigTag.rsaHeader: "RSAHEADER",
+        SigTag.sha1Header: "SHA1HEADER", SigTag.longSize: "LONGSIZE", SigTag.longArchiveSize: "LONGARCHIVESIZE",
+        SigTag.sha256Header: "SHA256HEADER", SigTag.size: "SIZE", SigTag.pgp: "SIGPGP", SigTag.md5: "MD5",
+        SigTag.gpg: "SIGGPG", SigTag.payloadSize: "PAYLOADSIZE", 1008: "RESERVEDSPACE",
+    ]
+
+    static func info(_ rpm: RPMFile, files: Bool) throws -> String {
+        func row(_ k: String, _ v: String?) -> String { k.padding(toLength: 13, withPad: " ", startingAt: 0) + ": " + (v ?? "(none)") }
+        var signatureLine = "(none)"
+        for tag in [SigTag.pgp, SigTag.gpg, SigTag.rsaHeader, SigTag.dsaHeader] {
+            if let packet = try? rpm.signaturePacket(tag) { signatureLine = packet.summary; break }
+        }
+        var lines = [
+            row("Name", rpm.name), row("Epoch", rpm.epoch.map(String.init)), row("Version", rpm.version),
+            row("Release", rpm.release), row("Architecture", rpm.arch), row("Group", rpm.group),
+            row("Size", rpm.installedSize.map(String.init)), row("License", rpm.license), row("Signature", signatureLine),
+            row("Source RPM", rpm.sourceRPM), row("Build Date", rpm.buildTime.map(utc)), row("Build Host", rpm.buildHost),
+            row("Packager", rpm.packager), row("Vendor", rpm.vendor), row("URL", rpm.url), row("Summary", rpm.summary),
+        ]
+        let present: String
+        do { try rpm.checkPayloadPresent(); present = "present" } catch { present = "MISSING or truncated (\(max(0, rpm.fileSize - rpm.payloadOffset)) bytes in the file)" }
+        lines.append(row("Payload", "\(rpm.payloadFormat), \(rpm.payloadCompressor)-compressed\(rpm.payloadFlags.map { " (flags \($0))" } ?? ""), from byte \(rpm.payloadOffset), \(present)"))
+        lines.append(row("Header", "bytes \(rpm.header.range.lowerBound)..<\(rpm.header.range.upperBound) (\(rpm.header.entries.count) tags); signature header \(rpm.signature.range.lowerBound)..<\(rpm.signature.range.upperBound)"))
+        if let d = rpm.payloadDigest { lines.append(row("PayloadDigest", "algo \(d.algorithm) \(d.hex)")) }
+        lines.append("Signature tags:")
+        for e in rpm.signature.entries {
+            let label = "  \(signatureTagNames[e.tag] ?? "TAG") (\(e.tag)): "
+            var value: String
+            if [SigTag.pgp, SigTag.gpg, SigTag.rsaHeader, SigTag.dsaHeader].contains(e.tag) {
+                do { value = try rpm.signaturePacket(e.tag)?.summary ?? "" } catch { value = "unreadable packet: \(error)" }
+                value += " [\(e.count) bytes]"
+            } else if e.type == .bin {
+                value = rpm.signature.binary(e.tag).map { bytes in bytes.map { String(format: "%02x", $0) }.joined() } ?? ""
+                if e.tag == SigTag.headerSignatures { value = "(region trailer, \(e.count) bytes)" }
+            } else if e.type == .string || e.type == .stringArray {
+                value = rpm.signature.strings(e.tag).joined(separator: " ")
+            } else {
+                value = rpm.signature.integers(e.tag).map(String.init).joined(separator: " ")
+            }
+            lines.append(label + value)
+        }
+        lines.append("Requires (\(rpm.requires.count)):")
+        lines += rpm.requires.map { "  " + $0.description + (($0.flags & Dependency.prereqMask) != 0 ? " [pre]" : "") }
+        lines.append("Provides (\(rpm.provides.count)):")
+        lines += rpm.provides.map { "  " + $0.description }
+        let list = rpm.files
+        lines.append("Files: \(list.count)" + (files ? "" : " (--files lists them)"))
+        if files {
+            for f in list {
+                lines.append("  " + modeString(f.mode) + " \(f.user)/\(f.group) \(f.size) \(f.path)" + (f.linkTo.isEmpty ? "" : " -> \(f.linkTo)"))
+            }
+        }
+        lines.append(row("Description", nil).replacingOccurrences(of: "(none)", with: ""))
+        lines.append(rpm.header.string(Tag.description) ?? "")
+        return lines.joined(separator: "\n")
+    }
+
+    static func modeString(_ mode: Int) -> String {
+        let type: Character
+        switch mode & 0o170000 {
+        case 0o040000: type = "d"
+        case 0o120000: type = "l"
+        case 0o020000: type = "c"
+        case 0o060000: type = "b"
+        case 0o010000: type = "p"
+        case 0o140000: type = "s"
+        default: type = "-"
+        }
+        var s = String(type)
+        let chars: [Character] = ["r", "w", "x"]
+        for i in 0..<9 { s.append(mode & (1 << (8 - i)) != 0 ? chars[i % 3] : "-") }
+        var a = Array(s)
+        if mode & 0o4000 != 0 { a[3] = a[3] == "x" ? "s" : "S" }
+        if mode & 0o2000 != 0 { a[6] = a[6] == "x" ? "s" : "S" }
+        if mode & 0o1000 != 0 { a[9] = a[9] == "x" ? "t" : "T" }
+        return String(a)
+    }
+
+    static func resolve(repo: String, args: ParsedArguments, console: Console) throws -> Int32 {
+        let t0 = Date()
+        let (_, packages, comps) = try Metadata.loadLocal(repository: repo)
+        let t1 = Date()
+        let resolver = Resolver(packages: packages)
+        let resolution: Resolution
+        if let group = args.values["--group"]?.last {
+            guard let comps else { throw UsageError("the repository has no comps (group) file", usage: usage) }
+            resolution = try resolver.groupInstallSet(comps: comps, group: group, extra: args.values["--extra"] ?? [],
+                                                      exclude: Set(args.values["--exclude"] ?? ["postfix"]))
+        } else {
+            resolution = resolver.resolve(seeds: args.values["--seed"] ?? BootstrapSet.seeds)
+        }
+        let t2 = Date()
+        for p in resolution.packages { console.out(p.nevra) }
+        console.err(String(format: "%d packages in the repository; %d resolved (%.1f MB to download); parse %.3f s, resolve %.3f s",
+                           packages.count, resolution.packages.count, Double(resolution.downloadBytes) / 1e6,
+                           t1.timeIntervalSince(t0), t2.timeIntervalSince(t1)))
+        guard resolution.unresolved.isEmpty else { throw RPMError.unresolved(resolution.unresolved) }
+        return ExitCode.success
+    }
+}
