@@ -1,12 +1,118 @@
+import Disk
 import Foundation
+import Host
+import Install
+import Versions
 
 struct InstallCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "install"
     static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [options]"
-    static let help = "(being written)"
+    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE]"
+    static var help: String {
+        """
+        VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
+        TARGET is an empty whole-disk block device (/dev/xvdb, /dev/sdf, /dev/nvme1n1,
+        /dev/loop3) or a disk-image file path: created sparse with --size when absent,
+        attached through a loop device and detached at the end.
+
+        The target must be empty: no partition table, no filesystem signature, not
+        mounted, not swap, not in use. Nothing is written until every check passes.
+
+        options:
+          --yum-cache C      where the target's /var/cache/yum lives during the install, so
+                             nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
+                             tmpfs:SIZE, a block device with a filesystem, or a directory
+          --mirror URL       CentOS vault to download from (http, https or file URL;
+                             default from versions.json: https://archive.kernel.org/centos-vault)
+          --size SIZE        size of a new image file (default 8G)
+          --gpg-key FILE     verify packages with this key instead of the embedded CentOS 6 key
+          --dry-run          print the full ordered plan, one command per line; change nothing
+          --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
+          --keep-on-error    on failure leave mounts and devices in place and print how to clean up
+          --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
+                             \(InstallSteps.names.joined(separator: ", "))
+          --hold SECONDS     with --stop-after: keep everything mounted this long first
+          --versions FILE    read this versions.json instead of the embedded one
+
+        exit status: 0 done, 1 failed (everything cleaned up), 64 usage error, 130 interrupted (cleaned up).
+        """
+    }
+
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        throw UsageError("install is not built yet", usage: usage)
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error"],
+                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions"],
+                                      usage: usage)
+        guard args.positionals.count == 2 else {
+            throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
+        }
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let options = try makeOptions(args, versions: versions)
+        return try execute(options, versions: versions, console: console)
+    }
+
+    /// Turns parsed arguments into validated options; every problem here is a usage error.
+    static func makeOptions(_ args: ParsedArguments, versions: VersionsFile) throws -> InstallOptions {
+        let release = args.positionals[0]
+        // An unknown release is a preflight refusal (exit 1), as the issue lists it.
+        _ = try versions.require(release)
+        var options = InstallOptions(release: release, target: args.positionals[1], mirror: args.value("--mirror") ?? versions.mirrors.download)
+        if let problem = InstallOptions.validateMirror(options.mirror) { throw UsageError(problem, usage: usage) }
+        do {
+            if let cache = args.value("--yum-cache") { options.yumCache = try YumCache.parse(cache) }
+            if let size = args.value("--size") { options.imageSize = try parseSize(size) }
+        } catch let error as DiskError {
+            throw UsageError(error.description, usage: usage)
+        }
+        if options.imageSize < minimumTargetBytes { throw UsageError("--size must be at least \(minimumTargetBytes >> 30)G", usage: usage) }
+        options.dryRun = args.has("--dry-run")
+        options.keepOnError = args.has("--keep-on-error")
+        options.logPath = args.value("--log")
+        options.gpgKeyPath = args.value("--gpg-key")
+        if let key = options.gpgKeyPath, !FileManager.default.isReadableFile(atPath: key) {
+            throw UsageError("--gpg-key '\(key)' is not a readable file", usage: usage)
+        }
+        if let stop = args.value("--stop-after") {
+            guard InstallSteps.names.contains(stop) else {
+                throw UsageError("unknown step '\(stop)' (steps: \(InstallSteps.names.joined(separator: ", ")))", usage: usage)
+            }
+            options.stopAfter = stop
+        }
+        if let hold = args.value("--hold") {
+            guard let seconds = Double(hold), seconds >= 0 else { throw UsageError("--hold needs a number of seconds", usage: usage) }
+            guard options.stopAfter != nil else { throw UsageError("--hold needs --stop-after", usage: usage) }
+            options.holdSeconds = seconds
+        }
+        if let env = ProcessInfo.processInfo.environment["CENTOS6_AMI_WORK_DIR"] { options.workDirectory = env }
+        return options
+    }
+
+    static func execute(_ options: InstallOptions, versions: VersionsFile, console: Console) throws -> Int32 {
+        if options.dryRun {
+            let printer = DryRunPrinter(echo: console.out)
+            let log = try Log(path: nil, progress: { _ in })
+            let ctx = try InstallContext(options: options, versions: versions, runner: printer, log: log)
+            printer.note("centos6-ami install \(options.release) \(options.target): plan (dry run, nothing is changed)")
+            _ = try Pipeline.run(ctx)
+            return ExitCode.success
+        }
+        Interruption.shared.install()
+        let logPath = try options.logPath ?? defaultLogPath(release: options.release)
+        let log = try Log(path: logPath, progress: console.err)
+        log.say("log: \(logPath)")
+        let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
+        defer { console.err("log: \(logPath)") }
+        let summary = try Pipeline.run(ctx)
+        log.say(String(format: "done: CentOS %@ on %@ (filesystem UUID %@) in %.1f s", summary.release, summary.target, summary.filesystemUUID, summary.seconds))
+        if !summary.stepsNotImplemented.isEmpty && options.stopAfter == nil {
+            log.say("note: this build does not implement these steps yet, so the target holds an empty filesystem: \(summary.stepsNotImplemented.joined(separator: ", "))")
+        }
+        return ExitCode.success
+    }
+
+    static func defaultLogPath(release: String) throws -> String {
+        let dir = "/var/log/centos6-ami"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return "\(dir)/install-\(release)-\(Log.fileStamp()).log"
     }
 }

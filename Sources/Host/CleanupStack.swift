@@ -8,6 +8,8 @@ public final class CleanupStack: @unchecked Sendable {
         public var name: String
         /// Shell lines a user can run by hand (printed by `--keep-on-error`).
         public var manual: [String]
+        /// Runs only when the install failed (e.g. remove an image file this run created).
+        public var onlyOnFailure: Bool
         public var undo: () throws -> Void
     }
     private let lock = NSLock()
@@ -18,16 +20,20 @@ public final class CleanupStack: @unchecked Sendable {
 
     public var names: [String] { lock.withLock { entries.map(\.name) } }
     public var isEmpty: Bool { lock.withLock { entries.isEmpty } }
+    /// How many entries are on the stack: a mark for `unwind(downTo:)`.
+    public var count: Int { lock.withLock { entries.count } }
 
-    public func push(_ name: String, manual: [String] = [], undo: @escaping () throws -> Void) {
-        lock.withLock { entries.append(Entry(name: name, manual: manual, undo: undo)) }
+    public func push(_ name: String, manual: [String] = [], onlyOnFailure: Bool = false, undo: @escaping () throws -> Void) {
+        lock.withLock { entries.append(Entry(name: name, manual: manual, onlyOnFailure: onlyOnFailure, undo: undo)) }
     }
 
-    /// Runs every undo, newest first. Returns the failures (already logged).
+    /// Runs every undo above `mark`, newest first (all of them by default).
+    /// Entries marked `onlyOnFailure` run only when `failed`. Returns the failures (already logged).
     @discardableResult
-    public func unwind() -> [String] {
+    public func unwind(downTo mark: Int = 0, failed: Bool = false) -> [String] {
         var failures: [String] = []
-        while let entry = lock.withLock({ entries.popLast() }) {
+        while let entry = lock.withLock({ entries.count > mark ? entries.popLast() : nil }) {
+            if entry.onlyOnFailure && !failed { continue }
             do {
                 try entry.undo()
                 log?.write("cleanup: \(entry.name): done")

@@ -27,8 +27,15 @@ public struct Command: Equatable, Sendable, CustomStringConvertible {
     /// One shell-quoted line: what `--dry-run` prints and what the log records.
     public var shellLine: String {
         let env = environment.keys.sorted().map { "\($0)=\(shellQuote(environment[$0]!))" }
-        return (env + ([executable] + arguments).map(shellQuote)).joined(separator: " ")
-            + (standardInput != nil ? " <<< (stdin: \(standardInput!.count) bytes)" : "")
+        let line = (env + ([executable] + arguments).map(shellQuote)).joined(separator: " ")
+        guard let input = standardInput else { return line }
+        // Short text input is shown as the printf that would feed it, so the line stays runnable.
+        if input.count <= 4096, let text = String(data: input, encoding: .utf8), !text.contains("\0") {
+            let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "%%")
+                .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
+            return "printf \(shellQuote(escaped)) | \(line)"
+        }
+        return "\(line) < (\(input.count) bytes of input)"
     }
 
     public var description: String { shellLine }

@@ -58,10 +58,10 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         defer { Interruption.shared.unregister(child: pid) }
 
         let group = DispatchGroup()
-        var out = Data(), err = Data()
+        let out = DataBox(), err = DataBox()
         let readQueue = DispatchQueue(label: "centos6-ami.pipes", attributes: .concurrent)
-        group.enter(); readQueue.async { out = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); readQueue.async { err = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); readQueue.async { out.data = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); readQueue.async { err.data = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         if let inPipe, let input = command.standardInput {
             readQueue.async {
                 // A child that exits early closes its end; ignore EPIPE (SIGPIPE is ignored process-wide).
@@ -72,7 +72,7 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         process.waitUntilExit()
         group.wait()
         let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return CommandResult(status: status, standardOutput: out, standardError: err)
+        return CommandResult(status: status, standardOutput: out.data, standardError: err.data)
     }
 
     /// Finds an executable on PATH (Process needs an absolute path).
@@ -85,3 +85,6 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         return name
     }
 }
+
+/// One reader thread's output; written once, read after the group is done.
+final class DataBox: @unchecked Sendable { var data = Data() }

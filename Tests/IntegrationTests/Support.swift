@@ -79,3 +79,62 @@ enum Integration {
         }
     }
 }
+
+/// A child started by a test and watched while it runs (for signals mid-run).
+final class BackgroundProcess: @unchecked Sendable {
+    let process = Process()
+    private let lock = NSLock()
+    private var errText = ""
+    private var outText = ""
+    private let done = DispatchGroup()
+
+    init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = Integration.environment.merging(extra) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        for (pipe, isErr) in [(out, false), (err, true)] {
+            done.enter()
+            DispatchQueue.global().async { [self] in
+                while true {
+                    let chunk = pipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    lock.withLock {
+                        if isErr { errText += String(decoding: chunk, as: UTF8.self) } else { outText += String(decoding: chunk, as: UTF8.self) }
+                    }
+                }
+                done.leave()
+            }
+        }
+    }
+
+    var stderr: String { lock.withLock { errText } }
+    var stdout: String { lock.withLock { outText } }
+
+    /// Waits until stderr contains `text`; false on timeout or exit.
+    func waitFor(_ text: String, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if stderr.contains(text) { return true }
+            if !process.isRunning { return stderr.contains(text) }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for the exit (killing it after `timeout`) and returns the status.
+    func wait(timeout: TimeInterval) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning { process.terminate(); usleep(500_000); kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        done.wait()
+        return process.terminationStatus
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What sysfs says about one block device.
+public struct BlockDeviceInfo: Equatable, Sendable {
+    /// Kernel name (`xvdb`, `nvme1n1`, `loop3`, `xvdb1`).
+    public var name: String
+    public var majorMinor: String
+    public var isPartition: Bool
+    /// For a partition, its disk's kernel name.
+    public var parentDisk: String?
+    public var partitions: [String]
+    public var sizeBytes: UInt64
+    /// Device-mapper, md or similar users of this device (/sys/class/block/X/holders).
+    public var holders: [String]
+}
+
+/// Block-device facts read from /sys and /proc, and partition naming.
+public enum BlockDevices {
+    /// Partition `number` of `disk`: `xvdb` → `xvdb1`, `nvme1n1` → `nvme1n1p1`, `loop3` → `loop3p1`
+    /// (a disk name ending in a digit takes a `p`).
+    public static func partitionPath(disk: String, number: Int) -> String {
+        let last = disk.last.map { $0.isNumber } ?? false
+        // Loop devices always take "p" (also the dry-run's placeholder /dev/loopN).
+        return disk + (last || disk.hasPrefix("/dev/loop") ? "p" : "") + String(number)
+    }
+
+    /// The device's kernel name from a path, following symlinks (`/dev/disk/by-id/...`).
+    public static func kernelName(of path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFBLK else { return nil }
+        let link = "/sys/dev/block/\(major(st.st_rdev)):\(minor(st.st_rdev))"
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
+        return (target as NSString).lastPathComponent
+    }
+
+    public static func major(_ dev: dev_t) -> UInt32 { UInt32((dev >> 8) & 0xfff) | UInt32((dev >> 32) & ~0xfff) }
+    public static func minor(_ dev: dev_t) -> UInt32 { UInt32(dev & 0xff) | UInt32((dev >> 12) & ~0xff) }
+
+    public static func info(kernelName name: String) -> BlockDeviceInfo? {
+        let base = "/sys/class/block/\(name)"
+        guard let dev = read("\(base)/dev") else { return nil }
+        let isPartition = FileManager.default.fileExists(atPath: "\(base)/partition")
+        var parent: String?
+        if isPartition, let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: base) {
+            parent = ((resolved as NSString).deletingLastPathComponent as NSString).lastPathComponent
+        }
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block/\(name)")) ?? []
+        let partitions = children.filter { $0.hasPrefix(name) && FileManager.default.fileExists(atPath: "/sys/block/\(name)/\($0)/partition") }.sorted()
+        let sectors = UInt64(read("\(base)/size") ?? "0") ?? 0
+        let holders = (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/holders")) ?? []
+        return BlockDeviceInfo(name: name, majorMinor: dev, isPartition: isPartition, parentDisk: parent,
+                               partitions: partitions, sizeBytes: sectors * 512, holders: holders.sorted())
+    }
+
+    static func read(_ path: String) -> String? {
+        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Device paths in /proc/swaps.
+    public static func swapDevices(_ text: String) -> [String] {
+        text.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
+    /// Loop devices whose backing file is `path` (read from /sys, no command needed).
+    public static func loopDevices(backing path: String) -> [String] {
+        let real = (path as NSString).resolvingSymlinksInPath
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
+        return names.filter { $0.hasPrefix("loop") }.sorted().compactMap { name in
+            guard let backing = read("/sys/block/\(name)/loop/backing_file") else { return nil }
+            let cleaned = backing.hasSuffix(" (deleted)") ? String(backing.dropLast(10)) : backing
+            return cleaned == real ? "/dev/\(name)" : nil
+        }
+    }
+
+    /// Tries an exclusive open: the kernel refuses it (EBUSY) while the device
+    /// or a partition is mounted, used by device-mapper/md, or opened O_EXCL elsewhere.
+    /// Returns the reason when busy.
+    public static func exclusiveOpenFailure(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC)
+        if fd >= 0 { close(fd); return nil }
+        let e = errno
+        return e == EBUSY ? "the kernel refuses an exclusive open: EBUSY" : "cannot open it: \(String(cString: strerror(e)))"
+    }
+}

@@ -1,1 +1,0 @@
-// The Disk module; see DESIGN.md for what it owns.

@@ -1,0 +1,58 @@
+import Foundation
+
+/// Everything that can stop a target from being prepared. Messages are
+/// lower-case, name the thing in quotes and say what to do.
+public enum DiskError: Error, CustomStringConvertible, Equatable {
+    case notRoot
+    case targetMissing(String)
+    case notBlockDeviceOrFile(String)
+    case isPartition(path: String, disk: String)
+    case mounted(path: String, mountPoint: String)
+    case swap(path: String)
+    case holdsRunningRoot(path: String)
+    case busy(path: String, reason: String)
+    case hasSignature(path: String, found: String)
+    case attachedToLoop(path: String, loop: String)
+    case missingTools([(tool: String, package: String)])
+    case badSize(String)
+    case tooSmall(path: String, bytes: UInt64, minimum: UInt64)
+    case yumCache(String)
+    case partitionNodeMissing(String)
+
+    public static func == (a: DiskError, b: DiskError) -> Bool { a.description == b.description }
+
+    public var description: String {
+        switch self {
+        case .notRoot:
+            return "centos6-ami install must run as root (it partitions, formats and mounts the target); try 'sudo centos6-ami ...'"
+        case let .targetMissing(p):
+            return "target '\(p)' does not exist (give a whole-disk block device such as /dev/xvdb, or an image file path ending in .img/.raw to create)"
+        case let .notBlockDeviceOrFile(p):
+            return "target '\(p)' is neither a block device nor a regular image file"
+        case let .isPartition(p, disk):
+            return "target '\(p)' is a partition; give the whole disk '\(disk)' instead"
+        case let .mounted(p, mp):
+            return "target '\(p)' (or one of its partitions) is mounted on '\(mp)'; unmount it first or pick another volume"
+        case let .swap(p):
+            return "target '\(p)' (or one of its partitions) is in use as swap; 'swapoff' it first or pick another volume"
+        case let .holdsRunningRoot(p):
+            return "target '\(p)' holds the running system's root filesystem; refusing to touch it"
+        case let .busy(p, reason):
+            return "target '\(p)' is in use by something else (\(reason)); stop whatever holds it (lsof, dmsetup ls, mdadm) or pick another volume"
+        case let .hasSignature(p, found):
+            return "target '\(p)' already has \(found); refusing to overwrite it (wipe it first with 'wipefs -a \(p)' if you are sure, or pick another volume)"
+        case let .attachedToLoop(p, loop):
+            return "image file '\(p)' is already attached to '\(loop)'; detach it ('losetup -d \(loop)') or pick another file"
+        case let .missingTools(list):
+            return "missing host tools: " + list.map { "'\($0.tool)' (package \($0.package))" }.joined(separator: ", ") + "; install them and run again"
+        case let .badSize(s):
+            return "size '\(s)' is not a size like 8G, 2048M or 10737418240"
+        case let .tooSmall(p, bytes, minimum):
+            return "target '\(p)' has \(bytes) bytes; at least \(minimum) are needed for CentOS 6 (give a bigger volume or --size)"
+        case let .yumCache(reason):
+            return "--yum-cache: \(reason)"
+        case let .partitionNodeMissing(p):
+            return "partition node '\(p)' did not appear after partitioning (no udev? tried partx, blockdev --rereadpt and mknod from /sys)"
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A host tool the install runs, and the package that usually provides it
+/// (Debian/Ubuntu name first, then RHEL/Amazon Linux).
+public struct HostTool: Equatable, Sendable {
+    public var name: String
+    public var package: String
+    public init(_ name: String, _ package: String) { self.name = name; self.package = package }
+}
+
+/// Everything the preflight looks at, gathered read-only before the first
+/// write. The checks themselves are a pure function of it.
+public struct PreflightFacts: Sendable {
+    public var isRoot: Bool
+    public var target: TargetKind
+    public var mounts: [MountEntry]
+    /// Kernel names of devices in /proc/swaps.
+    public var swapNames: [String]
+    /// major:minor of the device holding the running root filesystem.
+    public var rootMajorMinor: String?
+    /// major:minor of the target's partitions, by kernel name.
+    public var partitionMajorMinors: [String: String]
+    public var exclusiveOpenFailure: String?
+    public var signatures: [String]
+    public var loopAttachments: [String]
+    public var missingTools: [HostTool]
+
+    public init(isRoot: Bool, target: TargetKind, mounts: [MountEntry] = [], swapNames: [String] = [], rootMajorMinor: String? = nil,
+                partitionMajorMinors: [String: String] = [:], exclusiveOpenFailure: String? = nil, signatures: [String] = [],
+                loopAttachments: [String] = [], missingTools: [HostTool] = []) {
+        self.isRoot = isRoot
+        self.target = target
+        self.mounts = mounts
+        self.swapNames = swapNames
+        self.rootMajorMinor = rootMajorMinor
+        self.partitionMajorMinors = partitionMajorMinors
+        self.exclusiveOpenFailure = exclusiveOpenFailure
+        self.signatures = signatures
+        self.loopAttachments = loopAttachments
+        self.missingTools = missingTools
+    }
+}
+
+public enum Preflight {
+    /// Tools every install runs on the builder.
+    public static let requiredTools: [HostTool] = [
+        HostTool("sfdisk", "fdisk / util-linux"),
+        HostTool("partx", "util-linux"),
+        HostTool("blockdev", "util-linux"),
+        HostTool("mkfs.ext4", "e2fsprogs"),
+        HostTool("e2fsck", "e2fsprogs"),
+        HostTool("mount", "mount / util-linux"),
+        HostTool("umount", "mount / util-linux"),
+        HostTool("chroot", "coreutils"),
+        HostTool("gpgv", "gpgv / gnupg2"),
+        HostTool("xz", "xz-utils / xz"),
+        HostTool("gzip", "gzip"),
+    ]
+    /// Needed only for image-file targets.
+    public static let loopTools: [HostTool] = [HostTool("losetup", "mount / util-linux"), HostTool("truncate", "coreutils")]
+
+    /// The checks, in order; the first failure is the one reported.
+    public static func errors(_ facts: PreflightFacts) -> [DiskError] {
+        var errors: [DiskError] = []
+        if !facts.isRoot { errors.append(.notRoot) }
+        if !facts.missingTools.isEmpty { errors.append(.missingTools(facts.missingTools.map { ($0.name, $0.package) })) }
+        let path = facts.target.path
+        switch facts.target {
+        case let .blockDevice(_, info):
+            let ours = Set([info.majorMinor] + facts.partitionMajorMinors.values)
+            if let root = facts.rootMajorMinor, ours.contains(root) { errors.append(.holdsRunningRoot(path: path)) }
+            if let mount = facts.mounts.first(where: { ours.contains($0.majorMinor) }) {
+                errors.append(.mounted(path: path, mountPoint: mount.mountPoint))
+            }
+            let names = Set([info.name] + info.partitions)
+            if facts.swapNames.contains(where: names.contains) { errors.append(.swap(path: path)) }
+            if !info.holders.isEmpty { errors.append(.busy(path: path, reason: "held by \(info.holders.joined(separator: ", "))")) }
+            if let reason = facts.exclusiveOpenFailure { errors.append(.busy(path: path, reason: reason)) }
+            if info.sizeBytes < minimumTargetBytes { errors.append(.tooSmall(path: path, bytes: info.sizeBytes, minimum: minimumTargetBytes)) }
+        case let .imageFile(_, exists, _):
+            if let loop = facts.loopAttachments.first { errors.append(.attachedToLoop(path: path, loop: loop)) }
+            if exists, let reason = facts.exclusiveOpenFailure { errors.append(.busy(path: path, reason: reason)) }
+        }
+        if !facts.signatures.isEmpty { errors.append(.hasSignature(path: path, found: facts.signatures.joined(separator: " and "))) }
+        return errors
+    }
+
+    /// Reads the facts for `target` from the running system (read-only).
+    public static func gather(target: TargetKind, tools: [HostTool]) -> PreflightFacts {
+        let mounts = Mounts.current()
+        let swaps = BlockDevices.swapDevices((try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? "")
+            .compactMap { BlockDevices.kernelName(of: $0) }
+        let root = mounts.last { $0.mountPoint == "/" }?.majorMinor
+        var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
+        let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+        facts.missingTools = tools.filter { ProcessRunner.resolve($0.name, path: path) == $0.name }
+        switch target {
+        case let .blockDevice(devicePath, info):
+            for part in info.partitions { facts.partitionMajorMinors[part] = BlockDevices.info(kernelName: part)?.majorMinor }
+            facts.exclusiveOpenFailure = BlockDevices.exclusiveOpenFailure(devicePath)
+            facts.signatures = Signatures.detect(Signatures.readProbe(devicePath) ?? [])
+        case let .imageFile(filePath, exists, _):
+            facts.loopAttachments = BlockDevices.loopDevices(backing: filePath)
+            if exists { facts.signatures = Signatures.detect(Signatures.readProbe(filePath) ?? []) }
+        }
+        return facts
+    }
+
+    /// The lock file for a target: keyed by major:minor for a device (so two
+    /// names of one disk share it), by absolute path for an image file.
+    public static func lockPath(for target: TargetKind, lockDirectory: String = "/run/lock/centos6-ami") -> String {
+        switch target {
+        case let .blockDevice(_, info):
+            return "\(lockDirectory)/dev-\(info.majorMinor.replacingOccurrences(of: ":", with: "-")).lock"
+        case let .imageFile(path, _, _):
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            let safe = absolute.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? String($0) : "_" }.joined()
+            return "\(lockDirectory)/file\(safe).lock"
+        }
+    }
+}

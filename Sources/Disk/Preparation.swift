@@ -1,0 +1,94 @@
+import Foundation
+import Host
+
+/// The commands that prepare a target, as data. Pure: the install steps run
+/// them through whatever runner they were given (real, dry-run, recording).
+public enum Preparation {
+    /// Exactly the ext4 features CentOS 6's e2fsprogs 1.41.12 and kernel accept
+    /// (DESIGN.md). `none,` first clears the host's mke2fs.conf defaults
+    /// (metadata_csum, 64bit, orphan_file, metadata_csum_seed...), so the set
+    /// is the same whatever the builder's e2fsprogs version.
+    public static let ext4Features = ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+                                      "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize"]
+
+    /// sfdisk script: msdos label, one primary Linux partition from 1 MiB (sector 2048) to the end, bootable.
+    public static let sfdiskScript = "label: dos\nstart=2048, type=83, bootable\n"
+
+    /// - Important: erases DEVICE's partition table.
+    public static func partition(device: String) -> Command {
+        Command("sfdisk", ["--wipe", "always", "--wipe-partitions", "always", device], standardInput: Data(sfdiskScript.utf8))
+    }
+
+    /// - Important: erases PARTITION. No zero-filling at build time: lazy inode
+    ///   table and journal init, no discard (every written block costs snapshot space).
+    public static func mkfs(partition: String, uuid: String) -> Command {
+        Command("mkfs.ext4", ["-q", "-F", "-O", "none," + ext4Features.joined(separator: ","), "-I", "256", "-L", "/", "-U", uuid,
+                              "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", partition])
+    }
+
+    /// `noinit_itable`: the kernel must not zero the inode tables in the background either.
+    public static func mountRoot(partition: String, at mountPoint: String) -> Command {
+        Command("mount", ["-t", "ext4", "-o", "noatime,noinit_itable", partition, mountPoint])
+    }
+
+    public static func unmount(_ mountPoint: String) -> Command { Command("umount", [mountPoint]) }
+
+    /// Creates a sparse image file of `bytes` (no block is allocated).
+    public static func createImage(path: String, bytes: UInt64) -> Command { Command("truncate", ["-s", String(bytes), path]) }
+
+    public static func attachLoop(image: String) -> Command { Command("losetup", ["--find", "--show", "--partscan", image]) }
+    public static func detachLoop(_ device: String) -> Command { Command("losetup", ["-d", device]) }
+
+    /// Ways to make the kernel (and /dev) see a new partition, tried in order when its node is missing.
+    public static func rereadPartitions(device: String, udev: Bool) -> [Command] {
+        (udev ? [Command("udevadm", ["settle"])] : []) + [Command("partx", ["-u", device]), Command("blockdev", ["--rereadpt", device])]
+    }
+
+    /// Last resort without udev/devtmpfs: a node made from /sys/class/block/<part>/dev.
+    public static func mknodPartition(path: String, majorMinor: String) -> Command? {
+        let parts = majorMinor.split(separator: ":")
+        guard parts.count == 2 else { return nil }
+        return Command("mknod", ["-m", "0660", path, "b", String(parts[0]), String(parts[1])])
+    }
+
+    public static func fsck(partition: String) -> Command { Command("e2fsck", ["-fn", partition]) }
+
+    /// The yum cache mounted on the target's /var/cache/yum so downloads never touch the volume.
+    public static func mountYumCache(_ cache: YumCache, at mountPoint: String) -> Command {
+        switch cache {
+        case let .tmpfs(bytes): return Command("mount", ["-t", "tmpfs", "-o", "size=\(bytes),mode=0755", "centos6-ami-yum-cache", mountPoint])
+        case let .device(path): return Command("mount", [path, mountPoint])
+        case let .directory(path): return Command("mount", ["--bind", path, mountPoint])
+        }
+    }
+}
+
+/// Where the target's /var/cache/yum lives during the install (`--yum-cache`).
+public enum YumCache: Equatable, Sendable {
+    case tmpfs(bytes: UInt64)
+    case device(String)
+    case directory(String)
+
+    public static let defaultTmpfsBytes: UInt64 = 1 << 30
+
+    /// `tmpfs`, `tmpfs:SIZE`, a block device path or a directory.
+    public static func parse(_ text: String) throws -> YumCache {
+        if text == "tmpfs" { return .tmpfs(bytes: defaultTmpfsBytes) }
+        if text.hasPrefix("tmpfs:") { return .tmpfs(bytes: try parseSize(String(text.dropFirst(6)))) }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: text, isDirectory: &isDir) else {
+            throw DiskError.yumCache("'\(text)' is not tmpfs, tmpfs:SIZE, an existing block device or an existing directory")
+        }
+        if isDir.boolValue { return .directory(text) }
+        if BlockDevices.kernelName(of: text) != nil { return .device(text) }
+        throw DiskError.yumCache("'\(text)' is neither a block device nor a directory")
+    }
+
+    public var summary: String {
+        switch self {
+        case let .tmpfs(bytes): return "tmpfs (\(bytes >> 20) MiB)"
+        case let .device(p): return "device \(p)"
+        case let .directory(p): return "directory \(p)"
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The Install module; see DESIGN.md for what it owns.

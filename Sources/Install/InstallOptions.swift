@@ -1,0 +1,55 @@
+import Disk
+import Foundation
+import Versions
+
+/// Everything `install` was asked to do, validated before the first write.
+public struct InstallOptions: Sendable {
+    public var release: String
+    public var target: String
+    public var yumCache: YumCache = .tmpfs(bytes: YumCache.defaultTmpfsBytes)
+    /// Where the tool downloads from: `<mirror>/<release>/os/x86_64/`.
+    public var mirror: String
+    /// Size of an image file created for a missing TARGET.
+    public var imageSize: UInt64 = 8 << 30
+    public var dryRun = false
+    public var logPath: String?
+    public var keepOnError = false
+    /// Replaces the embedded CentOS 6 key (the tests use the test vault's key).
+    public var gpgKeyPath: String?
+    /// Stop (and unwind normally) after this step: for inspection and benchmarks.
+    public var stopAfter: String?
+    /// Seconds to keep everything in place after `stopAfter`'s step before unwinding.
+    public var holdSeconds: Double = 0
+    /// Parent of the private per-target mount directories.
+    public var workDirectory = "/run/centos6-ami"
+    /// Fixed filesystem UUID (tests); a fresh random one per image otherwise.
+    public var filesystemUUID: String?
+    public var lockDirectory = "/run/lock/centos6-ami"
+
+    public init(release: String, target: String, mirror: String) {
+        self.release = release
+        self.target = target
+        self.mirror = mirror
+    }
+
+    /// `--mirror`: http, https or file URLs only.
+    public static func validateMirror(_ text: String) -> String? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https", "file"].contains(scheme) else {
+            return "mirror '\(text)' is not an http://, https:// or file:// URL"
+        }
+        if scheme != "file" && (url.host ?? "").isEmpty { return "mirror '\(text)' has no host" }
+        return nil
+    }
+}
+
+public enum InstallError: Error, CustomStringConvertible {
+    case unknownStep(String, valid: [String])
+    case incomplete(step: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unknownStep(name, valid): return "unknown step '\(name)'; steps are: \(valid.joined(separator: ", "))"
+        case let .incomplete(step, reason): return "step '\(step)' failed: \(reason)"
+        }
+    }
+}

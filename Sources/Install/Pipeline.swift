@@ -1,0 +1,84 @@
+import Disk
+import Foundation
+import Host
+import Versions
+
+/// What an install reports at the end.
+public struct InstallSummary: Sendable {
+    public var release: String
+    public var target: String
+    public var device: String
+    public var filesystemUUID: String
+    public var stepsRun: [String]
+    public var stepsNotImplemented: [String]
+    public var seconds: Double
+}
+
+/// Runs the steps in order over one context. Every resource's undo is on the
+/// cleanup stack; it unwinds on success, on error and on SIGINT/SIGTERM/SIGHUP
+/// (the signal stops the running child, the step fails, we unwind here).
+/// `--keep-on-error` leaves everything in place and prints how to clean up.
+public enum Pipeline {
+    public static func run(_ ctx: InstallContext, steps: [Step] = InstallSteps.all()) throws -> InstallSummary {
+        if let stop = ctx.options.stopAfter, !steps.contains(where: { $0.name == stop }) {
+            throw InstallError.unknownStep(stop, valid: steps.map(\.name))
+        }
+        var ran: [String] = [], skipped: [String] = []
+        let total = steps.count
+        do {
+            for (index, step) in steps.enumerated() {
+                try Interruption.shared.check()
+                if step.notYetImplemented {
+                    skipped.append(step.name)
+                    ctx.note("step \(step.name): not implemented yet (\(step.summary))")
+                    ctx.log.write("step \(step.name): not implemented yet, skipped")
+                } else {
+                    ctx.log.step("[\(index + 1)/\(total)] \(step.name): \(step.summary)")
+                    try step.run(ctx)
+                    ran.append(step.name)
+                }
+                try Interruption.shared.check()
+                if step.name == ctx.options.stopAfter {
+                    ctx.log.say("stopping after step '\(step.name)' as asked (--stop-after)")
+                    try hold(ctx)
+                    break
+                }
+            }
+        } catch {
+            let interrupted = Interruption.shared.isInterrupted
+            ctx.log.write("failed: \(error)")
+            if ctx.options.keepOnError && !ctx.dryRun {
+                let manual = ctx.cleanup.abandon()
+                ctx.log.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
+            } else {
+                unwindAll(ctx, failed: true)
+            }
+            if interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
+            throw error
+        }
+        unwindAll(ctx, failed: false)
+        if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
+        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
+                              filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed)
+    }
+
+    static func unwindAll(_ ctx: InstallContext, failed: Bool) {
+        guard !ctx.cleanup.isEmpty else { return }
+        ctx.log.step(failed ? "cleaning up after failure" : "cleaning up")
+        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
+        let failures = ctx.cleanup.unwind(failed: failed)
+        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false }
+        if !failures.isEmpty { ctx.log.say("cleanup left \(failures.count) problem(s); see the log") }
+    }
+
+    /// `--hold SECONDS`: keep everything in place for inspection; a signal ends it early.
+    static func hold(_ ctx: InstallContext) throws {
+        guard ctx.options.holdSeconds > 0, !ctx.dryRun else { return }
+        ctx.log.say("holding for \(ctx.options.holdSeconds) s (--hold); mounted at \(ctx.root)")
+        let deadline = Date().addingTimeInterval(ctx.options.holdSeconds)
+        while Date() < deadline {
+            try Interruption.shared.check()
+            usleep(50_000)
+        }
+    }
+}

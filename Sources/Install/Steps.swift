@@ -1,0 +1,205 @@
+import Disk
+import Foundation
+import Host
+import Versions
+
+/// One named step of the install: a flat list of these is the whole build.
+public struct Step: Sendable {
+    public var name: String
+    /// What it does, for the plan and `--help`.
+    public var summary: String
+    /// Set for steps later issues add: listed in the plan, skipped at run time.
+    public var notYetImplemented: Bool
+    public var run: @Sendable (InstallContext) throws -> Void
+
+    public init(_ name: String, _ summary: String, notYetImplemented: Bool = false, run: @escaping @Sendable (InstallContext) throws -> Void) {
+        self.name = name
+        self.summary = summary
+        self.notYetImplemented = notYetImplemented
+        self.run = run
+    }
+}
+
+/// The install, step by step (DESIGN.md: Preflight, Partition, Format, Mount,
+/// Bootstrap, InstallPackages, Configure, InstallBootloader, Clean, Unmount, Verify).
+public enum InstallSteps {
+    public static func all() -> [Step] {
+        [
+            Step("preflight", "check root, release, target, host tools; lock the target", run: preflight),
+            Step("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage),
+            Step("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop),
+            Step("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition),
+            Step("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)", run: waitPartition),
+            Step("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling", run: format),
+            Step("mount", "mount the new filesystem on a private directory", run: mountRoot),
+            Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
+            Step("bootstrap", "verified bootstrap of rpm and yum into the target (issue 4)", notYetImplemented: true) { _ in },
+            Step("install-packages", "yum groupinstall Core --exclude=postfix; kernel, xfsprogs, grub (issue 4)", notYetImplemented: true) { _ in },
+            Step("configure", "fstab, network, sshd, sudoers, rc.local, repos, ec2-user (issue 5)", notYetImplemented: true) { _ in },
+            Step("install-bootloader", "grub-legacy into the MBR through private alias nodes (issue 5)", notYetImplemented: true) { _ in },
+            Step("clean", "remove host keys, logs, caches, builder leftovers (issue 5)", notYetImplemented: true) { _ in },
+            Step("unmount", "unmount the yum cache and the root", run: unmount),
+            Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
+        ]
+    }
+
+    public static var names: [String] { all().map(\.name) }
+
+    // MARK: steps
+
+    static func preflight(_ ctx: InstallContext) throws {
+        let target = try inspectTarget(ctx.options.target)
+        ctx.target = target
+        // The lock comes first: another run's own loop device and mounts must not be reported as ours.
+        if !ctx.dryRun {
+            let lock = try FileLock.acquire(Preflight.lockPath(for: target, lockDirectory: ctx.options.lockDirectory),
+                                            holderDescription: "centos6-ami install \(ctx.options.release) \(target.path)")
+            ctx.lock = lock
+            ctx.cleanup.push("release lock \(lock.path)") { lock.release() }
+        }
+        var tools = Preflight.requiredTools
+        if case .imageFile = target { tools += Preflight.loopTools }
+        var facts = Preflight.gather(target: target, tools: tools)
+        if ctx.dryRun && !facts.isRoot {
+            // The plan needs no privileges; the real run checks again.
+            facts.isRoot = true
+            ctx.note("not running as root: the real run must")
+        }
+        if let first = Preflight.errors(facts).first { throw first }
+        if case let .device(path) = ctx.options.yumCache {
+            try checkYumCacheDevice(path, target: target)
+        }
+        if case let .directory(path) = ctx.options.yumCache, !ctx.dryRun {
+            if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
+        }
+        ctx.filesystemUUID = ctx.options.filesystemUUID ?? UUID().uuidString.lowercased()
+        ctx.workDir = "\(ctx.options.workDirectory)/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
+        if case let .blockDevice(path, _) = target { ctx.device = path }
+    }
+
+    static func checkYumCacheDevice(_ path: String, target: TargetKind) throws {
+        guard let name = BlockDevices.kernelName(of: path), let info = BlockDevices.info(kernelName: name) else {
+            throw DiskError.yumCache("'\(path)' is not a block device")
+        }
+        if case let .blockDevice(_, t) = target, t.name == info.name || t.partitions.contains(info.name) {
+            throw DiskError.yumCache("'\(path)' is the target itself")
+        }
+        if let mount = Mounts.current().first(where: { $0.majorMinor == info.majorMinor }) {
+            throw DiskError.yumCache("'\(path)' is mounted on '\(mount.mountPoint)'; unmount it first")
+        }
+        if Signatures.detect(Signatures.readProbe(path) ?? []).isEmpty {
+            throw DiskError.yumCache("'\(path)' has no filesystem; make one first (e.g. 'mkfs.ext4 \(path)')")
+        }
+    }
+
+    static func createImage(_ ctx: InstallContext) throws {
+        guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
+        try ctx.runner.checked(Preparation.createImage(path: path, bytes: ctx.options.imageSize))
+        // A half-built image is worse than none: remove it if the install fails.
+        ctx.cleanup.push("remove unfinished image \(path)", manual: ["rm -f \(shellQuote(path))"], onlyOnFailure: true) {
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        }
+    }
+
+    static func attachLoop(_ ctx: InstallContext) throws {
+        guard case let .imageFile(path, _, _) = ctx.target else { ctx.deviceMark = ctx.cleanup.count; return }
+        let result = try ctx.runner.checked(Preparation.attachLoop(image: path))
+        let device = ctx.dryRun ? "/dev/loopN" : result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard ctx.dryRun || device.hasPrefix("/dev/loop") else {
+            throw InstallError.incomplete(step: "attach-loop", reason: "losetup printed '\(device)' instead of a loop device")
+        }
+        ctx.device = device
+        if ctx.dryRun { ctx.note("losetup prints the loop device; it is called /dev/loopN below") }
+        let runner = ctx.runner
+        ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
+            // Only if it is still attached to our image.
+            guard BlockDevices.loopDevices(backing: path).contains(device) else { return }
+            try runner.checked(Preparation.detachLoop(device))
+        }
+        ctx.deviceMark = ctx.cleanup.count
+    }
+
+    static func partition(_ ctx: InstallContext) throws {
+        try ctx.runner.checked(Preparation.partition(device: ctx.device))
+        ctx.partition = BlockDevices.partitionPath(disk: ctx.device, number: 1)
+    }
+
+    static func waitPartition(_ ctx: InstallContext) throws {
+        if ctx.dryRun {
+            ctx.note("wait for \(ctx.partition): udevadm settle where there is udev, else partx -u / blockdev --rereadpt, else mknod from /sys/class/block")
+            return
+        }
+        let udev = FileManager.default.fileExists(atPath: "/run/udev/control")
+        let exists = { () -> Bool in BlockDevices.kernelName(of: ctx.partition) != nil }
+        for attempt in 0..<20 where !exists() {
+            if attempt < 3 {
+                for command in Preparation.rereadPartitions(device: ctx.device, udev: udev) where !exists() {
+                    _ = ctx.runner.run(command)
+                }
+            }
+            usleep(100_000)
+        }
+        if exists() { return }
+        // No devtmpfs node: make one from what the kernel says in /sys.
+        let kernelPart = (ctx.partition as NSString).lastPathComponent
+        guard let info = BlockDevices.info(kernelName: kernelPart),
+              let mknod = Preparation.mknodPartition(path: ctx.partition, majorMinor: info.majorMinor) else {
+            throw DiskError.partitionNodeMissing(ctx.partition)
+        }
+        try ctx.runner.checked(mknod)
+        let node = ctx.partition
+        ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }
+        guard exists() else { throw DiskError.partitionNodeMissing(ctx.partition) }
+    }
+
+    static func format(_ ctx: InstallContext) throws {
+        try ctx.runner.checked(Preparation.mkfs(partition: ctx.partition, uuid: ctx.filesystemUUID))
+    }
+
+    static func mountRoot(_ ctx: InstallContext) throws {
+        let runner = ctx.runner
+        let workDir = ctx.workDir, root = ctx.root
+        try runner.checked(Command("mkdir", ["-p", "-m", "0700", root]))
+        ctx.cleanup.push("remove \(workDir)", manual: ["rmdir \(root) \(workDir)"]) {
+            guard !runner.isDryRun else { _ = runner.run(Command("rmdir", [root, workDir])); return }
+            // rmdir only: never delete contents, in case something is still mounted there.
+            for dir in [root, workDir] where FileManager.default.fileExists(atPath: dir) { try runner.checked(Command("rmdir", [dir])) }
+        }
+        try runner.checked(Preparation.mountRoot(partition: ctx.partition, at: root))
+        pushUnmount(ctx, root)
+    }
+
+    static func mountYumCache(_ ctx: InstallContext) throws {
+        let cacheDir = ctx.root + "/var/cache/yum"
+        try ctx.runner.checked(Command("mkdir", ["-p", cacheDir]))
+        try ctx.runner.checked(Preparation.mountYumCache(ctx.options.yumCache, at: cacheDir))
+        pushUnmount(ctx, cacheDir)
+    }
+
+    /// Pushes an unmount that first checks the mount is still there, and retries a busy one.
+    static func pushUnmount(_ ctx: InstallContext, _ mountPoint: String) {
+        let runner = ctx.runner
+        ctx.cleanup.push("unmount \(mountPoint)", manual: ["umount \(shellQuote(mountPoint))"]) {
+            guard runner.isDryRun || Mounts.isMountPoint(mountPoint) else { return }
+            var last = CommandResult.success
+            for attempt in 0..<5 {
+                last = runner.run(Preparation.unmount(mountPoint))
+                if last.status == 0 { return }
+                usleep(UInt32(200_000 * (attempt + 1)))
+                if !Mounts.isMountPoint(mountPoint) { return }
+            }
+            throw CommandFailed(command: Preparation.unmount(mountPoint), result: last)
+        }
+    }
+
+    static func unmount(_ ctx: InstallContext) throws {
+        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
+        defer { if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false } }
+        let failures = ctx.cleanup.unwind(downTo: ctx.deviceMark)
+        if let first = failures.first { throw InstallError.incomplete(step: "unmount", reason: first) }
+    }
+
+    static func verify(_ ctx: InstallContext) throws {
+        try ctx.runner.checked(Preparation.fsck(partition: ctx.partition))
+    }
+}

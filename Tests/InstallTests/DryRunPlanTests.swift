@@ -1,0 +1,51 @@
+import Foundation
+import Host
+@testable import Install
+import Testing
+import Versions
+
+func goldenURL(_ name: String) -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
+}
+
+/// Compares with a golden file; UPDATE_GOLDEN=1 rewrites it (then review the diff).
+func expectGolden(_ actual: String, _ name: String) throws {
+    let url = goldenURL(name)
+    if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+        try actual.write(to: url, atomically: true, encoding: .utf8)
+    }
+    let expected = try String(contentsOf: url, encoding: .utf8)
+    #expect(actual == expected, "golden \(name) differs; rerun with UPDATE_GOLDEN=1 and review the diff")
+}
+
+@Suite struct DryRunPlanTests {
+    func plan(target: String, yumCache: String? = nil) throws -> [String] {
+        var options = InstallOptions(release: "6.9", target: target, mirror: "https://archive.kernel.org/centos-vault")
+        options.filesystemUUID = "0b7e0f2a-1111-4222-8333-444455556666"
+        options.workDirectory = "/run/centos6-ami"
+        options.dryRun = true
+        let printer = DryRunPrinter { _ in }
+        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: printer, log: try Log(path: nil, progress: { _ in }))
+        _ = try Pipeline.run(ctx)
+        return printer.lines
+    }
+
+    @Test func imageFilePlanIsTheGolden() throws {
+        let target = "/tmp/centos6-ami-golden-\(UUID().uuidString).img"
+        let lines = try plan(target: target).map { $0.replacingOccurrences(of: target, with: "IMAGE") }
+        try expectGolden(lines.joined(separator: "\n") + "\n", "dry-run-image.txt")
+        #expect(!FileManager.default.fileExists(atPath: target), "a dry run creates nothing")
+    }
+
+    @Test func everyStepAppearsInOrder() throws {
+        let lines = try plan(target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img")
+        for step in ["bootstrap", "install-packages", "configure", "install-bootloader", "clean"] {
+            #expect(lines.contains { $0.contains("step \(step): not implemented yet") })
+        }
+        let order = ["truncate", "losetup --find", "sfdisk", "mkfs.ext4", "mount -t ext4", "mount -t tmpfs", "umount /run/centos6-ami/6.9-0b7e0f2a/root/var/cache/yum",
+                     "umount /run/centos6-ami/6.9-0b7e0f2a/root", "e2fsck"]
+        let positions = order.map { word in lines.firstIndex { $0.hasPrefix(word) || $0.contains("| " + word) } ?? -1 }
+        #expect(!positions.contains(-1), "\(positions)")
+        #expect(positions == positions.sorted())
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-
-@Test func VersionsTestsPlaceholder() { #expect(Bool(true)) }
