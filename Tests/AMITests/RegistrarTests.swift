@@ -1,0 +1,280 @@
+import Foundation
+import Testing
+@testable import AMI
+import Host
+
+@Suite(.serialized) struct RegistrarTests {
+    func options(_ fake: FakeEC2, clock: FakeClock = FakeClock()) -> RegisterOptions {
+        var o = RegisterOptions(aws: AWSContext(region: "ap-northeast-1"), buildID: "20240501-000000-abcd", toolVersion: "0.1.0")
+        o.clock = clock.clock
+        o.date = clock.time
+        o.environment = [:]
+        o.snapshotWait = WaitPolicy(timeout: 600, interval: 10)
+        o.imageWait = WaitPolicy(timeout: 600, interval: 10)
+        o.instanceID = { Issue.record("the instance id must not be needed for a volume id"); return "i-0" }
+        return o
+    }
+
+    @Test func registersTagsAndWaitsInOrder() throws {
+        let fake = FakeEC2(), clock = FakeClock()
+        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena,
+                                               options: options(fake, clock: clock), runner: fake.runner, log: nil)
+        #expect(fake.operations == ["describe-volumes", "describe-images", "create-snapshot", "describe-snapshots", "describe-snapshots",
+                                    "register-image", "create-tags", "describe-images", "describe-images"])
+        #expect(result.primary.name == "CentOS 6.9 x86_64 ENA 2024-05-01")
+        #expect(result.primary.variant == .ena)
+        #expect(result.primary.region == "ap-northeast-1")
+        #expect(result.primary.buildId == "20240501-000000-abcd")
+        #expect(result.primary.date == "2024-05-01T00:00:00Z")
+        #expect(fake.snapshots[result.primary.snapshotId] != nil)
+        #expect(fake.images[result.primary.amiId]?.tags.contains(Tag(TagKey.buildID, "20240501-000000-abcd")) == true)
+        #expect(clock.sleeps == [10, 10], "one poll interval per pending answer, on the injected clock")
+        let register = fake.runner.commands.first { $0.arguments[1] == "register-image" }!.arguments
+        #expect(register.contains("--ena-support"))
+        #expect(value(after: "--block-device-mappings", in: register)!.contains(result.primary.snapshotId))
+    }
+
+    @Test func plainVariantHasNoENAFlag() throws {
+        let fake = FakeEC2()
+        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.4", variant: .plain,
+                                               options: options(fake), runner: fake.runner, log: nil)
+        #expect(result.primary.name == "CentOS 6.4 x86_64 2024-05-01")
+        let register = fake.runner.commands.first { $0.arguments[1] == "register-image" }!.arguments
+        #expect(!register.contains { $0.contains("ena-support") })
+    }
+
+    @Test func failedRegisterDeletesTheSnapshot() throws {
+        let fake = FakeEC2()
+        fake.failures["register-image"] = "InvalidParameterValue"
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+                                          options: options(fake), runner: fake.runner, log: nil)
+            Issue.record("register must fail")
+        } catch let error as AMIError {
+            guard case let .stepFailed(step, _, cleanup) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(step == "register image")
+            #expect(cleanup.contains("deleted what this run created: snapshot 'snap-"))
+            #expect("\(error)".hasPrefix("register failed at step 'register image': 'aws ec2 register-image' failed"))
+        }
+        #expect(fake.snapshots.isEmpty)
+        #expect(fake.images.isEmpty)
+        #expect(fake.operations.suffix(2) == ["describe-images", "delete-snapshot"], "looks for an AMI by its name, then deletes the snapshot")
+    }
+
+    @Test func keepOnErrorKeepsAndNamesTheSnapshot() throws {
+        let fake = FakeEC2()
+        fake.failures["register-image"] = "InvalidParameterValue"
+        var o = options(fake)
+        o.keepOnError = true
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+            Issue.record("register must fail")
+        } catch {
+            let snap = try #require(fake.snapshots.keys.first)
+            #expect("\(error)".contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
+            #expect("\(error)".contains("aws ec2 delete-snapshot --snapshot-id \(snap)"))
+            #expect("\(error)".contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
+        }
+        #expect(fake.snapshots.count == 1)
+        #expect(!fake.operations.contains("delete-snapshot"))
+    }
+
+    @Test func snapshotErrorFailsFastAndCleansUp() throws {
+        let fake = FakeEC2(), clock = FakeClock()
+        fake.snapshotStates = ["pending", "error"]
+        #expect(throws: AMIError.self) {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+                                          options: options(fake, clock: clock), runner: fake.runner, log: nil)
+        }
+        #expect(clock.sleeps == [10], "no waiting after the error state")
+        #expect(fake.snapshots.isEmpty)
+        #expect(!fake.operations.contains("register-image"))
+    }
+
+    @Test func snapshotWaitHasItsOwnDeadline() throws {
+        let fake = FakeEC2(), clock = FakeClock()
+        fake.snapshotStates = ["pending"]
+        var o = options(fake, clock: clock)
+        o.snapshotWait = WaitPolicy(timeout: 60, interval: 20)
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+            Issue.record("must time out")
+        } catch {
+            #expect("\(error)".contains("at step 'wait for snapshot'"))
+            #expect("\(error)".contains("did not finish within 60 s"))
+        }
+        #expect(clock.sleeps == [20, 20, 20])
+        #expect(fake.snapshots.isEmpty)
+    }
+
+    @Test func failedCopyRemovesCopyImageAndSnapshot() throws {
+        let fake = FakeEC2()
+        fake.copyStates = ["pending", "failed"]
+        var o = options(fake)
+        o.copyTo = ["us-east-1", "eu-west-1"]
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
+            Issue.record("must fail")
+        } catch {
+            #expect("\(error)".contains("at step 'copy to us-east-1'"))
+            #expect("\(error)".contains("went to state 'failed'"))
+            #expect("\(error)".contains("deleted what this run created: copy 'ami-"))
+        }
+        #expect(fake.images.isEmpty, "copy and primary deregistered")
+        #expect(fake.snapshots.isEmpty, "the copy's snapshot and ours deleted")
+        #expect(!fake.runner.commands.contains { value(after: "--region", in: $0.arguments) == "eu-west-1" && $0.arguments[1] == "copy-image" })
+    }
+
+    @Test func failedPublicRemovesImageAndSnapshot() throws {
+        let fake = FakeEC2()
+        fake.failures["modify-image-attribute"] = "AuthFailure"
+        var o = options(fake)
+        o.makePublic = true
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
+            Issue.record("must fail")
+        } catch {
+            #expect("\(error)".contains("at step 'make public'"))
+        }
+        #expect(fake.images.isEmpty)
+        #expect(fake.snapshots.isEmpty)
+    }
+
+    @Test func copiesAreTaggedWaitedAndRecorded() throws {
+        let fake = FakeEC2()
+        var o = options(fake)
+        o.copyTo = ["us-east-1", "ap-northeast-1"]
+        let dir = NSTemporaryDirectory() + "ami-results-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        o.resultsFile = dir + "/results.json"
+        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .plain, options: o, runner: fake.runner, log: nil)
+        #expect(result.copies.map(\.region) == ["us-east-1"], "the home region is not copied to itself")
+        let copy = result.copies[0]
+        #expect(copy.copiedFrom == result.primary.amiId)
+        #expect(fake.images[copy.amiId]?.region == "us-east-1")
+        #expect(fake.images[copy.amiId]?.tags.contains(Tag(TagKey.release, "6.10")) == true)
+        #expect(fake.snapshots[copy.snapshotId]?.tags.contains(Tag(TagKey.buildID, o.buildID)) == true)
+        let copyCall = fake.runner.commands.first { $0.arguments[1] == "copy-image" }!.arguments
+        #expect(value(after: "--region", in: copyCall) == "us-east-1")
+        #expect(value(after: "--source-region", in: copyCall) == "ap-northeast-1")
+        let saved = try ResultsFile.load(path: o.resultsFile!)
+        #expect(saved.amis == result.all)
+    }
+
+    @Test func publicIsRefusedBeforeAnythingExistsWhenBlocked() throws {
+        let fake = FakeEC2()
+        fake.publicAccess = "block-new-sharing"
+        var o = options(fake)
+        o.makePublic = true
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+            Issue.record("must refuse")
+        } catch {
+            #expect(error as? AMIError == .publicAccessBlocked(region: "ap-northeast-1", state: "block-new-sharing"))
+            #expect("\(error)".contains("disable-image-block-public-access"))
+        }
+        #expect(fake.operations == ["get-image-block-public-access-state"])
+    }
+
+    @Test func publicPreflightThatCannotAnswerOnlyWarns() throws {
+        let fake = FakeEC2()
+        fake.publicAccess = nil
+        var o = options(fake)
+        o.makePublic = true
+        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+        #expect(result.primary.public)
+        #expect(fake.operations.contains("modify-image-attribute"))
+    }
+
+    @Test func takenNameGetsTheBuildID() throws {
+        let fake = FakeEC2()
+        fake.images["ami-old"] = .init(id: "ami-old", region: "ap-northeast-1", name: "CentOS 6.9 x86_64 2024-05-01", snapshots: [], states: ["available"], tags: [])
+        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+                                               options: options(fake), runner: fake.runner, log: nil)
+        #expect(result.primary.name == "CentOS 6.9 x86_64 2024-05-01 20240501-000000-abcd")
+    }
+
+    @Test func uniqueNameGivesUpWhenEvenTheSuffixIsTaken() throws {
+        #expect(try AMIRegistrar.uniqueName(base: "a", buildID: "b", taken: { _ in false }) == "a")
+        #expect(try AMIRegistrar.uniqueName(base: "a", buildID: "b", taken: { $0 == "a" }) == "a b")
+        #expect(try AMIRegistrar.uniqueName(base: "a", buildID: "b", taken: { _ in true }) == nil)
+    }
+
+    @Test func volumeSizeBelowTheSnapshotIsRefused() throws {
+        let fake = FakeEC2()
+        var o = options(fake)
+        o.volumeSize = 4
+        #expect(throws: AMIError.volumeTooSmall(requested: 4, snapshot: 8)) {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+        }
+        #expect(!fake.operations.contains("create-snapshot"))
+    }
+
+    @Test func enaCheckRunsBeforeAnythingIsCreated() throws {
+        let fake = FakeEC2()
+        var o = options(fake)
+        o.enaCheck = { throw AMIError.enaNotInImage("no ena.ko") }
+        #expect(throws: AMIError.enaNotInImage("no ena.ko")) {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: o, runner: fake.runner, log: nil)
+        }
+        #expect(fake.operations.isEmpty)
+        o.enaCheck = { Issue.record("the ENA check is only for the ENA variant") }
+        _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+    }
+
+    @Test func regionComesFromTheEnvironmentOrTheCLIConfig() throws {
+        let runner = RecordingRunner { cmd in
+            cmd.arguments == ["configure", "get", "region"] ? CommandResult(status: 0, standardOutput: Data("eu-central-1\n".utf8)) : CommandResult(status: 1)
+        }
+        let client = EC2Client(context: AWSContext(), runner: runner)
+        #expect(try client.resolvedRegion(environment: ["AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "x"]) == "us-west-2")
+        #expect(try client.resolvedRegion(environment: ["AWS_DEFAULT_REGION": "sa-east-1"]) == "sa-east-1")
+        #expect(try client.resolvedRegion(environment: [:]) == "eu-central-1")
+        let none = EC2Client(context: AWSContext(), runner: RecordingRunner { _ in CommandResult(status: 1) })
+        #expect(throws: AMIError.noRegion) { try none.resolvedRegion(environment: [:]) }
+        #expect(try EC2Client(context: AWSContext(region: "ap-south-1"), runner: runner).resolvedRegion(environment: ["AWS_REGION": "x"]) == "ap-south-1")
+    }
+
+    @Test func buildIDs() {
+        let id = RegisterOptions.newBuildID(Date(timeIntervalSince1970: 1_714_521_600))
+        #expect(id.hasPrefix("20240501-000000-"))
+        #expect(RegisterOptions.isValidBuildID(id))
+        #expect(!RegisterOptions.isValidBuildID("a b"))
+        #expect(!RegisterOptions.isValidBuildID(""))
+        #expect(!RegisterOptions.isValidBuildID("a,b"))
+    }
+}
+
+@Suite struct CleanupTests {
+    @Test func findsTaggedImagesSnapshotsAndUntaggedImagesOfTaggedSnapshots() throws {
+        let fake = FakeEC2()
+        let tag = [Tag(TagKey.buildID, "b1")]
+        fake.snapshots["snap-a"] = .init(id: "snap-a", region: "ap-northeast-1", states: ["completed"], size: 8, tags: tag)
+        fake.snapshots["snap-b"] = .init(id: "snap-b", region: "ap-northeast-1", states: ["completed"], size: 8, tags: [])
+        fake.snapshots["snap-other"] = .init(id: "snap-other", region: "ap-northeast-1", states: ["completed"], size: 8, tags: [Tag(TagKey.buildID, "b2")])
+        fake.images["ami-tagged"] = .init(id: "ami-tagged", region: "ap-northeast-1", name: "x", snapshots: ["snap-b"], states: ["available"], tags: tag)
+        fake.images["ami-untagged"] = .init(id: "ami-untagged", region: "ap-northeast-1", name: "y", snapshots: ["snap-a"], states: ["available"], tags: [])
+        fake.images["ami-unrelated"] = .init(id: "ami-unrelated", region: "ap-northeast-1", name: "z", snapshots: ["snap-other"], states: ["available"], tags: [])
+        let found = try AMICleanup.find(buildID: "b1", region: "ap-northeast-1", client: fake.client)
+        #expect(found.images == ["ami-tagged", "ami-untagged"])
+        #expect(Set(found.snapshots) == ["snap-a", "snap-b"])
+        var said: [String] = []
+        let failures = AMICleanup.remove(found, client: fake.client) { said.append($0) }
+        #expect(failures.isEmpty)
+        #expect(said.count == 4)
+        #expect(Set(fake.images.keys) == ["ami-unrelated"])
+        #expect(Set(fake.snapshots.keys) == ["snap-other"])
+        // A second run finds nothing and removes nothing.
+        #expect(try AMICleanup.find(buildID: "b1", region: "ap-northeast-1", client: fake.client).isEmpty)
+    }
+
+    @Test func alreadyGoneCountsAsDoneOtherErrorsAreReported() {
+        let fake = FakeEC2()
+        fake.snapshots["snap-busy"] = .init(id: "snap-busy", region: "ap-northeast-1", states: ["completed"], size: 8, tags: [])
+        fake.images["ami-keep"] = .init(id: "ami-keep", region: "ap-northeast-1", name: "k", snapshots: ["snap-busy"], states: ["available"], tags: [])
+        let failures = AMICleanup.remove(.init(region: "ap-northeast-1", images: ["ami-gone"], snapshots: ["snap-gone", "snap-busy"]), client: fake.client) { _ in }
+        #expect(failures.count == 1)
+        #expect(failures[0].contains("snap-busy") && failures[0].contains("InvalidSnapshot.InUse"))
+    }
+}
