@@ -96,6 +96,8 @@ struct InstallCommand {
             _ = try Pipeline.run(ctx)
             return ExitCode.success
         }
+        // Before the log file is made: without root there is nothing we may write.
+        guard geteuid() == 0 else { throw DiskError.notRoot }
         Interruption.shared.install()
         let logPath = try options.logPath ?? defaultLogPath(release: options.release)
         let log = try Log(path: logPath, progress: console.err)

@@ -113,7 +113,7 @@ public enum InstallSteps {
         let runner = ctx.runner
         ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
             // Only if it is still attached to our image.
-            guard BlockDevices.loopDevices(backing: path).contains(device) else { return }
+            guard runner.isDryRun || BlockDevices.loopDevices(backing: path).contains(device) else { return }
             try runner.checked(Preparation.detachLoop(device))
         }
         ctx.deviceMark = ctx.cleanup.count

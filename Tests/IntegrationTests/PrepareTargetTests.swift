@@ -19,14 +19,27 @@ struct PrepareTargetTests {
     func attach(_ image: String, partscan: Bool = true) throws -> String {
         let out = try Integration.run("/usr/sbin/losetup", ["--find", "--show"] + (partscan ? ["--partscan"] : []) + [image])
         #expect(out.status == 0, "\(out.stderr)")
-        return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let loop = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try waitForNode(loop + "p1", disk: loop, expected: partscan && (try sh("sfdisk -d \(image) 2>/dev/null | grep -q start=").status == 0))
+        return loop
+    }
+
+    /// No udev here: devtmpfs makes partition nodes a moment later (or partx does).
+    func waitForNode(_ node: String, disk: String, expected: Bool) throws {
+        guard expected else { return }
+        for attempt in 0..<50 where !FileManager.default.fileExists(atPath: node) {
+            if attempt == 10 { _ = try sh("partx -u \(disk)") }
+            usleep(100_000)
+        }
+        #expect(FileManager.default.fileExists(atPath: node), "\(node) never appeared")
     }
 
     func detach(_ loop: String) { _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop]) }
 
-    func expectNothingLeft(_ dir: String, workDir: String) throws {
+    func expectNothingLeft(_ dir: String, workDir: String, except ownLoop: String? = nil) throws {
         #expect(Integration.mounts(under: workDir).isEmpty, "mounts left under \(workDir)")
-        #expect(try Integration.loopDevices(backedBy: dir).isEmpty, "loop devices left for \(dir)")
+        let loops = try Integration.loopDevices(backedBy: dir).filter { ownLoop == nil || !$0.hasPrefix(ownLoop! + ":") }
+        #expect(loops.isEmpty, "loop devices left for \(dir): \(loops)")
         let tmpfs = Integration.environment.isEmpty ? "" : (try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))
         #expect(!tmpfs.contains("centos6-ami-yum-cache"), "a yum-cache tmpfs is still mounted")
     }
@@ -84,7 +97,7 @@ struct PrepareTargetTests {
             #expect(out.status == 1, "\(target): \(out.stderr)")
             #expect(out.stderr.contains(expected), "wanted '\(expected)', got: \(out.stderr)")
             #expect(try firstMiBSum(watched) == before, "bytes of \(watched) changed")
-            try expectNothingLeft(dir, workDir: workDir)
+            try expectNothingLeft(dir, workDir: workDir, except: loop)
         }
 
         // Blank loop device, but not root.
@@ -125,7 +138,8 @@ struct PrepareTargetTests {
         _ = try sh("wipefs -a -q \(loop)")
 
         // A partition table; then its partition; then that partition mounted.
-        _ = try sh("printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q \(loop) && partx -u \(loop) || true")
+        _ = try sh("printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q \(loop)")
+        try waitForNode(loop + "p1", disk: loop, expected: true)
         try refuse(loop, "already has an msdos partition table")
         let part = loop + "p1"
         try refuse(part, "is a partition; give the whole disk '\(loop)'")
