@@ -34,6 +34,7 @@ public struct Comps: Sendable {
         try runParser(data, delegate: delegate, name: name)
         if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
         guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <comps> element") }
+        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </comps> (truncated?)") }
         return Comps(groups: delegate.groups)
     }
 }
@@ -42,6 +43,7 @@ final class CompsParser: NSObject, XMLParserDelegate, ParserErrorHolder {
     var groups: [Comps.Group] = []
     var error: String?
     var sawRoot = false
+    var closedRoot = false
     private var inGroup = false
     private var depth = 0
     private var id = "", name = ""
@@ -74,6 +76,7 @@ final class CompsParser: NSObject, XMLParserDelegate, ParserErrorHolder {
 
     func parser(_ parser: XMLParser, didEndElement element: String, namespaceURI: String?, qualifiedName: String?) {
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if element == "comps" { closedRoot = true }
         guard inGroup else { return }
         switch element {
         case "id": id = value

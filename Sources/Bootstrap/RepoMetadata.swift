@@ -32,6 +32,7 @@ public struct RepoMD: Sendable {
         try runParser(data, delegate: delegate, name: name)
         if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
         guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <repomd> element") }
+        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </repomd> (truncated?)") }
         return RepoMD(revision: delegate.revision, files: delegate.files)
     }
 }
@@ -83,6 +84,7 @@ public enum Primary {
         try runParser(data, delegate: delegate, name: name)
         if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
         guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <metadata> element") }
+        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </metadata> (truncated?)") }
         return delegate.packages
     }
 }
@@ -194,6 +196,7 @@ final class RepoMDParser: NSObject, XMLParserDelegate, ParserErrorHolder {
     var files: [String: RepoDataFile] = [:]
     var error: String?
     var sawRoot = false
+    var closedRoot = false
     private var type: String?
     private var location: String?
     private var checksum: (String, String)?
@@ -220,6 +223,7 @@ final class RepoMDParser: NSObject, XMLParserDelegate, ParserErrorHolder {
     func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
         switch name {
+        case "repomd": closedRoot = true
         case "revision": revision = value
         case "checksum": checksum = (checksumType, value)
         case "open-checksum": openChecksum = (checksumType, value)
@@ -255,6 +259,7 @@ final class PrimaryParser: NSObject, XMLParserDelegate, ParserErrorHolder {
     var packages: [RepoPackage] = []
     var error: String?
     var sawRoot = false
+    var closedRoot = false
 
     private var inPackage = false
     private var name = "", arch = "", location = ""
@@ -321,6 +326,7 @@ final class PrimaryParser: NSObject, XMLParserDelegate, ParserErrorHolder {
 
     func parser(_ parser: XMLParser, didEndElement element: String, namespaceURI: String?, qualifiedName: String?) {
         switch element {
+        case "metadata": closedRoot = true
         case "file": if capture { files.append(text) }
         case "name": if capture { name = text.trimmingCharacters(in: .whitespacesAndNewlines) }
         case "arch": if capture { arch = text.trimmingCharacters(in: .whitespacesAndNewlines) }

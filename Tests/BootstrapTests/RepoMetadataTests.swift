@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import Bootstrap
+
+/// The fixture repository was made by createrepo_c from two rpmbuild packages (make-fixtures.sh).
+@Suite struct RepoMetadataTests {
+    let repo = Fixture.path("repo")
+
+    @Test func repomd() throws {
+        let repomd = try RepoMD.parse(try Data(contentsOf: URL(fileURLWithPath: repo + "/repodata/repomd.xml")))
+        #expect(repomd.revision == "1500000000")
+        #expect(Set(repomd.files.keys).isSuperset(of: ["primary", "filelists", "other", "group", "group_gz"]))
+        let primary = try #require(repomd.primary)
+        #expect(primary.location == "repodata/primary.xml.gz")
+        #expect(primary.checksum.kind == .sha256)
+        #expect(primary.openChecksum != nil && primary.openSize != nil)
+        // The recorded size and checksum are those of the file on disk.
+        let data = try Data(contentsOf: URL(fileURLWithPath: repo + "/" + primary.location))
+        #expect(primary.size == data.count)
+        try Metadata.verify(data: data, against: primary)
+        #expect(repomd.group?.location == "repodata/comps.xml")
+    }
+
+    @Test func verifyRefusesMismatches() throws {
+        let repomd = try RepoMD.parse(try Data(contentsOf: URL(fileURLWithPath: repo + "/repodata/repomd.xml")))
+        let primary = try #require(repomd.primary)
+        var data = try Data(contentsOf: URL(fileURLWithPath: repo + "/" + primary.location))
+        data[10] ^= 1
+        #expect(throws: RPMError.checksumMismatch(file: primary.location, type: "sha256", expected: primary.checksum.hex, actual: Checksum.of(data, kind: .sha256).hex)) {
+            try Metadata.verify(data: data, against: primary)
+        }
+        #expect(throws: RPMError.sizeMismatch(file: primary.location, expected: primary.size!, actual: primary.size! + 1)) {
+            try Metadata.verify(data: data + Data([0]), against: primary)
+        }
+        // Old repositories say "sha" for SHA-1.
+        let sha1 = RepoDataFile(type: "primary", location: "p", checksum: try Checksum(metadataType: "sha", value: Checksum.of(data, kind: .sha1).hex))
+        try Metadata.verify(data: data, against: sha1)
+    }
+
+    @Test func primary() throws {
+        let (_, packages, comps) = try Metadata.loadLocal(repository: repo)
+        #expect(packages.map(\.nevra) == ["tinyfix-1.2-3.el6.x86_64", "tinylib-1:1.0-1.el6.noarch"])
+        let fix = packages[0]
+        #expect(fix.location == "Packages/tinyfix-1.2-3.el6.x86_64.rpm")
+        #expect(fix.requires.contains(RepoDependency(name: "tinylib", pre: true)))
+        #expect(fix.requires.contains(RepoDependency(name: "tinylib", flags: Dependency.greater | Dependency.equal, evr: EVR(version: "1.0"))))
+        #expect(fix.requires.contains(RepoDependency(name: "/bin/sh")))
+        #expect(fix.provides.contains(RepoDependency(name: "tiny-tool", flags: Dependency.equal, evr: EVR(version: "1.2"))))
+        #expect(fix.files == ["/etc/tinyfix", "/etc/tinyfix/tiny.conf", "/usr/bin/tiny", "/usr/bin/tiny-link", "/usr/bin/tiny-suid"])
+        #expect(packages[1].files == ["/bin/sh"])
+        #expect(packages[1].evr == EVR(epoch: 1, version: "1.0", release: "1.el6"))
+        // Checksums and sizes in primary are those of the package files.
+        for p in packages {
+            let path = repo + "/" + p.location
+            #expect(try Checksum.of(file: path, kind: .sha256) == p.checksum)
+            #expect(p.packageSize == (try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int))
+        }
+        let core = try #require(comps?.group("Core"))
+        #expect(core.id == "core" && core.name == "Core")
+        #expect(core.packages.map(\.type) == [.mandatory, .default, .optional, .conditional])
+        #expect(core.packages[3].requires == "tinylib")
+        #expect(core.installedByDefault == ["tinyfix", "tinylib"])
+        #expect(comps?.group("base")?.packages.first?.type == .mandatory) // no type attribute = mandatory
+    }
+
+    @Test func malformedMetadataIsAClearError() {
+        #expect(throws: RPMError.self) { try Primary.parse(Data("<metadata><package><name>x".utf8)) }
+        #expect(throws: RPMError.self) { try RepoMD.parse(Data("not xml".utf8)) }
+        let unsafe = """
+        <metadata><package type="rpm"><name>x</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
+        <checksum type="sha256">\(String(repeating: "a", count: 64))</checksum><location href="../../etc/passwd"/></package></metadata>
+        """
+        #expect(throws: RPMError.self) { try Primary.parse(Data(unsafe.utf8)) }
+        let badSum = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm").replacingOccurrences(of: "sha256", with: "md4")
+        #expect(throws: RPMError.self) { try Primary.parse(Data(badSum.utf8)) }
+        let good = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm")
+        #expect((try? Primary.parse(Data(good.utf8)))?.first?.name == "x")
+    }
+}
