@@ -1,0 +1,297 @@
+import AMI
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `moto_server` on 127.0.0.1 standing in for EC2, with its request recorder on.
+/// Started on a free port, stopped by its PID.
+final class MotoServer {
+    let port: Int
+    let process: Process
+    let recording: String
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    /// Fake credentials and the test region; no user config is read.
+    static let awsEnvironment = [
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "ap-northeast-1", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
+    ]
+
+    init(directory: String) throws {
+        let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
+        port = try MotoServer.freePort()
+        recording = directory + "/moto-recording.jsonl"
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: server)
+        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
+        process.environment = ProcessInfo.processInfo.environment.merging(["MOTO_RECORDER_FILEPATH": recording]) { $1 }
+        _ = FileManager.default.createFile(atPath: directory + "/moto.log", contents: nil)
+        let log = try #require(FileHandle(forWritingAtPath: directory + "/moto.log"))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if (try? http("GET", "/moto-api/"))?.status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        stop()
+        Issue.record("moto_server did not answer on port \(port) within 30 s (see \(directory)/moto.log)")
+        throw CancellationError()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+
+    @discardableResult
+    func http(_ method: String, _ path: String) throws -> Integration.Output {
+        try Integration.run("/usr/bin/curl", ["-sSf", "--max-time", "5", "-X", method, endpoint + path])
+    }
+
+    /// `aws ec2 ...` against the server, JSON decoded.
+    func ec2(_ arguments: [String], region: String = "ap-northeast-1") throws -> [String: Any] {
+        let aws = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
+        let out = try Integration.run(aws, ["ec2"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", region], environment: MotoServer.awsEnvironment)
+        guard out.status == 0 else {
+            Issue.record("aws ec2 \(arguments.joined(separator: " ")) failed: \(out.stderr)")
+            throw CancellationError()
+        }
+        if out.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return [:] }
+        return try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+    }
+
+    func createVolume() throws -> String {
+        try #require(try ec2(["create-volume", "--size", "8", "--availability-zone", "ap-northeast-1a", "--volume-type", "gp3"])["VolumeId"] as? String)
+    }
+
+    /// The EC2 query requests moto received since recording started, as form fields.
+    func recordedRequests() throws -> [[String: String]] {
+        let text = try String(contentsOfFile: recording, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let entry = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            var body = entry["body"] as? String ?? ""
+            if entry["body_encoded"] as? Bool == true, let data = Data(base64Encoded: body) { body = String(decoding: data, as: UTF8.self) }
+            return MotoServer.formFields(body)
+        }
+    }
+
+    /// `a=1&b=x%2Fy` → ["a": "1", "b": "x/y"] (application/x-www-form-urlencoded, `+` is a space).
+    static func formFields(_ body: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            fields[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        return fields
+    }
+
+    static func which(_ name: String) -> String? {
+        let dirs: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin"]
+        for dir in dirs {
+            let path = "\(dir)/\(name)"
+            if access(path, X_OK) == 0 { return path }
+        }
+        return nil
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        try #require(bound, "cannot bind a port on 127.0.0.1")
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+@Suite(.serialized, .enabled(if: Integration.enabled))
+struct RegisterTests {
+    func toolEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+        MotoServer.awsEnvironment.merging(extra) { $1 }
+    }
+
+    func register(_ moto: MotoServer, _ args: [String], dir: String, env: [String: String] = [:]) throws -> Integration.Output {
+        try Integration.tool(["register"] + args + ["--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
+                                                    "--log", dir + "/register.log", "--poll", "1"], environment: toolEnvironment(env))
+    }
+
+    @Test func registersThreeBuildsWithTheRightFlagsAndTablesThem() throws {
+        let dir = try Integration.scratchDirectory("register")
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        try moto.http("POST", "/moto-api/recorder/start-recording")
+
+        let builds: [(release: String, ena: Bool, build: String)] = [("6.4", false, "it-64"), ("6.9", false, "it-69"), ("6.9", true, "it-69-ena")]
+        var amis: [String: String] = [:] // build id -> AMI id printed
+        for b in builds {
+            let volume = try moto.createVolume()
+            let out = try register(moto, [b.release, volume, "--build-id", b.build] + (b.ena ? ["--ena"] : []), dir: dir)
+            #expect(out.status == 0, "register \(b.release) failed: \(out.stderr)")
+            let line = try #require(out.stdout.split(separator: "\n").first.map(String.init))
+            let fields = line.split(separator: "\t").map(String.init)
+            #expect(fields.count == 3)
+            #expect(fields.first == "ap-northeast-1")
+            amis[b.build] = fields.count > 1 ? fields[1] : ""
+        }
+        try moto.http("POST", "/moto-api/recorder/stop-recording")
+
+        // The results file holds exactly these three.
+        let results = try ResultsFile.load(path: dir + "/results.json")
+        #expect(results.amis.count == 3)
+        #expect(Set(results.amis.map(\.amiId)) == Set(amis.values))
+        for record in results.amis {
+            #expect(amis[record.buildId] == record.amiId)
+            let ena = record.buildId == "it-69-ena"
+            #expect(record.variant == (ena ? .ena : .plain))
+            #expect(record.name.hasPrefix("CentOS \(record.release) x86_64 \(ena ? "ENA " : "")"))
+            #expect(record.region == "ap-northeast-1")
+            #expect(record.snapshotId.hasPrefix("snap-"))
+        }
+
+        // What moto received (it keeps only Name and Description of RegisterImage).
+        let requests = try moto.recordedRequests()
+        let registrations = requests.filter { $0["Action"] == "RegisterImage" }
+        #expect(registrations.count == 3)
+        for record in results.amis {
+            let r = try #require(registrations.first { $0["Name"] == record.name }, "no RegisterImage named '\(record.name)'")
+            #expect(r["Architecture"] == "x86_64")
+            #expect(r["VirtualizationType"] == "hvm")
+            #expect(r["BootMode"] == "legacy-bios")
+            #expect(r["ImdsSupport"] == "v2.0")
+            #expect(r["RootDeviceName"] == "/dev/sda1")
+            #expect(r["BlockDeviceMapping.1.DeviceName"] == r["RootDeviceName"])
+            #expect(r["BlockDeviceMapping.2.DeviceName"] == nil, "one mapping only")
+            #expect(r["BlockDeviceMapping.1.Ebs.SnapshotId"] == record.snapshotId)
+            #expect(r["BlockDeviceMapping.1.Ebs.DeleteOnTermination"] == "true")
+            #expect(r["BlockDeviceMapping.1.Ebs.VolumeType"] == "gp3")
+            #expect(Int(r["BlockDeviceMapping.1.Ebs.VolumeSize"] ?? "") ?? 0 >= 8)
+            if record.variant == .ena {
+                #expect(r["EnaSupport"] == "true")
+            } else {
+                #expect(r["EnaSupport"] == nil, "no EnaSupport at all for a plain image")
+            }
+        }
+        let snapshots = requests.filter { $0["Action"] == "CreateSnapshot" }
+        #expect(snapshots.count == 3)
+        #expect(snapshots.allSatisfy { $0["TagSpecification.1.ResourceType"] == "snapshot" && $0.values.contains("centos6-ami:build-id") })
+        #expect(requests.filter { $0["Action"] == "CreateTags" }.count == 3)
+
+        // The AMIs exist under those names.
+        for record in results.amis {
+            let images = try #require(try moto.ec2(["describe-images", "--image-ids", record.amiId])["Images"] as? [[String: Any]])
+            #expect(images.first?["Name"] as? String == record.name)
+        }
+
+        // The table, in the seed README's form.
+        let table = try Integration.tool(["table", "--from", dir + "/results.json"])
+        #expect(table.status == 0)
+        let expected = """
+        Region: ap-northeast-1
+
+        | version  | AMI ID |
+        | ------------- | ------------- |
+        | CentOS 6.4  |  \(amis["it-64"]!)  |
+        | CentOS 6.9  |  \(amis["it-69"]!), \(amis["it-69-ena"]!) (*1) |
+
+        \(AMITable.footnote)
+
+        """
+        #expect(table.stdout == expected)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @Test func failedRegisterImageDeletesTheSnapshotOrKeepsItWhenAsked() throws {
+        let dir = try Integration.scratchDirectory("register-fail")
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
+        let fakeDir = Integration.repoRoot.appendingPathComponent("scripts/fake-aws").path
+        let path = fakeDir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        func snapshots(_ build: String) throws -> [String] {
+            let out = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=\(build)"])
+            return (out["Snapshots"] as? [[String: Any]] ?? []).compactMap { $0["SnapshotId"] as? String }
+        }
+
+        // RegisterImage fails once: the run's snapshot is deleted, exit 1, the step is named.
+        let volume = try moto.createVolume()
+        let env = ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_FAIL_ONCE": dir + "/failed-once"]
+        let failed = try register(moto, ["6.9", volume, "--build-id", "it-fail"], dir: dir, env: env)
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("error: register failed at step 'register image': 'aws ec2 register-image' failed"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("injected by scripts/fake-aws"))
+        #expect(failed.stderr.contains("deleted what this run created: snapshot 'snap-"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/failed-once"), "the fake aws was used")
+        #expect(try snapshots("it-fail").isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/results.json"), "nothing recorded")
+
+        // Again with --keep-on-error: the snapshot stays and is named; cleanup removes it.
+        try FileManager.default.removeItem(atPath: dir + "/failed-once")
+        let kept = try register(moto, ["6.9", "--volume", volume, "--build-id", "it-keep", "--keep-on-error"], dir: dir, env: env)
+        #expect(kept.status == 1)
+        let left = try snapshots("it-keep")
+        #expect(left.count == 1)
+        let snap = left.first ?? "snap-?"
+        #expect(kept.stderr.contains("at step 'register image'"))
+        #expect(kept.stderr.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"), "\(kept.stderr)")
+        #expect(kept.stderr.contains("delete-snapshot --snapshot-id \(snap)"))
+
+        let listed = try Integration.tool(["cleanup", "--build-id", "it-keep", "--endpoint-url", moto.endpoint, "--dry-run"], environment: toolEnvironment())
+        #expect(listed.status == 0)
+        #expect(listed.stdout == "ap-northeast-1\tsnapshot\t\(snap)\n")
+        #expect(try snapshots("it-keep") == [snap], "--dry-run removes nothing")
+        let cleaned = try Integration.tool(["cleanup", "--build-id", "it-keep", "--endpoint-url", moto.endpoint], environment: toolEnvironment())
+        #expect(cleaned.status == 0, "\(cleaned.stderr)")
+        #expect(cleaned.stdout.contains("deleted snapshot '\(snap)'"))
+        #expect(try snapshots("it-keep").isEmpty)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @Test func publicCopiesAreRecordedAndCleanupRemovesEverythingOfTheBuild() throws {
+        let dir = try Integration.scratchDirectory("register-copy")
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        let volume = try moto.createVolume()
+        let out = try register(moto, ["6.10", volume, "--ena", "--public", "--copy-to", "us-east-1", "--build-id", "it-copy"], dir: dir,
+                               env: ["AWS_MAX_ATTEMPTS": "1"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let results = try ResultsFile.load(path: dir + "/results.json")
+        #expect(results.amis.map(\.region) == ["ap-northeast-1", "us-east-1"])
+        #expect(results.amis.allSatisfy { $0.public && $0.variant == .ena && $0.buildId == "it-copy" })
+        let copy = try #require(results.amis.last)
+        #expect(copy.copiedFrom == results.amis.first?.amiId)
+        for record in results.amis {
+            let attr = try moto.ec2(["describe-image-attribute", "--image-id", record.amiId, "--attribute", "launchPermission"], region: record.region)
+            #expect((attr["LaunchPermissions"] as? [[String: String]]) == [["Group": "all"]], "\(record.amiId) is public")
+        }
+        let table = try Integration.tool(["table", "--from", dir + "/results.json"])
+        #expect(table.stdout.contains("Region: us-east-1\n\n| version  | AMI ID |\n| ------------- | ------------- |\n| CentOS 6.10  |  \(copy.amiId) (*1) |"))
+
+        let cleaned = try Integration.tool(["cleanup", "--build-id", "it-copy", "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1,us-east-1"],
+                                           environment: toolEnvironment())
+        #expect(cleaned.status == 0, "\(cleaned.stderr)")
+        for region in ["ap-northeast-1", "us-east-1"] {
+            let images = try moto.ec2(["describe-images", "--owners", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-copy"], region: region)
+            #expect((images["Images"] as? [Any])?.isEmpty == true, "no image of the build left in \(region)")
+            let snaps = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-copy"], region: region)
+            #expect((snaps["Snapshots"] as? [Any])?.isEmpty == true, "no snapshot of the build left in \(region)")
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
