@@ -1,0 +1,1111 @@
+#!/usr/bin/env python3
+"""Builds the test vault: a signed, EL-shaped CentOS 6 stand-in repository made
+from this machine's Debian packages (see README.md in this directory).
+
+    vault.py inputs DEBDIR      print the build's inputs (hashed by build-vault.sh)
+    vault.py build WORK DEBDIR  build the vault into WORK (an empty directory)
+
+Called by build-vault.sh, which does the caching and the atomic rename.
+"""
+import concurrent.futures
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FILES = os.path.join(HERE, "files")
+
+RELEASES = {
+    "6.8": {"kernel": "642.el6", "centos_release": "8.el6.centos.12.3", "tzdata": "2016c-1.el6"},
+    "6.9": {"kernel": "696.el6", "centos_release": "9.el6.12.3", "tzdata": "2017b-1.el6"},
+}
+ONLY_IN = {"only-in-6.9": "6.9"}
+KERNEL_VERSION = "2.6.32"
+
+# Debian packages whose dependency closure is repackaged one to one.
+DEBIAN_ROOTS = [
+    "dnf", "rpm", "busybox-static", "bash", "coreutils", "passwd", "curl", "xfsprogs", "tzdata",
+    "gcc", "make", "libc6-dev", "libc6-i386", "kmod", "grep", "sed", "findutils", "mawk",
+    "diffutils", "gzip", "tar", "xz-utils", "cpio", "util-linux", "gnupg",
+]
+# Debian packages not installed on the builder: `apt-get download` + `dpkg -x`.
+DOWNLOADS = ["linux-image-{k}", "linux-headers-{k}", "linux-headers-{abi}-common", "linux-kbuild-{series}",
+             "grub-legacy", "sudo"]
+# Debian name -> CentOS name, where centos6-ami or CentOS habit depends on it.
+RENAME = {"dnf": "yum", "busybox-static": "busybox", "passwd": "shadow-utils", "libc6": "glibc",
+          "libc6-dev": "glibc-devel"}
+EXTRA_PROVIDES = {
+    "bash": ["/bin/sh", "/bin/bash"],
+    "yum": ["dnf", "/usr/bin/yum"],
+    "busybox": ["busybox-static"],
+    "coreutils": ["/bin/cat", "/bin/ls"],
+    "glibc": ["libc6"],
+}
+# Where the payload is not xz (CentOS 6 uses xz; at least one gzip package).
+GZIP_PAYLOAD = {"setup", "passwd"}
+EXCLUDE_PREFIXES = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/",
+                    "/usr/share/lintian/", "/usr/share/bug/", "/usr/share/doc-base/")
+EXCLUDE_PATHS = {"/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/locale",
+                 "/usr/share/lintian", "/usr/share/bug", "/usr/share/doc-base",
+                 "/usr/bin/sh",  # bash's, not dash's: CentOS's /bin/sh is bash
+                 "/etc/issue", "/etc/issue.net"}  # centos-release's, not base-files'
+MERGED = ("bin", "sbin", "lib", "lib64", "lib32", "libx32")
+
+CORE_GROUP = ["filesystem", "setup", "bash", "coreutils", "centos-release", "initscripts", "rpm", "yum",
+              "busybox", "openssh-server", "sudo", "passwd", "shadow-utils", "curl", "selinux-policy",
+              "tzdata", "postfix", "util-linux", "grep", "sed", "findutils", "gzip", "tar", "kmod"]
+BOOTSTRAP_SEED = ["yum", "rpm", "bash", "coreutils", "centos-release"]
+KEY_UID = "CentOS-6 Test Key (centos6-ami test vault only) <test-vault@centos6-ami.invalid>"
+OTHER_UID = "Other Test Key (not trusted) <other-key@centos6-ami.invalid>"
+
+
+def run(args, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(args, **kw)
+
+
+def out(args, **kw):
+    return run(args, capture_output=True, text=True, **kw).stdout
+
+
+def log(msg):
+    print(f"build-vault: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- Debian side
+
+def dpkg_db():
+    fmt = "${Package}\t${Status}\t${Version}\t${Architecture}\t${Pre-Depends}, ${Depends}\t${Provides}\t${binary:Summary}\n"
+    db = {}
+    for line in out(["dpkg-query", "-W", "-f=" + fmt]).splitlines():
+        name, status, version, arch, deps, provides, summary = line.split("\t")
+        if not status.endswith(" installed"):
+            continue
+        db[name] = {"version": version, "arch": arch, "deps": deps, "summary": summary,
+                    "provides": [p.strip().split()[0].split(":")[0] for p in provides.split(",") if p.strip()]}
+    return db
+
+
+def first_installed(alternatives, db):
+    """The first alternative that is installed (or provided by an installed package)."""
+    names = [a.strip().split()[0].split(":")[0] for a in alternatives.split("|") if a.strip()]
+    for n in names:
+        if n in db:
+            return n
+    for n in names:
+        for p, info in sorted(db.items()):
+            if n in info["provides"]:
+                return p
+    return None
+
+
+def dependencies(depends, db):
+    result = []
+    for d in depends.split(","):
+        if d.strip():
+            p = first_installed(d, db)
+            if p:
+                result.append(p)
+    return result
+
+
+def closure(roots, db):
+    seen, todo = [], list(roots)
+    while todo:
+        p = todo.pop(0)
+        if p in seen or p not in db:
+            continue
+        seen.append(p)
+        todo.extend(dependencies(db[p]["deps"], db))
+    return sorted(seen)
+
+
+_apt_cache = {}
+
+
+def apt_show(pkgs):
+    """Candidate Version and Depends of packages, in one apt-cache call (apt is slow to start)."""
+    missing = [p for p in pkgs if p not in _apt_cache]
+    if missing:
+        text = out(["apt-cache", "show", "--no-all-versions"] + missing)
+        for record in text.split("\n\n"):
+            fields = {}
+            for line in record.splitlines():
+                if line and not line[0].isspace() and ":" in line:
+                    k, v = line.split(":", 1)
+                    fields[k] = v.strip()
+            if "Package" in fields:
+                _apt_cache[fields["Package"]] = fields
+    for p in pkgs:
+        if p not in _apt_cache:
+            raise SystemExit(f"build-vault: no candidate version for '{p}' (apt-get update?)")
+    return {p: _apt_cache[p] for p in pkgs}
+
+
+def kernel_abi():
+    """The Debian cloud kernel the metapackage points at, e.g. 6.1.0-56-cloud-amd64."""
+    depends = apt_show(["linux-image-cloud-amd64"])["linux-image-cloud-amd64"].get("Depends", "")
+    for d in depends.split(","):
+        d = d.strip().split()[0]
+        if d.startswith("linux-image-"):
+            return d[len("linux-image-"):]
+    raise SystemExit("build-vault: cannot find the Debian cloud kernel (apt-cache show linux-image-cloud-amd64); run apt-get update")
+
+
+def download_names():
+    k = kernel_abi()
+    abi = k.rsplit("-", 2)[0]          # 6.1.0-56
+    series = ".".join(abi.split(".")[:2])  # 6.1
+    names = [d.format(k=k, abi=abi, series=series) for d in DOWNLOADS]
+    apt_show(names)
+    return k, names
+
+
+def candidate(pkg):
+    return apt_show([pkg])[pkg]["Version"]
+
+
+def deb_control(path, field):
+    return out(["dpkg-deb", "-f", path, field]).strip()
+
+
+def inputs(debdir):
+    """Everything the vault depends on besides the generator's own files."""
+    db = dpkg_db()
+    k, downloads = download_names()
+    lines = [f"kernel-abi {k}"]
+    for d in downloads:
+        lines.append(f"download {d} {candidate(d)}")
+    roots = list(DEBIAN_ROOTS)
+    for d in downloads:
+        deb = fetch(debdir, d, dry=True)
+        if deb:
+            roots += dependencies(deb_control(deb, "Depends"), db)
+    for p in closure(roots, db):
+        lines.append(f"debian {p} {db[p]['version']} {db[p]['arch']}")
+    return "\n".join(lines) + "\n"
+
+
+def fetch(debdir, pkg, dry=False):
+    version = candidate(pkg)
+    prefix = f"{pkg}_{version.split(':')[-1]}_"
+    os.makedirs(debdir, exist_ok=True)
+    for f in os.listdir(debdir):
+        if f.startswith(prefix) and f.endswith(".deb"):
+            return os.path.join(debdir, f)
+    if dry:
+        return None
+    log(f"apt-get download {pkg}={version}")
+    run(["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", f"{pkg}={version}"], cwd=debdir,
+        stdout=subprocess.DEVNULL)
+    return fetch(debdir, pkg, dry=True)
+
+
+def dpkg_list(pkg):
+    for suffix in ("", ":amd64", ":i386"):
+        p = f"/var/lib/dpkg/info/{pkg}{suffix}.list"
+        if os.path.exists(p):
+            with open(p) as f:
+                return [l.rstrip("\n") for l in f if l.strip()]
+    return []
+
+
+def diversions():
+    """Paths diverted by one package away from another: {path: diverter}."""
+    result = {}
+    lines = out(["dpkg-divert", "--list"]).splitlines()
+    for l in lines:
+        # "diversion of /bin/sh to /bin/sh.distrib by dash"
+        parts = l.split()
+        if len(parts) >= 6 and parts[0] == "diversion" and parts[1] == "of":
+            result[canonical(parts[2])] = parts[-1]
+    return result
+
+
+def canonical(path):
+    """Merged /usr: /bin/x -> /usr/bin/x (and sbin, lib, lib64, lib32)."""
+    parts = path.split("/")
+    if len(parts) > 1 and parts[1] in MERGED:
+        return "/usr" + path
+    return path
+
+
+def alternatives():
+    """dpkg alternatives' master links, e.g. {'/usr/bin/awk': '/usr/bin/mawk'}."""
+    result = {}
+    base = "/var/lib/dpkg/alternatives"
+    if not os.path.isdir(base):
+        return result
+    for name in os.listdir(base):
+        try:
+            with open(os.path.join(base, name)) as f:
+                lines = f.read().splitlines()
+            link = canonical(lines[1])
+            target = os.path.realpath(os.path.join("/etc/alternatives", name))
+            if os.path.exists(target) and os.path.islink(link):
+                result[link] = canonical(target)
+        except (OSError, IndexError):
+            pass
+    return result
+
+
+def excluded(path):
+    return path in EXCLUDE_PATHS or path.startswith(EXCLUDE_PREFIXES)
+
+
+# ---------------------------------------------------------------- RPM side
+
+def rpm_evr(debian_version):
+    epoch = None
+    v = debian_version
+    if ":" in v:
+        epoch, v = v.split(":", 1)
+    if "-" in v:
+        upstream, rev = v.rsplit("-", 1)
+    else:
+        upstream, rev = v, "0"
+    clean = lambda s: s.replace("-", "_").replace(":", "_")
+    return epoch, clean(upstream), clean(rev)
+
+
+class Package:
+    """One RPM to build: its header fields and a staging tree (the buildroot)."""
+
+    def __init__(self, name, version, release, summary, arch="x86_64", epoch=None):
+        self.name, self.version, self.release, self.arch, self.epoch = name, version, release, arch, epoch
+        self.summary = summary or name
+        self.requires, self.provides = [], []
+        self.files = None          # explicit %files lines; None: every top-level entry of the stage
+        self.ghosts = []
+        self.scripts = {}          # e.g. {"posttrans": "..."}
+        self.stage = None
+        self.group = "shared"      # or a release
+        self.debian = None         # source Debian package and version
+
+    @property
+    def nevra(self):
+        return f"{self.name}-{self.version}-{self.release}.{self.arch}"
+
+    def spec(self):
+        lines = [f"Name: {self.name}", f"Version: {self.version}", f"Release: {self.release}",
+                 f"Summary: {self.summary}", "License: see Debian's copyright files", "AutoReqProv: no",
+                 "Group: System Environment/Base", "URL: https://www.debian.org/",
+                 "Vendor: centos6-ami test vault", "Packager: centos6-ami test vault"]
+        if self.epoch:
+            lines.append(f"Epoch: {self.epoch}")
+        if self.arch == "noarch":
+            lines.append("BuildArch: noarch")
+        for r in sorted(set(self.requires)):
+            if r != self.name:
+                lines.append(f"Requires: {r}")
+        for p in sorted(set(self.provides)):
+            lines.append(f"Provides: {p}")
+        lines += ["", "%description",
+                  f"{self.summary}. Test vault stand-in"
+                  + (f" repackaged from Debian's {self.debian}." if self.debian else "."), ""]
+        for when, body in self.scripts.items():
+            lines += [f"%{when}", body, ""]
+        lines += ["%files", "%defattr(-,root,root)"]
+        if self.files is None:
+            for entry in sorted(os.listdir(self.stage)):
+                lines.append("/" + entry)
+        else:
+            lines += self.files
+        for g in self.ghosts:
+            lines.append(f"%ghost {g}")
+        return "\n".join(lines) + "\n"
+
+
+def rpmbuild(pkg, work, rpmdir):
+    specdir = os.path.join(work, "specs")
+    os.makedirs(specdir, exist_ok=True)
+    spec = os.path.join(specdir, f"{pkg.nevra}.spec")
+    with open(spec, "w") as f:
+        f.write(pkg.spec())
+    payload = "w9.gzdio" if pkg.name in GZIP_PAYLOAD else "w2.xzdio"
+    os.makedirs(rpmdir, exist_ok=True)
+    topdir = os.path.join(work, "rpmbuild")
+    os.makedirs(os.path.join(topdir, "BUILD"), exist_ok=True)
+    result = subprocess.run(
+        ["rpmbuild", "-bb", "--quiet", "--buildroot", pkg.stage,
+         "--define", f"_topdir {topdir}", "--define", f"_rpmdir {rpmdir}",
+         "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+         "--define", f"_binary_payload {payload}", "--define", "__os_install_post %{nil}",
+         "--define", "__arch_install_post %{nil}", "--define", "debug_package %{nil}",
+         "--define", "_build_id_links none", "--define", "_binary_filedigest_algorithm 8",
+         "--define", "source_date_epoch_from_changelog 0", "--define", "_buildhost centos6-ami-test-vault",
+         spec], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"build-vault: rpmbuild of {pkg.nevra} failed:\n{result.stderr[-3000:]}")
+    path = os.path.join(rpmdir, f"{pkg.nevra}.rpm")
+    if not os.path.exists(path):
+        raise SystemExit(f"build-vault: rpmbuild did not write {path}")
+    return path
+
+
+# ---------------------------------------------------------------- staging
+
+def stage_from_host(paths, stage):
+    """Copies host paths (canonical, absolute) into stage with tar, keeping modes and links."""
+    os.makedirs(stage, exist_ok=True)
+    listfile = stage + ".list"
+    with open(listfile, "w") as f:
+        for p in paths:
+            f.write(p.lstrip("/") + "\n")
+    tar_c = subprocess.Popen(["tar", "-C", "/", "--no-recursion", "-cf", "-", "-T", listfile],
+                             stdout=subprocess.PIPE)
+    run(["tar", "-C", stage, "-xpf", "-"], stdin=tar_c.stdout)
+    tar_c.stdout.close()
+    if tar_c.wait() != 0:
+        raise SystemExit(f"build-vault: tar of {listfile} failed")
+    os.unlink(listfile)
+
+
+def write(stage, path, content, mode=0o644):
+    full = os.path.join(stage, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode()
+    with open(full, "wb") as f:
+        f.write(content)
+    os.chmod(full, mode)
+
+
+def copy(stage, path, source, mode=None):
+    with open(source, "rb") as f:
+        data = f.read()
+    write(stage, path, data, mode if mode is not None else stat.S_IMODE(os.stat(source).st_mode))
+
+
+def symlink(stage, path, target):
+    full = os.path.join(stage, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    if os.path.lexists(full):
+        os.unlink(full)
+    os.symlink(target, full)
+
+
+def mkdir(stage, path, mode=0o755):
+    full = os.path.join(stage, path.lstrip("/"))
+    os.makedirs(full, exist_ok=True)
+    os.chmod(full, mode)
+
+
+def dpkg_x(deb, dest):
+    os.makedirs(dest, exist_ok=True)
+    run(["dpkg-deb", "-x", deb, dest])
+    return dest
+
+
+def merge_usr(tree):
+    """Moves a dpkg -x tree's bin/sbin/lib* into usr/ (merged /usr)."""
+    for d in MERGED:
+        src = os.path.join(tree, d)
+        if os.path.isdir(src) and not os.path.islink(src):
+            dst = os.path.join(tree, "usr", d)
+            os.makedirs(dst, exist_ok=True)
+            run(["cp", "-a", src + "/.", dst + "/"])
+            shutil.rmtree(src)
+
+
+def prune(tree):
+    for p in EXCLUDE_PATHS | {x.rstrip("/") for x in EXCLUDE_PREFIXES}:
+        full = os.path.join(tree, p.lstrip("/"))
+        if os.path.islink(full) or os.path.isfile(full):
+            if p.startswith("/usr/share/"):
+                os.unlink(full)
+        elif os.path.isdir(full):
+            shutil.rmtree(full)
+
+
+# ---------------------------------------------------------------- the packages
+
+def debian_packages(db, names, work):
+    """One RPM per Debian package of the closure (passwd split in two)."""
+    divs = diversions()
+    alts = alternatives()
+    claimed = set()
+    pkgs = []
+    for deb in names:
+        info = db[deb]
+        name = RENAME.get(deb, deb)
+        epoch, version, release = rpm_evr(info["version"])
+        pkg = Package(name, version, release, info["summary"],
+                      arch="noarch" if info["arch"] == "all" else "x86_64", epoch=epoch)
+        pkg.debian = f"{deb} {info['version']}"
+        paths = []
+        for raw in dpkg_list(deb):
+            if raw in ("/.", "/"):
+                continue
+            p = canonical(raw)
+            if excluded(p) or divs.get(p, deb) != deb:
+                continue
+            if not os.path.lexists(p):
+                continue
+            if not os.path.isdir(p) or os.path.islink(p):
+                if p in claimed:
+                    continue
+                claimed.add(p)
+            paths.append(p)
+        # dpkg alternatives' public links (made by maintainer scripts, so not in dpkg -L)
+        own = set(paths)
+        for link, target in alts.items():
+            if target in own and link not in claimed:
+                paths.append(link)
+                claimed.add(link)
+        deps = [RENAME.get(d, d) for d in dependencies(info["deps"], db) if d in names and d != deb]
+        pkg.requires = deps + ["filesystem"]
+        pkg.provides = EXTRA_PROVIDES.get(name, []) + ([deb] if name != deb else [])
+        pkg.stage = os.path.join(work, "stage", pkg.nevra)
+        stage_from_host(paths, pkg.stage)
+        if not os.listdir(pkg.stage):
+            mkdir(pkg.stage, f"/usr/share/{name}")  # nothing left after pruning: own one dir
+        if name == "bash":
+            symlink(pkg.stage, "/usr/bin/sh", "bash")
+        if name == "yum":
+            copy(pkg.stage, "/usr/bin/yum", os.path.join(FILES, "yum"), 0o755)
+            copy(pkg.stage, "/etc/yum.conf", os.path.join(FILES, "yum.conf"), 0o644)
+            mkdir(pkg.stage, "/etc/yum/vars")
+            mkdir(pkg.stage, "/etc/yum.repos.d")
+            mkdir(pkg.stage, "/var/cache/yum")
+            pkg.requires.append("bash")
+        if name == "rpm":
+            # Debian's rpm keeps its database in ~/.rpmdb; CentOS's in /var/lib/rpm.
+            write(pkg.stage, "/etc/rpm/macros.dbpath", "%_dbpath /var/lib/rpm\n")
+            mkdir(pkg.stage, "/var/lib/rpm")
+        if name == "shadow-utils":
+            copy(pkg.stage, "/etc/login.defs", os.path.join(FILES, "login.defs"), 0o644)
+            passwd = Package("passwd", version, release, "The passwd utility for setting or changing passwords",
+                             epoch=epoch)
+            passwd.debian = pkg.debian
+            passwd.stage = os.path.join(work, "stage", passwd.nevra)
+            for p in ("/usr/bin/passwd", "/etc/pam.d/passwd"):
+                src = os.path.join(pkg.stage, p.lstrip("/"))
+                if os.path.lexists(src):
+                    dst = os.path.join(passwd.stage, p.lstrip("/"))
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    os.rename(src, dst)
+            passwd.requires = ["shadow-utils", "filesystem"] + [r for r in pkg.requires if r.startswith("libpam")]
+            pkgs.append(passwd)
+        pkgs.append(pkg)
+    return pkgs
+
+
+def synthetic(name, version, release, summary, work, arch="noarch", group="shared"):
+    pkg = Package(name, version, release, summary, arch=arch)
+    pkg.group = group
+    pkg.stage = os.path.join(work, "stage", f"{pkg.nevra}.{group}")
+    os.makedirs(pkg.stage, exist_ok=True)
+    return pkg
+
+
+def filesystem_pkg(work):
+    pkg = synthetic("filesystem", "2.4.30", "3.el6", "The basic directory layout for a Linux system", work,
+                    arch="x86_64")
+    s = pkg.stage
+    for d in MERGED[:5]:
+        symlink(s, "/" + d, "usr/" + d)
+    dirs = {"/boot": 0o555, "/dev": 0o755, "/etc": 0o755, "/etc/pki": 0o755, "/etc/pki/rpm-gpg": 0o755,
+            "/etc/sysconfig": 0o755, "/etc/sysconfig/network-scripts": 0o755, "/etc/rc.d": 0o755,
+            "/etc/rc.d/init.d": 0o755, "/etc/yum": 0o755, "/etc/yum/vars": 0o755, "/etc/yum.repos.d": 0o755,
+            "/etc/skel": 0o755, "/etc/sudoers.d": 0o750, "/home": 0o755, "/media": 0o755, "/mnt": 0o755,
+            "/opt": 0o755, "/proc": 0o555, "/root": 0o550, "/run": 0o755, "/srv": 0o755, "/sys": 0o555,
+            "/tmp": 0o1777, "/usr": 0o755, "/usr/bin": 0o755, "/usr/sbin": 0o755, "/usr/lib": 0o755,
+            "/usr/lib64": 0o755, "/usr/lib32": 0o755, "/usr/include": 0o755, "/usr/libexec": 0o755,
+            "/usr/local": 0o755, "/usr/local/bin": 0o755, "/usr/local/sbin": 0o755, "/usr/share": 0o755,
+            "/usr/src": 0o755, "/usr/src/kernels": 0o755, "/usr/lib/modules": 0o755, "/var": 0o755,
+            "/var/cache": 0o755, "/var/empty": 0o555, "/var/lib": 0o755, "/var/lock": 0o755,
+            "/var/lock/subsys": 0o755, "/var/log": 0o755, "/var/run": 0o755, "/var/spool": 0o755,
+            "/var/spool/mail": 0o775, "/var/tmp": 0o1777, "/var/cache/yum": 0o755}
+    for d, mode in sorted(dirs.items()):
+        mkdir(s, d, mode)
+    return pkg
+
+
+SETUP_PASSWD = """root:x:0:0:root:/root:/bin/bash
+bin:x:1:1:bin:/bin:/sbin/nologin
+daemon:x:2:2:daemon:/sbin:/sbin/nologin
+adm:x:3:4:adm:/var/adm:/sbin/nologin
+lp:x:4:7:lp:/var/spool/lpd:/sbin/nologin
+sync:x:5:0:sync:/sbin:/bin/sync
+shutdown:x:6:0:shutdown:/sbin:/sbin/shutdown
+halt:x:7:0:halt:/sbin:/sbin/halt
+mail:x:8:12:mail:/var/spool/mail:/sbin/nologin
+uucp:x:10:14:uucp:/var/spool/uucp:/sbin/nologin
+operator:x:11:0:operator:/root:/sbin/nologin
+games:x:12:100:games:/usr/games:/sbin/nologin
+gopher:x:13:30:gopher:/var/gopher:/sbin/nologin
+ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin
+nobody:x:99:99:Nobody:/:/sbin/nologin
+"""
+SETUP_GROUP = """root:x:0:
+bin:x:1:bin,daemon
+daemon:x:2:bin,daemon
+sys:x:3:bin,adm
+adm:x:4:adm,daemon
+tty:x:5:
+disk:x:6:
+lp:x:7:daemon
+mem:x:8:
+kmem:x:9:
+wheel:x:10:
+mail:x:12:mail
+uucp:x:14:
+man:x:15:
+games:x:20:
+gopher:x:30:
+video:x:39:
+dip:x:40:
+ftp:x:50:
+lock:x:54:
+audio:x:63:
+nobody:x:99:
+users:x:100:
+floppy:x:19:
+utmp:x:22:
+utempter:x:35:
+shadow:x:42:
+"""
+
+
+def setup_pkg(work):
+    pkg = synthetic("setup", "2.8.14", "23.el6", "A set of system configuration and setup files", work)
+    s = pkg.stage
+    write(s, "/etc/passwd", SETUP_PASSWD)
+    write(s, "/etc/group", SETUP_GROUP)
+    users = [l.split(":")[0] for l in SETUP_PASSWD.splitlines()]
+    groups = [l.split(":")[0] for l in SETUP_GROUP.splitlines()]
+    write(s, "/etc/shadow", "".join(f"{u}:*:15980:0:99999:7:::\n" for u in users), 0o000)
+    write(s, "/etc/gshadow", "".join(f"{g}:::\n" for g in groups), 0o000)
+    write(s, "/etc/hosts", "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+                           "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+    write(s, "/etc/shells", "/bin/sh\n/bin/bash\n/sbin/nologin\n")
+    write(s, "/etc/host.conf", "multi on\n")
+    write(s, "/etc/profile", "# /etc/profile (test vault)\n"
+                             "export PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n"
+                             "for i in /etc/profile.d/*.sh; do [ -r \"$i\" ] && . \"$i\"; done\nunset i\n")
+    mkdir(s, "/etc/profile.d")
+    write(s, "/etc/motd", "")
+    write(s, "/etc/fstab", "")
+    write(s, "/usr/share/doc/setup-2.8.14/COPYING-test-vault-setup-package-notice",
+          "The setup package of the centos6-ami test vault (synthetic; CentOS 6 content).\n")
+    return pkg
+
+
+def centos_release_pkg(release, key_asc, work):
+    minor = release.split(".")[1]
+    pkg = synthetic("centos-release", "6", RELEASES[release]["centos_release"], "CentOS release file", work,
+                    arch="x86_64", group=release)
+    s = pkg.stage
+    line = f"CentOS release {release} (Final)\n"
+    write(s, "/etc/centos-release", line)
+    symlink(s, "/etc/redhat-release", "centos-release")
+    symlink(s, "/etc/system-release", "centos-release")
+    write(s, "/etc/system-release-cpe", "cpe:/o:centos:linux:6:GA\n")
+    write(s, "/etc/issue", line + "Kernel \\r on an \\m\n\n")
+    write(s, "/etc/issue.net", line + "Kernel \\r on an \\m\n")
+    copy(s, "/etc/yum.repos.d/CentOS-Base.repo", os.path.join(FILES, "CentOS-Base.repo"), 0o644)
+    write(s, "/etc/pki/rpm-gpg/RPM-GPG-KEY-CentOS-6", key_asc)
+    write(s, "/etc/rpm/macros.dist", "# dist macros.\n\n%rhel 6\n%centos_ver 6\n%centos 6\n%dist .el6\n%el6 1\n")
+    pkg.provides = [f"redhat-release = 6-{minor}", f"system-release = 6-{minor}",
+                    "system-release(releasever) = 6", f"centos-release(upstream) = {release}"]
+    pkg.requires = ["filesystem"]
+    return pkg
+
+
+def tzdata_pkg(release, debian_stage, work):
+    version, rel = RELEASES[release]["tzdata"].split("-")
+    pkg = synthetic("tzdata", version, rel, "Timezone data", work, group=release)
+    run(["cp", "-a", debian_stage + "/.", pkg.stage + "/"])
+    pkg.requires = ["filesystem"]
+    return pkg
+
+
+def small_pkgs(work):
+    pkgs = []
+    p = synthetic("openssh-server", "5.3p1", "122.el6", "An open source SSH server daemon (configuration only)",
+                  work, arch="x86_64")
+    copy(p.stage, "/etc/ssh/sshd_config", os.path.join(FILES, "sshd_config"), 0o600)
+    write(p.stage, "/etc/sysconfig/sshd", "# Configuration file for the sshd service.\n")
+    os.chmod(os.path.join(p.stage, "etc/ssh"), 0o755)
+    p.requires = ["filesystem"]
+    pkgs.append(p)
+
+    p = synthetic("selinux-policy", "3.7.19", "307.el6", "SELinux policy configuration", work)
+    copy(p.stage, "/etc/selinux/config", os.path.join(FILES, "selinux-config"), 0o644)
+    mkdir(p.stage, "/etc/selinux/targeted")
+    p.requires = ["filesystem"]
+    pkgs.append(p)
+
+    p = synthetic("postfix", "2.6.6", "8.el6", "Postfix Mail Transport Agent (test vault stub)", work,
+                  arch="x86_64")
+    write(p.stage, "/etc/postfix/main.cf", "# postfix main.cf (test vault stub)\nmyhostname = localhost\n")
+    write(p.stage, "/usr/sbin/postfix", "#!/bin/sh\necho 'postfix: test vault stub'\n", 0o755)
+    p.requires = ["filesystem", "/bin/sh"]
+    pkgs.append(p)
+
+    p = synthetic("initscripts", "9.03.58", "1.el6.centos", "The inittab file and the /etc/init.d scripts",
+                  work, arch="x86_64")
+    copy(p.stage, "/usr/sbin/init", os.path.join(FILES, "init"), 0o755)
+    copy(p.stage, "/etc/rc.d/rc.local", os.path.join(FILES, "rc.local"), 0o755)
+    symlink(p.stage, "/etc/rc.local", "rc.d/rc.local")
+    copy(p.stage, "/usr/share/udhcpc/default.script", os.path.join(FILES, "udhcpc.script"), 0o755)
+    copy(p.stage, "/etc/acpi/PWRF/00000080", os.path.join(FILES, "acpi-power-button"), 0o755)
+    write(p.stage, "/etc/inittab", "# test vault: /sbin/init is a busybox script (see initscripts)\n"
+                                   "id:3:initdefault:\n")
+    write(p.stage, "/etc/sysconfig/network-scripts/ifcfg-lo",
+          "DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\nNETWORK=127.0.0.0\nBROADCAST=127.255.255.255\n"
+          "ONBOOT=yes\nNAME=loopback\n")
+    write(p.stage, "/etc/sysconfig/init", "BOOTUP=serial\n")
+    p.requires = ["filesystem", "busybox", "bash", "setup"]
+    pkgs.append(p)
+
+    p = synthetic("rpm-build", "4.8.0", "55.el6", "Scripts and executable programs used to build packages", work,
+                  arch="x86_64")
+    mkdir(p.stage, "/usr/share/rpm-build")
+    p.requires = ["rpm", "gcc", "make", "binutils", "bash", "coreutils", "findutils", "grep", "sed", "gzip",
+                  "tar", "xz-utils", "cpio", "diffutils", "mawk", "glibc-devel"]
+    pkgs.append(p)
+    return pkgs
+
+
+def only_in_pkg(name, release, work):
+    p = synthetic(name, "1.0", "1.el6", f"A package present only in release {release} of the test vault", work,
+                  group=release)
+    write(p.stage, f"/usr/share/{name}/README", f"This package exists only in the {release} test vault.\n")
+    p.requires = ["filesystem"]
+    return p
+
+
+def kernel_pkgs(release, deb_k, trees, work):
+    """kernel and kernel-devel named 2.6.32-<n>.el6 from Debian's cloud kernel and headers."""
+    kver = f"{KERNEL_VERSION}-{RELEASES[release]['kernel']}.x86_64"
+    image, common, arch, kbuild = trees
+    k = synthetic("kernel", KERNEL_VERSION, RELEASES[release]["kernel"],
+                  f"The Linux kernel (Debian's {deb_k} as {kver})", work, arch="x86_64", group=release)
+    s = k.stage
+    for f in ("vmlinuz", "System.map", "config"):
+        copy(s, f"/boot/{f}-{kver}", os.path.join(image, "boot", f"{f}-{deb_k}"))
+    mods = os.path.join(s, "usr/lib/modules", kver)
+    os.makedirs(os.path.dirname(mods), exist_ok=True)
+    run(["cp", "-a", os.path.join(image, "lib/modules", deb_k), mods])
+    for l in ("build", "source"):
+        if os.path.lexists(os.path.join(mods, l)):
+            os.unlink(os.path.join(mods, l))
+    symlink(s, f"/usr/lib/modules/{kver}/build", f"/usr/src/kernels/{kver}")
+    symlink(s, f"/usr/lib/modules/{kver}/source", "build")
+    mkdir(s, f"/usr/lib/modules/{kver}/extra")
+    mkdir(s, f"/usr/lib/modules/{kver}/weak-updates")
+    write(s, f"/usr/lib/modules/{kver}/vault-uname-r", deb_k + "\n")
+    run(["depmod", "-b", os.path.join(s, "usr"), kver])
+    copy(s, "/usr/sbin/new-kernel-pkg", os.path.join(FILES, "new-kernel-pkg"), 0o755)
+    k.files = [f"/boot/vmlinuz-{kver}", f"/boot/System.map-{kver}", f"/boot/config-{kver}",
+               f"/usr/lib/modules/{kver}", "/usr/sbin/new-kernel-pkg"]
+    k.ghosts = [f"%attr(0600,root,root) /boot/initramfs-{kver}.img"]
+    k.scripts = {
+        "posttrans": f"/sbin/new-kernel-pkg --package kernel --mkinitrd --dracut --depmod --install {kver} || exit $?",
+        "preun": f"/sbin/new-kernel-pkg --rminitrd --remove {kver} || :",
+    }
+    k.requires = ["filesystem", "busybox", "/bin/sh"]
+    k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}", "kernel-drm = 4.3.0"]
+
+    d = synthetic("kernel-devel", KERNEL_VERSION, RELEASES[release]["kernel"],
+                  f"Development package for building kernel modules to match the kernel (Debian's {deb_k} headers)",
+                  work, arch="x86_64", group=release)
+    tree = os.path.join(d.stage, "usr/src/kernels", kver)
+    os.makedirs(tree)
+    common_src = next(os.path.join(common, "usr/src", x) for x in os.listdir(os.path.join(common, "usr/src")))
+    arch_src = os.path.join(arch, "usr/src", f"linux-headers-{deb_k}")
+    kbuild_src = next(os.path.join(kbuild, "usr/lib", x) for x in os.listdir(os.path.join(kbuild, "usr/lib"))
+                      if x.startswith("linux-kbuild"))
+    run(["cp", "-a", common_src + "/.", tree + "/"])
+    for x in ("scripts", "tools"):
+        if os.path.islink(os.path.join(tree, x)):
+            os.unlink(os.path.join(tree, x))
+    for x in os.listdir(arch_src):
+        src = os.path.join(arch_src, x)
+        if x == "Makefile" or os.path.islink(src):
+            continue  # arch's Makefile only includes common's; links point into kbuild
+        run(["cp", "-a", src, tree + "/"])
+    run(["cp", "-a", kbuild_src + "/.", tree + "/"])
+    d.requires = ["filesystem"]
+    d.provides = [f"kernel-devel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}"]
+    return k, d
+
+
+def grub_pkg(tree, version, work):
+    epoch, v, r = rpm_evr(version)
+    p = synthetic("grub", v, r, "Grand Unified Boot Loader (Debian's grub-legacy)", work, arch="x86_64")
+    p.debian = f"grub-legacy {version}"
+    s = p.stage
+    stage_dir = os.path.join(tree, "usr/lib/grub/x86_64-pc")
+    for f in sorted(os.listdir(stage_dir)):
+        copy(s, f"/usr/share/grub/x86_64-redhat/{f}", os.path.join(stage_dir, f))
+    for d in ("usr/sbin", "usr/bin"):
+        for f in sorted(os.listdir(os.path.join(tree, d))):
+            if f in ("update-grub",):
+                continue
+            copy(s, f"/{d}/{f}", os.path.join(tree, d, f))
+    p.requires = ["filesystem", "libc6-i386"]
+    return p
+
+
+def sudo_pkg(tree, version, db, names, work):
+    epoch, v, r = rpm_evr(version)
+    p = synthetic("sudo", v, r, "Allows restricted root access for specified users (Debian's sudo)", work,
+                  arch="x86_64")
+    p.debian = f"sudo {version}"
+    merge_usr(tree)
+    prune(tree)
+    for x in ("etc/sudoers.d/README", "etc/sudo_logsrvd.conf"):
+        if os.path.exists(os.path.join(tree, x)):
+            os.unlink(os.path.join(tree, x))
+    run(["cp", "-a", tree + "/.", p.stage + "/"])
+    copy(p.stage, "/etc/sudoers", os.path.join(FILES, "sudoers"), 0o440)
+    mkdir(p.stage, "/etc/sudoers.d", 0o750)
+    p.requires = ["filesystem"] + [RENAME.get(d, d) for d in dependencies(
+        deb_control_cache["sudo"], db) if d in names]
+    return p
+
+
+deb_control_cache = {}
+
+
+# ---------------------------------------------------------------- keys, signing
+
+def make_keys(keys_dir):
+    os.makedirs(keys_dir)
+    homes = {}
+    for kind, uid in (("test", KEY_UID), ("other", OTHER_UID)):
+        home = os.path.join(keys_dir, "gnupg" if kind == "test" else ".other-gnupg")
+        os.makedirs(home, mode=0o700)
+        params = (f"%no-protection\nKey-Type: RSA\nKey-Length: 2048\nKey-Usage: sign\n"
+                  f"Name-Real: {uid.split(' <')[0]}\nName-Email: {uid.split('<')[1].rstrip('>')}\n"
+                  f"Expire-Date: 0\n%commit\n")
+        run(["gpg", "--homedir", home, "--batch", "--quiet", "--gen-key"], input=params.encode(),
+            stderr=subprocess.DEVNULL)
+        asc = out(["gpg", "--homedir", home, "--armor", "--export"])
+        with open(os.path.join(keys_dir, f"{kind}-key.asc"), "w") as f:
+            f.write(asc)
+        colons = out(["gpg", "--homedir", home, "--with-colons", "--fingerprint"])
+        fpr = next(l.split(":")[9] for l in colons.splitlines() if l.startswith("fpr:"))
+        homes[kind] = {"home": home, "uid": uid, "fingerprint": fpr, "keyid": fpr[-16:],
+                       "file": f"keys/{kind}-key.asc"}
+    return homes
+
+
+def sign(files, key):
+    if not files:
+        return
+    for i in range(0, len(files), 40):
+        run(["rpmsign", "--addsign", "--rpmv3", "--define", "__gpg /usr/bin/gpg",
+             "--define", "_gpg_digest_algo sha256", "--define", f"_gpg_path {key['home']}", "--define", f"_gpg_name {key['uid']}"] + files[i:i + 40],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# ---------------------------------------------------------------- rpm file surgery (bad packages)
+
+def rpm_sections(data):
+    """Offsets of the signature header, the header and the payload in an rpm file."""
+    def header_len(off):
+        magic = data[off:off + 3]
+        if magic != b"\x8e\xad\xe8":
+            raise SystemExit("build-vault: bad header magic")
+        il, dl = struct.unpack(">II", data[off + 8:off + 16])
+        return 16 + il * 16 + dl
+    sig = 96
+    siglen = header_len(sig)
+    hdr = sig + siglen + (-siglen % 8)
+    payload = hdr + header_len(hdr)
+    return sig, hdr, payload
+
+
+def header_entries(data, off):
+    il, dl = struct.unpack(">II", data[off + 8:off + 16])
+    store = off + 16 + il * 16
+    entries = {}
+    for i in range(il):
+        tag, typ, offset, count = struct.unpack(">IIII", data[off + 16 + i * 16:off + 32 + i * 16])
+        entries[tag] = (typ, store + offset, count)
+    return entries
+
+
+def patch_string(buf, entries, tag, value):
+    typ, at, count = entries[tag]
+    old_end = buf.index(b"\0", at)
+    if old_end - at != len(value):
+        raise SystemExit(f"build-vault: tag {tag} length changed")
+    buf[at:old_end] = value.encode()
+
+
+def escape_dotdot(unsigned_rpm, dest):
+    """Renames one payload entry of an unsigned rpm to a path escaping the root
+    with ../ (same length), then fixes every digest so only the path is wrong."""
+    data = bytearray(open(unsigned_rpm, "rb").read())
+    sig, hdr, payload_off = rpm_sections(data)
+    compressed = bytes(data[payload_off:])
+    gz = compressed[:2] == b"\x1f\x8b"
+    raw = bytearray(gzip.decompress(compressed) if gz else lzma.decompress(compressed))
+    victim = b"./usr/share/doc/setup-2.8.14/COPYING-test-vault-setup-package-notice"
+    at = raw.index(victim + b"\0")
+    replacement = b"../../../../../tmp/escape-dotdot-test-vault"
+    replacement += b"x" * (len(victim) - len(replacement))
+    raw[at:at + len(victim)] = replacement
+    new_payload = gzip.compress(bytes(raw), 9, mtime=0) if gz else lzma.compress(bytes(raw), preset=2)
+    hentries = header_entries(data, hdr)
+    header = data[hdr:payload_off]
+    buf = bytearray(data[:payload_off])
+    if 5092 in hentries:  # PAYLOADDIGEST: sha256 of the compressed payload
+        patch_string(buf, hentries, 5092, hashlib.sha256(new_payload).hexdigest())
+    if 5097 in hentries:  # PAYLOADDIGESTALT: sha256 of the uncompressed payload
+        patch_string(buf, hentries, 5097, hashlib.sha256(bytes(raw)).hexdigest())
+    header = bytes(buf[hdr:payload_off])
+    sentries = header_entries(buf, sig)
+    if 269 in sentries:
+        patch_string(buf, sentries, 269, hashlib.sha1(header).hexdigest())
+    if 273 in sentries:
+        patch_string(buf, sentries, 273, hashlib.sha256(header).hexdigest())
+    if 1004 in sentries:
+        typ, at_, count = sentries[1004]
+        buf[at_:at_ + 16] = hashlib.md5(header + new_payload).digest()
+    if 1000 in sentries:
+        typ, at_, count = sentries[1000]
+        buf[at_:at_ + 4] = struct.pack(">I", len(header) + len(new_payload))
+    if 270 in sentries:  # LONGSIGSIZE
+        typ, at_, count = sentries[270]
+        buf[at_:at_ + 8] = struct.pack(">Q", len(header) + len(new_payload))
+    with open(dest, "wb") as f:
+        f.write(bytes(buf) + new_payload)
+
+
+def bad_packages(good_signed, unsigned_build, bad_dir, keys):
+    os.makedirs(bad_dir)
+    base = os.path.basename(good_signed)
+    # unsigned: the same package before signing
+    shutil.copy(unsigned_build, os.path.join(bad_dir, "unsigned.rpm"))
+    # wrong key
+    wrong = os.path.join(bad_dir, "wrong-key.rpm")
+    shutil.copy(unsigned_build, wrong)
+    sign([wrong], keys["other"])
+    # one payload byte flipped after signing
+    data = bytearray(open(good_signed, "rb").read())
+    sig, hdr, payload = rpm_sections(data)
+    flip_at = payload + (len(data) - payload) // 2
+    data[flip_at] ^= 0x01
+    open(os.path.join(bad_dir, "flipped-payload.rpm"), "wb").write(bytes(data))
+    # truncated in the middle of the payload
+    data = open(good_signed, "rb").read()
+    open(os.path.join(bad_dir, "truncated.rpm"), "wb").write(data[:payload + (len(data) - payload) // 2])
+    # a ../ entry, otherwise valid and signed by the test key
+    esc = os.path.join(bad_dir, "escape-dotdot.rpm")
+    escape_dotdot(unsigned_build, esc)
+    sign([esc], keys["test"])
+    return [
+        {"file": "bad/unsigned.rpm", "defect": "unsigned", "basedOn": base,
+         "detail": "the good package before rpmsign: digests only, no RSA/PGP signature (rpm -K: digests OK, no signature; fails with _pkgverify_level signature)"},
+        {"file": "bad/wrong-key.rpm", "defect": "wrong-key", "basedOn": base,
+         "keyid": keys["other"]["keyid"],
+         "detail": f"signed (v3, header and header+payload) by the other key {keys['other']['keyid']} (keys/other-key.asc), not the test key (rpm -K: NOKEY)"},
+        {"file": "bad/flipped-payload.rpm", "defect": "flipped-payload", "basedOn": base, "offset": flip_at,
+         "detail": f"the signed good package with one bit of the payload flipped at byte {flip_at} (rpm -K: payload digest, MD5 and the header+payload signature BAD)"},
+        {"file": "bad/truncated.rpm", "defect": "truncated", "basedOn": base,
+         "size": payload + (len(data) - payload) // 2,
+         "detail": "the signed good package cut in the middle of its payload (rpm -K fails: digests cannot be computed / BAD)"},
+        {"file": "bad/escape-dotdot.rpm", "defect": "escape-dotdot", "basedOn": base,
+         "entry": "../../../../../tmp/escape-dotdot-test-vault" + "x" * (
+             len("./usr/share/doc/setup-2.8.14/COPYING-test-vault-setup-package-notice")
+             - len("../../../../../tmp/escape-dotdot-test-vault")),
+         "detail": "one cpio entry renamed to a ../ path escaping the root (same length); header digests and sizes fixed and signed by the test key, so rpm -K accepts it and only the path is wrong"},
+    ]
+
+
+# ---------------------------------------------------------------- repository
+
+def comps(names):
+    members = [n for n in CORE_GROUP if n in names]
+    reqs = "\n".join(f'      <packagereq type="mandatory">{n}</packagereq>' for n in members)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE comps PUBLIC "-//Red Hat, Inc.//DTD Comps info//EN" "comps.dtd">
+<comps>
+  <group>
+    <id>core</id>
+    <name>Core</name>
+    <description>Smallest possible installation</description>
+    <default>true</default>
+    <uservisible>false</uservisible>
+    <packagelist>
+{reqs}
+    </packagelist>
+  </group>
+</comps>
+""", members
+
+
+def resolve_conflicts(pkgs):
+    """rpm refuses two packages that ship one path differently (a file with
+    other content, a symlink where the other has a directory, a directory with
+    another mode). Within each release the first owner wins: CentOS-shaped
+    (synthetic) packages first, then the repackaged host packages in name
+    order; a host package's file or symlink at a taken path is dropped and its
+    directory gets the first owner's mode."""
+    from_host = {id(p) for p in pkgs if p.debian and p.name not in ("grub", "sudo")}
+    for release in RELEASES:
+        universe = [p for p in pkgs if p.group in ("shared", release)]
+        ordered = ([p for p in universe if id(p) not in from_host]
+                   + sorted((p for p in universe if id(p) in from_host), key=lambda p: p.name))
+        seen = {}  # relative path -> (kind, mode, owner)
+        for p in ordered:
+            for root, dirs, files in os.walk(p.stage):
+                for name in dirs + files:
+                    full = os.path.join(root, name)
+                    rel = os.path.relpath(full, p.stage)
+                    st = os.lstat(full)
+                    kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+                    mode = stat.S_IMODE(st.st_mode)
+                    if rel not in seen:
+                        seen[rel] = (kind, mode, p.name)
+                        continue
+                    first_kind, first_mode, owner = seen[rel]
+                    if kind == "d" and first_kind == "d":
+                        if mode != first_mode:
+                            os.chmod(full, first_mode)
+                    elif id(p) in from_host and kind != "d":
+                        log(f"/{rel}: kept in {owner}, dropped from {p.name}")
+                        os.unlink(full)
+                    else:
+                        raise SystemExit(f"build-vault: /{rel} is shipped by both {owner} and {p.name}")
+
+
+def build(work, debdir):
+    t0 = time.time()
+    db = dpkg_db()
+    deb_k, downloads = download_names()
+    debs = {d: fetch(debdir, d) for d in downloads}
+    trees = {d: dpkg_x(path, os.path.join(work, "debs", d)) for d, path in debs.items()}
+    deb_control_cache["sudo"] = deb_control(debs["sudo"], "Depends")
+    roots = list(DEBIAN_ROOTS)
+    for d, path in debs.items():
+        roots += dependencies(deb_control(path, "Depends"), db)
+    names = closure(roots, db)
+    log(f"{len(names)} Debian packages in the closure; staging")
+
+    keys = make_keys(os.path.join(work, "keys"))
+    key_asc = open(os.path.join(work, "keys", "test-key.asc")).read()
+
+    pkgs = debian_packages(db, names, work)
+    tz = next(p for p in pkgs if p.name == "tzdata")
+    pkgs.remove(tz)
+    pkgs += [filesystem_pkg(work), setup_pkg(work)] + small_pkgs(work)
+    pkgs.append(grub_pkg(trees["grub-legacy"], candidate("grub-legacy"), work))
+    pkgs.append(sudo_pkg(trees["sudo"], candidate("sudo"), db, names, work))
+    kernel_trees = (trees[f"linux-image-{deb_k}"], trees[downloads[2]], trees[downloads[1]], trees[downloads[3]])
+    for release in RELEASES:
+        pkgs.append(centos_release_pkg(release, key_asc, work))
+        pkgs.append(tzdata_pkg(release, tz.stage, work))
+        pkgs += list(kernel_pkgs(release, deb_k, kernel_trees, work))
+    for name, release in ONLY_IN.items():
+        pkgs.append(only_in_pkg(name, release, work))
+    resolve_conflicts(pkgs)
+    log(f"staged {len(pkgs)} packages in {time.time() - t0:.0f}s; rpmbuild")
+
+    pool = os.path.join(work, "pool")
+    setup_unsigned = {}
+
+    def build_one(pkg):
+        path = rpmbuild(pkg, work, os.path.join(pool, pkg.group))
+        if pkg.name == "setup":
+            copy_to = os.path.join(work, "setup-unsigned.rpm")
+            shutil.copy(path, copy_to)
+            setup_unsigned["path"] = copy_to
+        return pkg, path
+
+    built = []
+    # the big ones first, so the two workers finish together
+    order = sorted(pkgs, key=lambda p: p.name not in ("kernel-devel", "kernel", "gcc-12", "cpp-12", "libicu72"))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
+        for pkg, path in ex.map(build_one, order):
+            built.append((pkg, path))
+    shutil.rmtree(os.path.join(work, "stage"), ignore_errors=True)
+    shutil.rmtree(os.path.join(work, "debs"), ignore_errors=True)
+    log(f"built {len(built)} rpms at {time.time() - t0:.0f}s; signing")
+    sign([p for _, p in built], keys["test"])
+    log(f"signed at {time.time() - t0:.0f}s; repositories")
+
+    facts = {"schema": 1, "releases": sorted(RELEASES), "repoPath": "vault/{release}/os/x86_64",
+             "mirrorRoot": "vault", "debianKernel": deb_k, "perRelease": {}, "keys": {}, "bad": [],
+             "bootstrapSeed": BOOTSTRAP_SEED, "gzipPayload": sorted(GZIP_PAYLOAD)}
+    for kind, k in keys.items():
+        facts["keys"][kind] = {"file": k["file"], "fingerprint": k["fingerprint"], "keyid": k["keyid"],
+                               "uid": k["uid"]}
+    facts["keys"]["test"]["gnupgHome"] = "keys/gnupg"
+    facts["keys"]["test"]["repoFile"] = "RPM-GPG-KEY-CentOS-6-Test"
+    for release in sorted(RELEASES):
+        repo = os.path.join(work, "vault", release, "os", "x86_64")
+        os.makedirs(os.path.join(repo, "Packages"))
+        names_here = []
+        for pkg, path in built:
+            if pkg.group in ("shared", release):
+                os.link(path, os.path.join(repo, "Packages", os.path.basename(path)))
+                names_here.append(pkg)
+        xml, members = comps({p.name for p in names_here})
+        os.makedirs(os.path.join(work, "comps", release))
+        comps_file = os.path.join(work, "comps", release, "comps.xml")
+        with open(comps_file, "w") as f:
+            f.write(xml)
+        shutil.copy(os.path.join(work, "keys", "test-key.asc"), os.path.join(repo, "RPM-GPG-KEY-CentOS-6-Test"))
+        shutil.copy(os.path.join(work, "keys", "test-key.asc"), os.path.join(repo, "RPM-GPG-KEY-CentOS-6"))
+        run(["createrepo_c", "--quiet", "--no-database", "-g", comps_file, repo])
+        kver = f"{KERNEL_VERSION}-{RELEASES[release]['kernel']}"
+        facts["perRelease"][release] = {
+            "repo": f"vault/{release}/os/x86_64",
+            "redhatRelease": f"CentOS release {release} (Final)",
+            "kernel": f"kernel-{kver}.x86_64", "kernelVersion": kver, "kernelRelease": f"{kver}.x86_64",
+            "kernelDevel": f"kernel-devel-{kver}.x86_64",
+            "initramfs": f"/boot/initramfs-{kver}.x86_64.img", "vmlinuz": f"/boot/vmlinuz-{kver}.x86_64",
+            "coreGroup": members,
+            "packageCount": len(names_here),
+            "packages": sorted(p.nevra for p in names_here),
+        }
+    facts["differences"] = {
+        "kernel": {r: facts["perRelease"][r]["kernel"] for r in RELEASES},
+        "kernel-devel": {r: facts["perRelease"][r]["kernelDevel"] for r in RELEASES},
+        "centos-release": {r: f"centos-release-6-{RELEASES[r]['centos_release']}.x86_64" for r in RELEASES},
+        "tzdata": {r: f"tzdata-{RELEASES[r]['tzdata']}.noarch" for r in RELEASES},
+        "onlyIn": {name: release for name, release in ONLY_IN.items()},
+    }
+    facts["differentVersions"] = "tzdata"
+    setup_signed = next(p for pkg, p in built if pkg.name == "setup")
+    facts["bad"] = bad_packages(setup_signed, setup_unsigned["path"], os.path.join(work, "bad"), keys)
+    os.unlink(setup_unsigned["path"])
+    shutil.rmtree(pool)
+    for x in ("specs", "rpmbuild"):
+        shutil.rmtree(os.path.join(work, x), ignore_errors=True)
+    shutil.rmtree(os.path.join(work, "comps"))
+    shutil.rmtree(os.path.join(work, "keys", ".other-gnupg"))
+    facts["buildSeconds"] = round(time.time() - t0)
+    with open(os.path.join(work, "vault.json"), "w") as f:
+        json.dump(facts, f, indent=2, sort_keys=True)
+        f.write("\n")
+    log(f"done in {time.time() - t0:.0f}s")
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "inputs":
+        sys.stdout.write(inputs(sys.argv[2]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "build":
+        build(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
