@@ -55,7 +55,7 @@ public struct RepoDependency: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One package of primary.xml.
-public struct RepoPackage: Sendable {
+public struct RepoPackage: Sendable, Equatable {
     public var name: String
     public var arch: String
     public var evr: EVR
@@ -78,8 +78,14 @@ public struct RepoPackage: Sendable {
 
 /// primary.xml
 public enum Primary {
-    /// Parses primary.xml (already decompressed; see `Metadata.decompress`).
+    /// Parses primary.xml (already decompressed; see `Metadata.decompress`) with the
+    /// fast byte scanner (`XMLScanner`).
     public static func parse(_ data: Data, name: String = "primary.xml") throws -> [RepoPackage] {
+        try scan(data, name: name)
+    }
+
+    /// The same with Foundation's XMLParser: the reference the scanner is tested against.
+    public static func parseWithXMLParser(_ data: Data, name: String = "primary.xml") throws -> [RepoPackage] {
         let delegate = PrimaryParser()
         try runParser(data, delegate: delegate, name: name)
         if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
@@ -167,7 +173,10 @@ public enum Metadata {
 // MARK: SAX parsing
 
 func runParser(_ data: Data, delegate: XMLParserDelegate & ParserErrorHolder, name: String) throws {
-    let parser = XMLParser(data: data)
+    // A stream, not XMLParser(data:): corelibs hands Data to libxml2 in ONE chunk, and
+    // libxml2 refuses single chunks over 10 MB without XML_PARSE_HUGE ("huge input
+    // lookup"); a real primary.xml is ~30 MB. The stream is fed in small chunks.
+    let parser = XMLParser(stream: InputStream(data: data))
     parser.shouldProcessNamespaces = false
     parser.shouldResolveExternalEntities = false
     parser.delegate = delegate

@@ -76,4 +76,47 @@ import Testing
         let good = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm")
         #expect((try? Primary.parse(Data(good.utf8)))?.first?.name == "x")
     }
+
+    /// The fast scanner and Foundation's XMLParser agree, on the real fixture and on tricky input.
+    @Test func scannerMatchesXMLParser() throws {
+        let (repomd, _, _) = try Metadata.loadLocal(repository: repo)
+        let raw = try Metadata.decompress(try Data(contentsOf: URL(fileURLWithPath: repo + "/" + repomd.primary!.location)), name: "p")
+        let a = try Primary.parse(raw), b = try Primary.parseWithXMLParser(raw)
+        #expect(a == b && a.count == 2)
+        let tricky = """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <!-- a comment -->
+        <metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="1">
+        <package type='rpm'>
+          <name>a&amp;b</name><arch>x86_64</arch><version epoch="3" ver="1.0&#x2B;git" rel="1.el6"/>
+          <checksum type="sha" pkgid="YES">\(String(repeating: "ab", count: 20))</checksum>
+          <summary>x &lt; y</summary><description><![CDATA[<not a tag>]]></description>
+          <size package="10" installed="20" archive="30"/><location href="Packages/a&amp;b.rpm"/>
+          <format>
+            <rpm:provides><rpm:entry name="a&amp;b" flags="EQ" epoch="3" ver="1.0" rel="1.el6"/></rpm:provides>
+            <rpm:requires><rpm:entry name="libc.so.6()(64bit)"/><rpm:entry name="/bin/sh" pre="1"/><rpm:entry name="x" flags="LT" epoch="0" ver="2"/></rpm:requires>
+            <rpm:recommends><rpm:entry name="weak"/></rpm:recommends>
+            <file>/usr/bin/a&#38;b</file><file type="dir">/etc/a</file>
+          </format>
+        </package>
+        </metadata>
+        """
+        let x = try Primary.parse(Data(tricky.utf8)), y = try Primary.parseWithXMLParser(Data(tricky.utf8))
+        #expect(x == y)
+        #expect(x.first?.name == "a&b" && x.first?.evr == EVR(epoch: 3, version: "1.0+git", release: "1.el6"))
+        #expect(x.first?.files == ["/usr/bin/a&b", "/etc/a"])
+        #expect(x.first?.requires.count == 3 && x.first?.checksum.kind == .sha1)
+        // Malformed input of every kind is an error naming a line, never a crash.
+        for bad in ["", "<metadata>", "<metadata></package>", "<metadata><package></metadata>", "<metadata a=b></metadata>",
+                    "<metadata>&bogus;</metadata>", "<metadata></metadata><metadata></metadata>", "text<metadata/>",
+                    "<metadata><!-- never ends", "<metadata x=\"1\"y=\"2\"/>", "<other/>"] {
+            #expect(throws: RPMError.self, "\(bad)") { try Primary.parse(Data(bad.utf8)) }
+        }
+        #expect(try Primary.parse(Data("<metadata/>".utf8)).isEmpty)
+        // Every truncation of the real file fails cleanly.
+        for cut in stride(from: 0, to: raw.count - 12, by: 97) {
+            #expect(throws: RPMError.self) { try Primary.parse(raw.prefix(cut)) }
+        }
+    }
 }
+
