@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executable so `swift test` builds the binary the tests drive.
-        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),
     ],
     swiftLanguageModes: [.v5]
 )
