@@ -8,7 +8,7 @@ struct InstallCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "install"
     static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE]"
+    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR]"
     static var help: String {
         """
         VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
@@ -27,6 +27,8 @@ struct InstallCommand {
                              default from versions.json: https://archive.kernel.org/centos-vault)
           --size SIZE        size of a new image file (default 8G)
           --gpg-key FILE     verify packages with this key instead of the embedded CentOS 6 key
+          --cache DIR        the verified download cache on the builder (default /var/cache/centos6-ami;
+                             shared by runs and releases, never on the target)
           --dry-run          print the full ordered plan, one command per line; change nothing
           --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
@@ -41,7 +43,7 @@ struct InstallCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error"],
-                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions"],
+                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache"],
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
@@ -68,6 +70,7 @@ struct InstallCommand {
         options.dryRun = args.has("--dry-run")
         options.keepOnError = args.has("--keep-on-error")
         options.logPath = args.value("--log")
+        if let cache = args.value("--cache") { options.cacheDirectory = cache }
         options.gpgKeyPath = args.value("--gpg-key")
         if let key = options.gpgKeyPath, !FileManager.default.isReadableFile(atPath: key) {
             throw UsageError("--gpg-key '\(key)' is not a readable file", usage: usage)

@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -25,6 +26,19 @@ public final class InstallContext: @unchecked Sendable {
     public var deviceMark = 0
     public var lock: FileLock?
 
+    // Packages (issue 4).
+    public var repository: ReleaseRepository?
+    public var bootstrapSet: [RepoPackage] = []
+    public var installSet: [RepoPackage] = []
+    /// Verified cache path of each package, by its location in the repository.
+    public var cachedPaths: [String: String] = [:]
+    public var downloadedBytes: Int64 = 0
+    public var installedPackageCount = 0
+    /// Installed after Core, besides the pinned kernel (as the original).
+    public var extraPackages = ["xfsprogs", "grub"]
+    private var fetcher: Fetcher?
+    private var key: PinnedKey?
+
     public init(options: InstallOptions, versions: VersionsFile, runner: CommandRunner, log: Log) throws {
         self.options = options
         self.versions = versions
@@ -35,6 +49,60 @@ public final class InstallContext: @unchecked Sendable {
     }
 
     public var dryRun: Bool { runner.isDryRun }
+
+    /// One fetcher per install, on the shared cache; progress on a terminal only.
+    public func makeFetcher() throws -> Fetcher {
+        if let fetcher { return fetcher }
+        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory))
+        let onTerminal = isatty(2) == 1
+        let log = self.log
+        let made = Fetcher(cache: cache, maxConnections: options.connections, progress: onTerminal ? { progress in
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + log.prefix + "download: " + progress.line).utf8))
+            if progress.filesDone == progress.filesTotal { FileHandle.standardError.write(Data("\n".utf8)) }
+        } : nil)
+        fetcher = made
+        return made
+    }
+
+    /// The pinned key: `--gpg-key` or the embedded CentOS 6 key.
+    public func pinnedKey() throws -> PinnedKey {
+        if let key { return key }
+        let made = try options.gpgKeyPath.map { try PinnedKey(path: $0) } ?? PinnedKey.embeddedCentOS6()
+        key = made
+        return made
+    }
+
+    /// The same key as armored text, for the chroot's `rpm --import` and yum's gpgkey=.
+    public func pinnedKeyArmored() throws -> String {
+        guard let path = options.gpgKeyPath else { return embeddedCentOS6KeyArmored }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("BEGIN PGP PUBLIC KEY BLOCK") else {
+            throw InstallError.incomplete(step: "bootstrap", reason: "--gpg-key '\(path)' must be an armored public key (gpg --armor --export)")
+        }
+        return text
+    }
+
+    /// The upstream the chroot's yum falls back to: the tool's mirror when it is
+    /// plain http, else the image mirror of versions.json (CentOS 6's NSS cannot
+    /// speak modern TLS, which is why every package is verified by signature).
+    public var chrootUpstream: String {
+        let mirror = options.mirror.lowercased().hasPrefix("http://") ? options.mirror : versions.mirrors.image
+        return (try? ReleaseRepository.baseURL(mirror: mirror, release: options.release).absoluteString) ?? mirror
+    }
+
+    /// Writes a file of the tool's own making (dry run: says so). Atomic, with `mode`.
+    public func write(_ text: String, to path: String, mode: Int) throws {
+        if let printer = runner as? DryRunPrinter {
+            printer.note("write \(path) (\(text.utf8.count) bytes, mode \(String(mode, radix: 8)))")
+            return
+        }
+        log.write("write \(path) (\(text.utf8.count) bytes, mode \(String(mode, radix: 8)))")
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        } catch {
+            throw HostError.cannotWrite(path: path, reason: "\(error)")
+        }
+    }
 
     /// Prints a note in the dry-run plan (a comment line), or logs it.
     public func note(_ text: String) {

@@ -25,6 +25,10 @@ public struct InstallOptions: Sendable {
     /// Fixed filesystem UUID (tests); a fresh random one per image otherwise.
     public var filesystemUUID: String?
     public var lockDirectory = "/run/lock/centos6-ami"
+    /// The verified download cache on the builder (never on the target).
+    public var cacheDirectory = "/var/cache/centos6-ami"
+    /// Parallel downloads.
+    public var connections = 8
 
     public init(release: String, target: String, mirror: String) {
         self.release = release

@@ -26,6 +26,10 @@ public enum InstallSteps {
     public static func all() -> [Step] {
         [
             Step("preflight", "check root, release, target, host tools; lock the target", run: preflight),
+            Step("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd", run: PackageSteps.fetchMetadata),
+            Step("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install", run: PackageSteps.resolve),
+            Step("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)", run: PackageSteps.download),
+            Step("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked", run: PackageSteps.verifyPackages),
             Step("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage),
             Step("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop),
             Step("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition),
@@ -33,8 +37,8 @@ public enum InstallSteps {
             Step("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling", run: format),
             Step("mount", "mount the new filesystem on a private directory", run: mountRoot),
             Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
-            Step("bootstrap", "verified bootstrap of rpm and yum into the target (issue 4)", notYetImplemented: true) { _ in },
-            Step("install-packages", "yum groupinstall Core --exclude=postfix; kernel, xfsprogs, grub (issue 4)", notYetImplemented: true) { _ in },
+            Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
+            Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
             Step("configure", "fstab, network, sshd, sudoers, rc.local, repos, ec2-user (issue 5)", notYetImplemented: true) { _ in },
             Step("install-bootloader", "grub-legacy into the MBR through private alias nodes (issue 5)", notYetImplemented: true) { _ in },
             Step("clean", "remove host keys, logs, caches, builder leftovers (issue 5)", notYetImplemented: true) { _ in },

@@ -1,0 +1,230 @@
+import Bootstrap
+import Disk
+import Foundation
+import Host
+import Versions
+
+/// The package half of the install (issue 4): metadata, closure, downloads and
+/// verification happen BEFORE the first write to the target; then the
+/// verified bootstrap set is unpacked into it and the target's own rpm and
+/// yum do the real install from a local mirror of verified files.
+enum PackageSteps {
+    /// Names a path inside the chroot that lives on the yum-cache mount (never on the volume).
+    static let chrootWork = "/var/cache/yum/centos6-ami"
+    static let repoID = "centos6-ami-os"
+    /// Seeds every CentOS 6 release (and the test vault) names; the other
+    /// `BootstrapSet.seeds` are taken where the repository has them.
+    static let requiredSeeds: Set<String> = ["yum", "rpm", "bash", "coreutils", "centos-release"]
+
+    // MARK: before any write
+
+    static func fetchMetadata(_ ctx: InstallContext) throws {
+        let fetcher = try ctx.makeFetcher()
+        ctx.log.write("metadata from \(ctx.options.mirror)")
+        ctx.repository = try ReleaseRepository.fetch(mirror: ctx.options.mirror, release: ctx.options.release, fetcher: fetcher)
+    }
+
+    static func resolve(_ ctx: InstallContext) throws {
+        guard let repo = ctx.repository else { return }
+        let resolver = Resolver(packages: repo.packages)
+        let present = Set(repo.packages.map(\.name))
+        // The seeds every release names; optional helpers only where the repository has them.
+        let seeds = BootstrapSet.seeds.filter { requiredSeeds.contains($0) || present.contains($0) }
+        let bootstrap = try resolver.bootstrapClosure(seeds: seeds)
+        guard let comps = repo.comps else {
+            throw InstallError.incomplete(step: "resolve", reason: "repository '\(repo.baseURL.absoluteString)' has no comps group file (yum groupinstall Core needs it)")
+        }
+        let kernel = "kernel-" + ctx.release.kernel
+        let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
+        guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
+            throw InstallError.incomplete(step: "resolve", reason: "the repository has no '\(kernel)' (the GA kernel versions.json pins for \(ctx.options.release))")
+        }
+        ctx.bootstrapSet = bootstrap.packages
+        ctx.installSet = install.packages
+        let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
+        ctx.log.say("bootstrap set: \(bootstrap.packages.count) packages (\(mb(bootstrap.downloadBytes))); install set: \(install.packages.count) packages (\(mb(install.downloadBytes)))")
+        ctx.note("bootstrap set (\(bootstrap.packages.count)): " + bootstrap.packages.map(\.nevra).joined(separator: " "))
+        if !install.unresolved.isEmpty { ctx.log.write("install set: yum will resolve these itself: \(install.unresolved.joined(separator: "; "))") }
+    }
+
+    static func download(_ ctx: InstallContext) throws {
+        guard let repo = ctx.repository else { return }
+        let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
+        if ctx.dryRun {
+            ctx.note("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(repo.baseURL.absoluteString)")
+            return
+        }
+        let fetcher = try ctx.makeFetcher()
+        let paths = try fetcher.fetch(all.map(repo.remoteFile))
+        for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
+        let stats = fetcher.stats
+        ctx.downloadedBytes = stats.downloadedBytes
+        ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles))
+    }
+
+    /// Every package's signature by the pinned key, before anything is unpacked
+    /// (yum checks again inside, with gpgcheck=1).
+    static func verifyPackages(_ ctx: InstallContext) throws {
+        let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
+        if ctx.dryRun {
+            ctx.note("verify the signature of each of the \(all.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)")
+            return
+        }
+        let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        let lock = NSLock()
+        var failures: [(Int, Error)] = []
+        DispatchQueue.concurrentPerform(iterations: all.count) { index in
+            guard !Interruption.shared.isInterrupted else { return }
+            do {
+                let path = ctx.cachedPaths[all[index].location] ?? ""
+                _ = try verifier.verified(try RPMFile(path: path))
+            } catch {
+                lock.withLock { failures.append((index, error)) }
+            }
+        }
+        try Interruption.shared.check()
+        if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
+            throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
+        }
+        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint))")
+    }
+
+    static func uniquePackages(_ list: [RepoPackage]) -> [RepoPackage] {
+        var seen = Set<String>()
+        return list.filter { seen.insert($0.location).inserted }
+    }
+
+    // MARK: into the target
+
+    /// Unpacks the verified bootstrap set, then lets the target's rpm register it properly.
+    static func bootstrap(_ ctx: InstallContext) throws {
+        let root = ctx.root, runner = ctx.runner
+        try writeReleasever(ctx)
+        let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        if ctx.dryRun {
+            ctx.note("verify and unpack the \(ctx.bootstrapSet.count) bootstrap packages into \(root) (our cpio extractor; numeric ownership)")
+        } else {
+            for package in ctx.bootstrapSet {
+                try Interruption.shared.check()
+                let verified = try verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
+                try Payload.extract(verified, into: root, log: ctx.log)
+            }
+        }
+        try Chroot.enter(ctx)
+        try makeLocalMirror(ctx)
+        let key = chrootWork + "/RPM-GPG-KEY"
+        try runner.checked(Command("rpm", ["--initdb"]).inChroot(root))
+        try runner.checked(Command("rpm", ["--import", key]).inChroot(root))
+        // The real install of the bootstrap set over its own unpacked files: the rpm
+        // database learns every file and the scriptlets run.
+        let files = ctx.bootstrapSet.map { "\(chrootWork)/mirror/\($0.location)" }
+        try runner.checked(Command("rpm", ["-i", "--replacepkgs", "--replacefiles"] + files).inChroot(root))
+    }
+
+    /// `/etc/yum/vars/releasever` pins the release from the start (yum 3.2.27+ reads it).
+    static func writeReleasever(_ ctx: InstallContext) throws {
+        try ctx.runner.checked(Command("mkdir", ["-p", ctx.root + "/etc/yum/vars"]))
+        try ctx.write(releaseverFile(ctx.options.release), to: ctx.root + "/etc/yum/vars/releasever", mode: 0o644)
+    }
+
+    static func releaseverFile(_ release: String) -> String { release + "\n" }
+
+    /// A local mirror for the chroot's yum: the release's repodata verbatim and
+    /// hard links to the verified cached packages, on the cache's filesystem,
+    /// bind-mounted read-only under the yum-cache mount. yum lists it first in
+    /// baseurl and the upstream second, so a package we did not predict is
+    /// fetched by yum itself (and checked by its gpgcheck).
+    static func makeLocalMirror(_ ctx: InstallContext) throws {
+        guard let repo = ctx.repository else { return }
+        let runner = ctx.runner
+        let mirror = "\(ctx.options.cacheDirectory)/mirrors/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
+        let inside = ctx.root + chrootWork
+        try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror"]))
+        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
+            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", mirror])); return }
+            try? FileManager.default.removeItem(atPath: mirror)
+        }
+        if ctx.dryRun {
+            ctx.note("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(uniquePackages(ctx.bootstrapSet + ctx.installSet).count) cached packages into \(mirror)")
+        } else {
+            for file in repo.keptMetadata {
+                let destination = mirror + "/" + file
+                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: repo.metadataDirectory.path + "/" + file, toPath: destination)
+            }
+            for package in uniquePackages(ctx.bootstrapSet + ctx.installSet) {
+                let destination = mirror + "/" + package.location
+                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard let source = ctx.cachedPaths[package.location] else { continue }
+                if link(source, destination) != 0 { try FileManager.default.copyItem(atPath: source, toPath: destination) }
+            }
+        }
+        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror"]))
+        InstallSteps.pushUnmount(ctx, inside + "/mirror")
+        // A file:// upstream is not visible inside the chroot: bind it too.
+        var upstream = ctx.chrootUpstream
+        if let url = URL(string: ctx.options.mirror), url.isFileURL {
+            let source = repo.baseURL.path
+            try runner.checked(Command("mkdir", ["-p", inside + "/upstream"]))
+            try runner.checked(Command("mount", ["--bind", "-o", "ro", source, inside + "/upstream"]))
+            InstallSteps.pushUnmount(ctx, inside + "/upstream")
+            upstream = "file://\(chrootWork)/upstream/"
+        }
+        let keyText = try ctx.pinnedKeyArmored()
+        try ctx.write(keyText, to: inside + "/RPM-GPG-KEY", mode: 0o644)
+        try ctx.write(yumConfig(upstream: upstream), to: inside + "/yum.conf", mode: 0o644)
+        try runner.checked(Command("mkdir", ["-p", inside + "/repos.d"]))
+    }
+
+    /// The chroot yum's own configuration, on the yum-cache mount: only our repo,
+    /// gpgcheck on with the pinned key, nothing kept.
+    static func yumConfig(upstream: String) -> String {
+        """
+        [main]
+        cachedir=/var/cache/yum/$basearch/$releasever
+        keepcache=0
+        debuglevel=2
+        logfile=/var/log/yum.log
+        exactarch=1
+        obsoletes=1
+        gpgcheck=1
+        plugins=0
+        installonly_limit=3
+        reposdir=\(chrootWork)/repos.d
+
+        [\(repoID)]
+        name=CentOS $releasever os (centos6-ami: verified local mirror, then upstream)
+        baseurl=file://\(chrootWork)/mirror/
+                \(upstream)
+        gpgcheck=1
+        gpgkey=file://\(chrootWork)/RPM-GPG-KEY
+        enabled=1
+
+        """
+    }
+
+    static func yum(_ ctx: InstallContext, _ arguments: [String]) -> Command {
+        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID,
+                        "--releasever=" + ctx.options.release] + arguments).inChroot(ctx.root)
+    }
+
+    /// The target's own yum: Core without postfix, then the pinned kernel, xfsprogs and grub.
+    static func installPackages(_ ctx: InstallContext) throws {
+        let runner = ctx.runner
+        try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))
+        try Interruption.shared.check()
+        try runner.checked(yum(ctx, ["install", "kernel-" + ctx.release.kernel] + ctx.extraPackages))
+        try runner.checked(yum(ctx, ["clean", "all"]))
+        if ctx.dryRun { return }
+        // The target must now hold the pinned kernel and no postfix.
+        let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))
+        guard kernel.status == 0 else {
+            throw InstallError.incomplete(step: "install-packages", reason: "kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
+        }
+        let all = try runner.checked(Command("rpm", ["-qa", "--qf", "%{NAME}\\n"]).inChroot(ctx.root)).stdoutText
+        let names = all.split(separator: "\n").map(String.init)
+        ctx.installedPackageCount = names.count
+        if names.contains("postfix") { throw InstallError.incomplete(step: "install-packages", reason: "postfix was installed despite --exclude=postfix") }
+        ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")
+    }
+}
