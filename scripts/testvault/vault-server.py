@@ -90,7 +90,7 @@ class State:
             self.paths.setdefault(path, {"requests": 0, "bytes": 0, "statuses": {}})["bytes"] += n
 
 
-FAULT_KINDS = ("status", "cut_after", "endless", "corrupt_at", "delay_ms")
+FAULT_KINDS = ("status", "cut_after", "endless", "corrupt_at", "delay_ms", "redirect")
 
 
 def validate_fault(fault):
@@ -104,6 +104,8 @@ def validate_fault(fault):
     for key in ("cut_after", "corrupt_at", "delay_ms"):
         if key in fault and not (isinstance(fault[key], int) and fault[key] >= 0):
             raise ValueError("%r must be a non-negative integer, got %r" % (key, fault[key]))
+    if "redirect" in fault and not (isinstance(fault["redirect"], str) and fault["redirect"]):
+        raise ValueError("\"redirect\" must be a URL or path for the Location header")
     if "endless" in fault and fault["endless"] is not True:
         raise ValueError("\"endless\" must be true")
     times = fault.get("times")
@@ -253,6 +255,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fault is not None and "status" in fault:
             state.count_request(path, fault["status"])
             self.send_text(fault["status"], "injected fault: %d for %s" % (fault["status"], path), path, head)
+            return
+
+        if fault is not None and "redirect" in fault:
+            state.count_request(path, 302)
+            self.send_response(302)
+            self.send_header("Location", fault["redirect"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
 
         full = self.file_for(path)
@@ -407,6 +417,9 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A parent may spawn us with signals blocked (Foundation's Process does,
+    # from a dispatch thread): without this, SIGTERM would stay pending forever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 
     if args.pid_file:
         write_atomically(args.pid_file, "%d\n" % os.getpid())

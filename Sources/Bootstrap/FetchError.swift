@@ -1,0 +1,68 @@
+import Foundation
+
+/// Everything the downloader and the download cache can fail with. Messages
+/// are lower-case, name the URL or file in quotes and say what to do.
+public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The server answered 404/410: the mirror does not have this file. Not retried.
+    case notFound(url: String)
+    /// Any other HTTP status we do not accept (after retries for 5xx, 408, 429).
+    case httpStatus(url: String, status: Int, attempts: Int)
+    /// Connection refused, reset, timed out, DNS failure, short body... after every retry.
+    case connection(url: String, reason: String, attempts: Int)
+    /// The server sent more than the metadata's size (or the limit): a broken or hostile mirror.
+    case tooLarge(url: String, limit: Int64)
+    /// The body was complete but its length differs from the metadata.
+    case sizeMismatch(url: String, expected: Int64, actual: Int64)
+    /// The bytes do not hash to the metadata's checksum. Nothing was admitted to the cache.
+    case checksumMismatch(url: String, file: String, expected: String, actual: String)
+    /// A checksum string from the metadata that we cannot use.
+    case badChecksum(type: String, value: String, reason: String)
+    /// A URL scheme we cannot fetch, or a malformed URL.
+    case unsupportedURL(url: String)
+    /// A redirect loop or too many redirects.
+    case redirects(url: String, count: Int)
+    /// The server's response could not be parsed as HTTP.
+    case protocolError(url: String, reason: String)
+    /// Reading or writing the cache (or a `file://` mirror) failed.
+    case io(path: String, reason: String)
+    /// A helper program (curl, for https) could not be run.
+    case tool(name: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .notFound(url):
+            return "'\(url)' was not found on the mirror (404); check the mirror URL and that the release has this file"
+        case let .httpStatus(url, status, attempts):
+            return "'\(url)' answered HTTP \(status)\(attempts > 1 ? " (\(attempts) attempts)" : ""); the mirror is failing, try again later or use another mirror"
+        case let .connection(url, reason, attempts):
+            return "cannot download '\(url)': \(reason)\(attempts > 1 ? " (gave up after \(attempts) attempts)" : ""); check that the mirror is up and reachable"
+        case let .tooLarge(url, limit):
+            return "'\(url)' sent more than the \(limit) bytes the repository metadata allows; download aborted (the mirror is broken or the metadata is stale: use another mirror)"
+        case let .sizeMismatch(url, expected, actual):
+            return "'\(url)' is \(actual) bytes but the repository metadata says \(expected); the mirror's file does not match its metadata (use another mirror)"
+        case let .checksumMismatch(url, file, expected, actual):
+            return "checksum mismatch for '\(file)' from '\(url)': expected \(expected), got \(actual); the file was discarded (the mirror is corrupt or tampered with: use another mirror)"
+        case let .badChecksum(type, value, reason):
+            return "cannot use checksum '\(type):\(value)' from the repository metadata: \(reason)"
+        case let .unsupportedURL(url):
+            return "cannot fetch '\(url)': only http://, https:// and file:// mirrors are supported"
+        case let .redirects(url, count):
+            return "'\(url)' redirected \(count) times; giving up (check the mirror URL)"
+        case let .protocolError(url, reason):
+            return "'\(url)' sent a malformed HTTP response (\(reason)); check the mirror URL or any proxy in between"
+        case let .io(path, reason):
+            return "cannot use '\(path)': \(reason)"
+        case let .tool(name, reason):
+            return "cannot run '\(name)': \(reason) (https mirrors need curl installed)"
+        }
+    }
+
+    /// Worth another attempt after a backoff (server or network trouble, not content).
+    var isRetryable: Bool {
+        switch self {
+        case .connection, .protocolError: return true
+        case let .httpStatus(_, status, _): return status >= 500 || status == 408 || status == 429
+        default: return false
+        }
+    }
+}

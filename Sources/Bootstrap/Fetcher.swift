@@ -1,0 +1,505 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file named by repository metadata: where to get it, how big it is and
+/// what it must hash to. The size is the per-file limit: a body longer than
+/// it is aborted (a broken or hostile mirror cannot fill the disk).
+public struct RemoteFile: Hashable, Sendable {
+    public var url: URL
+    public var size: Int64
+    public var checksum: Checksum
+    public init(url: URL, size: Int64, checksum: Checksum) {
+        self.url = url
+        self.size = size
+        self.checksum = checksum
+    }
+}
+
+/// Where a batch of downloads stands, for a progress line.
+public struct FetchProgress: Sendable, Equatable {
+    /// Bytes done, counting cache hits as done.
+    public var bytesDone: Int64
+    public var bytesTotal: Int64
+    public var filesDone: Int
+    public var filesTotal: Int
+    /// Network bytes per second since the batch started (cache hits excluded).
+    public var bytesPerSecond: Double
+
+    /// `412/1024 files, 37.5/120.0 MB (31%), 11.2 MB/s`: one line, no newline.
+    public var line: String {
+        let percent = bytesTotal > 0 ? Int(Double(bytesDone) * 100 / Double(bytesTotal)) : 100
+        return String(format: "%d/%d files, %.1f/%.1f MB (%d%%), %.1f MB/s", filesDone, filesTotal,
+                      Double(bytesDone) / 1e6, Double(bytesTotal) / 1e6, percent, bytesPerSecond / 1e6)
+    }
+}
+
+/// What a `Fetcher` did so far (all batches).
+public struct FetchStats: Sendable, Equatable {
+    /// Body bytes received from mirrors for content-addressed files (including
+    /// bytes thrown away by a restart). A second install of a release: 0.
+    public var downloadedBytes: Int64 = 0
+    /// Bytes of files that were already in the cache (or fetched meanwhile by another job).
+    public var cachedBytes: Int64 = 0
+    public var downloadedFiles = 0
+    public var cachedFiles = 0
+    /// Body bytes of fetches without a checksum (repomd.xml), never cached.
+    public var uncheckedBytes: Int64 = 0
+    /// Attempts repeated after a connection error or a 5xx.
+    public var retries = 0
+    /// Transfers continued from a partial file with a Range request.
+    public var resumes = 0
+    /// TCP connections opened by the http client (keep-alive keeps this low).
+    public var connections = 0
+    public init() {}
+}
+
+/// Tunables with sensible defaults; tests shorten the timeouts and backoff.
+public struct FetchOptions: Sendable {
+    /// First backoff delay; doubles on each retry (with ±25 % jitter) up to `maxBackoff`.
+    public var backoff: TimeInterval = 0.5
+    public var maxBackoff: TimeInterval = 8
+    public var connectTimeout: TimeInterval = 15
+    /// A transfer with no byte for this long is an error (retried).
+    public var idleTimeout: TimeInterval = 30
+    /// Minimum interval between two progress callbacks.
+    public var progressInterval: TimeInterval = 0.1
+    public var userAgent = "centos6-ami (yum-compatible downloader)"
+    /// For curl and the http_proxy/no_proxy variables.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    public init() {}
+}
+
+/// The downloader: fetches files into the `DownloadCache`, several at a time.
+///
+/// - Parallel: `maxConnections` worker threads, each with one persistent
+///   HTTP/1.1 connection (keep-alive across files); the largest files start first.
+/// - Retries: connection errors, short bodies, 5xx, 408 and 429 are retried
+///   `retries` times with exponential backoff; 404 and other 4xx are not.
+/// - Limits: a body longer than the metadata's size is aborted (`tooLarge`).
+/// - Resumable: a partial file (`<cache>/blobs/<kind>/.<hex>.partial`) is
+///   continued with `Range: bytes=N-` when the server answers 206, and
+///   restarted when it answers 200; after a checksum mismatch on a resumed
+///   file it is downloaded once more from scratch before the mismatch is fatal.
+/// - Verified: bytes are hashed as they arrive; only a file whose size and
+///   checksum match is moved into the cache, atomically. A mismatch leaves
+///   nothing in the cache.
+/// - Interruptible: workers check `Interruption.shared` at least every 200 ms
+///   and throw `HostError.interrupted`. Partial files are LEFT in the cache
+///   (never on the target) so the next run resumes them; they are verified
+///   like any other download before use.
+/// - Shared: safe to use from several threads and alongside other processes
+///   using the same cache (see `DownloadCache`).
+public final class Fetcher: @unchecked Sendable {
+    public let cache: DownloadCache
+    public let maxConnections: Int
+    public let retries: Int
+    public let options: FetchOptions
+    private let progress: ((FetchProgress) -> Void)?
+
+    private let lock = NSLock()
+    private var _stats = FetchStats()
+    private var batch = BatchCounters()
+    private var lastProgress = Date.distantPast
+
+    private struct BatchCounters {
+        var start = Date()
+        var bytesTotal: Int64 = 0
+        var filesTotal = 0
+        var bytesDone: Int64 = 0
+        var filesDone = 0
+        var networkBytes: Int64 = 0
+    }
+
+    /// - Parameters:
+    ///   - maxConnections: parallel transfers (and so connections per mirror); 1...64.
+    ///   - retries: extra attempts after a retryable failure.
+    ///   - progress: called from worker threads (serialised, at most every
+    ///     `options.progressInterval`, and once at the end of each batch).
+    public init(cache: DownloadCache, maxConnections: Int = 8, retries: Int = 4, options: FetchOptions = FetchOptions(), progress: ((FetchProgress) -> Void)? = nil) {
+        self.cache = cache
+        self.maxConnections = max(1, min(64, maxConnections))
+        self.retries = max(0, retries)
+        self.options = options
+        self.progress = progress
+    }
+
+    public var stats: FetchStats { lock.withLock { _stats } }
+
+    private var settings: TransportSettings {
+        TransportSettings(connectTimeout: options.connectTimeout, idleTimeout: options.idleTimeout, userAgent: options.userAgent, environment: options.environment)
+    }
+
+    // MARK: - Public API
+
+    /// Fetches every file into the cache (hits cost nothing) and returns the
+    /// cache path of each, in input order. Files with the same checksum are
+    /// fetched once. On the first failure no new transfer starts; the error is
+    /// thrown once the running ones end (they are still cached if good).
+    /// Throws `FetchError` or `HostError.interrupted`.
+    public func fetch(_ files: [RemoteFile]) throws -> [URL] {
+        var unique: [Checksum: RemoteFile] = [:]
+        for file in files where unique[file.checksum] == nil { unique[file.checksum] = file }
+        // Largest first: the long transfers overlap the many small ones.
+        let queue = unique.values.sorted { $0.size != $1.size ? $0.size > $1.size : $0.url.absoluteString < $1.url.absoluteString }
+        lock.withLock {
+            batch = BatchCounters(start: Date(), bytesTotal: queue.reduce(0) { $0 + $1.size }, filesTotal: queue.count)
+            lastProgress = .distantPast
+        }
+
+        let shared = WorkQueueState()
+        let workers = min(maxConnections, queue.count)
+        let group = DispatchGroup()
+        for _ in 0..<workers {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                let client = HTTPClient(settings: settings)
+                client.onConnect = { [self] in lock.withLock { _stats.connections += 1 } }
+                defer { client.closeConnection() }
+                while true {
+                    let item: RemoteFile? = shared.lock.withLock {
+                        guard shared.firstError == nil, shared.next < queue.count else { return nil }
+                        defer { shared.next += 1 }
+                        return queue[shared.next]
+                    }
+                    guard let item else { return }
+                    do {
+                        try Interruption.shared.check()
+                        let path = try obtain(url: item.url, checksum: item.checksum, size: item.size, limit: item.size, client: client)
+                        shared.lock.withLock { shared.results[item.checksum] = path }
+                    } catch {
+                        shared.lock.withLock { if shared.firstError == nil { shared.firstError = error } }
+                        return
+                    }
+                }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        group.wait()
+        report(force: true)
+        if let firstError = shared.firstError { throw firstError }
+        return files.map { shared.results[$0.checksum]! }
+    }
+
+    /// Small files such as repository metadata, returned in memory.
+    /// With `expected`, the file goes through the cache like a package (a hit
+    /// downloads nothing; a mismatch is fatal). Without (repomd.xml has no
+    /// checksum of its own) it is fetched every time and counted in
+    /// `stats.uncheckedBytes`. Either way at most `sizeLimit` bytes are accepted.
+    public func fetchSmall(url: URL, expected: Checksum?, sizeLimit: Int64 = 8 << 20) throws -> Data {
+        let client = HTTPClient(settings: settings)
+        client.onConnect = { [self] in lock.withLock { _stats.connections += 1 } }
+        defer { client.closeConnection() }
+        if let expected {
+            let path = try obtain(url: url, checksum: expected, size: nil, limit: sizeLimit, client: client)
+            do { return try Data(contentsOf: path) } catch { throw FetchError.io(path: path.path, reason: error.localizedDescription) }
+        }
+        let sink = MemorySink()
+        try withRetries(url: url) { attempt in
+            sink.reset()
+            _ = try transfer(url: url, resumeFrom: 0, limit: sizeLimit, expectedSize: nil, client: client, sink: sink, counted: \.uncheckedBytes)
+        }
+        return sink.data
+    }
+
+    // MARK: - One file
+
+    /// The cached path of a blob, downloading it under its lock when absent.
+    private func obtain(url: URL, checksum: Checksum, size: Int64?, limit: Int64, client: HTTPClient) throws -> URL {
+        if cache.contains(checksum, size: size) { return hit(checksum) }
+        return try cache.withLock(checksum) {
+            // Another thread, process or batch job may have fetched it while we waited.
+            if cache.contains(checksum, size: size) { return hit(checksum) }
+            return try download(url: url, checksum: checksum, size: size, limit: limit, client: client)
+        }
+    }
+
+    private func hit(_ checksum: Checksum) -> URL {
+        let path = cache.path(for: checksum)
+        var st = stat()
+        let size = stat(path.path, &st) == 0 ? Int64(st.st_size) : 0
+        lock.withLock {
+            _stats.cachedBytes += size
+            _stats.cachedFiles += 1
+            batch.bytesDone += size
+            batch.filesDone += 1
+        }
+        report(force: false)
+        return path
+    }
+
+    /// Downloads into the partial file (resuming it), verifies, admits. Caller holds the blob lock.
+    private func download(url: URL, checksum: Checksum, size: Int64?, limit: Int64, client: HTTPClient) throws -> URL {
+        let partial = cache.partialPath(for: checksum)
+        var freshRetryDone = false
+        while true {
+            let sink = try FileSink(path: partial.path, kind: checksum.kind, limit: size ?? limit)
+            var resumed = false
+            do {
+                try withRetries(url: url) { _ in
+                    try sink.prepare()
+                    if sink.offset > 0 && (size == nil || sink.offset < size!) {
+                        resumed = true
+                        lock.withLock { _stats.resumes += 1 }
+                    }
+                    if let size, sink.offset == size { return }  // complete from an earlier run; verify below
+                    _ = try transfer(url: url, resumeFrom: sink.offset, limit: size ?? limit, expectedSize: size, client: client, sink: sink, counted: \.downloadedBytes)
+                }
+            } catch {
+                sink.close()
+                // Content errors make the partial file worthless; transport errors keep it for a resume.
+                if let fetchError = error as? FetchError, !fetchError.isRetryable { sink.discard() }
+                throw error
+            }
+            let actual = try sink.finish()
+            if let size, sink.offset != size {
+                sink.discard()
+                throw FetchError.sizeMismatch(url: url.absoluteString, expected: size, actual: sink.offset)
+            }
+            guard actual == checksum else {
+                sink.discard()
+                if resumed && !freshRetryDone {
+                    // The old part may have been the bad one: once more from scratch.
+                    freshRetryDone = true
+                    continue
+                }
+                throw FetchError.checksumMismatch(url: url.absoluteString, file: url.lastPathComponent, expected: checksum.description, actual: actual.description)
+            }
+            let path = try cache.admit(partial, as: checksum)
+            lock.withLock {
+                _stats.downloadedFiles += 1
+                batch.filesDone += 1
+            }
+            report(force: false)
+            return path
+        }
+    }
+
+    /// Runs `body` until it succeeds, retrying retryable `FetchError`s with
+    /// exponential backoff; the final error carries the attempt count.
+    private func withRetries(url: URL, _ body: (Int) throws -> Void) throws {
+        var attempt = 1
+        while true {
+            do {
+                try body(attempt)
+                return
+            } catch let error as FetchError where error.isRetryable {
+                guard attempt <= retries else { throw error.withAttempts(attempt) }
+                lock.withLock { _stats.retries += 1 }
+                let base = min(options.maxBackoff, options.backoff * pow(2, Double(attempt - 1)))
+                try sleepInterruptibly(base * Double.random(in: 0.75...1.25))
+                attempt += 1
+            }
+        }
+    }
+
+    private func sleepInterruptibly(_ seconds: TimeInterval) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            try Interruption.shared.check()
+            usleep(UInt32(max(1000, min(50_000, deadline.timeIntervalSinceNow * 1e6))))
+        }
+    }
+
+    /// One attempt: GET (following redirects) into `sink` from `resumeFrom`.
+    /// Throws for any status but 200/206; resets the sink when the server restarts the body.
+    private func transfer(url: URL, resumeFrom: Int64, limit: Int64, expectedSize: Int64?, client: HTTPClient, sink: Sink, counted: WritableKeyPath<FetchStats, Int64>) throws -> ResponseHead {
+        var current = url
+        for _ in 0...5 {
+            let want: (ResponseHead) throws -> BodySink? = { [self] head in
+                guard head.status == 200 || head.status == 206 else { return nil }
+                if head.status == 206 {
+                    guard resumeFrom > 0, head.rangeStart == resumeFrom else {
+                        throw FetchError.protocolError(url: current.absoluteString, reason: "unexpected partial content starting at \(head.rangeStart.map(String.init) ?? "?")")
+                    }
+                    if let total = head.rangeTotal, let expectedSize, total != expectedSize {
+                        throw FetchError.sizeMismatch(url: current.absoluteString, expected: expectedSize, actual: total)
+                    }
+                } else {
+                    if resumeFrom > 0 { try sink.restart() }  // no Range support: from the start
+                    if let length = head.contentLength {
+                        if let expectedSize, length != expectedSize {
+                            throw FetchError.sizeMismatch(url: current.absoluteString, expected: expectedSize, actual: length)
+                        }
+                        if length > limit { throw FetchError.tooLarge(url: current.absoluteString, limit: limit) }
+                    }
+                }
+                return { [self] bytes in
+                    if Interruption.shared.isInterrupted { try Interruption.shared.check() }
+                    guard sink.offset + Int64(bytes.count) <= limit else {
+                        throw FetchError.tooLarge(url: current.absoluteString, limit: limit)
+                    }
+                    try sink.write(bytes)
+                    lock.withLock {
+                        _stats[keyPath: counted] += Int64(bytes.count)
+                        batch.networkBytes += Int64(bytes.count)
+                        batch.bytesDone += Int64(bytes.count)
+                    }
+                    report(force: false)
+                }
+            }
+            let head: ResponseHead
+            switch current.scheme?.lowercased() {
+            case "http": head = try client.get(current, rangeStart: resumeFrom, want: want)
+            case "https": head = try CurlTransport(settings: settings).get(current, rangeStart: resumeFrom, limit: limit, want: want)
+            case "file": head = try FileTransport().get(current, rangeStart: resumeFrom, want: want)
+            default: throw FetchError.unsupportedURL(url: current.absoluteString)
+            }
+            switch head.status {
+            case 200, 206:
+                if let expectedSize, sink.offset < expectedSize {
+                    throw FetchError.connection(url: current.absoluteString, reason: "the transfer ended after \(sink.offset) of \(expectedSize) bytes", attempts: 1)
+                }
+                return head
+            case 301, 302, 303, 307, 308:
+                guard let location = head.headers["location"], let next = URL(string: location, relativeTo: current)?.absoluteURL else {
+                    throw FetchError.protocolError(url: current.absoluteString, reason: "redirect without a usable Location")
+                }
+                current = next
+            case 404, 410:
+                throw FetchError.notFound(url: current.absoluteString)
+            case 416:
+                // Our partial file is longer than the server's file: start over.
+                try sink.restart()
+                throw FetchError.connection(url: current.absoluteString, reason: "the server refused to resume (416); restarting", attempts: 1)
+            default:
+                throw FetchError.httpStatus(url: current.absoluteString, status: head.status, attempts: 1)
+            }
+        }
+        throw FetchError.redirects(url: url.absoluteString, count: 6)
+    }
+
+    private func report(force: Bool) {
+        guard let progress else { return }
+        let snapshot: FetchProgress? = lock.withLock {
+            let now = Date()
+            guard force || now.timeIntervalSince(lastProgress) >= options.progressInterval else { return nil }
+            lastProgress = now
+            let elapsed = max(0.001, now.timeIntervalSince(batch.start))
+            return FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+        }
+        if let snapshot { progress(snapshot) }
+    }
+}
+
+/// The work list shared by `fetch`'s worker threads (guarded by `lock`).
+private final class WorkQueueState: @unchecked Sendable {
+    let lock = NSLock()
+    var next = 0
+    var firstError: Error?
+    var results: [Checksum: URL] = [:]
+}
+
+extension FetchError {
+    /// The same error, saying how many attempts were made.
+    func withAttempts(_ attempts: Int) -> FetchError {
+        switch self {
+        case let .connection(url, reason, _): return .connection(url: url, reason: reason, attempts: attempts)
+        case let .httpStatus(url, status, _): return .httpStatus(url: url, status: status, attempts: attempts)
+        default: return self
+        }
+    }
+}
+
+// MARK: - Sinks
+
+/// Where a body goes: a resumable file or memory.
+class Sink {
+    var offset: Int64 { 0 }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {}
+    /// Drops what was written (the server restarted the body).
+    func restart() throws {}
+}
+
+final class MemorySink: Sink {
+    private(set) var data = Data()
+    override var offset: Int64 { Int64(data.count) }
+    override func write(_ bytes: UnsafeRawBufferPointer) throws { data.append(contentsOf: bytes) }
+    override func restart() throws { data = Data() }
+    func reset() { data = Data() }
+}
+
+/// The partial file of one blob, hashed as it grows. `prepare()` (re)opens it
+/// before each attempt, hashing what an earlier attempt or run left.
+final class FileSink: Sink {
+    let path: String
+    let kind: Checksum.Kind
+    let limit: Int64
+    private var fd: Int32 = -1
+    private var hasher: ChecksumHasher
+    private var written: Int64 = 0
+    override var offset: Int64 { written }
+
+    init(path: String, kind: Checksum.Kind, limit: Int64) throws {
+        self.path = path
+        self.kind = kind
+        self.limit = limit
+        self.hasher = ChecksumHasher(kind: kind)
+    }
+
+    deinit { close() }
+
+    func prepare() throws {
+        close()
+        hasher = ChecksumHasher(kind: kind)
+        written = 0
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FetchError.io(path: path, reason: String(cString: strerror(errno))) }
+        var st = stat()
+        fstat(fd, &st)
+        if Int64(st.st_size) > limit {
+            ftruncate(fd, 0)
+            return
+        }
+        // Hash what is already there (a resume).
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw FetchError.io(path: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            block.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            written += Int64(n)
+        }
+    }
+
+    override func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FetchError.io(path: path, reason: "cannot write the download: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        hasher.update(bytes)
+        written += Int64(bytes.count)
+    }
+
+    override func restart() throws {
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
+            throw FetchError.io(path: path, reason: String(cString: strerror(errno)))
+        }
+        hasher = ChecksumHasher(kind: kind)
+        written = 0
+    }
+
+    /// The checksum of everything written (closes the file).
+    func finish() throws -> Checksum {
+        close()
+        return hasher.finish()
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    func discard() {
+        close()
+        unlink(path)
+    }
+}
