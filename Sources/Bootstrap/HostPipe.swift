@@ -18,7 +18,7 @@ public enum HostPipe {
     /// Runs `command` with stdin = `inputFile` from byte `offset` (or /dev/null), calling `consume`
     /// with the read end of its stdout. If `consume` throws, the child is stopped and the error rethrown.
     /// - Parameter log: where the command line and its status go (nil: nowhere).
-    public static func run(_ command: Command, inputFile: String?, offset: Int = 0, log: Log? = nil,
+    public static func run(_ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
                            consume: (Int32) throws -> Void) throws -> Outcome {
         try Interruption.shared.check()
         log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
@@ -39,7 +39,10 @@ public enum HostPipe {
             }
             input = handle
             process.standardInput = handle
-        } else {
+        }
+        let inPipe: Pipe? = inputData != nil ? Pipe() : nil
+        if let inPipe { process.standardInput = inPipe }
+        if inputFile == nil && inPipe == nil {
             process.standardInput = FileHandle.nullDevice
         }
         defer { try? input?.close() }
@@ -56,6 +59,15 @@ public enum HostPipe {
         input = nil
         var errData = Data()
         let group = DispatchGroup()
+        if let inPipe, let inputData {
+            group.enter()
+            DispatchQueue.global().async {
+                // A child that exits early closes its end; EPIPE is ignored (SIGPIPE is ignored process-wide).
+                try? inPipe.fileHandleForWriting.write(contentsOf: inputData)
+                try? inPipe.fileHandleForWriting.close()
+                group.leave()
+            }
+        }
         group.enter()
         DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         let readFD = out.fileHandleForReading.fileDescriptor
@@ -86,15 +98,21 @@ public enum HostPipe {
     }
 
     /// Runs `command` with file input and collects all of stdout (small outputs: digests, gpgv status).
-    public static func collect(_ command: Command, inputFile: String?, offset: Int = 0, log: Log? = nil) throws -> (Outcome, Data) {
+    /// `chunk` sees every block as it arrives (e.g. to hash while the child still works).
+    public static func collect(_ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
+                               chunk: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> (Outcome, Data) {
         var data = Data()
-        let outcome = try run(command, inputFile: inputFile, offset: offset, log: log) { fd in
-            var buffer = [UInt8](repeating: 0, count: 65536)
+        let outcome = try run(command, inputFile: inputFile, offset: offset, inputData: inputData, log: log) { fd in
+            let size = 1 << 20
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+            defer { buffer.deallocate() }
             while true {
-                let r = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 65536) }
+                let r = Glibc.read(fd, buffer, size)
                 if r < 0 && errno == EINTR { continue }
                 if r <= 0 { break }
-                data.append(contentsOf: buffer[0..<r])
+                let block = UnsafeRawBufferPointer(start: buffer, count: r)
+                chunk?(block)
+                data.append(contentsOf: block)
             }
         }
         return (outcome, data)

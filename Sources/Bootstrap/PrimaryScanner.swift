@@ -206,6 +206,24 @@ struct XMLScanner {
         guard b[ent.lowerBound] == 35 else { throw fail("unknown entity '&\(String(decoding: b[ent], as: UTF8.self));'", at: k) }
     }
 
+    /// The attribute's raw value range (no decoding), nil when absent.
+    func attributeRange(_ name: StaticString) -> Attribute? {
+        for a in attributes where equals(a.name, name) { return a }
+        return nil
+    }
+
+    /// A decimal attribute read straight from the bytes (nil when absent or not a plain number).
+    func intAttribute(_ name: StaticString) -> Int? {
+        guard let a = attributeRange(name), !a.value.isEmpty, a.value.count <= 18 else { return nil }
+        var v = 0
+        for k in a.value {
+            let c = b[k]
+            guard c >= 48 && c <= 57 else { return nil }
+            v = v * 10 + Int(c - 48)
+        }
+        return v
+    }
+
     /// The attribute's value, decoded; nil when absent.
     func attribute(_ name: StaticString) throws -> String? {
         for a in attributes where equals(a.name, name) { return try string(a.value, decode: a.needsDecoding) }
@@ -289,10 +307,16 @@ extension Primary {
                     if list >= 1 && list <= 4, let n = try s.attribute("name") {
                         var dep = RepoDependency(name: n)
                         if let ver = try s.attribute("ver") {
-                            dep.evr = EVR(epoch: Int(try s.attribute("epoch") ?? "0") ?? 0, version: ver, release: try s.attribute("rel") ?? "")
+                            dep.evr = EVR(epoch: s.intAttribute("epoch") ?? 0, version: ver, release: try s.attribute("rel") ?? "")
                         }
-                        dep.flags = dependencyFlags(try s.attribute("flags"))
-                        dep.pre = try s.attribute("pre") == "1"
+                        if let f = s.attributeRange("flags") {
+                            if s.equals(f.value, "EQ") { dep.flags = Dependency.equal }
+                            else if s.equals(f.value, "GE") { dep.flags = Dependency.greater | Dependency.equal }
+                            else if s.equals(f.value, "LE") { dep.flags = Dependency.less | Dependency.equal }
+                            else if s.equals(f.value, "LT") { dep.flags = Dependency.less }
+                            else if s.equals(f.value, "GT") { dep.flags = Dependency.greater }
+                        }
+                        if let p = s.attributeRange("pre") { dep.pre = s.equals(p.value, "1") }
                         switch list {
                         case 1: provides.append(dep)
                         case 2: requires.append(dep)
