@@ -190,7 +190,7 @@ struct VaultTests {
         throw Failure(description: "python3 -m http.server did not answer on 127.0.0.1:\(port)")
     }
 
-    @Test("a chroot bootstrapped by hand from the vault runs yum groupinstall Core --exclude=postfix over HTTP with gpgcheck")
+    @Test("a chroot bootstrapped by hand from the vault runs yum groupinstall Core --exclude=postfix over HTTP with gpgcheck, then builds a module with kernel-devel")
     func bootstrapByHand() throws {
         let facts = try Self.facts()
         let core = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["coreGroup"] as? [String]) ?? []
@@ -207,7 +207,8 @@ struct VaultTests {
             server.waitUntilExit()
         }
         let script = Integration.repoRoot.path + "/scripts/testvault/bootstrap-chroot-by-hand.sh"
-        let result = try Integration.run(script, [root, "http://127.0.0.1:\(port)", "6.9", Self.build])
+        let kernel = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["kernelVersion"] as? String) ?? "?"
+        let result = try Integration.run(script, [root, "http://127.0.0.1:\(port)", "6.9", Self.build, kernel])
         #expect(result.status == 0, "bootstrap failed (\(result.status)):\n\(result.stderr.suffix(3000))\n\(result.stdout.suffix(3000))")
         #expect(result.stdout.contains("Complete!"))
         let installed = Set((try? String(contentsOfFile: root + ".rpm-qa", encoding: .utf8))?.split(separator: "\n").map(String.init) ?? [])
@@ -217,5 +218,10 @@ struct VaultTests {
         #expect(!installed.contains("postfix"), "postfix was installed despite --exclude=postfix")
         #expect(installed.contains("gpg-pubkey"), "yum did not import the test key from gpgkey=")
         #expect(Integration.mounts(under: root).isEmpty)
+        // kernel-devel: an out-of-tree module built inside the chroot with the vault's gcc and make,
+        // for the Debian kernel the guest runs (kernel-devel keeps its KERNELRELEASE)
+        let debianKernel = facts["debianKernel"] as? String ?? "?"
+        let modinfo = try Integration.run("/usr/sbin/modinfo", ["-F", "vermagic", root + ".hello.ko"])
+        #expect(modinfo.status == 0 && modinfo.stdout.hasPrefix("\(debianKernel) "), "hello.ko was not built against kernel-devel-\(kernel): \(modinfo.stdout)")
     }
 }

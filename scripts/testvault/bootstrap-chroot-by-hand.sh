@@ -4,7 +4,7 @@
 # group over HTTP, as DESIGN.md describes. Test code (VaultTests drives it):
 # rpm2cpio | cpio, not the host's dnf --installroot.
 #
-#   bootstrap-chroot-by-hand.sh ROOT MIRROR RELEASE VAULT_BUILD_DIR
+#   bootstrap-chroot-by-hand.sh ROOT MIRROR RELEASE VAULT_BUILD_DIR [KERNEL_VERSION]
 #     ROOT              an empty directory to build the chroot in
 #     MIRROR            e.g. http://127.0.0.1:8080 serving VAULT_BUILD_DIR/vault
 #     RELEASE           6.8 or 6.9
@@ -15,10 +15,13 @@
 # for MIRROR with gpgcheck=1 and the test key the vault's centos-release ships;
 # `yum -y --releasever=RELEASE --disablerepo='*' --enablerepo=vault-test
 # groupinstall core --exclude=postfix`. Writes ROOT.rpm-qa (rpm -qa names).
+# With KERNEL_VERSION (e.g. 2.6.32-696.el6): then `yum install gcc make
+# kernel-devel-KERNEL_VERSION` and build an out-of-tree hello module against
+# /usr/src/kernels/KERNEL_VERSION.x86_64 inside the chroot (ROOT.hello.ko).
 # Unmounts and stops anything left running in ROOT on every exit.
 set -euo pipefail
-[ $# -eq 4 ] || { echo "usage: $0 ROOT MIRROR RELEASE VAULT_BUILD_DIR" >&2; exit 64; }
-root=$(realpath -m "$1"); mirror=${2%/}; release=$3; vault=$4
+[ $# -eq 4 ] || [ $# -eq 5 ] || { echo "usage: $0 ROOT MIRROR RELEASE VAULT_BUILD_DIR [KERNEL_VERSION]" >&2; exit 64; }
+root=$(realpath -m "$1"); mirror=${2%/}; release=$3; vault=$4; kernel=${5:-}
 packages=$vault/vault/$release/os/x86_64/Packages
 [ -d "$packages" ] || { echo "bootstrap: no packages at '$packages' (build the vault first)" >&2; exit 1; }
 mkdir -p "$root"
@@ -100,3 +103,22 @@ chroot "$root" /usr/bin/yum -y --releasever="$release" --disablerepo='*' --enabl
   groupinstall Core --exclude=postfix
 chroot "$root" rpm -qa --qf '%{NAME}\n' | sort > "$root.rpm-qa"
 echo "bootstrap: $(wc -l < "$root.rpm-qa") packages installed in $root" >&2
+
+[ -n "$kernel" ] || exit 0
+# 6. kernel-devel works: an out-of-tree module builds inside the chroot.
+chroot "$root" /usr/bin/yum -y --releasever="$release" --disablerepo='*' --enablerepo=vault-test \
+  install gcc make "kernel-devel-$kernel"
+mkdir -p "$root/tmp/hello"
+cat > "$root/tmp/hello/hello.c" <<'EOF'
+#include <linux/module.h>
+#include <linux/init.h>
+MODULE_LICENSE("GPL");
+static int __init hello_init(void) { pr_info("hello from the test vault\n"); return 0; }
+static void __exit hello_exit(void) { }
+module_init(hello_init);
+module_exit(hello_exit);
+EOF
+echo 'obj-m := hello.o' > "$root/tmp/hello/Makefile"
+chroot "$root" make -C "/usr/src/kernels/$kernel.x86_64" M=/tmp/hello modules
+cp "$root/tmp/hello/hello.ko" "$root.hello.ko"
+echo "bootstrap: built $root.hello.ko against kernel-devel-$kernel" >&2

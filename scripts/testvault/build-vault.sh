@@ -21,10 +21,10 @@ for tool in rpmbuild rpmsign createrepo_c gpg dpkg-deb depmod python3 tar apt-ge
   command -v "$tool" >/dev/null || { echo "build-vault: '$tool' missing (run scripts/setup-host.sh)" >&2; exit 1; }
 done
 
-# The generator's files: everything here except the other helpers' servers and harness.
+# The generator's own files (not the other helpers' servers and harness in this
+# directory, not the README, not the test-side bootstrap script).
 generator_files() {
-  (cd "$here" && find . -type f ! -name 'vault-server.py' ! -name 'imds-stub.py' ! -name 'boot-*' \
-      ! -name 'README.md' ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort)
+  (cd "$here" && { echo build-vault.sh; echo vault.py; find files -type f; } | LC_ALL=C sort)
 }
 inputs_hash() {
   {
@@ -50,6 +50,7 @@ for stale in "$out".tmp.* "$out".old.*; do
 done
 work=$(mktemp -d "$out.tmp.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
+trap 'exit 130' INT TERM HUP
 echo "build-vault: building into $work (inputs $hash)" >&2
 python3 "$here/vault.py" build "$work" "$debdir"
 echo "$hash" > "$work/.inputs-sha256"

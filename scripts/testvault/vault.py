@@ -331,7 +331,7 @@ def rpmbuild(pkg, work, rpmdir):
     spec = os.path.join(specdir, f"{pkg.nevra}.spec")
     with open(spec, "w") as f:
         f.write(pkg.spec())
-    payload = "w9.gzdio" if pkg.name in GZIP_PAYLOAD else "w2.xzdio"
+    payload = "w9.gzdio" if pkg.name in GZIP_PAYLOAD else "w1.xzdio"
     os.makedirs(rpmdir, exist_ok=True)
     topdir = os.path.join(work, "rpmbuild")
     os.makedirs(os.path.join(topdir, "BUILD"), exist_ok=True)
@@ -458,15 +458,18 @@ def debian_packages(db, names, work):
             paths.append(p)
         # dpkg alternatives' public links (made by maintainer scripts, so not in dpkg -L)
         own = set(paths)
+        alt_links = {}
         for link, target in alts.items():
             if target in own and link not in claimed:
-                paths.append(link)
+                alt_links[link] = target
                 claimed.add(link)
         deps = [RENAME.get(d, d) for d in dependencies(info["deps"], db) if d in names and d != deb]
         pkg.requires = deps + ["filesystem"]
         pkg.provides = EXTRA_PROVIDES.get(name, []) + ([deb] if name != deb else [])
         pkg.stage = os.path.join(work, "stage", pkg.nevra)
         stage_from_host(paths, pkg.stage)
+        for link, target in alt_links.items():  # /usr/bin/awk -> mawk, not -> /etc/alternatives/awk
+            symlink(pkg.stage, link, os.path.relpath(target, os.path.dirname(link)))
         if not os.listdir(pkg.stage):
             mkdir(pkg.stage, f"/usr/share/{name}")  # nothing left after pruning: own one dir
         if name == "bash":
@@ -737,7 +740,8 @@ def kernel_pkgs(release, deb_k, trees, work):
             continue  # arch's Makefile only includes common's; links point into kbuild
         run(["cp", "-a", src, tree + "/"])
     run(["cp", "-a", kbuild_src + "/.", tree + "/"])
-    d.requires = ["filesystem"]
+    # what kbuild's scripts run for an out-of-tree module (awk: scripts/check-local-export)
+    d.requires = ["filesystem", "mawk", "sed", "grep", "coreutils", "findutils", "make", "bash"]
     d.provides = [f"kernel-devel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}"]
     return k, d
 
