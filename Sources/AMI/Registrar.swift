@@ -216,7 +216,15 @@ public enum AMIRegistrar {
             _ = created.abandon() // success: everything created stays
             return result
         } catch {
-            if created.isEmpty { throw error }
+            if created.isEmpty {
+                // Checks of our own explain themselves; a failed call gets the step it belongs to.
+                switch error {
+                case AMIError.callFailed, AMIError.unexpectedAnswer:
+                    throw AMIError.stepFailed(step: step, reason: "\(error)", cleanup: "nothing had been created")
+                default:
+                    throw error
+                }
+            }
             let reason = (error as? AMIError)?.description ?? "\(error)"
             let names = ledger.map(\.name).reversed()
             if options.keepOnError {

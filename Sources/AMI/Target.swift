@@ -13,6 +13,16 @@ public enum RegisterTarget: Equatable, Sendable, CustomStringConvertible {
         throw AMIError.badTarget("target '\(text)' is neither a volume id ('vol-' and hex digits) nor a device under /dev")
     }
 
+    /// The target of `install … --register`: only a real EBS-backed device can become an AMI,
+    /// so an image file or a loop device is refused (before the install starts, ideally).
+    public static func forInstall(target: String) throws -> RegisterTarget {
+        let name = VolumeLocator.kernelName(target)
+        guard target.hasPrefix("/dev/"), !name.hasPrefix("loop") else {
+            throw AMIError.badTarget("'\(target)' is not an EBS volume attached to this instance; '--register' needs one (an image file or loop device cannot become an AMI directly)")
+        }
+        return .device(target)
+    }
+
     public static func isVolumeID(_ text: String) -> Bool {
         guard text.hasPrefix("vol-") else { return false }
         let hex = text.dropFirst(4)

@@ -22,6 +22,13 @@ func write(_ text: String, to path: String) throws {
         #expect(throws: AMIError.self) { try RegisterTarget.parse("disk.img") }
     }
 
+    @Test func installTargetsMustBeEBSDevices() throws {
+        #expect(try RegisterTarget.forInstall(target: "/dev/nvme1n1") == .device("/dev/nvme1n1"))
+        #expect(try RegisterTarget.forInstall(target: "/dev/xvdf") == .device("/dev/xvdf"))
+        #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/var/tmp/c69.img") }
+        #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/dev/loop3") }
+    }
+
     @Test func nvmeSerialIsTheVolumeIDWithoutItsDash() {
         #expect(VolumeLocator.volumeID(fromNVMeSerial: "vol0123456789abcdef0\n") == "vol-0123456789abcdef0")
         #expect(VolumeLocator.volumeID(fromNVMeSerial: "vol-0123456789abcdef0") == "vol-0123456789abcdef0")

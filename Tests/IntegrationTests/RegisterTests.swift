@@ -132,6 +132,29 @@ struct RegisterTests {
                                                     "--log", dir + "/register.log", "--poll", "1"], environment: toolEnvironment(env))
     }
 
+    @Test func usageErrorsExit64BeforeAnyCall() throws {
+        // --endpoint-url points nowhere: none of these may get as far as calling it.
+        let cases: [([String], String)] = [
+            (["register"], "register needs VERSION and TARGET"),
+            (["register", "6.4", "vol-0123456789abcdef0", "--ena"], "CentOS 6.4 cannot have the ENA driver"),
+            (["register", "6.11", "vol-0123456789abcdef0"], "unknown release '6.11'"),
+            (["register", "6.9", "disk.img"], "target 'disk.img' is neither a volume id"),
+            (["register", "6.9", "vol-0123456789abcdef0", "--imds-support", "v1"], "--imds-support must be v2.0 or none"),
+            (["register", "6.9", "vol-0123456789abcdef0", "--build-id", "a b"], "build id 'a b'"),
+            (["register", "6.9", "vol-0123456789abcdef0", "--copy-to", ","], "--copy-to needs"),
+            (["cleanup"], "cleanup needs --build-id ID"),
+        ]
+        for (args, message) in cases {
+            let out = try Integration.tool(args + ["--endpoint-url", "http://127.0.0.1:9"], environment: toolEnvironment())
+            #expect(out.status == 64, "\(args)")
+            #expect(out.stderr.contains("error: \(message)"), "\(args): \(out.stderr)")
+            #expect(out.stderr.contains("usage: centos6-ami \(args[0])"))
+        }
+        let missing = try Integration.tool(["table", "--from", "/nonexistent/results.json"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("results file '/nonexistent/results.json'"))
+    }
+
     @Test func registersThreeBuildsWithTheRightFlagsAndTablesThem() throws {
         let dir = try Integration.scratchDirectory("register")
         let moto = try MotoServer(directory: dir)
@@ -193,11 +216,11 @@ struct RegisterTests {
         #expect(snapshots.allSatisfy { $0["TagSpecification.1.ResourceType"] == "snapshot" && $0.values.contains("centos6-ami:build-id") })
         #expect(requests.filter { $0["Action"] == "CreateTags" }.count == 3)
 
-        // The AMIs exist under those names.
-        for record in results.amis {
-            let images = try #require(try moto.ec2(["describe-images", "--image-ids", record.amiId])["Images"] as? [[String: Any]])
-            #expect(images.first?["Name"] as? String == record.name)
-        }
+        // The AMIs exist under those names (one call: each aws call costs a Python start).
+        let images = try #require(try moto.ec2(["describe-images", "--image-ids"] + results.amis.map(\.amiId))["Images"] as? [[String: Any]])
+        var names: [String: String] = [:]
+        for image in images { names[image["ImageId"] as? String ?? ""] = image["Name"] as? String }
+        #expect(names == Dictionary(uniqueKeysWithValues: results.amis.map { ($0.amiId, $0.name) }))
 
         // The table, in the seed README's form.
         let table = try Integration.tool(["table", "--from", dir + "/results.json"])
@@ -260,6 +283,42 @@ struct RegisterTests {
         #expect(cleaned.status == 0, "\(cleaned.stderr)")
         #expect(cleaned.stdout.contains("deleted snapshot '\(snap)'"))
         #expect(try snapshots("it-keep").isEmpty)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @Test func interruptedWhileWaitingDeletesTheSnapshotAndExits130() throws {
+        let dir = try Integration.scratchDirectory("register-int")
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
+        let path = Integration.repoRoot.appendingPathComponent("scripts/fake-aws").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let volume = try moto.createVolume()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Integration.binary)
+        process.arguments = ["register", "6.9", volume, "--build-id", "it-int", "--endpoint-url", moto.endpoint,
+                             "--results", dir + "/results.json", "--log", dir + "/register.log"]
+        process.environment = ProcessInfo.processInfo.environment.merging(toolEnvironment(
+            ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_SLOW": "describe-snapshots", "FAKE_AWS_SLOW_SECONDS": "60"])) { $1 }
+        let errPipe = Pipe()
+        process.standardError = errPipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+        func snapshots() throws -> [String] {
+            let out = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-int"])
+            return (out["Snapshots"] as? [[String: Any]] ?? []).compactMap { $0["SnapshotId"] as? String }
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while try snapshots().isEmpty, Date() < deadline, process.isRunning { Thread.sleep(forTimeInterval: 0.5) }
+        #expect(try snapshots().count == 1, "the run got as far as its snapshot")
+        kill(process.processIdentifier, SIGINT)
+        let stderr = errPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: stderr, as: UTF8.self)
+        #expect(process.terminationStatus == 130, "\(text)")
+        #expect(text.contains("wait for snapshot"), "\(text)")
+        #expect(text.contains("deleted what this run created: snapshot 'snap-"), "\(text)")
+        #expect(try snapshots().isEmpty)
         try? FileManager.default.removeItem(atPath: dir)
     }
 
