@@ -26,9 +26,15 @@ public final class Interruption: @unchecked Sendable {
     public func install() {
         lock.lock(); defer { lock.unlock() }
         guard sources.isEmpty else { return }
-        Glibc.signal(SIGPIPE, SIG_IGN)
+        // A no-op handler, not SIG_IGN: ignored signals stay ignored across exec,
+        // so every child would ignore TERM/INT (and SIGPIPE); handled ones revert
+        // to the default in the child. SIGPIPE: writes to a closed pipe get EPIPE.
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGPIPE, &action, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
-            Glibc.signal(sig, SIG_IGN)
+            sigaction(sig, &action, nil)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue.global())
             source.setEventHandler { [weak self] in self?.received(sig) }
             source.resume()
