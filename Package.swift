@@ -20,6 +20,8 @@ let package = Package(
         .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA"]),
         .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA", "AMI", "Install", "VM"]),
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
+        // Benchmarks/download/run.sh's driver for Bootstrap.Fetcher (not installed).
+        .executableTarget(name: "fetch-bench", dependencies: ["Bootstrap", "Host"], path: "Benchmarks/download/fetch-bench"),
 
         .testTarget(name: "VersionsTests", dependencies: ["Versions"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),

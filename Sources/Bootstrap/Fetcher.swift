@@ -9,12 +9,20 @@ import Glibc
 /// it is aborted (a broken or hostile mirror cannot fill the disk).
 public struct RemoteFile: Hashable, Sendable {
     public var url: URL
+    /// The size from the metadata: the download limit, and (when
+    /// `sizeIsExact`) the exact length, checked against Content-Length before
+    /// the body is read and used to resume a partial file.
     public var size: Int64
     public var checksum: Checksum
-    public init(url: URL, size: Int64, checksum: Checksum) {
+    /// False when `size` is only an upper bound (e.g. a repomd.xml entry
+    /// without `<size>`): then the server's length is accepted up to `size`
+    /// and the checksum alone decides.
+    public var sizeIsExact: Bool
+    public init(url: URL, size: Int64, checksum: Checksum, sizeIsExact: Bool = true) {
         self.url = url
         self.size = size
         self.checksum = checksum
+        self.sizeIsExact = sizeIsExact
     }
 }
 
@@ -83,7 +91,7 @@ public struct FetchOptions: Sendable {
 ///   continued with `Range: bytes=N-` when the server answers 206, and
 ///   restarted when it answers 200; after a checksum mismatch on a resumed
 ///   file it is downloaded once more from scratch before the mismatch is fatal.
-/// - Verified: bytes are hashed as they arrive; only a file whose size and
+/// - Verified: the complete file is hashed (host sha256sum/sha1sum); only a file whose size and
 ///   checksum match is moved into the cache, atomically. A mismatch leaves
 ///   nothing in the cache.
 /// - Interruptible: workers check `Interruption.shared` at least every 200 ms
@@ -168,7 +176,7 @@ public final class Fetcher: @unchecked Sendable {
                     guard let item else { return }
                     do {
                         try Interruption.shared.check()
-                        let path = try obtain(url: item.url, checksum: item.checksum, size: item.size, limit: item.size, client: client)
+                        let path = try obtain(url: item.url, checksum: item.checksum, size: item.sizeIsExact ? item.size : nil, limit: item.size, client: client)
                         shared.lock.withLock { shared.results[item.checksum] = path }
                     } catch {
                         shared.lock.withLock { if shared.firstError == nil { shared.firstError = error } }
@@ -423,14 +431,14 @@ final class MemorySink: Sink {
     func reset() { data = Data() }
 }
 
-/// The partial file of one blob, hashed as it grows. `prepare()` (re)opens it
-/// before each attempt, hashing what an earlier attempt or run left.
+/// The partial file of one blob. `prepare()` (re)opens it before each
+/// attempt, continuing what an earlier attempt or run left; `finish()` hashes
+/// the complete file with the host tool.
 final class FileSink: Sink {
     let path: String
     let kind: Checksum.Kind
     let limit: Int64
     private var fd: Int32 = -1
-    private var hasher: ChecksumHasher
     private var written: Int64 = 0
     override var offset: Int64 { written }
 
@@ -438,14 +446,12 @@ final class FileSink: Sink {
         self.path = path
         self.kind = kind
         self.limit = limit
-        self.hasher = ChecksumHasher(kind: kind)
     }
 
     deinit { close() }
 
     func prepare() throws {
         close()
-        hasher = ChecksumHasher(kind: kind)
         written = 0
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FetchError.io(path: path, reason: String(cString: strerror(errno))) }
@@ -455,15 +461,8 @@ final class FileSink: Sink {
             ftruncate(fd, 0)
             return
         }
-        // Hash what is already there (a resume).
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw FetchError.io(path: path, reason: String(cString: strerror(errno))) }
-            if n == 0 { break }
-            block.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            written += Int64(n)
-        }
+        written = Int64(st.st_size)
+        lseek(fd, off_t(written), SEEK_SET)
     }
 
     override func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -476,7 +475,6 @@ final class FileSink: Sink {
             }
             done += n
         }
-        hasher.update(bytes)
         written += Int64(bytes.count)
     }
 
@@ -484,14 +482,13 @@ final class FileSink: Sink {
         guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
             throw FetchError.io(path: path, reason: String(cString: strerror(errno)))
         }
-        hasher = ChecksumHasher(kind: kind)
         written = 0
     }
 
     /// The checksum of everything written (closes the file).
     func finish() throws -> Checksum {
         close()
-        return hasher.finish()
+        return try Checksum.of(file: path, kind: kind)
     }
 
     func close() {

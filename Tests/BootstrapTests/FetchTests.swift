@@ -214,6 +214,27 @@ import Glibc
         #expect(fixture.cacheEntries().isEmpty)
     }
 
+    /// repomd.xml entries may lack `<size>`: the size is then only a limit.
+    @Test func sizeThatIsOnlyALimit() throws {
+        let fixture = try FetchFixture()
+        try fixture.add("filelists.xml.gz", size: 7_000)
+        let server = try FetchTestServer(root: fixture.mirror)
+        defer { server.stop() }
+        var bound = fixture.remote("filelists.xml.gz", server: server)
+        bound.size = 64 << 20
+        #expect(throws: FetchError.sizeMismatch(url: bound.url.absoluteString, expected: 64 << 20, actual: 7_000)) {
+            _ = try Fetcher(cache: try fixture.cache(), options: quickOptions()).fetch([bound])
+        }
+        bound.sizeIsExact = false
+        let out = try Fetcher(cache: try fixture.cache(), options: quickOptions()).fetch([bound])
+        #expect(try Data(contentsOf: out[0]) == fixture.files["filelists.xml.gz"]!)
+        bound.size = 6_999
+        bound.checksum = Checksum.of(Data("q".utf8), kind: .sha256)
+        #expect(throws: FetchError.tooLarge(url: bound.url.absoluteString, limit: 6_999)) {
+            _ = try Fetcher(cache: try fixture.cache(), options: quickOptions()).fetch([bound])
+        }
+    }
+
     @Test func fetchSmallHonoursItsLimit() throws {
         let fixture = try FetchFixture()
         try FileManager.default.createDirectory(atPath: fixture.mirror + "/repodata", withIntermediateDirectories: true)

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+@testable import Bootstrap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The downloader against the built test vault served by
+/// scripts/testvault/vault-server.py on 127.0.0.1: a release's whole package
+/// set, the warm-cache rerun, and two processes sharing one cache (batch).
+/// No root needed; a missing vault or driver is a failure, not a skip.
+@Suite(.serialized, .enabled(if: Integration.enabled))
+struct FetchIntegrationTests {
+    static var vaultRoot: String { Integration.vaultBuildDir + "/vault" }
+
+    /// Every package of a release as (relative path, RemoteFile) against `base`.
+    static func packageSet(release: String, base: URL) throws -> [RemoteFile] {
+        let dir = "\(release)/os/x86_64/Packages"
+        let names = try FileManager.default.contentsOfDirectory(atPath: vaultRoot + "/" + dir).filter { $0.hasSuffix(".rpm") }.sorted()
+        #expect(names.count > 20, "the test vault's \(release) has too few packages")
+        return try names.map { name in
+            let path = vaultRoot + "/\(dir)/\(name)"
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+            return RemoteFile(url: base.appendingPathComponent("\(dir)/\(name)"), size: size, checksum: try Checksum.of(file: path, kind: .sha256))
+        }
+    }
+
+    /// vault-server.py on the vault, stopped by PID when the test ends.
+    final class Server {
+        let process = Process()
+        let dir: String
+        let port: Int
+        init() throws {
+            dir = try Integration.scratchDirectory("fetch-server")
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [Integration.repoRoot.appendingPathComponent("scripts/testvault/vault-server.py").path,
+                                 "--root", FetchIntegrationTests.vaultRoot, "--port-file", dir + "/port", "--pid-file", dir + "/pid"]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var found: Int?
+            for _ in 0..<300 {
+                if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
+                usleep(20_000)
+            }
+            guard let found else { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); throw FetchError.tool(name: "vault-server.py", reason: "no port file") }
+            port = found
+        }
+        deinit { stop() }
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGTERM)
+                for _ in 0..<250 where process.isRunning { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        var base: URL { URL(string: "http://127.0.0.1:\(port)/")! }
+        func post(_ path: String, _ body: String) throws {
+            try Integration.run("/usr/bin/curl", ["-sS", "-X", "POST", "--data-binary", body, "http://127.0.0.1:\(port)\(path)"])
+        }
+        /// (requests, body bytes sent)
+        func stats() throws -> (Int, Int64) {
+            let out = try Integration.run("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/__stats__"]).stdout
+            let json = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] ?? [:]
+            return (json["requests"] as? Int ?? -1, Int64(json["bytes_sent"] as? Int ?? -1))
+        }
+    }
+
+    @Test func wholeReleaseThenWarmCacheDownloadsNothing() throws {
+        #expect(FileManager.default.fileExists(atPath: Self.vaultRoot + "/6.9/os/x86_64/Packages"), "test vault not built at \(Self.vaultRoot)")
+        let server = try Server()
+        defer { server.stop() }
+        let files = try Self.packageSet(release: "6.9", base: server.base)
+        let total = files.reduce(Int64(0)) { $0 + $1.size }
+        let cacheDir = try Integration.scratchDirectory("fetch-cache")
+        defer { try? FileManager.default.removeItem(atPath: cacheDir) }
+        let cache = try DownloadCache(root: URL(fileURLWithPath: cacheDir))
+
+        let first = Fetcher(cache: cache, maxConnections: 8)
+        let paths = try first.fetch(files)
+        #expect(first.stats.downloadedBytes == total)
+        #expect(first.stats.downloadedFiles == files.count)
+        #expect(try server.stats() == (files.count, total))
+        for (file, path) in zip(files, paths) {
+            #expect(path.path == cacheDir + "/blobs/sha256/" + file.checksum.hex)
+        }
+        #expect(cache.partialFiles().isEmpty)
+
+        try server.post("/__stats__", "")
+        let second = Fetcher(cache: cache, maxConnections: 8)
+        _ = try second.fetch(files)
+        #expect(second.stats.downloadedBytes == 0)
+        #expect(second.stats.cachedBytes == total)
+        #expect(try server.stats() == (0, 0))
+    }
+
+    /// Two processes (two batch jobs, 6.8 and 6.9) on one cache at the same
+    /// moment: every distinct package is fetched once, no torn blob.
+    @Test func twoProcessesShareOneCache() throws {
+        let driver = URL(fileURLWithPath: Integration.binary).deletingLastPathComponent().appendingPathComponent("fetch-bench").path
+        #expect(FileManager.default.isExecutableFile(atPath: driver), "fetch-bench not built beside \(Integration.binary) (swift build builds it)")
+        let server = try Server()
+        defer { server.stop() }
+        // Slow requests so that both jobs contend for the shared packages.
+        try server.post("/__control__", #"{"delay_ms": 10}"#)
+        let work = try Integration.scratchDirectory("fetch-two")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var distinct: [Checksum: Int64] = [:]
+        var lists: [String] = []
+        for release in ["6.8", "6.9"] {
+            let files = try Self.packageSet(release: release, base: server.base)
+            for f in files { distinct[f.checksum] = f.size }
+            let list = work + "/\(release).list"
+            let prefix = server.base.absoluteString
+            try files.map { "\($0.url.absoluteString.dropFirst(prefix.count)) \($0.size) \($0.checksum.hex)" }.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+            lists.append(list)
+        }
+        let jobs = lists.map { list -> Process in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: driver)
+            p.arguments = ["--base", server.base.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]
+            p.standardOutput = FileHandle.nullDevice
+            return p
+        }
+        for job in jobs { try job.run() }
+        defer { for job in jobs where job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+        for job in jobs { job.waitUntilExit() }
+        #expect(jobs.map(\.terminationStatus) == [0, 0])
+        let (requests, bytes) = try server.stats()
+        #expect(requests == distinct.count)
+        #expect(bytes == distinct.values.reduce(0, +))
+        let cache = try DownloadCache(root: URL(fileURLWithPath: work + "/cache"))
+        for (sum, size) in distinct {
+            #expect(cache.contains(sum, size: size))
+            #expect(try Checksum.of(file: cache.path(for: sum).path, kind: .sha256) == sum)
+        }
+        #expect(cache.partialFiles().isEmpty)
+    }
+}
