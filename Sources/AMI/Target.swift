@@ -73,6 +73,9 @@ public enum VolumeLocator {
            let id = volumeID(fromNVMeSerial: serial) {
             return id
         }
+        if name.hasPrefix("loop") {
+            throw AMIError.volumeNotFound(device: device, detail: "a loop device is not an EBS volume (copy the image onto an attached volume first)")
+        }
         if name.hasPrefix("nvme") {
             throw AMIError.volumeNotFound(device: device, detail: "its NVMe serial is not an EBS volume id (instance store?)")
         }

@@ -137,9 +137,21 @@ struct RegisterCommand {
     /// one byte changes), and require `ena.ko` for every installed kernel.
     static func checkENA(device: String, kernel: String, runner: ProcessRunner, log: Log) throws {
         let name = VolumeLocator.kernelName(device)
-        let partition = "/dev/" + name + (name.last?.isNumber == true ? "p1" : "1")
+        let partName = name + (name.last?.isNumber == true ? "p1" : "1")
+        var partition = "/dev/" + partName
         let dir = try makeTemporaryDirectory(prefix: "centos6-ami-ena-check")
         defer { rmdir(dir) }
+        // Without udev (containers) the kernel knows the partition but /dev has no node: make a private one.
+        if !FileManager.default.fileExists(atPath: partition),
+           let text = try? String(contentsOfFile: "/sys/class/block/\(partName)/dev", encoding: .utf8) {
+            let numbers = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").map(String.init)
+            if numbers.count == 2 {
+                let node = dir + ".node"
+                try runner.checked(Command("mknod", ["-m", "0600", node, "b", numbers[0], numbers[1]]))
+                partition = node
+            }
+        }
+        defer { if partition.hasPrefix(dir) { unlink(partition) } }
         try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
         defer { _ = runner.run(Command("umount", [dir])) }
         let missing = try ENAImageCheck.kernelsWithoutENA(root: dir)

@@ -155,6 +155,69 @@ struct RegisterTests {
         #expect(missing.stderr.contains("results file '/nonexistent/results.json'"))
     }
 
+    /// `--ena` on a local device: the image is checked read-only for ena.ko (not one byte changes),
+    /// then a loop device is refused as not being an EBS volume, before any AWS call.
+    @Test func enaIsCheckedReadOnlyOnALocalDevice() throws {
+        let dir = try Integration.scratchDirectory("register-ena")
+        let image = dir + "/ena.img", mnt = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        func sh(_ tool: String, _ args: [String], stdin: String? = nil) throws -> String {
+            let out = try Integration.run(tool, args, stdin: stdin.map { Data($0.utf8) })
+            try #require(out.status == 0, "\(tool) \(args) failed: \(out.stderr)")
+            return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try sh("/usr/bin/truncate", ["-s", "64M", image])
+        _ = try sh("/usr/sbin/sfdisk", ["-q", image], stdin: "label: dos\nstart=2048, type=83\n")
+        let loop = try sh("/usr/sbin/losetup", ["--find", "--show", "--partscan", image])
+        defer { _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop]) }
+        // Without udev the partition may need announcing, and its node making (the tool makes its own).
+        _ = try? Integration.run("/usr/bin/partx", ["-u", loop])
+        var part = loop + "p1"
+        let sysName = (loop as NSString).lastPathComponent + "p1"
+        if !FileManager.default.fileExists(atPath: part) {
+            let dev = try String(contentsOfFile: "/sys/class/block/\(sysName)/dev", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":")
+            part = dir + "/part1"
+            _ = try sh("/usr/bin/mknod", [part, "b", String(dev[0]), String(dev[1])])
+        }
+        _ = try sh("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "/", part])
+        let kver = "2.6.32-696.el6.x86_64"
+        func edit(_ body: () throws -> Void) throws {
+            _ = try sh("/usr/bin/mount", [part, mnt])
+            defer { _ = try? Integration.run("/usr/bin/umount", [mnt]) }
+            try body()
+        }
+        try edit {
+            for path in ["boot/vmlinuz-\(kver)", "lib/modules/\(kver)/kernel/drivers/net/e1000/e1000.ko"] {
+                try FileManager.default.createDirectory(atPath: (mnt + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                FileManager.default.createFile(atPath: mnt + "/" + path, contents: Data("x".utf8))
+            }
+        }
+        let args = ["register", "6.9", loop, "--ena", "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
+                    "--results", dir + "/results.json", "--log", dir + "/register.log"]
+        let before = try sh("/usr/bin/sha256sum", [image])
+        let missing = try Integration.tool(args, environment: toolEnvironment())
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("error: '\(loop)' has no ena.ko for kernel \(kver); register it without --ena"), "\(missing.stderr)")
+        #expect(try sh("/usr/bin/sha256sum", [image]) == before, "the check changes no byte")
+        #expect(Integration.mounts(under: "/tmp/centos6-ami-ena-check").isEmpty)
+
+        try edit {
+            try FileManager.default.createDirectory(atPath: mnt + "/lib/modules/\(kver)/extra/ena", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: mnt + "/lib/modules/\(kver)/extra/ena/ena.ko", contents: Data("x".utf8))
+        }
+        let after = try sh("/usr/bin/sha256sum", [image])
+        let refused = try Integration.tool(args, environment: toolEnvironment())
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("holds ena.ko for its kernel"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("a loop device is not an EBS volume"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("127.0.0.1:9"), "no AWS call was made")
+        #expect(try sh("/usr/bin/sha256sum", [image]) == after)
+        #expect(Integration.mounts(under: "/tmp/centos6-ami-ena-check").isEmpty)
+        #expect(Integration.mounts(under: dir).isEmpty)
+        _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop])
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
     @Test func registersThreeBuildsWithTheRightFlagsAndTablesThem() throws {
         let dir = try Integration.scratchDirectory("register")
         let moto = try MotoServer(directory: dir)
