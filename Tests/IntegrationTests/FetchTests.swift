@@ -95,6 +95,62 @@ struct FetchIntegrationTests {
         #expect(try server.stats() == (0, 0))
     }
 
+    /// SIGINT in the middle of a transfer: the driver stops within a second
+    /// with 130, the partial file stays in the cache, and the next run
+    /// resumes it with a Range request instead of starting over.
+    @Test func interruptLeavesAResumablePartial() throws {
+        let driver = URL(fileURLWithPath: Integration.binary).deletingLastPathComponent().appendingPathComponent("fetch-bench").path
+        #expect(FileManager.default.isExecutableFile(atPath: driver), "fetch-bench not built beside \(Integration.binary) (swift build builds it)")
+        let server = try Server()
+        defer { server.stop() }
+        let dir = Self.vaultRoot + "/6.9/os/x86_64/Packages"
+        let sized = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".rpm") }.map { name -> (String, Int64) in
+            (name, (try FileManager.default.attributesOfItem(atPath: dir + "/" + name)[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+        guard let (name, size) = sized.filter({ $0.1 > 1_000_000 }).min(by: { $0.1 < $1.1 }) else {
+            Issue.record("the test vault's 6.9 has no package over 1 MB"); return
+        }
+        let big = RemoteFile(url: server.base.appendingPathComponent("6.9/os/x86_64/Packages/" + name), size: size,
+                             checksum: try Checksum.of(file: dir + "/" + name, kind: .sha256))
+        let path = String(big.url.path)
+        try server.post("/__control__", #"{"add_faults": [{"path": "\#(path)", "throttle_bps": 400000, "times": 1}]}"#)
+        let work = try Integration.scratchDirectory("fetch-int")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try "\(path.dropFirst()) \(big.size) \(big.checksum.hex)\n".write(toFile: work + "/list", atomically: true, encoding: .utf8)
+        let arguments = ["--base", server.base.absoluteString, "--list", work + "/list", "--cache", work + "/cache"]
+        let job = Process()
+        job.executableURL = URL(fileURLWithPath: driver)
+        job.arguments = arguments
+        job.standardOutput = FileHandle.nullDevice
+        job.standardError = FileHandle.nullDevice
+        try job.run()
+        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL); job.waitUntilExit() } }
+        usleep(1_200_000)
+        #expect(job.isRunning)
+        let sent = Date()
+        kill(job.processIdentifier, SIGINT)
+        while job.isRunning && Date().timeIntervalSince(sent) < 5 { usleep(10_000) }
+        #expect(Date().timeIntervalSince(sent) < 1.0, "the downloader must stop promptly on SIGINT")
+        #expect(job.terminationStatus == 130)
+        let cache = try DownloadCache(root: URL(fileURLWithPath: work + "/cache"))
+        #expect(!cache.contains(big.checksum))
+        let partials = cache.partialFiles()
+        #expect(partials.count == 1)
+        let kept = (try? FileManager.default.attributesOfItem(atPath: partials.first?.path ?? "")[.size] as? NSNumber)?.int64Value ?? 0
+        #expect(kept > 100_000 && kept < big.size)
+
+        // Let the server's throttled thread notice the closed connection before zeroing its counters.
+        usleep(500_000)
+        try server.post("/__stats__", "")
+        let rerun = try Integration.run(driver, arguments)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(cache.contains(big.checksum, size: big.size))
+        #expect(cache.partialFiles().isEmpty)
+        let (requests, bytes) = try server.stats()
+        #expect(requests == 1)
+        #expect(bytes == big.size - kept, "kept \(kept) of \(big.size)")
+    }
+
     /// Two processes (two batch jobs, 6.8 and 6.9) on one cache at the same
     /// moment: every distinct package is fetched once, no torn blob.
     @Test func twoProcessesShareOneCache() throws {

@@ -90,7 +90,7 @@ class State:
             self.paths.setdefault(path, {"requests": 0, "bytes": 0, "statuses": {}})["bytes"] += n
 
 
-FAULT_KINDS = ("status", "cut_after", "endless", "corrupt_at", "delay_ms", "redirect")
+FAULT_KINDS = ("status", "cut_after", "endless", "corrupt_at", "delay_ms", "redirect", "throttle_bps")
 
 
 def validate_fault(fault):
@@ -101,6 +101,8 @@ def validate_fault(fault):
         raise ValueError("a fault needs exactly one of %s, got %r" % (", ".join(FAULT_KINDS), fault))
     if "status" in fault and not (isinstance(fault["status"], int) and 100 <= fault["status"] <= 599):
         raise ValueError("\"status\" must be an HTTP status code, got %r" % (fault["status"],))
+    if "throttle_bps" in fault and not (isinstance(fault["throttle_bps"], int) and fault["throttle_bps"] > 0):
+        raise ValueError("\"throttle_bps\" must be a positive integer")
     for key in ("cut_after", "corrupt_at", "delay_ms"):
         if key in fault and not (isinstance(fault[key], int) and fault[key] >= 0):
             raise ValueError("%r must be a non-negative integer, got %r" % (key, fault[key]))
@@ -307,9 +309,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         cut = fault.get("cut_after") if fault is not None else None
         corrupt = fault.get("corrupt_at") if fault is not None else None
+        throttle = fault.get("throttle_bps") if fault is not None else None
+        chunk_size = max(1, min(CHUNK, throttle // 10)) if throttle else CHUNK
         sent = 0
         with open(full, "rb") as f:
-            if cut is None and corrupt is None:
+            if cut is None and corrupt is None and throttle is None:
                 # The common case: let the kernel copy (sendfile), so the server
                 # is not what limits a benchmark.
                 offset = start
@@ -323,7 +327,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f.seek(start)
             offset = start
             while offset < end:
-                chunk = f.read(min(CHUNK, end - offset))
+                if throttle:
+                    time.sleep(chunk_size / throttle)
+                chunk = f.read(min(chunk_size, end - offset))
                 if not chunk:
                     break
                 if corrupt is not None and offset <= corrupt < offset + len(chunk):

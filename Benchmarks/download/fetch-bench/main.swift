@@ -5,6 +5,8 @@
 // FILE has one "relative/path size sha256hex" line per file. Fetches them all
 // into the cache at DIR and prints one JSON object: wall seconds and the
 // fetcher's counters (downloaded vs cached bytes, connections, retries).
+// Exit 0, 1 on a fetch error, 130 on SIGINT/SIGTERM (partial files stay in
+// the cache and are resumed by the next run). The integration tests drive it too.
 import Bootstrap
 import Foundation
 import Host
@@ -54,6 +56,9 @@ do {
     let s = fetcher.stats
     print(String(format: #"{"files": %d, "wall_seconds": %.3f, "downloaded_bytes": %lld, "cached_bytes": %lld, "downloaded_files": %d, "cached_files": %d, "connections": %d, "retries": %d}"#,
                  paths.count, wall, s.downloadedBytes, s.cachedBytes, s.downloadedFiles, s.cachedFiles, s.connections, s.retries))
+} catch HostError.interrupted(let signal) {
+    FileHandle.standardError.write(Data("fetch-bench: interrupted by signal \(signal)\n".utf8))
+    exit(130)
 } catch {
     fail("\(error)")
 }
