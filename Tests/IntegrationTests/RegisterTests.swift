@@ -121,6 +121,14 @@ final class MotoServer {
     }
 }
 
+/// A value shared by concurrent test threads.
+final class RegisterShared<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+}
+
 @Suite(.serialized, .enabled(if: Integration.enabled))
 struct RegisterTests {
     func toolEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
@@ -128,8 +136,9 @@ struct RegisterTests {
     }
 
     func register(_ moto: MotoServer, _ args: [String], dir: String, env: [String: String] = [:]) throws -> Integration.Output {
-        try Integration.tool(["register"] + args + ["--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
-                                                    "--log", dir + "/register.log", "--poll", "1"], environment: toolEnvironment(env))
+        let log = args.contains("--log") ? [] : ["--log", dir + "/register.log"]
+        return try Integration.tool(["register"] + args + ["--endpoint-url", moto.endpoint, "--results", dir + "/results.json", "--poll", "1"] + log,
+                                    environment: toolEnvironment(env))
     }
 
     @Test func usageErrorsExit64BeforeAnyCall() throws {
@@ -226,10 +235,18 @@ struct RegisterTests {
 
         let builds: [(release: String, ena: Bool, build: String)] = [("6.4", false, "it-64"), ("6.9", false, "it-69"), ("6.9", true, "it-69-ena")]
         var amis: [String: String] = [:] // build id -> AMI id printed
-        for b in builds {
-            let volume = try moto.createVolume()
-            let out = try register(moto, [b.release, volume, "--build-id", b.build] + (b.ena ? ["--ena"] : []), dir: dir)
-            #expect(out.status == 0, "register \(b.release) failed: \(out.stderr)")
+        // The three run at once, as a parallel batch would: they share one results file.
+        let volumes = try builds.map { _ in try moto.createVolume() }
+        let outputs = RegisterShared([Integration.Output?](repeating: nil, count: builds.count))
+        DispatchQueue.concurrentPerform(iterations: builds.count) { i in
+            let b = builds[i]
+            let args = [b.release, volumes[i], "--build-id", b.build, "--log", dir + "/register-\(b.build).log"] + (b.ena ? ["--ena"] : [])
+            let out = try? register(moto, args, dir: dir)
+            outputs.withLock { $0[i] = out }
+        }
+        for (i, b) in builds.enumerated() {
+            let out = try #require(outputs.withLock { $0[i] }, "register \(b.build) did not run")
+            #expect(out.status == 0, "register \(b.build) failed: \(out.stderr)")
             let line = try #require(out.stdout.split(separator: "\n").first.map(String.init))
             let fields = line.split(separator: "\t").map(String.init)
             #expect(fields.count == 3)
