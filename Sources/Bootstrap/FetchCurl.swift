@@ -7,7 +7,9 @@ import Glibc
 /// https:// through the host's curl, one process per file: curl does TLS and
 /// redirects, we read `--include` output (every response head, then the body)
 /// from a pipe, so the size limit, resume check and checksum stay ours and a
-/// body over the limit is stopped by killing that one process.
+/// body over the limit is stopped by killing that one process. (No
+/// `--max-filesize`: curl 7.88 applies it to error bodies too, hiding a 404,
+/// and does not apply it to a body without Content-Length.)
 struct CurlTransport {
     let settings: TransportSettings
 
@@ -17,7 +19,6 @@ struct CurlTransport {
                     "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
                     // Abort when under 1 byte/s for the idle timeout.
                     "--speed-limit", "1", "--speed-time", String(Int(settings.idleTimeout.rounded(.up))),
-                    "--max-filesize", String(limit),
                     "--user-agent", settings.userAgent,
                     "--output", "-"]
         if rangeStart > 0 { args += ["--range", "\(rangeStart)-"] }
@@ -93,8 +94,6 @@ struct CurlTransport {
         case 0:
             guard let head else { throw FetchError.protocolError(url: url.absoluteString, reason: "curl printed no response") }
             return head
-        case 63:
-            throw FetchError.tooLarge(url: url.absoluteString, limit: limit)
         case 47:
             throw FetchError.redirects(url: url.absoluteString, count: 5)
         case 1, 3:

@@ -111,6 +111,7 @@ public final class Fetcher: @unchecked Sendable {
     private var _stats = FetchStats()
     private var batch = BatchCounters()
     private var lastProgress = Date.distantPast
+    private var lastSent: FetchProgress?
 
     private struct BatchCounters {
         var start = Date()
@@ -155,6 +156,7 @@ public final class Fetcher: @unchecked Sendable {
         lock.withLock {
             batch = BatchCounters(start: Date(), bytesTotal: queue.reduce(0) { $0 + $1.size }, filesTotal: queue.count)
             lastProgress = .distantPast
+            lastSent = nil
         }
 
         let shared = WorkQueueState()
@@ -261,6 +263,7 @@ public final class Fetcher: @unchecked Sendable {
                 sink.close()
                 // Content errors make the partial file worthless; transport errors keep it for a resume.
                 if let fetchError = error as? FetchError, !fetchError.isRetryable { sink.discard() }
+                else if sink.offset == 0 { sink.discard() }
                 throw error
             }
             let actual = try sink.finish()
@@ -388,7 +391,11 @@ public final class Fetcher: @unchecked Sendable {
             guard force || now.timeIntervalSince(lastProgress) >= options.progressInterval else { return nil }
             lastProgress = now
             let elapsed = max(0.001, now.timeIntervalSince(batch.start))
-            return FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+            let made = FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+            // The closing report repeats nothing already said (a caller may print a newline when done).
+            if force, let last = lastSent, last.filesDone == made.filesDone, last.bytesDone == made.bytesDone { return nil }
+            lastSent = made
+            return made
         }
         if let snapshot { progress(snapshot) }
     }

@@ -17,13 +17,17 @@ final class FetchTestServer {
     private let process: Process
     private let dir: String
 
-    init(root: String, delayMs: Int = 0) throws {
+    let scheme: String
+
+    /// `tls`: PEM certificate and key files; the server then speaks https.
+    init(root: String, delayMs: Int = 0, tls: (cert: String, key: String)? = nil) throws {
         self.root = root
+        scheme = tls == nil ? "http" : "https"
         dir = NSTemporaryDirectory() + "vault-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [FetchTestServer.script, "--root", root, "--port", "0", "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)]
+        process.arguments = [FetchTestServer.script, "--root", root, "--port", "0", "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)] + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? [])
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -56,8 +60,8 @@ final class FetchTestServer {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    var base: URL { URL(string: "http://127.0.0.1:\(port)")! }
-    func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
+    var base: URL { URL(string: "\(scheme)://127.0.0.1:\(port)")! }
+    func url(_ path: String) -> URL { URL(string: "\(scheme)://127.0.0.1:\(port)\(path)")! }
 
     /// POSTs a control command (see scripts/testvault/README.md).
     @discardableResult
@@ -76,7 +80,7 @@ final class FetchTestServer {
     private func request(_ path: String, body: String?) throws -> [String: Any] {
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-sS", "--max-time", "10"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]
+        curl.arguments = ["-sS", "--max-time", "10", "--insecure"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]
         let out = Pipe()
         curl.standardOutput = out
         try curl.run()
@@ -88,6 +92,21 @@ final class FetchTestServer {
         if let error = object["error"] as? String { throw FetchError.protocolError(url: url(path).absoluteString, reason: error) }
         return object
     }
+}
+
+/// Makes a throw-away self-signed certificate for 127.0.0.1 in `dir` (openssl).
+func makeLoopbackCertificate(in dir: String) throws -> (cert: String, key: String) {
+    let cert = dir + "/cert.pem", key = dir + "/key.pem"
+    let openssl = Process()
+    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    openssl.standardOutput = FileHandle.nullDevice
+    openssl.standardError = FileHandle.nullDevice
+    try openssl.run()
+    openssl.waitUntilExit()
+    guard openssl.terminationStatus == 0 else { throw FetchError.tool(name: "openssl", reason: "req failed") }
+    return (cert, key)
 }
 
 /// A scratch directory with random files, served by a `FetchTestServer`.

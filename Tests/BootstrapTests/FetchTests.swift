@@ -375,6 +375,46 @@ import Glibc
         #expect(throws: FetchError.redirects(url: remote.url.absoluteString, count: 6)) { _ = try fetcher.fetch([remote]) }
     }
 
+    /// https goes through the host's curl: same verification, limits, resume and errors.
+    @Test func httpsThroughCurl() throws {
+        let fixture = try FetchFixture()
+        try fixture.add("secure.rpm", size: 900_000)
+        let endless = try fixture.add("endless.rpm", size: 50_000)
+        let cut = try fixture.add("cut.rpm", size: 600_000)
+        let tls = try makeLoopbackCertificate(in: fixture.dir)
+        let server = try FetchTestServer(root: fixture.mirror, tls: tls)
+        defer { server.stop() }
+        try server.control(#"{"add_faults": [{"path": "\#(endless)", "endless": true}, {"path": "\#(cut)", "cut_after": 200000, "times": 1}, {"path": "/Packages/flaky.rpm", "status": 503, "times": 1}]}"#)
+        var options = quickOptions()
+        options.environment["CURL_CA_BUNDLE"] = tls.cert
+        let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: options)
+        let out = try fetcher.fetch([fixture.remote("secure.rpm", server: server), fixture.remote("cut.rpm", server: server)])
+        #expect(try Data(contentsOf: out[0]) == fixture.files["secure.rpm"]!)
+        #expect(try Data(contentsOf: out[1]) == fixture.files["cut.rpm"]!)
+        #expect(try server.pathStats(cut).statuses == ["200": 1, "206": 1])
+        #expect(fetcher.stats.resumes == 1)
+        let missing = RemoteFile(url: server.url("/Packages/none.rpm"), size: 5, checksum: Checksum.of(Data("a".utf8), kind: .sha256))
+        #expect(throws: FetchError.notFound(url: missing.url.absoluteString)) { _ = try fetcher.fetch([missing]) }
+        let start = Date()
+        #expect(throws: FetchError.tooLarge(url: server.url(endless).absoluteString, limit: 50_000)) {
+            _ = try fetcher.fetch([fixture.remote("endless.rpm", server: server)])
+        }
+        #expect(Date().timeIntervalSince(start) < 5)
+        // An untrusted certificate is a connection error naming the problem.
+        let strict = Fetcher(cache: try fixture.cache(), retries: 0, options: quickOptions())
+        var other = fixture.remote("secure.rpm", server: server)
+        other.checksum = Checksum.of(Data("b".utf8), kind: .sha256)
+        do {
+            _ = try strict.fetch([other])
+            Issue.record("an untrusted certificate must fail")
+        } catch let error as FetchError {
+            guard case let .connection(url, reason, _) = error else { Issue.record("unexpected \(error)"); return }
+            #expect(url == other.url.absoluteString)
+            #expect(reason.contains("certificate"))
+        }
+        #expect(fixture.cacheEntries().allSatisfy { !$0.contains(".partial") })
+    }
+
     @Test func parsesResponseHeads() throws {
         let head = try #require(parseResponseHead("HTTP/1.1 302 Found\r\nLocation: /other/x.rpm\r\nContent-Length: 0"))
         #expect(head.status == 302)

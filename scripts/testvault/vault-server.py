@@ -417,6 +417,8 @@ def main(argv):
     parser.add_argument("--pid-file", help="write this process's PID here")
     parser.add_argument("--delay-ms", type=int, default=0, help="initial (and reset) delay per request")
     parser.add_argument("--log", help="append an access log to this file")
+    parser.add_argument("--tls-cert", help="serve https with this PEM certificate (needs --tls-key)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     args = parser.parse_args(argv)
 
     if not args.bind.startswith("127."):
@@ -428,6 +430,11 @@ def main(argv):
     server.root = os.path.abspath(args.root)
     server.state = State(delay_ms=args.delay_ms)
     server.log = open(args.log, "a") if args.log else None
+    if args.tls_cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -443,7 +450,8 @@ def main(argv):
     port = server.server_address[1]
     if args.port_file:
         write_atomically(args.port_file, "%d\n" % port)
-    print("vault-server: serving %s on http://%s:%d/ (pid %d)" % (server.root, args.bind, port, os.getpid()), file=sys.stderr, flush=True)
+    scheme = "https" if args.tls_cert else "http"
+    print("vault-server: serving %s on %s://%s:%d/ (pid %d)" % (server.root, scheme, args.bind, port, os.getpid()), file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
