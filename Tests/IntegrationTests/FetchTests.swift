@@ -14,11 +14,11 @@ struct FetchIntegrationTests {
     static var vaultRoot: String { Integration.vaultBuildDir + "/vault" }
 
     /// Every package of a release as (relative path, RemoteFile) against `base`.
-    static func packageSet(release: String, base: URL) throws -> [RemoteFile] {
+    static func packageSet(release: String, base: URL, first limit: Int = Int.max) throws -> [RemoteFile] {
         let dir = "\(release)/os/x86_64/Packages"
         let names = try FileManager.default.contentsOfDirectory(atPath: vaultRoot + "/" + dir).filter { $0.hasSuffix(".rpm") }.sorted()
         #expect(names.count > 20, "the test vault's \(release) has too few packages")
-        return try names.map { name in
+        return try names.prefix(limit).map { name in
             let path = vaultRoot + "/\(dir)/\(name)"
             let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
             return RemoteFile(url: base.appendingPathComponent("\(dir)/\(name)"), size: size, checksum: try Checksum.of(file: path, kind: .sha256))
@@ -165,7 +165,8 @@ struct FetchIntegrationTests {
         var distinct: [Checksum: Int64] = [:]
         var lists: [String] = []
         for release in ["6.8", "6.9"] {
-            let files = try Self.packageSet(release: release, base: server.base)
+            // The first 80 by name of each release: mostly the same packages, some differing (keeps CI time down).
+            let files = try Self.packageSet(release: release, base: server.base, first: 80)
             for f in files { distinct[f.checksum] = f.size }
             let list = work + "/\(release).list"
             let prefix = server.base.absoluteString
@@ -184,6 +185,7 @@ struct FetchIntegrationTests {
         for job in jobs { job.waitUntilExit() }
         #expect(jobs.map(\.terminationStatus) == [0, 0])
         let (requests, bytes) = try server.stats()
+        #expect(distinct.count < 160, "the two releases should share packages")
         #expect(requests == distinct.count)
         #expect(bytes == distinct.values.reduce(0, +))
         let cache = try DownloadCache(root: URL(fileURLWithPath: work + "/cache"))
