@@ -26,6 +26,8 @@ public struct BootConfig: Sendable, Equatable {
     /// guest; nil leaves the guest with no reachable service at all.
     public var imdsPort: Int?
     public var imdsHost: String = "127.0.0.1"
+    /// The bash that runs the per-connection relay (see `QEMU`); bash, not sh, for `/dev/tcp`.
+    public var relayShell: String = "/bin/bash"
     public var diskInterface: DiskInterface = .ide
     public var memoryMiB: Int = 512
     public var cpus: Int = 1
@@ -52,22 +54,45 @@ public struct BootConfig: Sendable, Equatable {
     }
 }
 
-/// Why slirp is told `net=169.254.0.0/16`: QEMU refuses a `guestfwd` whose
-/// address is outside the user network ("Conflicting/invalid host:port in
-/// guest forwarding rule" with the default 10.0.2.0/24). With the user network
-/// being 169.254.0.0/16 the guest gets 169.254.2.15 by DHCP (gateway
-/// 169.254.2.2, no default route under `restrict=on`), 169.254.169.254 is on
-/// its link, and the guest's TCP connections to port 80 there reach the host
-/// port. `restrict=on` cuts every other way out (checked with QEMU 7.2).
+/// How the guest reaches the metadata service, and why it looks like this
+/// (all checked with QEMU 7.2 / libslirp 4.7 on Debian 12):
+/// - slirp is told `net=169.254.0.0/16`: QEMU refuses a `guestfwd` whose
+///   address is outside the user network ("Conflicting/invalid host:port in
+///   guest forwarding rule" with the default 10.0.2.0/24). The guest then gets
+///   169.254.2.15/16 by DHCP (server 169.254.2.2, no router under
+///   `restrict=on`), and 169.254.169.254 is on its link.
+/// - the forward is `guestfwd=tcp:169.254.169.254:80-cmd:RELAY`, not
+///   `...-tcp:127.0.0.1:PORT`: the `tcp:` form is ONE chardev connection made
+///   when QEMU starts and shared by every guest connection, so after the first
+///   HTTP exchange closes it, the guest's next request hangs (seen: the token
+///   PUT answered, the key GET timed out). With `cmd:` slirp runs RELAY for
+///   each guest connection, its stdin/stdout being that connection; RELAY opens
+///   a fresh TCP connection to the host service and copies both ways, so each
+///   guest connection is one host connection (and a refused host connection is
+///   a connection the guest sees closed without an answer).
+/// - `restrict=on` cuts every other way out.
 public enum QEMU {
     public static let metadataAddress = "169.254.169.254"
     public static let userNetwork = "169.254.0.0/16"
 
+    /// The per-connection relay slirp runs (it splits the string like a shell,
+    /// no shell features). bash's `/dev/tcp` connects; fd 4 keeps the guest
+    /// side as stdin of the background `cat` (a background job's stdin would
+    /// otherwise be /dev/null); when the service closes, the relay exits and the
+    /// guest sees the end of the answer. `kill -9`, because a SIGTERM the
+    /// caller ignores (centos6-ami ignores it while its own handler runs) is
+    /// ignored by the whole chain down to that `cat`, which would then linger
+    /// holding the guest connection. stderr goes to /dev/null because slirp
+    /// connects it to the guest too. No commas (they separate -netdev options).
+    public static func relay(shell: String, host: String, port: Int) -> String {
+        "\(shell) -c 'exec 2>/dev/null 4<&0 3<>/dev/tcp/\(host)/\(port) || exit 1; cat <&4 >&3 & cat <&3; kill -9 $!'"
+    }
+
     /// The `-netdev` value: restricted user networking, the metadata service forwarded.
-    public static func netdev(imdsHost: String, imdsPort: Int?) -> String {
+    public static func netdev(imdsHost: String, imdsPort: Int?, shell: String = "/bin/bash") -> String {
         var spec = "user,id=n0,restrict=on,net=\(userNetwork)"
         if let imdsPort {
-            spec += ",guestfwd=tcp:\(metadataAddress):80-tcp:\(imdsHost):\(imdsPort)"
+            spec += ",guestfwd=tcp:\(metadataAddress):80-cmd:" + relay(shell: shell, host: imdsHost, port: imdsPort).replacingOccurrences(of: ",", with: ",,")
         }
         return spec
     }
@@ -94,7 +119,7 @@ public enum QEMU {
             "-serial", "file:" + config.serialLog,
             "-qmp", "unix:\(config.qmpSocket),server=on,wait=off",
             "-drive", drive(image: config.image, interface: config.diskInterface),
-            "-netdev", netdev(imdsHost: config.imdsHost, imdsPort: config.imdsPort),
+            "-netdev", netdev(imdsHost: config.imdsHost, imdsPort: config.imdsPort, shell: config.relayShell),
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             "-boot", "order=c",
             "-no-reboot",

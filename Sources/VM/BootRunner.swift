@@ -9,6 +9,7 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
     case qemuMissing(executable: String)
     case cannotStart(executable: String, reason: String)
     case qmp(socket: String, reason: String)
+    case imds(reason: String)
 
     public var description: String {
         switch self {
@@ -20,6 +21,8 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
             return "cannot start '\(executable)': \(reason)"
         case let .qmp(socket, reason):
             return "qemu control socket '\(socket)': \(reason)"
+        case let .imds(reason):
+            return "metadata service for the guest: \(reason)"
         }
     }
 }
