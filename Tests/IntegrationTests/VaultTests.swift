@@ -186,7 +186,8 @@ struct VaultTests {
             if try Integration.run("curl", ["-fsS", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).status == 0 { return (server, port) }
             usleep(100_000)
         }
-        server.terminate()
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
         throw Failure(description: "python3 -m http.server did not answer on 127.0.0.1:\(port)")
     }
 
@@ -203,7 +204,8 @@ struct VaultTests {
         }
         let (server, port) = try Self.serve(Self.build + "/vault")
         defer {
-            kill(server.processIdentifier, SIGTERM)
+            // SIGKILL: a child of the test process starts with SIGTERM blocked (inherited mask)
+            kill(server.processIdentifier, SIGKILL)
             server.waitUntilExit()
         }
         let script = Integration.repoRoot.path + "/scripts/testvault/bootstrap-chroot-by-hand.sh"

@@ -1094,6 +1094,8 @@ def build(work, debdir):
     for x in ("specs", "rpmbuild"):
         shutil.rmtree(os.path.join(work, x), ignore_errors=True)
     shutil.rmtree(os.path.join(work, "comps"))
+    for k in keys.values():  # rpmsign's gpg started an agent per GNUPGHOME: stop it
+        subprocess.run(["gpgconf", "--homedir", k["home"], "--kill", "gpg-agent"], stderr=subprocess.DEVNULL)
     shutil.rmtree(os.path.join(work, "keys", ".other-gnupg"))
     facts["buildSeconds"] = round(time.time() - t0)
     with open(os.path.join(work, "vault.json"), "w") as f:
