@@ -35,7 +35,7 @@ public struct ReleaseRepository: Sendable {
         // Every data file repomd names (filelists, other, sqlite variants too): the local
         // mirror the chroot's yum reads carries repomd.xml verbatim, so all it names must be there.
         let wanted = [primary] + repomd.files.values.filter { $0.location != primary.location }.sorted { $0.location < $1.location }
-        let remote = wanted.map { RemoteFile(url: base.appendingPathComponent($0.location), size: Int64($0.size ?? 64 << 20), checksum: $0.checksum) }
+        let remote = wanted.map { RemoteFile(url: base.appendingPathComponent($0.location), size: Int64($0.size ?? 64 << 20), checksum: $0.checksum, sizeIsExact: $0.size != nil) }
         // Sizes from repomd are limits; without one, 64 MiB bounds a hostile body.
         let paths = try fetcher.fetch(remote)
         var contents: [String: Data] = [:]

@@ -108,9 +108,10 @@ struct InstallCommand {
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
         let summary = try Pipeline.run(ctx)
-        log.say(String(format: "done: CentOS %@ on %@ (filesystem UUID %@) in %.1f s", summary.release, summary.target, summary.filesystemUUID, summary.seconds))
-        if !summary.stepsNotImplemented.isEmpty && options.stopAfter == nil {
-            log.say("note: this build does not implement these steps yet, so the target holds an empty filesystem: \(summary.stepsNotImplemented.joined(separator: ", "))")
+        if options.stopAfter != nil {
+            log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))
+        } else {
+            log.say(summary.render(logPath: logPath))
         }
         return ExitCode.success
     }

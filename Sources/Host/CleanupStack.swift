@@ -46,6 +46,16 @@ public final class CleanupStack: @unchecked Sendable {
         return failures
     }
 
+    /// Runs and removes the newest entry called `name` now (a resource whose job is done).
+    public func unwindEntry(named name: String) {
+        let entry: Entry? = lock.withLock {
+            guard let index = entries.lastIndex(where: { $0.name == name }) else { return nil }
+            return entries.remove(at: index)
+        }
+        guard let entry else { return }
+        do { try entry.undo() } catch { log?.say("cleanup: \(entry.name) failed: \(error)") }
+    }
+
     /// Drops every entry without running it (`--keep-on-error`), returning the
     /// commands a user should run by hand, in unwind order.
     public func abandon() -> [String] {

@@ -34,6 +34,10 @@ public final class InstallContext: @unchecked Sendable {
     public var cachedPaths: [String: String] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
+    /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
+    public var enaInstalled = false
+    /// Used bytes of the target filesystem, measured before unmount.
+    public var bytesOnVolume: UInt64 = 0
     /// Installed after Core, besides the pinned kernel (as the original).
     public var extraPackages = ["xfsprogs", "grub"]
     private var fetcher: Fetcher?

@@ -12,6 +12,26 @@ public struct InstallSummary: Sendable {
     public var stepsRun: [String]
     public var stepsNotImplemented: [String]
     public var seconds: Double
+    public var kernel: String
+    public var packageCount: Int
+    /// Used bytes of the filesystem (measured before unmount).
+    public var bytesOnVolume: UInt64
+    /// Bytes downloaded from the mirror by this run (0 when everything was cached).
+    public var downloadedBytes: Int64
+
+    /// The one-screen summary printed at the end of an install.
+    public func render(logPath: String?) -> String {
+        var lines = ["", "CentOS \(release) installed on \(target)"]
+        lines.append("  kernel:           \(kernel)")
+        lines.append("  packages:         \(packageCount)")
+        lines.append(String(format: "  bytes on volume:  %llu (%.1f MB used on the filesystem)", bytesOnVolume, Double(bytesOnVolume) / 1e6))
+        lines.append(String(format: "  downloaded:       %.1f MB", Double(downloadedBytes) / 1e6))
+        lines.append("  filesystem UUID:  \(filesystemUUID)")
+        lines.append(String(format: "  time:             %.1f s", seconds))
+        if let logPath { lines.append("  log:              \(logPath)") }
+        if !stepsNotImplemented.isEmpty { lines.append("  not implemented:  \(stepsNotImplemented.joined(separator: ", "))") }
+        return lines.joined(separator: "\n")
+    }
 }
 
 /// Runs the steps in order over one context. Every resource's undo is on the
@@ -59,7 +79,9 @@ public enum Pipeline {
         unwindAll(ctx, failed: false)
         if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
         return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
-                              filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed)
+                              filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
+                              kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
+                              downloadedBytes: ctx.downloadedBytes)
     }
 
     static func unwindAll(_ ctx: InstallContext, failed: Bool) {

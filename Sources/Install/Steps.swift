@@ -39,9 +39,9 @@ public enum InstallSteps {
             Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
             Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
-            Step("configure", "fstab, network, sshd, sudoers, rc.local, repos, ec2-user (issue 5)", notYetImplemented: true) { _ in },
-            Step("install-bootloader", "grub-legacy into the MBR through private alias nodes (issue 5)", notYetImplemented: true) { _ in },
-            Step("clean", "remove host keys, logs, caches, builder leftovers (issue 5)", notYetImplemented: true) { _ in },
+            Step("configure", "fstab, menu.lst, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2); ec2-user and root locked", run: ConfigureSteps.configure),
+            Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
+            Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
             Step("unmount", "unmount the yum cache and the root", run: unmount),
             Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
         ]

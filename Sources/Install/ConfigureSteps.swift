@@ -1,0 +1,201 @@
+import Disk
+import Foundation
+import Host
+import Templates
+import Versions
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 5: configure the image from the Templates module's file list, install
+/// grub-legacy with the target's own grub, then remove every builder leftover.
+enum ConfigureSteps {
+    // MARK: configure
+
+    static func configure(_ ctx: InstallContext) throws {
+        let config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
+        for file in imageFiles(config) {
+            try Interruption.shared.check()
+            try apply(file, root: ctx.root, ctx: ctx)
+        }
+        try createUsers(ctx)
+    }
+
+    /// Writes one `ImageFile` into the image. Whatever stood at the path (a
+    /// package's symlink, say) is replaced, never followed.
+    static func apply(_ file: ImageFile, root: String, ctx: InstallContext) throws {
+        let path = root + file.path
+        let mode = Int(file.mode)
+        switch file.content {
+        case let .text(text):
+            try ctx.write(text, to: path, mode: mode)
+        case let .edit(edit):
+            if ctx.dryRun { ctx.note("edit \(path)"); return }
+            let original = try? String(contentsOfFile: path, encoding: .utf8)
+            if original == nil && edit.requiresOriginal {
+                throw InstallError.incomplete(step: "configure", reason: "'\(file.path)' is missing from the image (its package should have installed it)")
+            }
+            try ctx.write(edit.apply(to: original ?? ""), to: path, mode: mode)
+        case let .copy(source):
+            // Inside the chroot, so a symlink in the image (zoneinfo's GMT -> Etc/GMT)
+            // resolves in the image, never on the builder.
+            try ctx.runner.checked(Command("rm", ["-f", file.path]).inChroot(root))
+            try ctx.runner.checked(Command("cp", [source, file.path]).inChroot(root))
+            try ctx.runner.checked(Command("chmod", [String(mode, radix: 8), file.path]).inChroot(root))
+        case let .symlink(target):
+            try ctx.runner.checked(Command("ln", ["-sfn", target, path]))
+        case .directory:
+            try ctx.runner.checked(Command("mkdir", ["-p", path]))
+            try ctx.runner.checked(Command("chmod", [String(mode, radix: 8), path]))
+        }
+        if case .symlink = file.content { return }
+        if !ctx.dryRun { try ctx.runner.checked(Command("chown", ["-h", "\(file.uid):\(file.gid)", path])) }
+    }
+
+    /// ec2-user with a locked password (rc.local adds the launch key at first
+    /// boot); root's password locked too.
+    static func createUsers(_ ctx: InstallContext) throws {
+        let user = Accounts.user, runner = ctx.runner
+        let exists = !ctx.dryRun && runner.run(Command("id", [user]).inChroot(ctx.root)).status == 0
+        if !exists { try runner.checked(Command("useradd", ["-m", user]).inChroot(ctx.root)) }
+        try runner.checked(Command("passwd", ["-l", user]).inChroot(ctx.root))
+        try runner.checked(Command("passwd", ["-l", "root"]).inChroot(ctx.root))
+    }
+
+    // MARK: bootloader
+
+    /// Where the private alias nodes live: on the yum-cache mount, never on the volume.
+    static let aliasDirectory = PackageSteps.chrootWork + "/grubdev"
+
+    /// grub-legacy's shell names partition n of disk D as `D<n>`: `/dev/loop0` → `/dev/loop01`,
+    /// which does not exist. `xvdz`/`xvdz1` nodes with the disk's and the partition's
+    /// numbers make `setup (hd0)` work for loop, nvme, sd and xvd targets alike.
+    static func grubScript(disk: String) -> String {
+        "device (hd0) \(disk)\nroot (hd0,0)\nsetup (hd0)\nquit\n"
+    }
+
+    static func installBootloader(_ ctx: InstallContext) throws {
+        let root = ctx.root, runner = ctx.runner
+        // The stage files from the grub package, as the original copied them.
+        if ctx.dryRun {
+            ctx.note("copy /usr/share/grub/*/*stage* of the image into /boot/grub")
+        } else {
+            let shareDir = root + "/usr/share/grub"
+            let platforms = (try? FileManager.default.contentsOfDirectory(atPath: shareDir)) ?? []
+            var copied = 0
+            for platform in platforms.sorted() {
+                let dir = shareDir + "/" + platform
+                for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() where name.contains("stage") {
+                    try runner.checked(Command("cp", ["-f", dir + "/" + name, root + "/boot/grub/" + name]))
+                    copied += 1
+                }
+            }
+            guard copied > 0 else { throw InstallError.incomplete(step: "install-bootloader", reason: "no grub stage files under /usr/share/grub in the image (is the grub package installed?)") }
+        }
+        let aliases = root + aliasDirectory
+        try runner.checked(Command("mkdir", ["-p", aliases]))
+        let disk = majorMinor(of: ctx.device, dryRun: ctx.dryRun), part = majorMinor(of: ctx.partition, dryRun: ctx.dryRun)
+        for (name, numbers) in [("xvdz", disk), ("xvdz1", part)] {
+            try runner.checked(Command("mknod", ["-m", "0600", aliases + "/" + name, "b", numbers.0, numbers.1]))
+        }
+        ctx.cleanup.push("remove grub alias nodes", manual: ["rm -rf \(aliases)"]) {
+            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", aliases])); return }
+            try? FileManager.default.removeItem(atPath: aliases)
+        }
+        // grub reads the filesystem from the raw device: flush the page cache first.
+        try runner.checked(Command("sync", ["-f", root + "/boot/grub"]))
+        try runner.checked(Command("blockdev", ["--flushbufs", ctx.device]))
+        let script = grubScript(disk: aliasDirectory + "/xvdz")
+        let result = try runner.checked(Command("grub", ["--batch", "--no-floppy", "--device-map=/dev/null"], standardInput: Data(script.utf8)).inChroot(root))
+        // grub --batch exits 0 even when setup fails: read what it said.
+        if !ctx.dryRun {
+            let output = result.stdoutText + result.stderrText
+            guard output.contains("succeeded"), !output.contains("Error ") else {
+                throw InstallError.incomplete(step: "install-bootloader", reason: "grub setup (hd0) did not succeed:\n" + output)
+            }
+        }
+        ctx.cleanup.unwindEntry(named: "remove grub alias nodes")
+    }
+
+    /// `(major, minor)` of a block device from sysfs (placeholders in a dry run).
+    static func majorMinor(of device: String, dryRun: Bool) -> (String, String) {
+        guard !dryRun, let name = BlockDevices.kernelName(of: device), let info = BlockDevices.info(kernelName: name) else { return ("MAJOR", "MINOR") }
+        let parts = info.majorMinor.split(separator: ":").map(String.init)
+        return (parts[0], parts[1])
+    }
+
+    // MARK: clean
+
+    /// Paths (relative to the image root) that must not be in an image.
+    static let removedFiles = [
+        "/etc/udev/rules.d/70-persistent-net.rules", "/etc/udev/rules.d/70-persistent-cd.rules",
+        "/var/lib/yum/uuid", "/root/.bash_history", "/root/.ssh", "/root/.viminfo", "/root/.lesshst",
+    ]
+
+    static func clean(_ ctx: InstallContext) throws {
+        let root = ctx.root, runner = ctx.runner
+        try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+        if ctx.dryRun {
+            ctx.note("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp")
+            return
+        }
+        let fm = FileManager.default
+        var removed: [String] = []
+        for path in removedFiles where fm.fileExists(atPath: root + path) || isSymlink(root + path) {
+            try fm.removeItem(atPath: root + path)
+            removed.append(path)
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: root + "/etc/ssh")) ?? [] where name.hasPrefix("ssh_host_") {
+            try fm.removeItem(atPath: root + "/etc/ssh/" + name)
+            removed.append("/etc/ssh/" + name)
+        }
+        // Anywhere in the image: history, authorized keys, known hosts, private keys.
+        let secrets: Set<String> = [".bash_history", ".sh_history", ".ash_history", ".python_history", "authorized_keys", "authorized_keys2",
+                                    "known_hosts", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
+        for found in findFiles(root: root, excluding: ["/proc", "/sys", "/dev", "/var/cache/yum"], named: secrets) {
+            try fm.removeItem(atPath: root + found)
+            removed.append(found)
+        }
+        for dir in ["/tmp", "/var/tmp"] {
+            for name in (try? fm.contentsOfDirectory(atPath: root + dir)) ?? [] {
+                try fm.removeItem(atPath: root + dir + "/" + name)
+                removed.append(dir + "/" + name)
+            }
+        }
+        // Logs stay as (empty) files: daemons expect them.
+        var truncated = 0
+        for path in findFiles(root: root + "/var/log", excluding: [], named: nil) where !isSymlink(root + "/var/log" + path) {
+            truncate(root + "/var/log" + path, 0)
+            truncated += 1
+        }
+        if let hostname = try? String(contentsOfFile: root + "/etc/hostname", encoding: .utf8),
+           hostname.trimmingCharacters(in: .whitespacesAndNewlines) == ProcessInfo.processInfo.hostName {
+            try fm.removeItem(atPath: root + "/etc/hostname")
+            removed.append("/etc/hostname")
+        }
+        ctx.log.write("clean: removed \(removed.count) paths: \(removed.joined(separator: " ")); truncated \(truncated) logs")
+        var fs = statvfs()
+        if statvfs(root, &fs) == 0 { ctx.bytesOnVolume = UInt64(fs.f_blocks - fs.f_bfree) * UInt64(fs.f_frsize) }
+    }
+
+    static func isSymlink(_ path: String) -> Bool {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
+    }
+
+    /// Regular files under `root` (paths relative to it), not descending into
+    /// `excluding` nor following symlinks; `named` filters by file name.
+    static func findFiles(root: String, excluding: [String], named: Set<String>?) -> [String] {
+        var found: [String] = []
+        guard let walker = FileManager.default.enumerator(at: URL(fileURLWithPath: root), includingPropertiesForKeys: [.isRegularFileKey, .isSymbolicLinkKey], options: []) else { return [] }
+        let base = URL(fileURLWithPath: root).standardizedFileURL.path
+        for case let url as URL in walker {
+            let relative = String(url.standardizedFileURL.path.dropFirst(base.count))
+            if excluding.contains(where: { relative == $0 || relative.hasPrefix($0 + "/") }) { walker.skipDescendants(); continue }
+            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .isSymbolicLinkKey])
+            guard values?.isRegularFile == true, values?.isSymbolicLink != true else { continue }
+            if let named, !named.contains(url.lastPathComponent) { continue }
+            found.append(relative)
+        }
+        return found.sorted()
+    }
+}
