@@ -16,4 +16,5 @@ if [ -x scripts/testvault/build-vault.sh ]; then
   scripts/testvault/build-vault.sh "$CENTOS6_AMI_TEST_VAULT"
 fi
 swift build
-swift test "$@"
+# One test at a time: the integration suites share loop devices, the CPU and QEMU.
+swift test --no-parallel "$@"

@@ -2,16 +2,21 @@
 # Snapshot footprint of a prepared, empty 8 GiB target: allocated bytes of the
 # sparse image file after unmount (what an EBS snapshot of it would store),
 # ours vs the original install-centos6.sh way, side by side in one run, each
-# kept mounted for the same 20 s. Needs root, parted, and a built binary.
+# kept mounted for the same 20 s. Needs root, parted, a built binary and the
+# test vault (scripts/test.sh builds it; the install reads its metadata first).
 # Usage: Benchmarks/footprint/run.sh [SECONDS_MOUNTED]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hold=${1:-20}
 bin=${CENTOS6_AMI_BIN:-.build/debug/centos6-ami}
 [ -x "$bin" ] || swift build >/dev/null
+vault=${CENTOS6_AMI_TEST_VAULT:-/var/cache/centos6-ami-test/vault-build}
+[ -f "$vault/vault/6.9/os/x86_64/repodata/repomd.xml" ] || { echo "no test vault at $vault (run scripts/test.sh once)" >&2; exit 1; }
 work=$(mktemp -d /var/tmp/centos6-ami-footprint.XXXXXX)
 loop=""
+server=""
 cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
   rm -rf "$work"
@@ -19,8 +24,13 @@ cleanup() {
 trap cleanup EXIT
 allocated() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
+python3 scripts/testvault/vault-server.py --root "$vault/vault" --port-file "$work/port" --pid-file "$work/pid" >/dev/null 2>&1 &
+server=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+
 # Ours: everything up to a mounted, empty target with the yum cache, held, then unwound.
 CENTOS6_AMI_WORK_DIR="$work/run" "$bin" install 6.9 "$work/ours.img" --size 8G \
+  --mirror "http://127.0.0.1:$(cat "$work/port")" --gpg-key "$vault/keys/test-key.asc" --cache "$work/cache" \
   --stop-after mount-yum-cache --hold "$hold" --log "$work/ours.log" 2>/dev/null
 ours=$(allocated "$work/ours.img")
 
@@ -28,7 +38,7 @@ ours=$(allocated "$work/ours.img")
 truncate -s 8G "$work/orig.img"
 loop=$(losetup --find --show --partscan "$work/orig.img")
 parted -s "$loop" mklabel msdos mkpart primary ext4 0% 100% 2>/dev/null
-partx -u "$loop" 2>/dev/null || true
+partx -a "$loop" 2>/dev/null || true
 for _ in $(seq 50); do [ -b "${loop}p1" ] && break; sleep 0.1; done
 mkfs -t ext4 -q "${loop}p1"
 mkdir -p "$work/mnt"

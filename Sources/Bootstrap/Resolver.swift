@@ -8,12 +8,14 @@ public enum BootstrapSet {
     /// and the basic commands. The rest is what rpm's and the bootstrap
     /// packages' scriptlets call (useradd/groupadd from shadow-utils,
     /// /sbin/ldconfig from glibc, chkconfig, install-info from info, sed,
-    /// grep, gawk, findutils, util-linux-ng's mount tools and /sbin/nologin).
+    /// grep, gawk, findutils, util-linux-ng's mount tools and /sbin/nologin);
+    /// setup (/etc/passwd, /etc/group) and filesystem (the directory tree)
+    /// come first in every CentOS install.
     /// Most are pulled in by requirements anyway; naming them makes the
     /// intent explicit and the set stable across releases 6.0–6.10, which all
     /// ship these names.
     public static let seeds = [
-        "yum", "centos-release", "rpm", "bash", "coreutils",
+        "yum", "centos-release", "rpm", "bash", "coreutils", "setup", "filesystem",
         "glibc", "shadow-utils", "chkconfig", "info", "sed", "grep", "gawk", "findutils", "util-linux-ng",
     ]
 }

@@ -41,7 +41,10 @@ public enum Preparation {
 
     /// Ways to make the kernel (and /dev) see a new partition, tried in order when its node is missing.
     public static func rereadPartitions(device: String, udev: Bool) -> [Command] {
-        (udev ? [Command("udevadm", ["settle"])] : []) + [Command("partx", ["-u", device]), Command("blockdev", ["--rereadpt", device])]
+        // partx -a adds partitions through BLKPG: seen needed here when the kernel's own
+        // scan (partscan, BLKRRPART) silently added nothing.
+        (udev ? [Command("udevadm", ["settle"])] : []) + [Command("blockdev", ["--rereadpt", device]), Command("partx", ["-a", device]),
+                                                          Command("partx", ["-u", device])]
     }
 
     /// Last resort without udev/devtmpfs: a node made from /sys/class/block/<part>/dev.

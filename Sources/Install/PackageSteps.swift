@@ -14,7 +14,7 @@ enum PackageSteps {
     static let repoID = "centos6-ami-os"
     /// Seeds every CentOS 6 release (and the test vault) names; the other
     /// `BootstrapSet.seeds` are taken where the repository has them.
-    static let requiredSeeds: Set<String> = ["yum", "rpm", "bash", "coreutils", "centos-release"]
+    static let requiredSeeds: Set<String> = ["yum", "rpm", "bash", "coreutils", "centos-release", "setup", "filesystem"]
 
     // MARK: before any write
 

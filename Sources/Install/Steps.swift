@@ -143,20 +143,31 @@ public enum InstallSteps {
             }
             usleep(100_000)
         }
-        if exists() { return }
-        // No devtmpfs node: make one from what the kernel says in /sys.
+        try ensurePartitionNode(ctx)
+    }
+
+    /// Makes sure the partition's /dev node is there and is the right device.
+    /// Without udev, devtmpfs may drop a node late when another loop device with
+    /// the same name went away just before; the kernel's numbers in /sys decide.
+    static func ensurePartitionNode(_ ctx: InstallContext) throws {
+        guard !ctx.dryRun else { return }
         let kernelPart = (ctx.partition as NSString).lastPathComponent
-        guard let info = BlockDevices.info(kernelName: kernelPart),
-              let mknod = Preparation.mknodPartition(path: ctx.partition, majorMinor: info.majorMinor) else {
+        guard let info = BlockDevices.info(kernelName: kernelPart) else { throw DiskError.partitionNodeMissing(ctx.partition) }
+        if let name = BlockDevices.kernelName(of: ctx.partition), name == kernelPart { return }
+        try? FileManager.default.removeItem(atPath: ctx.partition)
+        guard let mknod = Preparation.mknodPartition(path: ctx.partition, majorMinor: info.majorMinor) else {
             throw DiskError.partitionNodeMissing(ctx.partition)
         }
         try ctx.runner.checked(mknod)
+        ctx.log.write("made \(ctx.partition) from /sys/class/block/\(kernelPart)/dev (\(info.majorMinor))")
         let node = ctx.partition
-        ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }
-        guard exists() else { throw DiskError.partitionNodeMissing(ctx.partition) }
+        if !ctx.cleanup.names.contains("remove node \(node)") {
+            ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }
+        }
     }
 
     static func format(_ ctx: InstallContext) throws {
+        try ensurePartitionNode(ctx)
         try ctx.runner.checked(Preparation.mkfs(partition: ctx.partition, uuid: ctx.filesystemUUID))
     }
 
@@ -169,6 +180,7 @@ public enum InstallSteps {
             // rmdir only: never delete contents, in case something is still mounted there.
             for dir in [root, workDir] where FileManager.default.fileExists(atPath: dir) { try runner.checked(Command("rmdir", [dir])) }
         }
+        try ensurePartitionNode(ctx)
         try runner.checked(Preparation.mountRoot(partition: ctx.partition, at: root))
         pushUnmount(ctx, root)
     }
@@ -204,6 +216,7 @@ public enum InstallSteps {
     }
 
     static func verify(_ ctx: InstallContext) throws {
+        try ensurePartitionNode(ctx)
         try ctx.runner.checked(Preparation.fsck(partition: ctx.partition))
     }
 }

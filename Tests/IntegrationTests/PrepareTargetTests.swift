@@ -9,6 +9,12 @@ struct PrepareTargetTests {
     /// A private work dir per test, so leftover checks see only this test's mounts.
     func environment(_ workDir: String) -> [String: String] { ["CENTOS6_AMI_WORK_DIR": workDir] }
 
+    /// Issue 2's scope: everything up to the mounted, empty target, from the local
+    /// vault (the package steps come first: nothing is written before they pass).
+    func prepare(_ server: VaultServer) -> [String] {
+        ["--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--stop-after", "mount-yum-cache"]
+    }
+
     func sh(_ script: String) throws -> Integration.Output { try Integration.run("/bin/sh", ["-c", script]) }
 
     func firstMiBSum(_ path: String) throws -> String {
@@ -28,7 +34,7 @@ struct PrepareTargetTests {
     func waitForNode(_ node: String, disk: String, expected: Bool) throws {
         guard expected else { return }
         for attempt in 0..<50 where !FileManager.default.fileExists(atPath: node) {
-            if attempt == 10 { _ = try sh("partx -u \(disk)") }
+            if attempt == 5 || attempt == 15 { _ = try sh("partx -a \(disk)") }
             usleep(100_000)
         }
         #expect(FileManager.default.fileExists(atPath: node), "\(node) never appeared")
@@ -37,18 +43,17 @@ struct PrepareTargetTests {
     func detach(_ loop: String) { _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop]) }
 
     func expectNothingLeft(_ dir: String, workDir: String, except ownLoop: String? = nil) throws {
-        #expect(Integration.mounts(under: workDir).isEmpty, "mounts left under \(workDir)")
-        let loops = try Integration.loopDevices(backedBy: dir).filter { ownLoop == nil || !$0.hasPrefix(ownLoop! + ":") }
-        #expect(loops.isEmpty, "loop devices left for \(dir): \(loops)")
-        let tmpfs = Integration.environment.isEmpty ? "" : (try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))
-        #expect(!tmpfs.contains("centos6-ami-yum-cache"), "a yum-cache tmpfs is still mounted")
+        try Integration.expectNothingLeft(dir, workDir: workDir, except: ownLoop)
     }
 
     @Test func preparesAnEightGiBImageExactlyAsCentOS6Needs() throws {
+        try TestVault.require()
         let dir = try Integration.scratchDirectory("prepare")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/c69.img", workDir = dir + "/work"
-        let result = try Integration.tool(["install", "6.9", image, "--log", dir + "/install.log"], environment: environment(workDir))
+        let server = try VaultServer()
+        defer { server.stop() }
+        let result = try Integration.tool(["install", "6.9", image, "--log", dir + "/install.log"] + prepare(server), environment: environment(workDir))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("log: \(dir)/install.log"))
         try expectNothingLeft(dir, workDir: workDir)
@@ -87,7 +92,11 @@ struct PrepareTargetTests {
         let loop = try attach(image)
         defer { detach(loop) }
 
-        func refuse(_ target: String, _ expected: String, extra: [String] = [], wrapper: [String] = [], file: String? = nil) throws {
+        let server = try VaultServer()
+        defer { server.stop() }
+        func refuse(_ target: String, _ expected: String, extra given: [String] = [], wrapper: [String] = [], file: String? = nil) throws {
+            // Not root: the vault's key is unreadable to nobody, and root is what is checked.
+            let extra = given + (wrapper.first == "/usr/bin/setpriv" ? [] : prepare(server))
             let watched = file ?? loop
             let before = try firstMiBSum(watched)
             let out = wrapper.isEmpty
@@ -103,7 +112,7 @@ struct PrepareTargetTests {
         // Blank loop device, but not root.
         try refuse(loop, "must run as root", wrapper: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         // Unknown version.
-        let unknown = try Integration.tool(["install", "6.11", loop], environment: environment(workDir))
+        let unknown = try Integration.tool(["install", "6.11", loop] + prepare(server), environment: environment(workDir))
         #expect(unknown.status == 1 && unknown.stderr.contains("valid releases: 6.0, 6.1"))
         // Missing target, not a block device or image file.
         try refuse("/dev/centos6-ami-no-such-disk", "does not exist", file: image)
@@ -156,11 +165,13 @@ struct PrepareTargetTests {
         let dir = try Integration.scratchDirectory("lock")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/c69.img", workDir = dir + "/work"
-        let first = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--stop-after", "mount-yum-cache", "--hold", "30"],
+        let server = try VaultServer()
+        defer { server.stop() }
+        let first = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--hold", "30"] + prepare(server),
                                           environment: environment(workDir))
         #expect(first.waitFor("holding", timeout: 60), "\(first.stderr)")
         let started = Date()
-        let second = try Integration.tool(["install", "6.9", image], environment: environment(workDir))
+        let second = try Integration.tool(["install", "6.9", image] + prepare(server), environment: environment(workDir))
         #expect(Date().timeIntervalSince(started) < 5)
         #expect(second.status == 1)
         #expect(second.stderr.contains("in use by another centos6-ami run") && second.stderr.contains("/run/lock/centos6-ami/"), "\(second.stderr)")
@@ -179,7 +190,9 @@ struct PrepareTargetTests {
         try "#!/bin/sh\nsleep 30\nexec /usr/sbin/mkfs.ext4 \"$@\"\n".write(toFile: bin + "/mkfs.ext4", atomically: true, encoding: .utf8)
         _ = try sh("chmod +x \(bin)/mkfs.ext4")
 
-        let formatting = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/a.img"],
+        let server = try VaultServer()
+        defer { server.stop() }
+        let formatting = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/a.img"] + prepare(server),
                                                environment: environment(workDir).merging(["PATH": bin + ":" + (Integration.environment["PATH"] ?? "/usr/bin:/bin")]) { $1 })
         #expect(formatting.waitFor("format:", timeout: 60), "\(formatting.stderr)")
         usleep(300_000)
@@ -189,7 +202,7 @@ struct PrepareTargetTests {
         try expectNothingLeft(dir, workDir: workDir)
         #expect(!FileManager.default.fileExists(atPath: dir + "/a.img"), "the unfinished image is removed")
 
-        let mounted = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/b.img", "--stop-after", "mount-yum-cache", "--hold", "60"],
+        let mounted = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/b.img", "--hold", "60"] + prepare(server),
                                             environment: environment(workDir))
         #expect(mounted.waitFor("holding", timeout: 60), "\(mounted.stderr)")
         #expect(!Integration.mounts(under: workDir).isEmpty, "it really was mounted")

@@ -68,6 +68,21 @@ enum Integration {
         try run("/usr/sbin/losetup", ["-a"]).stdout.split(separator: "\n").map(String.init).filter { $0.contains(directory) }
     }
 
+    /// Nothing of a run is left: no mount under `workDir`, no loop device on a file
+    /// under `dir` (but `ownLoop`), no yum-cache tmpfs, no process rooted under `workDir`.
+    static func expectNothingLeft(_ dir: String, workDir: String, except ownLoop: String? = nil,
+                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(mounts(under: workDir).isEmpty, "mounts left under \(workDir): \(mounts(under: workDir))", sourceLocation: sourceLocation)
+        let loops = try loopDevices(backedBy: dir).filter { ownLoop == nil || !$0.hasPrefix(ownLoop! + ":") }
+        #expect(loops.isEmpty, "loop devices left for \(dir): \(loops)", sourceLocation: sourceLocation)
+        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!info.contains(workDir), "a mount of this run is still listed", sourceLocation: sourceLocation)
+        let rooted = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+            Int(pid) != nil && ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/root")) ?? "").hasPrefix(workDir)
+        }
+        #expect(rooted.isEmpty, "processes left in the chroot: \(rooted)", sourceLocation: sourceLocation)
+    }
+
     /// Mount points under `directory` still in /proc/self/mountinfo.
     static func mounts(under directory: String) -> [String] {
         let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
@@ -137,4 +152,119 @@ final class BackgroundProcess: @unchecked Sendable {
         done.wait()
         return process.terminationStatus
     }
+}
+
+/// The test vault's facts (scripts/testvault/build-vault.sh writes vault.json).
+enum TestVault {
+    static var root: String { Integration.vaultBuildDir + "/vault" }
+    static var key: String { Integration.vaultBuildDir + "/keys/test-key.asc" }
+    static var gnupgHome: String { Integration.vaultBuildDir + "/keys/gnupg" }
+    static func repo(_ release: String) -> String { "\(root)/\(release)/os/x86_64" }
+    static func bad(_ name: String) -> String { Integration.vaultBuildDir + "/bad/\(name).rpm" }
+
+    /// Fails (never skips) when the vault was not built: scripts/test.sh builds it.
+    static func require() throws {
+        guard FileManager.default.fileExists(atPath: repo("6.9") + "/repodata/repomd.xml") else {
+            throw TestFailure("the test vault is missing at \(Integration.vaultBuildDir); run scripts/test.sh (it builds it)")
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ text: String) { description = text }
+}
+
+/// scripts/testvault/vault-server.py on 127.0.0.1, started by a test and stopped by PID.
+final class VaultServer {
+    let process = Process()
+    let dir: String
+    let port: Int
+
+    init(root: String = TestVault.root, delayMs: Int = 0) throws {
+        dir = try Integration.scratchDirectory("vault-server")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [Integration.repoRoot.appendingPathComponent("scripts/testvault/vault-server.py").path,
+                             "--root", root, "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var found: Int?
+        for _ in 0..<500 {
+            if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
+            usleep(20_000)
+        }
+        guard let found else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw TestFailure("vault-server.py wrote no port file")
+        }
+        port = found
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<250 where process.isRunning { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    var mirror: String { "http://127.0.0.1:\(port)" }
+
+    /// `POST /__control__` with a JSON body (faults, delay, reset).
+    func control(_ json: String) throws {
+        let out = try Integration.run("/usr/bin/curl", ["-sS", "-f", "-X", "POST", "--data-binary", json, "\(mirror)/__control__"])
+        guard out.status == 0 else { throw TestFailure("control \(json) failed: \(out.stderr)") }
+    }
+
+    /// (file requests, body bytes sent)
+    func stats() throws -> (requests: Int, bytes: Int64) {
+        let out = try Integration.run("/usr/bin/curl", ["-sS", "\(mirror)/__stats__"]).stdout
+        let json = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] ?? [:]
+        return (json["requests"] as? Int ?? -1, Int64(json["bytes_sent"] as? Int ?? -1))
+    }
+}
+
+/// The download cache all install tests of a run share: the first install fills it.
+enum SharedCache {
+    static var path: String { Integration.cacheDir + "/download-cache" }
+}
+
+/// A loop device a test attached to an image, with partition 1's node made
+/// sure of (no udev here: devtmpfs may lag, so fall back to partx and mknod).
+final class AttachedImage {
+    let loop: String
+    var partition: String { loop + "p1" }
+    private var madeNode = false
+
+    init(_ image: String, readOnly: Bool = false) throws {
+        let out = try Integration.run("/usr/sbin/losetup", ["--find", "--show", "--partscan"] + (readOnly ? ["--read-only"] : []) + [image])
+        guard out.status == 0 else { throw TestFailure("losetup \(image): \(out.stderr)") }
+        loop = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = (partition as NSString).lastPathComponent
+        for attempt in 0..<50 where !FileManager.default.fileExists(atPath: partition) {
+            if attempt == 5 || attempt == 15 { _ = try? Integration.run("partx", ["-a", loop]) }
+            if attempt >= 20, let dev = try? String(contentsOfFile: "/sys/class/block/\(name)/dev", encoding: .utf8) {
+                let parts = dev.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").map(String.init)
+                if parts.count == 2, (try? Integration.run("mknod", [partition, "b", parts[0], parts[1]]))?.status == 0 { madeNode = true }
+            }
+            usleep(100_000)
+        }
+        guard FileManager.default.fileExists(atPath: partition) else {
+            detach()
+            throw TestFailure("partition node \(partition) never appeared")
+        }
+    }
+
+    func detach() {
+        if madeNode { try? FileManager.default.removeItem(atPath: partition); madeNode = false }
+        _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop])
+    }
+
+    deinit { detach() }
 }
