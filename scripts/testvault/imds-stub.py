@@ -339,6 +339,9 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A parent spawning from a worker thread may hand us SIGTERM blocked (seen
+    # with Foundation's Process under swift-testing): unblock, or we cannot be stopped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     if args.port_file:
         publish(args.port_file, server.server_address[1])
     sys.stderr.write("imds-stub: listening on %s:%d\n" % (args.bind, server.server_address[1]))
