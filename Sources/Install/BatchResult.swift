@@ -1,0 +1,100 @@
+import Foundation
+
+/// What one install reports for a batch (`install --result-json FILE`, and
+/// one row of the batch summary).
+public struct InstallResult: Codable, Equatable, Sendable {
+    public static let ok = "ok"
+    public static let failed = "failed"
+    public static let interrupted = "interrupted"
+    public static let notRun = "not-run"
+
+    public var release: String
+    public var target: String
+    public var kernel: String
+    /// kmod-ena was asked for (eligible releases with `--ena` only).
+    public var ena: Bool
+    /// ok, failed, interrupted or not-run.
+    public var result: String
+    public var seconds: Double
+    /// Used bytes of the filesystem (only when the install got that far).
+    public var bytesOnVolume: UInt64?
+    public var log: String?
+    public var error: String?
+
+    public init(release: String, target: String, kernel: String, ena: Bool, result: String, seconds: Double,
+                bytesOnVolume: UInt64? = nil, log: String? = nil, error: String? = nil) {
+        self.release = release; self.target = target; self.kernel = kernel; self.ena = ena; self.result = result
+        self.seconds = seconds; self.bytesOnVolume = bytesOnVolume; self.log = log; self.error = error
+    }
+
+    /// Writes the JSON atomically (a batch reads it after the child exits).
+    public func write(to path: String) throws {
+        try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    public static func read(path: String) -> InstallResult? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(InstallResult.self, from: data)
+    }
+}
+
+/// The batch's JSON file (`--summary`): the rows plus what `--continue` needs to run again.
+public struct BatchSummary: Codable, Equatable, Sendable {
+    public var schema = 1
+    public var started: String
+    public var seconds: Double
+    public var jobs: Int
+    /// The options passed to every install (mirror, key, cache, ...): `--continue` reuses them.
+    public var installArguments: [String]
+    public var results: [InstallResult]
+
+    public init(started: String, seconds: Double, jobs: Int, installArguments: [String], results: [InstallResult]) {
+        self.started = started; self.seconds = seconds; self.jobs = jobs; self.installArguments = installArguments; self.results = results
+    }
+
+    public var succeeded: Bool { !results.isEmpty && results.allSatisfy { $0.result == InstallResult.ok } }
+
+    public func write(to path: String) throws {
+        try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    public static func read(path: String) throws -> BatchSummary {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BatchError.noSummary(path: path, reason: "no such file or not readable")
+        }
+        do { return try JSONDecoder().decode(BatchSummary.self, from: data) } catch {
+            throw BatchError.noSummary(path: path, reason: "not a batch summary: \(error)")
+        }
+    }
+
+    /// The table printed at the end.
+    public func renderTable() -> String {
+        let header = ["RELEASE", "TARGET", "KERNEL", "ENA", "RESULT", "TIME", "BYTES ON VOLUME", "LOG"]
+        let rows = results.map { r in
+            [r.release, r.target, r.kernel, r.ena ? "yes" : "no", r.result,
+             String(format: "%.1f s", r.seconds), r.bytesOnVolume.map { String($0) } ?? "-", r.log ?? "-"]
+        }
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        var lines = [line(header)] + rows.map(line)
+        for r in results where r.result != InstallResult.ok {
+            lines.append("\(r.release) -> \(r.target): \(r.result)\(r.error.map { ": " + $0 } ?? "")")
+        }
+        let ok = results.filter { $0.result == InstallResult.ok }.count
+        lines.append(String(format: "%d of %d installs succeeded in %.1f s (%d at a time)", ok, results.count, seconds, jobs))
+        return lines.joined(separator: "\n")
+    }
+}
+
+enum BatchJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value) + Data("\n".utf8)
+    }
+}
