@@ -3,6 +3,5 @@ let extraSubcommands: [Subcommand] = [
     RegisterCommand.subcommand,
     CleanupCommand.subcommand,
     RPMCommand.subcommand,
-    BootTestCommand.subcommand,
     BatchCommand.subcommand,
 ]
