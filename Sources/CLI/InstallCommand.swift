@@ -43,14 +43,28 @@ struct InstallCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error"],
-                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache"],
+                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--result-json"],
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
         }
         let versions = try CLI.loadVersions(args.value("--versions"), console: console)
         let options = try makeOptions(args, versions: versions)
-        return try execute(options, versions: versions, console: console)
+        // Hidden `--result-json FILE` (batch reads it): written at the end, success or not.
+        guard let resultPath = args.value("--result-json") else { return try execute(options, versions: versions, console: console) }
+        let started = Date(), kernel = (try? versions.require(options.release).kernel) ?? ""
+        do {
+            return try execute(options, versions: versions, console: console) { summary, log in
+                try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: false, result: InstallResult.ok,
+                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
+            }
+        } catch {
+            let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = error { return true }; return false }()
+            try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: false,
+                               result: interrupted ? InstallResult.interrupted : InstallResult.failed,
+                               seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)").write(to: resultPath)
+            throw error
+        }
     }
 
     /// Turns parsed arguments into validated options; every problem here is a usage error.
@@ -90,7 +104,8 @@ struct InstallCommand {
         return options
     }
 
-    static func execute(_ options: InstallOptions, versions: VersionsFile, console: Console) throws -> Int32 {
+    static func execute(_ options: InstallOptions, versions: VersionsFile, console: Console,
+                        finished: ((InstallSummary, String) -> Void)? = nil) throws -> Int32 {
         if options.dryRun {
             let printer = DryRunPrinter(echo: console.out)
             let log = try Log(path: nil, progress: { _ in })
@@ -108,6 +123,7 @@ struct InstallCommand {
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
         let summary = try Pipeline.run(ctx)
+        finished?(summary, logPath)
         if options.stopAfter != nil {
             log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))
         } else {
