@@ -3,5 +3,6 @@ let extraSubcommands: [Subcommand] = [
     RegisterCommand.subcommand,
     CleanupCommand.subcommand,
     RPMCommand.subcommand,
+    BootTestCommand.subcommand,
     BatchCommand.subcommand,
 ]

@@ -26,10 +26,13 @@ public enum InstallSteps {
     public static func all() -> [Step] {
         [
             Step("preflight", "check root, release, target, host tools; lock the target", run: preflight),
+            Step("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin", run: ENASteps.source),
             Step("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd", run: PackageSteps.fetchMetadata),
             Step("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install", run: PackageSteps.resolve),
+            Step("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)", run: ENASteps.resolve),
             Step("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)", run: PackageSteps.download),
             Step("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked", run: PackageSteps.verifyPackages),
+            Step("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed", run: ENASteps.build),
             Step("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage),
             Step("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop),
             Step("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition),
@@ -39,6 +42,7 @@ public enum InstallSteps {
             Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
             Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
+            Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
             Step("configure", "fstab, menu.lst, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2); ec2-user and root locked", run: ConfigureSteps.configure),
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
@@ -130,36 +134,17 @@ public enum InstallSteps {
 
     static func waitPartition(_ ctx: InstallContext) throws {
         if ctx.dryRun {
-            ctx.note("wait for \(ctx.partition): udevadm settle where there is udev, else partx -u / blockdev --rereadpt, else mknod from /sys/class/block")
+            ctx.note("wait for \(ctx.partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block")
             return
-        }
-        let udev = FileManager.default.fileExists(atPath: "/run/udev/control")
-        let exists = { () -> Bool in BlockDevices.kernelName(of: ctx.partition) != nil }
-        for attempt in 0..<20 where !exists() {
-            if attempt < 3 {
-                for command in Preparation.rereadPartitions(device: ctx.device, udev: udev) where !exists() {
-                    _ = ctx.runner.run(command)
-                }
-            }
-            usleep(100_000)
         }
         try ensurePartitionNode(ctx)
     }
 
-    /// Makes sure the partition's /dev node is there and is the right device.
-    /// Without udev, devtmpfs may drop a node late when another loop device with
-    /// the same name went away just before; the kernel's numbers in /sys decide.
+    /// Before each use of the partition node (see `PartitionNode`).
     static func ensurePartitionNode(_ ctx: InstallContext) throws {
         guard !ctx.dryRun else { return }
-        let kernelPart = (ctx.partition as NSString).lastPathComponent
-        guard let info = BlockDevices.info(kernelName: kernelPart) else { throw DiskError.partitionNodeMissing(ctx.partition) }
-        if let name = BlockDevices.kernelName(of: ctx.partition), name == kernelPart { return }
-        try? FileManager.default.removeItem(atPath: ctx.partition)
-        guard let mknod = Preparation.mknodPartition(path: ctx.partition, majorMinor: info.majorMinor) else {
-            throw DiskError.partitionNodeMissing(ctx.partition)
-        }
-        try ctx.runner.checked(mknod)
-        ctx.log.write("made \(ctx.partition) from /sys/class/block/\(kernelPart)/dev (\(info.majorMinor))")
+        guard try PartitionNode.ensure(partition: ctx.partition, disk: ctx.device, runner: ctx.runner) else { return }
+        ctx.log.write("made \(ctx.partition) from /sys/class/block")
         let node = ctx.partition
         if !ctx.cleanup.names.contains("remove node \(node)") {
             ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }

@@ -1,0 +1,132 @@
+import Disk
+import Foundation
+import Host
+import VM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `boot-test`: the check before registering. Boots the image in QEMU (TCG)
+/// with a local IMDSv2 service serving the given key at 169.254.169.254
+/// (inside a restricted user network), waits for first boot to finish (the
+/// `login:` prompt on ttyS0, printed after rc.local ran), powers the guest
+/// off, and then checks that ec2-user's authorized_keys holds exactly that key.
+struct BootTestCommand {
+    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
+    static let name = "boot-test"
+    static let summary = "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it"
+    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk ide|virtio] [--console FILE] [--log FILE]"
+    static let help = """
+    Boots IMAGE (a raw disk image or a block device holding a built system) with
+    qemu-system-x86_64 -accel tcg: no network but a restricted user network in
+    which 169.254.169.254:80 is a local IMDSv2 service serving --key as the
+    launch key. Waits for the login: prompt on the serial console, powers the
+    guest off, then (with --key) mounts the image read-only and checks that
+    /home/ec2-user/.ssh/authorized_keys holds exactly that key, mode 0600.
+
+    The guest's first boot writes to the image (as a first boot on EC2 would):
+    boot a copy if the image must stay pristine.
+
+    options:
+      --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
+      --timeout SECONDS  limit for reaching login: (default 180)
+      --disk ide|virtio  how the guest sees its disk (default ide)
+      --console FILE     where the serial console is written (default IMAGE.console.log)
+      --log FILE         the run's log
+
+    Needs qemu-system-x86_64 on the builder; root for the key check (it mounts the image).
+    exit status: 0 passed, 1 failed, 64 usage error, 130 interrupted.
+    """
+
+    @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
+        let args = try parseArguments(arguments, options: ["--key", "--timeout", "--disk", "--console", "--log"], usage: usage)
+        guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
+        let image = args.positionals[0]
+        var key: String?
+        if let keyPath = args.value("--key") {
+            guard let text = try? String(contentsOfFile: keyPath, encoding: .utf8) else { throw UsageError("--key '\(keyPath)' is not a readable file", usage: usage) }
+            let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !line.contains("\n"), line.range(of: #"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$"#, options: .regularExpression) != nil else {
+                throw UsageError("--key '\(keyPath)' is not an OpenSSH public key (one line: 'ssh-ed25519 AAAA... comment')", usage: usage)
+            }
+            key = line
+            guard geteuid() == 0 else { throw UsageError("checking the key in the image needs root (it mounts the image read-only)", usage: usage) }
+        }
+        let timeout = try args.value("--timeout").map { text -> Double in
+            guard let v = Double(text), v > 0 else { throw UsageError("--timeout needs a positive number of seconds", usage: usage) }
+            return v
+        } ?? 180
+        let disk = try args.value("--disk").map { text -> DiskInterface in
+            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is ide or virtio", usage: usage) }
+            return d
+        } ?? .ide
+        guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
+
+        Interruption.shared.install()
+        let log = try Log(path: args.value("--log"), progress: console.err)
+        let work = NSTemporaryDirectory() + "centos6-ami-boot-\(getpid())-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: work) }
+
+        let server = IMDSServer(settings: IMDSSettings(key: key.map { $0 + "\n" }))
+        let port = try server.start()
+        defer { server.stop() }
+        let consolePath = args.value("--console") ?? image + ".console.log"
+        var config = BootConfig(image: image, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
+        config.timeout = timeout
+        config.diskInterface = disk
+        log.step("booting \(image) (TCG; IMDSv2 at 169.254.169.254 serving \(key == nil ? "no key" : "the key"); console: \(consolePath))")
+        let result = try BootRunner(log: log).boot(config)
+        server.stop()
+        try Interruption.shared.check()
+        log.say("boot: \(result.summary)")
+        guard result.passed else {
+            console.err(String(result.console.suffix(2000)))
+            log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
+            return ExitCode.failure
+        }
+        guard let key else {
+            log.say("boot-test passed (no key served, so none checked)")
+            return ExitCode.success
+        }
+        let found = try readAuthorizedKeys(image: image, work: work, log: log)
+        guard let found else {
+            log.say("boot-test failed: no /home/ec2-user/.ssh/authorized_keys in the image after first boot; console in \(consolePath)")
+            return ExitCode.failure
+        }
+        guard found.text.trimmingCharacters(in: .whitespacesAndNewlines) == key, found.mode == 0o600 else {
+            log.say("boot-test failed: authorized_keys (mode \(String(found.mode, radix: 8))) does not hold exactly the served key:\n\(found.text)")
+            return ExitCode.failure
+        }
+        log.say(String(format: "boot-test passed: login: after %.1f s; ec2-user's authorized_keys holds exactly the key", result.secondsToReady ?? 0))
+        return ExitCode.success
+    }
+
+    /// Mounts partition 1 of the image (or device) read-only and reads ec2-user's
+    /// authorized_keys. Everything it attaches or mounts is undone before it returns.
+    static func readAuthorizedKeys(image: String, work: String, log: Log) throws -> (text: String, mode: Int)? {
+        let runner = ProcessRunner(log: log)
+        let cleanup = CleanupStack(log: log)
+        runner.unwinding = true  // read-only checks after the boot: let them run even after a ^C
+        defer { cleanup.unwind() }
+        var disk = image
+        if case .imageFile = try inspectTarget(image) {
+            disk = try runner.checked(Command("losetup", ["--find", "--show", "--read-only", "--partscan", image])).stdoutText
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let loop = disk
+            cleanup.push("detach \(loop)") { _ = runner.run(Preparation.detachLoop(loop)) }
+        }
+        let partition = BlockDevices.partitionPath(disk: disk, number: 1)
+        if try PartitionNode.ensure(partition: partition, disk: disk, runner: runner) {
+            cleanup.push("remove node \(partition)") { try? FileManager.default.removeItem(atPath: partition) }
+        }
+        let mountPoint = work + "/root"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
+        cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
+        let path = mountPoint + "/home/ec2-user/.ssh/authorized_keys"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int ?? -1
+        return (text, mode)
+    }
+}
