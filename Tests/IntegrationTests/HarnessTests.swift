@@ -161,8 +161,12 @@ struct HarnessTests {
         try checked("truncate", ["-s", "1G", image])
         try checked("sfdisk", ["-q", image], stdin: Data("label: dos\nstart=2048, type=83, bootable\n".utf8))
         let loop = try checked("losetup", ["--find", "--show", "--partscan", image]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        cleanup.push("detach \(loop)") { try checked("losetup", ["-d", loop]) }
         let name = (loop as NSString).lastPathComponent
+        cleanup.push("detach \(loop)") {
+            // Only while it is still ours (the happy path detached it already).
+            let backing = (try? String(contentsOfFile: "/sys/class/block/\(name)/loop/backing_file", encoding: .utf8)) ?? ""
+            if backing.trimmingCharacters(in: .whitespacesAndNewlines) == image { try checked("losetup", ["-d", loop]) }
+        }
         // No udev here: make the kernel read the table, then use a private node for the partition.
         _ = try? Integration.run("partx", ["-u", loop])
         let diskNumbers = try deviceNumbers(name)
