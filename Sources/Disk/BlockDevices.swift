@@ -16,6 +16,16 @@ public struct BlockDeviceInfo: Equatable, Sendable {
     public var sizeBytes: UInt64
     /// Device-mapper, md or similar users of this device (/sys/class/block/X/holders).
     public var holders: [String]
+
+    public init(name: String, majorMinor: String, isPartition: Bool, parentDisk: String?, partitions: [String], sizeBytes: UInt64, holders: [String]) {
+        self.name = name
+        self.majorMinor = majorMinor
+        self.isPartition = isPartition
+        self.parentDisk = parentDisk
+        self.partitions = partitions
+        self.sizeBytes = sizeBytes
+        self.holders = holders
+    }
 }
 
 /// Block-device facts read from /sys and /proc, and partition naming.
