@@ -18,6 +18,7 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
     case tooSmall(path: String, bytes: UInt64, minimum: UInt64)
     case yumCache(String)
     case partitionNodeMissing(String)
+    case vsyscallDisabled
 
     public static func == (a: DiskError, b: DiskError) -> Bool { a.description == b.description }
 
@@ -51,6 +52,8 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
             return "target '\(p)' has \(bytes) bytes; at least \(minimum) are needed for CentOS 6 (give a bigger volume or --size)"
         case let .yumCache(reason):
             return "--yum-cache: \(reason)"
+        case .vsyscallDisabled:
+            return "this builder runs with vsyscall=none: every CentOS 6 binary (glibc 2.12) would crash in the chroot (exit 139); boot the builder with vsyscall=emulate or the default xonly"
         case let .partitionNodeMissing(p):
             return "partition node '\(p)' did not appear after partitioning (no udev? tried partx, blockdev --rereadpt and mknod from /sys)"
         }

@@ -28,6 +28,8 @@ public struct PreflightFacts: Sendable {
     public var signatures: [String]
     public var loopAttachments: [String]
     public var missingTools: [HostTool]
+    /// The builder's kernel command line (/proc/cmdline).
+    public var kernelCommandLine: String = ""
 
     public init(isRoot: Bool, target: TargetKind, mounts: [MountEntry] = [], swapNames: [String] = [], rootMajorMinor: String? = nil,
                 partitionMajorMinors: [String: String] = [:], exclusiveOpenFailure: String? = nil, signatures: [String] = [],
@@ -67,6 +69,7 @@ public enum Preflight {
     public static func errors(_ facts: PreflightFacts) -> [DiskError] {
         var errors: [DiskError] = []
         if !facts.isRoot { errors.append(.notRoot) }
+        if vsyscallDisabled(facts.kernelCommandLine) { errors.append(.vsyscallDisabled) }
         if !facts.missingTools.isEmpty { errors.append(.missingTools(facts.missingTools.map { ($0.name, $0.package) })) }
         let path = facts.target.path
         switch facts.target {
@@ -89,6 +92,11 @@ public enum Preflight {
         return errors
     }
 
+    /// glibc 2.12 (CentOS 6) calls the legacy vsyscall page; `vsyscall=none` removes it.
+    public static func vsyscallDisabled(_ commandLine: String) -> Bool {
+        commandLine.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains { $0 == "vsyscall=none" }
+    }
+
     /// Reads the facts for `target` from the running system (read-only).
     public static func gather(target: TargetKind, tools: [HostTool]) -> PreflightFacts {
         let mounts = Mounts.current()
@@ -96,6 +104,7 @@ public enum Preflight {
             .compactMap { BlockDevices.kernelName(of: $0) }
         let root = mounts.last { $0.mountPoint == "/" }?.majorMinor
         var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
+        facts.kernelCommandLine = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
         facts.missingTools = tools.filter { ProcessRunner.resolve($0.name, path: path) == $0.name }
         switch target {

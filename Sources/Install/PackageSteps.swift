@@ -214,7 +214,6 @@ enum PackageSteps {
         try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))
         try Interruption.shared.check()
         try runner.checked(yum(ctx, ["install", "kernel-" + ctx.release.kernel] + ctx.extraPackages))
-        try runner.checked(yum(ctx, ["clean", "all"]))
         if ctx.dryRun { return }
         // The target must now hold the pinned kernel and no postfix.
         let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))

@@ -99,6 +99,14 @@ import Host
                 .contains("already attached to '/dev/loop7'"))
     }
 
+    @Test func aBuilderWithoutVsyscallIsRefused() {
+        var facts = PreflightFacts(isRoot: true, target: device)
+        facts.kernelCommandLine = "BOOT_IMAGE=/vmlinuz root=/dev/vda ro vsyscall=none quiet\n"
+        #expect(first(facts).contains("vsyscall=none"))
+        #expect(!Preflight.vsyscallDisabled("root=/dev/vda vsyscall=emulate"))
+        #expect(!Preflight.vsyscallDisabled("root=/dev/vda"))
+    }
+
     @Test func lockPathsAreStablePerDevice() {
         #expect(Preflight.lockPath(for: device) == "/run/lock/centos6-ami/dev-202-80.lock")
         #expect(Preflight.lockPath(for: .imageFile(path: "/srv/a b.img", exists: false, sizeBytes: 0)) == "/run/lock/centos6-ami/file_srv_a_b.img.lock")
