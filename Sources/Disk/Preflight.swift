@@ -100,11 +100,11 @@ public enum Preflight {
     /// Reads the facts for `target` from the running system (read-only).
     public static func gather(target: TargetKind, tools: [HostTool]) -> PreflightFacts {
         let mounts = Mounts.current()
-        let swaps = BlockDevices.swapDevices((try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? "")
+        let swaps = BlockDevices.swapDevices(Mounts.procText("/proc/swaps"))
             .compactMap { BlockDevices.kernelName(of: $0) }
         let root = mounts.last { $0.mountPoint == "/" }?.majorMinor
         var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
-        facts.kernelCommandLine = (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? ""
+        facts.kernelCommandLine = Mounts.procText("/proc/cmdline")
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
         facts.missingTools = tools.filter { ProcessRunner.resolve($0.name, path: path) == $0.name }
         switch target {

@@ -75,7 +75,7 @@ enum Integration {
         #expect(mounts(under: workDir).isEmpty, "mounts left under \(workDir): \(mounts(under: workDir))", sourceLocation: sourceLocation)
         let loops = try loopDevices(backedBy: dir).filter { ownLoop == nil || !$0.hasPrefix(ownLoop! + ":") }
         #expect(loops.isEmpty, "loop devices left for \(dir): \(loops)", sourceLocation: sourceLocation)
-        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let info = procText("/proc/self/mountinfo")
         #expect(!info.contains(workDir), "a mount of this run is still listed", sourceLocation: sourceLocation)
         let rooted = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
             Int(pid) != nil && ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/root")) ?? "").hasPrefix(workDir)
@@ -83,9 +83,16 @@ enum Integration {
         #expect(rooted.isEmpty, "processes left in the chroot: \(rooted)", sourceLocation: sourceLocation)
     }
 
+    /// A /proc file read to its end (procfs returns about a page per read).
+    static func procText(_ path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
     /// Mount points under `directory` still in /proc/self/mountinfo.
     static func mounts(under directory: String) -> [String] {
-        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let text = procText("/proc/self/mountinfo")
         return text.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ")
             guard fields.count > 4 else { return nil }
