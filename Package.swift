@@ -32,6 +32,7 @@ let package = Package(
         .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
+        .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executable so `swift test` builds the binary the tests drive.
         .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),

@@ -8,7 +8,7 @@ struct InstallCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "install"
     static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR]"
+    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]]"
     static var help: String {
         """
         VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
@@ -29,6 +29,12 @@ struct InstallCommand {
           --gpg-key FILE     verify packages with this key instead of the embedded CentOS 6 key
           --cache DIR        the verified download cache on the builder (default /var/cache/centos6-ami;
                              shared by runs and releases, never on the target)
+          --ena              build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
+                             against the release's kernel in a scratch build root on the builder and
+                             install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
+          --ena-source S     with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
+                             (default: download versions.json's pinned URL); every file of
+                             kernel/linux/ena must match versions.json's sha256 list
           --dry-run          print the full ordered plan, one command per line; change nothing
           --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
@@ -42,8 +48,8 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error"],
-                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--result-json"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena"],
+                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source", "--result-json"],
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
@@ -86,6 +92,9 @@ struct InstallCommand {
         options.logPath = args.value("--log")
         if let cache = args.value("--cache") { options.cacheDirectory = cache }
         options.gpgKeyPath = args.value("--gpg-key")
+        options.ena = args.has("--ena")
+        options.enaSource = args.value("--ena-source")
+        if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
         if let key = options.gpgKeyPath, !FileManager.default.isReadableFile(atPath: key) {
             throw UsageError("--gpg-key '\(key)' is not a readable file", usage: usage)
         }

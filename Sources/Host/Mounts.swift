@@ -49,7 +49,11 @@ public enum Mounts {
     }
 
     public static func current() -> [MountEntry] {
-        parse((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+        // Read to EOF: String(contentsOfFile:) does one read(), and procfs hands
+        // out about a page per read, so mounts past the first 4 KiB were missed.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/mountinfo") else { return [] }
+        defer { try? handle.close() }
+        return parse(String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self))
     }
 
     public static func isMountPoint(_ path: String) -> Bool {

@@ -36,6 +36,8 @@ public final class InstallContext: @unchecked Sendable {
     public var installedPackageCount = 0
     /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
     public var enaInstalled = false
+    /// What the ENA steps carry between them (ENASteps.swift).
+    var enaState = ENAState()
     /// Used bytes of the target filesystem, measured before unmount.
     public var bytesOnVolume: UInt64 = 0
     /// Installed after Core, besides the pinned kernel (as the original).

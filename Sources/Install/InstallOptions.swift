@@ -29,6 +29,11 @@ public struct InstallOptions: Sendable {
     public var cacheDirectory = "/var/cache/centos6-ami"
     /// Parallel downloads.
     public var connections = 8
+    /// Build ENA (versions.json's pin) for the release's kernel and install it as kmod-ena (issue 7).
+    public var ena = false
+    /// `--ena-source FILE|DIR`: the ENA release archive or an extracted amzn-drivers tree
+    /// (default: download versions.json's pinned URL). Always checked against versions.json's file list.
+    public var enaSource: String?
 
     public init(release: String, target: String, mirror: String) {
         self.release = release

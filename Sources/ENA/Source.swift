@@ -1,0 +1,71 @@
+import Foundation
+import Host
+
+/// Where the ENA source comes from and how it is brought onto the builder:
+/// always into a private scratch directory of ours (never the target, never
+/// the user's directory in place), then pin-checked there.
+public enum ENASource: Equatable, Sendable {
+    /// A release archive (`.tar.gz`) of amzn-drivers.
+    case archive(String)
+    /// An extracted amzn-drivers tree (holding `kernel/linux/ena`).
+    case directory(String)
+    /// The pinned URL of versions.json (builders with internet).
+    case download(String)
+
+    /// `--ena-source FILE|DIR`, or the pinned URL without it.
+    public static func from(option: String?, pinnedURL: String) throws -> ENASource {
+        guard let path = option else { return .download(pinnedURL) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ENAError.source("'\(path)' does not exist (give the ena_linux release .tar.gz or an extracted amzn-drivers directory)")
+        }
+        return isDirectory.boolValue ? .directory(path) : .archive(path)
+    }
+
+    public var description: String {
+        switch self {
+        case let .archive(path), let .directory(path): return path
+        case let .download(url): return url
+        }
+    }
+
+    /// The commands that put the source under `scratch/source` (an archive is
+    /// first downloaded to `scratch/ena.tar.gz`). GNU tar refuses members with
+    /// `..` and strips leading `/`; ownership is ours, not the archive's.
+    public func fetchCommands(scratch: String, sourceDirectory: String) -> [Command] {
+        let into = scratch + "/source"
+        switch self {
+        case let .archive(path):
+            return [Command("mkdir", ["-p", into]),
+                    Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"])]
+        case let .download(url):
+            return [Command("mkdir", ["-p", into]),
+                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "-o", scratch + "/ena.tar.gz", url]),
+                    Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"])]
+        case let .directory(path):
+            let parent = (into + "/" + sourceDirectory as NSString).deletingLastPathComponent
+            // -P: symlinks are copied as symlinks (and then refused by the pin check), never followed.
+            return [Command("mkdir", ["-p", parent]),
+                    Command("cp", ["-RP", path + "/" + sourceDirectory, parent + "/"])]
+        }
+    }
+
+    /// The driver directory inside what was fetched: `source/<sourceDirectory>`
+    /// or `source/<one top directory>/<sourceDirectory>`; no symlink on the way.
+    public static func locate(scratch: String, sourceDirectory: String) throws -> String {
+        let root = scratch + "/source"
+        var candidates = [root + "/" + sourceDirectory]
+        if let tops = try? FileManager.default.contentsOfDirectory(atPath: root) {
+            candidates += tops.sorted().map { root + "/" + $0 + "/" + sourceDirectory }
+        }
+        for candidate in candidates {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            guard (candidate as NSString).resolvingSymlinksInPath == (root as NSString).resolvingSymlinksInPath + String(candidate.dropFirst(root.count)) else {
+                throw ENAError.source("'\(sourceDirectory)' is reached through a symlink in the source; refusing it")
+            }
+            return candidate
+        }
+        throw ENAError.source("no '\(sourceDirectory)' directory in the source (expected an amzn-drivers tree or release archive)")
+    }
+}

@@ -1,0 +1,208 @@
+import Bootstrap
+import ENA
+import Foundation
+import Host
+import Versions
+
+/// What the ENA steps hand to each other.
+struct ENAState {
+    /// Ours on the builder (under the download cache, never on the target):
+    /// `source/` (the fetched tree), `root/` (the build root), the built RPM.
+    var scratch = ""
+    /// The pin-checked `kernel/linux/ena` under `scratch/source`.
+    var sourceDirectory = ""
+    /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure.
+    var buildSet: [RepoPackage] = []
+    var rpmPath = ""
+    var vermagic = ""
+    var buildRootSeconds = 0.0
+    var kbuildSeconds = 0.0
+}
+
+/// Issue 7: ENA for 6.6-6.10. Everything up to a built, checked kmod-ena RPM
+/// happens BEFORE the first write to the target (a compile error leaves the
+/// target untouched); the target only ever sees the package, installed by
+/// its own rpm after install-packages.
+enum ENASteps {
+    static let buildTools = ["gcc", "make", "rpm-build"]
+    /// Inside the build root: the source copy, the spec and rpmbuild's tree.
+    static let work = "/usr/src/centos6-ami-ena"
+
+    /// The kernel's modules directory name: `2.6.32-696.el6.x86_64`.
+    static func kernelRelease(_ ctx: InstallContext) -> String { ctx.release.kernel + ".x86_64" }
+
+    // MARK: ena-source (before metadata is fetched, before any write)
+
+    static func source(_ ctx: InstallContext) throws {
+        guard ctx.options.ena else { return }
+        let pin = ctx.versions.ena, runner = ctx.runner
+        try ENAEligibility.check(ctx.release, pin: pin)
+        let source = try ENASource.from(option: ctx.options.enaSource, pinnedURL: pin.url)
+        if case let .directory(dir) = source, !isDirectory(dir + "/" + pin.sourceDirectory) {
+            throw ENAError.source("'\(dir)' has no '\(pin.sourceDirectory)' directory (give the top of an amzn-drivers tree, or the release .tar.gz)")
+        }
+        let scratch = "\(ctx.options.cacheDirectory)/ena-build/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
+        ctx.enaState.scratch = scratch
+        try runner.checked(Command("mkdir", ["-p", (scratch as NSString).deletingLastPathComponent]))
+        try runner.checked(Command("mkdir", ["-m", "0700", scratch]))
+        ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
+            try removeTree(scratch, runner: runner)
+        }
+        for command in source.fetchCommands(scratch: scratch, sourceDirectory: pin.sourceDirectory) { try runner.checked(command) }
+        if ctx.dryRun {
+            ctx.enaState.sourceDirectory = "\(scratch)/source/\(pin.sourceDirectory)"
+            ctx.note("check every file of \(ctx.enaState.sourceDirectory) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal")
+            return
+        }
+        let directory = try ENASource.locate(scratch: scratch, sourceDirectory: pin.sourceDirectory)
+        let problems = try PinCheck.check(directory: directory, pinned: pin.files, runner: runner)
+        guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
+        ctx.enaState.sourceDirectory = directory
+        ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(pin.sourceDirectory) match versions.json (\(source.description))")
+    }
+
+    // MARK: ena-resolve (the build root's packages join the verified download)
+
+    static func resolve(_ ctx: InstallContext) throws {
+        guard ctx.options.ena, let repo = ctx.repository else { return }
+        let devel = "kernel-devel-" + ctx.release.kernel
+        let resolution = Resolver(packages: repo.packages).resolve(seeds: buildTools + [devel])
+        if let missing = resolution.unresolved.first(where: { $0.hasPrefix("(seed)") }) {
+            throw InstallError.incomplete(step: "ena-resolve", reason: "the repository lacks what the ENA build root needs: \(missing)")
+        }
+        guard resolution.packages.contains(where: { $0.name == "kernel-devel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
+            throw InstallError.incomplete(step: "ena-resolve", reason: "the repository has no '\(devel)' (the headers of the pinned kernel)")
+        }
+        if !resolution.unresolved.isEmpty { ctx.log.write("ena build set: yum will resolve these itself: \(resolution.unresolved.joined(separator: "; "))") }
+        ctx.enaState.buildSet = resolution.packages
+        // Downloaded and signature-checked by the next two steps together with the rest.
+        ctx.installSet = PackageSteps.uniquePackages(ctx.installSet + resolution.packages)
+        ctx.log.say("ENA build set: \(resolution.packages.count) packages (\(buildTools.joined(separator: ", ")), \(devel) and their closure)")
+    }
+
+    // MARK: ena-build (a scratch build root on the builder)
+
+    static func build(_ ctx: InstallContext) throws {
+        guard ctx.options.ena else { return }
+        let runner = ctx.runner, pin = ctx.versions.ena, kver = kernelRelease(ctx)
+        let started = Date()
+        // The build root is a second install context over the same options,
+        // repository and verified cache: the same bootstrap, chroot mounts and
+        // chroot yum as the target, with its own cleanup stack that one entry
+        // of ours unwinds (unmounts first, then the tree goes).
+        let sub = try InstallContext(options: ctx.options, versions: ctx.versions, runner: runner, log: ctx.log)
+        sub.workDir = ctx.enaState.scratch
+        sub.filesystemUUID = "ena-" + ctx.filesystemUUID
+        sub.repository = ctx.repository
+        sub.bootstrapSet = ctx.bootstrapSet
+        sub.installSet = ctx.enaState.buildSet
+        sub.cachedPaths = ctx.cachedPaths
+        let root = sub.root
+        let teardown = "tear down the ENA build root \(root)"
+        try runner.checked(Command("mkdir", ["-m", "0755", root]))
+        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
+            let failures = sub.cleanup.unwind()
+            if let first = failures.first { throw InstallError.incomplete(step: "ena-build", reason: first) }
+            try removeTree(root, runner: runner)
+        }
+        ctx.log.say("ENA build root: \(root)")
+        try PackageSteps.bootstrap(sub)
+        try runner.checked(PackageSteps.yum(sub, ["install"] + buildTools + ["kernel-devel-" + ctx.release.kernel]))
+        let rootReady = Date()
+        ctx.enaState.buildRootSeconds = rootReady.timeIntervalSince(started)
+
+        // The verified tree, copied in and checked again right before it is compiled.
+        let src = work + "/ena"
+        try runner.checked(Command("mkdir", ["-p", root + work]))
+        try runner.checked(Command("cp", ["-RP", ctx.enaState.sourceDirectory, root + src]))
+        if !ctx.dryRun {
+            let problems = try PinCheck.check(directory: root + src, pinned: pin.files, runner: runner)
+            guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + src, problems: problems) }
+            guard isDirectory(root + KBuild.kernelDevelDirectory(kver)) else {
+                throw ENAError.build("kernel-devel-\(ctx.release.kernel) did not install '\(KBuild.kernelDevelDirectory(kver))' in the build root")
+            }
+        }
+        try runner.checked(KBuild.make(sourceDirectory: src, kernelRelease: kver).inChroot(root))
+        let built = Date()
+        ctx.enaState.kbuildSeconds = built.timeIntervalSince(rootReady)
+        if !ctx.dryRun { ctx.enaState.vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver)) }
+
+        // Our own spec, built by the build root's rpmbuild.
+        let spec = KmodSpec(version: pin.version, kernelRelease: kver, kernelVersion: ctx.release.kernel, builtModule: src + "/ena.ko")
+        let topdir = work + "/rpmbuild"
+        try runner.checked(Command("mkdir", ["-p"] + KBuild.rpmTree(root + topdir)))
+        try ctx.write(spec.render(), to: root + work + "/kmod-ena.spec", mode: 0o644)
+        try runner.checked(KBuild.rpmbuild(spec: work + "/kmod-ena.spec", topdir: topdir).inChroot(root))
+        let rpmName = "kmod-ena-\(pin.version)-\(spec.release).x86_64.rpm"
+        let rpm = ctx.enaState.scratch + "/" + rpmName
+        try runner.checked(Command("cp", [root + topdir + "/RPMS/x86_64/" + rpmName, rpm]))
+        ctx.enaState.rpmPath = rpm
+
+        // Done with the build root: unmount and remove it now (the RPM stays in the scratch dir).
+        ctx.cleanup.unwindEntry(named: teardown)
+        if !ctx.dryRun && FileManager.default.fileExists(atPath: root) {
+            throw InstallError.incomplete(step: "ena-build", reason: "the build root '\(root)' could not be removed; see the log")
+        }
+        ctx.log.say(String(format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
+                           pin.version, kver, ctx.enaState.buildRootSeconds, ctx.enaState.kbuildSeconds,
+                           Date().timeIntervalSince(started), ctx.enaState.vermagic))
+    }
+
+    /// The module's vermagic must name the release of the tree it was built
+    /// against (for the test vault: the Debian release inside kernel-devel).
+    static func checkVermagic(module: String, kernelTree: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: module) else {
+            throw ENAError.build("kbuild made no '\((module as NSString).lastPathComponent)' (the Makefile must build a module named ena)")
+        }
+        guard let vermagic = KBuild.vermagic(ofModule: data) else { throw ENAError.build("'\(module)' has no vermagic") }
+        let uts = KBuild.utsReleaseHeaders.lazy.compactMap { try? String(contentsOfFile: kernelTree + "/" + $0, encoding: .utf8) }
+            .compactMap(KBuild.utsRelease(header:)).first
+        guard let uts else { throw ENAError.build("no utsrelease.h in '\(kernelTree)'") }
+        guard KBuild.release(ofVermagic: vermagic) == uts else {
+            throw ENAError.build("ena.ko's vermagic '\(vermagic)' does not match the kernel tree's release '\(uts)'")
+        }
+        return vermagic
+    }
+
+    // MARK: ena-install (the target's own rpm)
+
+    static func install(_ ctx: InstallContext) throws {
+        guard ctx.options.ena else { return }
+        let runner = ctx.runner, root = ctx.root, kver = kernelRelease(ctx)
+        // On the yum-cache mount: the package file never lands on the volume.
+        let inside = PackageSteps.chrootWork + "/" + (ctx.enaState.rpmPath as NSString).lastPathComponent
+        try runner.checked(Command("cp", [ctx.enaState.rpmPath, root + inside]))
+        try runner.checked(Command("rpm", ["-K", "--nosignature", inside]).inChroot(root))
+        try runner.checked(Command("rpm", ["-ivh", inside]).inChroot(root))
+        try runner.checked(Command("rm", ["-f", root + inside]))
+        if !ctx.dryRun {
+            try runner.checked(Command("rpm", ["-q", "kmod-ena"]).inChroot(root))
+            let dep = (try? String(contentsOfFile: "\(root)/lib/modules/\(kver)/modules.dep", encoding: .utf8)) ?? ""
+            let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
+            guard enaLines.count == 1, enaLines[0].hasPrefix("extra/ena/ena.ko:") || enaLines[0].hasPrefix("/lib/modules/\(kver)/extra/ena/ena.ko:") else {
+                throw InstallError.incomplete(step: "ena-install", reason: "depmod in the target did not pick extra/ena/ena.ko for 'ena' (modules.dep: \(enaLines))")
+            }
+        }
+        ctx.enaInstalled = true
+        ctx.log.say("kmod-ena installed in the target (/lib/modules/\(kver)/extra/ena/ena.ko); the kernel line gets net.ifnames=0")
+    }
+
+    // MARK: helpers
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// `rm -rf`, but never while anything is mounted below the tree.
+    /// - Important: deletes `path` and everything under it.
+    static func removeTree(_ path: String, runner: CommandRunner) throws {
+        if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", path])); return }
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let mounted = Mounts.current().map(\.mountPoint).filter { $0 == path || $0.hasPrefix(path + "/") }
+        guard mounted.isEmpty else {
+            throw InstallError.incomplete(step: "ena", reason: "'\(path)' still has mounts (\(mounted.joined(separator: ", "))); not removing it")
+        }
+        try runner.checked(Command("rm", ["-rf", "--one-file-system", path]))
+    }
+}
