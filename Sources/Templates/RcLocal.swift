@@ -27,7 +27,7 @@ public enum RcLocal {
     ///
     /// Portable sh (CentOS 6's bash 4.1 as /bin/sh, dash, busybox sh); external
     /// commands: touch, id, useradd, mkdir, chmod, chown, date, sleep, curl, grep,
-    /// mktemp, mv, rm, and restorecon when present.
+    /// mktemp, mv, rm, sync, and restorecon when present.
     public static let script = #"""
         #!/bin/sh
         #
@@ -154,6 +154,8 @@ public enum RcLocal {
             if command -v restorecon >/dev/null 2>&1; then
                 restorecon -R "$ssh"
             fi
+            # On disk before anything else happens: a first boot may be cut short.
+            sync
             say "installed the launch key for $user"
         )
         centos6_ami_launch_key
