@@ -60,6 +60,17 @@ struct InstallEndToEndTests {
         // Issue 2's checks still hold after a full install.
         let table = try Integration.run("/usr/sbin/sfdisk", ["-d", built.image]).stdout
         #expect(table.contains("\(built.image)1 : start=        2048, size=    16775168, type=83, bootable"), "\(table)")
+        do {
+            let attached = try AttachedImage(built.image, readOnly: true)
+            defer { attached.detach() }
+            let header = try Integration.run("dumpe2fs", ["-h", attached.partition]).stdout
+            let features = header.split(separator: "\n").first { $0.hasPrefix("Filesystem features:") }?
+                .split(separator: ":")[1].split(separator: " ").map(String.init) ?? []
+            #expect(Set(features) == ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+                                      "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize"])
+            #expect(header.contains("Inode size:\t          256") && header.contains("Filesystem volume name:   /\n"))
+            #expect(try Integration.run("e2fsck", ["-fn", attached.partition]).status == 0)
+        }
         let allocated = try sh("du -B1 \(built.image) | cut -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let used = try built.withMountedReadOnly { mnt in try sh("du -sxB1 \(mnt) | cut -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
         print("install 6.9: image allocated \(allocated) bytes, installed tree (du) \(used) bytes")
