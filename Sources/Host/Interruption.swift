@@ -33,6 +33,12 @@ public final class Interruption: @unchecked Sendable {
         action.__sigaction_handler.sa_handler = { _ in }
         sigemptyset(&action.sa_mask)
         sigaction(SIGPIPE, &action, nil)
+        // A parent that spawned us from a worker thread may have handed us a
+        // mask with these blocked: unblock them, or no signal would ever arrive.
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&wanted, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             sigaction(sig, &action, nil)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue.global())

@@ -48,17 +48,9 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         process.standardError = errPipe
         let inPipe: Pipe? = command.standardInput != nil ? Pipe() : nil
         process.standardInput = inPipe ?? FileHandle.nullDevice
-        // The child inherits this thread's signal mask, and Dispatch worker threads
-        // block SIGTERM/SIGINT: the child would then never see the TERM that
-        // `Interruption` sends. Spawn with nothing blocked, then restore.
-        var all = sigset_t(), saved = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_UNBLOCK, &all, &saved)
         do {
-            try process.run()
-            pthread_sigmask(SIG_SETMASK, &saved, nil)
+            try process.runWithSignalsUnblocked()
         } catch {
-            pthread_sigmask(SIG_SETMASK, &saved, nil)
             return CommandResult(status: 127, standardError: Data("cannot start '\(command.executable)': \(error)".utf8))
         }
         let pid = process.processIdentifier

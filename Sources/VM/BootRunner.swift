@@ -114,18 +114,9 @@ public final class BootRunner {
         let stderrData = Collected()
         let stderrDone = DispatchSemaphore(value: 0)
         let start = Date()
-        // The child inherits this thread's signal mask, and worker threads
-        // (Dispatch, swift-testing) block SIGTERM: QEMU would then never see
-        // the SIGTERM `stop` sends (seen: every stop ended in SIGKILL). Spawn
-        // with nothing blocked, then restore.
-        var all = sigset_t(), saved = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_UNBLOCK, &all, &saved)
         do {
-            try process.run()
-            pthread_sigmask(SIG_SETMASK, &saved, nil)
+            try process.runWithSignalsUnblocked()  // so QEMU sees the SIGTERM `stop` sends
         } catch {
-            pthread_sigmask(SIG_SETMASK, &saved, nil)
             throw VMError.cannotStart(executable: qemu, reason: "\(error)")
         }
         let pid = process.processIdentifier

@@ -25,53 +25,11 @@ struct FetchIntegrationTests {
         }
     }
 
-    /// vault-server.py on the vault, stopped by PID when the test ends.
-    final class Server {
-        let process = Process()
-        let dir: String
-        let port: Int
-        init() throws {
-            dir = try Integration.scratchDirectory("fetch-server")
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [Integration.repoRoot.appendingPathComponent("scripts/testvault/vault-server.py").path,
-                                 "--root", FetchIntegrationTests.vaultRoot, "--port-file", dir + "/port", "--pid-file", dir + "/pid"]
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var found: Int?
-            for _ in 0..<300 {
-                if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
-                usleep(20_000)
-            }
-            guard let found else { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); throw FetchError.tool(name: "vault-server.py", reason: "no port file") }
-            port = found
-        }
-        deinit { stop() }
-        func stop() {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGTERM)
-                for _ in 0..<250 where process.isRunning { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
-            }
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        var base: URL { URL(string: "http://127.0.0.1:\(port)/")! }
-        func post(_ path: String, _ body: String) throws {
-            try Integration.run("/usr/bin/curl", ["-sS", "-X", "POST", "--data-binary", body, "http://127.0.0.1:\(port)\(path)"])
-        }
-        /// (requests, body bytes sent)
-        func stats() throws -> (Int, Int64) {
-            let out = try Integration.run("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/__stats__"]).stdout
-            let json = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] ?? [:]
-            return (json["requests"] as? Int ?? -1, Int64(json["bytes_sent"] as? Int ?? -1))
-        }
-    }
-
     @Test func wholeReleaseThenWarmCacheDownloadsNothing() throws {
         #expect(FileManager.default.fileExists(atPath: Self.vaultRoot + "/6.9/os/x86_64/Packages"), "test vault not built at \(Self.vaultRoot)")
-        let server = try Server()
+        let server = try VaultServer(root: Self.vaultRoot)
         defer { server.stop() }
-        let files = try Self.packageSet(release: "6.9", base: server.base)
+        let files = try Self.packageSet(release: "6.9", base: URL(string: server.mirror + "/")!)
         let total = files.reduce(Int64(0)) { $0 + $1.size }
         let cacheDir = try Integration.scratchDirectory("fetch-cache")
         defer { try? FileManager.default.removeItem(atPath: cacheDir) }
@@ -81,18 +39,18 @@ struct FetchIntegrationTests {
         let paths = try first.fetch(files)
         #expect(first.stats.downloadedBytes == total)
         #expect(first.stats.downloadedFiles == files.count)
-        #expect(try server.stats() == (files.count, total))
+        #expect(try server.stats() == (requests: files.count, bytes: total))
         for (file, path) in zip(files, paths) {
             #expect(path.path == cacheDir + "/blobs/sha256/" + file.checksum.hex)
         }
         #expect(cache.partialFiles().isEmpty)
 
-        try server.post("/__stats__", "")
+        try server.resetStats()
         let second = Fetcher(cache: cache, maxConnections: 8)
         _ = try second.fetch(files)
         #expect(second.stats.downloadedBytes == 0)
         #expect(second.stats.cachedBytes == total)
-        #expect(try server.stats() == (0, 0))
+        #expect(try server.stats() == (requests: 0, bytes: Int64(0)))
     }
 
     /// SIGINT in the middle of a transfer: the driver stops within a second
@@ -101,7 +59,7 @@ struct FetchIntegrationTests {
     @Test func interruptLeavesAResumablePartial() throws {
         let driver = URL(fileURLWithPath: Integration.binary).deletingLastPathComponent().appendingPathComponent("fetch-bench").path
         #expect(FileManager.default.isExecutableFile(atPath: driver), "fetch-bench not built beside \(Integration.binary) (swift build builds it)")
-        let server = try Server()
+        let server = try VaultServer(root: Self.vaultRoot)
         defer { server.stop() }
         let dir = Self.vaultRoot + "/6.9/os/x86_64/Packages"
         let sized = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".rpm") }.map { name -> (String, Int64) in
@@ -110,14 +68,14 @@ struct FetchIntegrationTests {
         guard let (name, size) = sized.filter({ $0.1 > 1_000_000 }).min(by: { $0.1 < $1.1 }) else {
             Issue.record("the test vault's 6.9 has no package over 1 MB"); return
         }
-        let big = RemoteFile(url: server.base.appendingPathComponent("6.9/os/x86_64/Packages/" + name), size: size,
+        let big = RemoteFile(url: URL(string: server.mirror + "/")!.appendingPathComponent("6.9/os/x86_64/Packages/" + name), size: size,
                              checksum: try Checksum.of(file: dir + "/" + name, kind: .sha256))
         let path = String(big.url.path)
-        try server.post("/__control__", #"{"add_faults": [{"path": "\#(path)", "throttle_bps": 400000, "times": 1}]}"#)
+        try server.control(#"{"add_faults": [{"path": "\#(path)", "throttle_bps": 400000, "times": 1}]}"#)
         let work = try Integration.scratchDirectory("fetch-int")
         defer { try? FileManager.default.removeItem(atPath: work) }
         try "\(path.dropFirst()) \(big.size) \(big.checksum.hex)\n".write(toFile: work + "/list", atomically: true, encoding: .utf8)
-        let arguments = ["--base", server.base.absoluteString, "--list", work + "/list", "--cache", work + "/cache"]
+        let arguments = ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", work + "/list", "--cache", work + "/cache"]
         let job = Process()
         job.executableURL = URL(fileURLWithPath: driver)
         job.arguments = arguments
@@ -141,7 +99,7 @@ struct FetchIntegrationTests {
 
         // Let the server's throttled thread notice the closed connection before zeroing its counters.
         usleep(500_000)
-        try server.post("/__stats__", "")
+        try server.resetStats()
         let rerun = try Integration.run(driver, arguments)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(cache.contains(big.checksum, size: big.size))
@@ -156,27 +114,27 @@ struct FetchIntegrationTests {
     @Test func twoProcessesShareOneCache() throws {
         let driver = URL(fileURLWithPath: Integration.binary).deletingLastPathComponent().appendingPathComponent("fetch-bench").path
         #expect(FileManager.default.isExecutableFile(atPath: driver), "fetch-bench not built beside \(Integration.binary) (swift build builds it)")
-        let server = try Server()
+        let server = try VaultServer(root: Self.vaultRoot)
         defer { server.stop() }
         // Slow requests so that both jobs contend for the shared packages.
-        try server.post("/__control__", #"{"delay_ms": 10}"#)
+        try server.control(#"{"delay_ms": 10}"#)
         let work = try Integration.scratchDirectory("fetch-two")
         defer { try? FileManager.default.removeItem(atPath: work) }
         var distinct: [Checksum: Int64] = [:]
         var lists: [String] = []
         for release in ["6.8", "6.9"] {
             // The first 80 by name of each release: mostly the same packages, some differing (keeps CI time down).
-            let files = try Self.packageSet(release: release, base: server.base, first: 80)
+            let files = try Self.packageSet(release: release, base: URL(string: server.mirror + "/")!, first: 80)
             for f in files { distinct[f.checksum] = f.size }
             let list = work + "/\(release).list"
-            let prefix = server.base.absoluteString
+            let prefix = URL(string: server.mirror + "/")!.absoluteString
             try files.map { "\($0.url.absoluteString.dropFirst(prefix.count)) \($0.size) \($0.checksum.hex)" }.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
             lists.append(list)
         }
         let jobs = lists.map { list -> Process in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: driver)
-            p.arguments = ["--base", server.base.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]
+            p.arguments = ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]
             p.standardOutput = FileHandle.nullDevice
             return p
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Testing
 
 /// Shared facts and helpers for the integration tests (root, loop devices,
@@ -39,7 +40,7 @@ enum Integration {
         process.standardError = err
         let input = Pipe()
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        try process.runWithSignalsUnblocked()
         if let stdin { input.fileHandleForWriting.write(stdin); try? input.fileHandleForWriting.close() }
         var outData = Data(), errData = Data()
         let group = DispatchGroup()
@@ -118,7 +119,7 @@ final class BackgroundProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.runWithSignalsUnblocked()
         for (pipe, isErr) in [(out, false), (err, true)] {
             done.enter()
             DispatchQueue.global().async { [self] in
@@ -195,7 +196,7 @@ final class VaultServer {
                              "--root", root, "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try process.runWithSignalsUnblocked()
         var found: Int?
         for _ in 0..<500 {
             if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
@@ -227,6 +228,12 @@ final class VaultServer {
     func control(_ json: String) throws {
         let out = try Integration.run("/usr/bin/curl", ["-sS", "-f", "-X", "POST", "--data-binary", json, "\(mirror)/__control__"])
         guard out.status == 0 else { throw TestFailure("control \(json) failed: \(out.stderr)") }
+    }
+
+    /// Zeroes the counters of /__stats__.
+    func resetStats() throws {
+        let out = try Integration.run("/usr/bin/curl", ["-sS", "-f", "-X", "POST", "--data-binary", "", "\(mirror)/__stats__"])
+        guard out.status == 0 else { throw TestFailure("resetting stats failed: \(out.stderr)") }
     }
 
     /// (file requests, body bytes sent)
