@@ -1,0 +1,272 @@
+import Foundation
+import Host
+import Testing
+
+/// Issue 7 against the test vault: one `install 6.9 --ena` of the stand-in
+/// ENA tree (Tests/Fixtures/ena-standin), built once and shared by the checks;
+/// the refusals are cheap (they stop before metadata is fetched).
+final class ENAImage: @unchecked Sendable {
+    static let fixture = Integration.repoRoot.appendingPathComponent("Tests/Fixtures/ena-standin").path
+    static let kver = "2.6.32-696.el6.x86_64"
+    static let marker = "centos6-ami test ena loaded"
+
+    let dir: String
+    let image: String
+    let workDir: String
+    let versions: String
+    let result: Integration.Output
+    let headersOnHost: [String]
+
+    private static let lock = NSLock()
+    private static var built: Result<ENAImage, Error>?
+
+    static func shared() throws -> ENAImage {
+        try lock.withLock {
+            if built == nil { built = Result { try ENAImage() } }
+            return try built!.get()
+        }
+    }
+
+    /// A copy of versions.json whose ENA pin is the stand-in's own list: the only
+    /// way to change the pin is a versions file the user names (--versions).
+    static func standinVersions(into dir: String) throws -> String {
+        let data = try Data(contentsOf: Integration.repoRoot.appendingPathComponent("versions.json"))
+        var json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        var ena = json["ena"] as! [String: Any]
+        var files: [String: String] = [:]
+        for line in try String(contentsOfFile: fixture + "/SHA256SUMS", encoding: .utf8).split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            files[String(parts[1]).replacingOccurrences(of: "kernel/linux/ena/", with: "")] = String(parts[0])
+        }
+        ena["files"] = files
+        ena["version"] = "0.0.1"
+        json["ena"] = ena
+        let path = dir + "/versions-ena-standin.json"
+        try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static func reason(_ release: String) throws -> String {
+        let data = try Data(contentsOf: Integration.repoRoot.appendingPathComponent("versions.json"))
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let releases = json["releases"] as! [[String: Any]]
+        let entry = try #require(releases.first { $0["release"] as? String == release })
+        return try #require((entry["ena"] as? [String: Any])?["reason"] as? String)
+    }
+
+    /// `<cache>/ena-build/<release>-<8 hex>` as the log names it.
+    static func scratch(inLog log: String) -> String? {
+        guard let range = log.range(of: SharedCache.path + #"/ena-build/6\.\d+-[0-9a-f]{8}"#, options: .regularExpression) else { return nil }
+        return String(log[range])
+    }
+
+    /// Kernel headers a host build could pick up (none must exist: the proof that the build root's are used).
+    static func hostKernelHeaders() -> [String] {
+        var uts = utsname()
+        uname(&uts)
+        let release = withUnsafeBytes(of: &uts.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        var found = ["/lib/modules/\(release)/build", "/lib/modules/\(release)/source"].filter { FileManager.default.fileExists(atPath: $0) }
+        found += ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/src")) ?? []).filter { $0.hasPrefix("linux") }.map { "/usr/src/" + $0 }
+        return found
+    }
+
+    private init() throws {
+        try TestVault.require()
+        dir = try Integration.scratchDirectory("ena")
+        image = dir + "/c69-ena.img"
+        workDir = dir + "/work"
+        versions = try Self.standinVersions(into: dir)
+        headersOnHost = Self.hostKernelHeaders()
+        let server = try VaultServer()
+        defer { server.stop() }
+        result = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", Self.fixture, "--versions", versions,
+                                       "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                                       "--cache", SharedCache.path, "--log", dir + "/install.log"],
+                                      environment: ["CENTOS6_AMI_WORK_DIR": workDir])
+    }
+
+    /// Runs `body` on a writable copy of the image, mounted with /proc (rpm needs both).
+    func withMountedCopy<T>(_ body: (String) throws -> T) throws -> T {
+        let copy = dir + "/copy.img"
+        _ = try Integration.run("/bin/cp", ["--sparse=always", image, copy])
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let attached = try AttachedImage(copy)
+        defer { attached.detach() }
+        let mnt = dir + "/rw"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mnt) }
+        let mount = try Integration.run("/usr/bin/mount", [attached.partition, mnt])
+        guard mount.status == 0 else { throw TestFailure("cannot mount \(attached.partition): \(mount.stderr)") }
+        defer { _ = try? Integration.run("/usr/bin/umount", [mnt]) }
+        _ = try Integration.run("/usr/bin/mount", ["-t", "proc", "proc", mnt + "/proc"])
+        defer { _ = try? Integration.run("/usr/bin/umount", [mnt + "/proc"]) }
+        return try body(mnt)
+    }
+}
+
+@Suite(.serialized, .enabled(if: Integration.enabled))
+struct ENAInstallTests {
+    func sh(_ script: String) throws -> Integration.Output { try Integration.run("/bin/sh", ["-c", script]) }
+    func chroot(_ root: String, _ args: [String]) throws -> Integration.Output { try Integration.run("/usr/sbin/chroot", [root] + args) }
+
+    /// `--ena` on 6.5: versions.json's reason, before metadata is fetched (6.5 is not even in the vault) and before any write.
+    @Test func enaOn6_5IsRefusedWithTheReasonBeforeAnyWrite() throws {
+        try TestVault.require()
+        let dir = try Integration.scratchDirectory("ena65")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try VaultServer()
+        defer { server.stop() }
+        let image = dir + "/c65.img"
+        let out = try Integration.tool(["install", "6.5", image, "--ena", "--ena-source", ENAImage.fixture, "--mirror", server.mirror,
+                                        "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log"],
+                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        #expect(out.status == 1, "\(out.stderr)")
+        let reason = try ENAImage.reason("6.5")
+        #expect(reason.contains("busy_poll"))
+        #expect(out.stderr.contains("error: ENA 2.9.1 cannot be built for CentOS 6.5: \(reason)"), "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: image), "no image created")
+        #expect(try server.stats().requests == 0, "nothing fetched")
+        let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains("ena-build/"), "no scratch directory made")
+        try Integration.expectNothingLeft(dir, workDir: dir + "/work")
+    }
+
+    /// One flipped byte in the archive's source: named, refused before metadata,
+    /// compilation or any write; the scratch directory is gone.
+    @Test func aTamperedSourceIsRefusedBeforeCompilation() throws {
+        try TestVault.require()
+        let dir = try Integration.scratchDirectory("ena-tampered")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let versions = try ENAImage.standinVersions(into: dir)
+        let top = dir + "/amzn-drivers-ena_linux_0.0.1"
+        _ = try sh("mkdir -p \(top) && cp -R \(ENAImage.fixture)/kernel \(top)/")
+        // One byte: 'centos6-ami' -> 'Centos6-ami' in the marker line.
+        let file = top + "/kernel/linux/ena/ena_standin.c"
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"centos6-ami test ena loaded", with: "\"Centos6-ami test ena loaded").write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try sh("cd \(dir) && tar -czf ena.tar.gz amzn-drivers-ena_linux_0.0.1")
+        let server = try VaultServer()
+        defer { server.stop() }
+        let image = dir + "/c69.img"
+        let out = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", dir + "/ena.tar.gz", "--versions", versions,
+                                        "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log"],
+                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        #expect(out.status == 1, "\(out.stderr)")
+        #expect(out.stderr.contains("does not match the pinned sha256 list"), "\(out.stderr)")
+        #expect(out.stderr.contains("different: 'ena_standin.c'"), "\(out.stderr)")
+        #expect(!out.stderr.contains("different: 'Makefile'"), "only the tampered file is named")
+        #expect(!FileManager.default.fileExists(atPath: image), "no image created")
+        #expect(try server.stats().requests == 0, "refused before metadata")
+        let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains(" make ") && !log.contains("ena-build:"), "nothing compiled")
+        let scratch = try #require(ENAImage.scratch(inLog: log), "the log names the scratch directory")
+        #expect(!FileManager.default.fileExists(atPath: scratch), "scratch removed: \(scratch)")
+        try Integration.expectNothingLeft(dir, workDir: dir + "/work")
+    }
+
+    @Test func buildsTheStandInWithTheBuildRootsGccAndInstallsKmodEna() throws {
+        let built = try ENAImage.shared()
+        #expect(built.headersOnHost.isEmpty, "this host has kernel headers (\(built.headersOnHost)); the test proves the build root's are used only on a builder without them")
+        #expect(built.result.status == 0, "\(built.result.stderr)")
+        #expect(built.result.stderr.contains("ENA 0.0.1 source: all 2 files of kernel/linux/ena match versions.json"))
+        let timing = built.result.stderr.split(separator: "\n").first { $0.contains("ENA 0.0.1 built for \(ENAImage.kver)") }
+        #expect(timing != nil, "\(built.result.stderr)")
+        print("ena install: \(timing ?? "?")")
+        // A real kbuild run inside the build root, with its own gcc, against kernel-devel.
+        let log = (try? String(contentsOfFile: built.dir + "/install.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("make -C /usr/src/centos6-ami-ena/ena -j2 BUILD_KERNEL=\(ENAImage.kver) KERNEL_BUILD_DIR=/usr/src/kernels/\(ENAImage.kver)"))
+        #expect(log.contains("CC [M]  /usr/src/centos6-ami-ena/ena/ena_standin.o") || log.contains("ena_standin.o"), "kbuild compiled the stand-in")
+        #expect(log.contains("LD [M]  /usr/src/centos6-ami-ena/ena/ena.ko") || log.contains("ena.ko"))
+        #expect(built.result.stderr.contains("kmod-ena installed in the target"))
+        try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
+        #expect(Integration.mounts(under: SharedCache.path + "/ena-build").isEmpty)
+        let scratch = try #require(ENAImage.scratch(inLog: log), "the log names the scratch directory")
+        #expect(!FileManager.default.fileExists(atPath: scratch), "build root and scratch removed: \(scratch)")
+        #expect(Integration.mounts(under: scratch).isEmpty)
+        let mirror = SharedCache.path + "/mirrors/6.9-ena-" + String((scratch as NSString).lastPathComponent.dropFirst(4).prefix(4))
+        #expect(!FileManager.default.fileExists(atPath: mirror), "the build root's local mirror removed: \(mirror)")
+    }
+
+    @Test func theImageHasKmodEnaAndOnlyItsFiles() throws {
+        let built = try ENAImage.shared()
+        try #require(built.result.status == 0)
+        try built.withMountedCopy { mnt in
+            let q = try chroot(mnt, ["rpm", "-q", "kmod-ena"])
+            #expect(q.status == 0 && q.stdout.hasPrefix("kmod-ena-0.0.1-1.x86_64"), "\(q.stdout) \(q.stderr)")
+            let files = try chroot(mnt, ["rpm", "-ql", "kmod-ena"]).stdout.split(separator: "\n").map(String.init).sorted()
+            #expect(files == ["/etc/depmod.d/kmod-ena.conf", "/lib/modules/\(ENAImage.kver)/extra/ena", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"], "\(files)")
+            let verify = try chroot(mnt, ["rpm", "-V", "kmod-ena"])
+            #expect(verify.status == 0, "\(verify.stdout)")
+            // vermagic = the release inside the vault's kernel-devel (Debian's, recorded by the vault's kernel package).
+            let debian = try String(contentsOfFile: mnt + "/lib/modules/\(ENAImage.kver)/vault-uname-r", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let vermagic = try chroot(mnt, ["modinfo", "-F", "vermagic", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
+            #expect(vermagic.hasPrefix(debian + " "), "vermagic '\(vermagic)' vs kernel-devel's '\(debian)'")
+            let description = try chroot(mnt, ["modinfo", "-F", "description", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
+            #expect(description.contains("centos6-ami stand-in"), "our module, compiled from the stand-in")
+            // depmod picked ours over the kernel's in-tree ena.
+            let dep = try String(contentsOfFile: mnt + "/lib/modules/\(ENAImage.kver)/modules.dep", encoding: .utf8)
+            let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
+            #expect(enaLines.count == 1 && enaLines[0].hasPrefix("extra/ena/ena.ko:"), "\(enaLines)")
+            #expect(FileManager.default.fileExists(atPath: mnt + "/lib/modules/\(ENAImage.kver)/kernel/drivers/net/ethernet/amazon/ena/ena.ko"),
+                    "the test kernel has an in-tree ena too (so the override matters)")
+            let menu = try String(contentsOfFile: mnt + "/boot/grub/menu.lst", encoding: .utf8)
+            #expect(menu.contains("xen_pv_hvm=enable net.ifnames=0\n"), "\(menu)")
+            // Nothing of the build: no compiler, headers, sources, build root paths or package file.
+            let names = try chroot(mnt, ["rpm", "-qa", "--qf", "%{NAME}\\n"]).stdout.split(separator: "\n").map(String.init)
+            for tool in ["gcc", "gcc-12", "make", "rpm-build", "kernel-devel", "cpp-12", "binutils"] { #expect(!names.contains(tool), "\(tool) in the image") }
+            // (The vault's rpm package carries rpmbuild itself, and filesystem owns an empty /usr/src/kernels.)
+            for path in ["/usr/bin/gcc", "/usr/bin/make", "/usr/bin/cc", "/usr/src/kernels/\(ENAImage.kver)", "/usr/src/centos6-ami-ena", "/var/cache/yum/centos6-ami"] {
+                #expect(!FileManager.default.fileExists(atPath: mnt + path), "\(path) in the image")
+            }
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/usr/src/kernels")) ?? []).isEmpty, "no kernel headers")
+            let found = try sh("cd \(mnt) && find . -xdev \\( -name '*.c' -o -name 'ena_standin*' -o -name '*.o' -o -name 'kmod-ena*.rpm' -o -name '*.spec' -o -name 'cc1' \\) -print").stdout
+            #expect(found.isEmpty, "\(found)")
+            let mentions = try sh("grep -rls -e ena-build -e centos6-ami-ena \(mnt)/etc \(mnt)/root \(mnt)/var \(mnt)/tmp || true").stdout
+            #expect(mentions.isEmpty, "build paths mentioned in: \(mentions)")
+        }
+    }
+
+    /// In the guest: `modprobe ena` loads OUR module from extra/ (its marker line), not the in-tree one.
+    @Test func theGuestLoadsOurEnaModule() throws {
+        let built = try ENAImage.shared()
+        try #require(built.result.status == 0)
+        let copy = built.dir + "/boot.img"
+        _ = try sh("cp --sparse=always \(built.image) \(copy)")
+        defer { try? FileManager.default.removeItem(atPath: copy); try? FileManager.default.removeItem(atPath: copy + ".console.log") }
+        // Test-only lines at the end of rc.local of the copy (the built image is left as built).
+        do {
+            let attached = try AttachedImage(copy)
+            defer { attached.detach() }
+            let mnt = built.dir + "/boot-rw"
+            let mounted = try sh("mkdir -p \(mnt) && mount \(attached.partition) \(mnt)")
+            try #require(mounted.status == 0, "\(mounted.stderr)")
+            defer { _ = try? sh("umount \(mnt); rmdir \(mnt)") }
+            let probe = """
+
+                # centos6-ami ENA test (added to a copy by ENATests)
+                echo "ena-test: modprobe: $(/sbin/modprobe ena 2>&1; echo status $?)"
+                echo "ena-test: modinfo: $(/sbin/modinfo -n ena 2>&1)"
+                echo "ena-test: dmesg: $(dmesg | grep -o '\(ENAImage.marker)' | head -1)"
+                echo "ena-test: loaded: $(grep -c '^ena ' /proc/modules)"
+
+                """
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: mnt + "/etc/rc.d/rc.local"))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(probe.utf8))
+            try handle.close()
+        }
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEnaBootTestKeyCentos6AmiStandInDriver ena@test"
+        try (key + "\n").write(toFile: built.dir + "/key.pub", atomically: true, encoding: .utf8)
+        let out = try Integration.tool(["boot-test", copy, "--key", built.dir + "/key.pub", "--timeout", "240"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let console = (try? String(contentsOfFile: copy + ".console.log", encoding: .utf8)) ?? ""
+        // "\r\n" is one Character in Swift: drop the "\r"s first.
+        let lines = String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" })).split(separator: "\n").filter { $0.contains("ena-test:") }
+        print("ena boot:\n" + lines.joined(separator: "\n"))
+        #expect(lines.contains { $0.contains("ena-test: modprobe: status 0") }, "\(lines)")
+        #expect(lines.contains { $0.contains("ena-test: modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)")
+        #expect(lines.contains { $0.contains("ena-test: dmesg: \(ENAImage.marker)") }, "the marker of OUR module: \(lines)")
+        #expect(lines.contains { $0.contains("ena-test: loaded: 1") }, "\(lines)")
+        try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
+    }
+}
