@@ -61,12 +61,12 @@ struct InstallCommand {
         let started = Date(), kernel = (try? versions.require(options.release).kernel) ?? ""
         do {
             return try execute(options, versions: versions, console: console) { summary, log in
-                try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: false, result: InstallResult.ok,
+                try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
                                    seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
             }
         } catch {
             let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = error { return true }; return false }()
-            try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: false,
+            try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: options.ena,
                                result: interrupted ? InstallResult.interrupted : InstallResult.failed,
                                seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)").write(to: resultPath)
             throw error
