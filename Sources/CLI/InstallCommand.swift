@@ -35,6 +35,8 @@ struct InstallCommand {
           --ena-source S     with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
                              (default: download versions.json's pinned URL); every file of
                              kernel/linux/ena must match versions.json's sha256 list
+          --ena-share DIR    with --ena (batch passes it): the first install of a release builds
+                             kmod-ena into DIR, the others of that release wait for it and reuse it
           --dry-run          print the full ordered plan, one command per line; change nothing
           --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
@@ -49,7 +51,7 @@ struct InstallCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena"],
-                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source", "--result-json"],
+                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source", "--ena-share", "--result-json"],
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
@@ -95,6 +97,8 @@ struct InstallCommand {
         options.ena = args.has("--ena")
         options.enaSource = args.value("--ena-source")
         if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
+        options.enaShareDirectory = args.value("--ena-share")
+        if options.enaShareDirectory != nil && !options.ena { throw UsageError("--ena-share needs --ena", usage: usage) }
         if let key = options.gpgKeyPath, !FileManager.default.isReadableFile(atPath: key) {
             throw UsageError("--gpg-key '\(key)' is not a readable file", usage: usage)
         }

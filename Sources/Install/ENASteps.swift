@@ -84,6 +84,46 @@ enum ENASteps {
 
     static func build(_ ctx: InstallContext) throws {
         guard ctx.options.ena else { return }
+        if let share = ctx.options.enaShareDirectory { try buildShared(ctx, share: share) } else { try buildInBuildRoot(ctx) }
+    }
+
+    static func rpmName(_ ctx: InstallContext) -> String { "kmod-ena-\(ctx.versions.ena.version)-1.x86_64.rpm" }
+
+    /// `--ena-share DIR` (batch): the first install of a release builds kmod-ena
+    /// and leaves it in DIR; every other install of that release and pin waits
+    /// for it under a lock and reuses it, so a batch makes one build root per release.
+    static func buildShared(_ ctx: InstallContext, share: String) throws {
+        let runner = ctx.runner, pin = ctx.versions.ena
+        let lines = pin.files.keys.sorted().map { "\(pin.files[$0]!)  \($0)\n" }.joined() + "kernel \(ctx.release.kernel)\n"
+        let digest = runner.isDryRun ? "PIN" : String(try runner.checked(Command("sha256sum", ["-"], standardInput: Data(lines.utf8))).stdoutText.prefix(16))
+        let dir = "\(share)/\(ctx.options.release)-\(pin.version)-\(digest)", shared = dir + "/" + rpmName(ctx)
+        if ctx.dryRun {
+            ctx.note("reuse \(shared) when another install of this batch built it (waiting on \(dir)/lock), else build it below and leave it there")
+            try buildInBuildRoot(ctx)
+            return
+        }
+        try runner.checked(Command("mkdir", ["-p", dir]))
+        var lock: FileLock?
+        while lock == nil {
+            try Interruption.shared.check()
+            do { lock = try FileLock.acquire(dir + "/lock", holderDescription: "centos6-ami install \(ctx.options.release) \(ctx.options.target): ENA build") } catch HostError.lockHeld {
+                usleep(250_000)
+            }
+        }
+        defer { lock?.release() }
+        let mine = ctx.enaState.scratch + "/" + rpmName(ctx)
+        if FileManager.default.fileExists(atPath: shared) {
+            try runner.checked(Command("cp", [shared, mine]))
+            ctx.enaState.rpmPath = mine
+            ctx.log.say("ENA: reusing kmod-ena built by another install of this batch (\(shared)); no build root")
+            return
+        }
+        try buildInBuildRoot(ctx)
+        try runner.checked(Command("cp", [ctx.enaState.rpmPath, shared + ".part"]))
+        try runner.checked(Command("mv", ["-f", shared + ".part", shared]))
+    }
+
+    static func buildInBuildRoot(_ ctx: InstallContext) throws {
         let runner = ctx.runner, pin = ctx.versions.ena, kver = kernelRelease(ctx)
         let started = Date()
         // The build root is a second install context over the same options,
@@ -133,9 +173,8 @@ enum ENASteps {
         try runner.checked(Command("mkdir", ["-p"] + KBuild.rpmTree(root + topdir)))
         try ctx.write(spec.render(), to: root + work + "/kmod-ena.spec", mode: 0o644)
         try runner.checked(KBuild.rpmbuild(spec: work + "/kmod-ena.spec", topdir: topdir).inChroot(root))
-        let rpmName = "kmod-ena-\(pin.version)-\(spec.release).x86_64.rpm"
-        let rpm = ctx.enaState.scratch + "/" + rpmName
-        try runner.checked(Command("cp", [root + topdir + "/RPMS/x86_64/" + rpmName, rpm]))
+        let rpm = ctx.enaState.scratch + "/" + rpmName(ctx)
+        try runner.checked(Command("cp", [root + topdir + "/RPMS/x86_64/" + rpmName(ctx), rpm]))
         ctx.enaState.rpmPath = rpm
 
         // Done with the build root: unmount and remove it now (the RPM stays in the scratch dir).

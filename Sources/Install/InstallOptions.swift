@@ -34,6 +34,8 @@ public struct InstallOptions: Sendable {
     /// `--ena-source FILE|DIR`: the ENA release archive or an extracted amzn-drivers tree
     /// (default: download versions.json's pinned URL). Always checked against versions.json's file list.
     public var enaSource: String?
+    /// `--ena-share DIR` (batch): one kmod-ena build per release and pin, reused by the other installs.
+    public var enaShareDirectory: String?
 
     public init(release: String, target: String, mirror: String) {
         self.release = release

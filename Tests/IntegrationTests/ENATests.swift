@@ -80,6 +80,7 @@ final class ENAImage: @unchecked Sendable {
         let server = try VaultServer()
         defer { server.stop() }
         result = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", Self.fixture, "--versions", versions,
+                                       "--ena-share", dir + "/ena-share",
                                        "--mirror", server.mirror, "--gpg-key", TestVault.key,
                                        "--cache", SharedCache.path, "--log", dir + "/install.log"],
                                       environment: ["CENTOS6_AMI_WORK_DIR": workDir])
@@ -224,6 +225,33 @@ struct ENAInstallTests {
             let mentions = try sh("grep -rls -e ena-build -e centos6-ami-ena \(mnt)/etc \(mnt)/root \(mnt)/var \(mnt)/tmp || true").stdout
             #expect(mentions.isEmpty, "build paths mentioned in: \(mentions)")
         }
+    }
+
+    /// `--ena-share` (what batch passes): a second install of the release reuses
+    /// the first one's kmod-ena, with no build root and no kbuild.
+    @Test func aSecondInstallOfTheReleaseReusesTheSharedBuild() throws {
+        let built = try ENAImage.shared()
+        try #require(built.result.status == 0)
+        let share = built.dir + "/ena-share"
+        let rpms = try sh("find \(share) -name 'kmod-ena-0.0.1-1.x86_64.rpm'").stdout.split(separator: "\n")
+        #expect(rpms.count == 1, "the first install left its package in the share: \(rpms)")
+        let server = try VaultServer()
+        defer { server.stop() }
+        let image = built.dir + "/second.img", workDir = built.dir + "/work2"
+        let started = Date()
+        let out = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", ENAImage.fixture, "--versions", built.versions,
+                                        "--ena-share", share, "--stop-after", "ena-build", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                                        "--cache", SharedCache.path, "--log", built.dir + "/second.log"],
+                                       environment: ["CENTOS6_AMI_WORK_DIR": workDir])
+        print(String(format: "ena second install up to ena-build: %.1f s", Date().timeIntervalSince(started)))
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stderr.contains("ENA: reusing kmod-ena built by another install of this batch (\(share)/6.9-0.0.1-"), "\(out.stderr)")
+        let log = (try? String(contentsOfFile: built.dir + "/second.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains("make -C") && !log.contains("ENA build root:") && !log.contains("rpmbuild -bb"), "no build the second time")
+        #expect(!FileManager.default.fileExists(atPath: image), "stopped before create-image")
+        let scratch = try #require(ENAImage.scratch(inLog: log))
+        #expect(!FileManager.default.fileExists(atPath: scratch), "scratch removed: \(scratch)")
+        try Integration.expectNothingLeft(built.dir, workDir: workDir)
     }
 
     /// In the guest: `modprobe ena` loads OUR module from extra/ (its marker line), not the in-tree one.
