@@ -132,6 +132,20 @@ struct ENAInstallTests {
         try Integration.expectNothingLeft(dir, workDir: dir + "/work")
     }
 
+    /// Usage: the ENA options need --ena (exit 64); a missing source is named (exit 1) before anything is fetched.
+    @Test func enaOptionsAreChecked() throws {
+        let dir = try Integration.scratchDirectory("ena-usage")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for option in ["--ena-source", "--ena-share"] {
+            let out = try Integration.tool(["install", "6.9", dir + "/x.img", option, dir])
+            #expect(out.status == 64 && out.stderr.contains("error: \(option) needs --ena"), "\(out.stderr)")
+        }
+        let out = try Integration.tool(["install", "6.9", dir + "/x.img", "--ena", "--ena-source", dir + "/missing.tar.gz", "--mirror", "http://127.0.0.1:9",
+                                        "--cache", SharedCache.path, "--log", dir + "/install.log"], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        #expect(out.status == 1 && out.stderr.contains("ENA source: '\(dir)/missing.tar.gz' does not exist"), "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.img"))
+    }
+
     /// One flipped byte in the archive's source: named, refused before metadata,
     /// compilation or any write; the scratch directory is gone.
     @Test func aTamperedSourceIsRefusedBeforeCompilation() throws {
