@@ -10,6 +10,7 @@
 #     (same run, same warm cache). Bar: batch <= 0.65 of sequential.
 # The per-release cold runs stop after verify-packages (every download happens
 # before it); the batch in 1 is a full install and warms the cache for 2.
+# BATCH_BENCH_PARTS=1 runs part 1 only.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${1:-$REPO/.build/debug/centos6-ami}
@@ -67,11 +68,12 @@ BATCH_BLOBS=$(blob_list "$W/cache" | awk '{s += $2} END {print s}')
 rm -f "$W/cold-a.img" "$W/cold-b.img"
 printf '  per-release cold runs:  6.8 %s + 6.9 %s = %s bytes\n' "$SOLO_6_8" "$SOLO_6_9" "$SOLO_SUM"
 printf '  distinct packages both releases need (union of the two caches): %s files, %s bytes; checksummed metadata of both: %s bytes\n' "$DISTINCT_N" "$DISTINCT" "$META"
-printf '  batch 6.8+6.9, cold cache (full installs, %.1f s): %s bytes from the vault; its cache holds %s bytes of packages\n' \
+printf '  batch 6.8+6.9, cold cache (full installs, %.1f s): %s bytes from the vault; its cache then holds %s bytes (packages + checksummed metadata)\n' \
     "$(echo "$T1 - $T0" | bc)" "$BATCH_BYTES" "$BATCH_BLOBS"
 printf '  batch bytes - distinct packages = %s bytes (= checksummed metadata %s + the two repomd.xml)\n' "$((BATCH_BYTES - DISTINCT))" "$META"
 printf '  dedup ratio (per-release bytes / batch bytes): %.3f\n' "$(echo "$SOLO_SUM / $BATCH_BYTES" | bc -l)"
 
+[ "${BATCH_BENCH_PARTS:-12}" = 1 ] && exit 0
 echo "== 2. four installs, warm cache: one after another vs batch --jobs 2"
 T0=$(now)
 for pair in 6.8:s1 6.8:s2 6.9:s3 6.9:s4; do
