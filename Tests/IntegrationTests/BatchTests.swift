@@ -60,6 +60,33 @@ struct BatchTests {
         #expect(menu.contains("kernel /boot/vmlinuz-\(kernel).x86_64 ro root=LABEL=/"), "\(image): menu.lst")
     }
 
+    /// Every target is checked before the first write; all problems are listed at once.
+    @Test func theMappingIsRefusedBeforeAnythingIsWritten() throws {
+        let batch = try fresh("batch-refuse")
+        defer { try? FileManager.default.removeItem(atPath: batch.dir) }
+        let used = batch.image("used.img"), fresh1 = batch.image("new.img")
+        let made = try sh("truncate -s 3G \(used) && mkfs.ext4 -q -F \(used)")
+        #expect(made.status == 0, "\(made.stderr)")
+        let out = try Integration.tool(batch.arguments(["6.8=\(fresh1)", "6.9=\(used)", "6.9=\(batch.dir)/../\((batch.dir as NSString).lastPathComponent)/new.img"],
+                                                       mirror: "http://127.0.0.1:9"), environment: batch.environment)
+        #expect(out.status == 1, "exit \(out.status): \(out.stderr)")
+        #expect(out.stderr.contains("refused before anything was written"), "\(out.stderr)")
+        #expect(out.stderr.contains("6.9 -> \(used): target '\(used)' already has"), "\(out.stderr)")
+        #expect(out.stderr.contains("is given twice (for 6.8 and 6.9;"), "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: fresh1), "nothing created")
+        #expect(!FileManager.default.fileExists(atPath: batch.summary), "no install ran")
+
+        // --ena goes only to the releases that can take it; the dry run shows each install's command.
+        let plan = try Integration.tool(batch.arguments(["6.5=\(batch.image("a.img"))", "6.9=\(batch.image("b.img"))"], mirror: "http://127.0.0.1:9",
+                                                        extra: ["--ena", "--dry-run"]), environment: batch.environment)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let lines = plan.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "\(plan.stdout)")
+        #expect(lines.first { $0.contains(" install 6.5 ") }.map { !$0.contains("--ena") } == true, "\(plan.stdout)")
+        #expect(lines.first { $0.contains(" install 6.9 ") }.map { $0.hasSuffix(" --ena") } == true, "\(plan.stdout)")
+        #expect(plan.stderr.contains("6.9 -> \(batch.image("b.img"))  (with ENA)") && !plan.stderr.contains("a.img  (with ENA)"), "\(plan.stderr)")
+    }
+
     /// The bar: four installs (6.8 and 6.9, two image files each), two at a time, one shared cache.
     @Test func fourInstallsOfTwoReleasesSucceedAndTheImagesAreRight() throws {
         let batch = try fresh("batch4")
