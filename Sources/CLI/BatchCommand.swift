@@ -36,7 +36,8 @@ struct BatchCommand {
           --summary FILE     the JSON summary (default ./\(defaultSummary)); --continue reads it
           --log-dir DIR      where each install's log goes (default \(defaultLogDirectory))
           --ena              build kmod-ena into each release that can take it (6.6 and later);
-                             the others are installed without it (ENA column: no)
+                             the others are installed without it (ENA column: no); installs of
+                             one release share one build (install --ena-share)
           --ena-source S     with --ena: passed to the installs that build ENA
           --dry-run          print the mapping and each install's command; change nothing
           --mirror, --gpg-key, --cache, --yum-cache, --size, --keep-on-error, --versions
@@ -108,11 +109,13 @@ struct BatchCommand {
         let stamp = Log.fileStamp()
         let resultDir = NSTemporaryDirectory() + "centos6-ami-batch-\(getpid())"
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        // Installs of one release build kmod-ena once: the first builds into the share, the others wait and reuse it.
+        let enaArguments = ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) + ["--ena-share", resultDir + "/ena-share"]
         let specs = jobs.enumerated().map { index, job in
             let log = "\(absolute(logDir))/batch-\(stamp)-\(index + 1)-\(job.release).log"
             let result = "\(resultDir)/\(index + 1).json"
             let install = ["install", job.release, job.target, "--log", log, "--result-json", result]
-                + withoutENA(pass) + (ena[index] ? ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) : [])
+                + withoutENA(pass) + (ena[index] ? enaArguments : [])
             return BatchJobSpec(job: job, arguments: install, logPath: log, resultPath: result,
                                 kernel: versions.release(job.release)?.kernel ?? "", ena: ena[index])
         }
