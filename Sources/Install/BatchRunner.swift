@@ -118,15 +118,11 @@ public final class BatchRunner: @unchecked Sendable {
         let err = Pipe()
         process.standardError = err
         try? FileManager.default.removeItem(atPath: spec.resultPath)
-        // As ProcessRunner: spawn with no signal blocked so the child sees our SIGINT.
-        var all = sigset_t(), saved = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_UNBLOCK, &all, &saved)
         var failure: Error?
         lock.withLock {
             state.started = Date()
             do {
-                try process.run()
+                try process.runWithSignalsUnblocked()  // so the child sees our SIGINT
                 state.process = process
                 // A signal may have come between the check and the spawn.
                 if interrupted { kill(process.processIdentifier, SIGINT) }
@@ -138,7 +134,6 @@ public final class BatchRunner: @unchecked Sendable {
                                              error: "cannot start '\(executable)': \(error)")
             }
         }
-        pthread_sigmask(SIG_SETMASK, &saved, nil)
         try? err.fileHandleForWriting.close()
         if failure != nil { return }
         if !live { write("batch: started \(spec.job.release) -> \(spec.job.target) (log \(spec.logPath))\n") }
