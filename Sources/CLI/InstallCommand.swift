@@ -1,3 +1,4 @@
+import AMI
 import Disk
 import Foundation
 import Host
@@ -43,6 +44,9 @@ struct InstallCommand {
           --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
                              \(InstallSteps.names.joined(separator: ", "))
           --hold SECONDS     with --stop-after: keep everything mounted this long first
+          --register         afterwards, snapshot the volume and register the AMI ('centos6-ami help
+                             register'); TARGET must be an attached EBS volume. With it:
+                             --region R, --endpoint-url URL, --results FILE, --build-id ID, --copy-to R1,R2
           --versions FILE    read this versions.json instead of the embedded one
 
         exit status: 0 done, 1 failed (everything cleaned up), 64 usage error, 130 interrupted (cleaned up).
@@ -50,22 +54,28 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena"],
-                                      options: ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source", "--ena-share", "--result-json"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register"],
+                                      options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
+                                                    "--ena-source", "--ena-share", "--result-json"] + registerOptions),
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
         }
         let versions = try CLI.loadVersions(args.value("--versions"), console: console)
         let options = try makeOptions(args, versions: versions)
+        let register = try registerArguments(args, options: options)
         // Hidden `--result-json FILE` (batch reads it): written at the end, success or not.
-        guard let resultPath = args.value("--result-json") else { return try execute(options, versions: versions, console: console) }
+        guard let resultPath = args.value("--result-json") else {
+            let status = try execute(options, versions: versions, console: console)
+            return try registerAfterInstall(register, status: status, console: console)
+        }
         let started = Date(), kernel = (try? versions.require(options.release).kernel) ?? ""
         do {
-            return try execute(options, versions: versions, console: console) { summary, log in
+            let status = try execute(options, versions: versions, console: console) { summary, log in
                 try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
                                    seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
             }
+            return try registerAfterInstall(register, status: status, console: console)
         } catch {
             let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = error { return true }; return false }()
             try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: options.ena,
@@ -73,6 +83,32 @@ struct InstallCommand {
                                seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)").write(to: resultPath)
             throw error
         }
+    }
+
+    /// `register` options install passes on with `--register`.
+    static let registerOptions = ["--region", "--endpoint-url", "--results", "--build-id", "--copy-to"]
+
+    /// `--register`: the register command's arguments for this install, checked before
+    /// anything is written (the target must be an attached EBS volume, not an image file).
+    static func registerArguments(_ args: ParsedArguments, options: InstallOptions) throws -> [String]? {
+        guard args.has("--register") else {
+            if let stray = registerOptions.first(where: { args.value($0) != nil }) { throw UsageError("\(stray) needs --register", usage: usage) }
+            return nil
+        }
+        guard options.stopAfter == nil, !options.dryRun else { throw UsageError("--register makes no sense with --stop-after or --dry-run", usage: usage) }
+        do { _ = try RegisterTarget.forInstall(target: options.target) } catch { throw UsageError("\(error)", usage: usage) }
+        var pass = [options.release, options.target]
+        if options.ena { pass.append("--ena") }
+        if options.keepOnError { pass.append("--keep-on-error") }
+        for option in registerOptions { if let value = args.value(option) { pass += [option, value] } }
+        return pass
+    }
+
+    /// Runs `register` on the freshly built (unmounted) target when asked.
+    static func registerAfterInstall(_ register: [String]?, status: Int32, console: Console) throws -> Int32 {
+        guard let register, status == ExitCode.success else { return status }
+        console.err("register: \(register.joined(separator: " "))")
+        return try RegisterCommand.run(register, console: console)
     }
 
     /// Turns parsed arguments into validated options; every problem here is a usage error.
