@@ -31,73 +31,74 @@ public struct WaitPolicy: Equatable, Sendable {
 }
 
 public enum Waiter {
-    /// Polls DescribeSnapshots until `completed`; fails at once on `error`.
-    /// A "not found" right after creation is treated as pending (eventual consistency).
-    public static func snapshotCompleted(_ id: String, client: EC2Client, policy: WaitPolicy, clock: AMIClock,
-                                         progress: (String) -> Void) throws -> Snapshot {
+    /// What one look at a resource found.
+    enum Look<T> {
+        case done(T)
+        case pending(String)
+    }
+
+    /// The loop both waiters share: look, report a changed state, give up at
+    /// the deadline, sleep. A "not found" right after creation counts as
+    /// pending (eventual consistency); `look` throws for a failed state.
+    static func poll<T>(_ what: String, policy: WaitPolicy, clock: AMIClock, progress: (String) -> Void,
+                        look: () throws -> Look<T>) throws -> T {
         let start = clock.now()
         var last = "not yet listed"
         var reported = ""
         while true {
             try Interruption.shared.check()
             do {
-                let snapshot = try client.describeSnapshot(id: id)
-                switch snapshot.State {
-                case "completed":
-                    progress("snapshot '\(id)' completed")
-                    return snapshot
-                case "error":
-                    throw AMIError.snapshotFailed(id: id, state: snapshot.State, message: snapshot.StateMessage ?? "")
-                default:
-                    last = "\(snapshot.State) \(snapshot.Progress ?? "")".trimmingCharacters(in: .whitespaces)
+                switch try look() {
+                case let .done(value): return value
+                case let .pending(state): last = state
                 }
             } catch let error as AMIError where error.isNotFound {
                 last = "not yet listed"
             }
             let elapsed = clock.now().timeIntervalSince(start)
             if last != reported {
-                progress("snapshot '\(id)': \(last) (\(Int(elapsed)) s)")
+                progress("\(what): \(last) (\(Int(elapsed)) s)")
                 reported = last
             }
             guard elapsed + policy.interval <= policy.timeout else {
-                throw AMIError.timedOut(what: "snapshot '\(id)'", seconds: Int(policy.timeout), last: last)
+                throw AMIError.timedOut(what: what, seconds: Int(policy.timeout), last: last)
             }
             clock.sleep(policy.interval)
+        }
+    }
+
+    /// Polls DescribeSnapshots until `completed`; fails at once on `error`.
+    public static func snapshotCompleted(_ id: String, client: EC2Client, policy: WaitPolicy, clock: AMIClock,
+                                         progress: (String) -> Void) throws -> Snapshot {
+        try poll("snapshot '\(id)'", policy: policy, clock: clock, progress: progress) {
+            let snapshot = try client.describeSnapshot(id: id)
+            switch snapshot.State {
+            case "completed":
+                progress("snapshot '\(id)' completed")
+                return .done(snapshot)
+            case "error":
+                throw AMIError.snapshotFailed(id: id, state: snapshot.State, message: snapshot.StateMessage ?? "")
+            default:
+                return .pending("\(snapshot.State) \(snapshot.Progress ?? "")".trimmingCharacters(in: .whitespaces))
+            }
         }
     }
 
     /// Polls DescribeImages until `available`; fails at once on `failed`, `error`, `invalid`, `deregistered`.
     public static func imageAvailable(_ id: String, client: EC2Client, region: String, policy: WaitPolicy, clock: AMIClock,
                                       progress: (String) -> Void) throws -> Image {
-        let start = clock.now()
-        var last = "not yet listed"
-        var reported = ""
-        while true {
-            try Interruption.shared.check()
-            do {
-                let image = try client.describeImage(id: id)
-                let state = image.State ?? "unknown"
-                switch state {
-                case "available":
-                    progress("image '\(id)' in '\(region)' available")
-                    return image
-                case "failed", "error", "invalid", "deregistered":
-                    throw AMIError.imageFailed(id: id, region: region, state: state, message: image.StateReason?.Message ?? "")
-                default:
-                    last = state
-                }
-            } catch let error as AMIError where error.isNotFound {
-                last = "not yet listed"
+        try poll("image '\(id)' in '\(region)'", policy: policy, clock: clock, progress: progress) {
+            let image = try client.describeImage(id: id)
+            let state = image.State ?? "unknown"
+            switch state {
+            case "available":
+                progress("image '\(id)' in '\(region)' available")
+                return .done(image)
+            case "failed", "error", "invalid", "deregistered":
+                throw AMIError.imageFailed(id: id, region: region, state: state, message: image.StateReason?.Message ?? "")
+            default:
+                return .pending(state)
             }
-            let elapsed = clock.now().timeIntervalSince(start)
-            if last != reported {
-                progress("image '\(id)' in '\(region)': \(last) (\(Int(elapsed)) s)")
-                reported = last
-            }
-            guard elapsed + policy.interval <= policy.timeout else {
-                throw AMIError.timedOut(what: "image '\(id)' in '\(region)'", seconds: Int(policy.timeout), last: last)
-            }
-            clock.sleep(policy.interval)
         }
     }
 }
