@@ -137,6 +137,7 @@ enum ENASteps {
         sub.bootstrapSet = ctx.bootstrapSet
         sub.installSet = ctx.enaState.buildSet
         sub.cachedPaths = ctx.cachedPaths
+        sub.verifiedPackages = ctx.verifiedPackages
         let root = sub.root
         let teardown = "tear down the ENA build root \(root)"
         try runner.checked(Command("mkdir", ["-m", "0755", root]))

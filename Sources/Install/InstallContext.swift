@@ -32,6 +32,8 @@ public final class InstallContext: @unchecked Sendable {
     public var installSet: [RepoPackage] = []
     /// Verified cache path of each package, by its location in the repository.
     public var cachedPaths: [String: String] = [:]
+    /// What verify-packages established, by location: later steps unpack these without asking gpgv again.
+    public var verifiedPackages: [String: VerifiedRPM] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
     /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.

@@ -71,13 +71,17 @@ enum PackageSteps {
             return
         }
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
         let lock = NSLock()
         var failures: [(Int, Error)] = []
+        var verified: [String: VerifiedRPM] = [:]
+        var checkedNow = 0
         DispatchQueue.concurrentPerform(iterations: all.count) { index in
             guard !Interruption.shared.isInterrupted else { return }
             do {
                 let path = ctx.cachedPaths[all[index].location] ?? ""
-                _ = try verifier.verified(try RPMFile(path: path))
+                let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
+                lock.withLock { verified[all[index].location] = token; if ran { checkedNow += 1 } }
             } catch {
                 lock.withLock { failures.append((index, error)) }
             }
@@ -86,7 +90,8 @@ enum PackageSteps {
         if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
-        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint))")
+        ctx.verifiedPackages = verified
+        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
     }
 
     static func uniquePackages(_ list: [RepoPackage]) -> [RepoPackage] {
@@ -106,7 +111,8 @@ enum PackageSteps {
         } else {
             for package in ctx.bootstrapSet {
                 try Interruption.shared.check()
-                let verified = try verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
+                // Verified in verify-packages (checksum, then signature or its remembered result).
+                let verified = try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
                 try Payload.extract(verified, into: root, log: ctx.log)
             }
         }
