@@ -91,6 +91,8 @@ enum PackageSteps {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
         ctx.verifiedPackages = verified
+        // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
+        ctx.log.write("verified files (\(all.count)):\n" + all.map { ctx.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
         ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
     }
 
