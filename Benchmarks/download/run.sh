@@ -137,7 +137,7 @@ parallel_pair() {  # $1 = base URL; prints "ours curl"
   "$BENCH" --base "$1/" --list "$WORK/list" --cache "$WORK/pcache" --connections "$CONNECTIONS" > /dev/null
   t1=$(now)
   awk -v b="$1" -v d="$WORK/pcurl" '{n = split($1, p, "/"); print "url = \"" b "/" $1 "\""; print "output = \"" d "/" p[n] "\""}' "$WORK/list" > "$WORK/curl.cfg"
-  curl -sS --fail -Z --parallel-max "$CONNECTIONS" -K "$WORK/curl.cfg"
+  curl -sS --no-progress-meter --fail -Z --parallel-max "$CONNECTIONS" -K "$WORK/curl.cfg"
   t2=$(now)
   (cd "$WORK/pcurl" && while read -r rel size sum; do echo "$sum  $(basename "$rel")"; done < "$WORK/list" | sha256sum --quiet -c -)
   echo "$(echo "$t1 - $t0" | bc -l) $(echo "$t2 - $t1" | bc -l)"
