@@ -107,7 +107,7 @@ enum PackageSteps {
     /// package once, with its scriptlets, and owns the rpm database from the
     /// first package. To run before the target has any rpm, our extractor lays
     /// down only rpm's own runtime closure (in parallel) in a scratch root on the
-    /// builder, off the volume; that rpm then works on the target with
+    /// builder (a private tmpfs), off the volume; that rpm then works on the target with
     /// `--root` (as `yum --installroot` does), and the scratch root goes.
     /// Package payloads reach the volume once, written by rpm.
     static func bootstrap(_ ctx: InstallContext) throws {
@@ -115,17 +115,24 @@ enum PackageSteps {
         try writeReleasever(ctx)
         try Chroot.enter(ctx)
         try makeLocalMirror(ctx)
-        // On the builder's disk next to the download cache (as the ENA build root): not RAM, not the volume.
+        // Its mount point next to the download cache (as the ENA build root), never on the volume.
         let tools = "\(ctx.options.cacheDirectory)/rpm-tools/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
         let toolsSet = try rpmToolsSet(ctx)
         let teardown = "tear down the rpm tools root \(tools)"
         let mounts = CleanupStack(log: ctx.log)
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
-        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools + "/target"))", "umount \(shellQuote(tools + "/dev")) \(shellQuote(tools + "/proc"))", "rm -rf \(shellQuote(tools))"]) {
+        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools))", "rmdir \(shellQuote(tools))"]) {
             let failures = mounts.unwind()
             if let first = failures.first { throw InstallError.incomplete(step: "bootstrap", reason: first) }
             try ENASteps.removeTree(tools, runner: runner)
         }
+        // In RAM: unpacking is quicker, and removing it is an unmount (deleting
+        // thousands of files from the builder's disk cost ~2 s). Sized from the
+        // packages' installed sizes; the limit only caps, tmpfs takes what is used.
+        let installed = toolsSet.reduce(0) { $0 + $1.installedSize }
+        let size = max(256 << 20, installed * 2)
+        try runner.checked(Command("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "centos6-ami-rpm-tools", tools]))
+        pushUnmount(mounts, tools, runner: runner)
         try extractTools(ctx, toolsSet, into: tools)
         try mountToolsRoot(ctx, tools: tools, mounts: mounts)
         let target = "/target"
