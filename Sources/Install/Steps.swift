@@ -43,7 +43,7 @@ public enum InstallSteps {
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
             Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
             Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
-            Step("configure", "fstab, menu.lst, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2); ec2-user and root locked", run: ConfigureSteps.configure),
+            Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2); ec2-user and root locked", run: ConfigureSteps.configure),
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
             Step("unmount", "unmount the yum cache and the root", run: unmount),
