@@ -26,8 +26,12 @@ struct CurlTransport {
     }
 
     func get(_ url: URL, rangeStart: Int64, limit: Int64, want: (ResponseHead) throws -> BodySink?) throws -> ResponseHead {
+        // Never a bare name: Foundation would run a file of that name from the current directory.
+        guard let curl = ProcessRunner.locate("curl", path: (settings.environment["PATH"] ?? "") + ":/usr/bin:/bin") else {
+            throw FetchError.tool(name: "curl", reason: "not found in PATH")
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessRunner.resolve("curl", path: settings.environment["PATH"] ?? "/usr/bin:/bin"))
+        process.executableURL = URL(fileURLWithPath: curl)
         process.arguments = arguments(url, rangeStart: rangeStart, limit: limit)
         process.environment = settings.environment
         let out = Pipe(), err = Pipe()

@@ -61,8 +61,9 @@ struct BatchCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register"],
-                                      options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]), usage: usage)
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+                                      options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]),
+                                      repeatable: ["--targets"], usage: usage)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let summaryPath = absolute(args.value("--summary") ?? defaultSummary)
         var previous: BatchSummary?
         var jobs: [BatchJob]
@@ -107,6 +108,8 @@ struct BatchCommand {
         let dryRun = args.has("--dry-run")
         if !dryRun { guard geteuid() == 0 else { throw DiskError.notRoot } }
         try preflight(jobs, dryRun: dryRun)
+        // Before any install starts: --continue depends on this file.
+        try BatchSummary.checkWritable(path: summaryPath)
 
         let logDir = args.value("--log-dir") ?? defaultLogDirectory
         let stamp = Log.fileStamp()
@@ -138,14 +141,15 @@ struct BatchCommand {
         var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
                                    installArguments: pass, results: results)
         if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
-        do { try summary.write(to: summaryPath) } catch { console.err("batch: cannot write the summary '\(summaryPath)': \(error)") }
+        var written = true
+        do { try summary.write(to: summaryPath) } catch { console.err("error: \(error)"); written = false }
         console.out(summary.renderTable())
-        console.err("summary: \(summaryPath)")
+        if written { console.err("summary: \(summaryPath)") }
         if interrupted {
             console.err("batch: interrupted; every running install cleaned up; 'centos6-ami batch --continue' runs the rest")
             return ExitCode.interrupted
         }
-        return summary.succeeded ? ExitCode.success : ExitCode.failure
+        return summary.succeeded && written ? ExitCode.success : ExitCode.failure
     }
 
     /// The pairs, `--releases`/`--all` with `--targets`.

@@ -61,7 +61,7 @@ struct InstallCommand {
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
         }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let options = try makeOptions(args, versions: versions)
         let register = try registerArguments(args, options: options)
         // Hidden `--result-json FILE` (batch reads it): written at the end, success or not.
@@ -114,17 +114,18 @@ struct InstallCommand {
     /// Turns parsed arguments into validated options; every problem here is a usage error.
     static func makeOptions(_ args: ParsedArguments, versions: VersionsFile) throws -> InstallOptions {
         let release = args.positionals[0]
-        // An unknown release is a preflight refusal (exit 1), as the issue lists it.
-        _ = try versions.require(release)
+        // An unknown or malformed release is a mistake in the command line: exit 64 (README, exit status).
+        do { _ = try versions.require(release) } catch { throw UsageError("\(error)", usage: usage) }
         var options = InstallOptions(release: release, target: args.positionals[1], mirror: args.value("--mirror") ?? versions.mirrors.download)
         if let problem = InstallOptions.validateMirror(options.mirror) { throw UsageError(problem, usage: usage) }
         do {
             if let cache = args.value("--yum-cache") { options.yumCache = try YumCache.parse(cache) }
-            if let size = args.value("--size") { options.imageSize = try parseSize(size) }
+            if let size = args.value("--size") { options.imageSize = try parseSize(size); options.sizeGiven = true }
         } catch let error as DiskError {
             throw UsageError(error.description, usage: usage)
         }
         if options.imageSize < minimumTargetBytes { throw UsageError("--size must be at least \(minimumTargetBytes >> 30)G", usage: usage) }
+        if options.imageSize > maximumTargetBytes { throw UsageError(DiskError.sizeTooLarge(args.value("--size") ?? "", maximum: maximumTargetBytes).description, usage: usage) }
         options.dryRun = args.has("--dry-run")
         options.keepOnError = args.has("--keep-on-error")
         options.logPath = args.value("--log")

@@ -15,6 +15,7 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
     case attachedToLoop(path: String, loop: String)
     case missingTools([(tool: String, package: String)])
     case badSize(String)
+    case sizeTooLarge(String, maximum: UInt64)
     case tooSmall(path: String, bytes: UInt64, minimum: UInt64)
     case yumCache(String)
     case partitionNodeMissing(String)
@@ -48,6 +49,8 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
             return "missing host tools: " + list.map { "'\($0.tool)' (package \($0.package))" }.joined(separator: ", ") + "; install them and run again"
         case let .badSize(s):
             return "size '\(s)' is not a size like 8G, 2048M or 10737418240"
+        case let .sizeTooLarge(s, maximum):
+            return "size '\(s)' is too big: CentOS 6's ext4 (no 64bit feature) holds at most \(maximum >> 40)T; give a smaller size"
         case let .tooSmall(p, bytes, minimum):
             return "target '\(p)' has \(bytes) bytes; at least \(minimum) are needed for CentOS 6 (give a bigger volume or --size)"
         case let .yumCache(reason):

@@ -61,7 +61,26 @@ public enum Preflight {
         HostTool("gpgv", "gpgv / gnupg2"),
         HostTool("xz", "xz-utils / xz"),
         HostTool("gzip", "gzip"),
+        // The checksums of the download cache and the key fingerprint.
+        HostTool("sha256sum", "coreutils"),
+        HostTool("sha1sum", "coreutils"),
+        // Plain file work on the builder and in the target from the outside.
+        HostTool("cp", "coreutils"),
+        HostTool("mv", "coreutils"),
+        HostTool("rm", "coreutils"),
+        HostTool("ln", "coreutils"),
+        HostTool("mkdir", "coreutils"),
+        HostTool("rmdir", "coreutils"),
+        HostTool("chmod", "coreutils"),
+        HostTool("chown", "coreutils"),
+        HostTool("mknod", "coreutils"),
+        HostTool("cat", "coreutils"),
+        HostTool("sync", "coreutils"),
     ]
+    /// Needed only for an https mirror (the http client is our own).
+    public static let httpsTools: [HostTool] = [HostTool("curl", "curl")]
+    /// Needed only with --ena (the source archive; the build itself runs in the build root).
+    public static let enaTools: [HostTool] = [HostTool("tar", "tar"), HostTool("env", "coreutils")]
     /// Needed only for image-file targets.
     public static let loopTools: [HostTool] = [HostTool("losetup", "mount / util-linux"), HostTool("truncate", "coreutils")]
 
@@ -106,7 +125,7 @@ public enum Preflight {
         var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
         facts.kernelCommandLine = Mounts.procText("/proc/cmdline")
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
-        facts.missingTools = tools.filter { ProcessRunner.resolve($0.name, path: path) == $0.name }
+        facts.missingTools = tools.filter { ProcessRunner.locate($0.name, path: path) == nil }
         switch target {
         case let .blockDevice(devicePath, info):
             for part in info.partitions { facts.partitionMajorMinors[part] = BlockDevices.info(kernelName: part)?.majorMinor }

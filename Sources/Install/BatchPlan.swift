@@ -18,6 +18,8 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
     case targetRefused(release: String, target: String, reason: String)
     case noSummary(path: String, reason: String)
     case nothingToContinue(path: String)
+    /// The summary file cannot be written (checked before any install starts, and at the end).
+    case summaryNotWritable(path: String, reason: String)
     /// Every refusal of the preflight, one per line; nothing was written.
     case preflight([String])
 
@@ -30,6 +32,8 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
             return "\(release) -> '\(target)': \(reason)"
         case let .noSummary(path, reason):
             return "--continue needs the summary of the last batch: cannot read '\(path)' (\(reason)); give it with --summary FILE"
+        case let .summaryNotWritable(path, reason):
+            return "cannot write the batch summary '\(path)': \(reason); 'batch --continue' needs it: give a writable path with --summary FILE"
         case let .nothingToContinue(path):
             return "nothing to continue: every install in '\(path)' succeeded"
         case let .preflight(problems):

@@ -11,6 +11,12 @@ public struct InstallOptions: Sendable {
     public var mirror: String
     /// Size of an image file created for a missing TARGET.
     public var imageSize: UInt64 = 8 << 30
+    /// `--size` was given: an existing image file must then have exactly that size.
+    public var sizeGiven = false
+    /// A transfer slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails
+    /// (curl's --speed-limit/--speed-time): a mirror that trickles cannot hang the install.
+    public var lowSpeedLimit: Int = 1000
+    public var lowSpeedTime: Double = 30
     public var dryRun = false
     public var logPath: String?
     public var keepOnError = false

@@ -67,6 +67,8 @@ public enum InstallSteps {
         }
         var tools = Preflight.requiredTools
         if case .imageFile = target { tools += Preflight.loopTools }
+        if ctx.options.mirror.lowercased().hasPrefix("https:") { tools += Preflight.httpsTools }
+        if ctx.options.ena { tools += Preflight.enaTools }
         var facts = Preflight.gather(target: target, tools: tools)
         if ctx.dryRun && !facts.isRoot {
             // The plan needs no privileges; the real run checks again.
