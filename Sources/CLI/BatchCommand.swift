@@ -40,7 +40,7 @@ struct BatchCommand {
                              one release share one build (install --ena-share)
           --ena-source S     with --ena: passed to the installs that build ENA
           --dry-run          print the mapping and each install's command; change nothing
-          --mirror, --gpg-key, --cache, --yum-cache, --size, --keep-on-error, --versions,
+          --mirror, --gpg-key, --cache, --yum-cache, --size, --speed-limit, --speed-time, --keep-on-error, --versions,
           --register (each install registers its AMI; one --build-id for the batch is wise)
           and its --region, --endpoint-url, --results, --build-id, --copy-to
                              passed to every install (see 'centos6-ami install --help');
@@ -56,7 +56,7 @@ struct BatchCommand {
         """
     }
 
-    static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source"]
+    static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time"]
         + InstallCommand.registerOptions
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
@@ -118,7 +118,8 @@ struct BatchCommand {
         // Installs of one release build kmod-ena once: the first builds into the share, the others wait and reuse it.
         let enaArguments = ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) + ["--ena-share", resultDir + "/ena-share"]
         let specs = jobs.enumerated().map { index, job in
-            let log = "\(absolute(logDir))/batch-\(stamp)-\(index + 1)-\(job.release).log"
+            // The batch's pid keeps two batches started in the same second apart.
+            let log = "\(absolute(logDir))/batch-\(stamp)-\(getpid())-\(index + 1)-\(job.release).log"
             let result = "\(resultDir)/\(index + 1).json"
             let install = ["install", job.release, job.target, "--log", log, "--result-json", result]
                 + withoutENA(pass) + (ena[index] ? enaArguments : [])
@@ -208,12 +209,12 @@ struct BatchCommand {
     /// Install's preflight for every target, plus no target twice; every problem is reported at once.
     static func preflight(_ jobs: [BatchJob], dryRun: Bool) throws {
         var problems: [String] = []
-        var identities: [String] = []
+        var identities: [[String]] = []
         for job in jobs {
             let kind: TargetKind
             do { kind = try inspectTarget(job.target) } catch {
                 problems.append("\(job.release) -> \(job.target): \(error)")
-                identities.append("unreadable \(job.target)")
+                identities.append([])
                 continue
             }
             identities.append(BatchPlan.identity(kind))
@@ -223,13 +224,14 @@ struct BatchCommand {
             if dryRun { facts.isRoot = true }
             if let first = Preflight.errors(facts).first { problems.append("\(job.release) -> \(job.target): \(first)") }
         }
-        var seen: [String: Int] = [:]
-        for (index, id) in identities.enumerated() {
-            if let first = seen[id] {
-                let same = jobs[first].target == jobs[index].target ? "the same path" : "'\(jobs[first].target)' and '\(jobs[index].target)' are the same \(id.hasPrefix("device") ? "disk" : "file")"
-                problems.append(BatchError.duplicateTarget(target: jobs[index].target, releases: [jobs[first].release, jobs[index].release], same: same).description)
-            } else {
-                seen[id] = index
+        // Every pair sharing a key: a symlink, a hard link, another node of one disk, a loop device on the file.
+        var reported = Set<Int>()
+        for index in identities.indices where !reported.contains(index) {
+            for other in identities.indices where other > index && !reported.contains(other) && !Set(identities[index]).isDisjoint(with: identities[other]) {
+                reported.insert(other)
+                let same = jobs[index].target == jobs[other].target ? "the same path"
+                    : "'\(jobs[index].target)' and '\(jobs[other].target)' are the same \(identities[index].contains { $0.hasPrefix("dev-") } || identities[other].contains { $0.hasPrefix("dev-") } ? "disk" : "file")"
+                problems.append(BatchError.duplicateTarget(target: jobs[other].target, releases: [jobs[index].release, jobs[other].release], same: same).description)
             }
         }
         if !problems.isEmpty { throw BatchError.preflight(problems) }
