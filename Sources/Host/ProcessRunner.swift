@@ -39,7 +39,8 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
 
     /// Spawns the command, feeds stdin, collects stdout and stderr, waits.
     public static func execute(_ command: Command, environment: [String: String]) -> CommandResult {
-        let executable = resolve(command.executable, path: environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")
+        // The standard directories too, as the preflight looks there: a stripped PATH finds the same tools.
+        let executable = resolve(command.executable, path: (environment["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         guard executable.hasPrefix("/") else {
             return CommandResult(status: 127, standardError: Data("cannot start '\(command.executable)': not found in PATH's absolute directories (install the package that provides it)".utf8))
         }
