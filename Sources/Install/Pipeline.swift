@@ -104,9 +104,13 @@ public enum Pipeline {
             return free.mountPoint
         }
         let saysENOSPC = text.contains("No space left on device") || text.contains("ENOSPC")
+        // A failed download discards its partial file, so the cache may have room again: the path in the error says where.
+        let named = saysENOSPC ? places.filter { !$0.isEmpty && text.contains($0 + "/") }.max { $0.count < $1.count }.flatMap { Preflight.freeSpace(at: $0)?.mountPoint } : nil
         guard saysENOSPC || !full.isEmpty else { return nil }
-        let firstLine = text.split(separator: "\n").first.map(String.init) ?? text
-        return InstallError.noSpace(step: step, filesystem: full.first, detail: String(firstLine.prefix(300)))
+        // The line that says so, else the error's first line.
+        let lines = text.split(separator: "\n").map(String.init)
+        let detail = lines.first { $0.contains("No space left") || $0.contains("ENOSPC") } ?? lines.first ?? text
+        return InstallError.noSpace(step: step, filesystem: full.first ?? named, detail: String(detail.trimmingCharacters(in: .whitespaces).prefix(300)))
     }
 
     static func unwindAll(_ ctx: InstallContext, failed: Bool) {

@@ -212,7 +212,16 @@ struct HostileInputTests {
         #expect(!FileManager.default.fileExists(atPath: image))
         #expect(try server.stats().requests < 10, "only the metadata was fetched, no package")
         expectNoLocks([image])
-        #expect(try sh("umount \(small)").status == 0)
+        // ENOSPC in the middle of the run (here the download cache fills up) names the filesystem and the step.
+        let tiny = s.path("tiny")
+        #expect(try sh("mkdir \(tiny) && mount -t tmpfs -o size=4M centos6-ami-test-tiny \(tiny)").status == 0)
+        defer { _ = try? sh("umount \(tiny)") }
+        let full = try Integration.tool(["install", "6.9", s.path("u.img"), "--log", s.path("u.log"), "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                                         "--cache", tiny + "/cache"], environment: s.environment)
+        try expectRefused(full, s, mentions: ["no space left on '\(tiny)' during step 'download'"])
+        #expect(!FileManager.default.fileExists(atPath: s.path("u.img")))
+        expectNoLocks([s.path("u.img")])
+        #expect(try sh("umount \(small) && umount \(tiny)").status == 0)
         #expect(Integration.mounts(under: s.dir).isEmpty)
     }
 
