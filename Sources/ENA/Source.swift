@@ -32,7 +32,9 @@ public enum ENASource: Equatable, Sendable {
     /// The commands that put the source under `scratch/source` (an archive is
     /// first downloaded to `scratch/ena.tar.gz`). GNU tar refuses members with
     /// `..` and strips leading `/`; ownership is ours, not the archive's.
-    public func fetchCommands(scratch: String, sourceDirectory: String) -> [Command] {
+    /// A download slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails
+    /// (install's --speed-limit/--speed-time), so a stalled server cannot hang the build.
+    public func fetchCommands(scratch: String, sourceDirectory: String, lowSpeedLimit: Int = 1000, lowSpeedTime: Int = 30) -> [Command] {
         let into = scratch + "/source"
         switch self {
         case let .archive(path):
@@ -40,7 +42,8 @@ public enum ENASource: Equatable, Sendable {
                     Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .download(url):
             return [Command("mkdir", ["-p", into]),
-                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "-o", scratch + "/ena.tar.gz", url]),
+                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "--connect-timeout", "15",
+                                     "--speed-limit", String(lowSpeedLimit), "--speed-time", String(lowSpeedTime), "-o", scratch + "/ena.tar.gz", url]),
                     Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .directory(path):
             let parent = (into + "/" + sourceDirectory as NSString).deletingLastPathComponent

@@ -48,7 +48,8 @@ enum ENASteps {
         ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
             try removeTree(scratch, runner: runner)
         }
-        for command in source.fetchCommands(scratch: scratch, sourceDirectory: pin.sourceDirectory) { try runner.checked(command) }
+        for command in source.fetchCommands(scratch: scratch, sourceDirectory: pin.sourceDirectory,
+                                                  lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up))) { try runner.checked(command) }
         if ctx.dryRun {
             ctx.enaState.sourceDirectory = "\(scratch)/source/\(pin.sourceDirectory)"
             ctx.note("check every file of \(ctx.enaState.sourceDirectory) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal")
