@@ -107,7 +107,7 @@ struct BatchCommand {
         console.err("batch: \(jobs.count) install(s), \(parallel) at a time:\n" + BatchPlan.renderMapping(jobs, ena: ena))
         let dryRun = args.has("--dry-run")
         if !dryRun { guard geteuid() == 0 else { throw DiskError.notRoot } }
-        try preflight(jobs, dryRun: dryRun)
+        try preflight(jobs, dryRun: dryRun, size: try value("--size", in: pass).map(parseSize))
         // Before any install starts: --continue depends on this file.
         try BatchSummary.checkWritable(path: summaryPath)
 
@@ -207,7 +207,7 @@ struct BatchCommand {
     }
 
     /// Install's preflight for every target, plus no target twice; every problem is reported at once.
-    static func preflight(_ jobs: [BatchJob], dryRun: Bool) throws {
+    static func preflight(_ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil) throws {
         var problems: [String] = []
         var identities: [[String]] = []
         for job in jobs {
@@ -222,7 +222,9 @@ struct BatchCommand {
             if case .imageFile = kind { tools += Preflight.loopTools }
             var facts = Preflight.gather(target: kind, tools: tools)
             if dryRun { facts.isRoot = true }
-            if let first = Preflight.errors(facts).first { problems.append("\(job.release) -> \(job.target): \(first)") }
+            if let first = Preflight.errors(facts).first ?? Preflight.sizeOptionError(target: kind, requested: size ?? 0, given: size != nil) {
+                problems.append("\(job.release) -> \(job.target): \(first)")
+            }
         }
         // Every pair sharing a key: a symlink, a hard link, another node of one disk, a loop device on the file.
         var reported = Set<Int>()

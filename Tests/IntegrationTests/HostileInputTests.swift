@@ -187,6 +187,12 @@ struct HostileInputTests {
         #expect(try sh("truncate -s 3G \(sized)").status == 0)
         let mismatch = try Integration.tool(["install", "6.9", sized, "--size", "4G"] + options(s, mirror: server.mirror), environment: s.environment)
         try expectRefused(mismatch, s, mentions: ["image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296"])
+        // batch refuses the same before any install starts.
+        let batch = try Integration.tool(["batch", "6.9=\(sized)", "6.8=\(s.path("six.img"))", "--size", "4G", "--summary", s.path("s.json"), "--log-dir", s.path("logs")]
+                                         + options(s, mirror: server.mirror), environment: s.environment)
+        try expectRefused(batch, s, mentions: ["6.9 -> \(sized): image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296",
+                                               "6.8 -> \(s.path("six.img")): target '\(s.path("six.img"))' has 6 bytes"])
+        #expect(!FileManager.default.fileExists(atPath: s.path("logs")) && !FileManager.default.fileExists(atPath: s.path("s.json")))
         #expect(try server.stats().requests == 0, "nothing was downloaded")
         let equal = try Integration.tool(["install", "6.9", sized, "--size", "3G", "--stop-after", "preflight", "--log", s.path("p.log")] + options(s, mirror: server.mirror),
                                          environment: s.environment)
