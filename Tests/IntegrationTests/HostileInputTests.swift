@@ -178,14 +178,14 @@ struct HostileInputTests {
         for (name, content) in [("six.img", "abcdef"), ("zero.img", "")] {
             let path = s.path(name)
             FileManager.default.createFile(atPath: path, contents: Data(content.utf8))
-            let out = try Integration.tool(["install", "6.9", path] + options(s, mirror: server.mirror), environment: s.environment)
+            let out = try Integration.tool(["install", "6.9", path, "--log", s.path(name + ".log")] + options(s, mirror: server.mirror), environment: s.environment)
             try expectRefused(out, s, mentions: ["target '\(path)' has \(content.count) bytes; at least \(minimumTargetBytes) are needed"])
             #expect((try? String(contentsOfFile: path, encoding: .utf8)) == content, "the file is untouched")
             expectNoLocks([path])
         }
         let sized = s.path("three.img")
         #expect(try sh("truncate -s 3G \(sized)").status == 0)
-        let mismatch = try Integration.tool(["install", "6.9", sized, "--size", "4G"] + options(s, mirror: server.mirror), environment: s.environment)
+        let mismatch = try Integration.tool(["install", "6.9", sized, "--size", "4G", "--log", s.path("m.log")] + options(s, mirror: server.mirror), environment: s.environment)
         try expectRefused(mismatch, s, mentions: ["image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296"])
         // batch refuses the same before any install starts.
         let batch = try Integration.tool(["batch", "6.9=\(sized)", "6.8=\(s.path("six.img"))", "--size", "4G", "--summary", s.path("s.json"), "--log-dir", s.path("logs")]
