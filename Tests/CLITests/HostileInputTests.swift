@@ -6,13 +6,14 @@ import Versions
 /// Careless and hostile input on the command line: one exit-code rule (64 = the
 /// command line is wrong, 1 = the world is), messages in words, no secrets.
 @Suite struct HostileInputCLITests {
-    let scratch: String = {
+    /// A scratch directory for one test; the test removes it (defer).
+    func makeScratch() -> String {
         let dir = NSTemporaryDirectory() + "c6-cli-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
-    }()
+    }
 
-    func file(_ name: String, _ text: String) -> String {
+    func file(_ name: String, _ text: String, in scratch: String) -> String {
         let path = scratch + "/" + name
         FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
@@ -47,29 +48,33 @@ import Versions
     }
 
     @Test func decodingErrorsNameTheFileTheFieldAndTheProblem() {
+        let scratch = makeScratch()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let cases: [(String, String, String)] = [
             ("v-type.json", #"{"schema": "x"}"#, "field 'schema' must be a number"),
             ("v-bad.json", "{not json", "the document is not valid JSON"),
         ]
         for (name, text, problem) in cases {
-            let path = file(name, text)
+            let path = file(name, text, in: scratch)
             let r = runCLI(["versions", "--versions", path])
             #expect(r.code == 1)
             #expect(r.err == "error: versions file '\(path)': \(problem)", "\(r.err)")
         }
-        let array = file("r-array.json", "[1]")
+        let array = file("r-array.json", "[1]", in: scratch)
         let r = runCLI(["table", "--from", array])
         #expect(r.code == 1)
         #expect(r.err == "error: results file '\(array)': not a centos6-ami results file: the document must be an object", "\(r.err)")
-        let missing = file("r-missing.json", #"{"amis": []}"#)
+        let missing = file("r-missing.json", #"{"amis": []}"#, in: scratch)
         #expect(runCLI(["table", "--from", missing]).err.contains("field 'schema' is missing"))
-        for text in [runCLI(["table", "--from", array]).err, runCLI(["versions", "--versions", file("v3.json", "{}")]).err] {
+        for text in [runCLI(["table", "--from", array]).err, runCLI(["versions", "--versions", file("v3.json", "{}", in: scratch)]).err] {
             #expect(!text.contains("DecodingError") && !text.contains("CodingKeys"), "\(text)")
         }
     }
 
     @Test func rpmExtractNamesDIR() {
-        let notADir = file("plain-file", "x")
+        let scratch = makeScratch()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let notADir = file("plain-file", "x", in: scratch)
         let r = runCLI(["rpm", "extract", "/nonexistent/a.rpm", notADir])
         #expect(r.code == 64)
         #expect(r.err.hasPrefix("error: DIR '\(notADir)' is not a directory"), "\(r.err)")
@@ -78,7 +83,9 @@ import Versions
     }
 
     @Test func bootTestRefusesWhatIsNoImageBeforeQEMU() throws {
-        let six = file("six-bytes.img", "abcdef")
+        let scratch = makeScratch()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let six = file("six-bytes.img", "abcdef", in: scratch)
         var r = runCLI(["boot-test", six, "--timeout", "1"])
         #expect(r.code == 1)
         #expect(r.err == "error: '\(six)' is not a disk image centos6-ami made: it is shorter than one 512-byte sector; give the image file or device 'centos6-ami install' wrote", "\(r.err)")
