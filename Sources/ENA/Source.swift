@@ -34,7 +34,9 @@ public enum ENASource: Equatable, Sendable {
     /// `..` and strips leading `/`; ownership is ours, not the archive's. From
     /// a tree (an extracted release or a git checkout) only `directories` are
     /// copied, each at its relative path, so `../common/ena_com` still resolves.
-    public func fetchCommands(scratch: String, directories: [String]) -> [Command] {
+    /// A download slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails
+    /// (install's --speed-limit/--speed-time), so a stalled server cannot hang the build.
+    public func fetchCommands(scratch: String, directories: [String], lowSpeedLimit: Int = 1000, lowSpeedTime: Int = 30) -> [Command] {
         let into = scratch + "/source"
         switch self {
         case let .archive(path):
@@ -42,7 +44,8 @@ public enum ENASource: Equatable, Sendable {
                     Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .download(url):
             return [Command("mkdir", ["-p", into]),
-                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "-o", scratch + "/ena.tar.gz", url]),
+                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "--connect-timeout", "15",
+                                     "--speed-limit", String(lowSpeedLimit), "--speed-time", String(lowSpeedTime), "-o", scratch + "/ena.tar.gz", url]),
                     Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .directory(path):
             return Self.copyCommands(from: path, to: into, directories: directories)

@@ -49,7 +49,8 @@ enum ENASteps {
         ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
             try removeTree(scratch, runner: runner)
         }
-        for command in source.fetchCommands(scratch: scratch, directories: pin.sourceDirectories) { try runner.checked(command) }
+        for command in source.fetchCommands(scratch: scratch, directories: pin.sourceDirectories,
+                                            lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up))) { try runner.checked(command) }
         let directories = pin.sourceDirectories.joined(separator: " and ")
         if ctx.dryRun {
             ctx.enaState.sourceTree = "\(scratch)/source"

@@ -69,11 +69,16 @@ public enum VersionsError: Error, CustomStringConvertible, Equatable {
     case malformed(field: String, reason: String)
     case invalid(field: String, reason: String)
     case unknownRelease(String, valid: [String])
+    /// A problem of the file at `path` (a `--versions FILE`).
+    indirect case inFile(path: String, problem: VersionsError)
 
     public var description: String {
         switch self {
+        case let .inFile(path, problem):
+            let text = problem.description
+            return "versions file '\(path)': " + (text.hasPrefix("versions file: ") ? String(text.dropFirst("versions file: ".count)) : text)
         case let .unreadable(path, reason): return "cannot read versions file '\(path)': \(reason)"
-        case let .malformed(field, reason): return "versions file: field '\(field)' \(reason)"
+        case let .malformed(field, reason): return "versions file: \(JSONProblem(field: field, problem: reason))"
         case let .invalid(field, reason): return "versions file: field '\(field)' \(reason)"
         case let .unknownRelease(name, valid): return "unknown release '\(name)'; valid releases: \(valid.joined(separator: ", "))"
         }
@@ -88,7 +93,7 @@ extension VersionsFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VersionsError.unreadable(path: path, reason: "no such file or not readable")
         }
-        return try decode(data)
+        do { return try decode(data) } catch let error as VersionsError { throw VersionsError.inFile(path: path, problem: error) }
     }
 
     /// Decodes and validates; errors name the bad field (`releases[3].kernel`).
@@ -101,28 +106,15 @@ extension VersionsFile {
         let file: VersionsFile
         do {
             file = try JSONDecoder().decode(VersionsFile.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath + [key]), reason: "is missing")
-        } catch let DecodingError.typeMismatch(type, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "has the wrong type (expected \(type))")
-        } catch let DecodingError.valueNotFound(type, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is null (expected \(type))")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is not valid JSON: \(context.debugDescription)")
         } catch {
-            throw VersionsError.malformed(field: "", reason: "cannot be decoded: \(error)")
+            let problem = JSONProblem(error)
+            throw VersionsError.malformed(field: problem.field, reason: problem.problem)
         }
         try file.validate()
         return file
     }
 
-    static func fieldPath(_ path: [CodingKey]) -> String {
-        var text = ""
-        for key in path {
-            if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
-        }
-        return text.isEmpty ? "(top level)" : text
-    }
+    static func fieldPath(_ path: [CodingKey]) -> String { JSONProblem.path(path) }
 
     /// Schema 2: the ENA pin lists the files of several directories, keyed by
     /// path relative to the tree root.
