@@ -17,8 +17,9 @@ struct CurlTransport {
         var args = ["--silent", "--show-error", "--include", "--location", "--max-redirs", "5",
                     "--proto", "=https,http", "--proto-redir", "=https,http",
                     "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
-                    // Abort when under 1 byte/s for the idle timeout.
-                    "--speed-limit", "1", "--speed-time", String(Int(settings.idleTimeout.rounded(.up))),
+                    // The same low-speed rule as our http client (RateWatch in FetchHTTP.swift).
+                    "--speed-limit", String(max(1, settings.lowSpeedLimit)),
+                    "--speed-time", String(Int(min(settings.idleTimeout, settings.lowSpeedTime > 0 ? settings.lowSpeedTime : settings.idleTimeout).rounded(.up))),
                     "--user-agent", settings.userAgent,
                     "--output", "-"]
         if rangeStart > 0 { args += ["--range", "\(rangeStart)-"] }

@@ -51,8 +51,9 @@ struct CurlBatch {
                 "silent", "show-error", "include", "location", "max-redirs = 5",
                 "proto = \"=https,http\"", "proto-redir = \"=https,http\"",
                 "connect-timeout = \(Int(settings.connectTimeout.rounded(.up)))",
-                // Abort when under 1 byte/s for the idle timeout.
-                "speed-limit = 1", "speed-time = \(Int(settings.idleTimeout.rounded(.up)))",
+                // The same low-speed rule as the per-file curl (FetchCurl.swift) and our http client.
+                "speed-limit = \(max(1, settings.lowSpeedLimit))",
+                "speed-time = \(Int(min(settings.idleTimeout, settings.lowSpeedTime > 0 ? settings.lowSpeedTime : settings.idleTimeout).rounded(.up)))",
                 "user-agent = \(quoted(settings.userAgent))",
                 "output = \"-\"",
                 "write-out = \(quoted("\\n" + markerText + "%{http_code} %{exitcode}\\n"))",

@@ -43,6 +43,9 @@ public enum HostPipe {
             defer { if inputFD >= 0 { close(inputFD) } }
             spawned = try Spawner.spawn(command.executable, command.arguments, environment: environment,
                                         stdin: stdin, stdout: .pipe, stderr: .pipe)
+        } catch SpawnError.notFound {
+            let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
+            throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
         } catch let error as SpawnError {
             throw RPMError.tool(name: command.executable, reason: "\(error)")
         }

@@ -55,9 +55,19 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         return CommandResult(status: status, standardOutput: out, standardError: err)
     }
 
-    /// An absolute path on PATH for `name`, or `name` itself when there is none (callers compare).
+    /// An absolute path on PATH for `name` (see `Spawner.resolve`), else `name`
+    /// itself; the preflight compares the two, and `Spawner` refuses a name it
+    /// cannot resolve: a bare name would otherwise run a file from the current
+    /// directory, as root.
     public static func resolve(_ name: String, path: String) -> String {
         Spawner.resolve(name, path: path) ?? name
+    }
+
+    /// The absolute path of `name` in PATH's absolute directories (empty, `.`
+    /// and other relative entries mean the current directory: skipped), or nil.
+    public static func locate(_ name: String, path: String) -> String? {
+        guard !name.isEmpty, !name.contains("/") else { return nil }
+        return Spawner.resolve(name, path: path)
     }
 }
 

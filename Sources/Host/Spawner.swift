@@ -39,7 +39,7 @@ public enum SpawnError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case let .notFound(name, path):
-            return "'\(name)' was not found on PATH (\(path)); install it or put its directory on PATH"
+            return "cannot start '\(name)': not found in PATH's absolute directories (\(path)); install the package that provides it"
         case let .cannotStart(executable, reason):
             return "cannot start '\(executable)': \(reason)"
         }
@@ -152,7 +152,8 @@ public enum Spawner {
     /// `DIR/name` for an absolute DIR on `path` (relative and empty PATH entries mean
     /// the current directory and are skipped). nil when there is none.
     public static func resolve(_ name: String, path: String) -> String? {
-        if name.hasPrefix("/") { return access(name, X_OK) == 0 ? name : nil }
+        // An absolute name is taken as given: a missing one fails at spawn, naming it.
+        if name.hasPrefix("/") { return name }
         // A relative name with a slash would run from the current directory.
         if name.isEmpty || name.contains("/") { return nil }
         for dir in path.split(separator: ":", omittingEmptySubsequences: true) where dir.hasPrefix("/") {
@@ -171,7 +172,8 @@ public enum Spawner {
                              registration: SpawnRegistration = .stopOnSignal,
                              onExit: (@Sendable (Int32) -> Void)? = nil) throws -> Spawned {
         _ = pipeWritesReturnEPIPE
-        let searchPath = environment["PATH"] ?? defaultPath
+        // The standard directories too, as the preflight looks there: a stripped PATH finds the same tools.
+        let searchPath = (environment["PATH"].map { $0 + ":" } ?? "") + defaultPath
         guard let path = resolve(executable, path: searchPath) else {
             throw SpawnError.notFound(name: executable, path: searchPath)
         }
