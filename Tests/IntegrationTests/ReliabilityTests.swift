@@ -213,6 +213,14 @@ struct ReliabilityTests {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let install = try startInstall(dir, [], server: server)
             #expect(install.waitFor("install-bootloader:", timeout: 400), "\(install.stderr)")
+            // The kill lands while the target's grub runs in the chroot when we catch it (it runs about a second).
+            var grub: Int32?
+            let deadline = Date().addingTimeInterval(20)
+            while grub == nil && Date() < deadline && !install.stderr.contains("] clean:") {
+                grub = chrootProcess(under: dir + "/work", matching: "grub")
+                if grub == nil { usleep(5_000) }
+            }
+            print("install-bootloader: grub in the chroot \(grub.map { "caught, pid \($0)" } ?? "not caught; killed during the step")")
             try killAndRecover(install, dir: dir, point: "during install-bootloader")
         }
     }
