@@ -33,7 +33,8 @@ struct BootTestCommand {
       --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
       --timeout SECONDS  limit for reaching login: (default 180)
       --disk ide|virtio  how the guest sees its disk (default ide)
-      --console FILE     where the serial console is written (default IMAGE.console.log)
+      --console FILE     where the serial console is written (default IMAGE.console.log;
+                         /var/tmp/NAME.console.log for a device)
       --keep-copy PATH   keep the booted copy there (a raw image; it is not clean: do not register it)
       --log FILE         the run's log
 
@@ -96,7 +97,9 @@ struct BootTestCommand {
         let server = IMDSServer(settings: IMDSSettings(key: key.map { $0 + "\n" }))
         let port = try server.start()
         defer { server.stop() }
-        let consolePath = args.value("--console") ?? image + ".console.log"
+        // Never beside a device node: /dev is no place for a log.
+        let consolePath = args.value("--console")
+            ?? (image.hasPrefix("/dev/") ? "/var/tmp/\((image as NSString).lastPathComponent).console.log" : image + ".console.log")
         var config = BootConfig(image: copy, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
         config.timeout = timeout
         config.diskInterface = disk

@@ -114,6 +114,27 @@ struct ReliabilityTests {
         try Integration.expectNothingLeft(booted.built.dir, workDir: booted.built.workDir)
     }
 
+    /// A device target is copied too: its bytes are the same after the boot.
+    @Test func bootTestOfADeviceBootsACopyAndLeavesTheDeviceAsItWas() throws {
+        let booted = try BootedCopy.shared()
+        let built = booted.built
+        let attached = try AttachedImage(built.image)  // read-write: booting it in place would show
+        defer { attached.detach() }
+        let before = try BootedCopy.sha256(attached.loop)
+        let out = try Integration.tool(["boot-test", attached.loop, "--key", built.dir + "/key.pub", "--timeout", "240",
+                                        "--console", built.dir + "/device-console.log"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stderr.contains("copying \(attached.loop) to /var/tmp/centos6-ami-boot-"), "\(out.stderr)")
+        #expect(out.stderr.contains("boot-test passed: login: after"))
+        #expect(try BootedCopy.sha256(attached.loop) == before, "boot-test changed the device")
+        attached.detach()
+        #expect(try BootedCopy.sha256(built.image) == booted.shaBefore)
+        let copy = out.stderr.components(separatedBy: "copying \(attached.loop) to ").dropFirst().first?.components(separatedBy: " (").first ?? ""
+        #expect(copy.hasSuffix("/boot-copy.img") && !FileManager.default.fileExists(atPath: copy), "the throwaway copy '\(copy)' is removed")
+        #expect(!FileManager.default.fileExists(atPath: (copy as NSString).deletingLastPathComponent), "and its directory")
+        try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
+    }
+
     // MARK: crash recovery
 
     func startInstall(_ dir: String, _ extra: [String], server: VaultServer) throws -> BackgroundProcess {
