@@ -278,7 +278,13 @@ final class AttachedImage {
         }
     }
 
+    private var detached = false
+
+    /// Once only: a second `losetup -d` (a `defer` and then `deinit`) would detach
+    /// whatever another test or run attached to the same /dev/loopN meanwhile.
     func detach() {
+        guard !detached else { return }
+        detached = true
         if madeNode { try? FileManager.default.removeItem(atPath: partition); madeNode = false }
         _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop])
     }
