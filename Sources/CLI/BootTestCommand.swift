@@ -65,6 +65,8 @@ struct BootTestCommand {
             return d
         } ?? .ide
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
+        // Before QEMU starts: a file that is no boot disk would only run into the timeout.
+        try ImageCheck.check(image)
         let keepCopy = args.value("--keep-copy")
         if let keepCopy, FileManager.default.fileExists(atPath: keepCopy) {
             throw UsageError("--keep-copy '\(keepCopy)' already exists; name a new file", usage: usage)

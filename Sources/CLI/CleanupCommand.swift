@@ -35,7 +35,8 @@ struct CleanupCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--local"], options: ["--build-id", "--region", "--endpoint-url", "--log"], usage: usage)
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--local"], options: ["--build-id", "--region", "--endpoint-url", "--log"],
+                                      repeatable: ["--region"], usage: usage)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
         if args.has("--local") {
             guard args.value("--build-id") == nil, !args.has("--dry-run") else { throw UsageError("--local takes no other option but --log", usage: usage) }

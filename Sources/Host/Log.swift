@@ -35,6 +35,7 @@ public final class Log: @unchecked Sendable {
     /// once on stderr and the log goes quiet; the progress lines carry on.
     public func write(_ text: String) {
         guard fd >= 0 else { return }
+        let text = redactCredentials(text)
         let stamp = Log.timestamp(Date())
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { "\(stamp) \($0)" }.joined(separator: "\n")
         let warning: String? = lock.withLock {

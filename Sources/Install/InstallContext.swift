@@ -24,7 +24,8 @@ public final class InstallContext: @unchecked Sendable {
     public var filesystemUUID = ""
     /// Cleanup-stack mark below which entries outlive the unmount step (loop device, lock).
     public var deviceMark = 0
-    public var lock: FileLock?
+    /// The target's locks (`TargetIdentity`), held until the end.
+    public var locks: [FileLock] = []
     /// What this run holds, for `cleanup --local` after a run that could not unwind (nil: dry run, tests).
     public var journal: RunJournal?
     /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
@@ -66,7 +67,10 @@ public final class InstallContext: @unchecked Sendable {
         let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory))
         let onTerminal = isatty(2) == 1
         let log = self.log
-        let made = Fetcher(cache: cache, maxConnections: options.connections, progress: onTerminal ? { progress in
+        var fetchOptions = FetchOptions()
+        fetchOptions.lowSpeedLimit = options.lowSpeedLimit
+        fetchOptions.lowSpeedTime = options.lowSpeedTime
+        let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
             Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
             if progress.filesDone == progress.filesTotal { Output.stderr("\n") }
         } : nil)
