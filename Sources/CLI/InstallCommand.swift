@@ -182,6 +182,15 @@ struct InstallCommand {
         log.say("log: \(logPath)")
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
+        // Written as resources are taken, so 'cleanup --local' can undo a run that is killed outright.
+        let journal = try RunJournal(directory: RunJournal.directory(workDirectory: options.workDirectory),
+                                     command: "centos6-ami install \(options.release) \(options.target)")
+        ctx.journal = journal
+        Interruption.shared.childObserver = { pid in journal.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
+        defer {
+            Interruption.shared.childObserver = nil
+            if ctx.leftovers { journal.closeKeeping() } else { journal.remove() }
+        }
         let summary = try Pipeline.run(ctx)
         finished?(summary, logPath)
         if options.stopAfter != nil {

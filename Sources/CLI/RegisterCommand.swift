@@ -1,18 +1,27 @@
 import AMI
 import Foundation
 import Host
+import Install
 import Versions
 
 struct RegisterCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "register"
     static let summary = "snapshot a built volume and register it as an AMI (optionally public, copied to other regions)"
-    static let usage = "usage: centos6-ami register VERSION TARGET [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--keep-on-error] [options]"
+    static let usage = "usage: centos6-ami register VERSION TARGET [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--device DEV] [--allow-dirty] [--keep-on-error] [options]"
     static let help = """
     TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
     '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
     its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
     A local device must not be mounted; it is synced before the snapshot.
+
+    Hygiene gate: before any AWS request the image on a local device (TARGET, or
+    --device) is mounted read-only and checked for what a boot or a person left
+    (SSH host keys, any authorized_keys, root's .ssh, shell histories, udev's
+    70-persistent-net.rules, HWADDR/UUID in ifcfg files, non-empty logs, DHCP
+    leases, a random seed, yum's uuid; 'centos6-ami inspect' lists the same).
+    Any finding refuses the snapshot, with the list and the fix. A volume id
+    that cannot be read here is not checked (a warning says so).
 
     Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
     (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
@@ -44,6 +53,9 @@ struct RegisterCommand {
       --timeout MINUTES      give up waiting for the snapshot / each image after this (default 60)
       --poll SECONDS         how often to ask EC2 while waiting (default 15)
       --keep-on-error        on failure keep the snapshot/AMIs this run made and name them
+      --device DEV           with a volume id: the local device that volume is (checked read-only
+                             by the hygiene gate and for --ena); for tests, a loop device
+      --allow-dirty          snapshot even with hygiene findings (they are printed as a warning)
       --log FILE             the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)
       --versions FILE        read this versions.json instead of the embedded one
 
@@ -51,9 +63,9 @@ struct RegisterCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error"],
+        let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error", "--allow-dirty"],
                                       options: ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support",
-                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume"],
+                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--device"],
                                       usage: usage)
         var positionals = args.positionals
         if let volume = args.value("--volume") { positionals.append(volume) }
@@ -67,6 +79,15 @@ struct RegisterCommand {
         }
         let target: RegisterTarget
         do { target = try RegisterTarget.parse(positionals[1]) } catch { throw UsageError("\(error)", usage: usage) }
+        let localDevice: String?
+        switch (target, args.value("--device")) {
+        case let (.device(path), nil): localDevice = path
+        case (.device, _?): throw UsageError("--device goes with a volume id, not with a device target", usage: usage)
+        case let (.volume, device): localDevice = device
+        }
+        if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
+            throw UsageError("--device '\(localDevice)' does not exist", usage: usage)
+        }
         let variant: AMIVariant = args.has("--ena") ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
@@ -79,7 +100,21 @@ struct RegisterCommand {
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
-        if variant == .ena, case let .device(path) = target {
+        // Before any AWS request: nothing a boot or a person left may reach a snapshot.
+        if let localDevice {
+            if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", localDevice])) }
+            let findings = try ReadOnlyImage.hygiene(localDevice, log: log)
+            if !findings.isEmpty {
+                guard args.has("--allow-dirty") else { throw HygieneError.dirty(target: localDevice, findings: findings) }
+                log.say("WARNING: --allow-dirty: registering '\(localDevice)' although it holds what a boot or a person left; every instance inherits:\n"
+                        + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
+            } else {
+                log.say("hygiene: '\(localDevice)' is clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
+            }
+        } else {
+            log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
+        }
+        if variant == .ena, let path = localDevice {
             options.enaCheck = { try checkENA(device: path, kernel: info.kernel, runner: runner, log: log) }
         } else if variant == .ena {
             log.say("note: '\(target)' is not a local device, so its ENA driver is not checked: --ena is taken on trust")

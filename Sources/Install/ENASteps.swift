@@ -142,6 +142,9 @@ enum ENASteps {
         sub.cachedPaths = ctx.cachedPaths
         let root = sub.root
         let teardown = "tear down the ENA build root \(root)"
+        // For 'cleanup --local' after a kill: what runs in the build root, and its mounts.
+        ctx.journal?.record(.root(root))
+        ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
         ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
             let failures = sub.cleanup.unwind()
