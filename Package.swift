@@ -15,7 +15,7 @@ let package = Package(
         .target(name: "Templates", dependencies: ["Versions"]),
         .target(name: "Bootstrap", dependencies: ["Host", "Versions"]),
         .target(name: "ENA", dependencies: ["Host", "Versions", "Bootstrap"]),
-        .target(name: "AMI", dependencies: ["Host", "Versions"]),
+        .target(name: "AMI", dependencies: ["Host", "Versions", "Bootstrap"]),
         .target(name: "VM", dependencies: ["Host"]),
         .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA"]),
         .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA", "AMI", "Install", "VM"]),

@@ -1,4 +1,5 @@
 import AMI
+import Bootstrap
 import Foundation
 import Host
 import Versions
@@ -6,13 +7,22 @@ import Versions
 struct RegisterCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "register"
-    static let summary = "snapshot a built volume and register it as an AMI (optionally public, copied to other regions)"
-    static let usage = "usage: centos6-ami register VERSION TARGET [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--keep-on-error] [options]"
+    static let summary = "snapshot a built volume (or upload an image file) and register it as an AMI (optionally public, copied to other regions)"
+    static let usage = "usage: centos6-ami register VERSION TARGET|IMAGE.img [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--keep-on-error] [options]"
     static let help = """
     TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
     '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
     its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
     A local device must not be mounted; it is synced before the snapshot.
+
+    Or TARGET is a built image file (from any machine with credentials, no instance in
+    AWS needed): it is checked read-only first, then written into a new snapshot through
+    the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
+    only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
+    blocks skipped), each with its SHA-256, several aws calls at once, each retried.
+    The snapshot's size is the image's size rounded up to GiB. Its package manifest
+    (IMAGE.manifest.json, written by install) goes into the results file and its sha256
+    into the 'centos6-ami:manifest-sha256' tag.
 
     Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
     (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
@@ -44,6 +54,8 @@ struct RegisterCommand {
       --timeout MINUTES      give up waiting for the snapshot / each image after this (default 60)
       --poll SECONDS         how often to ask EC2 while waiting (default 15)
       --keep-on-error        on failure keep the snapshot/AMIs this run made and name them
+      --upload-jobs N        image file: aws put-snapshot-block calls at once (default: 2 per CPU, at least 4)
+      --manifest FILE        the build's package manifest (default for an image: IMAGE.manifest.json, if present)
       --log FILE             the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)
       --versions FILE        read this versions.json instead of the embedded one
 
@@ -53,7 +65,7 @@ struct RegisterCommand {
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error"],
                                       options: ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support",
-                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume"],
+                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--upload-jobs", "--manifest"],
                                       usage: usage)
         var positionals = args.positionals
         if let volume = args.value("--volume") { positionals.append(volume) }
@@ -79,9 +91,30 @@ struct RegisterCommand {
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
+        if case let .image(path) = target {
+            // Read-only, before any AWS call: the image's own checks, and its ENA driver with --ena.
+            options.preUploadCheck = { image in
+                try ImageInspection.withRootMounted(image: image, runner: runner) { root in
+                    try ImageInspection.runChecks(root: root, image: image)
+                    if variant == .ena { try requireENA(root: root, name: image, kernel: info.kernel, log: log) }
+                }
+            }
+            let manifest = args.value("--manifest") ?? ImageInspection.defaultManifestPath(image: path)
+            if FileManager.default.fileExists(atPath: manifest) {
+                options.manifestPath = manifest
+                options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
+                log.say("manifest: '\(manifest)' (sha256 \(options.manifestSHA256 ?? ""))")
+            } else if args.value("--manifest") != nil {
+                throw UsageError("manifest '\(manifest)' does not exist", usage: usage)
+            }
+        } else if let manifest = args.value("--manifest") {
+            guard FileManager.default.fileExists(atPath: manifest) else { throw UsageError("manifest '\(manifest)' does not exist", usage: usage) }
+            options.manifestPath = manifest
+            options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
+        }
         if variant == .ena, case let .device(path) = target {
             options.enaCheck = { try checkENA(device: path, kernel: info.kernel, runner: runner, log: log) }
-        } else if variant == .ena {
+        } else if variant == .ena, case .volume = target {
             log.say("note: '\(target)' is not a local device, so its ENA driver is not checked: --ena is taken on trust")
         }
         let result = try AMIRegistrar.register(target: target, release: release, variant: variant, options: options, runner: runner, log: log)
@@ -125,6 +158,10 @@ struct RegisterCommand {
             options.snapshotWait.timeout = m * 60
             options.imageWait.timeout = m * 60
         }
+        if let jobs = args.value("--upload-jobs") {
+            guard let n = Int(jobs), n > 0, n <= 256 else { throw UsageError("--upload-jobs needs a whole number from 1 to 256", usage: usage) }
+            options.upload.jobs = n
+        }
         if let seconds = args.value("--poll") {
             guard let s = Double(seconds), s > 0 else { throw UsageError("--poll needs a positive number of seconds", usage: usage) }
             options.snapshotWait.interval = s
@@ -154,11 +191,16 @@ struct RegisterCommand {
         defer { if partition.hasPrefix(dir) { unlink(partition) } }
         try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
         defer { _ = runner.run(Command("umount", [dir])) }
-        let missing = try ENAImageCheck.kernelsWithoutENA(root: dir)
+        try requireENA(root: dir, name: device, kernel: kernel, log: log)
+    }
+
+    /// Every kernel of the mounted image at `root` has an ena.ko.
+    static func requireENA(root: String, name: String, kernel: String, log: Log) throws {
+        let missing = try ENAImageCheck.kernelsWithoutENA(root: root)
         guard missing.isEmpty else {
-            throw AMIError.enaNotInImage("'\(device)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
+            throw AMIError.enaNotInImage("'\(name)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
         }
-        log.say("'\(partition)' holds ena.ko for its kernel (\(kernel) expected)")
+        log.say("'\(name)' holds ena.ko for its kernel (\(kernel) expected)")
     }
 
     static func makeTemporaryDirectory(prefix: String) throws -> String {
