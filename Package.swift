@@ -29,7 +29,7 @@ let package = Package(
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "Versions"], resources: [.copy("Golden")]),
         .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "Host", "Versions"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk"], resources: [.copy("Golden")]),
+        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Bootstrap"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host"], resources: [.copy("Golden")]),

@@ -294,7 +294,8 @@ public enum EBSUploader {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AMIError.imageUnreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        var template = Array((settings.scratchDirectory + "/centos6-ami-upload-XXXXXX").utf8CString)
+        let parent = settings.scratchDirectory.hasSuffix("/") ? String(settings.scratchDirectory.dropLast()) : settings.scratchDirectory
+        var template = Array((parent + "/centos6-ami-upload-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw AMIError.imageUnreadable(path: settings.scratchDirectory, reason: "cannot make a scratch directory: \(String(cString: strerror(errno)))")
         }

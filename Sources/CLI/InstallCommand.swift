@@ -172,6 +172,7 @@ struct InstallCommand {
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
         let summary = try Pipeline.run(ctx)
+        if options.stopAfter == nil { try writeManifest(ctx, logPath: logPath) }
         finished?(summary, logPath)
         if options.stopAfter != nil {
             log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))
@@ -179,6 +180,24 @@ struct InstallCommand {
             log.say(summary.render(logPath: logPath))
         }
         return ExitCode.success
+    }
+
+    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
+    /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
+    static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
+        var image: String?
+        if case let .imageFile(path, _, _)? = ctx.target { image = path }
+        let path = BuildManifest.path(imageFile: image, logPath: logPath)
+        let manifest = try ctx.manifest(toolVersion: CLI.version)
+        let temp = path + ".tmp-\(getpid())"
+        do {
+            try manifest.encoded().write(to: URL(fileURLWithPath: temp))
+            guard rename(temp, path) == 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        } catch {
+            unlink(temp)
+            throw HostError.cannotWrite(path: path, reason: "\(error)")
+        }
+        ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
     }
 
     static func defaultLogPath(release: String) throws -> String {
