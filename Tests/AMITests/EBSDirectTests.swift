@@ -202,3 +202,29 @@ import Glibc
         #expect(fake.operations.isEmpty)
     }
 }
+
+@Suite struct PackageColumnTests {
+    @Test func theTableCanCarryEachAMIsPackageCount() {
+        let entries = [AMIEntry(release: "6.9", region: "r", variant: "ena", id: "ami-2", packages: 185),
+                       AMIEntry(release: "6.9", region: "r", variant: "plain", id: "ami-1", packages: 184),
+                       AMIEntry(release: "6.10", region: "r", variant: "plain", id: "ami-3")]
+        #expect(AMITable.markdown(entries, packages: true) == """
+        Region: r
+
+        | version  | AMI ID | packages |
+        | ------------- | ------------- | ------------- |
+        | CentOS 6.9  |  ami-1, ami-2 (*1) | 184, 185 |
+        | CentOS 6.10  |  ami-3  | ? |
+
+        \(AMITable.footnote)
+        """)
+        #expect(!AMITable.markdown(entries).contains("packages"), "the seed README's form by default")
+    }
+
+    @Test func aRecordKeepsItsManifestPath() throws {
+        var record = AMIRecord(release: "6.9", region: "r", variant: .plain, amiId: "ami-1", snapshotId: "snap-1", name: "n", date: "d", buildId: "b")
+        record.manifest = "/srv/c69.manifest.json"
+        let file = ResultsFile(amis: [record])
+        #expect(try ResultsFile.decode(file.encoded(), path: "x").amis.first?.manifest == "/srv/c69.manifest.json")
+    }
+}
