@@ -44,8 +44,9 @@ struct InstallCommand {
           --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
                              \(InstallSteps.names.joined(separator: ", "))
           --hold SECONDS     with --stop-after: keep everything mounted this long first
-          --register         afterwards, snapshot the volume and register the AMI ('centos6-ami help
-                             register'); TARGET must be an attached EBS volume. With it:
+          --register         afterwards, register the AMI ('centos6-ami help register'): an attached
+                             EBS volume is snapshotted, an image file uploaded through the EBS
+                             direct APIs (no builder in AWS needed). With it:
                              --region R, --endpoint-url URL, --results FILE, --build-id ID, --copy-to R1,R2
           --versions FILE    read this versions.json instead of the embedded one
 
@@ -89,7 +90,7 @@ struct InstallCommand {
     static let registerOptions = ["--region", "--endpoint-url", "--results", "--build-id", "--copy-to"]
 
     /// `--register`: the register command's arguments for this install, checked before
-    /// anything is written (the target must be an attached EBS volume, not an image file).
+    /// anything is written (an attached EBS volume or an image file; not a loop device).
     static func registerArguments(_ args: ParsedArguments, options: InstallOptions) throws -> [String]? {
         guard args.has("--register") else {
             if let stray = registerOptions.first(where: { args.value($0) != nil }) { throw UsageError("\(stray) needs --register", usage: usage) }
