@@ -180,7 +180,7 @@ public enum AMIRegistrar {
             var startedSize: Int?
             if case let .image(path) = target, let scan = imageScan {
                 step = "start snapshot"
-                say("starting a \(scan.volumeSizeGiB) GiB snapshot in '\(region)' (EBS direct APIs)")
+                say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(region)' (EBS direct APIs)")
                 let started = try home.startSnapshot(volumeSizeGiB: scan.volumeSizeGiB, description: description, tags: tags)
                 snapshotID = started.SnapshotId
                 startedSize = started.VolumeSize ?? scan.volumeSizeGiB

@@ -107,7 +107,9 @@ struct InstallCommand {
 
     /// Runs `register` on the freshly built (unmounted) target when asked.
     static func registerAfterInstall(_ register: [String]?, status: Int32, console: Console) throws -> Int32 {
-        guard let register, status == ExitCode.success else { return status }
+        guard var register, status == ExitCode.success else { return status }
+        // A device's manifest is next to the install's log: register cannot guess it.
+        if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
         console.err("register: \(register.joined(separator: " "))")
         return try RegisterCommand.run(register, console: console)
     }
@@ -185,6 +187,9 @@ struct InstallCommand {
 
     /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
     /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
+    /// The manifest this process's install wrote (one install per process), for `--register`.
+    nonisolated(unsafe) static var writtenManifest: String?
+
     static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
         var image: String?
         if case let .imageFile(path, _, _)? = ctx.target { image = path }
@@ -198,6 +203,7 @@ struct InstallCommand {
             unlink(temp)
             throw HostError.cannotWrite(path: path, reason: "\(error)")
         }
+        writtenManifest = path
         ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
     }
 

@@ -1,5 +1,6 @@
 import AMI
 import Foundation
+import Install
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -119,7 +120,20 @@ struct RegisterImageTests {
             if let i = Int(value("--block-index", put) ?? ""), let c = value("--checksum", put), let d = Data(base64Encoded: c) { digests[i] = [UInt8](d) }
         }
         #expect(value("--checksum", complete) == EBSChecksum.aggregate(digests))
-        #expect(try snapshots(moto, build: "it-img").map { $0["SnapshotId"] as? String } == [snapshot], "tagged, findable by build id")
+        let tagged = try snapshots(moto, build: "it-img")
+        #expect(tagged.map { $0["SnapshotId"] as? String } == [snapshot], "tagged, findable by build id")
+
+        // The build's manifest: its path in the results file, its sha256 in a tag of the snapshot and the AMI.
+        let manifest = built.dir + "/c69.manifest.json"
+        #expect(record.manifest == manifest)
+        let manifestSum = try Integration.run("/usr/bin/sha256sum", [manifest]).stdout.split(separator: " ").first.map(String.init) ?? "?"
+        let snapTags = (tagged.first?["Tags"] as? [[String: String]]) ?? []
+        #expect(snapTags.contains { $0["Key"] == "centos6-ami:manifest-sha256" && $0["Value"] == manifestSum }, "\(snapTags)")
+        let tagCalls = log.filter { $0.count > 1 && $0[1] == "create-tags" && $0.contains(record.amiId) }
+        #expect(tagCalls.contains { value("--tags", $0)?.contains(manifestSum) == true })
+        let withPackages = try Integration.tool(["table", "--from", dir + "/results.json", "--packages"])
+        let count = (try? JSONDecoder().decode(BuildManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifest))))?.packages.count ?? -1
+        #expect(withPackages.stdout.contains("| CentOS 6.9  |  \(record.amiId)  | \(count) |"), "\(withPackages.stdout)")
 
         // RegisterImage with that snapshot and the usual flags; the root volume defaults to the snapshot's 8 GiB.
         let registration = try #require(log.first { $0.count > 1 && $0[0] == "ec2" && $0[1] == "register-image" })
@@ -168,5 +182,49 @@ struct RegisterImageTests {
         #expect(try snapshots(moto, build: "it-img-fail").isEmpty, "the snapshot is gone")
         #expect(!FileManager.default.fileExists(atPath: dir + "/results.json"), "nothing recorded")
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @Test func theManifestListsExactlyTheImagesRpmDatabaseWithTheCacheBlobsChecksums() throws {
+        let built = try InstalledImage.shared()
+        try #require(built.result.status == 0, "the 6.9 install failed: \(built.result.stderr)")
+        let path = built.dir + "/c69.manifest.json"
+        #expect(built.result.stderr.contains("manifest: \(path) ("), "install names it")
+        let manifest = try JSONDecoder().decode(BuildManifest.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(manifest.release == "6.9" && manifest.kernel == "2.6.32-696.el6")
+        #expect(manifest.bootVerdict == nil && manifest.enaVersion == nil)
+        #expect(manifest.mirror.hasPrefix("http://127.0.0.1:"))
+        #expect(!manifest.toolVersion.isEmpty)
+        let repomd = try String(contentsOfFile: TestVault.repo("6.9") + "/repodata/repomd.xml", encoding: .utf8)
+        let revision = repomd.range(of: #"(?<=<revision>)[^<]+"#, options: .regularExpression).map { String(repomd[$0]) }
+        #expect(manifest.repomdRevision == revision && revision != nil)
+
+        // The image's own rpm database (the stand-in's rpm reads it; copied out so nothing is written to the image).
+        let db = try Integration.scratchDirectory("manifest-rpmdb")
+        defer { try? FileManager.default.removeItem(atPath: db) }
+        try built.withMountedReadOnly { mnt in
+            let copy = try Integration.run("/bin/cp", ["-a", mnt + "/var/lib/rpm/.", db])
+            try #require(copy.status == 0, "\(copy.stderr)")
+        }
+        let query = try Integration.run("/usr/bin/rpm", ["--dbpath", db, "-qa", "--qf", "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n"])
+        try #require(query.status == 0, "\(query.stderr)")
+        // gpg-pubkey is the imported key, not a package.
+        let inDatabase = InstalledPackage.parse(query.stdout).map(\.nevra)
+        #expect(inDatabase.count > 100)
+        #expect(manifest.packages.map(\.nevra).sorted() == inDatabase.sorted(), "exactly the rpm database's packages")
+
+        // Each sha256 is the verified cache blob's (recomputed here), each signed by the test vault's key.
+        let blobs = manifest.packages.map { SharedCache.path + "/blobs/sha256/" + ($0.sha256 ?? "missing") }
+        let sums = try Integration.run("/usr/bin/sha256sum", blobs)
+        #expect(sums.status == 0, "every package has its blob in the cache: \(sums.stderr)")
+        let lines = sums.stdout.split(separator: "\n").map { $0.split(separator: " ", maxSplits: 1).map(String.init) }
+        #expect(lines.count == manifest.packages.count)
+        for (package, line) in zip(manifest.packages, lines) {
+            #expect(line.first == package.sha256, "\(package.nevra)")
+        }
+        let key = try Integration.run("/usr/bin/gpg", ["--homedir", db, "--with-colons", "--import-options", "show-only", "--import", TestVault.key])
+        let keyID = key.stdout.split(separator: "\n").first { $0.hasPrefix("pub:") }?.split(separator: ":", omittingEmptySubsequences: false)[4].lowercased()
+        #expect(keyID?.count == 16)
+        #expect(manifest.packages.allSatisfy { $0.signingKeyID == keyID }, "signed by the vault's key")
+        #expect(manifest.packages.allSatisfy { $0.location?.hasPrefix("Packages/") == true })
     }
 }
