@@ -25,6 +25,8 @@ public struct AMIRecord: Codable, Equatable, Sendable {
     /// For a copy: the AMI it was copied from.
     public var copiedFrom: String?
     public var `public`: Bool
+    /// The build's package manifest (`IMAGE.manifest.json`), when register knew it.
+    public var manifest: String?
 
     public init(release: String, region: String, variant: AMIVariant, amiId: String, snapshotId: String, name: String,
                 date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false) {

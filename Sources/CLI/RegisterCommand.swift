@@ -1,4 +1,5 @@
 import AMI
+import Bootstrap
 import Foundation
 import Host
 import Install
@@ -7,15 +8,24 @@ import Versions
 struct RegisterCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "register"
-    static let summary = "snapshot a built volume and register it as an AMI (optionally public, copied to other regions)"
-    static let usage = "usage: centos6-ami register VERSION TARGET [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--device DEV] [--allow-dirty] [--keep-on-error] [options]"
+    static let summary = "snapshot a built volume (or upload an image file) and register it as an AMI (optionally public, copied to other regions)"
+    static let usage = "usage: centos6-ami register VERSION TARGET|IMAGE.img [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--device DEV] [--allow-dirty] [--keep-on-error] [options]"
     static let help = """
     TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
     '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
     its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
     A local device must not be mounted; it is synced before the snapshot.
 
-    Hygiene gate: before any AWS request the image on a local device (TARGET, or
+    Or TARGET is a built image file (from any machine with credentials, no instance in
+    AWS needed): it is checked read-only first, then written into a new snapshot through
+    the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
+    only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
+    blocks skipped), each with its SHA-256, several aws calls at once, each retried.
+    The snapshot's size is the image's size rounded up to GiB. Its package manifest
+    (IMAGE.manifest.json, written by install) goes into the results file and its sha256
+    into the 'centos6-ami:manifest-sha256' tag.
+
+    Hygiene gate: before any AWS request the image (an image file, a local device TARGET, or
     --device) is mounted read-only and checked for what a boot or a person left
     (SSH host keys, any authorized_keys, root's .ssh, shell histories, udev's
     70-persistent-net.rules, HWADDR/UUID in ifcfg files, non-empty logs, DHCP
@@ -56,6 +66,8 @@ struct RegisterCommand {
       --device DEV           with a volume id: the local device that volume is (checked read-only
                              by the hygiene gate and for --ena); for tests, a loop device
       --allow-dirty          snapshot even with hygiene findings (they are printed as a warning)
+      --upload-jobs N        image file: aws put-snapshot-block calls at once (default: 2 per CPU, at least 4)
+      --manifest FILE        the build's package manifest (default for an image: IMAGE.manifest.json, if present)
       --log FILE             the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)
       --versions FILE        read this versions.json instead of the embedded one
 
@@ -65,7 +77,7 @@ struct RegisterCommand {
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error", "--allow-dirty"],
                                       options: ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support",
-                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--device"],
+                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"],
                                       usage: usage)
         var positionals = args.positionals
         if let volume = args.value("--volume") { positionals.append(volume) }
@@ -84,6 +96,8 @@ struct RegisterCommand {
         case let (.device(path), nil): localDevice = path
         case (.device, _?): throw UsageError("--device goes with a volume id, not with a device target", usage: usage)
         case let (.volume, device): localDevice = device
+        case (.image, nil): localDevice = nil  // read through its own loop device before the upload
+        case (.image, _?): throw UsageError("--device goes with a volume id, not with an image file", usage: usage)
         }
         if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
             throw UsageError("--device '\(localDevice)' does not exist", usage: usage)
@@ -101,22 +115,38 @@ struct RegisterCommand {
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
         // Before any AWS request: nothing a boot or a person left may reach a snapshot.
+        let allowDirty = args.has("--allow-dirty")
         if let localDevice {
             if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", localDevice])) }
-            let findings = try ReadOnlyImage.hygiene(localDevice, log: log)
-            if !findings.isEmpty {
-                guard args.has("--allow-dirty") else { throw HygieneError.dirty(target: localDevice, findings: findings) }
-                log.say("WARNING: --allow-dirty: registering '\(localDevice)' although it holds what a boot or a person left; every instance inherits:\n"
-                        + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
-            } else {
-                log.say("hygiene: '\(localDevice)' is clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
-            }
-        } else {
+            try hygieneGate(ReadOnlyImage.hygiene(localDevice, log: log), target: localDevice, allowDirty: allowDirty, log: log)
+        } else if case .volume = target {
             log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
+        }
+        if case let .image(path) = target {
+            // Read-only, before any AWS call: the hygiene gate, the image's own checks, and its ENA driver with --ena.
+            options.preUploadCheck = { image in
+                try ReadOnlyImage.with(image, log: log) { root in
+                    try hygieneGate(Hygiene.findings(root: root), target: image, allowDirty: allowDirty, log: log)
+                    try ImageInspection.runChecks(root: root, image: image)
+                    if variant == .ena { try requireENA(root: root, name: image, kernel: info.kernel, log: log) }
+                }
+            }
+            let manifest = args.value("--manifest") ?? ImageInspection.defaultManifestPath(image: path)
+            if FileManager.default.fileExists(atPath: manifest) {
+                options.manifestPath = manifest
+                options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
+                log.say("manifest: '\(manifest)' (sha256 \(options.manifestSHA256 ?? ""))")
+            } else if args.value("--manifest") != nil {
+                throw UsageError("manifest '\(manifest)' does not exist", usage: usage)
+            }
+        } else if let manifest = args.value("--manifest") {
+            guard FileManager.default.fileExists(atPath: manifest) else { throw UsageError("manifest '\(manifest)' does not exist", usage: usage) }
+            options.manifestPath = manifest
+            options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
         }
         if variant == .ena, let path = localDevice {
             options.enaCheck = { try checkENA(device: path, kernel: info.kernel, runner: runner, log: log) }
-        } else if variant == .ena {
+        } else if variant == .ena, case .volume = target {
             log.say("note: '\(target)' is not a local device, so its ENA driver is not checked: --ena is taken on trust")
         }
         let result = try AMIRegistrar.register(target: target, release: release, variant: variant, options: options, runner: runner, log: log)
@@ -160,6 +190,10 @@ struct RegisterCommand {
             options.snapshotWait.timeout = m * 60
             options.imageWait.timeout = m * 60
         }
+        if let jobs = args.value("--upload-jobs") {
+            guard let n = Int(jobs), n > 0, n <= 256 else { throw UsageError("--upload-jobs needs a whole number from 1 to 256", usage: usage) }
+            options.upload.jobs = n
+        }
         if let seconds = args.value("--poll") {
             guard let s = Double(seconds), s > 0 else { throw UsageError("--poll needs a positive number of seconds", usage: usage) }
             options.snapshotWait.interval = s
@@ -170,6 +204,18 @@ struct RegisterCommand {
 
     /// `--ena` on a local device: mount its first partition read-only (no journal replay, so not
     /// one byte changes), and require `ena.ko` for every installed kernel.
+    /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
+    /// or with --allow-dirty carry on with a loud warning.
+    static func hygieneGate(_ findings: [HygieneFinding], target: String, allowDirty: Bool, log: Log) throws {
+        guard !findings.isEmpty else {
+            log.say("hygiene: '\(target)' is clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
+            return
+        }
+        guard allowDirty else { throw HygieneError.dirty(target: target, findings: findings) }
+        log.say("WARNING: --allow-dirty: registering '\(target)' although it holds what a boot or a person left; every instance inherits:\n"
+                + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
+    }
+
     static func checkENA(device: String, kernel: String, runner: ProcessRunner, log: Log) throws {
         let name = VolumeLocator.kernelName(device)
         let partName = name + (name.last?.isNumber == true ? "p1" : "1")
@@ -189,11 +235,16 @@ struct RegisterCommand {
         defer { if partition.hasPrefix(dir) { unlink(partition) } }
         try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
         defer { _ = runner.run(Command("umount", [dir])) }
-        let missing = try ENAImageCheck.kernelsWithoutENA(root: dir)
+        try requireENA(root: dir, name: device, kernel: kernel, log: log)
+    }
+
+    /// Every kernel of the mounted image at `root` has an ena.ko.
+    static func requireENA(root: String, name: String, kernel: String, log: Log) throws {
+        let missing = try ENAImageCheck.kernelsWithoutENA(root: root)
         guard missing.isEmpty else {
-            throw AMIError.enaNotInImage("'\(device)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
+            throw AMIError.enaNotInImage("'\(name)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
         }
-        log.say("'\(partition)' holds ena.ko for its kernel (\(kernel) expected)")
+        log.say("'\(name)' holds ena.ko for its kernel (\(kernel) expected)")
     }
 
     static func makeTemporaryDirectory(prefix: String) throws -> String {

@@ -39,6 +39,10 @@ public final class InstallContext: @unchecked Sendable {
     public var cachedPaths: [String: String] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
+    /// The target's rpm database after the install (for the manifest).
+    public var installedPackages: [InstalledPackage] = []
+    /// The key id whose signature verify-packages checked, by repository location.
+    public var signingKeys: [String: String] = [:]
     /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
     public var enaInstalled = false
     /// What the ENA steps carry between them (ENASteps.swift).

@@ -20,12 +20,18 @@ func write(_ text: String, to path: String) throws {
         #expect(try RegisterTarget.parse("/dev/nvme1n1") == .device("/dev/nvme1n1"))
         #expect(throws: AMIError.self) { try RegisterTarget.parse("vol-xyz") }
         #expect(throws: AMIError.self) { try RegisterTarget.parse("disk.img") }
+        // An existing regular file is an image to upload; a directory is not.
+        let file = NSTemporaryDirectory() + "/target-\(UUID().uuidString).img"
+        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try RegisterTarget.parse(file) == .image(file))
+        #expect(throws: AMIError.self) { try RegisterTarget.parse(NSTemporaryDirectory()) }
     }
 
-    @Test func installTargetsMustBeEBSDevices() throws {
+    @Test func installTargetsAreEBSDevicesOrImageFiles() throws {
         #expect(try RegisterTarget.forInstall(target: "/dev/nvme1n1") == .device("/dev/nvme1n1"))
         #expect(try RegisterTarget.forInstall(target: "/dev/xvdf") == .device("/dev/xvdf"))
-        #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/var/tmp/c69.img") }
+        #expect(try RegisterTarget.forInstall(target: "/var/tmp/c69.img") == .image("/var/tmp/c69.img"), "uploaded after the install")
         #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/dev/loop3") }
     }
 
