@@ -38,6 +38,8 @@ struct InstallCommand {
                              kernel/linux/ena must match versions.json's sha256 list
           --ena-share DIR    with --ena (batch passes it): the first install of a release builds
                              kmod-ena into DIR, the others of that release wait for it and reuse it
+          --minimal          the original script's package set: no acpid, no ntp (by default both are
+                             installed and enabled; ntpd uses the Amazon Time Sync Service)
           --dry-run          print the full ordered plan, one command per line; change nothing
           --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
@@ -54,7 +56,7 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal"],
                                       options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
                                                     "--ena-source", "--ena-share", "--result-json"] + registerOptions),
                                       usage: usage)
@@ -73,7 +75,8 @@ struct InstallCommand {
         do {
             let status = try execute(options, versions: versions, console: console) { summary, log in
                 try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
-                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
+                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
+                                   bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons).write(to: resultPath)
             }
             return try registerAfterInstall(register, status: status, console: console)
         } catch {
@@ -131,6 +134,7 @@ struct InstallCommand {
         if let cache = args.value("--cache") { options.cacheDirectory = cache }
         options.gpgKeyPath = args.value("--gpg-key")
         options.ena = args.has("--ena")
+        options.minimal = args.has("--minimal")
         options.enaSource = args.value("--ena-source")
         if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
         options.enaShareDirectory = args.value("--ena-share")
