@@ -1,4 +1,5 @@
 import Foundation
+import Versions
 
 /// Where an image boots on EC2, read from the built filesystem (never from the
 /// versions table): for the default kernel of the image, which of the drivers
@@ -58,6 +59,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The verdict for the image whose root filesystem is at `root` (read only).
@@ -104,6 +106,19 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         let xen = atBoot("xen-blkfront") && drivers["xen-netfront"] != .missing
         let nitro = atBoot("nvme") && drivers["ena"] != .missing
         return BootVerdict(kernel: kernel, drivers: drivers, xen: xen, nitro: nitro, reasons: reasons)
+    }
+
+    /// How the ENA reason ends: the release cannot have it (versions.json), or the build was not asked for it.
+    public static func enaHint(release: VersionsFile.Release, enaAsked: Bool) -> String {
+        if !release.ena.eligible { return "\(release.release) cannot have it" }
+        return enaAsked ? "kmod-ena is not in the image" : "build the image with --ena"
+    }
+
+    /// The release an image says it is (`CentOS release 6.9 (Final)` in /etc/redhat-release).
+    public static func release(root: String) -> String? {
+        guard let text = try? String(contentsOfFile: root + "/etc/redhat-release", encoding: .utf8),
+              let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
+        return String(text[range].dropFirst("release ".count))
     }
 
     static func moduleName(_ name: String) -> String { name.replacingOccurrences(of: "-", with: "_") }

@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -15,7 +16,7 @@ struct BootTestCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "boot-test"
     static let summary = "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it"
-    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk ide|virtio] [--console FILE] [--log FILE]"
+    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk nvme|ide|virtio] [--console FILE] [--log FILE]"
     static let help = """
     Boots IMAGE (a raw disk image or a block device holding a built system) with
     qemu-system-x86_64 -accel tcg: no network but a restricted user network in
@@ -30,7 +31,10 @@ struct BootTestCommand {
     options:
       --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
       --timeout SECONDS  limit for reaching login: (default 180)
-      --disk ide|virtio  how the guest sees its disk (default ide)
+      --disk D           how the guest sees its root disk: nvme (an NVMe controller with a
+                         'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
+                         from the image's boot verdict (as root): nvme when it can boot on
+                         Nitro, else ide. The image must find LABEL=/ through its own initramfs.
       --console FILE     where the serial console is written (default IMAGE.console.log)
       --log FILE         the run's log
 
@@ -56,10 +60,10 @@ struct BootTestCommand {
             guard let v = Double(text), v > 0 else { throw UsageError("--timeout needs a positive number of seconds", usage: usage) }
             return v
         } ?? 180
-        let disk = try args.value("--disk").map { text -> DiskInterface in
-            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is ide or virtio", usage: usage) }
+        let asked = try args.value("--disk").map { text -> DiskInterface in
+            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is nvme, ide or virtio", usage: usage) }
             return d
-        } ?? .ide
+        }
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
 
         Interruption.shared.install()
@@ -67,6 +71,7 @@ struct BootTestCommand {
         let work = NSTemporaryDirectory() + "centos6-ami-boot-\(getpid())-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: work) }
+        let disk = try asked ?? defaultDisk(image: image, work: work, log: log)
 
         let server = IMDSServer(settings: IMDSSettings(key: key.map { $0 + "\n" }))
         let port = try server.start()
@@ -82,7 +87,12 @@ struct BootTestCommand {
         log.say("boot: \(result.summary)")
         guard result.passed else {
             console.err(String(result.console.suffix(2000)))
-            log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
+            if case let .failed(pattern, seconds) = result.outcome, QEMU.rootNotFoundPatterns.contains(pattern) {
+                log.say(String(format: "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
+                               disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath))
+            } else {
+                log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
+            }
             return ExitCode.failure
         }
         guard let key else {
@@ -102,9 +112,33 @@ struct BootTestCommand {
         return ExitCode.success
     }
 
+    /// The disk the boot verdict asks for: nvme when the image can boot on Nitro, else
+    /// ide (Xen HVM guests also start on emulated IDE). Reading the image needs root.
+    static func defaultDisk(image: String, work: String, log: Log) throws -> DiskInterface {
+        guard geteuid() == 0 else {
+            log.say("note: not root, so the image's boot verdict is not read; booting with its root disk on IDE (choose with --disk)")
+            return .ide
+        }
+        let verdict = try withMountedImage(image: image, work: work, log: log) { try BootVerdict.compute(root: $0) }
+        let disk: DiskInterface = verdict.nitro ? .nvme : .ide
+        log.say("boots on: \(verdict.summary); root disk on \(disk == .nvme ? "NVMe" : "IDE")")
+        return disk
+    }
+
     /// Mounts partition 1 of the image (or device) read-only and reads ec2-user's
     /// authorized_keys. Everything it attaches or mounts is undone before it returns.
     static func readAuthorizedKeys(image: String, work: String, log: Log) throws -> (text: String, mode: Int)? {
+        try withMountedImage(image: image, work: work, log: log) { mountPoint in
+            let path = mountPoint + "/home/ec2-user/.ssh/authorized_keys"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int ?? -1
+            return (text, mode)
+        }
+    }
+
+    /// Runs `body` on partition 1 of the image (or device) mounted read-only (no journal
+    /// replay). Everything it attaches or mounts is undone before it returns.
+    static func withMountedImage<T>(image: String, work: String, log: Log, _ body: (String) throws -> T) throws -> T {
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
         runner.unwinding = true  // read-only checks after the boot: let them run even after a ^C
@@ -124,9 +158,6 @@ struct BootTestCommand {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
         cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
-        let path = mountPoint + "/home/ec2-user/.ssh/authorized_keys"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int ?? -1
-        return (text, mode)
+        return try body(mountPoint)
     }
 }

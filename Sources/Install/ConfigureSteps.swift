@@ -52,15 +52,9 @@ enum ConfigureSteps {
             ctx.note("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target")
             return
         }
-        let verdict = try BootVerdict.compute(root: ctx.root, enaHint: enaHint(release: ctx.release, enaAsked: ctx.options.ena))
+        let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
         ctx.bootVerdict = verdict
         ctx.log.say("boots on: \(verdict.summary)")
-    }
-
-    /// How the ENA reason ends: the release cannot have it, or the install was not asked for it.
-    public static func enaHint(release: VersionsFile.Release, enaAsked: Bool) -> String {
-        if !release.ena.eligible { return "\(release.release) cannot have it" }
-        return enaAsked ? "kmod-ena is not in the image" : "build the image with --ena"
     }
 
     /// Writes one `ImageFile` into the image. Whatever stood at the path (a

@@ -1,0 +1,84 @@
+import Bootstrap
+import Foundation
+import Host
+import Versions
+
+/// `inspect`: read-only facts about a built image. Today: its boot verdict
+/// (where it boots on EC2, and why not elsewhere).
+struct InspectCommand {
+    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
+    static let name = "inspect"
+    static let summary = "read-only: where a built image boots on EC2 (Xen, Nitro) and why"
+    static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE]"
+    static let help = """
+    Reads a built image without changing it: IMAGE (a raw disk image file) or
+    DEVICE (a block device) has its first partition mounted read-only (no journal
+    replay; needs root); DIR is an image's root filesystem already mounted (no
+    root needed).
+
+    For the default kernel (grub.conf's default entry) it lists where each driver
+    EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
+    root volume on Nitro) and ena (the network on Nitro): in the initramfs, built
+    into the kernel, installed under /lib/modules/<kver>, or missing. The image
+    boots on Xen with xen-blkfront at boot and xen-netfront present, on Nitro with
+    nvme at boot and ena present.
+
+    options:
+      --json             the verdict as JSON (bootsOn, summary, kernel, drivers, reasons)
+      --versions FILE    read this versions.json instead of the embedded one
+
+    exit status: 0 read, 1 cannot read the image, 64 usage error.
+    """
+
+    @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
+        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions"], usage: usage)
+        guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
+        let target = args.positionals[0]
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
+            throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+        }
+        func verdict(_ root: String) throws -> BootVerdict {
+            let hint = BootVerdict.release(root: root).flatMap { versions.release($0) }.map { BootVerdict.enaHint(release: $0, enaAsked: false) }
+            return try BootVerdict.compute(root: root, enaHint: hint)
+        }
+        let result: BootVerdict
+        if isDirectory.boolValue {
+            result = try verdict(target)
+        } else {
+            guard geteuid() == 0 else { throw UsageError("reading '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage) }
+            let log = try Log(path: nil, progress: { _ in })
+            let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            result = try BootTestCommand.withMountedImage(image: target, work: work, log: log, verdict)
+        }
+        console.out(args.has("--json") ? renderJSON(result) : render(result, target: target))
+        return ExitCode.success
+    }
+
+    static func render(_ v: BootVerdict, target: String) -> String {
+        var lines = ["image:     \(target)", "kernel:    \(v.kernel)"]
+        for name in BootVerdict.driverNames {
+            let source = v.drivers[name] ?? .missing
+            let text: String
+            switch source {
+            case .initramfs: text = "in the initramfs"
+            case .builtin: text = "built into the kernel"
+            case .installed: text = "installed in /lib/modules/\(v.kernel)" + (name == "ena" ? "" : " (not in the initramfs)")
+            case .missing: text = "missing"
+            }
+            lines.append("  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + text)
+        }
+        lines.append("boots on:  \(v.summary)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func renderJSON(_ v: BootVerdict) -> String {
+        var object: [String: Any] = ["bootsOn": v.bootsOn, "summary": v.summary, "kernel": v.kernel, "xen": v.xen, "nitro": v.nitro, "reasons": v.reasons]
+        object["drivers"] = v.drivers.mapValues(\.rawValue)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
