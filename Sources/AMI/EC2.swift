@@ -56,6 +56,8 @@ public enum TagKey {
     public static let release = "centos6-ami:release"
     public static let variant = "centos6-ami:variant"
     public static let toolVersion = "centos6-ami:version"
+    /// Where the image boots (`xen,nitro`, `xen`), read from the image by `register` on a local device.
+    public static let bootsOn = "centos6-ami:boots-on"
 }
 
 /// Argument lists of the EC2 calls (pure; unit-tested one by one).

@@ -35,6 +35,8 @@ public struct RegisterOptions: @unchecked Sendable {
     /// Called before anything is created when the variant is ENA: throws if the image lacks kmod-ena.
     /// `install` knows what it installed and leaves it nil; `register` on a local device checks the files.
     public var enaCheck: (() throws -> Void)?
+    /// The image's boot verdict (`xen,nitro`, `xen`), when it was read from the image: tagged and recorded.
+    public var bootsOn: String?
 
     public init(aws: AWSContext, buildID: String, toolVersion: String) {
         self.aws = aws
@@ -93,6 +95,7 @@ public enum AMIRegistrar {
     public static func tags(name: String, release: String, variant: AMIVariant, options: RegisterOptions) -> [Tag] {
         [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
          Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion)]
+            + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
     }
 
     /// Snapshots the target and registers it as an AMI (plus copies); records it in the results file.
@@ -185,7 +188,7 @@ public enum AMIRegistrar {
             }
             let date = iso(options.date)
             let primary = AMIRecord(release: release, region: region, variant: variant, amiId: imageID, snapshotId: snapshotID,
-                                    name: name, date: date, buildId: options.buildID, public: options.makePublic)
+                                    name: name, date: date, buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
 
             var copies: [AMIRecord] = []
             for r in copyRegions {
@@ -205,7 +208,8 @@ public enum AMIRegistrar {
                 }
                 if options.makePublic { try there.makePublic(imageID: copyID) }
                 copies.append(AMIRecord(release: release, region: r, variant: variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
-                                        name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic))
+                                        name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic,
+                                        bootsOn: options.bootsOn))
             }
 
             let result = RegisteredAMI(primary: primary, copies: copies)

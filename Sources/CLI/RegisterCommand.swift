@@ -1,4 +1,5 @@
 import AMI
+import Bootstrap
 import Foundation
 import Host
 import Versions
@@ -16,7 +17,7 @@ struct RegisterCommand {
 
     Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
     (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
-    gp3, deleted on termination, ENA support only with --ena), tag, wait, then
+    gp3, deleted on termination, ENA support as below), tag, wait, then
     --public and --copy-to. The AMI is named 'CentOS VERSION x86_64 [ENA] YYYY-MM-DD';
     when that name is taken in a region the build id is appended. Every AMI made is
     merged into the results file ('centos6-ami table --from FILE' prints the table).
@@ -27,10 +28,13 @@ struct RegisterCommand {
     ~/.aws); nothing is signed here.
 
     options:
-      --ena                  the image holds the ENA driver for its kernel: register with
-                             --ena-support and mark it (*1). On a local device the tool
-                             checks /lib/modules/<kver>/.../ena.ko read-only first; for a
-                             volume id it trusts you. Only for releases that can have it.
+      --ena                  register with --ena-support and mark it (*1). On a local device
+                             the image's boot verdict decides (read-only, before any AWS call):
+                             ENA support exactly when it boots on Nitro (nvme in its initramfs
+                             and ena installed), with or without --ena, and --ena on an image
+                             that cannot is refused with the reason. For a volume id the
+                             verdict cannot be read: --ena is taken on trust (a warning).
+                             Only for releases that can have it.
       --region R             region of the volume (default: AWS_REGION / the profile's)
       --endpoint-url URL     passed to every aws call (a test endpoint, a VPC endpoint)
       --public               make the AMI (and copies) public; checked first against the
@@ -67,7 +71,7 @@ struct RegisterCommand {
         }
         let target: RegisterTarget
         do { target = try RegisterTarget.parse(positionals[1]) } catch { throw UsageError("\(error)", usage: usage) }
-        let variant: AMIVariant = args.has("--ena") ? .ena : .plain
+        var variant: AMIVariant = args.has("--ena") ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
         }
@@ -79,11 +83,21 @@ struct RegisterCommand {
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
-        if variant == .ena, case let .device(path) = target {
-            options.enaCheck = { try checkENA(device: path, kernel: info.kernel, runner: runner, log: log) }
+        if case let .device(path) = target {
+            // Before any AWS call: where the image boots decides the ENA flag.
+            let verdict = try readVerdict(device: path, release: info, enaAsked: variant == .ena, runner: runner, log: log)
+            log.say("'\(path)' boots on: \(verdict.summary)")
+            if variant == .ena && !verdict.nitro {
+                throw AMIError.enaNotInImage("'\(path)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena, or rebuild it with --ena")
+            }
+            if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
+            variant = verdict.nitro ? .ena : .plain
+            options.bootsOn = verdict.bootsOn
         } else if variant == .ena {
-            log.say("note: '\(target)' is not a local device, so its ENA driver is not checked: --ena is taken on trust")
+            log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust")
         }
+        // Tests point this at a fake sysfs to give a loop device an EBS volume's NVMe serial.
+        if let sysfs = console.environment["CENTOS6_AMI_SYSFS_ROOT"] { options.sysfsRoot = sysfs }
         let result = try AMIRegistrar.register(target: target, release: release, variant: variant, options: options, runner: runner, log: log)
         for record in result.all {
             console.out("\(record.region)\t\(record.amiId)\t\(record.name)")
@@ -133,9 +147,9 @@ struct RegisterCommand {
         return options
     }
 
-    /// `--ena` on a local device: mount its first partition read-only (no journal replay, so not
-    /// one byte changes), and require `ena.ko` for every installed kernel.
-    static func checkENA(device: String, kernel: String, runner: ProcessRunner, log: Log) throws {
+    /// A local device: mount its first partition read-only (no journal replay, so not
+    /// one byte changes) and read the image's boot verdict.
+    static func readVerdict(device: String, release: VersionsFile.Release, enaAsked: Bool, runner: ProcessRunner, log: Log) throws -> BootVerdict {
         let name = VolumeLocator.kernelName(device)
         let partName = name + (name.last?.isNumber == true ? "p1" : "1")
         var partition = "/dev/" + partName
@@ -154,11 +168,7 @@ struct RegisterCommand {
         defer { if partition.hasPrefix(dir) { unlink(partition) } }
         try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
         defer { _ = runner.run(Command("umount", [dir])) }
-        let missing = try ENAImageCheck.kernelsWithoutENA(root: dir)
-        guard missing.isEmpty else {
-            throw AMIError.enaNotInImage("'\(device)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
-        }
-        log.say("'\(partition)' holds ena.ko for its kernel (\(kernel) expected)")
+        return try BootVerdict.compute(root: dir, enaHint: BootVerdict.enaHint(release: release, enaAsked: enaAsked))
     }
 
     static func makeTemporaryDirectory(prefix: String) throws -> String {
