@@ -85,10 +85,11 @@ struct RegisterCommand {
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
         if case let .device(path) = target {
             // Before any AWS call: where the image boots decides the ENA flag.
-            let verdict = try readVerdict(device: path, release: info, enaAsked: variant == .ena, runner: runner, log: log)
+            // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
+            let verdict = try readVerdict(device: path, release: info, enaAsked: false, runner: runner, log: log)
             log.say("'\(path)' boots on: \(verdict.summary)")
             if variant == .ena && !verdict.nitro {
-                throw AMIError.enaNotInImage("'\(path)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena, or rebuild it with --ena")
+                throw AMIError.enaNotInImage("'\(path)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
             }
             if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
             variant = verdict.nitro ? .ena : .plain
