@@ -1,4 +1,5 @@
 import Bootstrap
+import Disk
 import Foundation
 import Host
 import Versions
@@ -11,10 +12,11 @@ struct InspectCommand {
     static let summary = "read-only: where a built image boots on EC2 (Xen, Nitro) and why"
     static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE]"
     static let help = """
-    Reads a built image without changing it: IMAGE (a raw disk image file) or
-    DEVICE (a block device) has its first partition mounted read-only (no journal
-    replay; needs root); DIR is an image's root filesystem already mounted (no
-    root needed).
+    Reads a built image without changing it: DEVICE (a block device) has its
+    first partition mounted read-only (no journal replay; needs root); so has
+    IMAGE (a raw disk image file) as root, and without root the files the
+    verdict needs are copied out of its first partition with debugfs
+    (e2fsprogs); DIR is an image's root filesystem already mounted.
 
     For the default kernel (grub.conf's default entry) it lists where each driver
     EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
@@ -47,15 +49,53 @@ struct InspectCommand {
         if isDirectory.boolValue {
             result = try verdict(target)
         } else {
-            guard geteuid() == 0 else { throw UsageError("reading '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage) }
             let log = try Log(path: nil, progress: { _ in })
             let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             defer { try? FileManager.default.removeItem(atPath: work) }
-            result = try BootTestCommand.withMountedImage(image: target, work: work, log: log, verdict)
+            if geteuid() == 0 {
+                result = try BootTestCommand.withMountedImage(image: target, work: work, log: log, verdict)
+            } else {
+                guard case .imageFile = try inspectTarget(target) else {
+                    throw UsageError("reading the device '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage)
+                }
+                result = try verdict(try copyOut(image: target, into: work + "/root", log: log))
+            }
         }
         console.out(args.has("--json") ? renderJSON(result) : render(result, target: target))
         return ExitCode.success
+    }
+
+    /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
+    /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
+    static func copyOut(image: String, into root: String, log: Log) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure(description: "cannot read '\(image)'") }
+        let mbr = [UInt8](handle.readData(ofLength: 512))
+        try? handle.close()
+        guard let offset = firstPartitionOffset(mbr: mbr) else {
+            throw BootVerdict.Failure(description: "'\(image)' has no msdos partition table with a first partition; is it a built image?")
+        }
+        let runner = ProcessRunner(log: log)
+        let source = "\(image)?offset=\(offset)"
+        func debugfs(_ request: String) throws -> String {
+            try runner.checked(Command("debugfs", ["-R", request, source])).stdoutText
+        }
+        for dir in ["/etc", "/lib/modules"] { try FileManager.default.createDirectory(atPath: root + dir, withIntermediateDirectories: true) }
+        _ = try debugfs("rdump /boot \(root)")
+        // /etc/redhat-release is a link to centos-release, which debugfs's cat does not follow.
+        var release = try debugfs("cat /etc/redhat-release")
+        if release.isEmpty { release = try debugfs("cat /etc/centos-release") }
+        try release.write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        let kernel = try BootVerdict.defaultBootEntry(root: root).kernel
+        _ = try debugfs("rdump /lib/modules/\(kernel) \(root)/lib/modules")
+        return root
+    }
+
+    /// Byte offset of partition 1 of an msdos label (start LBA at 454, little-endian, 512-byte sectors).
+    static func firstPartitionOffset(mbr: [UInt8]) -> Int? {
+        guard mbr.count == 512, mbr[510] == 0x55, mbr[511] == 0xAA else { return nil }
+        let lba = Int(mbr[454]) | Int(mbr[455]) << 8 | Int(mbr[456]) << 16 | Int(mbr[457]) << 24
+        return lba > 0 ? lba * 512 : nil
     }
 
     static func render(_ v: BootVerdict, target: String) -> String {

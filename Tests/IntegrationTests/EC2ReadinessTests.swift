@@ -162,6 +162,13 @@ struct EC2ReadinessTests {
         #expect(result["bootReasons"] as? [String] == ["nitro: no nvme driver in 2.6.32-358.el6", "nitro: no network, ENA not installed (6.4 cannot have it)"])
         let verdict = try inspect(image)
         #expect((verdict["drivers"] as? [String: String])?["nvme"] == "missing")
+        // Without root: debugfs copies the files out of the image file, nothing is mounted.
+        let open = try Integration.scratchDirectory("readiness-64-open")
+        _ = try sh("chmod 755 \(open) && cp --sparse=always \(image) \(open)/c64.img && chmod 644 \(open)/c64.img")
+        defer { try? FileManager.default.removeItem(atPath: open) }
+        let unprivileged = try Integration.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Integration.binary, "inspect", open + "/c64.img"])
+        #expect(unprivileged.status == 0, "\(unprivileged.stderr)")
+        #expect(unprivileged.stdout.hasSuffix("boots on:  " + reason + "\n"), "\(unprivileged.stdout)")
         do {
             let attached = try AttachedImage(image, readOnly: true)
             defer { attached.detach() }
