@@ -1,4 +1,5 @@
 import Foundation
+import Versions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -71,7 +72,7 @@ public struct ResultsFile: Codable, Equatable, Sendable {
         do {
             return try JSONDecoder().decode(ResultsFile.self, from: data)
         } catch {
-            throw AMIError.resultsFile(path: path, reason: "not a centos6-ami results file (\(error))")
+            throw AMIError.resultsFile(path: path, reason: "not a centos6-ami results file: \(JSONProblem(error))")
         }
     }
 

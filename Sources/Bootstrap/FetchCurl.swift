@@ -17,8 +17,9 @@ struct CurlTransport {
         var args = ["--silent", "--show-error", "--include", "--location", "--max-redirs", "5",
                     "--proto", "=https,http", "--proto-redir", "=https,http",
                     "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
-                    // Abort when under 1 byte/s for the idle timeout.
-                    "--speed-limit", "1", "--speed-time", String(Int(settings.idleTimeout.rounded(.up))),
+                    // The same low-speed rule as our http client (RateWatch in FetchHTTP.swift).
+                    "--speed-limit", String(max(1, settings.lowSpeedLimit)),
+                    "--speed-time", String(Int(min(settings.idleTimeout, settings.lowSpeedTime > 0 ? settings.lowSpeedTime : settings.idleTimeout).rounded(.up))),
                     "--user-agent", settings.userAgent,
                     "--output", "-"]
         if rangeStart > 0 { args += ["--range", "\(rangeStart)-"] }
@@ -26,8 +27,12 @@ struct CurlTransport {
     }
 
     func get(_ url: URL, rangeStart: Int64, limit: Int64, want: (ResponseHead) throws -> BodySink?) throws -> ResponseHead {
+        // Never a bare name: Foundation would run a file of that name from the current directory.
+        guard let curl = ProcessRunner.locate("curl", path: (settings.environment["PATH"] ?? "") + ":/usr/bin:/bin") else {
+            throw FetchError.tool(name: "curl", reason: "not found in PATH")
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessRunner.resolve("curl", path: settings.environment["PATH"] ?? "/usr/bin:/bin"))
+        process.executableURL = URL(fileURLWithPath: curl)
         process.arguments = arguments(url, rangeStart: rangeStart, limit: limit)
         process.environment = settings.environment
         let out = Pipe(), err = Pipe()

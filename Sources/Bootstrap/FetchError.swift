@@ -9,6 +9,9 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
     case httpStatus(url: String, status: Int, attempts: Int)
     /// Connection refused, reset, timed out, DNS failure, short body... after every retry.
     case connection(url: String, reason: String, attempts: Int)
+    /// The server sent too slowly for too long (the low-speed limit). Not retried:
+    /// a mirror that trickles would only trickle again.
+    case tooSlow(url: String, reason: String)
     /// The server sent more than the metadata's size (or the limit): a broken or hostile mirror.
     case tooLarge(url: String, limit: Int64)
     /// The body was complete but its length differs from the metadata.
@@ -36,6 +39,8 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
             return "'\(url)' answered HTTP \(status)\(attempts > 1 ? " (\(attempts) attempts)" : ""); the mirror is failing, try again later or use another mirror"
         case let .connection(url, reason, attempts):
             return "cannot download '\(url)': \(reason)\(attempts > 1 ? " (gave up after \(attempts) attempts)" : ""); check that the mirror is up and reachable"
+        case let .tooSlow(url, reason):
+            return "cannot download '\(url)': the transfer is \(reason); the mirror is too slow or stalled: use another mirror (or lower --speed-limit / raise --speed-time)"
         case let .tooLarge(url, limit):
             return "'\(url)' sent more than the \(limit) bytes the repository metadata allows; download aborted (the mirror is broken or the metadata is stale: use another mirror)"
         case let .sizeMismatch(url, expected, actual):

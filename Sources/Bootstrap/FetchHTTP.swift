@@ -52,6 +52,42 @@ struct TransportSettings: Sendable {
     var idleTimeout: TimeInterval
     var userAgent: String
     var environment: [String: String]
+    /// A response slower than this many bytes per second over `lowSpeedTime` fails.
+    var lowSpeedLimit: Int = 1000
+    var lowSpeedTime: TimeInterval = 30
+}
+
+/// curl's `--speed-limit`/`--speed-time` for our own client: a response that
+/// delivers fewer than `limit` bytes per second over a whole `window` fails,
+/// so a server trickling a byte now and then (which never trips the idle
+/// timeout) cannot hold a transfer forever. Pure: the clock is passed in.
+struct RateWatch: Equatable {
+    let limit: Int
+    let window: TimeInterval
+    let started: TimeInterval
+    private(set) var windowStart: TimeInterval
+    private(set) var windowBytes: Int64 = 0
+
+    init(limit: Int, window: TimeInterval, now: TimeInterval) {
+        self.limit = limit
+        self.window = window
+        self.started = now
+        self.windowStart = now
+    }
+
+    /// Counts `bytes` received at `now`; the reason when the window ended too slow.
+    mutating func record(_ bytes: Int, now: TimeInterval) -> String? {
+        windowBytes += Int64(bytes)
+        let span = now - windowStart
+        guard limit > 0, window > 0, span >= window else { return nil }
+        if Double(windowBytes) < Double(limit) * span {
+            return String(format: "slower than %d bytes/s for %.0f s (%lld bytes in the last %.1f s; gave up after %.1f s)",
+                          limit, window, windowBytes, span, now - started)
+        }
+        windowStart = now
+        windowBytes = 0
+        return nil
+    }
 }
 
 /// Parses one header block (`HTTP/1.1 200 OK\r\nName: value\r\n...`), without the final blank line.
@@ -76,14 +112,26 @@ final class HTTPConnection {
     private var start = 0
     private var end = 0
     let idleTimeout: TimeInterval
+    let settings: TransportSettings
     /// Requests served so far on this connection.
     var served = 0
+    /// The speed of the current request (`beginRequest`).
+    private var rate: RateWatch
 
-    private init(key: String, fd: Int32, idleTimeout: TimeInterval) {
+    private init(key: String, fd: Int32, settings: TransportSettings) {
         self.key = key
         self.fd = fd
-        self.idleTimeout = idleTimeout
+        self.idleTimeout = settings.idleTimeout
+        self.settings = settings
+        self.rate = RateWatch(limit: settings.lowSpeedLimit, window: settings.lowSpeedTime, now: Date().timeIntervalSinceReferenceDate)
     }
+
+    /// Starts the speed and elapsed-time accounting of one request.
+    func beginRequest() {
+        rate = RateWatch(limit: settings.lowSpeedLimit, window: settings.lowSpeedTime, now: Date().timeIntervalSinceReferenceDate)
+    }
+
+    private var elapsed: String { String(format: "%.1f s", Date().timeIntervalSinceReferenceDate - rate.started) }
 
     deinit { close() }
 
@@ -116,7 +164,7 @@ final class HTTPConnection {
                         var err: Int32 = 0
                         var len = socklen_t(MemoryLayout<Int32>.size)
                         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-                        if err == 0 { return HTTPConnection(key: key, fd: fd, idleTimeout: settings.idleTimeout) }
+                        if err == 0 { return HTTPConnection(key: key, fd: fd, settings: settings) }
                         lastError = "connection to \(host) port \(port) failed: \(String(cString: strerror(err)))"
                     } else {
                         lastError = "connection to \(host) port \(port) timed out after \(Int(settings.connectTimeout)) s"
@@ -175,11 +223,19 @@ final class HTTPConnection {
             }
         }
         while true {
-            guard try HTTPConnection.waitFor(fd: fd, events: Int16(POLLIN), timeout: idleTimeout) else {
-                throw FetchError.connection(url: url, reason: "no data from the server for \(Int(idleTimeout)) s", attempts: 1)
+            // Never wait past the end of the speed window: a silent server fails on time too.
+            let windowLeft = rate.window > 0 && rate.limit > 0 ? max(0.2, rate.windowStart + rate.window - Date().timeIntervalSinceReferenceDate) : idleTimeout
+            guard try HTTPConnection.waitFor(fd: fd, events: Int16(POLLIN), timeout: min(idleTimeout, windowLeft)) else {
+                if let slow = rate.record(0, now: Date().timeIntervalSinceReferenceDate) { throw FetchError.tooSlow(url: url, reason: slow) }
+                if min(idleTimeout, windowLeft) < idleTimeout { continue }
+                throw FetchError.connection(url: url, reason: "no data from the server for \(Int(idleTimeout)) s (after \(elapsed))", attempts: 1)
             }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + end, $0.count - end, 0) }
-            if n > 0 { end += n; return true }
+            if n > 0 {
+                end += n
+                if let slow = rate.record(n, now: Date().timeIntervalSinceReferenceDate) { throw FetchError.tooSlow(url: url, reason: slow) }
+                return true
+            }
             if n == 0 { return false }
             if errno == EAGAIN || errno == EINTR { continue }
             throw FetchError.connection(url: url, reason: "reading from the server failed: \(String(cString: strerror(errno)))", attempts: 1)
@@ -344,6 +400,7 @@ final class HTTPClient {
                 onConnect()
             }
             let conn = connection!
+            conn.beginRequest()
             let reused = conn.served > 0
             let head: ResponseHead?
             do {

@@ -35,12 +35,15 @@ public struct FetchProgress: Sendable, Equatable {
     public var filesTotal: Int
     /// Network bytes per second since the batch started (cache hits excluded).
     public var bytesPerSecond: Double
+    /// Seconds since the last byte arrived, when that is long enough to say (0 otherwise).
+    public var stalledSeconds: Int = 0
 
     /// `412/1024 files, 37.5/120.0 MB (31%), 11.2 MB/s`: one line, no newline.
     public var line: String {
         let percent = bytesTotal > 0 ? Int(Double(bytesDone) * 100 / Double(bytesTotal)) : 100
         return String(format: "%d/%d files, %.1f/%.1f MB (%d%%), %.1f MB/s", filesDone, filesTotal,
                       Double(bytesDone) / 1e6, Double(bytesTotal) / 1e6, percent, bytesPerSecond / 1e6)
+            + (stalledSeconds > 0 ? ", stalled: no data for \(stalledSeconds) s" : "")
     }
 }
 
@@ -72,6 +75,11 @@ public struct FetchOptions: Sendable {
     public var connectTimeout: TimeInterval = 15
     /// A transfer with no byte for this long is an error (retried).
     public var idleTimeout: TimeInterval = 30
+    /// A response slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds
+    /// fails at once, not retried (curl's --speed-limit/--speed-time): one byte
+    /// every 5 s ends after 30 s, not never.
+    public var lowSpeedLimit: Int = 1000
+    public var lowSpeedTime: TimeInterval = 30
     /// Minimum interval between two progress callbacks.
     public var progressInterval: TimeInterval = 0.1
     public var userAgent = "centos6-ami (yum-compatible downloader)"
@@ -120,6 +128,8 @@ public final class Fetcher: @unchecked Sendable {
         var bytesDone: Int64 = 0
         var filesDone = 0
         var networkBytes: Int64 = 0
+        /// When the last body byte (or the batch start) was seen: for the stalled note.
+        var lastByte = Date()
     }
 
     /// - Parameters:
@@ -138,7 +148,8 @@ public final class Fetcher: @unchecked Sendable {
     public var stats: FetchStats { lock.withLock { _stats } }
 
     private var settings: TransportSettings {
-        TransportSettings(connectTimeout: options.connectTimeout, idleTimeout: options.idleTimeout, userAgent: options.userAgent, environment: options.environment)
+        TransportSettings(connectTimeout: options.connectTimeout, idleTimeout: options.idleTimeout, userAgent: options.userAgent, environment: options.environment,
+                          lowSpeedLimit: options.lowSpeedLimit, lowSpeedTime: options.lowSpeedTime)
     }
 
     // MARK: - Public API
@@ -189,7 +200,8 @@ public final class Fetcher: @unchecked Sendable {
             thread.stackSize = 1 << 20
             thread.start()
         }
-        group.wait()
+        // While waiting, say so when no byte has come for a while (a stalled mirror).
+        while group.wait(timeout: .now() + 1) == .timedOut { reportStall() }
         report(force: true)
         if let firstError = shared.firstError { throw firstError }
         return files.map { shared.results[$0.checksum]! }
@@ -348,6 +360,7 @@ public final class Fetcher: @unchecked Sendable {
                     lock.withLock {
                         _stats[keyPath: counted] += Int64(bytes.count)
                         batch.networkBytes += Int64(bytes.count)
+                        batch.lastByte = Date()
                         batch.bytesDone += Int64(bytes.count)
                     }
                     report(force: false)
@@ -382,6 +395,20 @@ public final class Fetcher: @unchecked Sendable {
             }
         }
         throw FetchError.redirects(url: url.absoluteString, count: 6)
+    }
+
+    /// A progress report saying the transfer stalled (no byte for 5 s or more).
+    private func reportStall() {
+        guard let progress else { return }
+        let snapshot: FetchProgress? = lock.withLock {
+            let quiet = Int(Date().timeIntervalSince(batch.lastByte))
+            guard quiet >= 5 else { return nil }
+            let elapsed = max(0.001, Date().timeIntervalSince(batch.start))
+            var made = FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+            made.stalledSeconds = quiet
+            return made
+        }
+        if let snapshot { progress(snapshot) }
     }
 
     private func report(force: Bool) {

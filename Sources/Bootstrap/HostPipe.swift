@@ -24,8 +24,13 @@ public enum HostPipe {
         log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
         let env = ProcessInfo.processInfo.environment
         let path = (env["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        // Never a bare name: Foundation would run a file of that name from the current directory.
+        guard let executable = command.executable.hasPrefix("/") ? command.executable : ProcessRunner.locate(command.executable, path: path) else {
+            let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
+            throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessRunner.resolve(command.executable, path: path))
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = command.arguments
         process.environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
         var input: FileHandle?

@@ -22,8 +22,11 @@ public struct ParsedArguments: Equatable {
 
 /// Hand-written parser: `--flag`, `--option VALUE`, `--option=VALUE`, `--`
 /// ends options; `-h`/`--help` anywhere asks for help. Unknown options are
-/// usage errors naming the option.
-public func parseArguments(_ arguments: [String], flags: Set<String> = [], options: Set<String> = [], usage: String) throws -> ParsedArguments {
+/// usage errors naming the option, and so is an option with a value given twice
+/// unless it is in `repeatable` (a silent last-wins would hide a typo in a long
+/// line); a flag may repeat, it means the same.
+public func parseArguments(_ arguments: [String], flags: Set<String> = [], options: Set<String> = [], repeatable: Set<String> = [],
+                           usage: String) throws -> ParsedArguments {
     var parsed = ParsedArguments()
     var index = 0
     var onlyPositionals = false
@@ -51,6 +54,9 @@ public func parseArguments(_ arguments: [String], flags: Set<String> = [], optio
                 guard index < arguments.count else { throw UsageError("option '\(name)' needs a value", usage: usage) }
                 value = arguments[index]
                 index += 1
+            }
+            if let earlier = parsed.values[name]?.first, !repeatable.contains(name) {
+                throw UsageError("option '\(name)' is given twice ('\(earlier)' and '\(value)'); give it once", usage: usage)
             }
             parsed.values[name, default: []].append(value)
         } else {

@@ -40,7 +40,7 @@ struct BatchCommand {
                              one release share one build (install --ena-share)
           --ena-source S     with --ena: passed to the installs that build ENA
           --dry-run          print the mapping and each install's command; change nothing
-          --mirror, --gpg-key, --cache, --yum-cache, --size, --keep-on-error, --versions, --minimal,
+          --mirror, --gpg-key, --cache, --yum-cache, --size, --speed-limit, --speed-time, --keep-on-error, --versions, --minimal,
           --register (each install registers its AMI; one --build-id for the batch is wise)
           and its --region, --endpoint-url, --results, --build-id, --copy-to
                              passed to every install (see 'centos6-ami install --help');
@@ -56,13 +56,14 @@ struct BatchCommand {
         """
     }
 
-    static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source"]
+    static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time"]
         + InstallCommand.registerOptions
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal"],
-                                      options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]), usage: usage)
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+                                      options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]),
+                                      repeatable: ["--targets"], usage: usage)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let summaryPath = absolute(args.value("--summary") ?? defaultSummary)
         var previous: BatchSummary?
         var jobs: [BatchJob]
@@ -106,7 +107,9 @@ struct BatchCommand {
         console.err("batch: \(jobs.count) install(s), \(parallel) at a time:\n" + BatchPlan.renderMapping(jobs, ena: ena))
         let dryRun = args.has("--dry-run")
         if !dryRun { guard geteuid() == 0 else { throw DiskError.notRoot } }
-        try preflight(jobs, dryRun: dryRun)
+        try preflight(jobs, dryRun: dryRun, size: try value("--size", in: pass).map(parseSize))
+        // Before any install starts: --continue depends on this file.
+        try BatchSummary.checkWritable(path: summaryPath)
 
         let logDir = args.value("--log-dir") ?? defaultLogDirectory
         let stamp = Log.fileStamp()
@@ -115,7 +118,8 @@ struct BatchCommand {
         // Installs of one release build kmod-ena once: the first builds into the share, the others wait and reuse it.
         let enaArguments = ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) + ["--ena-share", resultDir + "/ena-share"]
         let specs = jobs.enumerated().map { index, job in
-            let log = "\(absolute(logDir))/batch-\(stamp)-\(index + 1)-\(job.release).log"
+            // The batch's pid keeps two batches started in the same second apart.
+            let log = "\(absolute(logDir))/batch-\(stamp)-\(getpid())-\(index + 1)-\(job.release).log"
             let result = "\(resultDir)/\(index + 1).json"
             let install = ["install", job.release, job.target, "--log", log, "--result-json", result]
                 + withoutENA(pass) + (ena[index] ? enaArguments : [])
@@ -138,14 +142,15 @@ struct BatchCommand {
         var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
                                    installArguments: pass, results: results)
         if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
-        do { try summary.write(to: summaryPath) } catch { console.err("batch: cannot write the summary '\(summaryPath)': \(error)") }
+        var written = true
+        do { try summary.write(to: summaryPath) } catch { console.err("error: \(error)"); written = false }
         console.out(summary.renderTable())
-        console.err("summary: \(summaryPath)")
+        if written { console.err("summary: \(summaryPath)") }
         if interrupted {
             console.err("batch: interrupted; every running install cleaned up; 'centos6-ami batch --continue' runs the rest")
             return ExitCode.interrupted
         }
-        return summary.succeeded ? ExitCode.success : ExitCode.failure
+        return summary.succeeded && written ? ExitCode.success : ExitCode.failure
     }
 
     /// The pairs, `--releases`/`--all` with `--targets`.
@@ -203,14 +208,14 @@ struct BatchCommand {
     }
 
     /// Install's preflight for every target, plus no target twice; every problem is reported at once.
-    static func preflight(_ jobs: [BatchJob], dryRun: Bool) throws {
+    static func preflight(_ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil) throws {
         var problems: [String] = []
-        var identities: [String] = []
+        var identities: [[String]] = []
         for job in jobs {
             let kind: TargetKind
             do { kind = try inspectTarget(job.target) } catch {
                 problems.append("\(job.release) -> \(job.target): \(error)")
-                identities.append("unreadable \(job.target)")
+                identities.append([])
                 continue
             }
             identities.append(BatchPlan.identity(kind))
@@ -218,15 +223,18 @@ struct BatchCommand {
             if case .imageFile = kind { tools += Preflight.loopTools }
             var facts = Preflight.gather(target: kind, tools: tools)
             if dryRun { facts.isRoot = true }
-            if let first = Preflight.errors(facts).first { problems.append("\(job.release) -> \(job.target): \(first)") }
+            if let first = Preflight.errors(facts).first ?? Preflight.sizeOptionError(target: kind, requested: size ?? 0, given: size != nil) {
+                problems.append("\(job.release) -> \(job.target): \(first)")
+            }
         }
-        var seen: [String: Int] = [:]
-        for (index, id) in identities.enumerated() {
-            if let first = seen[id] {
-                let same = jobs[first].target == jobs[index].target ? "the same path" : "'\(jobs[first].target)' and '\(jobs[index].target)' are the same \(id.hasPrefix("device") ? "disk" : "file")"
-                problems.append(BatchError.duplicateTarget(target: jobs[index].target, releases: [jobs[first].release, jobs[index].release], same: same).description)
-            } else {
-                seen[id] = index
+        // Every pair sharing a key: a symlink, a hard link, another node of one disk, a loop device on the file.
+        var reported = Set<Int>()
+        for index in identities.indices where !reported.contains(index) {
+            for other in identities.indices where other > index && !reported.contains(other) && !Set(identities[index]).isDisjoint(with: identities[other]) {
+                reported.insert(other)
+                let same = jobs[index].target == jobs[other].target ? "the same path"
+                    : "'\(jobs[index].target)' and '\(jobs[other].target)' are the same \(identities[index].contains { $0.hasPrefix("dev-") } || identities[other].contains { $0.hasPrefix("dev-") } ? "disk" : "file")"
+                problems.append(BatchError.duplicateTarget(target: jobs[other].target, releases: [jobs[index].release, jobs[other].release], same: same).description)
             }
         }
         if !problems.isEmpty { throw BatchError.preflight(problems) }

@@ -65,6 +65,8 @@ struct BootTestCommand {
             return d
         }
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
+        // Before QEMU starts: a file that is no boot disk would only run into the timeout.
+        try ImageCheck.check(image)
 
         Interruption.shared.install()
         let log = try Log(path: args.value("--log"), progress: console.err)

@@ -67,6 +67,10 @@ public enum CLI {
 
     /// Parses the words after the program name, runs the command, maps errors to exit codes.
     public static func main(_ arguments: [String], console: Console = Console()) -> Int32 {
+        // Nothing we print shows a password given in a URL (--mirror, --endpoint-url).
+        let out = console.out, err = console.err
+        console.out = { out(redactCredentials($0)) }
+        console.err = { err(redactCredentials($0)) }
         do {
             return try dispatch(arguments, console: console)
         } catch let error as UsageError {
@@ -120,8 +124,15 @@ public enum CLI {
     }
 
     /// The versions table: `--versions FILE` (or CENTOS6_AMI_VERSIONS) overrides the embedded one.
-    public static func loadVersions(_ path: String?, console: Console) throws -> VersionsFile {
-        if let path = path ?? console.environment["CENTOS6_AMI_VERSIONS"] { return try VersionsFile.load(path: path) }
+    /// A file that is not there is a mistake in the command line (exit 64); one that is
+    /// there but wrong is reported as it is (exit 1).
+    public static func loadVersions(_ path: String?, console: Console, usage: String = CLI.usage) throws -> VersionsFile {
+        if let path = path ?? console.environment["CENTOS6_AMI_VERSIONS"] {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw UsageError("--versions '\(path)' is not a readable file", usage: usage)
+            }
+            return try VersionsFile.load(path: path)
+        }
         return try VersionsFile.embedded()
     }
 }

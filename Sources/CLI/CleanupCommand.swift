@@ -25,7 +25,8 @@ struct CleanupCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run"], options: ["--build-id", "--region", "--endpoint-url", "--log"], usage: usage)
+        let args = try parseArguments(arguments, flags: ["--dry-run"], options: ["--build-id", "--region", "--endpoint-url", "--log"],
+                                      repeatable: ["--region"], usage: usage)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
         guard let buildID = args.value("--build-id") else { throw UsageError("cleanup needs --build-id ID", usage: usage) }
         guard RegisterOptions.isValidBuildID(buildID) else { throw UsageError("build id '\(buildID)' is not one register makes", usage: usage) }

@@ -9,7 +9,7 @@ struct InstallCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "install"
     static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]]"
+    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--speed-limit B --speed-time S] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]]"
     static var help: String {
         """
         VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
@@ -40,8 +40,10 @@ struct InstallCommand {
                              kmod-ena into DIR, the others of that release wait for it and reuse it
           --minimal          the original script's package set: no acpid, no ntp (by default both are
                              installed and enabled; ntpd uses the Amazon Time Sync Service)
+          --speed-limit B    a download slower than B bytes/s for --speed-time seconds fails,
+          --speed-time S     naming the URL (defaults 1000 and 30, as curl's options of these names)
           --dry-run          print the full ordered plan, one command per line; change nothing
-          --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP.log)
+          --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
           --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
                              \(InstallSteps.names.joined(separator: ", "))
@@ -58,12 +60,12 @@ struct InstallCommand {
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal"],
                                       options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
-                                                    "--ena-source", "--ena-share", "--result-json"] + registerOptions),
+                                                    "--ena-source", "--ena-share", "--result-json", "--speed-limit", "--speed-time"] + registerOptions),
                                       usage: usage)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
         }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let options = try makeOptions(args, versions: versions)
         let register = try registerArguments(args, options: options)
         // Hidden `--result-json FILE` (batch reads it): written at the end, success or not.
@@ -117,17 +119,26 @@ struct InstallCommand {
     /// Turns parsed arguments into validated options; every problem here is a usage error.
     static func makeOptions(_ args: ParsedArguments, versions: VersionsFile) throws -> InstallOptions {
         let release = args.positionals[0]
-        // An unknown release is a preflight refusal (exit 1), as the issue lists it.
-        _ = try versions.require(release)
+        // An unknown or malformed release is a mistake in the command line: exit 64 (README, exit status).
+        do { _ = try versions.require(release) } catch { throw UsageError("\(error)", usage: usage) }
         var options = InstallOptions(release: release, target: args.positionals[1], mirror: args.value("--mirror") ?? versions.mirrors.download)
         if let problem = InstallOptions.validateMirror(options.mirror) { throw UsageError(problem, usage: usage) }
         do {
             if let cache = args.value("--yum-cache") { options.yumCache = try YumCache.parse(cache) }
-            if let size = args.value("--size") { options.imageSize = try parseSize(size) }
+            if let size = args.value("--size") { options.imageSize = try parseSize(size); options.sizeGiven = true }
         } catch let error as DiskError {
             throw UsageError(error.description, usage: usage)
         }
         if options.imageSize < minimumTargetBytes { throw UsageError("--size must be at least \(minimumTargetBytes >> 30)G", usage: usage) }
+        if options.imageSize > maximumTargetBytes { throw UsageError(DiskError.sizeTooLarge(args.value("--size") ?? "", maximum: maximumTargetBytes).description, usage: usage) }
+        if let text = args.value("--speed-limit") {
+            guard let limit = Int(text), limit >= 1 else { throw UsageError("--speed-limit needs a whole number of bytes per second (at least 1)", usage: usage) }
+            options.lowSpeedLimit = limit
+        }
+        if let text = args.value("--speed-time") {
+            guard let seconds = Double(text), seconds >= 1, seconds <= 3600 else { throw UsageError("--speed-time needs a number of seconds from 1 to 3600", usage: usage) }
+            options.lowSpeedTime = seconds
+        }
         options.dryRun = args.has("--dry-run")
         options.keepOnError = args.has("--keep-on-error")
         options.logPath = args.value("--log")
@@ -188,6 +199,7 @@ struct InstallCommand {
     static func defaultLogPath(release: String) throws -> String {
         let dir = "/var/log/centos6-ami"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        return "\(dir)/install-\(release)-\(Log.fileStamp()).log"
+        // The pid makes it unique: two installs started in the same second get two logs.
+        return "\(dir)/install-\(release)-\(Log.fileStamp())-\(getpid()).log"
     }
 }

@@ -47,7 +47,8 @@ struct RPMCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--files", "--devices"],
-                                      options: ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude"], usage: usage)
+                                      options: ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude"],
+                                      repeatable: ["--seed", "--extra", "--exclude"], usage: usage)
         guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve)", usage: usage) }
         let rest = Array(args.positionals.dropFirst())
         switch action {
@@ -70,11 +71,19 @@ struct RPMCommand {
             return ExitCode.failure
         case "extract":
             guard rest.count == 2 else { throw UsageError("extract takes FILE and DIR", usage: usage) }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: rest[1], isDirectory: &isDirectory) else {
+                throw UsageError("DIR '\(rest[1])' does not exist; make it first (mkdir -p '\(rest[1])')", usage: usage)
+            }
+            guard isDirectory.boolValue else { throw UsageError("DIR '\(rest[1])' is not a directory; give a directory to extract into", usage: usage) }
             let key = try loadKey(args.value("--gpg-key"))
             let rpm = try RPMFile(path: rest[0])
             let verified = try SignatureVerifier(key: key).verified(rpm)
             console.out("\(rest[0]): OK: \(describe(verified.report, key: key))")
-            let report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.has("--devices")))
+            let report: ExtractReport
+            do { report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.has("--devices"))) } catch let error as RPMError {
+                throw RPMCommandError.extract(dir: rest[1], reason: "\(error)")
+            }
             console.out("extracted into \(rest[1]): \(report.files) files (\(report.bytes) bytes), \(report.directories) directories, \(report.symlinks) symlinks, \(report.hardLinks) hard links"
                         + (report.fifos > 0 ? ", \(report.fifos) fifos" : "") + (report.devices > 0 ? ", \(report.devices) device nodes" : ""))
             for skipped in report.skipped { console.out("skipped (device node or socket; --devices creates device nodes as root): \(skipped)") }
@@ -208,5 +217,15 @@ struct RPMCommand {
                            t1.timeIntervalSince(t0), t2.timeIntervalSince(t1)))
         guard resolution.unresolved.isEmpty else { throw RPMError.unresolved(resolution.unresolved) }
         return ExitCode.success
+    }
+}
+
+/// `rpm extract` failures, naming the directory.
+enum RPMCommandError: Error, CustomStringConvertible {
+    case extract(dir: String, reason: String)
+    var description: String {
+        switch self {
+        case let .extract(dir, reason): return "cannot extract into DIR '\(dir)': \(reason)"
+        }
     }
 }

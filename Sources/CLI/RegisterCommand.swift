@@ -64,7 +64,7 @@ struct RegisterCommand {
         guard positionals.count == 2 else {
             throw UsageError(positionals.count < 2 ? "register needs VERSION and TARGET (a volume id or a device)" : "unexpected argument '\(positionals[2])'", usage: usage)
         }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let release = positionals[0]
         guard let info = versions.release(release) else {
             throw UsageError("unknown release '\(release)'; valid releases: \(versions.releaseNames.joined(separator: ", "))", usage: usage)

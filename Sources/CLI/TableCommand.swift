@@ -25,9 +25,10 @@ struct TableCommand {
         guard ["markdown", "json"].contains(format) else { throw UsageError("unknown format '\(format)' (markdown or json)", usage: usage) }
         let entries: [AMIEntry]
         if let from = args.value("--from") {
+            guard FileManager.default.isReadableFile(atPath: from) else { throw UsageError("--from '\(from)' is not a readable file", usage: usage) }
             entries = try tableEntries(fromResults: from)
         } else {
-            entries = AMITable.entries(from: try CLI.loadVersions(args.value("--versions"), console: console))
+            entries = AMITable.entries(from: try CLI.loadVersions(args.value("--versions"), console: console, usage: usage))
         }
         console.out(format == "json" ? try AMITable.json(entries) : AMITable.markdown(entries))
         return ExitCode.success

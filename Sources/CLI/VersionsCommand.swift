@@ -15,7 +15,7 @@ struct VersionsCommand {
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions"], usage: usage)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         if args.has("--json") {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

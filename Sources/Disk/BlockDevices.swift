@@ -78,12 +78,37 @@ public enum BlockDevices {
     /// Loop devices whose backing file is `path` (read from /sys, no command needed).
     public static func loopDevices(backing path: String) -> [String] {
         let real = (path as NSString).resolvingSymlinksInPath
+        var st = stat()
+        // By identity when the file exists: a hard link or symlink to an attached file is attached too.
+        let file: (UInt64, UInt64)? = stat(path, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
         return names.filter { $0.hasPrefix("loop") }.sorted().compactMap { name in
+            if let file, let backing = loopBacking(name: name) {
+                return backing.device == file.0 && backing.inode == file.1 ? "/dev/\(name)" : nil
+            }
             guard let backing = read("/sys/block/\(name)/loop/backing_file") else { return nil }
             let cleaned = backing.hasSuffix(" (deleted)") ? String(backing.dropLast(10)) : backing
             return cleaned == real ? "/dev/\(name)" : nil
         }
+    }
+
+    /// The device and inode of the file behind loop device `name` (LOOP_GET_STATUS64,
+    /// as `losetup -O BACK-INO` reads it), or nil when it is no attached loop device.
+    public static func loopBacking(name: String) -> (device: UInt64, inode: UInt64)? {
+        guard name.hasPrefix("loop"), read("/sys/block/\(name)/loop/backing_file") != nil else { return nil }
+        let fd = open("/dev/\(name)", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            // struct loop_info64 (linux/loop.h): lo_device and lo_inode are its first two u64 fields; 232 bytes in all.
+            var info = [UInt64](repeating: 0, count: 29)
+            let loopGetStatus64: UInt = 0x4C05
+            if info.withUnsafeMutableBytes({ ioctl(fd, loopGetStatus64, $0.baseAddress!) }) == 0 { return (info[0], info[1]) }
+        }
+        // No node to ask: the backing file's path, if it still leads to it.
+        guard let path = read("/sys/block/\(name)/loop/backing_file"), !path.hasSuffix(" (deleted)") else { return nil }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 
     /// Tries an exclusive open: the kernel refuses it (EBUSY) while the device

@@ -11,10 +11,15 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
     case swap(path: String)
     case holdsRunningRoot(path: String)
     case busy(path: String, reason: String)
+    /// Another centos6-ami run holds the target (maybe under another name: `holder` says which).
+    case inUseByRun(path: String, holder: String)
     case hasSignature(path: String, found: String)
     case attachedToLoop(path: String, loop: String)
     case missingTools([(tool: String, package: String)])
     case badSize(String)
+    case sizeTooLarge(String, maximum: UInt64)
+    case sizeOfExistingFile(path: String, bytes: UInt64, requested: UInt64)
+    case noSpaceForImage(path: String, filesystem: String, free: UInt64, needed: UInt64)
     case tooSmall(path: String, bytes: UInt64, minimum: UInt64)
     case yumCache(String)
     case partitionNodeMissing(String)
@@ -40,6 +45,8 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
             return "target '\(p)' holds the running system's root filesystem; refusing to touch it"
         case let .busy(p, reason):
             return "target '\(p)' is in use by something else (\(reason)); stop whatever holds it (lsof, dmsetup ls, mdadm) or pick another volume"
+        case let .inUseByRun(p, holder):
+            return "target '\(p)' is in use by another centos6-ami run (\(holder)); the same disk or file counts whatever its name (symlink, hard link, loop device); wait for that run to finish or pick another target"
         case let .hasSignature(p, found):
             return "target '\(p)' already has \(found); refusing to overwrite it (wipe it first with 'wipefs -a \(p)' if you are sure, or pick another volume)"
         case let .attachedToLoop(p, loop):
@@ -48,6 +55,12 @@ public enum DiskError: Error, CustomStringConvertible, Equatable {
             return "missing host tools: " + list.map { "'\($0.tool)' (package \($0.package))" }.joined(separator: ", ") + "; install them and run again"
         case let .badSize(s):
             return "size '\(s)' is not a size like 8G, 2048M or 10737418240"
+        case let .sizeTooLarge(s, maximum):
+            return "size '\(s)' is too big: CentOS 6's ext4 (no 64bit feature) holds at most \(maximum >> 40)T; give a smaller size"
+        case let .sizeOfExistingFile(p, bytes, requested):
+            return "image file '\(p)' exists with \(bytes) bytes but --size asks for \(requested); an existing file is used as it is: drop --size, or remove the file to have it made with --size"
+        case let .noSpaceForImage(p, fs, free, needed):
+            return String(format: "no space left on '%@' for image file '%@': the install writes about %.0f MB into it and the filesystem has %.0f MB free; free some space or put the image on another filesystem", fs, p, Double(needed) / 1e6, Double(free) / 1e6)
         case let .tooSmall(p, bytes, minimum):
             return "target '\(p)' has \(bytes) bytes; at least \(minimum) are needed for CentOS 6 (give a bigger volume or --size)"
         case let .yumCache(reason):

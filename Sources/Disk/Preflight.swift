@@ -61,7 +61,26 @@ public enum Preflight {
         HostTool("gpgv", "gpgv / gnupg2"),
         HostTool("xz", "xz-utils / xz"),
         HostTool("gzip", "gzip"),
+        // The checksums of the download cache and the key fingerprint.
+        HostTool("sha256sum", "coreutils"),
+        HostTool("sha1sum", "coreutils"),
+        // Plain file work on the builder and in the target from the outside.
+        HostTool("cp", "coreutils"),
+        HostTool("mv", "coreutils"),
+        HostTool("rm", "coreutils"),
+        HostTool("ln", "coreutils"),
+        HostTool("mkdir", "coreutils"),
+        HostTool("rmdir", "coreutils"),
+        HostTool("chmod", "coreutils"),
+        HostTool("chown", "coreutils"),
+        HostTool("mknod", "coreutils"),
+        HostTool("cat", "coreutils"),
+        HostTool("sync", "coreutils"),
     ]
+    /// Needed only for an https mirror (the http client is our own).
+    public static let httpsTools: [HostTool] = [HostTool("curl", "curl")]
+    /// Needed only with --ena (the source archive; the build itself runs in the build root).
+    public static let enaTools: [HostTool] = [HostTool("tar", "tar"), HostTool("env", "coreutils")]
     /// Needed only for image-file targets.
     public static let loopTools: [HostTool] = [HostTool("losetup", "mount / util-linux"), HostTool("truncate", "coreutils")]
 
@@ -84,9 +103,11 @@ public enum Preflight {
             if !info.holders.isEmpty { errors.append(.busy(path: path, reason: "held by \(info.holders.joined(separator: ", "))")) }
             if let reason = facts.exclusiveOpenFailure { errors.append(.busy(path: path, reason: reason)) }
             if info.sizeBytes < minimumTargetBytes { errors.append(.tooSmall(path: path, bytes: info.sizeBytes, minimum: minimumTargetBytes)) }
-        case let .imageFile(_, exists, _):
+        case let .imageFile(_, exists, size):
             if let loop = facts.loopAttachments.first { errors.append(.attachedToLoop(path: path, loop: loop)) }
             if exists, let reason = facts.exclusiveOpenFailure { errors.append(.busy(path: path, reason: reason)) }
+            // The same rule as for block devices: an existing file is the disk, it must be big enough.
+            if exists && size < minimumTargetBytes { errors.append(.tooSmall(path: path, bytes: size, minimum: minimumTargetBytes)) }
         }
         if !facts.signatures.isEmpty { errors.append(.hasSignature(path: path, found: facts.signatures.joined(separator: " and "))) }
         return errors
@@ -106,7 +127,7 @@ public enum Preflight {
         var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
         facts.kernelCommandLine = Mounts.procText("/proc/cmdline")
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
-        facts.missingTools = tools.filter { ProcessRunner.resolve($0.name, path: path) == $0.name }
+        facts.missingTools = tools.filter { ProcessRunner.locate($0.name, path: path) == nil }
         switch target {
         case let .blockDevice(devicePath, info):
             for part in info.partitions { facts.partitionMajorMinors[part] = BlockDevices.info(kernelName: part)?.majorMinor }
@@ -119,16 +140,41 @@ public enum Preflight {
         return facts
     }
 
-    /// The lock file for a target: keyed by major:minor for a device (so two
-    /// names of one disk share it), by absolute path for an image file.
-    public static func lockPath(for target: TargetKind, lockDirectory: String = "/run/lock/centos6-ami") -> String {
-        switch target {
-        case let .blockDevice(_, info):
-            return "\(lockDirectory)/dev-\(info.majorMinor.replacingOccurrences(of: ":", with: "-")).lock"
-        case let .imageFile(path, _, _):
-            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-            let safe = absolute.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? String($0) : "_" }.joined()
-            return "\(lockDirectory)/file\(safe).lock"
-        }
+    /// `--size` with an image file that exists: refused unless it is that file's size
+    /// (the file is used as it is, never resized).
+    public static func sizeOptionError(target: TargetKind, requested: UInt64, given: Bool) -> DiskError? {
+        guard given, case let .imageFile(path, true, size) = target, size != requested else { return nil }
+        return .sizeOfExistingFile(path: path, bytes: size, requested: requested)
+    }
+
+    /// Bytes the install writes into an image (not its sparse size): the unpacked
+    /// packages plus a quarter for the rpm database, yum's history, directories and
+    /// block rounding, plus 128 MiB of filesystem metadata (journal, inode tables,
+    /// bitmaps that mkfs and the first mount write).
+    public static func bytesWritten(installedBytes: UInt64) -> UInt64 {
+        installedBytes + installedBytes / 4 + (128 << 20)
+    }
+
+    /// The free-space check for an image file: nil when `freeBytes` (what the
+    /// filesystem holding it has for us) covers what the install writes, less what
+    /// the file already holds.
+    public static func spaceError(imagePath: String, filesystem: String, freeBytes: UInt64, needed: UInt64, alreadyAllocated: UInt64) -> DiskError? {
+        let missing = needed > alreadyAllocated ? needed - alreadyAllocated : 0
+        guard freeBytes < missing else { return nil }
+        return .noSpaceForImage(path: imagePath, filesystem: filesystem, free: freeBytes, needed: missing)
+    }
+
+    /// Free bytes for an unprivileged-reserve-respecting writer (statvfs f_bavail) of the
+    /// filesystem holding `path`, and that filesystem's mount point.
+    public static func freeSpace(at path: String) -> (bytes: UInt64, mountPoint: String)? {
+        var vfs = statvfs()
+        guard statvfs(path, &vfs) == 0 else { return nil }
+        var st = stat()
+        let mountPoint: String
+        if stat(path, &st) == 0 {
+            let majorMinor = "\(BlockDevices.major(st.st_dev)):\(BlockDevices.minor(st.st_dev))"
+            mountPoint = Mounts.current().last { $0.majorMinor == majorMinor }?.mountPoint ?? path
+        } else { mountPoint = path }
+        return (UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize), mountPoint)
     }
 }

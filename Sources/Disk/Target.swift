@@ -26,14 +26,21 @@ public func parseSize(_ text: String) throws -> UInt64 {
     if digits.hasSuffix("IB") { digits.removeLast(2) } else if digits.hasSuffix("B") && digits.count > 1 && units[digits[digits.index(digits.endIndex, offsetBy: -2)]] != nil { digits.removeLast() }
     var multiplier: UInt64 = 1
     if let last = digits.last, let unit = units[last] { multiplier = unit; digits.removeLast() }
-    guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let value = UInt64(digits), value > 0 else { throw DiskError.badSize(text) }
+    guard !digits.isEmpty, digits.allSatisfy(\.isNumber) else { throw DiskError.badSize(text) }
+    // All digits but more than UInt64 holds: a size, just far too big.
+    guard let value = UInt64(digits) else { throw DiskError.sizeTooLarge(text, maximum: maximumTargetBytes) }
+    guard value > 0 else { throw DiskError.badSize(text) }
     let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
-    guard !overflow else { throw DiskError.badSize(text) }
+    guard !overflow, product <= maximumTargetBytes else { throw DiskError.sizeTooLarge(text, maximum: maximumTargetBytes) }
     return product
 }
 
 /// Smallest target we accept: CentOS 6 Core plus a kernel needs about 1.2 GB.
 public let minimumTargetBytes: UInt64 = 2 << 30
+
+/// Largest target we make: ext4 without the 64bit feature (CentOS 6's e2fsprogs
+/// 1.41.12 cannot read it, see Preparation.mkfs) addresses 2^32 4 KiB blocks.
+public let maximumTargetBytes: UInt64 = 16 << 40
 
 /// Looks at TARGET without changing anything.
 public func inspectTarget(_ path: String) throws -> TargetKind {

@@ -30,9 +30,13 @@ public enum KBuild {
         clean(["rpmbuild", "-bb", "--define", "_topdir \(topdir)", spec])
     }
 
-    /// `vermagic=` of a module's .modinfo section (the strings are NUL-separated).
-    public static func vermagic(ofModule data: Data) -> String? {
-        let key = Array("vermagic=".utf8)
+    /// `vermagic=` of a module's .modinfo section.
+    public static func vermagic(ofModule data: Data) -> String? { modinfo("vermagic", ofModule: data) }
+
+    /// One `KEY=value` of a module's .modinfo section (what `modinfo -F KEY`
+    /// prints): the strings are NUL-separated, and a key counts only at a string start.
+    public static func modinfo(_ field: String, ofModule data: Data) -> String? {
+        let key = Array((field + "=").utf8)
         let bytes = [UInt8](data)
         guard bytes.count > key.count else { return nil }
         var i = 0
@@ -45,6 +49,13 @@ public enum KBuild {
             i += 1
         }
         return nil
+    }
+
+    /// Whether a module's `version=` is the pinned release: amzn-drivers'
+    /// ena_netdev.h builds DRV_MODULE_GENERATION as "<major>.<minor>.<subminor>g"
+    /// (the "g" marks the GitHub release), so 2.9.1's module says "2.9.1g".
+    public static func isPinnedVersion(_ moduleVersion: String, pinned: String) -> Bool {
+        moduleVersion == pinned || moduleVersion == pinned + "g"
     }
 
     /// `UTS_RELEASE` of a kernel tree's utsrelease.h: the release a module built against it carries.

@@ -89,15 +89,41 @@ public enum PinCheck {
         return sums
     }
 
-    /// Hashes the tree with `runner` and returns the problems against `pinned`.
-    public static func check(directory: String, pinned: [String: String], runner: CommandRunner) throws -> [PinProblem] {
-        let tree = try listTree(directory)
-        var actual: [String: String] = [:]
-        if !tree.files.isEmpty {
-            let result = try runner.checked(hashCommand(directory: directory, files: tree.files))
-            actual = parseHashes(result.standardOutput, directory: directory)
+    /// Hashes the source directories of the tree at `root` with `runner` and
+    /// returns the problems against `pinned` (paths relative to `root`, as in
+    /// versions.json). A directory that is missing leaves its pinned files
+    /// missing; one reached through a symlink or a non-directory is itself a
+    /// problem and is never entered.
+    public static func check(root: String, directories: [String], pinned: [String: String], runner: CommandRunner) throws -> [PinProblem] {
+        var files: [String] = [], other: [String] = []
+        for directory in directories {
+            if let odd = firstNonDirectory(root: root, directory: directory) {
+                if odd.exists { other.append(odd.path) }
+                continue
+            }
+            let tree = try listTree(root + "/" + directory)
+            files += tree.files.map { directory + "/" + $0 }
+            other += tree.other.map { directory + "/" + $0 }
         }
-        return problems(pinned: pinned, actual: actual, nonRegular: tree.other)
+        var actual: [String: String] = [:]
+        if !files.isEmpty {
+            let result = try runner.checked(hashCommand(directory: root, files: files))
+            actual = parseHashes(result.standardOutput, directory: root)
+        }
+        return problems(pinned: pinned, actual: actual, nonRegular: Array(Set(other)))
+    }
+
+    /// The first component of `directory` (below `root`) that is not a real
+    /// directory: absent (`exists` false) or a symlink, file or device.
+    static func firstNonDirectory(root: String, directory: String) -> (path: String, exists: Bool)? {
+        var path = ""
+        for component in directory.split(separator: "/") {
+            path = path.isEmpty ? String(component) : path + "/" + component
+            var info = stat()
+            guard lstat(root + "/" + path, &info) == 0 else { return (path, false) }
+            if info.st_mode & S_IFMT != S_IFDIR { return (path, true) }
+        }
+        return nil
     }
 
     /// Reads a `sha256sum` list ("<sum>  <path>" lines); `stripPrefix` (e.g.

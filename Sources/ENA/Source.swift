@@ -31,8 +31,12 @@ public enum ENASource: Equatable, Sendable {
 
     /// The commands that put the source under `scratch/source` (an archive is
     /// first downloaded to `scratch/ena.tar.gz`). GNU tar refuses members with
-    /// `..` and strips leading `/`; ownership is ours, not the archive's.
-    public func fetchCommands(scratch: String, sourceDirectory: String) -> [Command] {
+    /// `..` and strips leading `/`; ownership is ours, not the archive's. From
+    /// a tree (an extracted release or a git checkout) only `directories` are
+    /// copied, each at its relative path, so `../common/ena_com` still resolves.
+    /// A download slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails
+    /// (install's --speed-limit/--speed-time), so a stalled server cannot hang the build.
+    public func fetchCommands(scratch: String, directories: [String], lowSpeedLimit: Int = 1000, lowSpeedTime: Int = 30) -> [Command] {
         let into = scratch + "/source"
         switch self {
         case let .archive(path):
@@ -40,32 +44,42 @@ public enum ENASource: Equatable, Sendable {
                     Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .download(url):
             return [Command("mkdir", ["-p", into]),
-                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "-o", scratch + "/ena.tar.gz", url]),
+                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "--connect-timeout", "15",
+                                     "--speed-limit", String(lowSpeedLimit), "--speed-time", String(lowSpeedTime), "-o", scratch + "/ena.tar.gz", url]),
                     Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"])]
         case let .directory(path):
-            let parent = (into + "/" + sourceDirectory as NSString).deletingLastPathComponent
-            // -P: symlinks are copied as symlinks (and then refused by the pin check), never followed.
-            return [Command("mkdir", ["-p", parent]),
-                    Command("cp", ["-RP", path + "/" + sourceDirectory, parent + "/"])]
+            return Self.copyCommands(from: path, to: into, directories: directories)
         }
     }
 
-    /// The driver directory inside what was fetched: `source/<sourceDirectory>`
-    /// or `source/<one top directory>/<sourceDirectory>`; no symlink on the way.
-    public static func locate(scratch: String, sourceDirectory: String) throws -> String {
+    /// Copies each of `directories` of the tree `from` to the same relative
+    /// path under `to`; -P: symlinks are copied as symlinks (and then refused
+    /// by the pin check), never followed.
+    public static func copyCommands(from: String, to: String, directories: [String]) -> [Command] {
+        directories.flatMap { directory -> [Command] in
+            let parent = (to + "/" + directory as NSString).deletingLastPathComponent
+            return [Command("mkdir", ["-p", parent]), Command("cp", ["-RP", from + "/" + directory, parent + "/"])]
+        }
+    }
+
+    /// The top of the fetched tree: `source/` or `source/<one top directory>`
+    /// (the release archive's `amzn-drivers-ena_linux_2.9.1/`), whichever
+    /// holds `buildDirectory`; no symlink on the way to it.
+    public static func locateTree(scratch: String, buildDirectory: String) throws -> String {
         let root = scratch + "/source"
-        var candidates = [root + "/" + sourceDirectory]
+        var candidates = [root]
         if let tops = try? FileManager.default.contentsOfDirectory(atPath: root) {
-            candidates += tops.sorted().map { root + "/" + $0 + "/" + sourceDirectory }
+            candidates += tops.sorted().map { root + "/" + $0 }
         }
         for candidate in candidates {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
-            guard (candidate as NSString).resolvingSymlinksInPath == (root as NSString).resolvingSymlinksInPath + String(candidate.dropFirst(root.count)) else {
-                throw ENAError.source("'\(sourceDirectory)' is reached through a symlink in the source; refusing it")
+            let build = candidate + "/" + buildDirectory
+            guard FileManager.default.fileExists(atPath: build, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            guard (build as NSString).resolvingSymlinksInPath == (root as NSString).resolvingSymlinksInPath + String(build.dropFirst(root.count)) else {
+                throw ENAError.source("'\(buildDirectory)' is reached through a symlink in the source; refusing it")
             }
             return candidate
         }
-        throw ENAError.source("no '\(sourceDirectory)' directory in the source (expected an amzn-drivers tree or release archive)")
+        throw ENAError.source("no '\(buildDirectory)' directory in the source (expected an amzn-drivers tree or release archive)")
     }
 }

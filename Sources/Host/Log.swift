@@ -29,6 +29,7 @@ public final class Log: @unchecked Sendable {
     /// Writes raw text to the log file only.
     public func write(_ text: String) {
         guard let handle else { return }
+        let text = redactCredentials(text)
         let stamp = Log.timestamp(Date())
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { "\(stamp) \($0)" }.joined(separator: "\n")
         lock.withLock { handle.write(Data((lines + "\n").utf8)) }

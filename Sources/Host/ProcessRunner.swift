@@ -39,8 +39,13 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
 
     /// Spawns the command, feeds stdin, collects stdout and stderr, waits.
     public static func execute(_ command: Command, environment: [String: String]) -> CommandResult {
+        // The standard directories too, as the preflight looks there: a stripped PATH finds the same tools.
+        let executable = resolve(command.executable, path: (environment["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        guard executable.hasPrefix("/") else {
+            return CommandResult(status: 127, standardError: Data("cannot start '\(command.executable)': not found in PATH's absolute directories (install the package that provides it)".utf8))
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: resolve(command.executable, path: environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"))
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = command.arguments
         process.environment = environment
         let outPipe = Pipe(), errPipe = Pipe()
@@ -75,14 +80,24 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         return CommandResult(status: status, standardOutput: out.data, standardError: err.data)
     }
 
-    /// Finds an executable on PATH (Process needs an absolute path).
+    /// Finds an executable on PATH (Process needs an absolute path). A name not
+    /// found stays bare, and `execute` refuses to start it: Foundation would
+    /// otherwise run a file of that name from the current directory, as root.
     public static func resolve(_ name: String, path: String) -> String {
         if name.contains("/") { return name }
-        for dir in path.split(separator: ":") {
+        return locate(name, path: path) ?? name
+    }
+
+    /// The absolute path of `name` in PATH's absolute directories (empty, `.`
+    /// and other relative entries mean the current directory: skipped), or nil.
+    public static func locate(_ name: String, path: String) -> String? {
+        guard !name.isEmpty, !name.contains("/") else { return nil }
+        for dir in path.split(separator: ":", omittingEmptySubsequences: true) where dir.hasPrefix("/") {
             let candidate = "\(dir)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
+            var st = stat()
+            if access(candidate, X_OK) == 0, stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return candidate }
         }
-        return name
+        return nil
     }
 }
 

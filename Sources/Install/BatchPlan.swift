@@ -18,6 +18,8 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
     case targetRefused(release: String, target: String, reason: String)
     case noSummary(path: String, reason: String)
     case nothingToContinue(path: String)
+    /// The summary file cannot be written (checked before any install starts, and at the end).
+    case summaryNotWritable(path: String, reason: String)
     /// Every refusal of the preflight, one per line; nothing was written.
     case preflight([String])
 
@@ -30,6 +32,8 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
             return "\(release) -> '\(target)': \(reason)"
         case let .noSummary(path, reason):
             return "--continue needs the summary of the last batch: cannot read '\(path)' (\(reason)); give it with --summary FILE"
+        case let .summaryNotWritable(path, reason):
+            return "cannot write the batch summary '\(path)': \(reason); 'batch --continue' needs it: give a writable path with --summary FILE"
         case let .nothingToContinue(path):
             return "nothing to continue: every install in '\(path)' succeeded"
         case let .preflight(problems):
@@ -105,25 +109,17 @@ public enum BatchPlan {
         return max(1, min(cores, byMemory, count))
     }
 
-    /// The identity of a target: major:minor for a device (two names of one
-    /// disk are the same target), the absolute path with its directory's
-    /// symlinks resolved for an image file.
-    public static func identity(_ target: TargetKind) -> String {
-        switch target {
-        case let .blockDevice(_, info): return "device \(info.majorMinor)"
-        case let .imageFile(path, _, _):
-            let absolute = URL(fileURLWithPath: path).standardizedFileURL
-            let dir = absolute.deletingLastPathComponent().resolvingSymlinksInPath().path
-            return "file \(dir == "/" ? "" : dir)/\(absolute.lastPathComponent)"
-        }
-    }
+    /// The identity of a target: the keys of `TargetIdentity` (what it is,
+    /// not how it is named: device numbers, the file's device and inode, the
+    /// directory entry after symlinks). Two targets are one when a key is shared.
+    public static func identity(_ target: TargetKind) -> [String] { TargetIdentity.keys(target) }
 
-    /// The first pair of jobs sharing a target identity, as (first index, second index).
-    public static func duplicate(identities: [String]) -> (Int, Int)? {
+    /// The first pair of jobs sharing an identity key, as (first index, second index).
+    public static func duplicate(identities: [[String]]) -> (Int, Int)? {
         var seen: [String: Int] = [:]
-        for (index, id) in identities.enumerated() {
-            if let first = seen[id] { return (first, index) }
-            seen[id] = index
+        for (index, keys) in identities.enumerated() {
+            if let first = keys.lazy.compactMap({ seen[$0] }).first { return (first, index) }
+            for key in keys where seen[key] == nil { seen[key] = index }
         }
         return nil
     }

@@ -1,4 +1,8 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Versions
 
 /// What one install reports for a batch (`install --result-json FILE`, and
 /// one row of the batch summary).
@@ -33,7 +37,9 @@ public struct InstallResult: Codable, Equatable, Sendable {
 
     /// Writes the JSON atomically (a batch reads it after the child exits).
     public func write(to path: String) throws {
-        try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        do { try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw BatchError.summaryNotWritable(path: path, reason: (error as NSError).localizedDescription)
+        }
     }
 
     public static func read(path: String) -> InstallResult? {
@@ -59,7 +65,23 @@ public struct BatchSummary: Codable, Equatable, Sendable {
     public var succeeded: Bool { !results.isEmpty && results.allSatisfy { $0.result == InstallResult.ok } }
 
     public func write(to path: String) throws {
-        try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        do { try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw BatchError.summaryNotWritable(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    /// Whether `path` can take the summary: its directory must let us make (and so
+    /// rename over) a file, and `path` must not be a directory. Leaves nothing behind.
+    public static func checkWritable(path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw BatchError.summaryNotWritable(path: path, reason: "it is a directory")
+        }
+        let probe = (path as NSString).deletingLastPathComponent + "/.\((path as NSString).lastPathComponent).check-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BatchError.summaryNotWritable(path: path, reason: String(cString: strerror(errno))) }
+        close(fd)
+        unlink(probe)
     }
 
     public static func read(path: String) throws -> BatchSummary {
@@ -67,7 +89,7 @@ public struct BatchSummary: Codable, Equatable, Sendable {
             throw BatchError.noSummary(path: path, reason: "no such file or not readable")
         }
         do { return try JSONDecoder().decode(BatchSummary.self, from: data) } catch {
-            throw BatchError.noSummary(path: path, reason: "not a batch summary: \(error)")
+            throw BatchError.noSummary(path: path, reason: "not a batch summary: \(JSONProblem(error))")
         }
     }
 

@@ -9,8 +9,9 @@ struct ENAState {
     /// Ours on the builder (under the download cache, never on the target):
     /// `source/` (the fetched tree), `root/` (the build root), the built RPM.
     var scratch = ""
-    /// The pin-checked `kernel/linux/ena` under `scratch/source`.
-    var sourceDirectory = ""
+    /// The top of the pin-checked tree under `scratch/source` (it holds
+    /// `kernel/linux/ena` and `kernel/linux/common/ena_com`).
+    var sourceTree = ""
     /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure.
     var buildSet: [RepoPackage] = []
     var rpmPath = ""
@@ -38,8 +39,8 @@ enum ENASteps {
         let pin = ctx.versions.ena, runner = ctx.runner
         try ENAEligibility.check(ctx.release, pin: pin)
         let source = try ENASource.from(option: ctx.options.enaSource, pinnedURL: pin.url)
-        if case let .directory(dir) = source, !isDirectory(dir + "/" + pin.sourceDirectory) {
-            throw ENAError.source("'\(dir)' has no '\(pin.sourceDirectory)' directory (give the top of an amzn-drivers tree, or the release .tar.gz)")
+        if case let .directory(dir) = source, let absent = pin.sourceDirectories.first(where: { !isDirectory(dir + "/" + $0) }) {
+            throw ENAError.source("'\(dir)' has no '\(absent)' directory (the ENA build reads \(pin.sourceDirectories.joined(separator: " and ")); give the top of an amzn-drivers tree, or the release .tar.gz)")
         }
         let scratch = "\(ctx.options.cacheDirectory)/ena-build/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
         ctx.enaState.scratch = scratch
@@ -48,17 +49,19 @@ enum ENASteps {
         ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
             try removeTree(scratch, runner: runner)
         }
-        for command in source.fetchCommands(scratch: scratch, sourceDirectory: pin.sourceDirectory) { try runner.checked(command) }
+        for command in source.fetchCommands(scratch: scratch, directories: pin.sourceDirectories,
+                                            lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up))) { try runner.checked(command) }
+        let directories = pin.sourceDirectories.joined(separator: " and ")
         if ctx.dryRun {
-            ctx.enaState.sourceDirectory = "\(scratch)/source/\(pin.sourceDirectory)"
-            ctx.note("check every file of \(ctx.enaState.sourceDirectory) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal")
+            ctx.enaState.sourceTree = "\(scratch)/source"
+            ctx.note("check every file of \(directories) under \(ctx.enaState.sourceTree) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal")
             return
         }
-        let directory = try ENASource.locate(scratch: scratch, sourceDirectory: pin.sourceDirectory)
-        let problems = try PinCheck.check(directory: directory, pinned: pin.files, runner: runner)
+        let tree = try ENASource.locateTree(scratch: scratch, buildDirectory: pin.buildDirectory)
+        let problems = try PinCheck.check(root: tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
         guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
-        ctx.enaState.sourceDirectory = directory
-        ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(pin.sourceDirectory) match versions.json (\(source.description))")
+        ctx.enaState.sourceTree = tree
+        ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
     }
 
     // MARK: ena-resolve (the build root's packages join the verified download)
@@ -151,13 +154,16 @@ enum ENASteps {
         let rootReady = Date()
         ctx.enaState.buildRootSeconds = rootReady.timeIntervalSince(started)
 
-        // The verified tree, copied in and checked again right before it is compiled.
-        let src = work + "/ena"
-        try runner.checked(Command("mkdir", ["-p", root + work]))
-        try runner.checked(Command("cp", ["-RP", ctx.enaState.sourceDirectory, root + src]))
+        // The verified directories, and nothing else of the tree, copied in at
+        // their relative paths (the Makefile reaches ../common/ena_com) and
+        // checked again right before they are compiled.
+        let tree = work + "/src", src = tree + "/" + pin.buildDirectory
+        for command in ENASource.copyCommands(from: ctx.enaState.sourceTree, to: root + tree, directories: pin.sourceDirectories) {
+            try runner.checked(command)
+        }
         if !ctx.dryRun {
-            let problems = try PinCheck.check(directory: root + src, pinned: pin.files, runner: runner)
-            guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + src, problems: problems) }
+            let problems = try PinCheck.check(root: root + tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
+            guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + tree, problems: problems) }
             guard isDirectory(root + KBuild.kernelDevelDirectory(kver)) else {
                 throw ENAError.build("kernel-devel-\(ctx.release.kernel) did not install '\(KBuild.kernelDevelDirectory(kver))' in the build root")
             }
@@ -165,7 +171,10 @@ enum ENASteps {
         try runner.checked(KBuild.make(sourceDirectory: src, kernelRelease: kver).inChroot(root))
         let built = Date()
         ctx.enaState.kbuildSeconds = built.timeIntervalSince(rootReady)
-        if !ctx.dryRun { ctx.enaState.vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver)) }
+        if !ctx.dryRun {
+            ctx.enaState.vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver))
+            try checkModuleVersion(module: root + src + "/ena.ko", pinned: pin.version)
+        }
 
         // Our own spec, built by the build root's rpmbuild.
         let spec = KmodSpec(version: pin.version, kernelRelease: kver, kernelVersion: ctx.release.kernel, builtModule: src + "/ena.ko")
@@ -201,6 +210,16 @@ enum ENASteps {
             throw ENAError.build("ena.ko's vermagic '\(vermagic)' does not match the kernel tree's release '\(uts)'")
         }
         return vermagic
+    }
+
+    /// The module must say it is the pinned release (`modinfo -F version`):
+    /// a tree that builds another version is not the one we pinned.
+    static func checkModuleVersion(module: String, pinned: String) throws {
+        let data = FileManager.default.contents(atPath: module) ?? Data()
+        let version = KBuild.modinfo("version", ofModule: data) ?? "(none)"
+        guard KBuild.isPinnedVersion(version, pinned: pinned) else {
+            throw ENAError.build("ena.ko says version '\(version)', but versions.json pins ENA \(pinned)")
+        }
     }
 
     // MARK: ena-install (the target's own rpm)

@@ -25,7 +25,8 @@ public final class InstallContext: @unchecked Sendable {
     public var filesystemUUID = ""
     /// Cleanup-stack mark below which entries outlive the unmount step (loop device, lock).
     public var deviceMark = 0
-    public var lock: FileLock?
+    /// The target's locks (`TargetIdentity`), held until the end.
+    public var locks: [FileLock] = []
 
     // Packages (issue 4).
     public var repository: ReleaseRepository?
@@ -67,7 +68,10 @@ public final class InstallContext: @unchecked Sendable {
         let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory))
         let onTerminal = isatty(2) == 1
         let log = self.log
-        let made = Fetcher(cache: cache, maxConnections: options.connections, progress: onTerminal ? { progress in
+        var fetchOptions = FetchOptions()
+        fetchOptions.lowSpeedLimit = options.lowSpeedLimit
+        fetchOptions.lowSpeedTime = options.lowSpeedTime
+        let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + log.prefix + "download: " + progress.line).utf8))
             if progress.filesDone == progress.filesTotal { FileHandle.standardError.write(Data("\n".utf8)) }
         } : nil)

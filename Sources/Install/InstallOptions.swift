@@ -11,6 +11,12 @@ public struct InstallOptions: Sendable {
     public var mirror: String
     /// Size of an image file created for a missing TARGET.
     public var imageSize: UInt64 = 8 << 30
+    /// `--size` was given: an existing image file must then have exactly that size.
+    public var sizeGiven = false
+    /// A transfer slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails
+    /// (curl's --speed-limit/--speed-time): a mirror that trickles cannot hang the install.
+    public var lowSpeedLimit: Int = 1000
+    public var lowSpeedTime: Double = 30
     public var dryRun = false
     public var logPath: String?
     public var keepOnError = false
@@ -58,11 +64,15 @@ public struct InstallOptions: Sendable {
 public enum InstallError: Error, CustomStringConvertible {
     case unknownStep(String, valid: [String])
     case incomplete(step: String, reason: String)
+    /// A step failed because a filesystem is full (`filesystem` when we know which).
+    case noSpace(step: String, filesystem: String?, detail: String)
 
     public var description: String {
         switch self {
         case let .unknownStep(name, valid): return "unknown step '\(name)'; steps are: \(valid.joined(separator: ", "))"
         case let .incomplete(step, reason): return "step '\(step)' failed: \(reason)"
+        case let .noSpace(step, filesystem, detail):
+            return "no space left on \(filesystem.map { "'\($0)'" } ?? "a filesystem the install writes to") during step '\(step)'; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (\(detail))"
         }
     }
 }

@@ -45,6 +45,21 @@ enum PackageSteps {
         ctx.log.say("bootstrap set: \(bootstrap.packages.count) packages (\(mb(bootstrap.downloadBytes))); install set: \(install.packages.count) packages (\(mb(install.downloadBytes)))")
         ctx.note("bootstrap set (\(bootstrap.packages.count)): " + bootstrap.packages.map(\.nevra).joined(separator: " "))
         if !install.unresolved.isEmpty { ctx.log.write("install set: yum will resolve these itself: \(install.unresolved.joined(separator: "; "))") }
+        try checkImageSpace(ctx)
+    }
+
+    /// An image file's filesystem must hold what the install writes (the unpacked
+    /// packages, not the sparse size), checked before anything is downloaded or written.
+    static func checkImageSpace(_ ctx: InstallContext) throws {
+        guard case let .imageFile(path, exists, _) = ctx.target else { return }
+        let installed = uniquePackages(ctx.bootstrapSet + ctx.installSet).reduce(UInt64(0)) { $0 + UInt64(max(0, $1.installedSize)) }
+        let needed = Preflight.bytesWritten(installedBytes: installed)
+        let holder = exists ? path : ((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+        guard let free = Preflight.freeSpace(at: holder) else { return }
+        var st = stat()
+        let allocated = exists && stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
+        ctx.log.write(String(format: "space: the image needs about %.0f MB; '%@' has %.0f MB free", Double(needed) / 1e6, free.mountPoint, Double(free.bytes) / 1e6))
+        if let error = Preflight.spaceError(imagePath: path, filesystem: free.mountPoint, freeBytes: free.bytes, needed: needed, alreadyAllocated: allocated) { throw error }
     }
 
     static func download(_ ctx: InstallContext) throws {

@@ -49,8 +49,10 @@ public enum Pipeline {
         }
         var ran: [String] = [], skipped: [String] = []
         let total = steps.count
+        var current = ""
         do {
             for (index, step) in steps.enumerated() {
+                current = step.name
                 try Interruption.shared.check()
                 if step.notYetImplemented {
                     skipped.append(step.name)
@@ -68,9 +70,11 @@ public enum Pipeline {
                     break
                 }
             }
-        } catch {
+        } catch let caught {
             let interrupted = Interruption.shared.isInterrupted
-            ctx.log.write("failed: \(error)")
+            ctx.log.write("failed: \(caught)")
+            // Before unwinding: removing an unfinished image frees the space we look at.
+            let error = interrupted ? caught : (noSpace(ctx, step: current, error: caught) ?? caught)
             if ctx.options.keepOnError && !ctx.dryRun {
                 let manual = ctx.cleanup.abandon()
                 ctx.log.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
@@ -86,6 +90,31 @@ public enum Pipeline {
                               filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
                               kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
                               downloadedBytes: ctx.downloadedBytes, bootVerdict: ctx.bootVerdict)
+    }
+
+    /// A failure caused by a full filesystem, said so: ENOSPC in the error, or a
+    /// filesystem we write to (the image file's, the yum cache, the target, the
+    /// download cache) with less than 1 MiB left. An image on a full filesystem
+    /// shows up inside only as I/O errors and a read-only remount, never as ENOSPC.
+    static func noSpace(_ ctx: InstallContext, step: String, error: Error) -> Error? {
+        if case DiskError.noSpaceForImage = error { return nil }
+        let text = "\(error)"
+        var places: [String] = []
+        if case let .imageFile(path, _, _)? = ctx.target { places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent) }
+        if !ctx.workDir.isEmpty { places += [ctx.root + "/var/cache/yum", ctx.root] }
+        places.append(ctx.options.cacheDirectory)
+        let full = places.compactMap { path -> String? in
+            guard !path.isEmpty, let free = Preflight.freeSpace(at: path), free.bytes < 1 << 20 else { return nil }
+            return free.mountPoint
+        }
+        let saysENOSPC = text.contains("No space left on device") || text.contains("ENOSPC")
+        // A failed download discards its partial file, so the cache may have room again: the path in the error says where.
+        let named = saysENOSPC ? places.filter { !$0.isEmpty && text.contains($0 + "/") }.max { $0.count < $1.count }.flatMap { Preflight.freeSpace(at: $0)?.mountPoint } : nil
+        guard saysENOSPC || !full.isEmpty else { return nil }
+        // The line that says so, else the error's first line.
+        let lines = text.split(separator: "\n").map(String.init)
+        let detail = lines.first { $0.contains("No space left") || $0.contains("ENOSPC") } ?? lines.first ?? text
+        return InstallError.noSpace(step: step, filesystem: full.first ?? named, detail: String(detail.trimmingCharacters(in: .whitespaces).prefix(300)))
     }
 
     static func unwindAll(_ ctx: InstallContext, failed: Bool) {

@@ -43,7 +43,7 @@ public enum InstallSteps {
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
             Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
             Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
-            Step("configure", "fstab, menu.lst, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: ConfigureSteps.configure),
+            Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: ConfigureSteps.configure),
             Step("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: ConfigureSteps.regenerateInitramfs),
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
@@ -62,13 +62,12 @@ public enum InstallSteps {
         ctx.target = target
         // The lock comes first: another run's own loop device and mounts must not be reported as ours.
         if !ctx.dryRun {
-            let lock = try FileLock.acquire(Preflight.lockPath(for: target, lockDirectory: ctx.options.lockDirectory),
-                                            holderDescription: "centos6-ami install \(ctx.options.release) \(target.path)")
-            ctx.lock = lock
-            ctx.cleanup.push("release lock \(lock.path)") { lock.release() }
+            for path in TargetIdentity.lockPaths(target, directory: ctx.options.lockDirectory) { try lockTarget(ctx, lockPath: path) }
         }
         var tools = Preflight.requiredTools
         if case .imageFile = target { tools += Preflight.loopTools }
+        if ctx.options.mirror.lowercased().hasPrefix("https:") { tools += Preflight.httpsTools }
+        if ctx.options.ena { tools += Preflight.enaTools }
         var facts = Preflight.gather(target: target, tools: tools)
         if ctx.dryRun && !facts.isRoot {
             // The plan needs no privileges; the real run checks again.
@@ -76,6 +75,7 @@ public enum InstallSteps {
             ctx.note("not running as root: the real run must")
         }
         if let first = Preflight.errors(facts).first { throw first }
+        if let error = Preflight.sizeOptionError(target: target, requested: ctx.options.imageSize, given: ctx.options.sizeGiven) { throw error }
         if case let .device(path) = ctx.options.yumCache {
             try checkYumCacheDevice(path, target: target)
         }
@@ -85,6 +85,20 @@ public enum InstallSteps {
         ctx.filesystemUUID = ctx.options.filesystemUUID ?? UUID().uuidString.lowercased()
         ctx.workDir = "\(ctx.options.workDirectory)/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
         if case let .blockDevice(path, _) = target { ctx.device = path }
+    }
+
+    /// Takes one of the target's locks (`TargetIdentity`) and pushes its release, which removes the file.
+    static func lockTarget(_ ctx: InstallContext, lockPath: String) throws {
+        let described = URL(fileURLWithPath: ctx.options.target).standardizedFileURL.path
+        let lock: FileLock
+        do {
+            lock = try FileLock.acquire(lockPath, holderDescription: "centos6-ami install \(ctx.options.release) \(described)",
+                                        removeOnRelease: true, base: ctx.options.lockDirectory)
+        } catch let HostError.lockHeld(_, holder) {
+            throw DiskError.inUseByRun(path: ctx.options.target, holder: holder)
+        }
+        ctx.locks.append(lock)
+        ctx.cleanup.push("release lock \(lock.path)") { lock.release() }
     }
 
     static func checkYumCacheDevice(_ path: String, target: TargetKind) throws {
@@ -105,6 +119,10 @@ public enum InstallSteps {
     static func createImage(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
         try ctx.runner.checked(Preparation.createImage(path: path, bytes: ctx.options.imageSize))
+        // Now that the file exists, its inode is locked too: a hard link or symlink made to it meanwhile is refused.
+        if !ctx.dryRun, let key = TargetIdentity.inodeKey(ofFile: path) {
+            try lockTarget(ctx, lockPath: TargetIdentity.lockPath(key: key, directory: ctx.options.lockDirectory))
+        }
         // A half-built image is worse than none: remove it if the install fails.
         ctx.cleanup.push("remove unfinished image \(path)", manual: ["rm -f \(shellQuote(path))"], onlyOnFailure: true) {
             if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }

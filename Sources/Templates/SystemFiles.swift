@@ -1,4 +1,4 @@
-// Whole files we write: fstab, grub's menu.lst, network, clock; and the SELinux edit.
+// Whole files we write: fstab, grub.conf, /etc/sysconfig/kernel, network, clock; and the SELinux edit.
 
 /// How /etc/fstab (and the kernel line) find the root filesystem.
 public enum RootReference: Equatable, Sendable {
@@ -39,13 +39,14 @@ public enum Fstab {
 }
 
 public enum GrubMenu {
-    public static let menuPath = "/boot/grub/menu.lst"
+    /// The real file, as CentOS 6 ships it: its kernel scriptlets
+    /// (`new-kernel-pkg`, through grubby) edit `/boot/grub/grub.conf`.
+    public static let configPath = "/boot/grub/grub.conf"
 
-    /// The links the install creates beside menu.lst, as CentOS 6 has them:
-    /// `/boot/grub/grub.conf -> menu.lst` (the name CentOS's tools edit) and
-    /// `/etc/grub.conf -> ../boot/grub/grub.conf`.
+    /// The links CentOS 6 keeps beside grub.conf: `menu.lst -> grub.conf`
+    /// (the name GNU grub's stage2 reads) and `/etc/grub.conf -> ../boot/grub/grub.conf`.
     public static let links: [(path: String, target: String)] = [
-        ("/boot/grub/grub.conf", "menu.lst"),
+        ("/boot/grub/menu.lst", "grub.conf"),
         ("/etc/grub.conf", "../boot/grub/grub.conf"),
     ]
 
@@ -54,15 +55,21 @@ public enum GrubMenu {
         kernel.hasSuffix("." + arch) ? kernel : kernel + "." + arch
     }
 
-    /// menu.lst: one entry booting at once, console on both the VGA and the
-    /// serial port (EC2's console log reads ttyS0). `net.ifnames=0` keeps eth0
-    /// when the ENA module is installed.
+    /// grub.conf: one entry booting at once, console on both the VGA and the
+    /// serial port (EC2's console log reads ttyS0), and grub itself on the
+    /// serial port too (`serial`/`terminal`), so the entry it boots is echoed
+    /// in the console log. `net.ifnames=0` keeps eth0 when the ENA module is
+    /// installed. A kernel update copies this entry's arguments into its own
+    /// (new-kernel-pkg through grubby) and, with `UPDATEDEFAULT=yes` in
+    /// /etc/sysconfig/kernel, makes it the default.
     public static func render(release: String, kernel: String, ena: Bool) -> String {
         let extra = ena ? " net.ifnames=0" : ""
         return """
             default=0
             timeout=0
             hiddenmenu
+            serial --unit=0 --speed=115200
+            terminal --timeout=0 serial console
             title CentOS \(release)
             \troot (hd0,0)
             \tkernel /boot/vmlinuz-\(kernel) ro root=LABEL=/ console=tty0 console=ttyS0,115200 xen_pv_hvm=enable\(extra)
@@ -70,6 +77,22 @@ public enum GrubMenu {
 
             """
     }
+}
+
+/// /etc/sysconfig/kernel as CentOS 6's kernel setup ships it: a kernel
+/// update becomes the default entry (new-kernel-pkg reads UPDATEDEFAULT) and
+/// `kernel` is the package type grubby treats as the default kernel.
+public enum SysconfigKernel {
+    public static let path = "/etc/sysconfig/kernel"
+    public static let text = """
+        # UPDATEDEFAULT specifies if new-kernel-pkg should make
+        # new kernels the default
+        UPDATEDEFAULT=yes
+
+        # DEFAULTKERNEL specifies the default kernel package type
+        DEFAULTKERNEL=kernel
+
+        """
 }
 
 public enum Network {

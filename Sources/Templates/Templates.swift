@@ -100,9 +100,10 @@ public struct ImageConfiguration: Equatable, Sendable {
 }
 
 /// Every file the configure step writes, in the order to write them (directories
-/// before what goes in them; menu.lst before its links). Run it after the
-/// packages are installed: the edits need the packages' files, and menu.lst
-/// written after the kernel keeps one entry, ours (DESIGN.md).
+/// before what goes in them; grub.conf before its links). Run it after the
+/// packages are installed: the edits need the packages' files, and grub.conf
+/// written after the kernel keeps one entry, ours (new-kernel-pkg edits
+/// grub.conf only when it exists, so the kernel's own scriptlet added none).
 ///
 /// Not here, because they are commands rather than files: creating ec2-user
 /// with a locked password (`useradd -m ec2-user`, `passwd -l ec2-user`, see
@@ -111,10 +112,11 @@ public func imageFiles(_ c: ImageConfiguration) -> [ImageFile] {
     [
         ImageFile(path: "/etc/fstab", content: .text(Fstab.render(root: c.root)), mode: 0o644),
         ImageFile(path: "/boot/grub", content: .directory, mode: 0o755),
-        ImageFile(path: GrubMenu.menuPath, content: .text(GrubMenu.render(release: c.release, kernel: c.kernel, ena: c.ena)), mode: 0o600),
+        ImageFile(path: GrubMenu.configPath, content: .text(GrubMenu.render(release: c.release, kernel: c.kernel, ena: c.ena)), mode: 0o600),
     ]
     + GrubMenu.links.map { ImageFile(path: $0.path, content: .symlink(target: $0.target), mode: 0o777) }
     + [
+        ImageFile(path: SysconfigKernel.path, content: .text(SysconfigKernel.text), mode: 0o644),
         ImageFile(path: "/etc/sysconfig/network-scripts/ifcfg-eth0", content: .text(Network.ifcfgEth0), mode: 0o644),
         ImageFile(path: "/etc/sysconfig/network", content: .text(Network.sysconfigNetwork), mode: 0o644),
         ImageFile(path: SELinux.configPath, content: .edit(.selinuxDisabled), mode: 0o644),

@@ -6,6 +6,7 @@ import Glibc
 
 public enum VMError: Error, CustomStringConvertible, Equatable {
     case imageMissing(path: String)
+    case notAnImage(path: String, reason: String)
     case qemuMissing(executable: String)
     case cannotStart(executable: String, reason: String)
     case qmp(socket: String, reason: String)
@@ -15,6 +16,8 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .imageMissing(path):
             return "disk image '\(path)' does not exist or is not readable; give the path of a raw image file or block device"
+        case let .notAnImage(path, reason):
+            return "'\(path)' is not a disk image centos6-ami made: \(reason); give the image file or device 'centos6-ami install' wrote"
         case let .qemuMissing(executable):
             return "'\(executable)' was not found; install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86)"
         case let .cannotStart(executable, reason):
@@ -85,7 +88,7 @@ public final class BootRunner {
     public func preflight(_ config: BootConfig) throws -> String {
         guard access(config.image, R_OK) == 0 else { throw VMError.imageMissing(path: config.image) }
         let qemu = ProcessRunner.resolve(config.qemu, path: path)
-        guard access(qemu, X_OK) == 0 else { throw VMError.qemuMissing(executable: config.qemu) }
+        guard qemu.hasPrefix("/"), access(qemu, X_OK) == 0 else { throw VMError.qemuMissing(executable: config.qemu) }
         return qemu
     }
 

@@ -23,9 +23,20 @@ public struct VersionsFile: Codable, Equatable, Sendable {
         public var version: String
         public var url: String
         public var archiveTopDirectory: String
-        public var sourceDirectory: String
-        /// sha256 of every file of `sourceDirectory`, keyed by path relative to it.
+        /// Where `make` runs (`kernel/linux/ena`), relative to the tree root.
+        public var buildDirectory: String
+        /// Every directory the build reads, relative to the tree root: the
+        /// driver's Makefile also compiles and includes `../common/ena_com`.
+        /// Exactly these are copied into the build root, in this layout.
+        public var sourceDirectories: [String]
+        /// sha256 of every file of the source directories, keyed by path
+        /// relative to the tree root (`kernel/linux/common/ena_com/ena_com.c`).
         public var files: [String: String]
+
+        /// The pinned files of one source directory.
+        public func files(in directory: String) -> [String] {
+            files.keys.filter { $0.hasPrefix(directory + "/") }.sorted()
+        }
     }
 
     public struct Release: Codable, Equatable, Sendable {
@@ -58,11 +69,16 @@ public enum VersionsError: Error, CustomStringConvertible, Equatable {
     case malformed(field: String, reason: String)
     case invalid(field: String, reason: String)
     case unknownRelease(String, valid: [String])
+    /// A problem of the file at `path` (a `--versions FILE`).
+    indirect case inFile(path: String, problem: VersionsError)
 
     public var description: String {
         switch self {
+        case let .inFile(path, problem):
+            let text = problem.description
+            return "versions file '\(path)': " + (text.hasPrefix("versions file: ") ? String(text.dropFirst("versions file: ".count)) : text)
         case let .unreadable(path, reason): return "cannot read versions file '\(path)': \(reason)"
-        case let .malformed(field, reason): return "versions file: field '\(field)' \(reason)"
+        case let .malformed(field, reason): return "versions file: \(JSONProblem(field: field, problem: reason))"
         case let .invalid(field, reason): return "versions file: field '\(field)' \(reason)"
         case let .unknownRelease(name, valid): return "unknown release '\(name)'; valid releases: \(valid.joined(separator: ", "))"
         }
@@ -77,39 +93,78 @@ extension VersionsFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VersionsError.unreadable(path: path, reason: "no such file or not readable")
         }
-        return try decode(data)
+        do { return try decode(data) } catch let error as VersionsError { throw VersionsError.inFile(path: path, problem: error) }
     }
 
     /// Decodes and validates; errors name the bad field (`releases[3].kernel`).
     public static func decode(_ data: Data) throws -> VersionsFile {
+        struct SchemaOnly: Decodable { var schema: Int }
+        // The schema first: a file of another schema fails on its number, not on a field it lacks.
+        if let schema = try? JSONDecoder().decode(SchemaOnly.self, from: data).schema, schema != schemaVersion {
+            throw VersionsError.invalid(field: "schema", reason: schemaReason(schema))
+        }
         let file: VersionsFile
         do {
             file = try JSONDecoder().decode(VersionsFile.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath + [key]), reason: "is missing")
-        } catch let DecodingError.typeMismatch(type, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "has the wrong type (expected \(type))")
-        } catch let DecodingError.valueNotFound(type, context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is null (expected \(type))")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw VersionsError.malformed(field: fieldPath(context.codingPath), reason: "is not valid JSON: \(context.debugDescription)")
         } catch {
-            throw VersionsError.malformed(field: "", reason: "cannot be decoded: \(error)")
+            let problem = JSONProblem(error)
+            throw VersionsError.malformed(field: problem.field, reason: problem.problem)
         }
         try file.validate()
         return file
     }
 
-    static func fieldPath(_ path: [CodingKey]) -> String {
-        var text = ""
-        for key in path {
-            if let index = key.intValue { text += "[\(index)]" } else { text += text.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+    static func fieldPath(_ path: [CodingKey]) -> String { JSONProblem.path(path) }
+
+    /// Schema 2: the ENA pin lists the files of several directories, keyed by
+    /// path relative to the tree root.
+    public static let schemaVersion = 2
+
+    static func schemaReason(_ schema: Int) -> String {
+        let hint = schema == 1 ? " (schema 1 pinned only kernel/linux/ena; start from this tool's versions.json)" : ""
+        return "is \(schema); this tool reads schema \(schemaVersion)\(hint)"
+    }
+
+    /// The ENA pin: relative, distinct directories; the build directory among
+    /// them with its Makefile pinned; every pinned file inside exactly one of
+    /// them and every directory pinned file by file.
+    func validateENAPin() throws {
+        func isRelativeInside(_ path: String) -> Bool {
+            !path.isEmpty && !path.hasPrefix("/") && !path.hasSuffix("/") && !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == ".." || $0 == "." }
         }
-        return text.isEmpty ? "(top level)" : text
+        guard !ena.sourceDirectories.isEmpty else {
+            throw VersionsError.invalid(field: "ena.sourceDirectories", reason: "is empty; name every directory the ENA build reads")
+        }
+        for (i, directory) in ena.sourceDirectories.enumerated() {
+            guard isRelativeInside(directory) else {
+                throw VersionsError.invalid(field: "ena.sourceDirectories[\(i)]", reason: "'\(directory)' is not a relative path inside the source tree")
+            }
+            for (j, other) in ena.sourceDirectories.enumerated() where j != i && (other == directory || directory.hasPrefix(other + "/")) {
+                throw VersionsError.invalid(field: "ena.sourceDirectories[\(i)]", reason: "'\(directory)' repeats or lies inside '\(other)'")
+            }
+        }
+        guard ena.sourceDirectories.contains(ena.buildDirectory) else {
+            throw VersionsError.invalid(field: "ena.buildDirectory", reason: "'\(ena.buildDirectory)' is not one of ena.sourceDirectories")
+        }
+        guard !ena.files.isEmpty else { throw VersionsError.invalid(field: "ena.files", reason: "is empty; the ENA source must be pinned file by file") }
+        for (path, sum) in ena.files.sorted(by: { $0.key < $1.key }) {
+            guard isRelativeInside(path), ena.sourceDirectories.contains(where: { path.hasPrefix($0 + "/") }) else {
+                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "is not a relative path inside one of ena.sourceDirectories")
+            }
+            guard sum.range(of: "^[0-9a-f]{64}$", options: .regularExpression) != nil else {
+                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "'\(sum)' is not a sha256 (64 lower-case hex digits)")
+            }
+        }
+        for (i, directory) in ena.sourceDirectories.enumerated() where ena.files(in: directory).isEmpty {
+            throw VersionsError.invalid(field: "ena.sourceDirectories[\(i)]", reason: "'\(directory)' has no pinned file in ena.files")
+        }
+        guard ena.files[ena.buildDirectory + "/Makefile"] != nil else {
+            throw VersionsError.invalid(field: "ena.files", reason: "does not pin '\(ena.buildDirectory)/Makefile'")
+        }
     }
 
     public func validate() throws {
-        guard schema == 1 else { throw VersionsError.invalid(field: "schema", reason: "is \(schema); this tool reads schema 1") }
+        guard schema == Self.schemaVersion else { throw VersionsError.invalid(field: "schema", reason: Self.schemaReason(schema)) }
         for (field, url, schemes) in [("mirrors.download", mirrors.download, ["https", "http", "file"]),
                                       ("mirrors.image", mirrors.image, ["http", "https"]),
                                       ("mirrors.imageCommented", mirrors.imageCommented, ["http", "https"]),
@@ -122,15 +177,7 @@ extension VersionsFile {
         guard ena.version.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil else {
             throw VersionsError.invalid(field: "ena.version", reason: "'\(ena.version)' is not a version like 2.9.1")
         }
-        guard !ena.files.isEmpty else { throw VersionsError.invalid(field: "ena.files", reason: "is empty; the ENA source must be pinned file by file") }
-        for (path, sum) in ena.files.sorted(by: { $0.key < $1.key }) {
-            guard !path.isEmpty, !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
-                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "is not a relative path inside the source directory")
-            }
-            guard sum.range(of: "^[0-9a-f]{64}$", options: .regularExpression) != nil else {
-                throw VersionsError.invalid(field: "ena.files[\"\(path)\"]", reason: "'\(sum)' is not a sha256 (64 lower-case hex digits)")
-            }
-        }
+        try validateENAPin()
         guard !releases.isEmpty else { throw VersionsError.invalid(field: "releases", reason: "is empty") }
         var seen = Set<String>()
         for (i, r) in releases.enumerated() {

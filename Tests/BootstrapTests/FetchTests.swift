@@ -436,3 +436,32 @@ import Glibc
         #expect(httpProxy(for: "archive.kernel.org", environment: [:]) == nil)
     }
 }
+
+/// A mirror that trickles: the low-speed rule, with the clock passed in.
+@Suite struct RateWatchTests {
+    @Test func oneByteEveryFiveSecondsFailsAtTheEndOfTheWindow() {
+        var watch = RateWatch(limit: 1000, window: 30, now: 100)
+        var failure: String?
+        var t = 100.0
+        while failure == nil && t < 200 {
+            t += 5
+            failure = watch.record(1, now: t)
+        }
+        #expect(t == 130, "the default window ends it after 30 s, within a minute")
+        #expect(failure == "slower than 1000 bytes/s for 30 s (6 bytes in the last 30.0 s; gave up after 30.0 s)")
+    }
+
+    @Test func aSteadyTransferPassesWindowAfterWindow() {
+        var watch = RateWatch(limit: 100, window: 3, now: 0)
+        for second in 1...20 { #expect(watch.record(150, now: Double(second)) == nil) }
+        // Silence then counts against the next window.
+        #expect(watch.record(0, now: 24) != nil)
+    }
+
+    @Test func progressSaysWhenATransferStalled() {
+        var progress = FetchProgress(bytesDone: 1_000_000, bytesTotal: 2_000_000, filesDone: 1, filesTotal: 2, bytesPerSecond: 0)
+        #expect(!progress.line.contains("stalled"))
+        progress.stalledSeconds = 12
+        #expect(progress.line.hasSuffix(", stalled: no data for 12 s"))
+    }
+}

@@ -39,9 +39,15 @@ import Host
         #expect(try parseSize("512M") == 512 << 20)
         #expect(try parseSize("2GiB") == 2 << 30)
         #expect(try parseSize("4096") == 4096)
-        for bad in ["", "G", "8X", "-1G", "1.5G", "99999999999999999999T"] {
+        for bad in ["", "G", "8X", "-1G", "1.5G", "0"] {
             #expect(throws: DiskError.badSize(bad)) { try parseSize(bad) }
         }
+        // Too big is not "not a size": the message says what the limit is.
+        for huge in ["99999999999999999999T", "99999999T", "17T"] {
+            #expect(throws: DiskError.sizeTooLarge(huge, maximum: maximumTargetBytes)) { try parseSize(huge) }
+        }
+        #expect(DiskError.sizeTooLarge("99999999T", maximum: maximumTargetBytes).description.contains("'99999999T' is too big"))
+        #expect(try parseSize("16T") == maximumTargetBytes)
         #expect(try YumCache.parse("tmpfs") == .tmpfs(bytes: YumCache.defaultTmpfsBytes))
         #expect(try YumCache.parse("tmpfs:200M") == .tmpfs(bytes: 200 << 20))
         #expect(throws: DiskError.self) { try YumCache.parse("/nonexistent/cache") }
@@ -108,7 +114,54 @@ import Host
     }
 
     @Test func lockPathsAreStablePerDevice() {
-        #expect(Preflight.lockPath(for: device) == "/run/lock/centos6-ami/dev-202-80.lock")
-        #expect(Preflight.lockPath(for: .imageFile(path: "/srv/a b.img", exists: false, sizeBytes: 0)) == "/run/lock/centos6-ami/file_srv_a_b.img.lock")
+        #expect(TargetIdentity.lockPaths(device, directory: "/run/lock/centos6-ami") == ["/run/lock/centos6-ami/dev-202-80.lock"])
+    }
+
+    @Test func targetIdentityIsWhatTheFileIsNotItsName() throws {
+        let dir = NSTemporaryDirectory() + "c6-ident-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/c.img", contents: Data(count: 4096))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/clink.img", withDestinationPath: "c.img")
+        try FileManager.default.linkItem(atPath: dir + "/c.img", toPath: dir + "/chard.img")
+        let keys = { (name: String) in TargetIdentity.keys(try inspectTarget(dir + "/" + name)) }
+        let c = try keys("c.img"), link = try keys("clink.img"), hard = try keys("chard.img")
+        #expect(c.count == 2 && c == link, "a symlink is the same file: \(c) \(link)")
+        #expect(c[0] == hard[0] && c[0].hasPrefix("inode-"), "a hard link shares the inode key")
+        // Names that the old path-text lock confused (a_b.img and a/b.img) are two targets.
+        let flat = try keys("a_b.img"), nested = try keys("a/b.img")
+        #expect(Set(flat).isDisjoint(with: nested))
+        // A dangling symlink leads where truncate would create the file.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/new-link.img", withDestinationPath: "a/b.img")
+        #expect(try keys("new-link.img") == nested)
+        // Lock names are the hex of the name, never shortened; long keys nest.
+        #expect(TargetIdentity.nameKey(parentDevice: 1, parentInode: 2, name: "a_b.img") == "name-1-2-615f622e696d67")
+        let long = TargetIdentity.lockPath(key: String(repeating: "f", count: 450), directory: "/l")
+        #expect(long == "/l/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 50) + ".lock")
+    }
+
+    @Test func imageFilesAreSizeCheckedLikeDevices() {
+        for size: UInt64 in [0, 6, minimumTargetBytes - 1] {
+            let facts = PreflightFacts(isRoot: true, target: .imageFile(path: "/srv/x.img", exists: true, sizeBytes: size))
+            #expect(Preflight.errors(facts).first == .tooSmall(path: "/srv/x.img", bytes: size, minimum: minimumTargetBytes))
+        }
+        #expect(Preflight.errors(PreflightFacts(isRoot: true, target: .imageFile(path: "/srv/x.img", exists: false, sizeBytes: 0))).isEmpty)
+        // --size with an existing file: only its own size.
+        let existing = TargetKind.imageFile(path: "/srv/x.img", exists: true, sizeBytes: 8 << 30)
+        #expect(Preflight.sizeOptionError(target: existing, requested: 8 << 30, given: true) == nil)
+        #expect(Preflight.sizeOptionError(target: existing, requested: 4 << 30, given: false) == nil)
+        let refused = Preflight.sizeOptionError(target: existing, requested: 4 << 30, given: true)
+        #expect(refused?.description.contains("exists with 8589934592 bytes but --size asks for 4294967296") == true)
+        #expect(Preflight.sizeOptionError(target: .imageFile(path: "/n.img", exists: false, sizeBytes: 0), requested: 4 << 30, given: true) == nil)
+    }
+
+    @Test func freeSpaceIsCheckedAgainstWhatTheInstallWrites() {
+        let needed = Preflight.bytesWritten(installedBytes: 400_000_000)
+        #expect(needed == 500_000_000 + (128 << 20))
+        let refused = Preflight.spaceError(imagePath: "/small/t.img", filesystem: "/small", freeBytes: 64 << 20, needed: needed, alreadyAllocated: 0)
+        #expect(refused?.description.hasPrefix("no space left on '/small' for image file '/small/t.img'") == true)
+        #expect(Preflight.spaceError(imagePath: "/big/t.img", filesystem: "/big", freeBytes: 8 << 30, needed: needed, alreadyAllocated: 0) == nil)
+        // What an existing (fully allocated) file holds already counts.
+        #expect(Preflight.spaceError(imagePath: "/s/t.img", filesystem: "/s", freeBytes: 0, needed: needed, alreadyAllocated: needed) == nil)
     }
 }

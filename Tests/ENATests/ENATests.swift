@@ -9,16 +9,22 @@ func golden(_ name: String) throws -> String {
     return try String(contentsOf: url, encoding: .utf8)
 }
 
-/// A scratch tree with two files of known content (sha256 of "abc" and of "").
+/// A scratch amzn-drivers tree in the real layout: the driver directory and
+/// common/ena_com, with files of known content (sha256 of "abc" and of "").
 final class Tree {
+    static let ena = "kernel/linux/ena", common = "kernel/linux/common/ena_com"
+    static let directories = [ena, common]
     static let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    static let abd = "a52d159f262b2c6ddb724a61840befc36eb30c88877a4030b65cbe86298449c9"
     static let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     let dir: String
     init() throws {
         dir = NSTemporaryDirectory() + "ena-pin-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try write("Makefile", "abc")
-        try write("ena_netdev.c", "")
+        try write(Tree.ena + "/Makefile", "abc")
+        try write(Tree.ena + "/ena_netdev.c", "")
+        try write(Tree.common + "/ena_com.c", "abc")
+        try write("kernel/linux/rpm/Makefile", "not part of the build: never listed")
     }
     deinit { try? FileManager.default.removeItem(atPath: dir) }
     func write(_ name: String, _ text: String) throws {
@@ -26,8 +32,10 @@ final class Tree {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
-    var pins: [String: String] { ["Makefile": Tree.abc, "ena_netdev.c": Tree.empty] }
-    func check() throws -> [PinProblem] { try PinCheck.check(directory: dir, pinned: pins, runner: ProcessRunner(log: nil)) }
+    var pins: [String: String] { [Tree.ena + "/Makefile": Tree.abc, Tree.ena + "/ena_netdev.c": Tree.empty, Tree.common + "/ena_com.c": Tree.abc] }
+    func check() throws -> [PinProblem] {
+        try PinCheck.check(root: dir, directories: Tree.directories, pinned: pins, runner: ProcessRunner(log: nil))
+    }
 }
 
 @Suite struct PinCheckTests {
@@ -37,32 +45,53 @@ final class Tree {
 
     @Test func oneFlippedByteIsNamed() throws {
         let tree = try Tree()
-        try tree.write("Makefile", "abd")
+        try tree.write(Tree.ena + "/Makefile", "abd")
         let problems = try tree.check()
         #expect(problems.count == 1)
         guard case let .different(path, expected, actual) = problems.first else { Issue.record("\(problems)"); return }
-        #expect(path == "Makefile" && expected == Tree.abc && actual != Tree.abc && actual.count == 64)
-        #expect(ENAError.pinMismatch(source: "x", problems: problems).description.contains("different: 'Makefile'"))
+        #expect(path == "kernel/linux/ena/Makefile" && expected == Tree.abc && actual != Tree.abc && actual.count == 64)
+        #expect(ENAError.pinMismatch(source: "x", problems: problems).description.contains("different: 'kernel/linux/ena/Makefile'"))
+    }
+
+    @Test func oneFlippedByteInCommonEnaComIsNamed() throws {
+        let tree = try Tree()
+        try tree.write(Tree.common + "/ena_com.c", "abd")
+        let problems = try tree.check()
+        #expect(problems.map(\.description) == ["different: 'kernel/linux/common/ena_com/ena_com.c' has sha256 \(Tree.abd), pinned \(Tree.abc)"])
+    }
+
+    @Test func aMissingCommonDirectoryLeavesItsFilesMissing() throws {
+        let tree = try Tree()
+        try FileManager.default.removeItem(atPath: tree.dir + "/kernel/linux/common")
+        #expect(try tree.check() == [.missing("kernel/linux/common/ena_com/ena_com.c")])
+    }
+
+    @Test func aSymlinkedCommonDirectoryIsRefusedNotEntered() throws {
+        let tree = try Tree()
+        try FileManager.default.moveItem(atPath: tree.dir + "/kernel/linux/common", toPath: tree.dir + "/elsewhere")
+        try FileManager.default.createSymbolicLink(atPath: tree.dir + "/kernel/linux/common", withDestinationPath: tree.dir + "/elsewhere")
+        #expect(try tree.check() == [.notARegularFile("kernel/linux/common"), .missing("kernel/linux/common/ena_com/ena_com.c")])
     }
 
     @Test func aMissingFileIsNamed() throws {
         let tree = try Tree()
-        try FileManager.default.removeItem(atPath: tree.dir + "/ena_netdev.c")
-        #expect(try tree.check() == [.missing("ena_netdev.c")])
+        try FileManager.default.removeItem(atPath: tree.dir + "/kernel/linux/ena/ena_netdev.c")
+        #expect(try tree.check() == [.missing("kernel/linux/ena/ena_netdev.c")])
     }
 
     @Test func extraFilesAnywhereAreFatal() throws {
         let tree = try Tree()
-        try tree.write("Kbuild", "obj-m := evil.o\n")
-        try tree.write("config/kcompat.h", "#define X\n")
-        #expect(try tree.check() == [.extra("Kbuild"), .extra("config/kcompat.h")])
+        try tree.write(Tree.ena + "/Kbuild", "obj-m := evil.o\n")
+        try tree.write(Tree.ena + "/config/kcompat.h", "#define X\n")
+        try tree.write(Tree.common + "/ena_plat.h", "#define kmalloc evil\n")
+        #expect(try tree.check() == [.extra("kernel/linux/common/ena_com/ena_plat.h"), .extra("kernel/linux/ena/Kbuild"), .extra("kernel/linux/ena/config/kcompat.h")])
     }
 
     @Test func symlinksAreRefusedNotFollowed() throws {
         let tree = try Tree()
-        try FileManager.default.removeItem(atPath: tree.dir + "/Makefile")
-        try FileManager.default.createSymbolicLink(atPath: tree.dir + "/Makefile", withDestinationPath: "/etc/hostname")
-        #expect(try tree.check() == [.notARegularFile("Makefile")])
+        try FileManager.default.removeItem(atPath: tree.dir + "/kernel/linux/ena/Makefile")
+        try FileManager.default.createSymbolicLink(atPath: tree.dir + "/kernel/linux/ena/Makefile", withDestinationPath: "/etc/hostname")
+        #expect(try tree.check() == [.notARegularFile("kernel/linux/ena/Makefile")])
     }
 
     @Test func theComparisonIsPureAndSorted() {
@@ -71,13 +100,16 @@ final class Tree {
         #expect(problems == [.missing("a"), .different("b", expected: Tree.abc, actual: Tree.empty), .extra("d")])
     }
 
-    /// versions.json's pin is the reference list of ENA 2.9.1's kernel/linux/ena, file for file.
-    @Test func versionsJSONPinsTheReferenceList() throws {
-        let reference = PinCheck.parseList(try golden("ena_linux_2.9.1-kernel-linux-ena.sha256"), stripPrefix: "kernel/linux/ena/")
+    /// versions.json's pin is the reference list of ENA 2.9.1's two directories, file for file.
+    @Test func versionsJSONPinsTheReferenceLists() throws {
+        let ena = PinCheck.parseList(try golden("ena_linux_2.9.1-kernel-linux-ena.sha256"))
+        let common = PinCheck.parseList(try golden("ena_linux_2.9.1-kernel-linux-common-ena_com.sha256"))
         let pin = try VersionsFile.embedded().ena
-        #expect(reference.count == 24)
-        #expect(pin.files == reference)
-        #expect(pin.version == "2.9.1" && pin.sourceDirectory == "kernel/linux/ena")
+        #expect(ena.count == 24 && common.count == 8)
+        #expect(pin.files == ena.merging(common) { a, _ in a })
+        #expect(pin.files(in: "kernel/linux/common/ena_com").contains("kernel/linux/common/ena_com/ena_com.c"))
+        #expect(pin.version == "2.9.1" && pin.buildDirectory == "kernel/linux/ena")
+        #expect(pin.sourceDirectories == ["kernel/linux/ena", "kernel/linux/common/ena_com"])
     }
 }
 
@@ -103,7 +135,7 @@ final class Tree {
 @Suite struct KmodSpecTests {
     @Test func theSpecIsTheGolden() throws {
         let spec = KmodSpec(version: "2.9.1", kernelRelease: "2.6.32-696.el6.x86_64", kernelVersion: "2.6.32-696.el6",
-                            builtModule: "/usr/src/centos6-ami-ena/ena/ena.ko")
+                            builtModule: "/usr/src/centos6-ami-ena/src/kernel/linux/ena/ena.ko")
         #expect(spec.render() == (try golden("kmod-ena.spec")))
         #expect(spec.modulePath == "/lib/modules/2.6.32-696.el6.x86_64/extra/ena/ena.ko")
     }
@@ -121,6 +153,16 @@ final class Tree {
         #expect(KBuild.vermagic(ofModule: bytes) == "2.6.32-696.el6.x86_64 SMP mod_unload modversions ")
         #expect(KBuild.release(ofVermagic: "2.6.32-696.el6.x86_64 SMP mod_unload modversions ") == "2.6.32-696.el6.x86_64")
         #expect(KBuild.vermagic(ofModule: Data("xvermagic=1\0".utf8)) == nil, "only at a string start")
+        #expect(KBuild.modinfo("version", ofModule: bytes) == nil)
+        #expect(KBuild.modinfo("version", ofModule: Data("srcversion=AB\0version=2.9.1g\0".utf8)) == "2.9.1g")
+    }
+
+    /// amzn-drivers' module version is "<release>g" (DRV_MODULE_GENERATION); nothing else passes.
+    @Test func theModuleVersionMustBeThePinnedRelease() {
+        #expect(KBuild.isPinnedVersion("2.9.1g", pinned: "2.9.1"))
+        #expect(KBuild.isPinnedVersion("2.9.1", pinned: "2.9.1"))
+        #expect(!KBuild.isPinnedVersion("2.9.10g", pinned: "2.9.1"))
+        #expect(!KBuild.isPinnedVersion("2.10.0g", pinned: "2.9.1"))
     }
 
     @Test func utsReleaseIsReadFromTheHeader() {
@@ -137,9 +179,20 @@ final class Tree {
     }
 
     @Test func fetchCommandsStayInTheScratchDirectory() {
-        let archive = ENASource.archive("/a/ena.tar.gz").fetchCommands(scratch: "/s", sourceDirectory: "kernel/linux/ena")
+        let archive = ENASource.archive("/a/ena.tar.gz").fetchCommands(scratch: "/s", directories: Tree.directories)
         #expect(archive.map(\.shellLine) == ["mkdir -p /s/source", "tar -xzf /a/ena.tar.gz -C /s/source --no-same-owner --no-same-permissions"])
-        let dir = ENASource.directory("/d").fetchCommands(scratch: "/s", sourceDirectory: "kernel/linux/ena")
-        #expect(dir.map(\.shellLine) == ["mkdir -p /s/source/kernel/linux", "cp -RP /d/kernel/linux/ena /s/source/kernel/linux/"])
+        // From a tree or git checkout: the two directories at their relative paths, nothing else.
+        let dir = ENASource.directory("/d").fetchCommands(scratch: "/s", directories: Tree.directories)
+        #expect(dir.map(\.shellLine) == ["mkdir -p /s/source/kernel/linux", "cp -RP /d/kernel/linux/ena /s/source/kernel/linux/",
+                                         "mkdir -p /s/source/kernel/linux/common", "cp -RP /d/kernel/linux/common/ena_com /s/source/kernel/linux/common/"])
+    }
+
+    /// The tree top is `source/` (a copied tree) or the archive's one top directory.
+    @Test func theTreeIsFoundAtTheTopOrInsideTheArchivesTopDirectory() throws {
+        let scratch = NSTemporaryDirectory() + "ena-locate-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try FileManager.default.createDirectory(atPath: scratch + "/source/amzn-drivers-ena_linux_2.9.1/kernel/linux/ena", withIntermediateDirectories: true)
+        #expect(try ENASource.locateTree(scratch: scratch, buildDirectory: "kernel/linux/ena") == scratch + "/source/amzn-drivers-ena_linux_2.9.1")
+        #expect(throws: ENAError.self) { try ENASource.locateTree(scratch: scratch, buildDirectory: "kernel/linux/nope") }
     }
 }

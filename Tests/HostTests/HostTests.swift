@@ -143,3 +143,47 @@ import Testing
         again.release()
     }
 }
+
+/// Careless and hostile input: executables, locks and secrets.
+@Suite struct HostileInputHostTests {
+    @Test func executablesResolveOnlyToAbsolutePathDirectories() throws {
+        let dir = NSTemporaryDirectory() + "c6-path-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tool = dir + "/c6-fake-tool"
+        try "#!/bin/sh\ntouch \(dir)/ran\n".write(toFile: tool, atomically: true, encoding: .utf8)
+        chmod(tool, 0o755)
+        // Relative, empty and `.` entries are the current directory: never searched.
+        #expect(ProcessRunner.locate("c6-fake-tool", path: ".::relative/dir") == nil)
+        #expect(ProcessRunner.locate("c6-fake-tool", path: "/nonexistent:\(dir)") == tool)
+        #expect(ProcessRunner.locate("sh", path: "/usr/bin:/bin") != nil)
+        // Not found: refused with 127, not handed to Foundation as a relative path.
+        let result = ProcessRunner.execute(Command("c6-fake-tool"), environment: ["PATH": "."])
+        #expect(result.status == 127)
+        #expect(result.stderrText.contains("cannot start 'c6-fake-tool': not found"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/ran"))
+        // A stripped PATH still finds the standard tools (the ones the preflight checked).
+        #expect(ProcessRunner.execute(Command("sha256sum", ["--version"]), environment: ["PATH": ""]).status == 0)
+    }
+
+    @Test func passwordsInURLsAreRedacted() {
+        #expect(redactCredentials("mirror http://user:s3cret@127.0.0.1:8080/x and https://a:b@h/") == "mirror http://user:***@127.0.0.1:8080/x and https://a:***@h/")
+        #expect(redactCredentials("cannot download 'http://u:p%40ss@host/repomd.xml'") == "cannot download 'http://u:***@host/repomd.xml'")
+        #expect(redactCredentials("no credentials: http://host/a@b and me@example.com") == "no credentials: http://host/a@b and me@example.com")
+    }
+
+    @Test func targetLocksAreRemovedOnReleaseAndRetakenSafely() throws {
+        let base = NSTemporaryDirectory() + "c6-locks-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let path = base + "/a.d/b.lock"
+        let first = try FileLock.acquire(path, holderDescription: "centos6-ami install 6.9 /x/c.img", removeOnRelease: true, base: base)
+        #expect(throws: HostError.self) { _ = try FileLock.acquire(path, holderDescription: "second", removeOnRelease: true, base: base) }
+        first.release()
+        #expect(!FileManager.default.fileExists(atPath: path), "the lock file is removed")
+        #expect(!FileManager.default.fileExists(atPath: base + "/a.d"), "and the directory made for it")
+        #expect(FileManager.default.fileExists(atPath: base))
+        let again = try FileLock.acquire(path, holderDescription: "third", removeOnRelease: true, base: base)
+        again.release()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base).isEmpty)
+    }
+}

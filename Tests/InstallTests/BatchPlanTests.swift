@@ -61,17 +61,25 @@ import Versions
         #expect(BatchPlan.defaultJobs(cores: 4, memoryBytes: gib, count: 4) == 1, "at least one")
     }
 
-    @Test func twoNamesOfOneTargetAreOneTarget() {
+    @Test func twoNamesOfOneTargetAreOneTarget() throws {
         let info = BlockDeviceInfo(name: "xvdf", majorMinor: "202:80", isPartition: false, parentDisk: nil, partitions: [], sizeBytes: 8 << 30, holders: [])
         let a = BatchPlan.identity(.blockDevice(path: "/dev/xvdf", info: info))
         let b = BatchPlan.identity(.blockDevice(path: "/dev/disk/by-id/nvme-Amazon_vol1", info: info))
         #expect(a == b)
-        let f1 = BatchPlan.identity(.imageFile(path: "/srv/img/a.img", exists: false, sizeBytes: 0))
-        let f2 = BatchPlan.identity(.imageFile(path: "/srv/img/../img/./a.img", exists: false, sizeBytes: 0))
-        let f3 = BatchPlan.identity(.imageFile(path: "/srv/img/b.img", exists: false, sizeBytes: 0))
+        let dir = NSTemporaryDirectory() + "c6-batch-ident-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/img", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/img/c.img", contents: Data(count: 512))
+        try FileManager.default.linkItem(atPath: dir + "/img/c.img", toPath: dir + "/img/hard.img")
+        let f1 = BatchPlan.identity(.imageFile(path: dir + "/img/a.img", exists: false, sizeBytes: 0))
+        let f2 = BatchPlan.identity(.imageFile(path: dir + "/img/../img/./a.img", exists: false, sizeBytes: 0))
+        let f3 = BatchPlan.identity(.imageFile(path: dir + "/img/b.img", exists: false, sizeBytes: 0))
+        let c = BatchPlan.identity(.imageFile(path: dir + "/img/c.img", exists: true, sizeBytes: 512))
+        let hard = BatchPlan.identity(.imageFile(path: dir + "/img/hard.img", exists: true, sizeBytes: 512))
         #expect(f1 == f2 && f1 != f3)
         #expect(BatchPlan.duplicate(identities: [a, f1, f3, f2])! == (1, 3))
         #expect(BatchPlan.duplicate(identities: [a, f1, f3]) == nil)
+        #expect(BatchPlan.duplicate(identities: [c, f1, hard])! == (0, 2), "a hard link is the same file")
     }
 
     @Test func continueRerunsExactlyTheInstallsThatDidNotSucceed() {

@@ -79,3 +79,28 @@ func expectGolden(_ actual: String, _ name: String) throws {
         #expect(positions == positions.sorted())
     }
 }
+
+/// A full filesystem is said so, with the step, whatever tool hit it.
+@Suite struct NoSpaceReportTests {
+    @Test func anENOSPCAnywhereIsReportedAsNoSpaceWithTheStep() throws {
+        var options = InstallOptions(release: "6.9", target: "/dev/xvdf", mirror: "http://127.0.0.1:9")
+        options.cacheDirectory = NSTemporaryDirectory()
+        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: RecordingRunner(), log: try Log(path: nil, progress: { _ in }))
+        let failing = Step("install-packages", "yum") { _ in
+            throw CommandFailed(command: Command("chroot", ["/r", "yum", "-y", "install", "kernel"]),
+                                result: CommandResult(status: 1, standardError: Data("Error unpacking rpm package kernel: cpio: write failed - No space left on device\n".utf8)))
+        }
+        do {
+            _ = try Pipeline.run(ctx, steps: [failing])
+            Issue.record("the step failed but the run did not")
+        } catch let error as InstallError {
+            let text = "\(error)"
+            #expect(text.hasPrefix("no space left on a filesystem the install writes to during step 'install-packages'"), "\(text)")
+            #expect(text.contains("No space left on device"))
+        }
+        // Other failures stay as they are.
+        let other = Step("download", "x") { _ in throw InstallError.incomplete(step: "download", reason: "mirror down") }
+        #expect(throws: InstallError.self) { _ = try Pipeline.run(ctx, steps: [other]) }
+        do { _ = try Pipeline.run(ctx, steps: [other]) } catch { #expect("\(error)" == "step 'download' failed: mirror down") }
+    }
+}

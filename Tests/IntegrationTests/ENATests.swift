@@ -36,7 +36,7 @@ final class ENAImage: @unchecked Sendable {
         var files: [String: String] = [:]
         for line in try String(contentsOfFile: fixture + "/SHA256SUMS", encoding: .utf8).split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            files[String(parts[1]).replacingOccurrences(of: "kernel/linux/ena/", with: "")] = String(parts[0])
+            files[String(parts[1])] = String(parts[0])
         }
         ena["files"] = files
         ena["version"] = "0.0.1"
@@ -146,19 +146,22 @@ struct ENAInstallTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.img"))
     }
 
-    /// One flipped byte in the archive's source: named, refused before metadata,
-    /// compilation or any write; the scratch directory is gone.
-    @Test func aTamperedSourceIsRefusedBeforeCompilation() throws {
+    /// One flipped byte in a common/ena_com file of the archive (the directory
+    /// the driver's Makefile compiles from ../common/ena_com): named, refused
+    /// before metadata, compilation or any write; the scratch directory is gone.
+    @Test func aTamperedCommonEnaComFileIsRefusedBeforeCompilation() throws {
         try TestVault.require()
         let dir = try Integration.scratchDirectory("ena-tampered")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let versions = try ENAImage.standinVersions(into: dir)
         let top = dir + "/amzn-drivers-ena_linux_0.0.1"
         _ = try sh("mkdir -p \(top) && cp -R \(ENAImage.fixture)/kernel \(top)/")
-        // One byte: 'centos6-ami' -> 'Centos6-ami' in the marker line.
-        let file = top + "/kernel/linux/ena/ena_standin.c"
+        // One byte: 'centos6-ami' -> 'Centos6-ami' in the marker text.
+        let file = top + "/kernel/linux/common/ena_com/ena_com.c"
         let text = try String(contentsOfFile: file, encoding: .utf8)
-        try text.replacingOccurrences(of: "\"centos6-ami test ena loaded", with: "\"Centos6-ami test ena loaded").write(toFile: file, atomically: true, encoding: .utf8)
+        let tampered = text.replacingOccurrences(of: "\"centos6-ami test ena\"", with: "\"Centos6-ami test ena\"")
+        try #require(tampered != text)
+        try tampered.write(toFile: file, atomically: true, encoding: .utf8)
         _ = try sh("cd \(dir) && tar -czf ena.tar.gz amzn-drivers-ena_linux_0.0.1")
         let server = try VaultServer()
         defer { server.stop() }
@@ -168,8 +171,8 @@ struct ENAInstallTests {
                                        environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(out.status == 1, "\(out.stderr)")
         #expect(out.stderr.contains("does not match the pinned sha256 list"), "\(out.stderr)")
-        #expect(out.stderr.contains("different: 'ena_standin.c'"), "\(out.stderr)")
-        #expect(!out.stderr.contains("different: 'Makefile'"), "only the tampered file is named")
+        #expect(out.stderr.contains("different: 'kernel/linux/common/ena_com/ena_com.c'"), "\(out.stderr)")
+        #expect(out.stderr.contains("(1 problem(s))"), "only the tampered file is named: \(out.stderr)")
         #expect(!FileManager.default.fileExists(atPath: image), "no image created")
         #expect(try server.stats().requests == 0, "refused before metadata")
         let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
@@ -183,15 +186,22 @@ struct ENAInstallTests {
         let built = try ENAImage.shared()
         #expect(built.headersOnHost.isEmpty, "this host has kernel headers (\(built.headersOnHost)); the test proves the build root's are used only on a builder without them")
         #expect(built.result.status == 0, "\(built.result.stderr)")
-        #expect(built.result.stderr.contains("ENA 0.0.1 source: all 2 files of kernel/linux/ena match versions.json"))
+        #expect(built.result.stderr.contains("ENA 0.0.1 source: all 7 files of kernel/linux/ena and kernel/linux/common/ena_com match versions.json"), "\(built.result.stderr)")
         let timing = built.result.stderr.split(separator: "\n").first { $0.contains("ENA 0.0.1 built for \(ENAImage.kver)") }
         #expect(timing != nil, "\(built.result.stderr)")
         print("ena install: \(timing ?? "?")")
         // A real kbuild run inside the build root, with its own gcc, against kernel-devel.
         let log = (try? String(contentsOfFile: built.dir + "/install.log", encoding: .utf8)) ?? ""
-        #expect(log.contains("make -C /usr/src/centos6-ami-ena/ena -j2 BUILD_KERNEL=\(ENAImage.kver) KERNEL_BUILD_DIR=/usr/src/kernels/\(ENAImage.kver)"))
-        #expect(log.contains("CC [M]  /usr/src/centos6-ami-ena/ena/ena_standin.o") || log.contains("ena_standin.o"), "kbuild compiled the stand-in")
-        #expect(log.contains("LD [M]  /usr/src/centos6-ami-ena/ena/ena.ko") || log.contains("ena.ko"))
+        // Both directories in the build root at their real relative paths, the
+        // common objects compiled through ../common/ena_com, nothing else of the tree.
+        let src = "/usr/src/centos6-ami-ena/src/kernel/linux"
+        #expect(log.contains("make -C \(src)/ena -j2 BUILD_KERNEL=\(ENAImage.kver) KERNEL_BUILD_DIR=/usr/src/kernels/\(ENAImage.kver)"))
+        #expect(log.contains("cp -RP \(ENAImage.fixture)/kernel/linux/common/ena_com "), "the common directory copied from the tree")
+        for object in ["ena/ena_netdev.o", "ena/../common/ena_com//ena_com.o", "ena/../common/ena_com//ena_eth_com.o"] {
+            #expect(log.contains("CC [M]  \(src)/\(object)"), "kbuild compiled \(object)")
+        }
+        #expect(log.contains("LD [M]  \(src)/ena/ena.ko"))
+        #expect(!log.contains("ena_standin"), "nothing of another layout")
         #expect(built.result.stderr.contains("kmod-ena installed in the target"))
         try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
         #expect(Integration.mounts(under: SharedCache.path + "/ena-build").isEmpty)
@@ -218,6 +228,9 @@ struct ENAInstallTests {
             #expect(vermagic.hasPrefix(debian + " "), "vermagic '\(vermagic)' vs kernel-devel's '\(debian)'")
             let description = try chroot(mnt, ["modinfo", "-F", "description", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
             #expect(description.contains("centos6-ami stand-in"), "our module, compiled from the stand-in")
+            // The version the pinned tree builds, as amzn-drivers spells it (DRV_MODULE_GENERATION: "<pin>g").
+            let version = try chroot(mnt, ["modinfo", "-F", "version", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
+            #expect(version.trimmingCharacters(in: .whitespacesAndNewlines) == "0.0.1g", "modinfo version '\(version)'")
             // depmod picked ours over the kernel's in-tree ena.
             let dep = try String(contentsOfFile: mnt + "/lib/modules/\(ENAImage.kver)/modules.dep", encoding: .utf8)
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
@@ -235,7 +248,7 @@ struct ENAInstallTests {
                 #expect(!FileManager.default.fileExists(atPath: mnt + path), "\(path) in the image")
             }
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/usr/src/kernels")) ?? []).isEmpty, "no kernel headers")
-            let found = try sh("cd \(mnt) && find . -xdev \\( -name '*.c' -o -name 'ena_standin*' -o -name '*.o' -o -name 'kmod-ena*.rpm' -o -name '*.spec' -o -name 'cc1' \\) -print").stdout
+            let found = try sh("cd \(mnt) && find . -xdev \\( -name '*.c' -o -name 'ena_netdev*' -o -name 'ena_com*' -o -name '*.o' -o -name 'kmod-ena*.rpm' -o -name '*.spec' -o -name 'cc1' \\) -print").stdout
             #expect(found.isEmpty, "\(found)")
             let mentions = try sh("grep -rls -e ena-build -e centos6-ami-ena \(mnt)/etc \(mnt)/root \(mnt)/var \(mnt)/tmp || true").stdout
             #expect(mentions.isEmpty, "build paths mentioned in: \(mentions)")

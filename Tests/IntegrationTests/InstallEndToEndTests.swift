@@ -125,8 +125,13 @@ struct InstallEndToEndTests {
             let fm = FileManager.default
             func text(_ path: String) -> String { (try? String(contentsOfFile: mnt + path, encoding: .utf8)) ?? "" }
             func mode(_ path: String) -> Int { ((try? fm.attributesOfItem(atPath: mnt + path))?[.posixPermissions] as? Int) ?? -1 }
-            #expect(text("/boot/grub/menu.lst").contains("kernel /boot/vmlinuz-2.6.32-696.el6.x86_64 ro root=LABEL=/ console=tty0 console=ttyS0,115200 xen_pv_hvm=enable\n"))
-            #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/boot/grub/grub.conf")) == "menu.lst")
+            // CentOS 6's boot layout: grub.conf is the file (what new-kernel-pkg edits), menu.lst and /etc/grub.conf link to it.
+            #expect(text("/boot/grub/grub.conf").contains("kernel /boot/vmlinuz-2.6.32-696.el6.x86_64 ro root=LABEL=/ console=tty0 console=ttyS0,115200 xen_pv_hvm=enable\n"))
+            #expect(text("/boot/grub/grub.conf").contains("\nserial --unit=0 --speed=115200\nterminal --timeout=0 serial console\n"))
+            #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/boot/grub/grub.conf")) == nil, "grub.conf is a file")
+            #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/boot/grub/menu.lst")) == "grub.conf")
+            #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/etc/grub.conf")) == "../boot/grub/grub.conf")
+            #expect(text("/etc/sysconfig/kernel").contains("\nUPDATEDEFAULT=yes\n") && text("/etc/sysconfig/kernel").contains("\nDEFAULTKERNEL=kernel\n"))
             #expect(text("/etc/fstab").split(separator: "\n").contains { $0.hasPrefix("LABEL=/ ") && $0.contains("ext4") && $0.contains("defaults,noatime") && $0.hasSuffix("1 1") })
             #expect(text("/etc/selinux/config").contains("SELINUX=disabled"))
             #expect(text("/etc/ssh/sshd_config").contains("\nPasswordAuthentication no"))
@@ -170,6 +175,10 @@ struct InstallEndToEndTests {
         #expect(out.stderr.contains("boot-test passed: login: after"), "\(out.stderr)")
         let console = (try? String(contentsOfFile: copy + ".console.log", encoding: .utf8)) ?? ""
         #expect(console.contains("CentOS release 6.9 (Final)"))
+        // grub.conf's serial/terminal lines: grub itself talks on ttyS0 and echoes the entry and kernel it boots.
+        let plain = String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" }))
+        #expect(plain.contains("Booting 'CentOS 6.9'\n"), "grub's menu on the serial console")
+        #expect(plain.contains("\nkernel /boot/vmlinuz-2.6.32-696.el6.x86_64 ro root=LABEL=/ "), "grub echoes the kernel line it boots")
         // Read back independently: exactly the key, mode 0600.
         do {
             let attached = try AttachedImage(copy, readOnly: true)

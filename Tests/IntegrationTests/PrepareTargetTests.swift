@@ -113,7 +113,7 @@ struct PrepareTargetTests {
         try refuse(loop, "must run as root", wrapper: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         // Unknown version.
         let unknown = try Integration.tool(["install", "6.11", loop] + prepare(server), environment: environment(workDir))
-        #expect(unknown.status == 1 && unknown.stderr.contains("valid releases: 6.0, 6.1"))
+        #expect(unknown.status == 64 && unknown.stderr.contains("valid releases: 6.0, 6.1"))
         // Missing target, not a block device or image file.
         try refuse("/dev/centos6-ami-no-such-disk", "does not exist", file: image)
         try refuse("/dev/null", "neither a block device nor a regular image file", file: image)

@@ -160,8 +160,8 @@ struct RegisterTests {
             #expect(out.stderr.contains("usage: centos6-ami \(args[0])"))
         }
         let missing = try Integration.tool(["table", "--from", "/nonexistent/results.json"])
-        #expect(missing.status == 1)
-        #expect(missing.stderr.contains("results file '/nonexistent/results.json'"))
+        #expect(missing.status == 64)
+        #expect(missing.stderr.contains("--from '/nonexistent/results.json' is not a readable file"))
     }
 
     /// `--ena` on a local device: the image's boot verdict is read read-only (not one byte changes):

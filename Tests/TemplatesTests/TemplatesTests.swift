@@ -51,12 +51,12 @@ let commentedMirror = "https://vault.centos.org"
 
 @Suite struct GrubMenuTests {
     @Test func plainIsTheGolden() throws {
-        try expectGolden(GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: false), "menu.lst")
+        try expectGolden(GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: false), "grub.conf")
     }
 
     @Test func enaAddsNetIfnames() throws {
         let ena = GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: true)
-        try expectGolden(ena, "menu.lst-ena")
+        try expectGolden(ena, "grub.conf-ena")
         let kernelLine = lines(ena).first { $0.contains("kernel /boot/") } ?? ""
         #expect(kernelLine.hasSuffix(" xen_pv_hvm=enable net.ifnames=0"))
         #expect(!GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: false).contains("net.ifnames"))
@@ -70,15 +70,30 @@ let commentedMirror = "https://vault.centos.org"
         #expect(GrubMenu.installedKernel("2.6.32-754.el6.x86_64") == "2.6.32-754.el6.x86_64", "already installed names stay")
     }
 
-    @Test func linksResolveToMenuLst() {
-        // Each link, resolved relative to its directory, must land on menu.lst.
+    /// grub's menu on the EC2 serial console: serial and terminal before the first entry.
+    @Test func grubTalksOnTheSerialConsole() {
+        let text = lines(GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: false))
+        let serial = text.firstIndex(of: "serial --unit=0 --speed=115200"), terminal = text.firstIndex(of: "terminal --timeout=0 serial console")
+        let title = text.firstIndex { $0.hasPrefix("title ") }
+        #expect(serial != nil && terminal != nil && title != nil && serial! < terminal! && terminal! < title!)
+    }
+
+    /// CentOS 6's layout: grub.conf is the file new-kernel-pkg edits; menu.lst and /etc/grub.conf are links.
+    @Test func sysconfigKernelIsTheGolden() throws {
+        try expectGolden(SysconfigKernel.text, "sysconfig-kernel")
+        #expect(SysconfigKernel.text.contains("\nUPDATEDEFAULT=yes\n") && SysconfigKernel.text.contains("\nDEFAULTKERNEL=kernel\n"))
+    }
+
+    @Test func linksResolveToGrubConf() {
+        // Each link, resolved relative to its directory, must land on grub.conf.
         func resolve(_ path: String) -> String {
             guard let link = GrubMenu.links.first(where: { $0.path == path }) else { return path }
             let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
             return resolve(URL(fileURLWithPath: link.target, relativeTo: dir).standardizedFileURL.path)
         }
         #expect(GrubMenu.links.count == 2)
-        for link in GrubMenu.links { #expect(resolve(link.path) == GrubMenu.menuPath, "\(link.path)") }
+        for link in GrubMenu.links { #expect(resolve(link.path) == GrubMenu.configPath, "\(link.path)") }
+        #expect(Set(GrubMenu.links.map(\.path)) == ["/boot/grub/menu.lst", "/etc/grub.conf"])
     }
 }
 
@@ -281,7 +296,8 @@ let commentedMirror = "https://vault.centos.org"
             return t
         }
         #expect(c.kernel == "2.6.32-696.el6.x86_64")
-        #expect(text("/boot/grub/menu.lst") == GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: true))
+        #expect(text("/etc/sysconfig/kernel") == SysconfigKernel.text)
+        #expect(text("/boot/grub/grub.conf") == GrubMenu.render(release: "6.9", kernel: "2.6.32-696.el6.x86_64", ena: true))
         #expect(text("/etc/fstab") == Fstab.render())
         #expect(text("/etc/rc.d/rc.local") == RcLocal.script)
         #expect(text("/etc/yum/vars/releasever") == "6.9\n")

@@ -131,3 +131,18 @@ import Glibc
         #expect(VMError.qemuMissing(executable: "qemu-system-x86_64").description.contains("apt-get install qemu-system-x86"))
     }
 }
+
+/// boot-test's look at its input before QEMU starts.
+@Suite struct ImageCheckTests {
+    @Test func anMBRWithALinuxPartitionIsABootDisk() {
+        var sector = [UInt8](repeating: 0, count: 512)
+        #expect(ImageCheck.problem(firstSector: sector)?.contains("no MBR partition table") == true)
+        sector[510] = 0x55; sector[511] = 0xAA
+        #expect(ImageCheck.problem(firstSector: sector)?.contains("no Linux partition") == true)
+        sector[446 + 4] = 0x07
+        #expect(ImageCheck.problem(firstSector: sector)?.contains("types found: 0x07") == true)
+        sector[446 + 16 + 4] = 0x83
+        #expect(ImageCheck.problem(firstSector: sector) == nil)
+        #expect(ImageCheck.problem(firstSector: [1, 2, 3])?.contains("shorter than one 512-byte sector") == true)
+    }
+}

@@ -45,19 +45,33 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
         for r in v.releases where !r.ena.eligible { #expect((r.ena.reason ?? "").contains(r.release == "6.5" ? "net/busy_poll.h" : "linux/kconfig.h")) }
         #expect(v.mirrors.download == "https://archive.kernel.org/centos-vault")
         #expect(v.mirrors.image == "http://archive.kernel.org/centos-vault")
-        #expect(v.ena.version == "2.9.1" && v.ena.files.count == 24)
+        #expect(v.ena.version == "2.9.1" && v.ena.files.count == 32)
+        #expect(v.ena.files(in: "kernel/linux/ena").count == 24 && v.ena.files(in: "kernel/linux/common/ena_com").count == 8)
         #expect(v.release("6.9")?.amis.map(\.id) == ["ami-04b471c820e90bbcc", "ami-00e938eee68482e28"])
     }
 
-    @Test func enaPinMatchesTheChecksumList() throws {
-        // The pinned list is data/ena_linux_2.9.1-kernel-linux-ena.sha256, copied from the reference.
-        let text = try String(contentsOf: repoRoot.appendingPathComponent("data/ena_linux_2.9.1-kernel-linux-ena.sha256"), encoding: .utf8)
+    @Test func enaPinMatchesTheChecksumLists() throws {
+        // The pinned list is the two lists in data/ (kernel/linux/ena and kernel/linux/common/ena_com), keyed by path from the tree root.
         var expected: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            expected[String(parts[1].dropFirst("kernel/linux/ena/".count))] = String(parts[0])
+        for list in ["data/ena_linux_2.9.1-kernel-linux-ena.sha256", "data/ena_linux_2.9.1-kernel-linux-common-ena_com.sha256"] {
+            for line in try String(contentsOf: repoRoot.appendingPathComponent(list), encoding: .utf8).split(separator: "\n") {
+                let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+                expected[String(parts[1])] = String(parts[0])
+            }
         }
+        #expect(expected.count == 32)
         #expect(try VersionsFile.embedded().ena.files == expected)
+    }
+
+    /// A schema 1 file (the pin of kernel/linux/ena alone) fails on its schema, with the hint.
+    @Test func aSchema1FileIsRefusedByItsSchema() throws {
+        let message = try loadError { json in
+            json["schema"] = 1
+            var e = json["ena"] as! [String: Any]
+            e.removeValue(forKey: "buildDirectory"); e.removeValue(forKey: "sourceDirectories"); e["sourceDirectory"] = "kernel/linux/ena"
+            json["ena"] = e
+        }
+        #expect(message.contains("field 'schema' is 1; this tool reads schema 2 (schema 1 pinned only kernel/linux/ena"), "\(message)")
     }
 
     @Test func unknownReleaseListsTheValidOnes() throws {
@@ -74,8 +88,14 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
         ("ena url", "ena.url"),
         ("ena version", "ena.version"),
         ("ena files empty", "ena.files"),
-        ("ena file sum", "ena.files[\"Makefile\"]"),
+        ("ena file sum", "ena.files[\"kernel/linux/ena/Makefile\"]"),
         ("ena file path", "ena.files[\"../x\"]"),
+        ("ena file outside the directories", "ena.files[\"kernel/linux/rpm/Makefile\"]"),
+        ("ena directories empty", "ena.sourceDirectories"),
+        ("ena directory absolute", "ena.sourceDirectories[1]"),
+        ("ena directory without files", "ena.sourceDirectories[2]"),
+        ("ena build directory", "ena.buildDirectory"),
+        ("ena makefile unpinned", "ena.files"),
         ("empty releases", "releases"),
         ("release name", "releases[0].release"),
         ("duplicate release", "releases[1].release"),
@@ -92,14 +112,20 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
     func validationNamesTheBadField(_ mutation: String, _ field: String) throws {
         let message = try loadError { json in
             switch mutation {
-            case "schema": json["schema"] = 2
+            case "schema": json["schema"] = 3
             case "missing mirrors": json.removeValue(forKey: "mirrors")
             case "mirror scheme": var m = json["mirrors"] as! [String: Any]; m["download"] = "ftp://x"; json["mirrors"] = m
             case "image mirror": var m = json["mirrors"] as! [String: Any]; m["image"] = "not a url"; json["mirrors"] = m
             case "ena url": var e = json["ena"] as! [String: Any]; e["url"] = "http://github.com/x.tgz"; json["ena"] = e
             case "ena version": var e = json["ena"] as! [String: Any]; e["version"] = "2.9"; json["ena"] = e
             case "ena files empty": var e = json["ena"] as! [String: Any]; e["files"] = [String: String](); json["ena"] = e
-            case "ena file sum": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["Makefile"] = "abc"; e["files"] = f; json["ena"] = e
+            case "ena file sum": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["kernel/linux/ena/Makefile"] = "abc"; e["files"] = f; json["ena"] = e
+            case "ena file outside the directories": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["kernel/linux/rpm/Makefile"] = String(repeating: "a", count: 64); e["files"] = f; json["ena"] = e
+            case "ena directories empty": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = [String](); json["ena"] = e
+            case "ena directory absolute": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "/kernel/linux/common/ena_com"]; json["ena"] = e
+            case "ena directory without files": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "kernel/linux/common/ena_com", "kernel/linux/rpm"]; json["ena"] = e
+            case "ena build directory": var e = json["ena"] as! [String: Any]; e["buildDirectory"] = "kernel/linux/common"; json["ena"] = e
+            case "ena makefile unpinned": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f.removeValue(forKey: "kernel/linux/ena/Makefile"); e["files"] = f; json["ena"] = e
             case "ena file path": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["../x"] = String(repeating: "a", count: 64); e["files"] = f; json["ena"] = e
             case "empty releases": json["releases"] = [Any]()
             case "release name": mutateRelease(0) { $0["release"] = "7.0" }(&json)
