@@ -11,6 +11,29 @@ import Testing
 struct EC2ReadinessTests {
     func sh(_ script: String) throws -> Integration.Output { try Integration.run("/bin/sh", ["-c", script]) }
 
+    /// A copy of a shared image in a scratch directory of this suite: other suites check that
+    /// nothing is attached to or mounted from the shared images' directories, while this one
+    /// attaches and mounts what it reads.
+    func privateCopy(_ image: String, _ name: String) throws -> (dir: String, image: String) {
+        let dir = try Integration.scratchDirectory(name)
+        let copy = dir + "/" + (image as NSString).lastPathComponent
+        let out = try sh("cp --sparse=always \(image) \(copy)")
+        try #require(out.status == 0, "\(out.stderr)")
+        return (dir, copy)
+    }
+
+    /// Mounts partition 1 of `image` read-only for `body`; always unmounts and detaches.
+    func withMountedReadOnly<T>(_ image: String, _ body: (String) throws -> T) throws -> T {
+        let attached = try AttachedImage(image, readOnly: true)
+        defer { attached.detach() }
+        let mnt = (image as NSString).deletingLastPathComponent + "/ro-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mnt) }
+        try #require(try Integration.run("/usr/bin/mount", ["-o", "ro,noload", attached.partition, mnt]).status == 0)
+        defer { _ = try? Integration.run("/usr/bin/umount", [mnt]) }
+        return try body(mnt)
+    }
+
     /// `inspect --json` of an image: its verdict as the tool reports it.
     func inspect(_ image: String) throws -> [String: Any] {
         let out = try Integration.tool(["inspect", image, "--json"])
@@ -25,13 +48,15 @@ struct EC2ReadinessTests {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0, "\(built.result.stderr)")
         #expect(built.result.stderr.contains("boots on:         Xen only: no network, ENA not installed (build the image with --ena)"), "\(built.result.stderr)")
-        let verdict = try inspect(built.image)
+        let own = try privateCopy(built.image, "readiness-69")
+        defer { try? FileManager.default.removeItem(atPath: own.dir) }
+        let verdict = try inspect(own.image)
         #expect(verdict["bootsOn"] as? String == "xen")
         #expect(verdict["reasons"] as? [String] == ["nitro: no network, ENA not installed (build the image with --ena)"])
         #expect(verdict["drivers"] as? [String: String] == ["xen-blkfront": "initramfs", "xen-netfront": "initramfs", "nvme": "initramfs", "ena": "missing"])
-        let text = try Integration.tool(["inspect", built.image])
+        let text = try Integration.tool(["inspect", own.image])
         #expect(text.stdout.contains("  nvme          in the initramfs\n") && text.stdout.hasSuffix("boots on:  Xen only: no network, ENA not installed (build the image with --ena)\n"), "\(text.stdout)")
-        try built.withMountedReadOnly { mnt in
+        try withMountedReadOnly(own.image) { mnt in
             #expect(try String(contentsOfFile: mnt + DracutEC2.path, encoding: .utf8) == DracutEC2.render(nvme: true))
             #expect(try String(contentsOfFile: mnt + NTPConf.path, encoding: .utf8) == NTPConf.text)
             // The stand-in kernel has nvme only as a module: it is in the initramfs because ec2.conf asked.
@@ -56,11 +81,11 @@ struct EC2ReadinessTests {
     @Test func registerENAOnTheXenOnlyImageIsRefusedBeforeAnyAWSRequest() throws {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0)
-        let dir = try Integration.scratchDirectory("readiness-refused")
+        let (dir, image) = try privateCopy(built.image, "readiness-refused")
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         try moto.http("POST", "/moto-api/recorder/start-recording")
-        let attached = try AttachedImage(built.image, readOnly: true)
+        let attached = try AttachedImage(image, readOnly: true)
         defer { attached.detach() }
         let out = try Integration.tool(["register", "6.9", attached.loop, "--ena", "--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
                                         "--log", dir + "/register.log"], environment: MotoServer.awsEnvironment)
@@ -79,16 +104,15 @@ struct EC2ReadinessTests {
         let built = try ENAImage.shared()
         try #require(built.result.status == 0, "\(built.result.stderr)")
         #expect(built.result.stderr.contains("boots on:         Xen and Nitro"), "\(built.result.stderr)")
-        let verdict = try inspect(built.image)
+        let (dir, copy) = try privateCopy(built.image, "readiness-69-ena")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let verdict = try inspect(copy)
         #expect(verdict["bootsOn"] as? String == "xen,nitro")
         #expect((verdict["drivers"] as? [String: String])?["ena"] == "installed")
-        let copy = built.dir + "/nvme-boot.img"
-        _ = try sh("cp --sparse=always \(built.image) \(copy)")
-        defer { try? FileManager.default.removeItem(atPath: copy); try? FileManager.default.removeItem(atPath: copy + ".console.log") }
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINvmeBootTestKeyCentos6AmiNitroReadiness nvme@test"
-        try (key + "\n").write(toFile: built.dir + "/nvme-key.pub", atomically: true, encoding: .utf8)
+        try (key + "\n").write(toFile: dir + "/nvme-key.pub", atomically: true, encoding: .utf8)
         let started = Date()
-        let out = try Integration.tool(["boot-test", copy, "--disk", "nvme", "--key", built.dir + "/nvme-key.pub", "--timeout", "240"])
+        let out = try Integration.tool(["boot-test", copy, "--disk", "nvme", "--key", dir + "/nvme-key.pub", "--timeout", "240"])
         print(String(format: "6.9 --ena on NVMe: boot-test %.1f s", Date().timeIntervalSince(started)))
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("boot-test passed: login: after"), "\(out.stderr)")
@@ -102,11 +126,11 @@ struct EC2ReadinessTests {
     @Test func aNitroCapableImageIsRegisteredWithENASupportAndTheVerdict() throws {
         let built = try ENAImage.shared()
         try #require(built.result.status == 0)
-        let dir = try Integration.scratchDirectory("readiness-register")
+        let (dir, image) = try privateCopy(built.image, "readiness-register")
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let volume = try moto.createVolume()
-        let attached = try AttachedImage(built.image, readOnly: true)
+        let attached = try AttachedImage(image, readOnly: true)
         defer { attached.detach() }
         let name = (attached.loop as NSString).lastPathComponent
         let sysfs = dir + "/sys"
