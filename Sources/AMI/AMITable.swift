@@ -10,18 +10,26 @@ public struct AMIEntry: Codable, Equatable, Sendable {
     public var id: String
     /// Packages in the build's manifest (`table --from FILE --packages`); nil when unknown.
     public var packages: Int?
-    public init(release: String, region: String, variant: String, id: String, packages: Int? = nil) {
+    /// `xen,nitro` when the image was checked to boot on Nitro (results files only; nil otherwise).
+    public var bootsOn: String?
+    public init(release: String, region: String, variant: String, id: String, packages: Int? = nil, bootsOn: String? = nil) {
         self.release = release
         self.region = region
         self.variant = variant
         self.id = id
         self.packages = packages
+        self.bootsOn = bootsOn
     }
+
+    /// Checked in the image to boot on Nitro (NVMe root and ENA).
+    public var nitro: Bool { bootsOn?.split(separator: ",").contains("nitro") == true }
 }
 
 /// The README-style AMI table (the seed README's exact markdown form).
 public enum AMITable {
     public static let footnote = "*1 ... ENA driver (ENA Linux 2.9.1) installed; it must be rebuilt when the kernel changes."
+    /// For ids whose image was checked to boot on Nitro (results files of `register` on a local device).
+    public static let nitroFootnote = "*2 ... boots on Nitro instance types too (NVMe root volume and ENA driver checked in the image); the others boot on Xen-based types only."
 
     /// Entries of the shipped versions table, in release order.
     public static func entries(from versions: VersionsFile) -> [AMIEntry] {
@@ -50,7 +58,7 @@ public enum AMITable {
         for e in inRegion where !releases.contains(e.release) { releases.append(e.release) }
         return releases.sorted(by: releaseOrder).map { release in
             let plain = inRegion.filter { $0.release == release && $0.variant == "plain" }.map(\.id)
-            let ena = inRegion.filter { $0.release == release && $0.variant == "ena" }.map { "\($0.id) (*1)" }
+            let ena = inRegion.filter { $0.release == release && $0.variant == "ena" }.map { "\($0.id) (*1)" + ($0.nitro ? " (*2)" : "") }
             let cell = (plain + ena).joined(separator: ", ")
             let row = "| CentOS \(release)  |  \(cell)\(ena.isEmpty ? "  " : " ")|"
             guard packages else { return row }
@@ -72,6 +80,10 @@ public enum AMITable {
         }
         if entries.contains(where: { $0.variant == "ena" }) {
             lines += ["", footnote]
+        }
+        if entries.contains(where: \.nitro) {
+            if !entries.contains(where: { $0.variant == "ena" }) { lines.append("") }
+            lines.append(nitroFootnote)
         }
         return lines.joined(separator: "\n")
     }

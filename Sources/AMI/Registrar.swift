@@ -45,6 +45,8 @@ public struct RegisterOptions: @unchecked Sendable {
     /// file, its sha256 into the `centos6-ami:manifest-sha256` tag.
     public var manifestPath: String?
     public var manifestSHA256: String?
+    /// The image's boot verdict (`xen,nitro`, `xen`), when it was read from the image: tagged and recorded.
+    public var bootsOn: String?
 
     public init(aws: AWSContext, buildID: String, toolVersion: String) {
         self.aws = aws
@@ -104,6 +106,7 @@ public enum AMIRegistrar {
         [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
          Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion)]
             + (options.manifestSHA256.map { [Tag(TagKey.manifestSHA256, $0)] } ?? [])
+            + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
     }
 
     /// Snapshots the target and registers it as an AMI (plus copies); records it in the results file.
@@ -239,7 +242,7 @@ public enum AMIRegistrar {
             }
             let date = iso(options.date)
             var primary = AMIRecord(release: release, region: region, variant: variant, amiId: imageID, snapshotId: snapshotID,
-                                    name: name, date: date, buildId: options.buildID, public: options.makePublic)
+                                    name: name, date: date, buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
             primary.manifest = options.manifestPath
 
             var copies: [AMIRecord] = []
@@ -260,7 +263,8 @@ public enum AMIRegistrar {
                 }
                 if options.makePublic { try there.makePublic(imageID: copyID) }
                 var copy = AMIRecord(release: release, region: r, variant: variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
-                                     name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic)
+                                     name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic,
+                                     bootsOn: options.bootsOn)
                 copy.manifest = options.manifestPath
                 copies.append(copy)
             }

@@ -147,23 +147,3 @@ public enum InstanceIdentity {
         return id
     }
 }
-
-/// Checks that an image really holds the ENA driver for every kernel it can boot.
-public enum ENAImageCheck {
-    /// Kernels (`/boot/vmlinuz-<kver>` with `/lib/modules/<kver>`) under `root` that have no `ena.ko`.
-    /// Throws when the tree has no kernel at all (not a built image).
-    public static func kernelsWithoutENA(root: String) throws -> [String] {
-        let fm = FileManager.default
-        let kernels = ((try? fm.contentsOfDirectory(atPath: "\(root)/boot")) ?? [])
-            .filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }.sorted()
-        guard !kernels.isEmpty else { throw AMIError.enaNotInImage("no kernel ('boot/vmlinuz-*') found in the image at '\(root)'") }
-        return kernels.filter { kver in
-            let dir = "\(root)/lib/modules/\(kver)"
-            guard let walker = fm.enumerator(atPath: dir) else { return true }
-            while let path = walker.nextObject() as? String {
-                if (path as NSString).lastPathComponent == "ena.ko" { return false }
-            }
-            return true
-        }
-    }
-}

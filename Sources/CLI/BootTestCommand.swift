@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -15,7 +16,7 @@ struct BootTestCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "boot-test"
     static let summary = "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it"
-    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk ide|virtio] [--console FILE] [--keep-copy PATH] [--log FILE]"
+    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk nvme|ide|virtio] [--console FILE] [--keep-copy PATH] [--log FILE]"
     static let help = """
     Boots a throwaway copy of IMAGE (a raw disk image or a block device holding a
     built system; copied sparse, reflinked where the filesystem can) with
@@ -32,7 +33,10 @@ struct BootTestCommand {
     options:
       --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
       --timeout SECONDS  limit for reaching login: (default 180)
-      --disk ide|virtio  how the guest sees its disk (default ide)
+      --disk D           how the guest sees its root disk: nvme (an NVMe controller with a
+                         'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
+                         from the image's boot verdict (as root): nvme when it can boot on
+                         Nitro, else ide. The image must find LABEL=/ through its own initramfs.
       --console FILE     where the serial console is written (default IMAGE.console.log;
                          /var/tmp/NAME.console.log for a device)
       --keep-copy PATH   keep the booted copy there (a raw image; it is not clean: do not register it)
@@ -60,10 +64,10 @@ struct BootTestCommand {
             guard let v = Double(text), v > 0 else { throw UsageError("--timeout needs a positive number of seconds", usage: usage) }
             return v
         } ?? 180
-        let disk = try args.value("--disk").map { text -> DiskInterface in
-            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is ide or virtio", usage: usage) }
+        let asked = try args.value("--disk").map { text -> DiskInterface in
+            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is nvme, ide or virtio", usage: usage) }
             return d
-        } ?? .ide
+        }
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
         // Before QEMU starts: a file that is no boot disk would only run into the timeout.
         try ImageCheck.check(image)
@@ -95,6 +99,8 @@ struct BootTestCommand {
         }
         var keep = false
         defer { if !keep { try? FileManager.default.removeItem(atPath: copy) } }
+        // The verdict read from the input (read-only), before the copy is booted.
+        let disk = try asked ?? defaultDisk(image: image, log: log, journal: journal)
 
         let server = IMDSServer(settings: IMDSSettings(key: key.map { $0 + "\n" }))
         let port = try server.start()
@@ -117,7 +123,12 @@ struct BootTestCommand {
         log.say("boot: \(result.summary)")
         guard result.passed else {
             console.err(String(result.console.suffix(2000)))
-            log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
+            if case let .failed(pattern, seconds) = result.outcome, QEMU.rootNotFoundPatterns.contains(pattern) {
+                log.say(String(format: "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
+                               disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath))
+            } else {
+                log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
+            }
             return ExitCode.failure
         }
         guard let key else {
@@ -135,6 +146,19 @@ struct BootTestCommand {
         }
         log.say(String(format: "boot-test passed: login: after %.1f s; ec2-user's authorized_keys holds exactly the key", result.secondsToReady ?? 0))
         return ExitCode.success
+    }
+
+    /// The disk the boot verdict asks for: nvme when the image can boot on Nitro, else
+    /// ide (Xen HVM guests also start on emulated IDE). Reading the image needs root.
+    static func defaultDisk(image: String, log: Log, journal: RunJournal?) throws -> DiskInterface {
+        guard geteuid() == 0 else {
+            log.say("note: not root, so the image's boot verdict is not read; booting with its root disk on IDE (choose with --disk)")
+            return .ide
+        }
+        let verdict = try ReadOnlyImage.with(image, log: log, journal: journal) { try BootVerdict.compute(root: $0) }
+        let disk: DiskInterface = verdict.nitro ? .nvme : .ide
+        log.say("boots on: \(verdict.summary); root disk on \(disk == .nvme ? "NVMe" : "IDE")")
+        return disk
     }
 
     /// Mounts partition 1 of the (copied) image read-only and reads ec2-user's

@@ -38,6 +38,8 @@ struct InstallCommand {
                              kernel/linux/ena must match versions.json's sha256 list
           --ena-share DIR    with --ena (batch passes it): the first install of a release builds
                              kmod-ena into DIR, the others of that release wait for it and reuse it
+          --minimal          the original script's package set: no acpid, no ntp (by default both are
+                             installed and enabled; ntpd uses the Amazon Time Sync Service)
           --speed-limit B    a download slower than B bytes/s for --speed-time seconds fails,
           --speed-time S     naming the URL (defaults 1000 and 30, as curl's options of these names)
           --dry-run          print the full ordered plan, one command per line; change nothing
@@ -57,7 +59,7 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal"],
                                       options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
                                                     "--ena-source", "--ena-share", "--result-json", "--speed-limit", "--speed-time"] + registerOptions),
                                       usage: usage)
@@ -76,7 +78,8 @@ struct InstallCommand {
         do {
             let status = try execute(options, versions: versions, console: console) { summary, log in
                 try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
-                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
+                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
+                                   bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons).write(to: resultPath)
             }
             return try registerAfterInstall(register, status: status, console: console)
         } catch {
@@ -145,6 +148,7 @@ struct InstallCommand {
         if let cache = args.value("--cache") { options.cacheDirectory = cache }
         options.gpgKeyPath = args.value("--gpg-key")
         options.ena = args.has("--ena")
+        options.minimal = args.has("--minimal")
         options.enaSource = args.value("--ena-source")
         if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
         options.enaShareDirectory = args.value("--ena-share")

@@ -35,7 +35,7 @@ struct RegisterCommand {
 
     Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
     (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
-    gp3, deleted on termination, ENA support only with --ena), tag, wait, then
+    gp3, deleted on termination, ENA support as below), tag, wait, then
     --public and --copy-to. The AMI is named 'CentOS VERSION x86_64 [ENA] YYYY-MM-DD';
     when that name is taken in a region the build id is appended. Every AMI made is
     merged into the results file ('centos6-ami table --from FILE' prints the table).
@@ -46,10 +46,13 @@ struct RegisterCommand {
     ~/.aws); nothing is signed here.
 
     options:
-      --ena                  the image holds the ENA driver for its kernel: register with
-                             --ena-support and mark it (*1). On a local device the tool
-                             checks /lib/modules/<kver>/.../ena.ko read-only first; for a
-                             volume id it trusts you. Only for releases that can have it.
+      --ena                  register with --ena-support and mark it (*1). On a local device or
+                             an image file the image's boot verdict decides (read-only, before any AWS call):
+                             ENA support exactly when it boots on Nitro (nvme in its initramfs
+                             and ena installed), with or without --ena, and --ena on an image
+                             that cannot is refused with the reason. For a volume id the
+                             verdict cannot be read: --ena is taken on trust (a warning).
+                             Only for releases that can have it.
       --region R             region of the volume (default: AWS_REGION / the profile's)
       --endpoint-url URL     passed to every aws call (a test endpoint, a VPC endpoint)
       --public               make the AMI (and copies) public; checked first against the
@@ -102,7 +105,7 @@ struct RegisterCommand {
         if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
             throw UsageError("--device '\(localDevice)' does not exist", usage: usage)
         }
-        let variant: AMIVariant = args.has("--ena") ? .ena : .plain
+        var variant: AMIVariant = args.has("--ena") ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
         }
@@ -114,23 +117,30 @@ struct RegisterCommand {
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
-        // Before any AWS request: nothing a boot or a person left may reach a snapshot.
-        let allowDirty = args.has("--allow-dirty")
-        if let localDevice {
-            if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", localDevice])) }
-            try hygieneGate(ReadOnlyImage.hygiene(localDevice, log: log), target: localDevice, allowDirty: allowDirty, log: log)
-        } else if case .volume = target {
+        // Before any AWS request, read-only: nothing a boot or a person left may reach a
+        // snapshot (the hygiene gate), and where the image boots decides the ENA flag.
+        var readable = localDevice
+        if case let .image(path) = target { readable = path }
+        if let readable {
+            if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
+            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log) { root -> ([HygieneFinding], BootVerdict) in
+                if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
+                // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
+                return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: info, enaAsked: false)))
+            }
+            try hygieneGate(findings, target: readable, allowDirty: args.has("--allow-dirty"), log: log)
+            log.say("'\(readable)' boots on: \(verdict.summary)")
+            if variant == .ena && !verdict.nitro {
+                throw AMIError.enaNotInImage("'\(readable)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
+            }
+            if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
+            variant = verdict.nitro ? .ena : .plain
+            options.bootsOn = verdict.bootsOn
+        } else {
             log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
+            if variant == .ena { log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
         }
         if case let .image(path) = target {
-            // Read-only, before any AWS call: the hygiene gate, the image's own checks, and its ENA driver with --ena.
-            options.preUploadCheck = { image in
-                try ReadOnlyImage.with(image, log: log) { root in
-                    try hygieneGate(Hygiene.findings(root: root), target: image, allowDirty: allowDirty, log: log)
-                    try ImageInspection.runChecks(root: root, image: image)
-                    if variant == .ena { try requireENA(root: root, name: image, kernel: info.kernel, log: log) }
-                }
-            }
             let manifest = args.value("--manifest") ?? ImageInspection.defaultManifestPath(image: path)
             if FileManager.default.fileExists(atPath: manifest) {
                 options.manifestPath = manifest
@@ -144,11 +154,8 @@ struct RegisterCommand {
             options.manifestPath = manifest
             options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
         }
-        if variant == .ena, let path = localDevice {
-            options.enaCheck = { try checkENA(device: path, kernel: info.kernel, runner: runner, log: log) }
-        } else if variant == .ena, case .volume = target {
-            log.say("note: '\(target)' is not a local device, so its ENA driver is not checked: --ena is taken on trust")
-        }
+        // Tests point this at a fake sysfs to give a loop device an EBS volume's NVMe serial.
+        if let sysfs = console.environment["CENTOS6_AMI_SYSFS_ROOT"] { options.sysfsRoot = sysfs }
         let result = try AMIRegistrar.register(target: target, release: release, variant: variant, options: options, runner: runner, log: log)
         for record in result.all {
             console.out("\(record.region)\t\(record.amiId)\t\(record.name)")
@@ -202,8 +209,6 @@ struct RegisterCommand {
         return options
     }
 
-    /// `--ena` on a local device: mount its first partition read-only (no journal replay, so not
-    /// one byte changes), and require `ena.ko` for every installed kernel.
     /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
     /// or with --allow-dirty carry on with a loud warning.
     static func hygieneGate(_ findings: [HygieneFinding], target: String, allowDirty: Bool, log: Log) throws {
@@ -214,43 +219,6 @@ struct RegisterCommand {
         guard allowDirty else { throw HygieneError.dirty(target: target, findings: findings) }
         log.say("WARNING: --allow-dirty: registering '\(target)' although it holds what a boot or a person left; every instance inherits:\n"
                 + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
-    }
-
-    static func checkENA(device: String, kernel: String, runner: ProcessRunner, log: Log) throws {
-        let name = VolumeLocator.kernelName(device)
-        let partName = name + (name.last?.isNumber == true ? "p1" : "1")
-        var partition = "/dev/" + partName
-        let dir = try makeTemporaryDirectory(prefix: "centos6-ami-ena-check")
-        defer { rmdir(dir) }
-        // Without udev (containers) the kernel knows the partition but /dev has no node: make a private one.
-        if !FileManager.default.fileExists(atPath: partition),
-           let text = try? String(contentsOfFile: "/sys/class/block/\(partName)/dev", encoding: .utf8) {
-            let numbers = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").map(String.init)
-            if numbers.count == 2 {
-                let node = dir + ".node"
-                try runner.checked(Command("mknod", ["-m", "0600", node, "b", numbers[0], numbers[1]]))
-                partition = node
-            }
-        }
-        defer { if partition.hasPrefix(dir) { unlink(partition) } }
-        try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
-        defer { _ = runner.run(Command("umount", [dir])) }
-        try requireENA(root: dir, name: device, kernel: kernel, log: log)
-    }
-
-    /// Every kernel of the mounted image at `root` has an ena.ko.
-    static func requireENA(root: String, name: String, kernel: String, log: Log) throws {
-        let missing = try ENAImageCheck.kernelsWithoutENA(root: root)
-        guard missing.isEmpty else {
-            throw AMIError.enaNotInImage("'\(name)' has no ena.ko for kernel \(missing.joined(separator: ", ")); register it without --ena, or install the driver first")
-        }
-        log.say("'\(name)' holds ena.ko for its kernel (\(kernel) expected)")
-    }
-
-    static func makeTemporaryDirectory(prefix: String) throws -> String {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw HostError.cannotWrite(path: "/tmp", reason: String(cString: strerror(errno))) }
-        return String(cString: made)
     }
 
     static func defaultLogPath(release: String) throws -> String {

@@ -2,6 +2,7 @@ import Bootstrap
 import Disk
 import Foundation
 import Host
+import Templates
 import Versions
 
 /// The typed state the steps share: options, the runner, the log, the
@@ -49,8 +50,11 @@ public final class InstallContext: @unchecked Sendable {
     var enaState = ENAState()
     /// Used bytes of the target filesystem, measured before unmount.
     public var bytesOnVolume: UInt64 = 0
-    /// Installed after Core, besides the pinned kernel (as the original).
+    /// Installed after Core, besides the pinned kernel (as the original), plus acpid
+    /// and ntp unless `--minimal` (see `init`).
     public var extraPackages = ["xfsprogs", "grub"]
+    /// Where the built image boots (Xen, Nitro), read from its filesystem by the boot-verdict step.
+    public var bootVerdict: BootVerdict?
     private var fetcher: Fetcher?
     private var key: PinnedKey?
 
@@ -61,6 +65,7 @@ public final class InstallContext: @unchecked Sendable {
         self.runner = runner
         self.log = log
         self.cleanup = CleanupStack(log: log)
+        if !options.minimal { extraPackages += Services.packages }
     }
 
     public var dryRun: Bool { runner.isDryRun }

@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -18,11 +19,14 @@ public struct InstallSummary: Sendable {
     public var bytesOnVolume: UInt64
     /// Bytes downloaded from the mirror by this run (0 when everything was cached).
     public var downloadedBytes: Int64
+    /// Where the image boots (nil when the install stopped before the boot-verdict step).
+    public var bootVerdict: BootVerdict? = nil
 
     /// The one-screen summary printed at the end of an install.
     public func render(logPath: String?) -> String {
         var lines = ["", "CentOS \(release) installed on \(target)"]
         lines.append("  kernel:           \(kernel)")
+        if let bootVerdict { lines.append("  boots on:         \(bootVerdict.summary)") }
         lines.append("  packages:         \(packageCount)")
         lines.append(String(format: "  bytes on volume:  %llu (%.1f MB used on the filesystem)", bytesOnVolume, Double(bytesOnVolume) / 1e6))
         lines.append(String(format: "  downloaded:       %.1f MB", Double(downloadedBytes) / 1e6))
@@ -87,7 +91,7 @@ public enum Pipeline {
         return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
                               filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
                               kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
-                              downloadedBytes: ctx.downloadedBytes)
+                              downloadedBytes: ctx.downloadedBytes, bootVerdict: ctx.bootVerdict)
     }
 
     /// A failure caused by a full filesystem, said so: ENOSPC in the error, or a

@@ -43,9 +43,11 @@ public enum InstallSteps {
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
             Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
             Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
-            Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2); ec2-user and root locked", run: ConfigureSteps.configure),
+            Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: ConfigureSteps.configure),
+            Step("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: ConfigureSteps.regenerateInitramfs),
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
+            Step("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: ConfigureSteps.bootVerdict),
             Step("unmount", "unmount the yum cache and the root", run: unmount),
             Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
         ]

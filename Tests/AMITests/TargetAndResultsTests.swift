@@ -119,19 +119,6 @@ func write(_ text: String, to path: String) throws {
     }
 }
 
-@Suite struct ENAImageCheckTests {
-    @Test func everyKernelNeedsItsENAModule() throws {
-        let root = try scratch("root")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        #expect(throws: AMIError.self) { try ENAImageCheck.kernelsWithoutENA(root: root) }
-        try write("", to: root + "/boot/vmlinuz-2.6.32-696.el6.x86_64")
-        try write("", to: root + "/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/net/e1000.ko")
-        #expect(try ENAImageCheck.kernelsWithoutENA(root: root) == ["2.6.32-696.el6.x86_64"])
-        try write("", to: root + "/lib/modules/2.6.32-696.el6.x86_64/extra/ena/ena.ko")
-        #expect(try ENAImageCheck.kernelsWithoutENA(root: root).isEmpty)
-    }
-}
-
 @Suite struct WaiterTests {
     @Test func imageFailureIsReportedWithItsReason() throws {
         let runner = RecordingRunner { _ in
