@@ -25,9 +25,14 @@ public struct AMIRecord: Codable, Equatable, Sendable {
     /// For a copy: the AMI it was copied from.
     public var copiedFrom: String?
     public var `public`: Bool
+    /// The build's package manifest (`IMAGE.manifest.json`), when register knew it.
+    public var manifest: String?
+    /// Where the image boots (`xen,nitro`, `xen`), when `register` read it from the image; nil when taken on trust.
+    public var bootsOn: String?
 
     public init(release: String, region: String, variant: AMIVariant, amiId: String, snapshotId: String, name: String,
-                date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false) {
+                date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false, bootsOn: String? = nil) {
+        self.bootsOn = bootsOn
         self.release = release
         self.region = region
         self.variant = variant
@@ -40,7 +45,7 @@ public struct AMIRecord: Codable, Equatable, Sendable {
         self.public = isPublic
     }
 
-    public var tableEntry: AMIEntry { AMIEntry(release: release, region: region, variant: variant.rawValue, id: amiId) }
+    public var tableEntry: AMIEntry { AMIEntry(release: release, region: region, variant: variant.rawValue, id: amiId, bootsOn: bootsOn) }
 }
 
 /// The results file: every AMI `register` made, merged across runs (batch jobs write it concurrently).

@@ -10,7 +10,7 @@ struct BatchCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "batch"
     static let summary = "install several releases onto several targets at once, with one shared download cache"
-    static let usage = "usage: centos6-ami batch (RELEASE=TARGET... | --releases LIST --targets LIST|DIR | --all --targets LIST|DIR | --continue) [--jobs N] [--summary FILE] [--log-dir DIR] [--mirror URL] [--gpg-key FILE] [--cache DIR] [--yum-cache tmpfs[:SIZE]] [--size SIZE] [--ena] [--register [--region R] [--results FILE]] [--keep-on-error] [--dry-run]"
+    static let usage = "usage: centos6-ami batch (RELEASE=TARGET... | --releases LIST --targets LIST|DIR | --all --targets LIST|DIR | --continue) [--jobs N] [--summary FILE] [--log-dir DIR] [--mirror URL] [--gpg-key FILE] [--cache DIR] [--yum-cache tmpfs[:SIZE]] [--size SIZE] [--ena] [--minimal] [--register [--region R] [--results FILE]] [--keep-on-error] [--dry-run]"
     static let defaultSummary = "centos6-ami-batch.json"
     static let defaultLogDirectory = "/var/log/centos6-ami"
     static var help: String {
@@ -40,7 +40,7 @@ struct BatchCommand {
                              one release share one build (install --ena-share)
           --ena-source S     with --ena: passed to the installs that build ENA
           --dry-run          print the mapping and each install's command; change nothing
-          --mirror, --gpg-key, --cache, --yum-cache, --size, --speed-limit, --speed-time, --keep-on-error, --versions,
+          --mirror, --gpg-key, --cache, --yum-cache, --size, --speed-limit, --speed-time, --keep-on-error, --versions, --minimal,
           --register (each install registers its AMI; one --build-id for the batch is wise)
           and its --region, --endpoint-url, --results, --build-id, --copy-to
                              passed to every install (see 'centos6-ami install --help');
@@ -60,7 +60,7 @@ struct BatchCommand {
         + InstallCommand.registerOptions
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register"],
+        let args = try parseArguments(arguments, flags: ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal"],
                                       options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]),
                                       repeatable: ["--targets"], usage: usage)
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
@@ -201,6 +201,7 @@ struct BatchCommand {
             pass += [option, value]
         }
         if args.has("--keep-on-error") { pass.append("--keep-on-error") }
+        if args.has("--minimal") { pass.append("--minimal") }
         if args.has("--ena") { pass.append("--ena") }
         if args.has("--register") { pass.append("--register") }
         return pass
@@ -220,6 +221,12 @@ struct BatchCommand {
             identities.append(BatchPlan.identity(kind))
             var tools = Preflight.requiredTools
             if case .imageFile = kind { tools += Preflight.loopTools }
+            // A dead run's loop device or mounts would otherwise read as "in use": name the fix.
+            let journals = RunJournal.directory(workDirectory: ProcessInfo.processInfo.environment["CENTOS6_AMI_WORK_DIR"] ?? "/run/centos6-ami")
+            if let dead = RecoveryCheck.deadRunLeftovers(target: kind, journalDirectory: journals) {
+                problems.append("\(job.release) -> \(job.target): \(RecoveryError.deadRun(target: job.target, pid: dead.pid, journal: dead.path))")
+                continue
+            }
             var facts = Preflight.gather(target: kind, tools: tools)
             if dryRun { facts.isRoot = true }
             if let first = Preflight.errors(facts).first ?? Preflight.sizeOptionError(target: kind, requested: size ?? 0, given: size != nil) {

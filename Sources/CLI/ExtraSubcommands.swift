@@ -5,4 +5,5 @@ let extraSubcommands: [Subcommand] = [
     RPMCommand.subcommand,
     BootTestCommand.subcommand,
     BatchCommand.subcommand,
+    InspectCommand.subcommand,
 ]

@@ -38,6 +38,8 @@ struct InstallCommand {
                              kernel/linux/ena must match versions.json's sha256 list
           --ena-share DIR    with --ena (batch passes it): the first install of a release builds
                              kmod-ena into DIR, the others of that release wait for it and reuse it
+          --minimal          the original script's package set: no acpid, no ntp (by default both are
+                             installed and enabled; ntpd uses the Amazon Time Sync Service)
           --speed-limit B    a download slower than B bytes/s for --speed-time seconds fails,
           --speed-time S     naming the URL (defaults 1000 and 30, as curl's options of these names)
           --dry-run          print the full ordered plan, one command per line; change nothing
@@ -46,8 +48,9 @@ struct InstallCommand {
           --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
                              \(InstallSteps.names.joined(separator: ", "))
           --hold SECONDS     with --stop-after: keep everything mounted this long first
-          --register         afterwards, snapshot the volume and register the AMI ('centos6-ami help
-                             register'); TARGET must be an attached EBS volume. With it:
+          --register         afterwards, register the AMI ('centos6-ami help register'): an attached
+                             EBS volume is snapshotted, an image file uploaded through the EBS
+                             direct APIs (no builder in AWS needed). With it:
                              --region R, --endpoint-url URL, --results FILE, --build-id ID, --copy-to R1,R2
           --versions FILE    read this versions.json instead of the embedded one
 
@@ -56,7 +59,7 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal"],
                                       options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
                                                     "--ena-source", "--ena-share", "--result-json", "--speed-limit", "--speed-time"] + registerOptions),
                                       usage: usage)
@@ -75,7 +78,8 @@ struct InstallCommand {
         do {
             let status = try execute(options, versions: versions, console: console) { summary, log in
                 try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
-                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log).write(to: resultPath)
+                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
+                                   bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons).write(to: resultPath)
             }
             return try registerAfterInstall(register, status: status, console: console)
         } catch {
@@ -91,7 +95,7 @@ struct InstallCommand {
     static let registerOptions = ["--region", "--endpoint-url", "--results", "--build-id", "--copy-to"]
 
     /// `--register`: the register command's arguments for this install, checked before
-    /// anything is written (the target must be an attached EBS volume, not an image file).
+    /// anything is written (an attached EBS volume or an image file; not a loop device).
     static func registerArguments(_ args: ParsedArguments, options: InstallOptions) throws -> [String]? {
         guard args.has("--register") else {
             if let stray = registerOptions.first(where: { args.value($0) != nil }) { throw UsageError("\(stray) needs --register", usage: usage) }
@@ -108,7 +112,9 @@ struct InstallCommand {
 
     /// Runs `register` on the freshly built (unmounted) target when asked.
     static func registerAfterInstall(_ register: [String]?, status: Int32, console: Console) throws -> Int32 {
-        guard let register, status == ExitCode.success else { return status }
+        guard var register, status == ExitCode.success else { return status }
+        // A device's manifest is next to the install's log: register cannot guess it.
+        if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
         console.err("register: \(register.joined(separator: " "))")
         return try RegisterCommand.run(register, console: console)
     }
@@ -142,6 +148,7 @@ struct InstallCommand {
         if let cache = args.value("--cache") { options.cacheDirectory = cache }
         options.gpgKeyPath = args.value("--gpg-key")
         options.ena = args.has("--ena")
+        options.minimal = args.has("--minimal")
         options.enaSource = args.value("--ena-source")
         if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
         options.enaShareDirectory = args.value("--ena-share")
@@ -182,7 +189,17 @@ struct InstallCommand {
         log.say("log: \(logPath)")
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
+        // Written as resources are taken, so 'cleanup --local' can undo a run that is killed outright.
+        let journal = try RunJournal(directory: RunJournal.directory(workDirectory: options.workDirectory),
+                                     command: "centos6-ami install \(options.release) \(options.target)")
+        ctx.journal = journal
+        Interruption.shared.childObserver = { pid in journal.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
+        defer {
+            Interruption.shared.childObserver = nil
+            if ctx.leftovers { journal.closeKeeping() } else { journal.remove() }
+        }
         let summary = try Pipeline.run(ctx)
+        if options.stopAfter == nil { try writeManifest(ctx, logPath: logPath) }
         finished?(summary, logPath)
         if options.stopAfter != nil {
             log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))
@@ -190,6 +207,28 @@ struct InstallCommand {
             log.say(summary.render(logPath: logPath))
         }
         return ExitCode.success
+    }
+
+    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
+    /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
+    /// The manifest this process's install wrote (one install per process), for `--register`.
+    nonisolated(unsafe) static var writtenManifest: String?
+
+    static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
+        var image: String?
+        if case let .imageFile(path, _, _)? = ctx.target { image = path }
+        let path = BuildManifest.path(imageFile: image, logPath: logPath)
+        let manifest = try ctx.manifest(toolVersion: CLI.version)
+        let temp = path + ".tmp-\(getpid())"
+        do {
+            try manifest.encoded().write(to: URL(fileURLWithPath: temp))
+            guard rename(temp, path) == 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        } catch {
+            unlink(temp)
+            throw HostError.cannotWrite(path: path, reason: "\(error)")
+        }
+        writtenManifest = path
+        ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
     }
 
     static func defaultLogPath(release: String) throws -> String {

@@ -64,11 +64,18 @@ public final class Interruption: @unchecked Sendable {
             onFirstSignal?(sig)
             stopChildren()
         } else {
-            FileHandle.standardError.write(Data("centos6-ami: cleanup in progress, please wait\n".utf8))
+            Output.stderr("centos6-ami: cleanup in progress, please wait\n")
         }
     }
 
-    public func register(child: pid_t) { lock.withLock { _ = children.insert(child) } }
+    /// Told of every child as it is registered (the run journal records it, so a
+    /// run killed outright can still have its children stopped by `cleanup --local`).
+    public var childObserver: ((pid_t) -> Void)?
+
+    public func register(child: pid_t) {
+        lock.withLock { _ = children.insert(child) }
+        childObserver?(child)
+    }
     /// `Spawner` starts a child and registers it inside this, so no signal falls between the two.
     /// `body` gets the signal recorded so far (0: none).
     func whileHoldingLock<T>(_ body: (Int32) throws -> T) rethrows -> T {
@@ -77,7 +84,7 @@ public final class Interruption: @unchecked Sendable {
     }
     /// The pids `stopChildren` would signal now.
     var registeredChildren: Set<pid_t> { lock.withLock { children } }
-    /// Only inside `whileHoldingLock`.
+    /// Only inside `whileHoldingLock`; `Spawner` tells `childObserver` once the lock is released.
     func insertLocked(child: pid_t) { children.insert(child) }
     public func unregister(child: pid_t) { lock.withLock { _ = children.remove(child) } }
 

@@ -259,7 +259,8 @@ public enum Spawner {
             if refused { throw HostError.interrupted(signal: Interruption.shared.signal) }
             throw SpawnError.cannotStart(executable: path, reason: String(cString: strerror(spawnError)))
         }
-        // The single place a spawned pid is known.
+        // The single place a spawned pid is known: the run journal hears of it here.
+        if register { Interruption.shared.childObserver?(pid) }
         let child = ChildProcess(pid: pid, executable: path, registered: register, onExit: onExit)
         return Spawned(child: child, standardInput: parentIn, standardOutput: parentOut, standardError: parentErr)
     }

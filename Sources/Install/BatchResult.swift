@@ -24,11 +24,15 @@ public struct InstallResult: Codable, Equatable, Sendable {
     public var bytesOnVolume: UInt64?
     public var log: String?
     public var error: String?
+    /// Where the image boots: `xen,nitro`, `xen`, ... (BootVerdict.bootsOn), and why not elsewhere.
+    public var bootsOn: String?
+    public var bootReasons: [String]?
 
     public init(release: String, target: String, kernel: String, ena: Bool, result: String, seconds: Double,
-                bytesOnVolume: UInt64? = nil, log: String? = nil, error: String? = nil) {
+                bytesOnVolume: UInt64? = nil, log: String? = nil, error: String? = nil, bootsOn: String? = nil, bootReasons: [String]? = nil) {
         self.release = release; self.target = target; self.kernel = kernel; self.ena = ena; self.result = result
         self.seconds = seconds; self.bytesOnVolume = bytesOnVolume; self.log = log; self.error = error
+        self.bootsOn = bootsOn; self.bootReasons = bootReasons
     }
 
     /// Writes the JSON atomically (a batch reads it after the child exits).
@@ -91,9 +95,9 @@ public struct BatchSummary: Codable, Equatable, Sendable {
 
     /// The table printed at the end.
     public func renderTable() -> String {
-        let header = ["RELEASE", "TARGET", "KERNEL", "ENA", "RESULT", "TIME", "BYTES ON VOLUME", "LOG"]
+        let header = ["RELEASE", "TARGET", "KERNEL", "ENA", "BOOTS ON", "RESULT", "TIME", "BYTES ON VOLUME", "LOG"]
         let rows = results.map { r in
-            [r.release, r.target, r.kernel, r.ena ? "yes" : "no", r.result,
+            [r.release, r.target, r.kernel, r.ena ? "yes" : "no", r.bootsOn ?? "-", r.result,
              String(format: "%.1f s", r.seconds), r.bytesOnVolume.map { String($0) } ?? "-", r.log ?? "-"]
         }
         var widths = header.map(\.count)

@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -13,12 +14,47 @@ enum ConfigureSteps {
     // MARK: configure
 
     static func configure(_ ctx: InstallContext) throws {
-        let config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
+        var config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
+        // nvme in dracut's ec2.conf only when the installed kernel has it (6.5 and later):
+        // read from the target's module tree, not from the versions table.
+        if ctx.dryRun {
+            config.nvme = true
+            ctx.note("ec2.conf lists nvme only if /lib/modules/\(config.kernel) of the target has it")
+        } else {
+            config.nvme = BootVerdict.kernelHas("nvme", root: ctx.root, kernel: config.kernel)
+        }
+        config.timeSync = !ctx.options.minimal
         for file in imageFiles(config) {
             try Interruption.shared.check()
             try apply(file, root: ctx.root, ctx: ctx)
         }
         try createUsers(ctx)
+        if !ctx.options.minimal { try enableServices(ctx) }
+    }
+
+    /// `chkconfig NAME on`, as CentOS 6 enables a service (S??NAME links in rc[2345].d).
+    static func enableServices(_ ctx: InstallContext) throws {
+        for service in Services.enabled {
+            try ctx.runner.checked(Command("chkconfig", [service, "on"]).inChroot(ctx.root))
+        }
+    }
+
+    /// The installed kernel's initramfs, rebuilt by the target's own dracut (it reads
+    /// /etc/dracut.conf.d/ec2.conf); the builder's dracut would build for the builder.
+    static func regenerateInitramfs(_ ctx: InstallContext) throws {
+        let kernel = GrubMenu.installedKernel(ctx.release.kernel)
+        try ctx.runner.checked(Command("dracut", ["-f", "/boot/initramfs-\(kernel).img", kernel]).inChroot(ctx.root))
+    }
+
+    /// Where the image boots, from its own files (read only).
+    static func bootVerdict(_ ctx: InstallContext) throws {
+        if ctx.dryRun {
+            ctx.note("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target")
+            return
+        }
+        let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
+        ctx.bootVerdict = verdict
+        ctx.log.say("boots on: \(verdict.summary)")
     }
 
     /// Writes one `ImageFile` into the image. Whatever stood at the path (a

@@ -2,6 +2,7 @@ import Bootstrap
 import Disk
 import Foundation
 import Host
+import Templates
 import Versions
 
 /// The typed state the steps share: options, the runner, the log, the
@@ -26,6 +27,10 @@ public final class InstallContext: @unchecked Sendable {
     public var deviceMark = 0
     /// The target's locks (`TargetIdentity`), held until the end.
     public var locks: [FileLock] = []
+    /// What this run holds, for `cleanup --local` after a run that could not unwind (nil: dry run, tests).
+    public var journal: RunJournal?
+    /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
+    public var leftovers = false
 
     // Packages (issue 4).
     public var repository: ReleaseRepository?
@@ -37,14 +42,21 @@ public final class InstallContext: @unchecked Sendable {
     public var verifiedPackages: [String: VerifiedRPM] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
+    /// The target's rpm database after the install (for the manifest).
+    public var installedPackages: [InstalledPackage] = []
+    /// The key id whose signature verify-packages checked, by repository location.
+    public var signingKeys: [String: String] = [:]
     /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
     public var enaInstalled = false
     /// What the ENA steps carry between them (ENASteps.swift).
     var enaState = ENAState()
     /// Used bytes of the target filesystem, measured before unmount.
     public var bytesOnVolume: UInt64 = 0
-    /// Installed after Core, besides the pinned kernel (as the original).
+    /// Installed after Core, besides the pinned kernel (as the original), plus acpid
+    /// and ntp unless `--minimal` (see `init`).
     public var extraPackages = ["xfsprogs", "grub"]
+    /// Where the built image boots (Xen, Nitro), read from its filesystem by the boot-verdict step.
+    public var bootVerdict: BootVerdict?
     private var fetcher: Fetcher?
     private var key: PinnedKey?
 
@@ -55,6 +67,7 @@ public final class InstallContext: @unchecked Sendable {
         self.runner = runner
         self.log = log
         self.cleanup = CleanupStack(log: log)
+        if !options.minimal { extraPackages += Services.packages }
     }
 
     public var dryRun: Bool { runner.isDryRun }
@@ -69,8 +82,8 @@ public final class InstallContext: @unchecked Sendable {
         fetchOptions.lowSpeedLimit = options.lowSpeedLimit
         fetchOptions.lowSpeedTime = options.lowSpeedTime
         let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + log.prefix + "download: " + progress.line).utf8))
-            if progress.filesDone == progress.filesTotal { FileHandle.standardError.write(Data("\n".utf8)) }
+            Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
+            if progress.filesDone == progress.filesTotal { Output.stderr("\n") }
         } : nil)
         fetcher = made
         return made

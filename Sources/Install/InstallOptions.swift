@@ -37,6 +37,8 @@ public struct InstallOptions: Sendable {
     public var connections = 8
     /// Build ENA (versions.json's pin) for the release's kernel and install it as kmod-ena (issue 7).
     public var ena = false
+    /// `--minimal`: the original script's package set (no acpid, no ntp).
+    public var minimal = false
     /// `--ena-source FILE|DIR`: the ENA release archive or an extracted amzn-drivers tree
     /// (default: download versions.json's pinned URL). Always checked against versions.json's file list.
     public var enaSource: String?

@@ -91,12 +91,15 @@ enum PackageSteps {
         var failures: [(Int, Error)] = []
         var verified: [String: VerifiedRPM] = [:]
         var checkedNow = 0
+        var keys: [String: String] = [:]
         DispatchQueue.concurrentPerform(iterations: all.count) { index in
             guard !Interruption.shared.isInterrupted else { return }
             do {
                 let path = ctx.cachedPaths[all[index].location] ?? ""
                 let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
-                lock.withLock { verified[all[index].location] = token; if ran { checkedNow += 1 } }
+                // The signature packet's issuer; the pinned key is the only one that can have verified it.
+                let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
+                lock.withLock { verified[all[index].location] = token; keys[all[index].location] = keyID; if ran { checkedNow += 1 } }
             } catch {
                 lock.withLock { failures.append((index, error)) }
             }
@@ -106,6 +109,7 @@ enum PackageSteps {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
         ctx.verifiedPackages = verified
+        ctx.signingKeys = keys
         // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
         ctx.log.write("verified files (\(all.count)):\n" + all.map { ctx.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
         ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
@@ -327,8 +331,9 @@ enum PackageSteps {
         guard kernel.status == 0 else {
             throw InstallError.incomplete(step: "install-packages", reason: "kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
         }
-        let all = try runner.checked(Command("rpm", ["-qa", "--qf", "%{NAME}\\n"]).inChroot(ctx.root)).stdoutText
-        let names = all.split(separator: "\n").map(String.init)
+        let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(ctx.root)).stdoutText
+        ctx.installedPackages = InstalledPackage.parse(all)
+        let names = ctx.installedPackages.map(\.name)
         ctx.installedPackageCount = names.count
         if names.contains("postfix") { throw InstallError.incomplete(step: "install-packages", reason: "postfix was installed despite --exclude=postfix") }
         ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")

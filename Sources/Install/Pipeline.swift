@@ -1,3 +1,4 @@
+import Bootstrap
 import Disk
 import Foundation
 import Host
@@ -18,11 +19,14 @@ public struct InstallSummary: Sendable {
     public var bytesOnVolume: UInt64
     /// Bytes downloaded from the mirror by this run (0 when everything was cached).
     public var downloadedBytes: Int64
+    /// Where the image boots (nil when the install stopped before the boot-verdict step).
+    public var bootVerdict: BootVerdict? = nil
 
     /// The one-screen summary printed at the end of an install.
     public func render(logPath: String?) -> String {
         var lines = ["", "CentOS \(release) installed on \(target)"]
         lines.append("  kernel:           \(kernel)")
+        if let bootVerdict { lines.append("  boots on:         \(bootVerdict.summary)") }
         lines.append("  packages:         \(packageCount)")
         lines.append(String(format: "  bytes on volume:  %llu (%.1f MB used on the filesystem)", bytesOnVolume, Double(bytesOnVolume) / 1e6))
         lines.append(String(format: "  downloaded:       %.1f MB", Double(downloadedBytes) / 1e6))
@@ -72,6 +76,7 @@ public enum Pipeline {
             // Before unwinding: removing an unfinished image frees the space we look at.
             let error = interrupted ? caught : (noSpace(ctx, step: current, error: caught) ?? caught)
             if ctx.options.keepOnError && !ctx.dryRun {
+                ctx.leftovers = true
                 let manual = ctx.cleanup.abandon()
                 ctx.log.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
             } else {
@@ -81,11 +86,12 @@ public enum Pipeline {
             throw error
         }
         unwindAll(ctx, failed: false)
+        if case let .imageFile(path, _, _) = ctx.target { ctx.journal?.record(.finished(path)) }
         if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
         return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
                               filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
                               kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
-                              downloadedBytes: ctx.downloadedBytes)
+                              downloadedBytes: ctx.downloadedBytes, bootVerdict: ctx.bootVerdict)
     }
 
     /// A failure caused by a full filesystem, said so: ENOSPC in the error, or a
@@ -119,6 +125,7 @@ public enum Pipeline {
         if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
         let failures = ctx.cleanup.unwind(failed: failed)
         if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false }
+        if !failures.isEmpty { ctx.leftovers = true }
         if !failures.isEmpty { ctx.log.say("cleanup left \(failures.count) problem(s); see the log") }
     }
 

@@ -6,12 +6,15 @@ import Foundation
 import Host
 
 /// How the guest sees its disk. CentOS 6 kernels (and the test vault's Debian
-/// cloud kernel, through its initramfs) drive both; Debian's cloud kernel has no AHCI.
+/// kernel, through its initramfs) drive IDE and virtio; NVMe needs the `nvme`
+/// driver (CentOS 6.5 and later) in the initramfs.
 public enum DiskInterface: String, Sendable, CaseIterable {
     /// PIIX IDE (`ata_piix`): the guest sees /dev/sda (or /dev/hda on old kernels).
     case ide
     /// virtio-blk: the guest sees /dev/vda.
     case virtio
+    /// An NVMe controller, as Nitro attaches EBS volumes (serial `vol…`): the guest sees /dev/nvme0n1.
+    case nvme
 }
 
 /// Everything one boot needs. The defaults are those of `boot-test`.
@@ -37,6 +40,9 @@ public struct BootConfig: Sendable, Equatable {
     /// Text on the console that means "booted" (CentOS 6 prints `login:` on
     /// ttyS0 once rc.local has run).
     public var readyPattern: String = "login:"
+    /// Console text that means the guest will never get there: CentOS 6's dracut
+    /// giving up on the root device, a kernel panic. The run fails at once.
+    public var failurePatterns: [String] = QEMU.rootNotFoundPatterns + ["Kernel panic"]
     /// Hard limit from QEMU's start to the ready pattern.
     public var timeout: TimeInterval = 120
     /// After the pattern: how long the guest may take to power off on the ACPI
@@ -98,9 +104,18 @@ public enum QEMU {
     }
 
     /// The `-drive` value. A comma in a path must be doubled for QEMU's option parser.
+    /// NVMe is not an `if=` type: the drive is `if=none` and an `nvme` device takes it.
     public static func drive(image: String, interface: DiskInterface) -> String {
-        "file=\(image.replacingOccurrences(of: ",", with: ",,")),format=raw,if=\(interface.rawValue),cache=writeback"
+        let file = "file=\(image.replacingOccurrences(of: ",", with: ",,")),format=raw"
+        if interface == .nvme { return file + ",if=none,id=root,cache=writeback" }
+        return file + ",if=\(interface.rawValue),cache=writeback"
     }
+
+    /// The serial Nitro gives an EBS volume's NVMe controller: `vol` and the volume id's 17 hex digits.
+    public static let nvmeSerial = "vol0c6a0000000000000"
+
+    /// What CentOS 6's dracut (and the test vault's) prints when the root filesystem never appears.
+    public static let rootNotFoundPatterns = ["No root device"]
 
     /// The full command line. TCG always: KVM hangs on the machines this was
     /// written on, and TCG boots a CentOS-6-shaped guest in seconds anyway.
@@ -119,6 +134,7 @@ public enum QEMU {
             "-serial", "file:" + config.serialLog,
             "-qmp", "unix:\(config.qmpSocket),server=on,wait=off",
             "-drive", drive(image: config.image, interface: config.diskInterface),
+        ] + (config.diskInterface == .nvme ? ["-device", "nvme,drive=root,serial=\(nvmeSerial)"] : []) + [
             "-netdev", netdev(imdsHost: config.imdsHost, imdsPort: config.imdsPort, shell: config.relayShell),
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             "-boot", "order=c",

@@ -66,6 +66,7 @@ public struct BootResult: Sendable, Equatable {
         case .timedOut: return "failed: no ready pattern before the timeout; \(shutdown.rawValue)"
         case .producerExited: return "failed: qemu exited (status \(qemuStatus)) before the ready pattern"
         case .interrupted: return "interrupted; \(shutdown.rawValue)"
+        case let .failed(pattern, s): return String(format: "failed: the guest printed '%@' after %.1f s; %@", pattern, s, shutdown.rawValue)
         }
     }
 }
@@ -125,12 +126,18 @@ public final class BootRunner {
 
         var matcher = ConsoleMatcher(pattern: config.readyPattern)
         let file = GrowingFile(path: config.serialLog)
-        let outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout,
+        let outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout, failures: config.failurePatterns,
                                    stillRunning: { process.isRunning },
                                    interrupted: { Interruption.shared.isInterrupted })
         log?.write("boot-test: \(outcome) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
 
-        let shutdown = stop(process, config: config, askGuest: outcome != .interrupted && outcome != .producerExited)
+        // A guest stuck without its root cannot act on the power button: stop QEMU at once.
+        let askGuest: Bool
+        switch outcome {
+        case .interrupted, .producerExited, .failed: askGuest = false
+        default: askGuest = true
+        }
+        let shutdown = stop(process, config: config, askGuest: askGuest)
         stderrDone.wait()
         matcher.feed(file.readNew())
         let status = process.wait()

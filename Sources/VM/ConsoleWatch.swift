@@ -72,6 +72,8 @@ public enum WatchOutcome: Equatable, Sendable {
     case producerExited
     /// A signal arrived (Host's `Interruption`).
     case interrupted
+    /// A failure pattern appeared first (the guest cannot get further, e.g. no root device).
+    case failed(pattern: String, seconds: Double)
 }
 
 /// Polls `file` until `matcher` sees its pattern, the timeout passes, the
@@ -79,12 +81,18 @@ public enum WatchOutcome: Equatable, Sendable {
 /// Reads once more after the producer stopped, so its last words count.
 public func watchConsole(file: GrowingFile, matcher: inout ConsoleMatcher, start: Date = Date(), timeout: TimeInterval,
                          pollInterval: TimeInterval = 0.1,
+                         failures: [String] = [],
                          stillRunning: () -> Bool = { true },
                          interrupted: () -> Bool = { false }) -> WatchOutcome {
+    var failureMatchers = failures.map(ConsoleMatcher.init(pattern:))
     while true {
         let running = stillRunning()
-        if matcher.feed(file.readNew()) {
+        let chunk = file.readNew()
+        if matcher.feed(chunk) {
             return .ready(seconds: Date().timeIntervalSince(start))
+        }
+        for i in failureMatchers.indices where failureMatchers[i].feed(chunk) {
+            return .failed(pattern: failures[i], seconds: Date().timeIntervalSince(start))
         }
         if !running { return .producerExited }
         if interrupted() { return .interrupted }

@@ -115,15 +115,16 @@ import Versions
         ok.log = "/var/log/centos6-ami/batch-1-6.9.log"
         ok.seconds = 52.25
         ok.ena = true
+        ok.bootsOn = "xen,nitro"
         var bad = row("6.8", "/i/a.img", InstallResult.failed)
         bad.kernel = "2.6.32-642.el6"
         bad.error = "step 'download' failed: kernel-2.6.32-642.el6.x86_64.rpm: HTTP 404"
         bad.log = "/var/log/centos6-ami/batch-2-6.8.log"
         let summary = BatchSummary(started: "2026-11-29T01:00:00.000Z", seconds: 60.5, jobs: 2, installArguments: ["--mirror", "http://x"], results: [ok, bad])
         let table = summary.renderTable().split(separator: "\n").map(String.init)
-        #expect(table[0].hasPrefix("RELEASE  TARGET    KERNEL          ENA  RESULT  TIME    BYTES ON VOLUME  LOG"), "\(table[0])")
-        #expect(table[1] == "6.9      /i/c.img  2.6.32-696.el6  yes  ok      52.2 s  612345678        /var/log/centos6-ami/batch-1-6.9.log")
-        #expect(table[2] == "6.8      /i/a.img  2.6.32-642.el6  no   failed  1.0 s   -                /var/log/centos6-ami/batch-2-6.8.log")
+        #expect(table[0].hasPrefix("RELEASE  TARGET    KERNEL          ENA  BOOTS ON   RESULT  TIME    BYTES ON VOLUME  LOG"), "\(table[0])")
+        #expect(table[1] == "6.9      /i/c.img  2.6.32-696.el6  yes  xen,nitro  ok      52.2 s  612345678        /var/log/centos6-ami/batch-1-6.9.log")
+        #expect(table[2] == "6.8      /i/a.img  2.6.32-642.el6  no   -          failed  1.0 s   -                /var/log/centos6-ami/batch-2-6.8.log")
         #expect(table[3] == "6.8 -> /i/a.img: failed: step 'download' failed: kernel-2.6.32-642.el6.x86_64.rpm: HTTP 404")
         #expect(table[4] == "1 of 2 installs succeeded in 60.5 s (2 at a time)")
         #expect(!summary.succeeded)
@@ -134,7 +135,7 @@ import Versions
         #expect(try BatchSummary.read(path: path) == summary)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
         let first = (object?["results"] as? [[String: Any]])?.first
-        #expect(Set(first?.keys.map { $0 } ?? []) == ["release", "target", "kernel", "ena", "result", "seconds", "bytesOnVolume", "log"])
+        #expect(Set(first?.keys.map { $0 } ?? []) == ["release", "target", "kernel", "ena", "result", "seconds", "bytesOnVolume", "log", "bootsOn"])
         #expect(throws: (any Error).self) { try BatchSummary.read(path: path + ".missing") }
     }
 

@@ -24,8 +24,9 @@ func expectGolden(_ actual: String, _ name: String) throws {
     static let fixtureMirror = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/vault").path
     static let cache = NSTemporaryDirectory() + "centos6-ami-dryrun-cache-\(getpid())"
 
-    func plan(target: String, yumCache: String? = nil) throws -> [String] {
+    func plan(target: String, yumCache: String? = nil, minimal: Bool = false) throws -> [String] {
         var options = InstallOptions(release: "6.9", target: target, mirror: "file://" + DryRunPlanTests.fixtureMirror)
+        options.minimal = minimal
         options.cacheDirectory = DryRunPlanTests.cache
         options.filesystemUUID = "0b7e0f2a-1111-4222-8333-444455556666"
         options.workDirectory = "/run/centos6-ami"
@@ -44,6 +45,27 @@ func expectGolden(_ actual: String, _ name: String) throws {
         }
         try expectGolden(lines.joined(separator: "\n") + "\n", "dry-run-image.txt")
         #expect(!FileManager.default.fileExists(atPath: target), "a dry run creates nothing")
+    }
+
+    /// acpid and ntp (Time Sync) by default, enabled with chkconfig; `--minimal` is the original's package set.
+    /// Either way dracut's ec2.conf is written and the target's dracut rebuilds the initramfs after it.
+    @Test func servicesUnlessMinimalAndTheInitramfsAfterTheConfig() throws {
+        let full = try plan(target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img")
+        let minimal = try plan(target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img", minimal: true)
+        let install = { (lines: [String]) in lines.first { $0.contains(" install kernel-2.6.32-696.el6 ") } ?? "" }
+        #expect(install(full).hasSuffix(" install kernel-2.6.32-696.el6 xfsprogs grub acpid ntp"))
+        #expect(install(minimal).hasSuffix(" install kernel-2.6.32-696.el6 xfsprogs grub"))
+        for service in ["acpid", "ntpd"] {
+            #expect(full.contains { $0.hasSuffix("/root chkconfig \(service) on") })
+            #expect(!minimal.contains { $0.contains("chkconfig") })
+        }
+        #expect(full.contains { $0.contains("/root/etc/ntp.conf (") } && !minimal.contains { $0.contains("ntp.conf") })
+        for lines in [full, minimal] {
+            let conf = lines.firstIndex { $0.contains("/etc/dracut.conf.d/ec2.conf (") } ?? -1
+            let dracut = lines.firstIndex { $0.hasSuffix("/root dracut -f /boot/initramfs-2.6.32-696.el6.x86_64.img 2.6.32-696.el6.x86_64") } ?? -1
+            let grub = lines.firstIndex { $0.contains("grub --batch") } ?? -1
+            #expect(conf >= 0 && conf < dracut && dracut < grub, "\(conf) \(dracut) \(grub)")
+        }
     }
 
     @Test func everyStepAppearsInOrder() throws {

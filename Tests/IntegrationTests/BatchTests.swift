@@ -99,6 +99,7 @@ struct BatchTests {
         #expect(out.status == 0, "exit \(out.status): \(out.stderr)\n\(out.stdout)")
         print(out.stdout)
         #expect(out.stdout.contains("4 of 4 installs succeeded"), "\(out.stdout)")
+        #expect(out.stdout.contains("BOOTS ON") && out.stdout.split(separator: "\n").filter { $0.contains(" xen ") }.count == 4, "\(out.stdout)")
         try Integration.expectNothingLeft(batch.dir, workDir: batch.workDir)
         #expect(processes(naming: batch.dir).isEmpty)
         let rows = try batch.results()
@@ -108,6 +109,7 @@ struct BatchTests {
             #expect(row["result"] as? String == "ok", "\(row)")
             #expect(row["kernel"] as? String == Self.kernels[pair.0])
             #expect(row["ena"] as? Bool == false)
+            #expect(row["bootsOn"] as? String == "xen", "without ENA: Xen only, read from each image: \(row)")
             #expect((row["bytesOnVolume"] as? Int ?? 0) > 100_000_000, "\(row)")
             let log = row["log"] as? String ?? ""
             #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("CentOS \(pair.0) installed on \(batch.image(pair.1))"), "log \(log)")

@@ -164,8 +164,9 @@ struct RegisterTests {
         #expect(missing.stderr.contains("--from '/nonexistent/results.json' is not a readable file"))
     }
 
-    /// `--ena` on a local device: the image is checked read-only for ena.ko (not one byte changes),
-    /// then a loop device is refused as not being an EBS volume, before any AWS call.
+    /// `--ena` on a local device: the image's boot verdict is read read-only (not one byte changes):
+    /// refused while it cannot boot on Nitro; once it can, a loop device is refused as not being an
+    /// EBS volume, before any AWS call.
     @Test func enaIsCheckedReadOnlyOnALocalDevice() throws {
         let dir = try Integration.scratchDirectory("register-ena")
         let image = dir + "/ena.img", mnt = dir + "/mnt"
@@ -195,18 +196,29 @@ struct RegisterTests {
             defer { _ = try? Integration.run("/usr/bin/umount", [mnt]) }
             try body()
         }
+        // A kernel, its grub entry and a gzip'd newc initramfs holding the Xen and NVMe drivers.
+        let modules = ["kernel/drivers/block/xen-blkfront.ko", "kernel/drivers/net/xen-netfront.ko", "kernel/drivers/nvme/host/nvme.ko"]
         try edit {
-            for path in ["boot/vmlinuz-\(kver)", "lib/modules/\(kver)/kernel/drivers/net/e1000/e1000.ko"] {
+            for path in ["boot/vmlinuz-\(kver)", "lib/modules/\(kver)/kernel/drivers/net/e1000/e1000.ko"] + modules.map({ "lib/modules/\(kver)/" + $0 }) {
                 try FileManager.default.createDirectory(atPath: (mnt + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 FileManager.default.createFile(atPath: mnt + "/" + path, contents: Data("x".utf8))
             }
+            try FileManager.default.createDirectory(atPath: mnt + "/boot/grub", withIntermediateDirectories: true)
+            try "default=0\ntitle CentOS 6.9\n\tkernel /boot/vmlinuz-\(kver) ro root=LABEL=/\n\tinitrd /boot/initramfs-\(kver).img\n"
+                .write(toFile: mnt + "/boot/grub/grub.conf", atomically: true, encoding: .utf8)
+            let initrd = dir + "/initrd"
+            for m in modules {
+                try FileManager.default.createDirectory(atPath: (initrd + "/lib/modules/\(kver)/" + m as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                FileManager.default.createFile(atPath: initrd + "/lib/modules/\(kver)/" + m, contents: Data("x".utf8))
+            }
+            _ = try sh("/bin/sh", ["-c", "cd \(initrd) && find . | cpio -o -H newc 2>/dev/null | gzip -9 > \(mnt)/boot/initramfs-\(kver).img"])
         }
         let args = ["register", "6.9", loop, "--ena", "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
                     "--results", dir + "/results.json", "--log", dir + "/register.log"]
         let before = try sh("/usr/bin/sha256sum", [image])
         let missing = try Integration.tool(args, environment: toolEnvironment())
         #expect(missing.status == 1)
-        #expect(missing.stderr.contains("error: '\(loop)' has no ena.ko for kernel \(kver); register it without --ena"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("error: '\(loop)' cannot boot on Nitro, so it is not registered with ENA support: nitro: no network, ENA not installed (build the image with --ena); register it without --ena"), "\(missing.stderr)")
         #expect(try sh("/usr/bin/sha256sum", [image]) == before, "the check changes no byte")
         #expect(Integration.mounts(under: "/tmp/centos6-ami-ena-check").isEmpty)
 
@@ -217,7 +229,7 @@ struct RegisterTests {
         let after = try sh("/usr/bin/sha256sum", [image])
         let refused = try Integration.tool(args, environment: toolEnvironment())
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("holds ena.ko for its kernel"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("'\(loop)' boots on: Xen and Nitro"), "\(refused.stderr)")
         #expect(refused.stderr.contains("a loop device is not an EBS volume"), "\(refused.stderr)")
         #expect(!refused.stderr.contains("127.0.0.1:9"), "no AWS call was made")
         #expect(try sh("/usr/bin/sha256sum", [image]) == after)

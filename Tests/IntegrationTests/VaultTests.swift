@@ -58,7 +58,7 @@ struct VaultTests {
     func repodataMatches() throws {
         let facts = try Self.facts()
         let releases = try Self.releases()
-        #expect(releases == ["6.8", "6.9"])
+        #expect(releases == ["6.4", "6.8", "6.9"])
         let per = facts["perRelease"] as? [String: [String: Any]] ?? [:]
         for release in releases {
             let repo = Self.repo(release)
@@ -107,6 +107,29 @@ struct VaultTests {
         #expect(p68.contains { $0.hasPrefix("tzdata-2016c-") } && p69.contains { $0.hasPrefix("tzdata-2017b-") })
         #expect(p69.contains { $0.hasPrefix("only-in-6.9-") } && !p68.contains { $0.hasPrefix("only-in-6.9-") })
         #expect(p68.intersection(p69).count > p68.count * 9 / 10, "the releases should share most packages")
+    }
+
+    /// The stand-in kernels make the boot verdict meaningful: nvme only as a module (CentOS 6.5+
+    /// kernels ship it so; Debian's generic kernel too), none at all in 6.4's (6.0-6.4 have none),
+    /// no in-tree ena anywhere (CentOS 6 kernels have none), modules.builtin shipped; and the
+    /// packages the EC2 readiness work installs exist: dracut, chkconfig, acpid, ntp.
+    @Test func standInKernelsAndTheEC2Packages() throws {
+        for release in try Self.releases() {
+            let names = try Self.packages(release)
+            for name in ["dracut-004-", "chkconfig-", "acpid-", "ntp-"] {
+                #expect(names.contains { $0.hasPrefix(name) }, "\(release): no \(name)*")
+            }
+            let kernel = try #require(names.first { $0.hasPrefix("kernel-2.6.32-") })
+            let files = try Integration.run("rpm", ["-qlp", "--nosignature", Self.repo(release) + "/Packages/" + kernel]).stdout.split(separator: "\n")
+            let nvme = files.filter { $0.hasSuffix("/nvme.ko") || $0.hasSuffix("/nvme-core.ko") }
+            #expect(nvme.count == (release == "6.4" ? 0 : 2), "\(release): \(nvme)")
+            #expect(!files.contains { $0.hasSuffix("/ena.ko") }, "\(release): an in-tree ena")
+            #expect(files.contains { $0.hasSuffix("/modules.builtin") })
+            #expect(files.contains { $0.hasSuffix("/xen-blkfront.ko") } && files.contains { $0.hasSuffix("/ext4.ko") })
+            #expect(files.filter { $0.hasSuffix(".ko") }.count < 60, "the module tree is trimmed")
+            let requires = try Integration.run("rpm", ["-qp", "--requires", "--nosignature", Self.repo(release) + "/Packages/" + kernel]).stdout
+            #expect(requires.contains("dracut-kernel"))
+        }
     }
 
     @Test("rpm -K with the test key accepts every good package and rejects each bad one")

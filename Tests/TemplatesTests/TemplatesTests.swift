@@ -266,7 +266,10 @@ let commentedMirror = "https://vault.centos.org"
 @Suite struct ImageFilesTests {
     func configuration(ena: Bool = false) throws -> ImageConfiguration {
         let versions = try VersionsFile.embedded()
-        return ImageConfiguration(release: try versions.require("6.9"), mirrors: versions.mirrors, ena: ena)
+        var c = ImageConfiguration(release: try versions.require("6.9"), mirrors: versions.mirrors, ena: ena)
+        c.nvme = true
+        c.timeSync = true
+        return c
     }
 
     /// The whole list the configure step walks: path, mode, owner, what.

@@ -74,15 +74,33 @@ import Glibc
     }
 
     @Test func noPatternTimesOut() throws {
-        let qemu = try fakeQEMU(console: "Kernel panic - not syncing: VFS: Unable to mount root fs\\n", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+        let qemu = try fakeQEMU(console: "SeaBIOS\\nBooting from Hard Disk...\\n", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
         let start = Date()
         let result = try BootRunner(log: nil).boot(config(qemu))
         #expect(!result.passed)
         #expect(result.outcome == .timedOut)
         #expect(Date().timeIntervalSince(start) >= 3)
-        #expect(result.console.contains("Kernel panic"))
+        #expect(result.console.contains("Booting from Hard Disk"))
         #expect(result.summary.hasPrefix("failed: no ready pattern"))
         #expect(try pidGone())
+    }
+
+    /// dracut giving up on the root device (or a panic) ends the run at once, without the power button.
+    @Test func aFailurePatternEndsTheRunAtOnce() throws {
+        for text in ["dracut Warning: No root device \"LABEL=/\" found\\n", "Kernel panic - not syncing: VFS: Unable to mount root fs\\n"] {
+            let qemu = try fakeQEMU(console: text, behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+            var c = config(qemu)
+            c.timeout = 30
+            let start = Date()
+            let result = try BootRunner(log: nil).boot(c)
+            #expect(!result.passed)
+            guard case let .failed(pattern, _) = result.outcome else { Issue.record("\(result.outcome)"); continue }
+            #expect(pattern == (text.hasPrefix("dracut") ? "No root device" : "Kernel panic"))
+            #expect(Date().timeIntervalSince(start) < 10, "not the 30 s timeout")
+            #expect(result.shutdown == .terminated)
+            #expect(result.summary.hasPrefix("failed: the guest printed '\(pattern)'"))
+            #expect(try pidGone())
+        }
     }
 
     @Test func qemuExitingEarlyIsAFailedRun() throws {

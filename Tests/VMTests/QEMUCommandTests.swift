@@ -63,6 +63,21 @@ import Host
         #expect(QEMU.drive(image: "/tmp/a,b.img", interface: .ide) == "file=/tmp/a,,b.img,format=raw,if=ide,cache=writeback")
     }
 
+    /// Nitro's view of an EBS root volume: an NVMe controller whose serial is `vol` + the volume id's hex digits.
+    @Test func nvmeDiskIsAControllerWithAVolumeSerial() {
+        var c = BootConfig(image: "/tmp/c69.img", serialLog: "s", qmpSocket: "q")
+        c.diskInterface = .nvme
+        let args = QEMU.command(c).arguments
+        let drive = args[(args.firstIndex(of: "-drive") ?? 0) + 1]
+        #expect(drive == "file=/tmp/c69.img,format=raw,if=none,id=root,cache=writeback")
+        let devices = args.indices.filter { args[$0] == "-device" }.map { args[$0 + 1] }
+        #expect(devices.contains("nvme,drive=root,serial=\(QEMU.nvmeSerial)"), "\(devices)")
+        #expect(QEMU.nvmeSerial.count == 20 && QEMU.nvmeSerial.hasPrefix("vol"))
+        c.diskInterface = .ide
+        #expect(!QEMU.command(c).arguments.contains { $0.hasPrefix("nvme") })
+        #expect(BootConfig(image: "i", serialLog: "s", qmpSocket: "q").failurePatterns.contains("No root device"))
+    }
+
     @Test func defaultsAreThoseOfBootTest() {
         let c = BootConfig(image: "i", serialLog: "s", qmpSocket: "q")
         #expect(c.readyPattern == "login:")

@@ -24,9 +24,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = os.path.join(HERE, "files")
 
+# nvme: whether the release's kernel has an nvme driver (CentOS 6 kernels have
+# one from 6.5, 2.6.32-431, on; 6.4 stands in for 6.0-6.4, which have none).
+# devel: whether kernel-devel is built (only ENA-eligible releases need it; 6.4
+# leaves it out to keep the vault small).
 RELEASES = {
-    "6.8": {"kernel": "642.el6", "centos_release": "8.el6.centos.12.3", "tzdata": "2016c-1.el6"},
-    "6.9": {"kernel": "696.el6", "centos_release": "9.el6.12.3", "tzdata": "2017b-1.el6"},
+    "6.4": {"kernel": "358.el6", "centos_release": "4.el6.centos.10", "tzdata": "2012j-1.el6",
+            "nvme": False, "devel": False},
+    "6.8": {"kernel": "642.el6", "centos_release": "8.el6.centos.12.3", "tzdata": "2016c-1.el6",
+            "nvme": True, "devel": True},
+    "6.9": {"kernel": "696.el6", "centos_release": "9.el6.12.3", "tzdata": "2017b-1.el6",
+            "nvme": True, "devel": True},
 }
 ONLY_IN = {"only-in-6.9": "6.9"}
 KERNEL_VERSION = "2.6.32"
@@ -39,7 +47,16 @@ DEBIAN_ROOTS = [
 ]
 # Debian packages not installed on the builder: `apt-get download` + `dpkg -x`.
 DOWNLOADS = ["linux-image-{k}", "linux-headers-{k}", "linux-headers-{abi}-common", "linux-kbuild-{series}",
-             "grub-legacy", "sudo"]
+             "grub-legacy", "sudo", "acpid", "ntpsec"]
+# Downloads repackaged with their own files only: their Debian dependencies
+# (python3 for ntpsec's tools) stay out of the closure.
+DOWNLOADS_ALONE = {"acpid", "ntpsec"}
+# The modules the stand-in kernels keep (with their modules.dep closure): what
+# QEMU's disks and NIC, ext4, the ACPI power button and Xen/Nitro need. The
+# generic kernel's other ~4000 modules, and its in-tree ena (CentOS 6 kernels
+# have none: ENA comes only from kmod-ena), are dropped.
+KERNEL_MODULES = ["crc32c_generic", "ext4", "ata_piix", "ata_generic", "sd_mod", "virtio_pci", "virtio_blk",
+                  "virtio_scsi", "virtio_net", "xen_blkfront", "xen_netfront", "button", "evdev"]
 # Debian name -> CentOS name, where centos6-ami or CentOS habit depends on it.
 RENAME = {"dnf": "yum", "busybox-static": "busybox", "passwd": "shadow-utils", "libc6": "glibc",
           "libc6-dev": "glibc-devel"}
@@ -152,18 +169,21 @@ def apt_show(pkgs):
 
 
 def kernel_abi():
-    """The Debian cloud kernel the metapackage points at, e.g. 6.1.0-56-cloud-amd64."""
-    depends = apt_show(["linux-image-cloud-amd64"])["linux-image-cloud-amd64"].get("Depends", "")
+    """The Debian generic kernel the metapackage points at, e.g. 6.1.0-56-amd64.
+    The generic kernel, not the cloud one: it has nvme (and ext4, libata) as
+    modules, as CentOS 6.5+ kernels have nvme, so they must come through the
+    initramfs; the cloud kernel has NVMe built in."""
+    depends = apt_show(["linux-image-amd64"])["linux-image-amd64"].get("Depends", "")
     for d in depends.split(","):
         d = d.strip().split()[0]
         if d.startswith("linux-image-"):
             return d[len("linux-image-"):]
-    raise SystemExit("build-vault: cannot find the Debian cloud kernel (apt-cache show linux-image-cloud-amd64); run apt-get update")
+    raise SystemExit("build-vault: cannot find the Debian kernel (apt-cache show linux-image-amd64); run apt-get update")
 
 
 def download_names():
     k = kernel_abi()
-    abi = k.rsplit("-", 2)[0]          # 6.1.0-56
+    abi = k[:-len("-amd64")]          # 6.1.0-56
     series = ".".join(abi.split(".")[:2])  # 6.1
     names = [d.format(k=k, abi=abi, series=series) for d in DOWNLOADS]
     apt_show(names)
@@ -188,7 +208,7 @@ def inputs(debdir):
     roots = list(DEBIAN_ROOTS)
     for d in downloads:
         deb = fetch(debdir, d, dry=True)
-        if deb:
+        if deb and d not in DOWNLOADS_ALONE:
             roots += dependencies(deb_control(deb, "Depends"), db)
     for p in closure(roots, db):
         lines.append(f"debian {p} {db[p]['version']} {db[p]['arch']}")
@@ -199,8 +219,10 @@ def fetch(debdir, pkg, dry=False):
     version = candidate(pkg)
     prefix = f"{pkg}_{version.split(':')[-1]}_"
     os.makedirs(debdir, exist_ok=True)
+    # apt-get download writes an epoch as %3a (acpid_1%3a2.0.33-2+b1_amd64.deb)
+    prefixes = (prefix, f"{pkg}_{version.replace(':', '%3a')}_")
     for f in os.listdir(debdir):
-        if f.startswith(prefix) and f.endswith(".deb"):
+        if f.startswith(prefixes) and f.endswith(".deb"):
             return os.path.join(debdir, f)
     if dry:
         return None
@@ -669,7 +691,7 @@ def small_pkgs(work):
           "DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\nNETWORK=127.0.0.0\nBROADCAST=127.255.255.255\n"
           "ONBOOT=yes\nNAME=loopback\n")
     write(p.stage, "/etc/sysconfig/init", "BOOTUP=serial\n")
-    p.requires = ["filesystem", "busybox", "bash", "setup"]
+    p.requires = ["filesystem", "busybox", "bash", "setup", "chkconfig"]
     pkgs.append(p)
 
     p = synthetic("rpm-build", "4.8.0", "55.el6", "Scripts and executable programs used to build packages", work,
@@ -690,7 +712,8 @@ def only_in_pkg(name, release, work):
 
 
 def kernel_pkgs(release, deb_k, trees, work):
-    """kernel and kernel-devel named 2.6.32-<n>.el6 from Debian's cloud kernel and headers."""
+    """kernel and kernel-devel named 2.6.32-<n>.el6 from Debian's generic kernel and headers, the
+    kernel's modules trimmed to KERNEL_MODULES (plus nvme where the release has it)."""
     kver = f"{KERNEL_VERSION}-{RELEASES[release]['kernel']}.x86_64"
     image, common, arch, kbuild = trees
     k = synthetic("kernel", KERNEL_VERSION, RELEASES[release]["kernel"],
@@ -709,6 +732,7 @@ def kernel_pkgs(release, deb_k, trees, work):
     mkdir(s, f"/usr/lib/modules/{kver}/extra")
     mkdir(s, f"/usr/lib/modules/{kver}/weak-updates")
     write(s, f"/usr/lib/modules/{kver}/vault-uname-r", deb_k + "\n")
+    trim_modules(os.path.join(s, "usr"), kver, KERNEL_MODULES + (["nvme"] if RELEASES[release]["nvme"] else []))
     run(["depmod", "-b", os.path.join(s, "usr"), kver])
     copy(s, "/usr/sbin/new-kernel-pkg", os.path.join(FILES, "new-kernel-pkg"), 0o755)
     k.files = [f"/boot/vmlinuz-{kver}", f"/boot/System.map-{kver}", f"/boot/config-{kver}",
@@ -718,8 +742,11 @@ def kernel_pkgs(release, deb_k, trees, work):
         "posttrans": f"/sbin/new-kernel-pkg --package kernel --mkinitrd --dracut --depmod --install {kver} || exit $?",
         "preun": f"/sbin/new-kernel-pkg --rminitrd --remove {kver} || :",
     }
-    k.requires = ["filesystem", "busybox", "/bin/sh"]
+    # CentOS 6's kernel requires dracut-kernel (its initramfs builder).
+    k.requires = ["filesystem", "busybox", "/bin/sh", "dracut-kernel"]
     k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}", "kernel-drm = 4.3.0"]
+    if not RELEASES[release]["devel"]:
+        return k, None
 
     d = synthetic("kernel-devel", KERNEL_VERSION, RELEASES[release]["kernel"],
                   f"Development package for building kernel modules to match the kernel (Debian's {deb_k} headers)",
@@ -778,6 +805,147 @@ def sudo_pkg(tree, version, db, names, work):
     mkdir(p.stage, "/etc/sudoers.d", 0o750)
     p.requires = ["filesystem"] + [RENAME.get(d, d) for d in dependencies(
         deb_control_cache["sudo"], db) if d in names]
+    return p
+
+
+def trim_modules(root, kver, keep):
+    """Keeps only the modules named in keep and what they depend on (modules.dep
+    of the whole tree, made first), so the kernel package stays small; the
+    modules.builtin/order/builtin.modinfo lists stay as Debian made them."""
+    run(["depmod", "-b", root, kver])
+    moddir = os.path.join(root, "lib/modules", kver)
+    deps = {}
+    with open(os.path.join(moddir, "modules.dep")) as f:
+        for line in f:
+            path, _, rest = line.strip().partition(":")
+            deps[path] = rest.split()
+
+    def name(path):
+        n = os.path.basename(path)
+        return n[:n.index(".ko")].replace("-", "_")
+
+    by_name = {name(p): p for p in deps}
+    wanted, todo = set(), [by_name[n] for n in keep if n in by_name]
+    missing = [n for n in keep if n not in by_name]
+    if missing:
+        log(f"{kver}: not modules (built in or absent): {' '.join(missing)}")
+    while todo:
+        p = todo.pop()
+        if p not in wanted:
+            wanted.add(p)
+            todo += deps[p]
+    for p in deps:
+        if p not in wanted:
+            os.unlink(os.path.join(moddir, p))
+    for dirpath, dirnames, filenames in os.walk(os.path.join(moddir, "kernel"), topdown=False):
+        if not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    log(f"{kver}: kept {len(wanted)} of {len(deps)} modules")
+
+
+def deb_tree_pkg(name, tree, version, summary, work, drop):
+    """A package from a downloaded .deb's tree (merged /usr, docs pruned, drop removed)."""
+    epoch, v, r = rpm_evr(version)
+    p = synthetic(name, v, r, summary, work, arch="x86_64")
+    p.debian = f"{os.path.basename(tree)} {version}"
+    merge_usr(tree)
+    prune(tree)
+    for x in drop:
+        full = os.path.join(tree, x)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        elif os.path.lexists(full):
+            os.unlink(full)
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=False):
+        if dirpath != tree and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    run(["cp", "-a", tree + "/.", p.stage + "/"])
+    return p
+
+
+def sysv_script(name, chkconfig, description, daemon):
+    """An /etc/rc.d/init.d script with CentOS 6's chkconfig header (the stand-in
+    guest's /sbin/init does not run them; chkconfig reads the header)."""
+    return f"""#!/bin/sh
+#
+# {name}\t{description}
+#
+# chkconfig: {chkconfig}
+# description: {description}
+# (test vault stand-in)
+
+case "$1" in
+  start) {daemon} ;;
+  stop) killall {os.path.basename(daemon.split()[0])} 2>/dev/null ;;
+  status) pidof {os.path.basename(daemon.split()[0])} >/dev/null ;;
+  *) echo "Usage: $0 {{start|stop|status}}"; exit 2 ;;
+esac
+"""
+
+
+def acpid_pkg(tree, version, work):
+    """Debian's acpid as CentOS 6's acpid: init script 'chkconfig: 2345 26 74' and
+    %post 'chkconfig --add acpid' (so it is on in 2345 once installed, as on CentOS 6),
+    the power button event running /etc/acpi/actions/power.sh."""
+    p = deb_tree_pkg("acpid", tree, version, "ACPI Event Daemon (Debian's acpid)", work,
+                     ["etc/init.d", "etc/default", "etc/runit", "etc/sv", "usr/lib/systemd", "usr/share/runit",
+                      "var/log/runit"])
+    write(p.stage, "/etc/rc.d/init.d/acpid", sysv_script("acpid", "2345 26 74", "ACPI event daemon",
+                                                          "/usr/sbin/acpid"), 0o755)
+    write(p.stage, "/etc/sysconfig/acpid", "OPTIONS=\n")
+    write(p.stage, "/etc/acpi/events/power.conf", "# ACPID config to power down machine if powerbutton is pressed\n"
+                                                  "event=button/power.*\naction=/etc/acpi/actions/power.sh\n")
+    write(p.stage, "/etc/acpi/actions/power.sh", "#!/bin/sh\nPATH=/sbin:/bin:/usr/bin\nshutdown -h now\n", 0o755)
+    p.requires = ["filesystem", "glibc", "chkconfig", "/bin/sh"]
+    p.scripts = {"post": "/sbin/chkconfig --add acpid", "preun": "[ $1 = 0 ] && /sbin/chkconfig --del acpid || :"}
+    return p
+
+
+def ntp_pkg(tree, version, work):
+    """Debian's ntpsec as CentOS 6's ntp: /etc/ntp.conf in CentOS 6's form, init
+    script ntpd 'chkconfig: - 58 74' and %post 'chkconfig --add ntpd' (off until
+    'chkconfig ntpd on', as on CentOS 6)."""
+    p = deb_tree_pkg("ntp", tree, version, "The NTP daemon and utilities (Debian's ntpsec)", work,
+                     ["etc/init.d", "etc/default", "etc/NetworkManager", "etc/apparmor", "etc/apparmor.d",
+                      "etc/cron.d", "etc/dhcp", "etc/letsencrypt", "etc/ntpsec", "usr/lib/systemd",
+                      "usr/share/apport", "usr/libexec"])
+    copy(p.stage, "/etc/ntp.conf", os.path.join(FILES, "ntp.conf"), 0o644)
+    write(p.stage, "/etc/sysconfig/ntpd", 'OPTIONS="-u ntp:ntp -p /var/run/ntpd.pid -g"\n')
+    write(p.stage, "/etc/rc.d/init.d/ntpd", sysv_script("ntpd", "- 58 74", "ntpd is the NTPv4 daemon",
+                                                         "/usr/sbin/ntpd -g"), 0o755)
+    mkdir(p.stage, "/etc/ntp")
+    write(p.stage, "/etc/ntp/keys", "# ntp keys (test vault)\n", 0o600)
+    write(p.stage, "/etc/ntp/crypto/pw", "# See ntp.conf(5) for details.\n", 0o600)
+    mkdir(p.stage, "/var/lib/ntp")
+    p.requires = ["filesystem", "glibc", "chkconfig", "/bin/sh"]
+    p.scripts = {"post": "/sbin/chkconfig --add ntpd", "preun": "[ $1 = 0 ] && /sbin/chkconfig --del ntpd || :"}
+    return p
+
+
+def chkconfig_pkg(work):
+    """CentOS 6's chkconfig: /sbin/chkconfig and the runlevel directories it manages."""
+    p = synthetic("chkconfig", "1.3.49.3", "5.el6", "A system tool for maintaining the /etc/rc*.d hierarchy",
+                  work, arch="x86_64")
+    copy(p.stage, "/usr/sbin/chkconfig", os.path.join(FILES, "chkconfig"), 0o755)
+    mkdir(p.stage, "/etc/rc.d/init.d")
+    for level in range(7):
+        mkdir(p.stage, f"/etc/rc.d/rc{level}.d")
+    p.files = ["/usr/sbin/chkconfig", "/etc/rc.d/init.d"] + [f"/etc/rc.d/rc{l}.d" for l in range(7)]
+    p.requires = ["filesystem", "busybox"]
+    return p
+
+
+def dracut_pkg(work):
+    """CentOS 6's dracut (004): /sbin/dracut (the stand-in initramfs builder) and
+    /etc/dracut.conf.d; provides dracut-kernel, which the kernel requires."""
+    p = synthetic("dracut", "004", "409.el6", "Initramfs generator using udev (test vault stand-in)", work)
+    copy(p.stage, "/usr/sbin/dracut", os.path.join(FILES, "dracut"), 0o755)
+    write(p.stage, "/etc/dracut.conf", "# PUT YOUR CONFIG HERE OR IN separate files named *.conf\n"
+                                       "# in /etc/dracut.conf.d\n# SEE man dracut.conf(5)\n")
+    mkdir(p.stage, "/etc/dracut.conf.d")
+    p.files = ["/usr/sbin/dracut", "%config(noreplace) /etc/dracut.conf", "/etc/dracut.conf.d"]
+    p.requires = ["filesystem", "busybox"]
+    p.provides = ["dracut-kernel = 004-409.el6"]
     return p
 
 
@@ -998,7 +1166,8 @@ def build(work, debdir):
     deb_control_cache["sudo"] = deb_control(debs["sudo"], "Depends")
     roots = list(DEBIAN_ROOTS)
     for d, path in debs.items():
-        roots += dependencies(deb_control(path, "Depends"), db)
+        if d not in DOWNLOADS_ALONE:
+            roots += dependencies(deb_control(path, "Depends"), db)
     names = closure(roots, db)
     log(f"{len(names)} Debian packages in the closure; staging")
 
@@ -1011,11 +1180,14 @@ def build(work, debdir):
     pkgs += [filesystem_pkg(work), setup_pkg(work)] + small_pkgs(work)
     pkgs.append(grub_pkg(trees["grub-legacy"], candidate("grub-legacy"), work))
     pkgs.append(sudo_pkg(trees["sudo"], candidate("sudo"), db, names, work))
+    pkgs.append(acpid_pkg(trees["acpid"], candidate("acpid"), work))
+    pkgs.append(ntp_pkg(trees["ntpsec"], candidate("ntpsec"), work))
+    pkgs += [chkconfig_pkg(work), dracut_pkg(work)]
     kernel_trees = (trees[f"linux-image-{deb_k}"], trees[downloads[2]], trees[downloads[1]], trees[downloads[3]])
     for release in RELEASES:
         pkgs.append(centos_release_pkg(release, key_asc, work))
         pkgs.append(tzdata_pkg(release, tz.stage, work))
-        pkgs += list(kernel_pkgs(release, deb_k, kernel_trees, work))
+        pkgs += [p for p in kernel_pkgs(release, deb_k, kernel_trees, work) if p]
     for name, release in ONLY_IN.items():
         pkgs.append(only_in_pkg(name, release, work))
     resolve_conflicts(pkgs)
@@ -1073,7 +1245,8 @@ def build(work, debdir):
             "repo": f"vault/{release}/os/x86_64",
             "redhatRelease": f"CentOS release {release} (Final)",
             "kernel": f"kernel-{kver}.x86_64", "kernelVersion": kver, "kernelRelease": f"{kver}.x86_64",
-            "kernelDevel": f"kernel-devel-{kver}.x86_64",
+            "kernelDevel": f"kernel-devel-{kver}.x86_64" if RELEASES[release]["devel"] else None,
+            "nvme": RELEASES[release]["nvme"],
             "initramfs": f"/boot/initramfs-{kver}.x86_64.img", "vmlinuz": f"/boot/vmlinuz-{kver}.x86_64",
             "coreGroup": members,
             "packageCount": len(names_here),
@@ -1081,7 +1254,7 @@ def build(work, debdir):
         }
     facts["differences"] = {
         "kernel": {r: facts["perRelease"][r]["kernel"] for r in RELEASES},
-        "kernel-devel": {r: facts["perRelease"][r]["kernelDevel"] for r in RELEASES},
+        "kernel-devel": {r: facts["perRelease"][r]["kernelDevel"] for r in RELEASES if RELEASES[r]["devel"]},
         "centos-release": {r: f"centos-release-6-{RELEASES[r]['centos_release']}.x86_64" for r in RELEASES},
         "tzdata": {r: f"tzdata-{RELEASES[r]['tzdata']}.noarch" for r in RELEASES},
         "onlyIn": {name: release for name, release in ONLY_IN.items()},

@@ -1,0 +1,145 @@
+import Bootstrap
+import Disk
+import Foundation
+import Host
+import Install
+import Versions
+
+/// `inspect`: read-only facts about a built image: what a boot or a person
+/// left that `register` refuses to snapshot (the hygiene gate), and its boot
+/// verdict (where it boots on EC2, and why not elsewhere).
+struct InspectCommand {
+    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
+    static let name = "inspect"
+    static let summary = "read-only: what a boot or a person left in a built image (register refuses it), and where it boots on EC2 (Xen, Nitro)"
+    static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE] [--log FILE]"
+    static let help = """
+    Reads a built image without changing it: DEVICE (a block device) has its
+    first partition mounted read-only (no journal replay; needs root); so has
+    IMAGE (a raw disk image file) as root, and without root the files the
+    verdict needs are copied out of its first partition with debugfs
+    (e2fsprogs); DIR is an image's root filesystem already mounted.
+
+    Hygiene: it lists what register would refuse to snapshot: SSH host keys, any
+    authorized_keys, root's .ssh, shell histories, udev's 70-persistent-net.rules,
+    HWADDR/UUID in ifcfg files, non-empty logs, DHCP leases, a random seed, yum's
+    uuid. Without root an image file's hygiene is not checked (it says so).
+
+    For the default kernel (grub.conf's default entry) it lists where each driver
+    EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
+    root volume on Nitro) and ena (the network on Nitro): in the initramfs, built
+    into the kernel, installed under /lib/modules/<kver>, or missing. The image
+    boots on Xen with xen-blkfront at boot and xen-netfront present, on Nitro with
+    nvme at boot and ena present.
+
+    options:
+      --json             the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
+                         the hygiene findings (hygiene: [{path, what}], null when not checked)
+      --versions FILE    read this versions.json instead of the embedded one
+      --log FILE         the full log (default: none)
+
+    exit status: 0 clean, 1 hygiene findings (or the image could not be read), 64 usage error.
+    """
+
+    @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
+        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions", "--log"], usage: usage)
+        guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
+        let target = args.positionals[0]
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
+            throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+        }
+        func verdict(_ root: String) throws -> BootVerdict {
+            let hint = BootVerdict.release(root: root).flatMap { versions.release($0) }.map { BootVerdict.enaHint(release: $0, enaAsked: false) }
+            return try BootVerdict.compute(root: root, enaHint: hint)
+        }
+        let result: BootVerdict
+        var findings: [HygieneFinding]?
+        if isDirectory.boolValue {
+            result = try verdict(target)
+            findings = Hygiene.findings(root: target)
+        } else {
+            let log = try Log(path: args.value("--log"), progress: { _ in })
+            if geteuid() == 0 {
+                (result, findings) = try ReadOnlyImage.with(target, log: log) { root in (try verdict(root), Hygiene.findings(root: root)) }
+            } else {
+                guard case .imageFile = try inspectTarget(target) else {
+                    throw UsageError("reading the device '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage)
+                }
+                let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
+                try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                defer { try? FileManager.default.removeItem(atPath: work) }
+                result = try verdict(try copyOut(image: target, into: work + "/root", log: log))
+            }
+        }
+        console.out(args.has("--json") ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
+        return findings?.isEmpty == false ? ExitCode.failure : ExitCode.success
+    }
+    /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
+    /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
+    static func copyOut(image: String, into root: String, log: Log) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure(description: "cannot read '\(image)'") }
+        let mbr = [UInt8](handle.readData(ofLength: 512))
+        try? handle.close()
+        guard let offset = firstPartitionOffset(mbr: mbr) else {
+            throw BootVerdict.Failure(description: "'\(image)' has no msdos partition table with a first partition; is it a built image?")
+        }
+        let runner = ProcessRunner(log: log)
+        let source = "\(image)?offset=\(offset)"
+        func debugfs(_ request: String) throws -> String {
+            try runner.checked(Command("debugfs", ["-R", request, source])).stdoutText
+        }
+        for dir in ["/etc", "/lib/modules"] { try FileManager.default.createDirectory(atPath: root + dir, withIntermediateDirectories: true) }
+        _ = try debugfs("rdump /boot \(root)")
+        // /etc/redhat-release is a link to centos-release, which debugfs's cat does not follow.
+        var release = try debugfs("cat /etc/redhat-release")
+        if release.isEmpty { release = try debugfs("cat /etc/centos-release") }
+        try release.write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        let kernel = try BootVerdict.defaultBootEntry(root: root).kernel
+        _ = try debugfs("rdump /lib/modules/\(kernel) \(root)/lib/modules")
+        return root
+    }
+
+    /// Byte offset of partition 1 of an msdos label (start LBA at 454, little-endian, 512-byte sectors).
+    static func firstPartitionOffset(mbr: [UInt8]) -> Int? {
+        guard mbr.count == 512, mbr[510] == 0x55, mbr[511] == 0xAA else { return nil }
+        let lba = Int(mbr[454]) | Int(mbr[455]) << 8 | Int(mbr[456]) << 16 | Int(mbr[457]) << 24
+        return lba > 0 ? lba * 512 : nil
+    }
+
+    /// The hygiene lines (first: a finding matters more than the verdict), then the verdict.
+    static func render(_ v: BootVerdict, target: String, hygiene: [HygieneFinding]?) -> String {
+        var lines = ["image:     \(target)"]
+        switch hygiene {
+        case nil: lines.append("hygiene:   not checked (reading the whole image needs root)")
+        case let findings? where findings.isEmpty:
+            lines.append("hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
+        case let findings?:
+            lines.append("hygiene: \(findings.count) finding(s) in '\(target)'; register refuses it:")
+            lines += findings.map { "  \($0.path): \($0.what)" }
+        }
+        lines.append("kernel:    \(v.kernel)")
+        for name in BootVerdict.driverNames {
+            let source = v.drivers[name] ?? .missing
+            let text: String
+            switch source {
+            case .initramfs: text = "in the initramfs"
+            case .builtin: text = "built into the kernel"
+            case .installed: text = "installed in /lib/modules/\(v.kernel)" + (name == "ena" ? "" : " (not in the initramfs)")
+            case .missing: text = "missing"
+            }
+            lines.append("  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + text)
+        }
+        lines.append("boots on:  \(v.summary)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func renderJSON(_ v: BootVerdict, hygiene: [HygieneFinding]?) -> String {
+        var object: [String: Any] = ["bootsOn": v.bootsOn, "summary": v.summary, "kernel": v.kernel, "xen": v.xen, "nitro": v.nitro, "reasons": v.reasons]
+        object["hygiene"] = hygiene.map { $0.map { ["path": $0.path, "what": $0.what] } } ?? NSNull()
+        object["drivers"] = v.drivers.mapValues(\.rawValue)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

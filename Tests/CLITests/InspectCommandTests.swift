@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+@testable import Bootstrap
+@testable import CLI
+
+@Suite struct InspectCommandTests {
+    @Test func firstPartitionOfAnMsdosLabel() {
+        var mbr = [UInt8](repeating: 0, count: 512)
+        #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == nil, "no 0x55AA signature")
+        mbr[510] = 0x55; mbr[511] = 0xAA
+        #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == nil, "no first partition")
+        mbr[454] = 0x00; mbr[455] = 0x08  // LBA 2048: our partition starts at 1 MiB
+        #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == 1_048_576)
+    }
+
+    @Test func aMountedRootNeedsNoPrivilegesAndEveryDriverIsNamed() throws {
+        let root = NSTemporaryDirectory() + "inspect-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let kver = "2.6.32-696.el6.x86_64"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/boot/grub", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/lib/modules/\(kver)/extra/ena", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        fm.createFile(atPath: root + "/lib/modules/\(kver)/extra/ena/ena.ko", contents: Data())
+        try "kernel/drivers/nvme/host/nvme.ko\nkernel/drivers/block/xen-blkfront.ko\nkernel/drivers/net/xen-netfront.ko\n"
+            .write(toFile: root + "/lib/modules/\(kver)/modules.builtin", atomically: true, encoding: .utf8)
+        try "CentOS release 6.9 (Final)\n".write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        try "default=0\ntitle x\n\tkernel /boot/vmlinuz-\(kver) ro\n\tinitrd /boot/initramfs-\(kver).img\n"
+            .write(toFile: root + "/boot/grub/grub.conf", atomically: true, encoding: .utf8)
+        // An empty newc archive: just the trailer.
+        var trailer = "070701" + String(repeating: "00000000", count: 11) + "0000000B" + "00000000"
+        trailer += "TRAILER!!!\0"
+        while trailer.utf8.count % 4 != 0 { trailer += "\0" }
+        fm.createFile(atPath: root + "/boot/initramfs-\(kver).img", contents: Data(trailer.utf8))
+        let r = runCLI(["inspect", root])
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.out == """
+            image:     \(root)
+            hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)
+            kernel:    \(kver)
+              xen-blkfront  built into the kernel
+              xen-netfront  built into the kernel
+              nvme          built into the kernel
+              ena           installed in /lib/modules/\(kver)
+            boots on:  Xen and Nitro
+            """)
+        let json = runCLI(["inspect", root, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        #expect(object?["bootsOn"] as? String == "xen,nitro" && object?["nitro"] as? Bool == true)
+        #expect(runCLI(["inspect"]).code == 64)
+        #expect(runCLI(["inspect", root + "/missing"]).code == 1)
+    }
+}
