@@ -120,15 +120,20 @@ struct BootTestCommand {
             journal?.record(.finished(copy))
             log.say("the booted copy is kept in '\(copy)' (--keep-copy); it holds what the boot left: do not register it")
         }
+        return try conclude(result, image: image, copy: copy, key: key, readyPattern: config.readyPattern, disk: disk,
+                            consolePath: consolePath, console: console, log: log, journal: journal)
+    }
+
+    /// After the boot: the verdict of the console, then the key read back from the copy.
+    /// Kept out of `run` (never inlined): there, the switches over the boot's outcome
+    /// crashed the Swift 6.3 optimizer (CopyPropagation) in release builds.
+    @inline(never)
+    static func conclude(_ result: BootResult, image: String, copy: String, key: String?, readyPattern: String, disk: DiskInterface,
+                         consolePath: String, console: Console, log: Log, journal: RunJournal?) throws -> Int32 {
         log.say("boot: \(result.summary)")
         guard result.passed else {
             console.err(String(result.console.suffix(2000)))
-            if case let .failed(pattern, seconds) = result.outcome, QEMU.rootNotFoundPatterns.contains(pattern) {
-                log.say(String(format: "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
-                               disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath))
-            } else {
-                log.say("boot-test failed: \(image) did not reach '\(config.readyPattern)'; console in \(consolePath)")
-            }
+            log.say(failureLine(result.outcome, image: image, readyPattern: readyPattern, disk: disk, consolePath: consolePath))
             return ExitCode.failure
         }
         guard let key else {
@@ -146,6 +151,19 @@ struct BootTestCommand {
         }
         log.say(String(format: "boot-test passed: login: after %.1f s; ec2-user's authorized_keys holds exactly the key", result.secondsToReady ?? 0))
         return ExitCode.success
+    }
+
+    /// What a failed boot says: a root device the initramfs never found is named as such.
+    /// (A function of its own: inlined into `run`, this switch crashed the 6.3 optimizer's
+    /// CopyPropagation pass in release builds.)
+    static func failureLine(_ outcome: WatchOutcome, image: String, readyPattern: String, disk: DiskInterface, consolePath: String) -> String {
+        switch outcome {
+        case let .failed(pattern, seconds) where QEMU.rootNotFoundPatterns.contains(pattern):
+            return String(format: "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
+                          disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath)
+        default:
+            return "boot-test failed: \(image) did not reach '\(readyPattern)'; console in \(consolePath)"
+        }
     }
 
     /// The disk the boot verdict asks for: nvme when the image can boot on Nitro, else
