@@ -8,8 +8,8 @@ tool_packages=(util-linux fdisk parted e2fsprogs gpgv gnupg xz-utils gzip cpio c
 # What the test vault generator, the test servers and the boot harness need.
 test_packages=(rpm createrepo-c dnf busybox-static qemu-system-x86 qemu-utils xfsprogs libc6-i386
                rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make kmod)
-# Python packages for the register tests (moto_server stands in for EC2).
-pip_packages=("moto[server]" awscli)
+# Python packages for the register tests (moto_server stands in for EC2), pinned.
+requirements="$(cd "$(dirname "$0")" && pwd)/test-requirements.txt"
 
 export DEBIAN_FRONTEND=noninteractive
 missing=()
@@ -20,6 +20,22 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-python3 -m pip show moto >/dev/null 2>&1 && command -v aws >/dev/null && command -v moto_server >/dev/null \
-  || python3 -m pip install -q "${pip_packages[@]}"
+# Installed only when a pinned version is missing or different.
+pinned_ok() {
+  python3 - "$requirements" <<'PY'
+import sys, importlib.metadata as md
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    name, version = line.split("==")
+    try:
+        if md.version(name.split("[")[0]) != version:
+            sys.exit(1)
+    except md.PackageNotFoundError:
+        sys.exit(1)
+PY
+}
+pinned_ok && command -v aws >/dev/null && command -v moto_server >/dev/null \
+  || python3 -m pip install -q -r "$requirements"
 echo "setup-host: ready"

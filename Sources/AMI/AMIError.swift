@@ -17,15 +17,22 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
     case enaNotInImage(String)
     case nameTaken(name: String, region: String)
     case resultsFile(path: String, reason: String)
+    /// An image file to upload cannot be read (or is not a regular file).
+    case imageUnreadable(path: String, reason: String)
+    /// PutSnapshotBlock of one block failed on every try.
+    case blockFailed(index: Int, offset: Int64, attempts: Int, reason: String)
+    /// `--volume-size` below what the image file needs.
+    case imageTooBig(requested: Int, needed: Int)
     /// A step failed after resources existed: what happened to them.
     case stepFailed(step: String, reason: String, cleanup: String)
 
     public var description: String {
         switch self {
         case let .callFailed(call, detail):
-            return "'aws ec2 \(call)' failed: \(detail)"
+            // EBS direct calls are named `ebs OPERATION`; the rest are EC2's.
+            return "'aws \(call.hasPrefix("ebs ") ? "" : "ec2 ")\(call)' failed: \(detail)"
         case let .unexpectedAnswer(call, detail, output):
-            return "unexpected answer from 'aws ec2 \(call)' (\(detail)): \(output)"
+            return "unexpected answer from 'aws \(call.hasPrefix("ebs ") ? "" : "ec2 ")\(call)' (\(detail)): \(output)"
         case let .snapshotFailed(id, state, message):
             return "snapshot '\(id)' went to state '\(state)'\(message.isEmpty ? "" : ": \(message)")"
         case let .imageFailed(id, region, state, message):
@@ -52,6 +59,12 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
             return "an AMI named '\(name)' already exists in '\(region)'; pick another '--build-id' or deregister it"
         case let .resultsFile(path, reason):
             return "results file '\(path)': \(reason)"
+        case let .imageUnreadable(path, reason):
+            return "cannot read image '\(path)': \(reason)"
+        case let .blockFailed(index, offset, attempts, reason):
+            return "block \(index) (offset \(offset)) was not accepted after \(attempts) tries: \(reason)"
+        case let .imageTooBig(requested, needed):
+            return "'--volume-size \(requested)' is smaller than the image (\(needed) GiB); give at least \(needed)"
         case let .stepFailed(step, reason, cleanup):
             return "register failed at step '\(step)': \(reason)\n\(cleanup)"
         }

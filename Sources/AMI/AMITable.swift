@@ -8,13 +8,16 @@ public struct AMIEntry: Codable, Equatable, Sendable {
     /// `plain` or `ena`.
     public var variant: String
     public var id: String
+    /// Packages in the build's manifest (`table --from FILE --packages`); nil when unknown.
+    public var packages: Int?
     /// `xen,nitro` when the image was checked to boot on Nitro (results files only; nil otherwise).
     public var bootsOn: String?
-    public init(release: String, region: String, variant: String, id: String, bootsOn: String? = nil) {
+    public init(release: String, region: String, variant: String, id: String, packages: Int? = nil, bootsOn: String? = nil) {
         self.release = release
         self.region = region
         self.variant = variant
         self.id = id
+        self.packages = packages
         self.bootsOn = bootsOn
     }
 
@@ -48,7 +51,8 @@ public enum AMITable {
 
     /// The rows of one region's table, exactly as the seed README writes them:
     /// `| CentOS 6.0  |  ami-…  |` and `| CentOS 6.6  |  ami-…, ami-… (*1) |`.
-    public static func rows(_ entries: [AMIEntry], region: String) -> [String] {
+    /// With `packages`, a third column holds each AMI's package count, in the order of its ids (`?` when unknown).
+    public static func rows(_ entries: [AMIEntry], region: String, packages: Bool = false) -> [String] {
         let inRegion = entries.filter { $0.region == region }
         var releases: [String] = []
         for e in inRegion where !releases.contains(e.release) { releases.append(e.release) }
@@ -56,20 +60,23 @@ public enum AMITable {
             let plain = inRegion.filter { $0.release == release && $0.variant == "plain" }.map(\.id)
             let ena = inRegion.filter { $0.release == release && $0.variant == "ena" }.map { "\($0.id) (*1)" + ($0.nitro ? " (*2)" : "") }
             let cell = (plain + ena).joined(separator: ", ")
-            return "| CentOS \(release)  |  \(cell)\(ena.isEmpty ? "  " : " ")|"
+            let row = "| CentOS \(release)  |  \(cell)\(ena.isEmpty ? "  " : " ")|"
+            guard packages else { return row }
+            let ordered = inRegion.filter { $0.release == release && $0.variant == "plain" } + inRegion.filter { $0.release == release && $0.variant == "ena" }
+            return row + " " + ordered.map { $0.packages.map(String.init) ?? "?" }.joined(separator: ", ") + " |"
         }
     }
 
     /// One markdown table per region, each headed by its region, then the footnote when any ENA AMI is listed.
-    public static func markdown(_ entries: [AMIEntry]) -> String {
+    public static func markdown(_ entries: [AMIEntry], packages: Bool = false) -> String {
         var lines: [String] = []
         for region in regions(entries) {
             if !lines.isEmpty { lines.append("") }
             lines.append("Region: \(region)")
             lines.append("")
-            lines.append("| version  | AMI ID |")
-            lines.append("| ------------- | ------------- |")
-            lines += rows(entries, region: region)
+            lines.append("| version  | AMI ID |" + (packages ? " packages |" : ""))
+            lines.append("| ------------- | ------------- |" + (packages ? " ------------- |" : ""))
+            lines += rows(entries, region: region, packages: packages)
         }
         if entries.contains(where: { $0.variant == "ena" }) {
             lines += ["", footnote]

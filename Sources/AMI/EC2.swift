@@ -56,6 +56,8 @@ public enum TagKey {
     public static let release = "centos6-ami:release"
     public static let variant = "centos6-ami:variant"
     public static let toolVersion = "centos6-ami:version"
+    /// sha256 (hex) of the build's package manifest.
+    public static let manifestSHA256 = "centos6-ami:manifest-sha256"
     /// Where the image boots (`xen,nitro`, `xen`), read from the image by `register` on a local device.
     public static let bootsOn = "centos6-ami:boots-on"
 }

@@ -35,6 +35,16 @@ public struct RegisterOptions: @unchecked Sendable {
     /// Called before anything is created when the variant is ENA: throws if the image lacks kmod-ena.
     /// `install` knows what it installed and leaves it nil; `register` on a local device checks the files.
     public var enaCheck: (() throws -> Void)?
+    /// Runs first for an image-file target, before any AWS call: throws to refuse the image.
+    /// This is where the image's hygiene gate and boot verdict plug in (the CLI's default
+    /// mounts the image read-only and checks it holds a kernel).
+    public var preUploadCheck: ((_ imagePath: String) throws -> Void)?
+    /// How an image file is uploaded (parallel aws CLI calls, tries per block).
+    public var upload = EBSUploader.Settings()
+    /// The build's package manifest (`IMAGE.manifest.json`): its path goes into the results
+    /// file, its sha256 into the `centos6-ami:manifest-sha256` tag.
+    public var manifestPath: String?
+    public var manifestSHA256: String?
     /// The image's boot verdict (`xen,nitro`, `xen`), when it was read from the image: tagged and recorded.
     public var bootsOn: String?
 
@@ -95,6 +105,7 @@ public enum AMIRegistrar {
     public static func tags(name: String, release: String, variant: AMIVariant, options: RegisterOptions) -> [Tag] {
         [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
          Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion)]
+            + (options.manifestSHA256.map { [Tag(TagKey.manifestSHA256, $0)] } ?? [])
             + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
     }
 
@@ -115,11 +126,26 @@ public enum AMIRegistrar {
             // Preflight: nothing is created until every check passed.
             let region = try client.resolvedRegion(environment: options.environment)
             let copyRegions = options.copyTo.filter { $0 != region }
+            // An image file is checked (hygiene, boot verdict) and scanned before anything else.
+            var imageScan: EBSBlocks.Scan?
+            if case let .image(path) = target {
+                step = "check image"
+                try options.preUploadCheck?(path)
+                step = "scan image"
+                let scan = try EBSBlocks.scan(path: path)
+                if let wanted = options.volumeSize, wanted < scan.volumeSizeGiB {
+                    throw AMIError.imageTooBig(requested: wanted, needed: scan.volumeSizeGiB)
+                }
+                say("'\(path)': \(scan.size) bytes (\(scan.volumeSizeGiB) GiB volume), \(scan.blocks.count) blocks of 512 KiB hold data"
+                    + " (\(scan.zeroBlocksSkipped) all-zero blocks in its data extents skipped)")
+                imageScan = scan
+            }
+            step = "preflight"
             if variant == .ena, let check = options.enaCheck { try check() }
             if options.makePublic {
                 for r in [region] + copyRegions { try preflightPublic(client: client.inRegion(r), region: r, say: say) }
             }
-            let volumeID: String
+            var volumeID: String?
             switch target {
             case let .volume(id):
                 volumeID = id
@@ -127,12 +153,17 @@ public enum AMIRegistrar {
                 step = "check target"
                 try VolumeLocator.quiesce(device: path, sysfsRoot: options.sysfsRoot, mountinfoPath: options.mountinfoPath, runner: runner)
                 volumeID = try VolumeLocator.locate(device: path, sysfsRoot: options.sysfsRoot, instanceID: options.instanceID, client: client.inRegion(region))
-                say("'\(path)' is volume '\(volumeID)'")
+                say("'\(path)' is volume '\(volumeID ?? "")'")
+            case .image:
+                volumeID = nil
             }
-            step = "describe volume"
-            let volume = try client.inRegion(region).describeVolume(id: volumeID)
-            if let wanted = options.volumeSize, let size = volume.Size, wanted < size {
-                throw AMIError.volumeTooSmall(requested: wanted, snapshot: size)
+            var volume: Volume?
+            if let volumeID {
+                step = "describe volume"
+                volume = try client.inRegion(region).describeVolume(id: volumeID)
+                if let wanted = options.volumeSize, let size = volume?.Size, wanted < size {
+                    throw AMIError.volumeTooSmall(requested: wanted, snapshot: size)
+                }
             }
             step = "choose name"
             let base = baseName(release: release, variant: variant, date: options.date)
@@ -148,16 +179,39 @@ public enum AMIRegistrar {
             let tags = tags(name: name, release: release, variant: variant, options: options)
             let home = client.inRegion(region)
 
-            step = "create snapshot"
-            say("creating a snapshot of '\(volumeID)' in '\(region)'")
-            let snapshot = try home.createSnapshot(volumeID: volumeID, description: description, tags: tags)
-            let snapshotID = snapshot.SnapshotId
-            created.push("snapshot '\(snapshotID)'") { try home.deleteSnapshot(id: snapshotID) }
-            ledger.append(("snapshot '\(snapshotID)' in '\(region)'", home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: snapshotID)).shellLine))
+            let snapshotID: String
+            var startedSize: Int?
+            if case let .image(path) = target, let scan = imageScan {
+                step = "start snapshot"
+                say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(region)' (EBS direct APIs)")
+                let started = try home.startSnapshot(volumeSizeGiB: scan.volumeSizeGiB, description: description, tags: tags)
+                snapshotID = started.SnapshotId
+                startedSize = started.VolumeSize ?? scan.volumeSizeGiB
+                // A pending snapshot can be deleted; failing that, StartSnapshot's timeout cancels it.
+                created.push("snapshot '\(snapshotID)'") { try home.deleteSnapshot(id: snapshotID) }
+                ledger.append(("snapshot '\(snapshotID)' in '\(region)'", home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: snapshotID)).shellLine))
+
+                step = "upload image"
+                say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(options.upload.jobs) at a time)")
+                let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: home, settings: options.upload,
+                                                clock: options.clock, progress: { say($0.line) })
+                say(String(format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
+                           sent.blocksSent, Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6, sent.seconds,
+                           sent.seconds > 0 ? Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6 / sent.seconds : 0, sent.aggregateChecksum))
+            } else {
+                guard let volumeID else { throw AMIError.badTarget("no volume to snapshot") }
+                step = "create snapshot"
+                say("creating a snapshot of '\(volumeID)' in '\(region)'")
+                let snapshot = try home.createSnapshot(volumeID: volumeID, description: description, tags: tags)
+                snapshotID = snapshot.SnapshotId
+                startedSize = snapshot.VolumeSize
+                created.push("snapshot '\(snapshotID)'") { try home.deleteSnapshot(id: snapshotID) }
+                ledger.append(("snapshot '\(snapshotID)' in '\(region)'", home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: snapshotID)).shellLine))
+            }
 
             step = "wait for snapshot"
             let done = try Waiter.snapshotCompleted(snapshotID, client: home, policy: options.snapshotWait, clock: options.clock, progress: say)
-            let snapshotSize = done.VolumeSize ?? snapshot.VolumeSize ?? volume.Size ?? 8
+            let snapshotSize = done.VolumeSize ?? startedSize ?? volume?.Size ?? 8
             if let wanted = options.volumeSize, wanted < snapshotSize { throw AMIError.volumeTooSmall(requested: wanted, snapshot: snapshotSize) }
 
             step = "register image"
@@ -187,8 +241,9 @@ public enum AMIRegistrar {
                 say("'\(imageID)' is public")
             }
             let date = iso(options.date)
-            let primary = AMIRecord(release: release, region: region, variant: variant, amiId: imageID, snapshotId: snapshotID,
+            var primary = AMIRecord(release: release, region: region, variant: variant, amiId: imageID, snapshotId: snapshotID,
                                     name: name, date: date, buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
+            primary.manifest = options.manifestPath
 
             var copies: [AMIRecord] = []
             for r in copyRegions {
@@ -207,9 +262,11 @@ public enum AMIRegistrar {
                     try? there.createTags(resources: [copySnapshot], tags: tags)
                 }
                 if options.makePublic { try there.makePublic(imageID: copyID) }
-                copies.append(AMIRecord(release: release, region: r, variant: variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
-                                        name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic,
-                                        bootsOn: options.bootsOn))
+                var copy = AMIRecord(release: release, region: r, variant: variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
+                                     name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic,
+                                     bootsOn: options.bootsOn)
+                copy.manifest = options.manifestPath
+                copies.append(copy)
             }
 
             let result = RegisteredAMI(primary: primary, copies: copies)

@@ -25,6 +25,8 @@ public struct AMIRecord: Codable, Equatable, Sendable {
     /// For a copy: the AMI it was copied from.
     public var copiedFrom: String?
     public var `public`: Bool
+    /// The build's package manifest (`IMAGE.manifest.json`), when register knew it.
+    public var manifest: String?
     /// Where the image boots (`xen,nitro`, `xen`), when `register` read it from the image; nil when taken on trust.
     public var bootsOn: String?
 

@@ -5,20 +5,24 @@ import Host
 public enum RegisterTarget: Equatable, Sendable, CustomStringConvertible {
     case volume(String)
     case device(String)
+    /// A disk-image file, uploaded into a new snapshot through the EBS direct APIs (no builder in AWS needed).
+    case image(String)
 
-    /// `vol-…` is a volume id; a path under /dev is a device.
+    /// `vol-…` is a volume id; a path under /dev is a device; an existing regular file elsewhere is an image.
     public static func parse(_ text: String) throws -> RegisterTarget {
         if isVolumeID(text) { return .volume(text) }
         if text.hasPrefix("/dev/") { return .device(text) }
-        throw AMIError.badTarget("target '\(text)' is neither a volume id ('vol-' and hex digits) nor a device under /dev")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: text, isDirectory: &isDirectory), !isDirectory.boolValue { return .image(text) }
+        throw AMIError.badTarget("target '\(text)' is neither a volume id ('vol-' and hex digits), a device under /dev nor an existing image file")
     }
 
-    /// The target of `install … --register`: only a real EBS-backed device can become an AMI,
-    /// so an image file or a loop device is refused (before the install starts, ideally).
+    /// The target of `install … --register`: an attached EBS device, or an image file (uploaded
+    /// afterwards; it need not exist yet). A loop device is refused: register its image file instead.
     public static func forInstall(target: String) throws -> RegisterTarget {
-        let name = VolumeLocator.kernelName(target)
-        guard target.hasPrefix("/dev/"), !name.hasPrefix("loop") else {
-            throw AMIError.badTarget("'\(target)' is not an EBS volume attached to this instance; '--register' needs one (an image file or loop device cannot become an AMI directly)")
+        guard target.hasPrefix("/dev/") else { return .image(target) }
+        guard !VolumeLocator.kernelName(target).hasPrefix("loop") else {
+            throw AMIError.badTarget("'\(target)' is a loop device, not an EBS volume; '--register' needs an attached EBS volume or the image file itself")
         }
         return .device(target)
     }
@@ -33,6 +37,7 @@ public enum RegisterTarget: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .volume(id): return id
         case let .device(path): return path
+        case let .image(path): return path
         }
     }
 }
@@ -140,25 +145,5 @@ public enum InstanceIdentity {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard id.hasPrefix("i-") else { throw AMIError.badTarget("the instance metadata service answered '\(id)' for instance-id") }
         return id
-    }
-}
-
-/// Checks that an image really holds the ENA driver for every kernel it can boot.
-public enum ENAImageCheck {
-    /// Kernels (`/boot/vmlinuz-<kver>` with `/lib/modules/<kver>`) under `root` that have no `ena.ko`.
-    /// Throws when the tree has no kernel at all (not a built image).
-    public static func kernelsWithoutENA(root: String) throws -> [String] {
-        let fm = FileManager.default
-        let kernels = ((try? fm.contentsOfDirectory(atPath: "\(root)/boot")) ?? [])
-            .filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }.sorted()
-        guard !kernels.isEmpty else { throw AMIError.enaNotInImage("no kernel ('boot/vmlinuz-*') found in the image at '\(root)'") }
-        return kernels.filter { kver in
-            let dir = "\(root)/lib/modules/\(kver)"
-            guard let walker = fm.enumerator(atPath: dir) else { return true }
-            while let path = walker.nextObject() as? String {
-                if (path as NSString).lastPathComponent == "ena.ko" { return false }
-            }
-            return true
-        }
     }
 }

@@ -204,7 +204,11 @@ public final class Fetcher: @unchecked Sendable {
         while group.wait(timeout: .now() + 1) == .timedOut { reportStall() }
         report(force: true)
         if let firstError = shared.firstError { throw firstError }
-        return files.map { shared.results[$0.checksum]! }
+        return try files.map { file in
+            // Every file either has a path or an error above; a gap would be a bug, never a trap mid-install.
+            guard let path = shared.results[file.checksum] else { throw FetchError.io(path: file.url.absoluteString, reason: "the download finished without a result") }
+            return path
+        }
     }
 
     /// Small files such as repository metadata, returned in memory.

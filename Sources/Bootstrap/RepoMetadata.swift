@@ -189,7 +189,7 @@ public enum Metadata {
         let t2 = t1
         let packages = try Primary.parse(raw, name: file.location)
         if ProcessInfo.processInfo.environment["CENTOS6_AMI_TIMING"] != nil {
-            FileHandle.standardError.write(Data(String(format: "timing: gunzip %.3f s, open-checksum %.3f s, parse %.3f s\n", t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), Date().timeIntervalSince(t2)).utf8))
+            Output.stderr(String(format: "timing: gunzip %.3f s, open-checksum %.3f s, parse %.3f s\n", t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), Date().timeIntervalSince(t2)))
         }
         return packages
     }

@@ -221,6 +221,12 @@ struct BatchCommand {
             identities.append(BatchPlan.identity(kind))
             var tools = Preflight.requiredTools
             if case .imageFile = kind { tools += Preflight.loopTools }
+            // A dead run's loop device or mounts would otherwise read as "in use": name the fix.
+            let journals = RunJournal.directory(workDirectory: ProcessInfo.processInfo.environment["CENTOS6_AMI_WORK_DIR"] ?? "/run/centos6-ami")
+            if let dead = RecoveryCheck.deadRunLeftovers(target: kind, journalDirectory: journals) {
+                problems.append("\(job.release) -> \(job.target): \(RecoveryError.deadRun(target: job.target, pid: dead.pid, journal: dead.path))")
+                continue
+            }
             var facts = Preflight.gather(target: kind, tools: tools)
             if dryRun { facts.isRoot = true }
             if let first = Preflight.errors(facts).first ?? Preflight.sizeOptionError(target: kind, requested: size ?? 0, given: size != nil) {

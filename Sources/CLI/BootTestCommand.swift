@@ -16,17 +16,19 @@ struct BootTestCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "boot-test"
     static let summary = "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it"
-    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk nvme|ide|virtio] [--console FILE] [--log FILE]"
+    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk nvme|ide|virtio] [--console FILE] [--keep-copy PATH] [--log FILE]"
     static let help = """
-    Boots IMAGE (a raw disk image or a block device holding a built system) with
+    Boots a throwaway copy of IMAGE (a raw disk image or a block device holding a
+    built system; copied sparse, reflinked where the filesystem can) with
     qemu-system-x86_64 -accel tcg: no network but a restricted user network in
     which 169.254.169.254:80 is a local IMDSv2 service serving --key as the
     launch key. Waits for the login: prompt on the serial console, powers the
-    guest off, then (with --key) mounts the image read-only and checks that
+    guest off, then (with --key) mounts the copy read-only and checks that
     /home/ec2-user/.ssh/authorized_keys holds exactly that key, mode 0600.
 
-    The guest's first boot writes to the image (as a first boot on EC2 would):
-    boot a copy if the image must stay pristine.
+    IMAGE itself is never booted and never written: a first boot leaves the test
+    key, host keys and udev's net rules behind, which must not reach a snapshot.
+    The copy is removed at the end unless --keep-copy names where to keep it.
 
     options:
       --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
@@ -35,7 +37,9 @@ struct BootTestCommand {
                          'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
                          from the image's boot verdict (as root): nvme when it can boot on
                          Nitro, else ide. The image must find LABEL=/ through its own initramfs.
-      --console FILE     where the serial console is written (default IMAGE.console.log)
+      --console FILE     where the serial console is written (default IMAGE.console.log;
+                         /var/tmp/NAME.console.log for a device)
+      --keep-copy PATH   keep the booted copy there (a raw image; it is not clean: do not register it)
       --log FILE         the run's log
 
     Needs qemu-system-x86_64 on the builder; root for the key check (it mounts the image).
@@ -43,7 +47,7 @@ struct BootTestCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, options: ["--key", "--timeout", "--disk", "--console", "--log"], usage: usage)
+        let args = try parseArguments(arguments, options: ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], usage: usage)
         guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
         let image = args.positionals[0]
         var key: String?
@@ -67,25 +71,55 @@ struct BootTestCommand {
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
         // Before QEMU starts: a file that is no boot disk would only run into the timeout.
         try ImageCheck.check(image)
+        let keepCopy = args.value("--keep-copy")
+        if let keepCopy, FileManager.default.fileExists(atPath: keepCopy) {
+            throw UsageError("--keep-copy '\(keepCopy)' already exists; name a new file", usage: usage)
+        }
 
         Interruption.shared.install()
         let log = try Log(path: args.value("--log"), progress: console.err)
-        let work = NSTemporaryDirectory() + "centos6-ami-boot-\(getpid())-\(UUID().uuidString.prefix(6))"
+        // On disk, not in a tmpfs /tmp: the copy is as big as the image's data.
+        let work = "/var/tmp/centos6-ami-boot-\(getpid())-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let disk = try asked ?? defaultDisk(image: image, work: work, log: log)
+        // Recorded for 'cleanup --local' if this run is killed: the copy, the QEMU child, the read-only mount.
+        let journal = try? RunJournal(directory: RunJournal.directory(workDirectory: console.environment["CENTOS6_AMI_WORK_DIR"] ?? "/run/centos6-ami"),
+                                      command: "centos6-ami boot-test \(image)")
+        Interruption.shared.childObserver = { pid in journal?.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
+        defer { Interruption.shared.childObserver = nil; journal?.remove() }
+
+        let copy = keepCopy ?? work + "/boot-copy.img"
+        journal?.record(.image(copy))
+        log.step("copying \(image) to \(copy) (sparse; the input is never booted)")
+        let copied = ProcessRunner(log: log).run(Command("cp", ["--reflink=auto", "--sparse=always", image, copy]))
+        guard copied.status == 0 else {
+            try? FileManager.default.removeItem(atPath: copy)
+            try Interruption.shared.check()
+            throw BootTestError.copyFailed(source: image, copy: copy, reason: copied.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        var keep = false
+        defer { if !keep { try? FileManager.default.removeItem(atPath: copy) } }
+        // The verdict read from the input (read-only), before the copy is booted.
+        let disk = try asked ?? defaultDisk(image: image, log: log, journal: journal)
 
         let server = IMDSServer(settings: IMDSSettings(key: key.map { $0 + "\n" }))
         let port = try server.start()
         defer { server.stop() }
-        let consolePath = args.value("--console") ?? image + ".console.log"
-        var config = BootConfig(image: image, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
+        // Never beside a device node: /dev is no place for a log.
+        let consolePath = args.value("--console")
+            ?? (image.hasPrefix("/dev/") ? "/var/tmp/\((image as NSString).lastPathComponent).console.log" : image + ".console.log")
+        var config = BootConfig(image: copy, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
         config.timeout = timeout
         config.diskInterface = disk
-        log.step("booting \(image) (TCG; IMDSv2 at 169.254.169.254 serving \(key == nil ? "no key" : "the key"); console: \(consolePath))")
+        log.step("booting the copy of \(image) (TCG; IMDSv2 at 169.254.169.254 serving \(key == nil ? "no key" : "the key"); console: \(consolePath))")
         let result = try BootRunner(log: log).boot(config)
         server.stop()
         try Interruption.shared.check()
+        if keepCopy != nil {
+            keep = true
+            journal?.record(.finished(copy))
+            log.say("the booted copy is kept in '\(copy)' (--keep-copy); it holds what the boot left: do not register it")
+        }
         log.say("boot: \(result.summary)")
         guard result.passed else {
             console.err(String(result.console.suffix(2000)))
@@ -101,7 +135,7 @@ struct BootTestCommand {
             log.say("boot-test passed (no key served, so none checked)")
             return ExitCode.success
         }
-        let found = try readAuthorizedKeys(image: image, work: work, log: log)
+        let found = try readAuthorizedKeys(image: copy, log: log, journal: journal)
         guard let found else {
             log.say("boot-test failed: no /home/ec2-user/.ssh/authorized_keys in the image after first boot; console in \(consolePath)")
             return ExitCode.failure
@@ -116,50 +150,36 @@ struct BootTestCommand {
 
     /// The disk the boot verdict asks for: nvme when the image can boot on Nitro, else
     /// ide (Xen HVM guests also start on emulated IDE). Reading the image needs root.
-    static func defaultDisk(image: String, work: String, log: Log) throws -> DiskInterface {
+    static func defaultDisk(image: String, log: Log, journal: RunJournal?) throws -> DiskInterface {
         guard geteuid() == 0 else {
             log.say("note: not root, so the image's boot verdict is not read; booting with its root disk on IDE (choose with --disk)")
             return .ide
         }
-        let verdict = try withMountedImage(image: image, work: work, log: log) { try BootVerdict.compute(root: $0) }
+        let verdict = try ReadOnlyImage.with(image, log: log, journal: journal) { try BootVerdict.compute(root: $0) }
         let disk: DiskInterface = verdict.nitro ? .nvme : .ide
         log.say("boots on: \(verdict.summary); root disk on \(disk == .nvme ? "NVMe" : "IDE")")
         return disk
     }
 
-    /// Mounts partition 1 of the image (or device) read-only and reads ec2-user's
+    /// Mounts partition 1 of the (copied) image read-only and reads ec2-user's
     /// authorized_keys. Everything it attaches or mounts is undone before it returns.
-    static func readAuthorizedKeys(image: String, work: String, log: Log) throws -> (text: String, mode: Int)? {
-        try withMountedImage(image: image, work: work, log: log) { mountPoint in
-            let path = mountPoint + "/home/ec2-user/.ssh/authorized_keys"
+    static func readAuthorizedKeys(image: String, log: Log, journal: RunJournal?) throws -> (text: String, mode: Int)? {
+        try ReadOnlyImage.with(image, log: log, journal: journal) { root in
+            let path = root + "/home/ec2-user/.ssh/authorized_keys"
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
             let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int ?? -1
             return (text, mode)
         }
     }
+}
 
-    /// Runs `body` on partition 1 of the image (or device) mounted read-only (no journal
-    /// replay). Everything it attaches or mounts is undone before it returns.
-    static func withMountedImage<T>(image: String, work: String, log: Log, _ body: (String) throws -> T) throws -> T {
-        let runner = ProcessRunner(log: log)
-        let cleanup = CleanupStack(log: log)
-        runner.unwinding = true  // read-only checks after the boot: let them run even after a ^C
-        defer { cleanup.unwind() }
-        var disk = image
-        if case .imageFile = try inspectTarget(image) {
-            disk = try runner.checked(Command("losetup", ["--find", "--show", "--read-only", "--partscan", image])).stdoutText
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let loop = disk
-            cleanup.push("detach \(loop)") { _ = runner.run(Preparation.detachLoop(loop)) }
+enum BootTestError: Error, CustomStringConvertible {
+    case copyFailed(source: String, copy: String, reason: String)
+
+    var description: String {
+        switch self {
+        case let .copyFailed(source, copy, reason):
+            return "cannot copy '\(source)' to '\(copy)' for booting (\(reason)); free space there or name another place with --keep-copy"
         }
-        let partition = BlockDevices.partitionPath(disk: disk, number: 1)
-        if try PartitionNode.ensure(partition: partition, disk: disk, runner: runner) {
-            cleanup.push("remove node \(partition)") { try? FileManager.default.removeItem(atPath: partition) }
-        }
-        let mountPoint = work + "/root"
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
-        cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
-        return try body(mountPoint)
     }
 }

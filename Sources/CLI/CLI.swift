@@ -8,7 +8,7 @@ public final class Console: @unchecked Sendable {
     public var err: (String) -> Void
     public var environment: [String: String]
     public init(out: @escaping (String) -> Void = { print($0) },
-                err: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+                err: @escaping (String) -> Void = { Output.stderr(($0 + "\n")) },
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.out = out
         self.err = err

@@ -1,13 +1,23 @@
 import AMI
 import Foundation
 import Host
+import Install
 
 struct CleanupCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "cleanup"
-    static let summary = "remove the AMIs and snapshots a register run left behind, found by its build id tag"
-    static let usage = "usage: centos6-ami cleanup --build-id ID [--region R]... [--endpoint-url URL] [--dry-run] [--log FILE]"
+    static let summary = "remove what a killed run left on this host (--local), or the AMIs and snapshots of a register run (--build-id)"
+    static let usage = "usage: centos6-ami cleanup --local | --build-id ID [--region R]... [--endpoint-url URL] [--dry-run] [--log FILE]"
     static let help = """
+    --local: every install and boot-test writes what it takes on this host (loop
+    devices, mounts, tmpfs, work directories, image files it creates, its lock, its
+    children) to a journal under /run/centos6-ami/journal/ the moment it takes it. For
+    each run whose process is gone (kill -9, the OOM killer, a crash) this kills what
+    still runs inside its chroots or was started by it, unmounts, detaches the loop
+    devices, removes unfinished image files, its device nodes and work directories,
+    releases the lock, and prints each action. Runs still alive are left alone.
+    Exit 0 when nothing of a dead run is left (also when there was nothing to do).
+
     Every snapshot, AMI and copy 'register' makes is tagged centos6-ami:build-id=ID
     (the id is printed by 'register' and recorded in the results file). This finds
     them in each region given (default: AWS_REGION / the profile's region; name the
@@ -25,9 +35,13 @@ struct CleanupCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run"], options: ["--build-id", "--region", "--endpoint-url", "--log"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--local"], options: ["--build-id", "--region", "--endpoint-url", "--log"],
                                       repeatable: ["--region"], usage: usage)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
+        if args.has("--local") {
+            guard args.value("--build-id") == nil, !args.has("--dry-run") else { throw UsageError("--local takes no other option but --log", usage: usage) }
+            return try runLocal(logPath: args.value("--log"), console: console)
+        }
         guard let buildID = args.value("--build-id") else { throw UsageError("cleanup needs --build-id ID", usage: usage) }
         guard RegisterOptions.isValidBuildID(buildID) else { throw UsageError("build id '\(buildID)' is not one register makes", usage: usage) }
         let log = try Log(path: args.value("--log"), progress: console.err)
@@ -55,4 +69,31 @@ struct CleanupCommand {
         if total == 0 { console.err("nothing to remove") }
         return ExitCode.success
     }
+
+    /// `cleanup --local`: what dead runs left on this host, from their journals.
+    static func runLocal(logPath: String?, console: Console) throws -> Int32 {
+        guard geteuid() == 0 else { throw UsageError("cleanup --local needs root (it unmounts and detaches loop devices)", usage: usage) }
+        let log = try Log(path: logPath, progress: console.err)
+        let runner = ProcessRunner(log: log)
+        runner.unwinding = true  // cleanup commands run even after a ^C
+        let workDirectory = console.environment["CENTOS6_AMI_WORK_DIR"] ?? InstallOptions(release: "", target: "", mirror: "").workDirectory
+        let directory = RunJournal.directory(workDirectory: workDirectory)
+        for live in RunJournal.all(in: directory) where !live.isDead() {
+            console.out("run \(live.pid) (\(live.command)) is still running; left alone")
+        }
+        guard !RunJournal.dead(in: directory).isEmpty else {
+            console.out("cleanup --local: nothing to do; no dead centos6-ami run left anything on this host")
+            return ExitCode.success
+        }
+        let recovery = LocalRecovery(runner: runner, say: { log.write($0); console.out($0) })
+        let (actions, problems) = recovery.run(journalDirectory: directory)
+        guard problems.isEmpty else {
+            console.err("error: cleanup --local could not undo \(problems.count) thing(s); fix them by hand and run it again:")
+            for p in problems { console.err("  " + p) }
+            return ExitCode.failure
+        }
+        console.out("cleanup --local: done (\(actions) action(s)); the host is clean")
+        return ExitCode.success
+    }
+
 }

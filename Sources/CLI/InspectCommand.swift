@@ -2,21 +2,28 @@ import Bootstrap
 import Disk
 import Foundation
 import Host
+import Install
 import Versions
 
-/// `inspect`: read-only facts about a built image. Today: its boot verdict
-/// (where it boots on EC2, and why not elsewhere).
+/// `inspect`: read-only facts about a built image: what a boot or a person
+/// left that `register` refuses to snapshot (the hygiene gate), and its boot
+/// verdict (where it boots on EC2, and why not elsewhere).
 struct InspectCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "inspect"
-    static let summary = "read-only: where a built image boots on EC2 (Xen, Nitro) and why"
-    static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE]"
+    static let summary = "read-only: what a boot or a person left in a built image (register refuses it), and where it boots on EC2 (Xen, Nitro)"
+    static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE] [--log FILE]"
     static let help = """
     Reads a built image without changing it: DEVICE (a block device) has its
     first partition mounted read-only (no journal replay; needs root); so has
     IMAGE (a raw disk image file) as root, and without root the files the
     verdict needs are copied out of its first partition with debugfs
     (e2fsprogs); DIR is an image's root filesystem already mounted.
+
+    Hygiene: it lists what register would refuse to snapshot: SSH host keys, any
+    authorized_keys, root's .ssh, shell histories, udev's 70-persistent-net.rules,
+    HWADDR/UUID in ifcfg files, non-empty logs, DHCP leases, a random seed, yum's
+    uuid. Without root an image file's hygiene is not checked (it says so).
 
     For the default kernel (grub.conf's default entry) it lists where each driver
     EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
@@ -26,14 +33,16 @@ struct InspectCommand {
     nvme at boot and ena present.
 
     options:
-      --json             the verdict as JSON (bootsOn, summary, kernel, drivers, reasons)
+      --json             the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
+                         the hygiene findings (hygiene: [{path, what}], null when not checked)
       --versions FILE    read this versions.json instead of the embedded one
+      --log FILE         the full log (default: none)
 
-    exit status: 0 read, 1 cannot read the image, 64 usage error.
+    exit status: 0 clean, 1 hygiene findings (or the image could not be read), 64 usage error.
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions"], usage: usage)
+        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions", "--log"], usage: usage)
         guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
         let target = args.positionals[0]
         let versions = try CLI.loadVersions(args.value("--versions"), console: console)
@@ -46,26 +55,27 @@ struct InspectCommand {
             return try BootVerdict.compute(root: root, enaHint: hint)
         }
         let result: BootVerdict
+        var findings: [HygieneFinding]?
         if isDirectory.boolValue {
             result = try verdict(target)
+            findings = Hygiene.findings(root: target)
         } else {
-            let log = try Log(path: nil, progress: { _ in })
-            let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            defer { try? FileManager.default.removeItem(atPath: work) }
+            let log = try Log(path: args.value("--log"), progress: { _ in })
             if geteuid() == 0 {
-                result = try BootTestCommand.withMountedImage(image: target, work: work, log: log, verdict)
+                (result, findings) = try ReadOnlyImage.with(target, log: log) { root in (try verdict(root), Hygiene.findings(root: root)) }
             } else {
                 guard case .imageFile = try inspectTarget(target) else {
                     throw UsageError("reading the device '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage)
                 }
+                let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
+                try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                defer { try? FileManager.default.removeItem(atPath: work) }
                 result = try verdict(try copyOut(image: target, into: work + "/root", log: log))
             }
         }
-        console.out(args.has("--json") ? renderJSON(result) : render(result, target: target))
-        return ExitCode.success
+        console.out(args.has("--json") ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
+        return findings?.isEmpty == false ? ExitCode.failure : ExitCode.success
     }
-
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
     /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
     static func copyOut(image: String, into root: String, log: Log) throws -> String {
@@ -98,8 +108,18 @@ struct InspectCommand {
         return lba > 0 ? lba * 512 : nil
     }
 
-    static func render(_ v: BootVerdict, target: String) -> String {
-        var lines = ["image:     \(target)", "kernel:    \(v.kernel)"]
+    /// The hygiene lines (first: a finding matters more than the verdict), then the verdict.
+    static func render(_ v: BootVerdict, target: String, hygiene: [HygieneFinding]?) -> String {
+        var lines = ["image:     \(target)"]
+        switch hygiene {
+        case nil: lines.append("hygiene:   not checked (reading the whole image needs root)")
+        case let findings? where findings.isEmpty:
+            lines.append("hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
+        case let findings?:
+            lines.append("hygiene: \(findings.count) finding(s) in '\(target)'; register refuses it:")
+            lines += findings.map { "  \($0.path): \($0.what)" }
+        }
+        lines.append("kernel:    \(v.kernel)")
         for name in BootVerdict.driverNames {
             let source = v.drivers[name] ?? .missing
             let text: String
@@ -115,8 +135,9 @@ struct InspectCommand {
         return lines.joined(separator: "\n")
     }
 
-    static func renderJSON(_ v: BootVerdict) -> String {
+    static func renderJSON(_ v: BootVerdict, hygiene: [HygieneFinding]?) -> String {
         var object: [String: Any] = ["bootsOn": v.bootsOn, "summary": v.summary, "kernel": v.kernel, "xen": v.xen, "nitro": v.nitro, "reasons": v.reasons]
+        object["hygiene"] = hygiene.map { $0.map { ["path": $0.path, "what": $0.what] } } ?? NSNull()
         object["drivers"] = v.drivers.mapValues(\.rawValue)
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

@@ -51,8 +51,9 @@ struct InstallCommand {
           --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
                              \(InstallSteps.names.joined(separator: ", "))
           --hold SECONDS     with --stop-after: keep everything mounted this long first
-          --register         afterwards, snapshot the volume and register the AMI ('centos6-ami help
-                             register'); TARGET must be an attached EBS volume. With it:
+          --register         afterwards, register the AMI ('centos6-ami help register'): an attached
+                             EBS volume is snapshotted, an image file uploaded through the EBS
+                             direct APIs (no builder in AWS needed). With it:
                              --region R, --endpoint-url URL, --results FILE, --build-id ID, --copy-to R1,R2
           --versions FILE    read this versions.json instead of the embedded one
 
@@ -97,7 +98,7 @@ struct InstallCommand {
     static let registerOptions = ["--region", "--endpoint-url", "--results", "--build-id", "--copy-to"]
 
     /// `--register`: the register command's arguments for this install, checked before
-    /// anything is written (the target must be an attached EBS volume, not an image file).
+    /// anything is written (an attached EBS volume or an image file; not a loop device).
     static func registerArguments(_ args: ParsedArguments, options: InstallOptions) throws -> [String]? {
         guard args.has("--register") else {
             if let stray = registerOptions.first(where: { args.value($0) != nil }) { throw UsageError("\(stray) needs --register", usage: usage) }
@@ -114,7 +115,9 @@ struct InstallCommand {
 
     /// Runs `register` on the freshly built (unmounted) target when asked.
     static func registerAfterInstall(_ register: [String]?, status: Int32, console: Console) throws -> Int32 {
-        guard let register, status == ExitCode.success else { return status }
+        guard var register, status == ExitCode.success else { return status }
+        // A device's manifest is next to the install's log: register cannot guess it.
+        if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
         console.err("register: \(register.joined(separator: " "))")
         return try RegisterCommand.run(register, console: console)
     }
@@ -190,7 +193,17 @@ struct InstallCommand {
         log.say("log: \(logPath)")
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
+        // Written as resources are taken, so 'cleanup --local' can undo a run that is killed outright.
+        let journal = try RunJournal(directory: RunJournal.directory(workDirectory: options.workDirectory),
+                                     command: "centos6-ami install \(options.release) \(options.target)")
+        ctx.journal = journal
+        Interruption.shared.childObserver = { pid in journal.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
+        defer {
+            Interruption.shared.childObserver = nil
+            if ctx.leftovers { journal.closeKeeping() } else { journal.remove() }
+        }
         let summary = try Pipeline.run(ctx)
+        if options.stopAfter == nil { try writeManifest(ctx, logPath: logPath) }
         finished?(summary, logPath)
         if options.stopAfter != nil {
             log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))
@@ -198,6 +211,28 @@ struct InstallCommand {
             log.say(summary.render(logPath: logPath))
         }
         return ExitCode.success
+    }
+
+    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
+    /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
+    /// The manifest this process's install wrote (one install per process), for `--register`.
+    nonisolated(unsafe) static var writtenManifest: String?
+
+    static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
+        var image: String?
+        if case let .imageFile(path, _, _)? = ctx.target { image = path }
+        let path = BuildManifest.path(imageFile: image, logPath: logPath)
+        let manifest = try ctx.manifest(toolVersion: CLI.version)
+        let temp = path + ".tmp-\(getpid())"
+        do {
+            try manifest.encoded().write(to: URL(fileURLWithPath: temp))
+            guard rename(temp, path) == 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        } catch {
+            unlink(temp)
+            throw HostError.cannotWrite(path: path, reason: "\(error)")
+        }
+        writtenManifest = path
+        ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
     }
 
     static func defaultLogPath(release: String) throws -> String {

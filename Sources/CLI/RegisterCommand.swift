@@ -2,18 +2,36 @@ import AMI
 import Bootstrap
 import Foundation
 import Host
+import Install
 import Versions
 
 struct RegisterCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "register"
-    static let summary = "snapshot a built volume and register it as an AMI (optionally public, copied to other regions)"
-    static let usage = "usage: centos6-ami register VERSION TARGET [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--keep-on-error] [options]"
+    static let summary = "snapshot a built volume (or upload an image file) and register it as an AMI (optionally public, copied to other regions)"
+    static let usage = "usage: centos6-ami register VERSION TARGET|IMAGE.img [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--device DEV] [--allow-dirty] [--keep-on-error] [options]"
     static let help = """
     TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
     '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
     its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
     A local device must not be mounted; it is synced before the snapshot.
+
+    Or TARGET is a built image file (from any machine with credentials, no instance in
+    AWS needed): it is checked read-only first, then written into a new snapshot through
+    the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
+    only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
+    blocks skipped), each with its SHA-256, several aws calls at once, each retried.
+    The snapshot's size is the image's size rounded up to GiB. Its package manifest
+    (IMAGE.manifest.json, written by install) goes into the results file and its sha256
+    into the 'centos6-ami:manifest-sha256' tag.
+
+    Hygiene gate: before any AWS request the image (an image file, a local device TARGET, or
+    --device) is mounted read-only and checked for what a boot or a person left
+    (SSH host keys, any authorized_keys, root's .ssh, shell histories, udev's
+    70-persistent-net.rules, HWADDR/UUID in ifcfg files, non-empty logs, DHCP
+    leases, a random seed, yum's uuid; 'centos6-ami inspect' lists the same).
+    Any finding refuses the snapshot, with the list and the fix. A volume id
+    that cannot be read here is not checked (a warning says so).
 
     Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
     (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
@@ -28,8 +46,8 @@ struct RegisterCommand {
     ~/.aws); nothing is signed here.
 
     options:
-      --ena                  register with --ena-support and mark it (*1). On a local device
-                             the image's boot verdict decides (read-only, before any AWS call):
+      --ena                  register with --ena-support and mark it (*1). On a local device or
+                             an image file the image's boot verdict decides (read-only, before any AWS call):
                              ENA support exactly when it boots on Nitro (nvme in its initramfs
                              and ena installed), with or without --ena, and --ena on an image
                              that cannot is refused with the reason. For a volume id the
@@ -48,6 +66,11 @@ struct RegisterCommand {
       --timeout MINUTES      give up waiting for the snapshot / each image after this (default 60)
       --poll SECONDS         how often to ask EC2 while waiting (default 15)
       --keep-on-error        on failure keep the snapshot/AMIs this run made and name them
+      --device DEV           with a volume id: the local device that volume is (checked read-only
+                             by the hygiene gate and for --ena); for tests, a loop device
+      --allow-dirty          snapshot even with hygiene findings (they are printed as a warning)
+      --upload-jobs N        image file: aws put-snapshot-block calls at once (default: 2 per CPU, at least 4)
+      --manifest FILE        the build's package manifest (default for an image: IMAGE.manifest.json, if present)
       --log FILE             the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)
       --versions FILE        read this versions.json instead of the embedded one
 
@@ -55,9 +78,9 @@ struct RegisterCommand {
     """
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error"],
+        let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error", "--allow-dirty"],
                                       options: ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support",
-                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume"],
+                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"],
                                       usage: usage)
         var positionals = args.positionals
         if let volume = args.value("--volume") { positionals.append(volume) }
@@ -71,6 +94,17 @@ struct RegisterCommand {
         }
         let target: RegisterTarget
         do { target = try RegisterTarget.parse(positionals[1]) } catch { throw UsageError("\(error)", usage: usage) }
+        let localDevice: String?
+        switch (target, args.value("--device")) {
+        case let (.device(path), nil): localDevice = path
+        case (.device, _?): throw UsageError("--device goes with a volume id, not with a device target", usage: usage)
+        case let (.volume, device): localDevice = device
+        case (.image, nil): localDevice = nil  // read through its own loop device before the upload
+        case (.image, _?): throw UsageError("--device goes with a volume id, not with an image file", usage: usage)
+        }
+        if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
+            throw UsageError("--device '\(localDevice)' does not exist", usage: usage)
+        }
         var variant: AMIVariant = args.has("--ena") ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
@@ -83,19 +117,42 @@ struct RegisterCommand {
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
-        if case let .device(path) = target {
-            // Before any AWS call: where the image boots decides the ENA flag.
-            // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
-            let verdict = try readVerdict(device: path, release: info, enaAsked: false, runner: runner, log: log)
-            log.say("'\(path)' boots on: \(verdict.summary)")
+        // Before any AWS request, read-only: nothing a boot or a person left may reach a
+        // snapshot (the hygiene gate), and where the image boots decides the ENA flag.
+        var readable = localDevice
+        if case let .image(path) = target { readable = path }
+        if let readable {
+            if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
+            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log) { root -> ([HygieneFinding], BootVerdict) in
+                if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
+                // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
+                return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: info, enaAsked: false)))
+            }
+            try hygieneGate(findings, target: readable, allowDirty: args.has("--allow-dirty"), log: log)
+            log.say("'\(readable)' boots on: \(verdict.summary)")
             if variant == .ena && !verdict.nitro {
-                throw AMIError.enaNotInImage("'\(path)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
+                throw AMIError.enaNotInImage("'\(readable)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
             }
             if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
             variant = verdict.nitro ? .ena : .plain
             options.bootsOn = verdict.bootsOn
-        } else if variant == .ena {
-            log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust")
+        } else {
+            log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
+            if variant == .ena { log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
+        }
+        if case let .image(path) = target {
+            let manifest = args.value("--manifest") ?? ImageInspection.defaultManifestPath(image: path)
+            if FileManager.default.fileExists(atPath: manifest) {
+                options.manifestPath = manifest
+                options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
+                log.say("manifest: '\(manifest)' (sha256 \(options.manifestSHA256 ?? ""))")
+            } else if args.value("--manifest") != nil {
+                throw UsageError("manifest '\(manifest)' does not exist", usage: usage)
+            }
+        } else if let manifest = args.value("--manifest") {
+            guard FileManager.default.fileExists(atPath: manifest) else { throw UsageError("manifest '\(manifest)' does not exist", usage: usage) }
+            options.manifestPath = manifest
+            options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
         }
         // Tests point this at a fake sysfs to give a loop device an EBS volume's NVMe serial.
         if let sysfs = console.environment["CENTOS6_AMI_SYSFS_ROOT"] { options.sysfsRoot = sysfs }
@@ -140,6 +197,10 @@ struct RegisterCommand {
             options.snapshotWait.timeout = m * 60
             options.imageWait.timeout = m * 60
         }
+        if let jobs = args.value("--upload-jobs") {
+            guard let n = Int(jobs), n > 0, n <= 256 else { throw UsageError("--upload-jobs needs a whole number from 1 to 256", usage: usage) }
+            options.upload.jobs = n
+        }
         if let seconds = args.value("--poll") {
             guard let s = Double(seconds), s > 0 else { throw UsageError("--poll needs a positive number of seconds", usage: usage) }
             options.snapshotWait.interval = s
@@ -148,34 +209,16 @@ struct RegisterCommand {
         return options
     }
 
-    /// A local device: mount its first partition read-only (no journal replay, so not
-    /// one byte changes) and read the image's boot verdict.
-    static func readVerdict(device: String, release: VersionsFile.Release, enaAsked: Bool, runner: ProcessRunner, log: Log) throws -> BootVerdict {
-        let name = VolumeLocator.kernelName(device)
-        let partName = name + (name.last?.isNumber == true ? "p1" : "1")
-        var partition = "/dev/" + partName
-        let dir = try makeTemporaryDirectory(prefix: "centos6-ami-ena-check")
-        defer { rmdir(dir) }
-        // Without udev (containers) the kernel knows the partition but /dev has no node: make a private one.
-        if !FileManager.default.fileExists(atPath: partition),
-           let text = try? String(contentsOfFile: "/sys/class/block/\(partName)/dev", encoding: .utf8) {
-            let numbers = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").map(String.init)
-            if numbers.count == 2 {
-                let node = dir + ".node"
-                try runner.checked(Command("mknod", ["-m", "0600", node, "b", numbers[0], numbers[1]]))
-                partition = node
-            }
+    /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
+    /// or with --allow-dirty carry on with a loud warning.
+    static func hygieneGate(_ findings: [HygieneFinding], target: String, allowDirty: Bool, log: Log) throws {
+        guard !findings.isEmpty else {
+            log.say("hygiene: '\(target)' is clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
+            return
         }
-        defer { if partition.hasPrefix(dir) { unlink(partition) } }
-        try runner.checked(Command("mount", ["-o", "ro,noload", "-t", "ext4", partition, dir]))
-        defer { _ = runner.run(Command("umount", [dir])) }
-        return try BootVerdict.compute(root: dir, enaHint: BootVerdict.enaHint(release: release, enaAsked: enaAsked))
-    }
-
-    static func makeTemporaryDirectory(prefix: String) throws -> String {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw HostError.cannotWrite(path: "/tmp", reason: String(cString: strerror(errno))) }
-        return String(cString: made)
+        guard allowDirty else { throw HygieneError.dirty(target: target, findings: findings) }
+        log.say("WARNING: --allow-dirty: registering '\(target)' although it holds what a boot or a person left; every instance inherits:\n"
+                + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
     }
 
     static func defaultLogPath(release: String) throws -> String {

@@ -1,7 +1,21 @@
 import AMI
+import Foundation
+import Install
 
 /// Reads a `register` results file into table entries: every AMI it records, in file order
-/// (the table sorts releases and groups regions itself).
-func tableEntries(fromResults path: String) throws -> [AMIEntry] {
-    try ResultsFile.load(path: path).amis.map(\.tableEntry)
+/// (the table sorts releases and groups regions itself). With `packages`, each entry gets the
+/// package count of the manifest its record names (nil when there is none or it cannot be read).
+func tableEntries(fromResults path: String, packages: Bool = false) throws -> [AMIEntry] {
+    var counts: [String: Int?] = [:]
+    return try ResultsFile.load(path: path).amis.map { record in
+        var entry = record.tableEntry
+        if packages, let manifest = record.manifest {
+            if counts[manifest] == nil {
+                counts[manifest] = FileManager.default.contents(atPath: manifest)
+                    .flatMap { try? JSONDecoder().decode(BuildManifest.self, from: $0) }.map(\.packages.count)
+            }
+            entry.packages = counts[manifest] ?? nil
+        }
+        return entry
+    }
 }

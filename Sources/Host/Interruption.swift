@@ -64,11 +64,18 @@ public final class Interruption: @unchecked Sendable {
             onFirstSignal?(sig)
             stopChildren()
         } else {
-            FileHandle.standardError.write(Data("centos6-ami: cleanup in progress, please wait\n".utf8))
+            Output.stderr("centos6-ami: cleanup in progress, please wait\n")
         }
     }
 
-    public func register(child: pid_t) { lock.withLock { _ = children.insert(child) } }
+    /// Told of every child as it is registered (the run journal records it, so a
+    /// run killed outright can still have its children stopped by `cleanup --local`).
+    public var childObserver: ((pid_t) -> Void)?
+
+    public func register(child: pid_t) {
+        lock.withLock { _ = children.insert(child) }
+        childObserver?(child)
+    }
     public func unregister(child: pid_t) { lock.withLock { _ = children.remove(child) } }
 
     /// TERM to each running child's process group, then KILL to what is left after the grace period.

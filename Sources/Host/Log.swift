@@ -4,35 +4,53 @@ import Foundation
 /// the short progress lines on stderr. Thread-safe: batch jobs each own one.
 public final class Log: @unchecked Sendable {
     public let path: String?
-    private let handle: FileHandle?
+    private var fd: Int32
     private let lock = NSLock()
+    /// Set once a write to the log file failed: the run carries on without it.
+    private var fileFailed = false
+    private var stderrNoted = false
     private let start = Date()
     private let progress: (String) -> Void
     public let prefix: String
 
     /// Opens (creating 0600) the log file at `path`; nil logs nowhere (tests).
-    public init(path: String?, prefix: String = "", progress: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+    public init(path: String?, prefix: String = "", progress: @escaping (String) -> Void = { Output.stderr($0 + "\n") }) throws {
         self.path = path
         self.prefix = prefix
         self.progress = progress
         if let path {
-            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
-            handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
-            handle = nil
+            fd = -1
         }
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     public var elapsed: TimeInterval { Date().timeIntervalSince(start) }
 
     /// Writes raw text to the log file only.
+    /// A failed write (a full filesystem, an I/O error) never stops the run: it warns
+    /// once on stderr and the log goes quiet; the progress lines carry on.
     public func write(_ text: String) {
-        guard let handle else { return }
+        guard fd >= 0 else { return }
         let text = redactCredentials(text)
         let stamp = Log.timestamp(Date())
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { "\(stamp) \($0)" }.joined(separator: "\n")
-        lock.withLock { handle.write(Data((lines + "\n").utf8)) }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { "\(stamp) \($0)" }.joined(separator: "\n")
+        let warning: String? = lock.withLock {
+            guard !fileFailed else { return nil }
+            if !stderrNoted, let reason = Output.stderrFailure {
+                // The terminal went away (or stderr is a full device): say so where it can still be read.
+                stderrNoted = true
+                lines = "\(stamp) warning: cannot write to stderr (\(reason)); progress goes to this log only\n" + lines
+            }
+            let failure = Output.write(fd, Data((lines + "\n").utf8))
+            guard failure != 0 else { return nil }
+            fileFailed = true
+            return "warning: cannot write the log '\(path ?? "")' (\(String(cString: strerror(failure)))); carrying on without it"
+        }
+        if let warning { progress(prefix + warning) }
     }
 
     /// A progress line on stderr (with elapsed time) that also goes to the log.

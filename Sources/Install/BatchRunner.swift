@@ -48,7 +48,7 @@ public final class BatchRunner: @unchecked Sendable {
     private var drawnLines = 0
 
     public init(executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
-                write: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+                write: @escaping (String) -> Void = { Output.stderr($0) }) {
         self.executable = executable
         self.specs = specs
         self.parallel = max(1, parallel)

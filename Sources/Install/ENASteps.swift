@@ -142,6 +142,9 @@ enum ENASteps {
         sub.cachedPaths = ctx.cachedPaths
         let root = sub.root
         let teardown = "tear down the ENA build root \(root)"
+        // For 'cleanup --local' after a kill: what runs in the build root, and its mounts.
+        ctx.journal?.record(.root(root))
+        ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
         ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
             let failures = sub.cleanup.unwind()
@@ -234,7 +237,8 @@ enum ENASteps {
         try runner.checked(Command("rpm", ["-ivh", inside]).inChroot(root))
         try runner.checked(Command("rm", ["-f", root + inside]))
         if !ctx.dryRun {
-            try runner.checked(Command("rpm", ["-q", "kmod-ena"]).inChroot(root))
+            let kmod = try runner.checked(Command("rpm", ["-q", "--qf", InstalledPackage.queryFormat, "kmod-ena"]).inChroot(root))
+            ctx.installedPackages += InstalledPackage.parse(kmod.stdoutText)
             let dep = (try? String(contentsOfFile: "\(root)/lib/modules/\(kver)/modules.dep", encoding: .utf8)) ?? ""
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
             guard enaLines.count == 1, enaLines[0].hasPrefix("extra/ena/ena.ko:") || enaLines[0].hasPrefix("/lib/modules/\(kver)/extra/ena/ena.ko:") else {

@@ -28,6 +28,10 @@ public final class InstallContext: @unchecked Sendable {
     public var deviceMark = 0
     /// The target's locks (`TargetIdentity`), held until the end.
     public var locks: [FileLock] = []
+    /// What this run holds, for `cleanup --local` after a run that could not unwind (nil: dry run, tests).
+    public var journal: RunJournal?
+    /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
+    public var leftovers = false
 
     // Packages (issue 4).
     public var repository: ReleaseRepository?
@@ -39,6 +43,10 @@ public final class InstallContext: @unchecked Sendable {
     public var cachedPaths: [String: String] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
+    /// The target's rpm database after the install (for the manifest).
+    public var installedPackages: [InstalledPackage] = []
+    /// The key id whose signature verify-packages checked, by repository location.
+    public var signingKeys: [String: String] = [:]
     /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
     public var enaInstalled = false
     /// What the ENA steps carry between them (ENASteps.swift).
@@ -75,8 +83,8 @@ public final class InstallContext: @unchecked Sendable {
         fetchOptions.lowSpeedLimit = options.lowSpeedLimit
         fetchOptions.lowSpeedTime = options.lowSpeedTime
         let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + log.prefix + "download: " + progress.line).utf8))
-            if progress.filesDone == progress.filesTotal { FileHandle.standardError.write(Data("\n".utf8)) }
+            Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
+            if progress.filesDone == progress.filesTotal { Output.stderr("\n") }
         } : nil)
         fetcher = made
         return made

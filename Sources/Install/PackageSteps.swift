@@ -108,11 +108,15 @@ enum PackageSteps {
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         let lock = NSLock()
         var failures: [(Int, Error)] = []
+        var keys: [String: String] = [:]
         DispatchQueue.concurrentPerform(iterations: all.count) { index in
             guard !Interruption.shared.isInterrupted else { return }
             do {
                 let path = ctx.cachedPaths[all[index].location] ?? ""
-                _ = try verifier.verified(try RPMFile(path: path))
+                let verified = try verifier.verified(try RPMFile(path: path))
+                // The signature packet's issuer; the pinned key is the only one that can have verified it.
+                let keyID = (verified.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
+                lock.withLock { keys[all[index].location] = keyID }
             } catch {
                 lock.withLock { failures.append((index, error)) }
             }
@@ -121,6 +125,7 @@ enum PackageSteps {
         if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
+        ctx.signingKeys = keys
         ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint))")
     }
 
@@ -309,8 +314,9 @@ enum PackageSteps {
         guard kernel.status == 0 else {
             throw InstallError.incomplete(step: "install-packages", reason: "kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
         }
-        let all = try runner.checked(Command("rpm", ["-qa", "--qf", "%{NAME}\\n"]).inChroot(ctx.root)).stdoutText
-        let names = all.split(separator: "\n").map(String.init)
+        let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(ctx.root)).stdoutText
+        ctx.installedPackages = InstalledPackage.parse(all)
+        let names = ctx.installedPackages.map(\.name)
         ctx.installedPackageCount = names.count
         if names.contains("postfix") { throw InstallError.incomplete(step: "install-packages", reason: "postfix was installed despite --exclude=postfix") }
         ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")

@@ -76,6 +76,7 @@ public enum Pipeline {
             // Before unwinding: removing an unfinished image frees the space we look at.
             let error = interrupted ? caught : (noSpace(ctx, step: current, error: caught) ?? caught)
             if ctx.options.keepOnError && !ctx.dryRun {
+                ctx.leftovers = true
                 let manual = ctx.cleanup.abandon()
                 ctx.log.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
             } else {
@@ -85,6 +86,7 @@ public enum Pipeline {
             throw error
         }
         unwindAll(ctx, failed: false)
+        if case let .imageFile(path, _, _) = ctx.target { ctx.journal?.record(.finished(path)) }
         if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
         return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
                               filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
@@ -123,6 +125,7 @@ public enum Pipeline {
         if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
         let failures = ctx.cleanup.unwind(failed: failed)
         if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false }
+        if !failures.isEmpty { ctx.leftovers = true }
         if !failures.isEmpty { ctx.log.say("cleanup left \(failures.count) problem(s); see the log") }
     }
 

@@ -63,6 +63,7 @@ public enum InstallSteps {
         // The lock comes first: another run's own loop device and mounts must not be reported as ours.
         if !ctx.dryRun {
             for path in TargetIdentity.lockPaths(target, directory: ctx.options.lockDirectory) { try lockTarget(ctx, lockPath: path) }
+            try RecoveryCheck.refuseDeadRunLeftovers(target: target, journalDirectory: RunJournal.directory(workDirectory: ctx.options.workDirectory))
         }
         var tools = Preflight.requiredTools
         if case .imageFile = target { tools += Preflight.loopTools }
@@ -84,7 +85,7 @@ public enum InstallSteps {
         }
         ctx.filesystemUUID = ctx.options.filesystemUUID ?? UUID().uuidString.lowercased()
         ctx.workDir = "\(ctx.options.workDirectory)/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
-        if case let .blockDevice(path, _) = target { ctx.device = path }
+        if case let .blockDevice(path, _) = target { ctx.device = path; ctx.journal?.record(.target(path)) }
     }
 
     /// Takes one of the target's locks (`TargetIdentity`) and pushes its release, which removes the file.
@@ -98,6 +99,7 @@ public enum InstallSteps {
             throw DiskError.inUseByRun(path: ctx.options.target, holder: holder)
         }
         ctx.locks.append(lock)
+        ctx.journal?.record(.lock(lock.path))
         ctx.cleanup.push("release lock \(lock.path)") { lock.release() }
     }
 
@@ -118,25 +120,30 @@ public enum InstallSteps {
 
     static func createImage(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
+        // A half-built image is worse than none: remove it if the install fails. Pushed
+        // before truncate runs: a truncate that fails ("File too large") still leaves
+        // an empty file that the next run would take for an existing image.
+        ctx.journal?.record(.image(path))
+        ctx.cleanup.push("remove unfinished image \(path)", manual: ["rm -f \(shellQuote(path))"], onlyOnFailure: true) {
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        }
         try ctx.runner.checked(Preparation.createImage(path: path, bytes: ctx.options.imageSize))
         // Now that the file exists, its inode is locked too: a hard link or symlink made to it meanwhile is refused.
         if !ctx.dryRun, let key = TargetIdentity.inodeKey(ofFile: path) {
             try lockTarget(ctx, lockPath: TargetIdentity.lockPath(key: key, directory: ctx.options.lockDirectory))
         }
-        // A half-built image is worse than none: remove it if the install fails.
-        ctx.cleanup.push("remove unfinished image \(path)", manual: ["rm -f \(shellQuote(path))"], onlyOnFailure: true) {
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        }
     }
 
     static func attachLoop(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, _, _) = ctx.target else { ctx.deviceMark = ctx.cleanup.count; return }
+        ctx.journal?.record(.loopOf(path))
         let result = try ctx.runner.checked(Preparation.attachLoop(image: path))
         let device = ctx.dryRun ? "/dev/loopN" : result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard ctx.dryRun || device.hasPrefix("/dev/loop") else {
             throw InstallError.incomplete(step: "attach-loop", reason: "losetup printed '\(device)' instead of a loop device")
         }
         ctx.device = device
+        ctx.journal?.record(.loop(device: device, image: path))
         if ctx.dryRun { ctx.note("losetup prints the loop device; it is called /dev/loopN below") }
         let runner = ctx.runner
         ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
@@ -166,6 +173,7 @@ public enum InstallSteps {
         guard try PartitionNode.ensure(partition: ctx.partition, disk: ctx.device, runner: ctx.runner) else { return }
         ctx.log.write("made \(ctx.partition) from /sys/class/block")
         let node = ctx.partition
+        ctx.journal?.record(.node(node))
         if !ctx.cleanup.names.contains("remove node \(node)") {
             ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }
         }
@@ -179,6 +187,9 @@ public enum InstallSteps {
     static func mountRoot(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         let workDir = ctx.workDir, root = ctx.root
+        ctx.journal?.record(.workDir(workDir))
+        ctx.journal?.record(.root(root))
+        ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-p", "-m", "0700", root]))
         ctx.cleanup.push("remove \(workDir)", manual: ["rmdir \(root) \(workDir)"]) {
             guard !runner.isDryRun else { _ = runner.run(Command("rmdir", [root, workDir])); return }

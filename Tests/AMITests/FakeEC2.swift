@@ -20,6 +20,10 @@ final class FakeEC2: @unchecked Sendable {
     var failures: [String: String] = [:]
     var publicAccess: String? = "unblocked"
     var counter = 0
+    /// EBS direct: blocks written per snapshot (bytes, checksum), completions (count, aggregate), blocks that always fail.
+    var blocks: [String: [Int: (Data, String)]] = [:]
+    var completions: [String: (Int, String)] = [:]
+    var failBlocks: Set<Int> = []
     let runner: RecordingRunner
 
     init() {
@@ -83,6 +87,24 @@ final class FakeEC2: @unchecked Sendable {
         let region = arg("--region", args) ?? "ap-northeast-1"
         if let text = failures.removeValue(forKey: op) { return fail(op, text) }
         switch op {
+        case "start-snapshot": // aws ebs start-snapshot: pending until complete-snapshot
+            let id = nextID("snap-")
+            let tags = (try! JSONSerialization.jsonObject(with: Data(arg("--tags", args)!.utf8)) as! [[String: String]]).map { Tag($0["Key"]!, $0["Value"]!) }
+            let size = Int(arg("--volume-size", args)!)!
+            snapshots[id] = Snap(id: id, region: region, states: ["pending"], size: size, tags: tags)
+            return ok(["SnapshotId": id, "Status": "pending", "VolumeSize": size, "BlockSize": 524288])
+        case "put-snapshot-block":
+            let id = arg("--snapshot-id", args)!, index = Int(arg("--block-index", args)!)!
+            guard snapshots[id]?.states == ["pending"] else { return fail(op, "ValidationException") }
+            if failBlocks.contains(index) { return fail("PutSnapshotBlock", "InternalServerException") }
+            let data = FileManager.default.contents(atPath: arg("--block-data", args)!)!
+            blocks[id, default: [:]][index] = (data, arg("--checksum", args)!)
+            return ok(["Checksum": arg("--checksum", args)!, "ChecksumAlgorithm": "SHA256"])
+        case "complete-snapshot":
+            let id = arg("--snapshot-id", args)!
+            completions[id] = (Int(arg("--changed-blocks-count", args)!)!, arg("--checksum", args)!)
+            snapshots[id]!.states = snapshotStates
+            return ok(["Status": "completed"])
         case "describe-volumes":
             let id = arg("--volume-ids", args) ?? ""
             guard let size = volumes[id] else { return fail(op, "InvalidVolume.NotFound") }
@@ -169,7 +191,8 @@ final class FakeEC2: @unchecked Sendable {
 final class FakeClock: @unchecked Sendable {
     var time = Date(timeIntervalSince1970: 1_714_521_600) // 2024-05-01T00:00:00Z
     var sleeps: [TimeInterval] = []
+    let lock = NSLock() // upload workers sleep from several threads
     var clock: AMIClock {
-        AMIClock(now: { self.time }, sleep: { self.sleeps.append($0); self.time += $0 })
+        AMIClock(now: { self.lock.withLock { self.time } }, sleep: { s in self.lock.withLock { self.sleeps.append(s); self.time += s } })
     }
 }

@@ -20,12 +20,18 @@ func write(_ text: String, to path: String) throws {
         #expect(try RegisterTarget.parse("/dev/nvme1n1") == .device("/dev/nvme1n1"))
         #expect(throws: AMIError.self) { try RegisterTarget.parse("vol-xyz") }
         #expect(throws: AMIError.self) { try RegisterTarget.parse("disk.img") }
+        // An existing regular file is an image to upload; a directory is not.
+        let file = NSTemporaryDirectory() + "/target-\(UUID().uuidString).img"
+        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try RegisterTarget.parse(file) == .image(file))
+        #expect(throws: AMIError.self) { try RegisterTarget.parse(NSTemporaryDirectory()) }
     }
 
-    @Test func installTargetsMustBeEBSDevices() throws {
+    @Test func installTargetsAreEBSDevicesOrImageFiles() throws {
         #expect(try RegisterTarget.forInstall(target: "/dev/nvme1n1") == .device("/dev/nvme1n1"))
         #expect(try RegisterTarget.forInstall(target: "/dev/xvdf") == .device("/dev/xvdf"))
-        #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/var/tmp/c69.img") }
+        #expect(try RegisterTarget.forInstall(target: "/var/tmp/c69.img") == .image("/var/tmp/c69.img"), "uploaded after the install")
         #expect(throws: AMIError.self) { try RegisterTarget.forInstall(target: "/dev/loop3") }
     }
 
@@ -110,19 +116,6 @@ func write(_ text: String, to path: String) throws {
         _ = try AMIRegistrar.register(target: .device("/dev/nvme1n1"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         #expect(fake.runner.lines.first == "sync /dev/nvme1n1")
         #expect(fake.runner.commands[1].arguments.contains("vol-0123456789abcdef0"))
-    }
-}
-
-@Suite struct ENAImageCheckTests {
-    @Test func everyKernelNeedsItsENAModule() throws {
-        let root = try scratch("root")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        #expect(throws: AMIError.self) { try ENAImageCheck.kernelsWithoutENA(root: root) }
-        try write("", to: root + "/boot/vmlinuz-2.6.32-696.el6.x86_64")
-        try write("", to: root + "/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/net/e1000.ko")
-        #expect(try ENAImageCheck.kernelsWithoutENA(root: root) == ["2.6.32-696.el6.x86_64"])
-        try write("", to: root + "/lib/modules/2.6.32-696.el6.x86_64/extra/ena/ena.ko")
-        #expect(try ENAImageCheck.kernelsWithoutENA(root: root).isEmpty)
     }
 }
 

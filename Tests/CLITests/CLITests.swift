@@ -77,8 +77,11 @@ func golden(_ name: String) throws -> String {
         (["install", "6.9", "/dev/xvdb", "--stop-after", "nap"], "unknown step 'nap'"),
         (["install", "6.9", "/dev/xvdb", "--hold", "5"], "--hold needs --stop-after"),
         (["install", "6.9", "/dev/xvdb", "extra"], "unexpected argument 'extra'"),
-        (["install", "6.9", "/var/tmp/c69.img", "--register"], "not an EBS volume attached to this instance"),
+        (["install", "6.9", "/dev/loop3", "--register"], "is a loop device, not an EBS volume"),
         (["install", "6.9", "/dev/xvdb", "--region", "ap-northeast-1"], "--region needs --register"),
+        (["register", "6.9", "/nonexistent/c69.img"], "nor an existing image file"),
+        (["register", "6.9", "vol-0123456789abcdef0", "--upload-jobs", "0"], "--upload-jobs needs a whole number from 1 to 256"),
+        (["table", "--packages"], "--packages needs --from RESULTS.json"),
         (["install", "6.9", "/dev/xvdb", "--register", "--dry-run"], "--register makes no sense"),
     ])
     func usageErrorsExit64WithTheUsageLine(_ args: [String], _ message: String) {

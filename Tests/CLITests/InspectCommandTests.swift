@@ -36,6 +36,7 @@ import Testing
         #expect(r.code == 0, "\(r.err)")
         #expect(r.out == """
             image:     \(root)
+            hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)
             kernel:    \(kver)
               xen-blkfront  built into the kernel
               xen-netfront  built into the kernel

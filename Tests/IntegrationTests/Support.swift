@@ -53,8 +53,11 @@ enum Integration {
 
     /// Runs the centos6-ami binary.
     @discardableResult
+    /// Every run of the tool gets dummy AWS credentials and no instance metadata:
+    /// whatever the test, an aws CLI it reaches must never look for credentials
+    /// on the host's metadata address or in the user's ~/.aws.
     static func tool(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Output {
-        try run(binary, arguments, environment: extra)
+        try run(binary, arguments, environment: MotoServer.awsEnvironment.merging(extra) { $1 })
     }
 
     /// A fresh scratch directory under the cache dir's tmp (not /tmp: some tests make multi-GiB sparse files).
@@ -275,7 +278,13 @@ final class AttachedImage {
         }
     }
 
+    private var detached = false
+
+    /// Once only: a second `losetup -d` (a `defer` and then `deinit`) would detach
+    /// whatever another test or run attached to the same /dev/loopN meanwhile.
     func detach() {
+        guard !detached else { return }
+        detached = true
         if madeNode { try? FileManager.default.removeItem(atPath: partition); madeNode = false }
         _ = try? Integration.run("/usr/sbin/losetup", ["-d", loop])
     }

@@ -1,0 +1,50 @@
+import Disk
+import Foundation
+import Host
+import Install
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Looks into a built image without changing a byte of it: boot-test's key
+/// check, `inspect` and `register`'s hygiene gate.
+enum ReadOnlyImage {
+    /// Mounts partition 1 of an image file (through a read-only loop device) or of a
+    /// block device read-only without journal replay (`ro,noload`), runs `body` on
+    /// the mount point, and undoes everything before returning.
+    static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, _ body: (String) throws -> T) throws -> T {
+        let runner = ProcessRunner(log: log)
+        let cleanup = CleanupStack(log: log)
+        runner.unwinding = true  // read-only checks: let them run even after a ^C
+        defer { cleanup.unwind() }
+        var template = Array("/tmp/centos6-ami-ro-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw HostError.cannotWrite(path: "/tmp", reason: String(cString: strerror(errno))) }
+        let work = String(cString: made)
+        journal?.record(.workDir(work))
+        cleanup.push("remove \(work)") { rmdir(work + "/root"); rmdir(work) }
+        var disk = image
+        if case .imageFile = try inspectTarget(image) {
+            journal?.record(.loopOf(image))
+            disk = try runner.checked(Command("losetup", ["--find", "--show", "--read-only", "--partscan", image])).stdoutText
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let loop = disk
+            cleanup.push("detach \(loop)") { _ = runner.run(Preparation.detachLoop(loop)) }
+        }
+        let partition = BlockDevices.partitionPath(disk: disk, number: 1)
+        if try PartitionNode.ensure(partition: partition, disk: disk, runner: runner) {
+            journal?.record(.node(partition))
+            cleanup.push("remove node \(partition)") { try? FileManager.default.removeItem(atPath: partition) }
+        }
+        let mountPoint = work + "/root"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        journal?.record(.mount(mountPoint))
+        try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
+        cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
+        return try body(mountPoint)
+    }
+
+    /// The hygiene findings of an image or device.
+    static func hygiene(_ image: String, log: Log, journal: RunJournal? = nil) throws -> [HygieneFinding] {
+        try with(image, log: log, journal: journal) { Hygiene.findings(root: $0) }
+    }
+}

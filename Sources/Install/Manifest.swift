@@ -1,0 +1,110 @@
+import Bootstrap
+import Foundation
+import Host
+
+/// One package in the target's rpm database, as `rpm -qa` reports it.
+public struct InstalledPackage: Codable, Equatable, Sendable {
+    public var name: String
+    public var epoch: Int
+    public var version: String
+    public var release: String
+    public var arch: String
+
+    /// name-[epoch:]version-release.arch, as RepoPackage writes it.
+    public var nevra: String { "\(name)-\(epoch != 0 ? "\(epoch):" : "")\(version)-\(release).\(arch)" }
+
+    /// The query format `parse` reads: one package a line, tab-separated (`(none)` epoch is 0).
+    public static let queryFormat = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n"
+
+    /// Parses `rpm -qa --qf queryFormat` output; gpg-pubkey entries (imported keys, not packages) are left out.
+    public static func parse(_ text: String) -> [InstalledPackage] {
+        text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 5, f[0] != "gpg-pubkey" else { return nil }
+            return InstalledPackage(name: f[0], epoch: Int(f[1]) ?? 0, version: f[2], release: f[3], arch: f[4])
+        }
+    }
+}
+
+/// `IMAGE.manifest.json`: what is inside a build, so "is this AMI affected by CVE X" is
+/// answered without launching it. Written by install at the end of a successful build.
+public struct BuildManifest: Codable, Equatable, Sendable {
+    public struct Package: Codable, Equatable, Sendable {
+        public var nevra: String
+        public var name: String
+        public var epoch: Int
+        public var version: String
+        public var release: String
+        public var arch: String
+        /// sha256 of the package file (the verified blob in the download cache); nil for a
+        /// package built on the builder that no mirror serves (kmod-ena).
+        public var sha256: String?
+        /// Long id of the key whose signature install verified; nil when not from the mirror.
+        public var signingKeyID: String?
+        /// Where it came from, relative to the repository (`Packages/bash-….rpm`).
+        public var location: String?
+    }
+
+    public var schema = 1
+    public var release: String
+    public var kernel: String
+    /// `xen`/`nitro` verdict of the image's initramfs; nil until install computes one.
+    public var bootVerdict: String?
+    /// The ENA driver version built into the image (`--ena`), else nil.
+    public var enaVersion: String?
+    public var mirror: String
+    /// `<revision>` of the repomd.xml used.
+    public var repomdRevision: String?
+    public var toolVersion: String
+    /// ISO 8601, UTC.
+    public var created: String
+    public var packages: [Package]
+
+    /// The manifest of a build from what the install knows: the rpm database's packages, matched
+    /// to the repository packages they were installed from (checksum, verified signing key).
+    /// `sha256` gives the sha256 of a repository package (the metadata's own, or computed for a
+    /// SHA-1 repository).
+    public static func make(release: String, kernel: String, mirror: String, repomdRevision: String?, toolVersion: String,
+                            enaVersion: String?, created: Date, installed: [InstalledPackage], repository: [RepoPackage],
+                            signingKeys: [String: String], sha256: (RepoPackage) throws -> String) rethrows -> BuildManifest {
+        var byNEVRA: [String: RepoPackage] = [:]
+        for package in repository where byNEVRA[package.nevra] == nil { byNEVRA[package.nevra] = package }
+        let packages = try installed.sorted { ($0.name, $0.nevra) < ($1.name, $1.nevra) }.map { p -> Package in
+            let source = byNEVRA[p.nevra]
+            return Package(nevra: p.nevra, name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch,
+                           sha256: try source.map(sha256), signingKeyID: source.flatMap { signingKeys[$0.location] }, location: source?.location)
+        }
+        let f = ISO8601DateFormatter()
+        f.timeZone = TimeZone(identifier: "UTC")
+        return BuildManifest(release: release, kernel: kernel, bootVerdict: nil, enaVersion: enaVersion, mirror: mirror,
+                             repomdRevision: repomdRevision, toolVersion: toolVersion, created: f.string(from: created), packages: packages)
+    }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try! encoder.encode(self)) + Data("\n".utf8)
+    }
+
+    /// Where install writes it: `IMAGE.manifest.json` next to an image file (`.img` dropped),
+    /// else next to the log (`LOG.manifest.json`, `.log` dropped).
+    public static func path(imageFile: String?, logPath: String) -> String {
+        if let image = imageFile { return (image.hasSuffix(".img") ? String(image.dropLast(4)) : image) + ".manifest.json" }
+        return (logPath.hasSuffix(".log") ? String(logPath.dropLast(4)) : logPath) + ".manifest.json"
+    }
+}
+
+extension InstallContext {
+    /// This build's manifest (after a successful pipeline).
+    public func manifest(toolVersion: String, created: Date = Date()) throws -> BuildManifest {
+        let paths = cachedPaths
+        return try BuildManifest.make(
+            release: options.release, kernel: release.kernel, mirror: options.mirror, repomdRevision: repository?.repomd.revision,
+            toolVersion: toolVersion, enaVersion: enaInstalled ? versions.ena.version : nil, created: created,
+            installed: installedPackages, repository: bootstrapSet + installSet, signingKeys: signingKeys,
+            sha256: { package in
+                if package.checksum.kind == .sha256 { return package.checksum.hex }
+                return try Checksum.of(file: paths[package.location] ?? "", kind: .sha256).hex
+            })
+    }
+}
