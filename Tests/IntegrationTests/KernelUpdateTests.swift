@@ -28,6 +28,29 @@ struct KernelUpdateTests {
         return (index, entries)
     }
 
+    /// The vault's 6.9 updates repository: only the newer kernel, which carries
+    /// weak-modules, new-kernel-pkg and its symvers, with scriptlets in CentOS 6's order.
+    @Test func theVaultHasA69UpdatesRepositoryWithTheNewerKernel() throws {
+        try TestVault.require()
+        let repo = TestVault.root + "/6.9/updates/x86_64"
+        let packages = try FileManager.default.contentsOfDirectory(atPath: repo + "/Packages")
+        #expect(packages == ["kernel-\(Self.newKver).rpm"], "\(packages)")
+        #expect(FileManager.default.fileExists(atPath: repo + "/repodata/repomd.xml"))
+        let rpm = repo + "/Packages/kernel-\(Self.newKver).rpm"
+        let files = try Integration.run("/usr/bin/rpm", ["-qpl", rpm]).stdout
+        for f in ["/usr/sbin/weak-modules", "/usr/sbin/new-kernel-pkg", "/boot/symvers-\(Self.newKver).gz", "/boot/vmlinuz-\(Self.newKver)"] {
+            #expect(files.contains(f + "\n"), "\(f) in the kernel package")
+        }
+        let scripts = try Integration.run("/usr/bin/rpm", ["-qp", "--scripts", rpm]).stdout
+        let weak = try #require(scripts.range(of: "/sbin/weak-modules --add-kernel \(Self.newKver)"), "\(scripts)")
+        let nkp = try #require(scripts.range(of: "/sbin/new-kernel-pkg --package kernel --mkinitrd --dracut --depmod --install \(Self.newKver)"), "\(scripts)")
+        #expect(weak.lowerBound < nkp.lowerBound, "weak-modules runs before new-kernel-pkg, as CentOS 6's kernel.spec")
+        let data = try Data(contentsOf: URL(fileURLWithPath: Integration.vaultBuildDir + "/vault.json"))
+        let facts = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let updates = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["updates"] as? [String: Any]) ?? [:]
+        #expect(updates["kernelRelease"] as? String == Self.newKver && updates["repo"] as? String == "vault/6.9/updates/x86_64", "\(updates)")
+    }
+
     @Test func yumUpdateKernelMakesTheNewKernelTheDefaultWithOurArgumentsAndENAThroughWeakUpdates() throws {
         let built = try ENAImage.shared()
         try #require(built.result.status == 0, "\(built.result.stderr)")
