@@ -22,6 +22,8 @@ let package = Package(
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
         // Benchmarks/download/run.sh's driver for Bootstrap.Fetcher (not installed).
         .executableTarget(name: "fetch-bench", dependencies: ["Bootstrap", "Host"], path: "Benchmarks/download/fetch-bench"),
+        // Benchmarks/spawn/run.sh's driver for Host.ProcessRunner (not installed).
+        .executableTarget(name: "spawn-bench", dependencies: ["Host"], path: "Benchmarks/spawn/spawn-bench"),
 
         .testTarget(name: "VersionsTests", dependencies: ["Versions"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),

@@ -3,6 +3,9 @@
 # server with 100 ms added per request, fetched by our downloader
 # (Bootstrap.Fetcher through fetch-bench) vs one-at-a-time fetching of the
 # same files with curl, in the same run. Bar: ours >= 4x faster.
+# Then ours against `curl -Z --parallel-max N` over the same URLs, over http
+# and over https (self-signed certificate made here, trusted through
+# CURL_CA_BUNDLE). Bars: ours <= 1.1x curl's time on http, <= 1.2x on https.
 # Then a second run of ours on the warm cache must download 0 bytes.
 #
 # The file set: the test vault's 6.9 Packages when built
@@ -30,10 +33,11 @@ CACHE_BASE=${CENTOS6_AMI_TEST_CACHE:-/var/cache/centos6-ami-test}
 VAULT=${CENTOS6_AMI_TEST_VAULT:-$CACHE_BASE/vault-build}/vault
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/download-bench.XXXXXX")
 SERVER_PID=
+TLS_PID=
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in $SERVER_PID $TLS_PID; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -115,7 +119,39 @@ printf '  curl one at a time:  %6.2f s  (%d requests, %d connections, %d bytes s
 printf '  ratio: ours is %.1fx faster (bar: >= 4x)\n' "$RATIO"
 printf '  ours, driver: %s\n' "$OURS_JSON"
 printf '  second run (warm cache): %d requests, %d bytes served; driver: %s\n' "$WARM_REQ" "$WARM_BYTES" "$WARM_JSON"
+# --- ours vs curl -Z --parallel-max N, over http and over https ---------------------
+# The https server uses a self-signed certificate made here, trusted through the
+# environment (CURL_CA_BUNDLE: our https path runs the host's curl).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.pem" -days 2 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+python3 "$REPO/scripts/testvault/vault-server.py" --root "$ROOT" --port 0 --tls-cert "$WORK/tls.pem" --tls-key "$WORK/tls.key" \
+  --port-file "$WORK/tls-port" --pid-file "$WORK/tls-pid" --delay-ms "$DELAY_MS" 2>"$WORK/tls-server.log" &
+TLS_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/tls-port" ] && break; sleep 0.05; done
+TLS_BASE=https://127.0.0.1:$(cat "$WORK/tls-port")
+export CURL_CA_BUNDLE=$WORK/tls.pem
+parallel_pair() {  # $1 = base URL; prints "ours curl"
+  rm -rf "$WORK/pcache" "$WORK/pcurl"; mkdir -p "$WORK/pcurl"
+  local t0 t1 t2
+  t0=$(now)
+  "$BENCH" --base "$1/" --list "$WORK/list" --cache "$WORK/pcache" --connections "$CONNECTIONS" > /dev/null
+  t1=$(now)
+  awk -v b="$1" -v d="$WORK/pcurl" '{n = split($1, p, "/"); print "url = \"" b "/" $1 "\""; print "output = \"" d "/" p[n] "\""}' "$WORK/list" > "$WORK/curl.cfg"
+  curl -sS --no-progress-meter --fail -Z --parallel-max "$CONNECTIONS" -K "$WORK/curl.cfg"
+  t2=$(now)
+  (cd "$WORK/pcurl" && while read -r rel size sum; do echo "$sum  $(basename "$rel")"; done < "$WORK/list" | sha256sum --quiet -c -)
+  echo "$(echo "$t1 - $t0" | bc -l) $(echo "$t2 - $t1" | bc -l)"
+}
+read -r HTTP_OURS HTTP_CURL < <(parallel_pair "$BASE")
+read -r TLS_OURS TLS_CURL < <(parallel_pair "$TLS_BASE")
+HTTP_RATIO=$(echo "$HTTP_OURS / $HTTP_CURL" | bc -l)
+TLS_RATIO=$(echo "$TLS_OURS / $TLS_CURL" | bc -l)
+printf '  http:  ours %6.2f s, curl -Z --parallel-max %d %6.2f s: ours/curl %.2f (bar: <= 1.1)\n' "$HTTP_OURS" "$CONNECTIONS" "$HTTP_CURL" "$HTTP_RATIO"
+printf '  https: ours %6.2f s, curl -Z --parallel-max %d %6.2f s: ours/curl %.2f (bar: <= 1.2)\n' "$TLS_OURS" "$CONNECTIONS" "$TLS_CURL" "$TLS_RATIO"
+
 FAIL=0
+if [ "$(echo "$HTTP_RATIO <= 1.1" | bc -l)" != 1 ]; then echo "  FAIL: http above 1.1x curl -Z" >&2; FAIL=1; fi
+if [ "$(echo "$TLS_RATIO <= 1.2" | bc -l)" != 1 ]; then echo "  FAIL: https above 1.2x curl -Z" >&2; FAIL=1; fi
 if [ "$OURS_BYTES" -ne "$TOTAL" ]; then echo "  FAIL: ours fetched $OURS_BYTES bytes, the set is $TOTAL" >&2; FAIL=1; fi
 if [ "$WARM_BYTES" -ne 0 ] || [ "$WARM_REQ" -ne 0 ]; then echo "  FAIL: the warm run fetched bytes" >&2; FAIL=1; fi
 if [ "$(echo "$RATIO >= 4" | bc -l)" != 1 ]; then echo "  FAIL: ratio below 4x" >&2; FAIL=1; fi

@@ -94,6 +94,19 @@ public final class DownloadCache: @unchecked Sendable {
         return try body()
     }
 
+    /// The blob's lock if nobody holds it now (a descriptor to pass to `unlock`), else nil.
+    func tryLock(_ checksum: Checksum) -> Int32? {
+        let fd = open(lockPath(for: checksum), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    func unlock(_ fd: Int32) {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
     /// Moves a complete, verified temp file into place as the blob of `checksum`:
     /// fsync the file, make it read-only, rename(2) in the same directory, fsync
     /// the directory. Callers hold the blob's lock.

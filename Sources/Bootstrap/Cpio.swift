@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -263,7 +264,10 @@ public final class CpioExtractor {
                 guard mkdir(path, 0o700) == 0 else { throw failure(name, "mkdir") }
             }
         } else {
-            guard mkdir(path, 0o700) == 0 else { throw failure(name, "mkdir") }
+            // Another package being extracted in parallel may have just made it.
+            guard mkdir(path, 0o700) == 0 || (errno == EEXIST && lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR) else {
+                throw failure(name, "mkdir")
+            }
         }
         applyOwnerAndMode(path: path, h, follow: false)
         directoryTimes.append((path, h.mtime))
@@ -395,10 +399,11 @@ public final class CpioExtractor {
         dev_t(((major & 0xfffff000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12) | (minor & 0xff))
     }
 
-    private var counter = 0
+    /// Process-wide, so extractors running in parallel into one root never pick the same name.
+    private static let counter = Atomic<Int>(0)
     private func temporaryName(_ parent: String) -> String {
-        counter += 1
-        return parent + "/.centos6-ami-\(getpid())-\(counter)"
+        let n = CpioExtractor.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return parent + "/.centos6-ami-\(getpid())-\(n)"
     }
 
     /// rename(2) into place: replaces a file or symlink (never writes through it).

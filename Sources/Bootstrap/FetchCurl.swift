@@ -27,32 +27,27 @@ struct CurlTransport {
     }
 
     func get(_ url: URL, rangeStart: Int64, limit: Int64, want: (ResponseHead) throws -> BodySink?) throws -> ResponseHead {
-        // Never a bare name: Foundation would run a file of that name from the current directory.
-        guard let curl = ProcessRunner.locate("curl", path: (settings.environment["PATH"] ?? "") + ":/usr/bin:/bin") else {
-            throw FetchError.tool(name: "curl", reason: "not found in PATH")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: curl)
-        process.arguments = arguments(url, rangeStart: rangeStart, limit: limit)
-        process.environment = settings.environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
+        let spawned: Spawned
+        do {
+            spawned = try Spawner.spawn("curl", arguments(url, rangeStart: rangeStart, limit: limit), environment: settings.environment,
+                                        stdout: .pipe, stderr: .pipe)
+        } catch let error as SpawnError {
             throw FetchError.tool(name: "curl", reason: "\(error)")
         }
-        let pid = process.processIdentifier
-        Interruption.shared.register(child: pid)
+        let child = spawned.child
         let errText = ErrorText()
         let errDone = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { errText.data = err.fileHandleForReading.readDataToEndOfFile(); errDone.signal() }
-        let fd = out.fileHandleForReading.fileDescriptor
+        let errFD = spawned.standardError
+        DispatchQueue.global().async {
+            errText.data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            errDone.signal()
+        }
+        let fd = spawned.standardOutput
         var finished = false
         defer {
-            if !finished { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-            Interruption.shared.unregister(child: pid)
+            if !finished { child.signal(SIGKILL) }
+            close(fd)
+            child.wait()
             errDone.wait()
         }
 
@@ -89,11 +84,10 @@ struct CurlTransport {
                 throw FetchError.protocolError(url: url.absoluteString, reason: "headers too long")
             }
         }
-        process.waitUntilExit()
+        let status = child.wait()
         finished = true
         errDone.wait()
         errDone.signal()
-        let status = process.terminationStatus
         let message = String(decoding: errText.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "curl: ", with: "")
         switch status {
         case 0:

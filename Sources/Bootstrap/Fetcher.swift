@@ -181,16 +181,29 @@ public final class Fetcher: @unchecked Sendable {
                 client.onConnect = { [self] in lock.withLock { _stats.connections += 1 } }
                 defer { client.closeConnection() }
                 while true {
-                    let item: RemoteFile? = shared.lock.withLock {
-                        guard shared.firstError == nil, shared.next < queue.count else { return nil }
-                        defer { shared.next += 1 }
-                        return queue[shared.next]
+                    // One file, or for https a batch for one curl process (FetchCurlBatch.swift).
+                    let items: [RemoteFile] = shared.lock.withLock {
+                        guard shared.firstError == nil, shared.next < queue.count else { return [] }
+                        var taken = [queue[shared.next]]
+                        shared.next += 1
+                        guard Fetcher.isHTTPS(taken[0]) else { return taken }
+                        // Shrinking batches keep the workers' ends close together; never single files while two remain.
+                        let batchSize = min(24, max(2, (queue.count - shared.next + 1) / (workers * 2)))
+                        while taken.count < batchSize, shared.next < queue.count, Fetcher.isHTTPS(queue[shared.next]) {
+                            taken.append(queue[shared.next])
+                            shared.next += 1
+                        }
+                        return taken
                     }
-                    guard let item else { return }
+                    guard !items.isEmpty else { return }
                     do {
                         try Interruption.shared.check()
-                        let path = try obtain(url: item.url, checksum: item.checksum, size: item.sizeIsExact ? item.size : nil, limit: item.size, client: client)
-                        shared.lock.withLock { shared.results[item.checksum] = path }
+                        if Fetcher.isHTTPS(items[0]) { try prefetchHTTPS(items) }
+                        for item in items {
+                            try Interruption.shared.check()
+                            let path = try obtain(url: item.url, checksum: item.checksum, size: item.sizeIsExact ? item.size : nil, limit: item.size, client: client)
+                            shared.lock.withLock { shared.results[item.checksum] = path }
+                        }
                     } catch {
                         shared.lock.withLock { if shared.firstError == nil { shared.firstError = error } }
                         return
@@ -208,6 +221,36 @@ public final class Fetcher: @unchecked Sendable {
             // Every file either has a path or an error above; a gap would be a bug, never a trap mid-install.
             guard let path = shared.results[file.checksum] else { throw FetchError.io(path: file.url.absoluteString, reason: "the download finished without a result") }
             return path
+        }
+    }
+
+    static func isHTTPS(_ file: RemoteFile) -> Bool { file.url.scheme?.lowercased() == "https" && file.sizeIsExact }
+
+    /// Fills the partial files of the https `files` not yet cached through one
+    /// curl process (connection reuse); each then goes the normal way, which
+    /// verifies a complete partial and resumes or retries an incomplete one.
+    /// Blobs another thread or process is fetching are left alone.
+    private func prefetchHTTPS(_ files: [RemoteFile]) throws {
+        var items: [CurlBatch.Item] = []
+        var locks: [Int32] = []
+        defer { for fd in locks { cache.unlock(fd) } }
+        for file in files where !cache.contains(file.checksum, size: file.size) {
+            guard let fd = cache.tryLock(file.checksum) else { continue }
+            locks.append(fd)
+            items.append(CurlBatch.Item(url: file.url, checksum: file.checksum, size: file.size, partial: cache.partialPath(for: file.checksum).path))
+        }
+        guard items.count > 1 else { return }  // one file: the per-file path is the same work
+        let outcomes = try CurlBatch(settings: settings).run(items) { [self] n in
+            lock.withLock {
+                _stats.downloadedBytes += Int64(n)
+                batch.networkBytes += Int64(n)
+                batch.lastByte = Date()
+                batch.bytesDone += Int64(n)
+            }
+            report(force: false)
+        }
+        if let index = outcomes.firstIndex(of: .tooLarge) {
+            throw FetchError.tooLarge(url: items[index].url.absoluteString, limit: items[index].size)
         }
     }
 

@@ -23,59 +23,60 @@ public enum HostPipe {
         try Interruption.shared.check()
         log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
         let env = ProcessInfo.processInfo.environment
-        let path = (env["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        // Never a bare name: Foundation would run a file of that name from the current directory.
-        guard let executable = command.executable.hasPrefix("/") ? command.executable : ProcessRunner.locate(command.executable, path: path) else {
-            let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
-            throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = command.arguments
-        process.environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
-        var input: FileHandle?
+        var environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
+        environment["PATH"] = (env["PATH"].map { $0 + ":" } ?? "") + Spawner.defaultPath
+        var inputFD: Int32 = -1
         if let inputFile {
-            guard let handle = FileHandle(forReadingAtPath: inputFile) else {
+            inputFD = open(inputFile, O_RDONLY | O_CLOEXEC)
+            guard inputFD >= 0 else {
                 throw RPMError.tool(name: command.executable, reason: "cannot open '\(inputFile)' for its input")
             }
             // The child inherits this open file description, so it starts reading at `offset`.
-            do { try handle.seek(toOffset: UInt64(offset)) } catch {
+            guard lseek(inputFD, off_t(offset), SEEK_SET) == off_t(offset) else {
+                close(inputFD)
                 throw RPMError.tool(name: command.executable, reason: "cannot seek '\(inputFile)' to \(offset)")
             }
-            input = handle
-            process.standardInput = handle
         }
-        let inPipe: Pipe? = inputData != nil ? Pipe() : nil
-        if let inPipe { process.standardInput = inPipe }
-        if inputFile == nil && inPipe == nil {
-            process.standardInput = FileHandle.nullDevice
+        let stdin: SpawnInput = inputFD >= 0 ? .descriptor(inputFD) : (inputData != nil ? .pipe : .null)
+        let spawned: Spawned
+        do {
+            defer { if inputFD >= 0 { close(inputFD) } }
+            spawned = try Spawner.spawn(command.executable, command.arguments, environment: environment,
+                                        stdin: stdin, stdout: .pipe, stderr: .pipe)
+        } catch SpawnError.notFound {
+            let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
+            throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
+        } catch let error as SpawnError {
+            throw RPMError.tool(name: command.executable, reason: "\(error)")
         }
-        defer { try? input?.close() }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch {
-            throw RPMError.tool(name: command.executable, reason: "cannot start it: \(error)")
-        }
-        let pid = process.processIdentifier
-        Interruption.shared.register(child: pid)
-        defer { Interruption.shared.unregister(child: pid) }
-        try? input?.close()
-        input = nil
+        let child = spawned.child
         var errData = Data()
         let group = DispatchGroup()
-        if let inPipe, let inputData {
+        if spawned.standardInput >= 0 {
+            let inFD = spawned.standardInput, bytes = inputData ?? Data()
             group.enter()
             DispatchQueue.global().async {
-                // A child that exits early closes its end; EPIPE is ignored (SIGPIPE is ignored process-wide).
-                try? inPipe.fileHandleForWriting.write(contentsOf: inputData)
-                try? inPipe.fileHandleForWriting.close()
+                // A child that exits early closes its end; EPIPE is ignored (SIGPIPE is handled, not fatal).
+                var written = 0
+                while written < bytes.count {
+                    let n = bytes.withUnsafeBytes { write(inFD, $0.baseAddress! + written, bytes.count - written) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    written += n
+                }
+                close(inFD)
                 group.leave()
             }
         }
+        let errFD = spawned.standardError
         group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let readFD = out.fileHandleForReading.fileDescriptor
+        DispatchQueue.global().async {
+            errData = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            group.leave()
+        }
+        let readFD = spawned.standardOutput
+        var readOpen = true
+        defer { if readOpen { close(readFD) } }
         do {
             try consume(readFD)
             // Drain what the consumer left (e.g. padding after the cpio trailer) so the child is not blocked.
@@ -86,16 +87,16 @@ public enum HostPipe {
                 if r <= 0 { break }
             }
         } catch {
-            kill(pid, SIGTERM)
-            try? out.fileHandleForReading.close()
-            process.waitUntilExit()
+            child.signal(SIGTERM)
+            close(readFD)
+            readOpen = false
+            child.wait()
             group.wait()
             log?.write("stopped: \(error)")
             throw error
         }
-        process.waitUntilExit()
+        let status = child.wait()
         group.wait()
-        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         let stderr = String(decoding: errData, as: UTF8.self)
         log?.write("exit \(status)" + (stderr.isEmpty ? "" : "\n[stderr]\n" + stderr))
         try Interruption.shared.check()

@@ -8,6 +8,8 @@ public struct VerifiedRPM: Sendable {
     public let rpm: RPMFile
     public let report: VerificationReport
     fileprivate init(rpm: RPMFile, report: VerificationReport) { self.rpm = rpm; self.report = report }
+    /// Only `verifiedUsingRecords`: a verification remembered for this very blob (VerificationRecords.swift).
+    init(remembered rpm: RPMFile, report: VerificationReport) { self.rpm = rpm; self.report = report }
 }
 
 extension SignatureVerifier {

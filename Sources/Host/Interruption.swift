@@ -76,6 +76,16 @@ public final class Interruption: @unchecked Sendable {
         lock.withLock { _ = children.insert(child) }
         childObserver?(child)
     }
+    /// `Spawner` starts a child and registers it inside this, so no signal falls between the two.
+    /// `body` gets the signal recorded so far (0: none).
+    func whileHoldingLock<T>(_ body: (Int32) throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        return try body(_signal)
+    }
+    /// The pids `stopChildren` would signal now.
+    var registeredChildren: Set<pid_t> { lock.withLock { children } }
+    /// Only inside `whileHoldingLock`; `Spawner` tells `childObserver` once the lock is released.
+    func insertLocked(child: pid_t) { children.insert(child) }
     public func unregister(child: pid_t) { lock.withLock { _ = children.remove(child) } }
 
     /// TERM to each running child's process group, then KILL to what is left after the grace period.

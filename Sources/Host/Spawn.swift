@@ -4,6 +4,8 @@ import Glibc
 #endif
 
 extension Process {
+    /// For the tests' helper processes: the tool itself starts every child
+    /// through `Spawner`, which resets the mask in the child instead.
     /// Starts the process with no signal blocked. A child inherits the spawning
     /// thread's signal mask, and Dispatch (and swift-testing) worker threads
     /// block SIGTERM/SIGINT: the child would then never see the TERM that

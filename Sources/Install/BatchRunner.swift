@@ -29,7 +29,7 @@ public final class BatchRunner: @unchecked Sendable {
         var progress: BatchProgress?
         var started: Date?
         var finished: Date?
-        var process: Process?
+        var process: ChildProcess?
         var result: InstallResult?
         var lastError: String?
         var tail: [String] = []
@@ -101,7 +101,7 @@ public final class BatchRunner: @unchecked Sendable {
     func interrupt(_ sig: Int32) {
         let pids: [pid_t] = lock.withLock {
             interrupted = true
-            return states.compactMap { state in state.finished == nil ? state.process?.processIdentifier : nil }
+            return states.compactMap { state in state.finished == nil ? state.process?.pid : nil }
         }
         if !live { write("batch: signal \(sig): stopping \(pids.count) running install(s); each cleans up\n") }
         for pid in pids where pid > 0 { kill(pid, SIGINT) }
@@ -110,22 +110,19 @@ public final class BatchRunner: @unchecked Sendable {
     func launch(_ index: Int) {
         let spec = specs[index]
         let state = lock.withLock { states[index] }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = spec.arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        let err = Pipe()
-        process.standardError = err
         try? FileManager.default.removeItem(atPath: spec.resultPath)
         var failure: Error?
+        var errFD: Int32 = -1
         lock.withLock {
             state.started = Date()
             do {
-                try process.runWithSignalsUnblocked()  // so the child sees our SIGINT
-                state.process = process
+                // Not registered with Interruption: on a signal we send SIGINT ourselves, so each install unwinds.
+                let spawned = try Spawner.spawn(executable, spec.arguments, environment: ProcessInfo.processInfo.environment,
+                                                stderr: .pipe, registration: .callerHandles)
+                state.process = spawned.child
+                errFD = spawned.standardError
                 // A signal may have come between the check and the spawn.
-                if interrupted { kill(process.processIdentifier, SIGINT) }
+                if interrupted { kill(spawned.child.pid, SIGINT) }
             } catch {
                 failure = error
                 state.finished = Date()
@@ -134,14 +131,14 @@ public final class BatchRunner: @unchecked Sendable {
                                              error: "cannot start '\(executable)': \(error)")
             }
         }
-        try? err.fileHandleForWriting.close()
         if failure != nil { return }
         if !live { write("batch: started \(spec.job.release) -> \(spec.job.target) (log \(spec.logPath))\n") }
         state.reader.enter()
+        let err = FileHandle(fileDescriptor: errFD, closeOnDealloc: true)
         DispatchQueue.global().async { [self] in
             var buffer = Data()
             while true {
-                let chunk = err.fileHandleForReading.availableData
+                let chunk = err.availableData
                 if chunk.isEmpty { break }
                 buffer.append(chunk)
                 while let cut = buffer.firstIndex(where: { $0 == 10 || $0 == 13 }) {
@@ -180,7 +177,7 @@ public final class BatchRunner: @unchecked Sendable {
         state.reader.wait()
         lock.lock()
         defer { lock.unlock() }
-        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        let status = process.wait()
         let seconds = Date().timeIntervalSince(state.started ?? Date())
         state.finished = Date()
         var result = InstallResult.read(path: spec.resultPath)

@@ -143,6 +143,7 @@ enum ENASteps {
         sub.bootstrapSet = ctx.bootstrapSet
         sub.installSet = ctx.enaState.buildSet
         sub.cachedPaths = ctx.cachedPaths
+        sub.verifiedPackages = ctx.verifiedPackages
         let root = sub.root
         let teardown = "tear down the ENA build root \(root)"
         // For 'cleanup --local' after a kill: what runs in the build root, and its mounts.

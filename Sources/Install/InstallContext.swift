@@ -41,6 +41,8 @@ public final class InstallContext: @unchecked Sendable {
     public var installSet: [RepoPackage] = []
     /// Verified cache path of each package, by its location in the repository.
     public var cachedPaths: [String: String] = [:]
+    /// What verify-packages established, by location: later steps unpack these without asking gpgv again.
+    public var verifiedPackages: [String: VerifiedRPM] = [:]
     public var downloadedBytes: Int64 = 0
     public var installedPackageCount = 0
     /// The target's rpm database after the install (for the manifest).

@@ -106,17 +106,20 @@ enum PackageSteps {
             return
         }
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
         let lock = NSLock()
         var failures: [(Int, Error)] = []
+        var verified: [String: VerifiedRPM] = [:]
+        var checkedNow = 0
         var keys: [String: String] = [:]
         DispatchQueue.concurrentPerform(iterations: all.count) { index in
             guard !Interruption.shared.isInterrupted else { return }
             do {
                 let path = ctx.cachedPaths[all[index].location] ?? ""
-                let verified = try verifier.verified(try RPMFile(path: path))
+                let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
                 // The signature packet's issuer; the pinned key is the only one that can have verified it.
-                let keyID = (verified.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
-                lock.withLock { keys[all[index].location] = keyID }
+                let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
+                lock.withLock { verified[all[index].location] = token; keys[all[index].location] = keyID; if ran { checkedNow += 1 } }
             } catch {
                 lock.withLock { failures.append((index, error)) }
             }
@@ -125,8 +128,11 @@ enum PackageSteps {
         if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
+        ctx.verifiedPackages = verified
         ctx.signingKeys = keys
-        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint))")
+        // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
+        ctx.log.write("verified files (\(all.count)):\n" + all.map { ctx.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
+        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
     }
 
     static func uniquePackages(_ list: [RepoPackage]) -> [RepoPackage] {
@@ -136,29 +142,114 @@ enum PackageSteps {
 
     // MARK: into the target
 
-    /// Unpacks the verified bootstrap set, then lets the target's rpm register it properly.
+    /// The target's own rpm installs the bootstrap set into the target, every
+    /// package once, with its scriptlets, and owns the rpm database from the
+    /// first package. To run before the target has any rpm, our extractor lays
+    /// down only rpm's own runtime closure (in parallel) in a scratch root on the
+    /// builder (a private tmpfs), off the volume; that rpm then works on the target with
+    /// `--root` (as `yum --installroot` does), and the scratch root goes.
+    /// Package payloads reach the volume once, written by rpm.
     static func bootstrap(_ ctx: InstallContext) throws {
-        let root = ctx.root, runner = ctx.runner
+        let runner = ctx.runner
         try writeReleasever(ctx)
-        let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
-        if ctx.dryRun {
-            ctx.note("verify and unpack the \(ctx.bootstrapSet.count) bootstrap packages into \(root) (our cpio extractor; numeric ownership)")
-        } else {
-            for package in ctx.bootstrapSet {
-                try Interruption.shared.check()
-                let verified = try verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
-                try Payload.extract(verified, into: root, log: ctx.log)
-            }
-        }
         try Chroot.enter(ctx)
         try makeLocalMirror(ctx)
-        let key = chrootWork + "/RPM-GPG-KEY"
-        try runner.checked(Command("rpm", ["--initdb"]).inChroot(root))
-        try runner.checked(Command("rpm", ["--import", key]).inChroot(root))
-        // The real install of the bootstrap set over its own unpacked files: the rpm
-        // database learns every file and the scriptlets run.
-        let files = ctx.bootstrapSet.map { "\(chrootWork)/mirror/\($0.location)" }
-        try runner.checked(Command("rpm", ["-i", "--replacepkgs", "--replacefiles"] + files).inChroot(root))
+        // Its mount point next to the download cache (as the ENA build root), never on the volume.
+        let tools = "\(ctx.options.cacheDirectory)/rpm-tools/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
+        let toolsSet = try rpmToolsSet(ctx)
+        let teardown = "tear down the rpm tools root \(tools)"
+        let mounts = CleanupStack(log: ctx.log)
+        try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
+        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools))", "rmdir \(shellQuote(tools))"]) {
+            let failures = mounts.unwind()
+            if let first = failures.first { throw InstallError.incomplete(step: "bootstrap", reason: first) }
+            try ENASteps.removeTree(tools, runner: runner)
+        }
+        // In RAM: unpacking is quicker, and removing it is an unmount (deleting
+        // thousands of files from the builder's disk cost ~2 s). Sized from the
+        // packages' installed sizes; the limit only caps, tmpfs takes what is used.
+        let installed = toolsSet.reduce(0) { $0 + $1.installedSize }
+        let size = max(256 << 20, installed * 2)
+        try runner.checked(Command("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "centos6-ami-rpm-tools", tools]))
+        pushUnmount(mounts, tools, runner: runner)
+        try extractTools(ctx, toolsSet, into: tools)
+        try mountToolsRoot(ctx, tools: tools, mounts: mounts)
+        let target = "/target"
+        let rpm = { (arguments: [String]) in Command("rpm", ["--root", target] + arguments).inChroot(tools) }
+        try runner.checked(rpm(["--initdb"]))
+        try runner.checked(rpm(["--import", target + chrootWork + "/RPM-GPG-KEY"]))
+        try runner.checked(rpm(["-i"] + ctx.bootstrapSet.map { "\(target)\(chrootWork)/mirror/\($0.location)" }))
+        ctx.cleanup.unwindEntry(named: teardown)
+    }
+
+    /// rpm and what it needs to run: its closure within the (verified) bootstrap set.
+    static func rpmToolsSet(_ ctx: InstallContext) throws -> [RepoPackage] {
+        let closure = Resolver(packages: ctx.bootstrapSet).resolve(seeds: ["rpm"])
+        guard closure.unresolved.isEmpty, closure.names.contains("rpm") else {
+            throw InstallError.incomplete(step: "bootstrap", reason: "the bootstrap set does not hold rpm's closure (\(closure.unresolved.joined(separator: "; ")))")
+        }
+        return closure.packages
+    }
+
+    /// Unpacks the verified packages into `tools`, up to one per core at a time;
+    /// `filesystem` first, so its directory symlinks are in place for the rest.
+    static func extractTools(_ ctx: InstallContext, _ packages: [RepoPackage], into tools: String) throws {
+        if ctx.dryRun {
+            ctx.note("unpack rpm's closure (\(packages.count) of the \(ctx.bootstrapSet.count) bootstrap packages: \(packages.map(\.name).joined(separator: " "))) into \(tools), in parallel (our cpio extractor)")
+            return
+        }
+        let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        func extract(_ package: RepoPackage) throws {
+            // Verified in verify-packages (checksum, then signature or its remembered result).
+            let verified = try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
+            try Payload.extract(verified, into: tools, log: ctx.log)
+        }
+        let first = packages.filter { $0.name == "filesystem" }, rest = packages.filter { $0.name != "filesystem" }
+        for package in first { try extract(package) }
+        let lock = NSLock()
+        var failures: [(Int, Error)] = []
+        let next = NSLock()
+        var index = 0
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rest.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let mine: Int? = next.withLock { guard index < rest.count else { return nil }; defer { index += 1 }; return index }
+                guard let mine, !Interruption.shared.isInterrupted else { return }
+                do { try extract(rest[mine]) } catch { lock.withLock { failures.append((mine, error)) } }
+            }
+        }
+        try Interruption.shared.check()
+        if let (_, error) = failures.min(by: { $0.0 < $1.0 }) { throw error }
+    }
+
+    /// /proc and the target's minimal /dev in the tools root, and the target's
+    /// whole mount tree (its /proc, /dev, yum cache, mirror) under `/target`.
+    static func mountToolsRoot(_ ctx: InstallContext, tools: String, mounts: CleanupStack) throws {
+        let runner = ctx.runner, target = tools + "/target"
+        try runner.checked(Command("mkdir", ["-p", tools + "/proc", tools + "/dev", target]))
+        try runner.checked(Command("mount", ["-t", "proc", "proc", tools + "/proc"]))
+        pushUnmount(mounts, tools + "/proc", runner: runner)
+        mounts.push("stop processes left in \(tools)") { Chroot.killProcesses(root: tools, dryRun: runner.isDryRun) }
+        try runner.checked(Command("mount", ["--bind", ctx.root + "/dev", tools + "/dev"]))
+        pushUnmount(mounts, tools + "/dev", runner: runner)
+        try runner.checked(Command("mount", ["--rbind", ctx.root, target]))
+        // Unmounting the copy must not propagate back to the target's own mounts.
+        try runner.checked(Command("mount", ["--make-rslave", target]))
+        pushUnmount(mounts, target, runner: runner, recursive: true)
+    }
+
+    static func pushUnmount(_ stack: CleanupStack, _ point: String, runner: CommandRunner, recursive: Bool = false) {
+        let command = Command("umount", (recursive ? ["-R"] : []) + [point])
+        stack.push("unmount \(point)", manual: [command.shellLine]) {
+            guard runner.isDryRun || Mounts.isMountPoint(point) else { return }
+            var last = CommandResult.success
+            for attempt in 0..<5 {
+                last = runner.run(command)
+                if last.status == 0 || !Mounts.isMountPoint(point) { return }
+                usleep(UInt32(200_000 * (attempt + 1)))
+            }
+            throw CommandFailed(command: command, result: last)
+        }
     }
 
     /// `/etc/yum/vars/releasever` pins the release from the start (yum 3.2.27+ reads it).

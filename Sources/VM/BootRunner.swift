@@ -108,26 +108,19 @@ public final class BootRunner {
         var command = QEMU.command(config)
         command.executable = qemu
         log?.write("$ \(command.shellLine)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qemu)
-        process.arguments = command.arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        let errPipe = Pipe()
-        process.standardError = errPipe
         let stderrData = Collected()
         let stderrDone = DispatchSemaphore(value: 0)
         let start = Date()
+        let spawned: Spawned
         do {
-            try process.runWithSignalsUnblocked()  // so QEMU sees the SIGTERM `stop` sends
-        } catch {
+            spawned = try Spawner.spawn(qemu, command.arguments, environment: ProcessInfo.processInfo.environment, stderr: .pipe)
+        } catch let error as SpawnError {
             throw VMError.cannotStart(executable: qemu, reason: "\(error)")
         }
-        let pid = process.processIdentifier
-        Interruption.shared.register(child: pid)
-        defer { Interruption.shared.unregister(child: pid) }
+        let process = spawned.child
+        let errFD = spawned.standardError
         DispatchQueue.global().async {
-            stderrData.data = errPipe.fileHandleForReading.readDataToEndOfFile()
+            stderrData.data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
             stderrDone.signal()
         }
 
@@ -147,7 +140,7 @@ public final class BootRunner {
         let shutdown = stop(process, config: config, askGuest: askGuest)
         stderrDone.wait()
         matcher.feed(file.readNew())
-        let status: Int32 = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        let status = process.wait()
         let result = BootResult(outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
                                 qemuStderr: String(decoding: stderrData.data, as: UTF8.self),
                                 totalSeconds: Date().timeIntervalSince(start))
@@ -158,38 +151,23 @@ public final class BootRunner {
 
     /// Ends QEMU and reaps it: the ACPI power button first (when the guest is
     /// up and worth a clean shutdown), then SIGTERM, then SIGKILL.
-    func stop(_ process: Process, config: BootConfig, askGuest: Bool) -> Shutdown {
-        guard process.isRunning else { process.waitUntilExit(); return .exitedByItself }
+    func stop(_ process: ChildProcess, config: BootConfig, askGuest: Bool) -> Shutdown {
+        guard process.isRunning else { return .exitedByItself }
         if askGuest && config.powerOffGrace > 0 {
             do {
                 _ = try QMP.execute(socketPath: config.qmpSocket, command: "system_powerdown")
-                if wait(for: process, seconds: config.powerOffGrace) { return .guestPoweredOff }
+                if process.wait(timeout: config.powerOffGrace) != nil { return .guestPoweredOff }
                 log?.write("boot-test: guest did not power off within \(config.powerOffGrace) s; stopping qemu")
             } catch {
                 log?.write("boot-test: \(error); stopping qemu")
             }
         }
-        signal(process, SIGTERM)
-        if wait(for: process, seconds: config.killGrace) { return .terminated }
-        signal(process, SIGKILL)
-        process.waitUntilExit()
+        // To QEMU and to its process group (it leads its own; QEMU has no children, a wrapper might).
+        process.signal(SIGTERM)
+        if process.wait(timeout: config.killGrace) != nil { return .terminated }
+        process.signal(SIGKILL)
+        process.wait()
         return .killed
-    }
-
-    /// To QEMU and to its process group (Foundation starts children in their own group; QEMU has no children, a wrapper might).
-    private func signal(_ process: Process, _ sig: Int32) {
-        let pid = process.processIdentifier
-        if getpgid(pid) == pid { kill(-pid, sig) }
-        kill(pid, sig)
-    }
-
-    /// True when the process exited within `seconds`.
-    private func wait(for process: Process, seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { return false }
-        process.waitUntilExit()
-        return true
     }
 }
 

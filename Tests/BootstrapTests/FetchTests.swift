@@ -415,6 +415,52 @@ import Glibc
         #expect(fixture.cacheEntries().allSatisfy { !$0.contains(".partial") })
     }
 
+    /// Many https files: one curl process per batch reuses its connection; a cut
+    /// body, a 503 and an over-size body inside a batch still get their per-file
+    /// resume, retry and limit.
+    @Test func httpsBatchesReuseConnections() throws {
+        let fixture = try FetchFixture()
+        var names: [String] = []
+        for i in 0..<30 {
+            let name = String(format: "pkg-%02d.rpm", i)
+            _ = try fixture.add(name, size: 20_000 + i * 1000, seed: UInt64(i + 7))
+            names.append(name)
+        }
+        let cut = "/Packages/pkg-05.rpm", flaky = "/Packages/pkg-09.rpm"
+        let tls = try makeLoopbackCertificate(in: fixture.dir)
+        let server = try FetchTestServer(root: fixture.mirror, tls: tls)
+        defer { server.stop() }
+        try server.control(#"{"add_faults": [{"path": "\#(cut)", "cut_after": 5000, "times": 1}, {"path": "\#(flaky)", "status": 503, "times": 1}]}"#)
+        var options = quickOptions()
+        options.environment["CURL_CA_BUNDLE"] = tls.cert
+        let fetcher = Fetcher(cache: try fixture.cache(), maxConnections: 2, retries: 2, options: options)
+        let out = try fetcher.fetch(names.map { fixture.remote($0, server: server) })
+        for (name, path) in zip(names, out) { #expect(try Data(contentsOf: path) == fixture.files[name]!, "\(name)") }
+        #expect(try server.pathStats(cut).statuses == ["200": 1, "206": 1])
+        #expect(try server.pathStats(flaky).statuses == ["503": 1, "200": 1])
+        let connections = try #require(try server.stats()["connections"] as? Int)
+        // One per file would be at least 32 (30 files, 2 retries); batches (7, 5, 4, 3, then 2s over
+        // 2 workers) need about 11, plus the retries and this test's own control requests.
+        #expect(connections < 20, "\(connections) TLS connections for 30 files")
+        #expect(fixture.cacheEntries().allSatisfy { !$0.contains(".partial") })
+
+        // An endless body inside a batch: curl is stopped at the limit, promptly.
+        let more = try (0..<6).map { i -> String in
+            let name = "more-\(i).rpm"
+            _ = try fixture.add(name, size: 10_000, seed: UInt64(100 + i))
+            return name
+        }
+        let endless = try fixture.add("endless.rpm", size: 40_000)
+        try server.control(#"{"add_faults": [{"path": "\#(endless)", "endless": true}]}"#)
+        let start = Date()
+        #expect(throws: FetchError.tooLarge(url: server.url(endless).absoluteString, limit: 40_000)) {
+            _ = try Fetcher(cache: try fixture.cache(), maxConnections: 1, retries: 0, options: options)
+                .fetch((["endless.rpm"] + more).map { fixture.remote($0, server: server) })
+        }
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(!fixture.cacheEntries().contains { $0.contains(".partial") && $0.contains(Checksum.of(fixture.files["endless.rpm"]!, kind: .sha256).hex) })
+    }
+
     @Test func parsesResponseHeads() throws {
         let head = try #require(parseResponseHead("HTTP/1.1 302 Found\r\nLocation: /other/x.rpm\r\nContent-Length: 0"))
         #expect(head.status == 302)

@@ -114,7 +114,11 @@ struct InstallFaultTests {
         let server = try VaultServer(root: try repositoryWithBadSetup("escape-dotdot", in: run.dir))
         defer { server.stop() }
         let out = try install(run, mirror: server.mirror)
-        try expectFailure(out, run, mentions: ["../"])
+        // `setup` is not in rpm's own closure, so the target's rpm (not our extractor) is
+        // the one that meets the entry: it installs only the files its signed header
+        // lists and refuses an archive entry the header does not name.
+        try expectFailure(out, run, mentions: ["setup-2.8.14-23.el6"])
+        #expect(out.stderr.contains("../") || out.stderr.lowercased().contains("archive file not in header"), "\(out.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/escape-dotdot-test-vaultxxxxxxxxxxxxxxxxxxxxxxxxx"))
     }
 

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.serialized) struct SpawnerTests {
+    let env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
+
+    @Test func resolvesOnlyToAbsolutePathsOnPath() throws {
+        #expect(Spawner.resolve("sh", path: "/nonexistent:/bin") == "/bin/sh")
+        #expect(Spawner.resolve("/bin/sh", path: "") == "/bin/sh")
+        #expect(Spawner.resolve("no-such-tool-centos6", path: "/usr/bin:/bin") == nil)
+        // A tool in the current directory is never picked, not through an empty or relative PATH entry nor a relative name.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spawner-cwd-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fake = dir + "/fake-tool-centos6"
+        try "#!/bin/sh\necho ran\n".write(toFile: fake, atomically: true, encoding: .utf8)
+        chmod(fake, 0o755)
+        let saved = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir)
+        defer { FileManager.default.changeCurrentDirectoryPath(saved) }
+        #expect(Spawner.resolve("fake-tool-centos6", path: ":.:bin:/usr/bin") == nil)
+        #expect(Spawner.resolve("./fake-tool-centos6", path: "/usr/bin") == nil)
+        #expect(Spawner.resolve("fake-tool-centos6", path: dir) == fake)
+    }
+
+    @Test func aMissingToolIsNamed() {
+        let result = ProcessRunner.execute(Command("no-such-tool-centos6"), environment: env)
+        #expect(result.status == 127)
+        #expect(result.stderrText.contains("cannot start 'no-such-tool-centos6': not found in PATH's absolute directories"))
+    }
+
+    @Test func statusesAndSignals() throws {
+        #expect(ProcessRunner.execute(Command("sh", ["-c", "exit 3"]), environment: env).status == 3)
+        #expect(ProcessRunner.execute(Command("sh", ["-c", "kill -TERM $$"]), environment: env).status == 128 + SIGTERM)
+        let spawned = try Spawner.spawn("sleep", ["30"], environment: env)
+        #expect(spawned.child.wait(timeout: 0.05) == nil)
+        #expect(spawned.child.isRunning)
+        spawned.child.signal(SIGTERM)
+        #expect(spawned.child.wait(timeout: 5) == 128 + SIGTERM)
+    }
+
+    @Test func inputAndBothOutputsAreStreamedWithoutDeadlock() {
+        // 3 MB in and out of cat and 1 MB on stderr: larger than any pipe buffer.
+        let input = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let result = ProcessRunner.execute(Command("sh", ["-c", "head -c 1048576 /dev/zero >&2; cat"], standardInput: input), environment: env)
+        #expect(result.status == 0)
+        #expect(result.standardOutput == input)
+        #expect(result.standardError.count == 1 << 20)
+        // A child that reads nothing must not make us hang on its stdin.
+        let early = ProcessRunner.execute(Command("true", standardInput: input), environment: env)
+        #expect(early.status == 0)
+    }
+
+    @Test func childHasItsOwnGroupNoBlockedSignalsAndOnlyStandardDescriptors() throws {
+        // Block TERM on this thread as Dispatch worker threads do: the child must not inherit it.
+        var term = sigset_t(), saved = sigset_t()
+        sigemptyset(&term); sigaddset(&term, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &term, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        let leaked = open("/dev/null", O_RDONLY)  // no O_CLOEXEC: must still stay out of the child
+        defer { close(leaked) }
+        // Each tool reads its own /proc entry (a shell would show its own masks while it forks).
+        let stat = ProcessRunner.execute(Command("cat", ["/proc/self/stat"]), environment: env).stdoutText
+        let fields = stat.split(separator: ")").last!.split(separator: " ")
+        #expect(stat.split(separator: " ")[0] == fields[2], "the child leads its own process group: \(stat)")
+        let status = ProcessRunner.execute(Command("grep", ["-E", "^Sig(Blk|Ign)", "/proc/self/status"]), environment: env)
+        let lines = status.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.contains("SigBlk:\t0000000000000000"), "\(lines)")
+        let ignored = UInt64(lines.first { $0.hasPrefix("SigIgn:") }!.split(separator: "\t")[1], radix: 16)!
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { #expect(ignored & (1 << UInt64(sig - 1)) == 0) }
+        let fds = ProcessRunner.execute(Command("ls", ["/proc/self/fd"]), environment: env).stdoutText
+            .split(separator: "\n").compactMap { Int($0) }
+        // ls's own directory descriptor is 3; none of ours (\(leaked) at least) may follow.
+        #expect(fds.filter { $0 > 3 }.isEmpty && fds.count <= 4, "descriptors leaked into the child: \(fds)")
+    }
+
+    @Test func aPidIsRegisteredWhileItRunsAndGoneOnceReaped() throws {
+        let spawned = try Spawner.spawn("sleep", ["30"], environment: env)
+        #expect(Interruption.shared.registeredChildren.contains(spawned.child.pid))
+        spawned.child.signal(SIGKILL)
+        #expect(spawned.child.wait() == 128 + SIGKILL)
+        #expect(!Interruption.shared.registeredChildren.contains(spawned.child.pid))
+        let unregistered = try Spawner.spawn("true", [], environment: env, registration: .callerHandles)
+        #expect(!Interruption.shared.registeredChildren.contains(unregistered.child.pid))
+        #expect(unregistered.child.wait() == 0)
+    }
+
+    @Test func waitReturnsWhenTheChildExitsNotOnATick() {
+        // Foundation's waitUntilExit() cost ~50 ms per command here; the floor must be a few ms.
+        let start = Date()
+        for _ in 0..<50 { _ = ProcessRunner.execute(Command("true"), environment: env) }
+        let perCommand = Date().timeIntervalSince(start) / 50
+        #expect(perCommand < 0.015, "per command: \(perCommand * 1000) ms")
+    }
+}
