@@ -1,7 +1,7 @@
 import Foundation
 import Host
 
-/// One release's `os` repository: `<mirror>/<release>/os/x86_64/`, its
+/// One release's `os` (or `updates`) repository: `<mirror>/<release>/os/x86_64/`, its
 /// metadata fetched, checked against repomd.xml and parsed. The verbatim
 /// metadata files are kept in the cache's metadata directory so that a local
 /// mirror for the chroot's yum can carry them unchanged.
@@ -15,16 +15,16 @@ public struct ReleaseRepository: Sendable {
     public var metadataDirectory: URL
 
     /// The repository URL of a release on a mirror.
-    public static func baseURL(mirror: String, release: String) throws -> URL {
+    public static func baseURL(mirror: String, release: String, repo: String = "os") throws -> URL {
         let trimmed = mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror
-        guard let url = URL(string: "\(trimmed)/\(release)/os/x86_64/") else { throw FetchError.unsupportedURL(url: mirror) }
+        guard let url = URL(string: "\(trimmed)/\(release)/\(repo)/x86_64/") else { throw FetchError.unsupportedURL(url: mirror) }
         return url
     }
 
     /// Fetches repomd.xml (no checksum of its own: size-limited), then primary
     /// and the comps group file, each checked against repomd's size and checksum.
-    public static func fetch(mirror: String, release: String, fetcher: Fetcher) throws -> ReleaseRepository {
-        let base = try baseURL(mirror: mirror, release: release)
+    public static func fetch(mirror: String, release: String, repo: String = "os", fetcher: Fetcher) throws -> ReleaseRepository {
+        let base = try baseURL(mirror: mirror, release: release, repo: repo)
         let repomdData = try fetcher.fetchSmall(url: base.appendingPathComponent("repodata/repomd.xml"), expected: nil, sizeLimit: 1 << 20)
         let repomd = try RepoMD.parse(repomdData, name: base.absoluteString + "repodata/repomd.xml")
         guard let primary = repomd.primary else {

@@ -9,7 +9,7 @@ struct InstallCommand {
     static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
     static let name = "install"
     static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--speed-limit B --speed-time S] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]]"
+    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--speed-limit B --speed-time S] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]] [--updates]"
     static var help: String {
         """
         VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
@@ -40,6 +40,9 @@ struct InstallCommand {
                              kmod-ena into DIR, the others of that release wait for it and reuse it
           --minimal          the original script's package set: no acpid, no ntp (by default both are
                              installed and enabled; ntpd uses the Amazon Time Sync Service)
+          --updates          also the release's updates repository (<release>/updates/x86_64/, verified
+                             like os): the newest kernel and packages of that minor release instead of
+                             the GA set versions.json pins
           --speed-limit B    a download slower than B bytes/s for --speed-time seconds fails,
           --speed-time S     naming the URL (defaults 1000 and 30, as curl's options of these names)
           --dry-run          print the full ordered plan, one command per line; change nothing
@@ -59,7 +62,7 @@ struct InstallCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal"],
+        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
                                       options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
                                                     "--ena-source", "--ena-share", "--result-json", "--speed-limit", "--speed-time"] + registerOptions),
                                       usage: usage)
@@ -149,6 +152,7 @@ struct InstallCommand {
         options.gpgKeyPath = args.value("--gpg-key")
         options.ena = args.has("--ena")
         options.minimal = args.has("--minimal")
+        options.updates = args.has("--updates")
         options.enaSource = args.value("--ena-source")
         if options.enaSource != nil && !options.ena { throw UsageError("--ena-source needs --ena", usage: usage) }
         options.enaShareDirectory = args.value("--ena-share")

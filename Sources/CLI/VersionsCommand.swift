@@ -29,7 +29,8 @@ struct VersionsCommand {
     static func table(_ versions: VersionsFile) -> String {
         var lines = [pad("RELEASE", 8) + pad("KERNEL", 22) + "ENA"]
         for r in versions.releases {
-            lines.append(pad(r.release, 8) + pad(r.kernel, 22) + (r.ena.eligible ? "yes (\(versions.ena.version))" : "no: \(r.ena.reason ?? "")"))
+            lines.append(pad(r.release, 8) + pad(r.kernel, 22) + (r.ena.eligible ? "yes (\(versions.ena.version))" : "no: \(r.ena.reason ?? "")")
+                         + (r.updatesKernel.map { "; updates bring kernel \($0)" } ?? ""))
         }
         return lines.joined(separator: "\n")
     }

@@ -4,6 +4,9 @@ import Foundation
 /// module under `/lib/modules/<kver>/extra/ena/`, a depmod.d override so our
 /// module wins over an in-tree `ena`, and scriptlets that run depmod and, when
 /// the target has it, `weak-modules` so compatible kernel updates keep it.
+/// As kmodtool's kABI-tracking kmod packages, it provides
+/// `kernel-modules = <kver>` (the kernel it was built for); weak-modules links
+/// the module into a later kernel's weak-updates/ by its symbol versions.
 /// Readable by CentOS 6's rpm 4.8: gzip payload, no debuginfo, no build-id links.
 public struct KmodSpec: Equatable, Sendable {
     /// ENA version (versions.json `ena.version`).
@@ -49,6 +52,7 @@ public struct KmodSpec: Equatable, Sendable {
         AutoReqProv:    no
         Requires:       kernel >= \(kernelVersion)
         Provides:       ena-kmod = \(version)
+        Provides:       kernel-modules = \(kernelRelease)
 
         %description
         The ena.ko module of Amazon's ENA Linux driver \(version), compiled against

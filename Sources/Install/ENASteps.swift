@@ -69,7 +69,8 @@ enum ENASteps {
     static func resolve(_ ctx: InstallContext) throws {
         guard ctx.options.ena, let repo = ctx.repository else { return }
         let devel = "kernel-devel-" + ctx.release.kernel
-        let resolution = Resolver(packages: repo.packages).resolve(seeds: buildTools + [devel])
+        // --updates: the updates kernel's kernel-devel comes from the updates repository.
+        let resolution = Resolver(packages: repo.packages + (ctx.updatesRepository?.packages ?? [])).resolve(seeds: buildTools + [devel])
         if let missing = resolution.unresolved.first(where: { $0.hasPrefix("(seed)") }) {
             throw InstallError.incomplete(step: "ena-resolve", reason: "the repository lacks what the ENA build root needs: \(missing)")
         }
@@ -137,6 +138,8 @@ enum ENASteps {
         sub.workDir = ctx.enaState.scratch
         sub.filesystemUUID = "ena-" + ctx.filesystemUUID
         sub.repository = ctx.repository
+        sub.updatesRepository = ctx.updatesRepository
+        sub.release = ctx.release
         sub.bootstrapSet = ctx.bootstrapSet
         sub.installSet = ctx.enaState.buildSet
         sub.cachedPaths = ctx.cachedPaths

@@ -9,7 +9,8 @@ import Versions
 /// cleanup stack and what earlier steps made (device, partition, mounts).
 public final class InstallContext: @unchecked Sendable {
     public let options: InstallOptions
-    public let release: VersionsFile.Release
+    /// versions.json's entry; with --updates, resolve sets its kernel to the updates kernel.
+    public var release: VersionsFile.Release
     public let versions: VersionsFile
     public let runner: CommandRunner
     public let log: Log
@@ -34,6 +35,8 @@ public final class InstallContext: @unchecked Sendable {
 
     // Packages (issue 4).
     public var repository: ReleaseRepository?
+    /// --updates: the release's updates repository, fetched and verified like `repository`.
+    public var updatesRepository: ReleaseRepository?
     public var bootstrapSet: [RepoPackage] = []
     public var installSet: [RepoPackage] = []
     /// Verified cache path of each package, by its location in the repository.
@@ -112,6 +115,12 @@ public final class InstallContext: @unchecked Sendable {
     public var chrootUpstream: String {
         let mirror = options.mirror.lowercased().hasPrefix("http://") ? options.mirror : versions.mirrors.image
         return (try? ReleaseRepository.baseURL(mirror: mirror, release: options.release).absoluteString) ?? mirror
+    }
+
+    /// The updates repository's upstream for the chroot's yum (as chrootUpstream).
+    public var chrootUpdatesUpstream: String {
+        let mirror = options.mirror.lowercased().hasPrefix("http://") ? options.mirror : versions.mirrors.image
+        return (try? ReleaseRepository.baseURL(mirror: mirror, release: options.release, repo: "updates").absoluteString) ?? mirror
     }
 
     /// Writes a file of the tool's own making (dry run: says so). Atomic, with `mode`.

@@ -39,6 +39,9 @@ public struct InstallOptions: Sendable {
     public var ena = false
     /// `--minimal`: the original script's package set (no acpid, no ntp).
     public var minimal = false
+    /// `--updates`: the release's updates repository too (`<release>/updates/x86_64/`),
+    /// so the image gets the newest kernel and packages of that minor release.
+    public var updates = false
     /// `--ena-source FILE|DIR`: the ENA release archive or an extracted amzn-drivers tree
     /// (default: download versions.json's pinned URL). Always checked against versions.json's file list.
     public var enaSource: String?

@@ -12,6 +12,7 @@ enum PackageSteps {
     /// Names a path inside the chroot that lives on the yum-cache mount (never on the volume).
     static let chrootWork = "/var/cache/yum/centos6-ami"
     static let repoID = "centos6-ami-os"
+    static let updatesRepoID = "centos6-ami-updates"
     /// Seeds every CentOS 6 release (and the test vault) names; the other
     /// `BootstrapSet.seeds` are taken where the repository has them.
     static let requiredSeeds: Set<String> = ["yum", "rpm", "bash", "coreutils", "centos-release", "setup", "filesystem"]
@@ -22,11 +23,30 @@ enum PackageSteps {
         let fetcher = try ctx.makeFetcher()
         ctx.log.write("metadata from \(ctx.options.mirror)")
         ctx.repository = try ReleaseRepository.fetch(mirror: ctx.options.mirror, release: ctx.options.release, fetcher: fetcher)
+        if ctx.options.updates {
+            ctx.updatesRepository = try ReleaseRepository.fetch(mirror: ctx.options.mirror, release: ctx.options.release, repo: "updates", fetcher: fetcher)
+        }
+    }
+
+    /// --updates: the newest kernel of the updates repository (`2.6.32-696.30.1.el6`), if it has one.
+    static func updatesKernel(_ packages: [RepoPackage]) -> String? {
+        packages.filter { $0.name == "kernel" }.max { $0.evr < $1.evr }.map { "\($0.evr.version)-\($0.evr.release)" }
+    }
+
+    /// The repository a resolved package is downloaded from.
+    static func source(of package: RepoPackage, _ ctx: InstallContext) -> ReleaseRepository? {
+        if let updates = ctx.updatesRepository, updates.packages.contains(where: { $0.location == package.location }) { return updates }
+        return ctx.repository
     }
 
     static func resolve(_ ctx: InstallContext) throws {
         guard let repo = ctx.repository else { return }
-        let resolver = Resolver(packages: repo.packages)
+        let updates = ctx.updatesRepository?.packages ?? []
+        if let kernel = updatesKernel(updates) {
+            ctx.log.say("--updates: kernel-\(kernel) from the updates repository instead of the GA kernel-\(ctx.release.kernel)")
+            ctx.release.kernel = kernel
+        }
+        let resolver = Resolver(packages: repo.packages + updates)
         let present = Set(repo.packages.map(\.name))
         // The seeds every release names; optional helpers only where the repository has them.
         let seeds = BootstrapSet.seeds.filter { requiredSeeds.contains($0) || present.contains($0) }
@@ -37,7 +57,7 @@ enum PackageSteps {
         let kernel = "kernel-" + ctx.release.kernel
         let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
         guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.incomplete(step: "resolve", reason: "the repository has no '\(kernel)' (the GA kernel versions.json pins for \(ctx.options.release))")
+            throw InstallError.incomplete(step: "resolve", reason: "the repository has no '\(kernel)' (the \(ctx.options.updates ? "updates" : "GA") kernel for \(ctx.options.release))")
         }
         ctx.bootstrapSet = bootstrap.packages
         ctx.installSet = install.packages
@@ -70,7 +90,7 @@ enum PackageSteps {
             return
         }
         let fetcher = try ctx.makeFetcher()
-        let paths = try fetcher.fetch(all.map(repo.remoteFile))
+        let paths = try fetcher.fetch(all.map { (source(of: $0, ctx) ?? repo).remoteFile($0) })
         for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
         let stats = fetcher.stats
         ctx.downloadedBytes = stats.downloadedBytes
@@ -281,15 +301,57 @@ enum PackageSteps {
             InstallSteps.pushUnmount(ctx, inside + "/upstream")
             upstream = "file://\(chrootWork)/upstream/"
         }
+        var updatesUpstream: String?
+        if let updates = ctx.updatesRepository {
+            updatesUpstream = try makeUpdatesMirror(ctx, updates, mirror: mirror + "-updates")
+        }
         let keyText = try ctx.pinnedKeyArmored()
         try ctx.write(keyText, to: inside + "/RPM-GPG-KEY", mode: 0o644)
-        try ctx.write(yumConfig(upstream: upstream), to: inside + "/yum.conf", mode: 0o644)
+        try ctx.write(yumConfig(upstream: upstream, updatesUpstream: updatesUpstream), to: inside + "/yum.conf", mode: 0o644)
         try runner.checked(Command("mkdir", ["-p", inside + "/repos.d"]))
     }
 
-    /// The chroot yum's own configuration, on the yum-cache mount: only our repo,
-    /// gpgcheck on with the pinned key, nothing kept.
-    static func yumConfig(upstream: String) -> String {
+    /// --updates: the updates repository's local mirror (its verified repodata and
+    /// the verified packages resolved from it), bind-mounted read-only as
+    /// `mirror-updates`; returns the upstream yum falls back to.
+    static func makeUpdatesMirror(_ ctx: InstallContext, _ updates: ReleaseRepository, mirror: String) throws -> String {
+        let runner = ctx.runner
+        let inside = ctx.root + chrootWork
+        try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror-updates"]))
+        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
+            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", mirror])); return }
+            try? FileManager.default.removeItem(atPath: mirror)
+        }
+        let ours = uniquePackages(ctx.bootstrapSet + ctx.installSet).filter { p in updates.packages.contains { $0.location == p.location } }
+        if ctx.dryRun {
+            ctx.note("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)")
+        } else {
+            for file in updates.keptMetadata {
+                let destination = mirror + "/" + file
+                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: updates.metadataDirectory.path + "/" + file, toPath: destination)
+            }
+            for package in ours {
+                let destination = mirror + "/" + package.location
+                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard let source = ctx.cachedPaths[package.location] else { continue }
+                if link(source, destination) != 0 { try FileManager.default.copyItem(atPath: source, toPath: destination) }
+            }
+        }
+        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror-updates"]))
+        InstallSteps.pushUnmount(ctx, inside + "/mirror-updates")
+        if let url = URL(string: ctx.options.mirror), url.isFileURL {
+            try runner.checked(Command("mkdir", ["-p", inside + "/upstream-updates"]))
+            try runner.checked(Command("mount", ["--bind", "-o", "ro", updates.baseURL.path, inside + "/upstream-updates"]))
+            InstallSteps.pushUnmount(ctx, inside + "/upstream-updates")
+            return "file://\(chrootWork)/upstream-updates/"
+        }
+        return ctx.chrootUpdatesUpstream
+    }
+
+    /// The chroot yum's own configuration, on the yum-cache mount: only our repo
+    /// (and with --updates the updates repository), gpgcheck on with the pinned key, nothing kept.
+    static func yumConfig(upstream: String, updatesUpstream: String? = nil) -> String {
         """
         [main]
         cachedir=/var/cache/yum/$basearch/$releasever
@@ -311,11 +373,23 @@ enum PackageSteps {
         gpgkey=file://\(chrootWork)/RPM-GPG-KEY
         enabled=1
 
-        """
+        """ + (updatesUpstream.map { updates in
+            """
+
+            [\(updatesRepoID)]
+            name=CentOS $releasever updates (centos6-ami: verified local mirror, then upstream)
+            baseurl=file://\(chrootWork)/mirror-updates/
+                    \(updates)
+            gpgcheck=1
+            gpgkey=file://\(chrootWork)/RPM-GPG-KEY
+            enabled=1
+
+            """
+        } ?? "")
     }
 
     static func yum(_ ctx: InstallContext, _ arguments: [String]) -> Command {
-        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID,
+        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (ctx.updatesRepository == nil ? "" : "," + updatesRepoID),
                         "--releasever=" + ctx.options.release] + arguments).inChroot(ctx.root)
     }
 

@@ -206,6 +206,7 @@ public let embeddedVersionsJSON: String = #"""
     {
       "release": "6.9",
       "kernel": "2.6.32-696.el6",
+      "updatesKernel": "2.6.32-696.30.1.el6",
       "ena": {
         "eligible": true
       },
@@ -225,6 +226,7 @@ public let embeddedVersionsJSON: String = #"""
     {
       "release": "6.10",
       "kernel": "2.6.32-754.el6",
+      "updatesKernel": "2.6.32-754.35.1.el6",
       "ena": {
         "eligible": true
       },

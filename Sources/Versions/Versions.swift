@@ -43,6 +43,9 @@ public struct VersionsFile: Codable, Equatable, Sendable {
         public var release: String
         /// GA kernel, `2.6.32-<n>.el6`.
         public var kernel: String
+        /// The last kernel of the release's updates repository (what `install --updates`
+        /// or a `yum update` brings), where known.
+        public var updatesKernel: String?
         public var ena: ENAEligibility
         public var amis: [PublishedAMI]
     }
@@ -188,6 +191,11 @@ extension VersionsFile {
             guard seen.insert(r.release).inserted else { throw VersionsError.invalid(field: "\(at).release", reason: "'\(r.release)' appears twice") }
             guard r.kernel.range(of: #"^2\.6\.32-\d+(\.\d+)*\.el6$"#, options: .regularExpression) != nil else {
                 throw VersionsError.invalid(field: "\(at).kernel", reason: "'\(r.kernel)' is not a CentOS 6 kernel version like 2.6.32-696.el6")
+            }
+            // An updates kernel of a minor release keeps its GA kernel's number (696 -> 696.30.1).
+            if let updates = r.updatesKernel, !updates.hasPrefix(String(r.kernel.dropLast(".el6".count)) + ".")
+                || updates.range(of: #"^2\.6\.32-\d+(\.\d+)+\.el6$"#, options: .regularExpression) == nil {
+                throw VersionsError.invalid(field: "\(at).updatesKernel", reason: "'\(updates)' is not an update of \(r.kernel) (like 2.6.32-696.30.1.el6)")
             }
             if r.ena.eligible {
                 guard r.ena.reason == nil else { throw VersionsError.invalid(field: "\(at).ena.reason", reason: "is set although the release is eligible") }

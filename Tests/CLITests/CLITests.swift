@@ -108,7 +108,7 @@ func golden(_ name: String) throws -> String {
         let r = runCLI(["versions"])
         #expect(r.code == 0)
         #expect(r.out.split(separator: "\n").count == 12)
-        #expect(r.out.contains("6.9     2.6.32-696.el6        yes (2.9.1)"))
+        #expect(r.out.contains("6.9     2.6.32-696.el6        yes (2.9.1); updates bring kernel 2.6.32-696.30.1.el6\n"))
         let json = runCLI(["versions", "--json"])
         let decoded = try JSONDecoder().decode(VersionsFile.self, from: Data(json.out.utf8))
         #expect(decoded == (try VersionsFile.embedded()))

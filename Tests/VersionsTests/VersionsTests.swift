@@ -41,6 +41,7 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
         #expect(v.releaseNames == ["6.0", "6.1", "6.2", "6.3", "6.4", "6.5", "6.6", "6.7", "6.8", "6.9", "6.10"])
         let kernels = ["71", "131.0.15", "220", "279", "358", "431", "504", "573", "642", "696", "754"].map { "2.6.32-\($0).el6" }
         #expect(v.releases.map(\.kernel) == kernels)
+        #expect(v.release("6.9")?.updatesKernel == "2.6.32-696.30.1.el6" && v.release("6.10")?.updatesKernel == "2.6.32-754.35.1.el6")
         #expect(v.releases.filter(\.ena.eligible).map(\.release) == ["6.6", "6.7", "6.8", "6.9", "6.10"])
         for r in v.releases where !r.ena.eligible { #expect((r.ena.reason ?? "").contains(r.release == "6.5" ? "net/busy_poll.h" : "linux/kconfig.h")) }
         #expect(v.mirrors.download == "https://archive.kernel.org/centos-vault")
@@ -102,6 +103,8 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
         ("kernel", "releases[9].kernel"),
         ("kernel type", "releases[9].kernel"),
         ("missing kernel", "releases[2].kernel"),
+        ("updates kernel of another release", "releases[9].updatesKernel"),
+        ("updates kernel not an update", "releases[9].updatesKernel"),
         ("reason missing", "releases[0].ena.reason"),
         ("reason on eligible", "releases[6].ena.reason"),
         ("ami id", "releases[6].amis[1].id"),
@@ -133,6 +136,8 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
             case "kernel": mutateRelease(9) { $0["kernel"] = "3.10.0-123.el7" }(&json)
             case "kernel type": mutateRelease(9) { $0["kernel"] = 696 }(&json)
             case "missing kernel": mutateRelease(2) { $0.removeValue(forKey: "kernel") }(&json)
+            case "updates kernel of another release": mutateRelease(9) { $0["updatesKernel"] = "2.6.32-754.35.1.el6" }(&json)
+            case "updates kernel not an update": mutateRelease(9) { $0["updatesKernel"] = "2.6.32-696.el6" }(&json)
             case "reason missing": mutateRelease(0) { $0["ena"] = ["eligible": false] }(&json)
             case "reason on eligible": mutateRelease(6) { $0["ena"] = ["eligible": true, "reason": "x"] }(&json)
             case "ami id": mutateRelease(6) { var a = $0["amis"] as! [[String: Any]]; a[1]["id"] = "ami-XYZ"; $0["amis"] = a }(&json)

@@ -37,6 +37,11 @@ RELEASES = {
             "nvme": True, "devel": True},
 }
 ONLY_IN = {"only-in-6.9": "6.9"}
+# A release's updates repository (vault/<release>/updates/x86_64): a newer
+# kernel of the same kABI, as CentOS 6.9's updates carried 2.6.32-696.30.1.el6
+# (the same Debian kernel renamed, so modules of the GA kernel's extra/ are
+# compatible and weak-modules links them).
+UPDATES = {"6.9": {"kernel": "696.30.1.el6"}}
 KERNEL_VERSION = "2.6.32"
 
 # Debian packages whose dependency closure is repackaged one to one.
@@ -356,7 +361,10 @@ def rpmbuild(pkg, work, rpmdir):
     payload = "w9.gzdio" if pkg.name in GZIP_PAYLOAD else "w1.xzdio"
     os.makedirs(rpmdir, exist_ok=True)
     topdir = os.path.join(work, "rpmbuild")
-    os.makedirs(os.path.join(topdir, "BUILD"), exist_ok=True)
+    # rpmbuild makes its topdir's directories itself and fails when a parallel
+    # build made one between its check and its mkdir: make them all first.
+    for d in ("BUILD", "BUILDROOT", "RPMS", "SOURCES", "SPECS", "SRPMS"):
+        os.makedirs(os.path.join(topdir, d), exist_ok=True)
     result = subprocess.run(
         ["rpmbuild", "-bb", "--quiet", "--buildroot", pkg.stage,
          "--define", f"_topdir {topdir}", "--define", f"_rpmdir {rpmdir}",
@@ -711,13 +719,16 @@ def only_in_pkg(name, release, work):
     return p
 
 
-def kernel_pkgs(release, deb_k, trees, work):
+def kernel_pkgs(release, deb_k, trees, work, update=None):
     """kernel and kernel-devel named 2.6.32-<n>.el6 from Debian's generic kernel and headers, the
-    kernel's modules trimmed to KERNEL_MODULES (plus nvme where the release has it)."""
-    kver = f"{KERNEL_VERSION}-{RELEASES[release]['kernel']}.x86_64"
+    kernel's modules trimmed to KERNEL_MODULES (plus nvme where the release has it). update: the
+    release of an updates-repository kernel (no kernel-devel), group '<release>-updates'."""
+    krel = update or RELEASES[release]["kernel"]
+    kver = f"{KERNEL_VERSION}-{krel}.x86_64"
     image, common, arch, kbuild = trees
-    k = synthetic("kernel", KERNEL_VERSION, RELEASES[release]["kernel"],
-                  f"The Linux kernel (Debian's {deb_k} as {kver})", work, arch="x86_64", group=release)
+    k = synthetic("kernel", KERNEL_VERSION, krel,
+                  f"The Linux kernel (Debian's {deb_k} as {kver})", work, arch="x86_64",
+                  group=f"{release}-updates" if update else release)
     s = k.stage
     for f in ("vmlinuz", "System.map", "config"):
         copy(s, f"/boot/{f}-{kver}", os.path.join(image, "boot", f"{f}-{deb_k}"))
@@ -734,18 +745,33 @@ def kernel_pkgs(release, deb_k, trees, work):
     write(s, f"/usr/lib/modules/{kver}/vault-uname-r", deb_k + "\n")
     trim_modules(os.path.join(s, "usr"), kver, KERNEL_MODULES + (["nvme"] if RELEASES[release]["nvme"] else []))
     run(["depmod", "-b", os.path.join(s, "usr"), kver])
+    # /boot/symvers-KVER.gz as CentOS 6's kernel ships it (the symbol CRCs
+    # weak-modules checks a module against): Debian's Module.symvers.
+    symvers = os.path.join(arch, "usr/src", f"linux-headers-{deb_k}", "Module.symvers")
+    os.makedirs(os.path.join(s, "boot"), exist_ok=True)
+    with open(symvers, "rb") as src, open(os.path.join(s, f"boot/symvers-{kver}.gz"), "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
+        shutil.copyfileobj(src, dst)
     copy(s, "/usr/sbin/new-kernel-pkg", os.path.join(FILES, "new-kernel-pkg"), 0o755)
+    # CentOS 6 ships weak-modules in module-init-tools; here it rides with the
+    # kernel (identical in every kernel package, so they share the file).
+    copy(s, "/usr/sbin/weak-modules", os.path.join(FILES, "weak-modules"), 0o755)
     k.files = [f"/boot/vmlinuz-{kver}", f"/boot/System.map-{kver}", f"/boot/config-{kver}",
-               f"/usr/lib/modules/{kver}", "/usr/sbin/new-kernel-pkg"]
+               f"/boot/symvers-{kver}.gz", f"/usr/lib/modules/{kver}", "/usr/sbin/new-kernel-pkg",
+               "/usr/sbin/weak-modules"]
     k.ghosts = [f"%attr(0600,root,root) /boot/initramfs-{kver}.img"]
+    # CentOS 6's kernel.spec: %posttrans runs weak-modules --add-kernel before
+    # new-kernel-pkg; %preun undoes both.
     k.scripts = {
-        "posttrans": f"/sbin/new-kernel-pkg --package kernel --mkinitrd --dracut --depmod --install {kver} || exit $?",
-        "preun": f"/sbin/new-kernel-pkg --rminitrd --remove {kver} || :",
+        "posttrans": f"if [ -x /sbin/weak-modules ]; then /sbin/weak-modules --add-kernel {kver} || exit $?; fi\n"
+                     f"/sbin/new-kernel-pkg --package kernel --mkinitrd --dracut --depmod --install {kver} || exit $?",
+        "preun": f"/sbin/new-kernel-pkg --rminitrd --remove {kver} || :\n"
+                 f"if [ -x /sbin/weak-modules ]; then /sbin/weak-modules --remove-kernel {kver} || :; fi",
     }
     # CentOS 6's kernel requires dracut-kernel (its initramfs builder).
     k.requires = ["filesystem", "busybox", "/bin/sh", "dracut-kernel"]
-    k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}", "kernel-drm = 4.3.0"]
-    if not RELEASES[release]["devel"]:
+    k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{krel}", "kernel-drm = 4.3.0"]
+    if update or not RELEASES[release]["devel"]:
         return k, None
 
     d = synthetic("kernel-devel", KERNEL_VERSION, RELEASES[release]["kernel"],
@@ -1188,6 +1214,8 @@ def build(work, debdir):
         pkgs.append(centos_release_pkg(release, key_asc, work))
         pkgs.append(tzdata_pkg(release, tz.stage, work))
         pkgs += [p for p in kernel_pkgs(release, deb_k, kernel_trees, work) if p]
+        if release in UPDATES:
+            pkgs.append(kernel_pkgs(release, deb_k, kernel_trees, work, update=UPDATES[release]["kernel"])[0])
     for name, release in ONLY_IN.items():
         pkgs.append(only_in_pkg(name, release, work))
     resolve_conflicts(pkgs)
@@ -1252,6 +1280,21 @@ def build(work, debdir):
             "packageCount": len(names_here),
             "packages": sorted(p.nevra for p in names_here),
         }
+        if release in UPDATES:
+            urepo = os.path.join(work, "vault", release, "updates", "x86_64")
+            os.makedirs(os.path.join(urepo, "Packages"))
+            updates = [pkg for pkg, path in built if pkg.group == f"{release}-updates"]
+            for pkg, path in built:
+                if pkg.group == f"{release}-updates":
+                    os.link(path, os.path.join(urepo, "Packages", os.path.basename(path)))
+            run(["createrepo_c", "--quiet", "--no-database", urepo])
+            ukver = f"{KERNEL_VERSION}-{UPDATES[release]['kernel']}"
+            facts["perRelease"][release]["updates"] = {
+                "repo": f"vault/{release}/updates/x86_64",
+                "kernel": f"kernel-{ukver}.x86_64", "kernelVersion": ukver, "kernelRelease": f"{ukver}.x86_64",
+                "initramfs": f"/boot/initramfs-{ukver}.x86_64.img", "vmlinuz": f"/boot/vmlinuz-{ukver}.x86_64",
+                "packages": sorted(p.nevra for p in updates),
+            }
     facts["differences"] = {
         "kernel": {r: facts["perRelease"][r]["kernel"] for r in RELEASES},
         "kernel-devel": {r: facts["perRelease"][r]["kernelDevel"] for r in RELEASES if RELEASES[r]["devel"]},
