@@ -278,17 +278,7 @@ enum PackageSteps {
         if ctx.dryRun {
             ctx.note("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(uniquePackages(ctx.bootstrapSet + ctx.installSet).count) cached packages into \(mirror)")
         } else {
-            for file in repo.keptMetadata {
-                let destination = mirror + "/" + file
-                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try FileManager.default.copyItem(atPath: repo.metadataDirectory.path + "/" + file, toPath: destination)
-            }
-            for package in uniquePackages(ctx.bootstrapSet + ctx.installSet) {
-                let destination = mirror + "/" + package.location
-                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                guard let source = ctx.cachedPaths[package.location] else { continue }
-                if link(source, destination) != 0 { try FileManager.default.copyItem(atPath: source, toPath: destination) }
-            }
+            try fillMirror(mirror, metadataOf: repo, packages: uniquePackages(ctx.bootstrapSet + ctx.installSet), cachedPaths: ctx.cachedPaths)
         }
         try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror"]))
         InstallSteps.pushUnmount(ctx, inside + "/mirror")
@@ -311,6 +301,25 @@ enum PackageSteps {
         try runner.checked(Command("mkdir", ["-p", inside + "/repos.d"]))
     }
 
+    /// A local mirror: the repository's verified metadata, copied, and the verified
+    /// packages from the cache, hard-linked (copied across filesystems).
+    static func fillMirror(_ mirror: String, metadataOf repo: ReleaseRepository, packages: [RepoPackage], cachedPaths: [String: String]) throws {
+        func parentExists(_ path: String) throws {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
+        for file in repo.keptMetadata {
+            let destination = mirror + "/" + file
+            try parentExists(destination)
+            try FileManager.default.copyItem(atPath: repo.metadataDirectory.path + "/" + file, toPath: destination)
+        }
+        for package in packages {
+            let destination = mirror + "/" + package.location
+            try parentExists(destination)
+            guard let source = cachedPaths[package.location] else { continue }
+            if link(source, destination) != 0 { try FileManager.default.copyItem(atPath: source, toPath: destination) }
+        }
+    }
+
     /// --updates: the updates repository's local mirror (its verified repodata and
     /// the verified packages resolved from it), bind-mounted read-only as
     /// `mirror-updates`; returns the upstream yum falls back to.
@@ -326,17 +335,7 @@ enum PackageSteps {
         if ctx.dryRun {
             ctx.note("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)")
         } else {
-            for file in updates.keptMetadata {
-                let destination = mirror + "/" + file
-                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try FileManager.default.copyItem(atPath: updates.metadataDirectory.path + "/" + file, toPath: destination)
-            }
-            for package in ours {
-                let destination = mirror + "/" + package.location
-                try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                guard let source = ctx.cachedPaths[package.location] else { continue }
-                if link(source, destination) != 0 { try FileManager.default.copyItem(atPath: source, toPath: destination) }
-            }
+            try fillMirror(mirror, metadataOf: updates, packages: ours, cachedPaths: ctx.cachedPaths)
         }
         try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror-updates"]))
         InstallSteps.pushUnmount(ctx, inside + "/mirror-updates")

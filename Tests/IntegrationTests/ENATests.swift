@@ -86,6 +86,31 @@ final class ENAImage: @unchecked Sendable {
                                       environment: ["CENTOS6_AMI_WORK_DIR": workDir])
     }
 
+    /// Test-only lines at the end of rc.local of a copy mounted at `root`: after
+    /// boot they print whether `modprobe ena` worked, which file it took, our
+    /// module's marker in dmesg and whether it is loaded, each line starting `TAG:`.
+    static func appendProbe(root: String, tag: String) throws {
+        let probe = """
+
+            # centos6-ami ENA probe (added to a copy by the integration tests)
+            echo "\(tag): modprobe: $(/sbin/modprobe ena 2>&1; echo status $?)"
+            echo "\(tag): modinfo: $(/sbin/modinfo -n ena 2>&1)"
+            echo "\(tag): dmesg: $(dmesg | grep -o '\(marker)' | head -1)"
+            echo "\(tag): loaded: $(grep -c '^ena ' /proc/modules)"
+
+            """
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/etc/rc.d/rc.local"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(probe.utf8))
+        try handle.close()
+    }
+
+    /// The probe's lines in a console log ("\r\n" is one Character in Swift: the "\r"s go first).
+    static func probeLines(consoleLog: String, tag: String) -> [Substring] {
+        let console = (try? String(contentsOfFile: consoleLog, encoding: .utf8)) ?? ""
+        return String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" })).split(separator: "\n").filter { $0.contains(tag + ":") }
+    }
+
     /// Runs `body` on a writable copy of the image, mounted with /proc (rpm needs both).
     func withMountedCopy<T>(_ body: (String) throws -> T) throws -> T {
         let copy = dir + "/copy.img"
@@ -297,27 +322,13 @@ struct ENAInstallTests {
             let mounted = try sh("mkdir -p \(mnt) && mount \(attached.partition) \(mnt)")
             try #require(mounted.status == 0, "\(mounted.stderr)")
             defer { _ = try? sh("umount \(mnt); rmdir \(mnt)") }
-            let probe = """
-
-                # centos6-ami ENA test (added to a copy by ENATests)
-                echo "ena-test: modprobe: $(/sbin/modprobe ena 2>&1; echo status $?)"
-                echo "ena-test: modinfo: $(/sbin/modinfo -n ena 2>&1)"
-                echo "ena-test: dmesg: $(dmesg | grep -o '\(ENAImage.marker)' | head -1)"
-                echo "ena-test: loaded: $(grep -c '^ena ' /proc/modules)"
-
-                """
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: mnt + "/etc/rc.d/rc.local"))
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(probe.utf8))
-            try handle.close()
+            try ENAImage.appendProbe(root: mnt, tag: "ena-test")
         }
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEnaBootTestKeyCentos6AmiStandInDriver ena@test"
         try (key + "\n").write(toFile: built.dir + "/key.pub", atomically: true, encoding: .utf8)
         let out = try Integration.tool(["boot-test", copy, "--key", built.dir + "/key.pub", "--timeout", "240"])
         #expect(out.status == 0, "\(out.stderr)")
-        let console = (try? String(contentsOfFile: copy + ".console.log", encoding: .utf8)) ?? ""
-        // "\r\n" is one Character in Swift: drop the "\r"s first.
-        let lines = String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" })).split(separator: "\n").filter { $0.contains("ena-test:") }
+        let lines = ENAImage.probeLines(consoleLog: copy + ".console.log", tag: "ena-test")
         print("ena boot:\n" + lines.joined(separator: "\n"))
         #expect(lines.contains { $0.contains("ena-test: modprobe: status 0") }, "\(lines)")
         #expect(lines.contains { $0.contains("ena-test: modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)")

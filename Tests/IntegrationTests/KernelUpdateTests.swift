@@ -109,18 +109,7 @@ struct KernelUpdateTests {
             }
 
             // Test-only probe at the end of rc.local of the copy.
-            let probe = """
-
-                # centos6-ami kernel update test (added to a copy by KernelUpdateTests)
-                echo "update-test: modprobe: $(/sbin/modprobe ena 2>&1; echo status $?)"
-                echo "update-test: modinfo: $(/sbin/modinfo -n ena 2>&1)"
-                echo "update-test: dmesg: $(dmesg | grep -o '\(ENAImage.marker)' | head -1)"
-
-                """
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: mnt + "/etc/rc.d/rc.local"))
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(probe.utf8))
-            try handle.close()
+            try ENAImage.appendProbe(root: mnt, tag: "update-test")
         }
 
         // boot-test boots the NEW entry: grub echoes it on the serial console.
@@ -132,7 +121,7 @@ struct KernelUpdateTests {
         let plain = String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" }))
         #expect(plain.contains("Booting 'CentOS (\(new))'\n"), "grub boots the new entry")
         #expect(plain.contains("\nkernel /boot/vmlinuz-\(new) ro root=LABEL=/ "), "grub echoes the new kernel line")
-        let lines = plain.split(separator: "\n").filter { $0.contains("update-test:") }
+        let lines = ENAImage.probeLines(consoleLog: copy + ".console.log", tag: "update-test")
         print("kernel update boot:\n" + lines.joined(separator: "\n"))
         #expect(lines.contains { $0.contains("update-test: modprobe: status 0") }, "\(lines)")
         #expect(lines.contains { $0.contains("update-test: modinfo: /lib/modules/") && $0.hasSuffix("/weak-updates/ena/ena.ko") }, "\(lines)")
