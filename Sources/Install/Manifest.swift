@@ -48,7 +48,7 @@ public struct BuildManifest: Codable, Equatable, Sendable {
     public var schema = 1
     public var release: String
     public var kernel: String
-    /// `xen`/`nitro` verdict of the image's initramfs; nil until install computes one.
+    /// Where the image boots (`xen,nitro`, `xen`), from the install's boot-verdict step; nil when it was not read.
     public var bootVerdict: String?
     /// The ENA driver version built into the image (`--ena`), else nil.
     public var enaVersion: String?
@@ -65,7 +65,7 @@ public struct BuildManifest: Codable, Equatable, Sendable {
     /// `sha256` gives the sha256 of a repository package (the metadata's own, or computed for a
     /// SHA-1 repository).
     public static func make(release: String, kernel: String, mirror: String, repomdRevision: String?, toolVersion: String,
-                            enaVersion: String?, created: Date, installed: [InstalledPackage], repository: [RepoPackage],
+                            enaVersion: String?, bootVerdict: String? = nil, created: Date, installed: [InstalledPackage], repository: [RepoPackage],
                             signingKeys: [String: String], sha256: (RepoPackage) throws -> String) rethrows -> BuildManifest {
         var byNEVRA: [String: RepoPackage] = [:]
         for package in repository where byNEVRA[package.nevra] == nil { byNEVRA[package.nevra] = package }
@@ -76,7 +76,7 @@ public struct BuildManifest: Codable, Equatable, Sendable {
         }
         let f = ISO8601DateFormatter()
         f.timeZone = TimeZone(identifier: "UTC")
-        return BuildManifest(release: release, kernel: kernel, bootVerdict: nil, enaVersion: enaVersion, mirror: mirror,
+        return BuildManifest(release: release, kernel: kernel, bootVerdict: bootVerdict, enaVersion: enaVersion, mirror: mirror,
                              repomdRevision: repomdRevision, toolVersion: toolVersion, created: f.string(from: created), packages: packages)
     }
 
@@ -100,7 +100,7 @@ extension InstallContext {
         let paths = cachedPaths
         return try BuildManifest.make(
             release: options.release, kernel: release.kernel, mirror: options.mirror, repomdRevision: repository?.repomd.revision,
-            toolVersion: toolVersion, enaVersion: enaInstalled ? versions.ena.version : nil, created: created,
+            toolVersion: toolVersion, enaVersion: enaInstalled ? versions.ena.version : nil, bootVerdict: bootVerdict?.bootsOn, created: created,
             installed: installedPackages, repository: bootstrapSet + installSet, signingKeys: signingKeys,
             sha256: { package in
                 if package.checksum.kind == .sha256 { return package.checksum.hex }
