@@ -225,8 +225,8 @@ public enum InstallSteps {
     }
 
     static func unmount(_ ctx: InstallContext) throws {
-        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
-        defer { if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false } }
+        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = true }
+        defer { if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false } }
         let failures = ctx.cleanup.unwind(downTo: ctx.deviceMark)
         if let first = failures.first { throw InstallError.incomplete(step: "unmount", reason: first) }
     }
