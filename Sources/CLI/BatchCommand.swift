@@ -195,7 +195,7 @@ struct BatchCommand {
             case "--yum-cache":
                 do { _ = try YumCache.parse(value) } catch { throw UsageError("\(error)", usage: usage) }
             case "--stop-after":
-                guard InstallSteps.names.contains(value) else { throw UsageError("unknown step '\(value)'", usage: usage) }
+                guard InstallSteps.names(ena: args.has("--ena")).contains(value) else { throw UsageError("unknown step '\(value)'", usage: usage) }
             default: break
             }
             pass += [option, value]

@@ -77,10 +77,11 @@ public enum CLI {
             console.err("error: \(error.message)")
             console.err(error.usage)
             return ExitCode.usage
-        } catch HostError.interrupted(let sig) {
-            console.err("centos6-ami: interrupted by signal \(sig); cleaned up")
-            return ExitCode.interrupted
         } catch {
+            if case let HostError.interrupted(sig) = StepFailed.cause(of: error) {
+                console.err("centos6-ami: interrupted by signal \(sig); cleaned up")
+                return ExitCode.interrupted
+            }
             if Interruption.shared.isInterrupted {
                 console.err("centos6-ami: interrupted: \(error)")
                 return ExitCode.interrupted

@@ -48,8 +48,8 @@ struct InstallCommand {
           --dry-run          print the full ordered plan, one command per line; change nothing
           --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)
           --keep-on-error    on failure leave mounts and devices in place and print how to clean up
-          --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
-                             \(InstallSteps.names.joined(separator: ", "))
+          --stop-after STEP  stop after STEP and unwind normally (for inspection); steps (ena-* only with --ena):
+                             \(InstallSteps.names(ena: true).joined(separator: ", "))
           --hold SECONDS     with --stop-after: keep everything mounted this long first
           --register         afterwards, register the AMI ('centos6-ami help register'): an attached
                              EBS volume is snapshotted, an image file uploaded through the EBS
@@ -86,7 +86,7 @@ struct InstallCommand {
             }
             return try registerAfterInstall(register, status: status, console: console)
         } catch {
-            let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = error { return true }; return false }()
+            let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = StepFailed.cause(of: error) { return true }; return false }()
             try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: options.ena,
                                result: interrupted ? InstallResult.interrupted : InstallResult.failed,
                                seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)").write(to: resultPath)
@@ -161,8 +161,10 @@ struct InstallCommand {
             throw UsageError("--gpg-key '\(key)' is not a readable file", usage: usage)
         }
         if let stop = args.value("--stop-after") {
-            guard InstallSteps.names.contains(stop) else {
-                throw UsageError("unknown step '\(stop)' (steps: \(InstallSteps.names.joined(separator: ", ")))", usage: usage)
+            let steps = InstallSteps.names(ena: options.ena)
+            guard steps.contains(stop) else {
+                let enaOnly = InstallSteps.names(ena: true).contains(stop) ? " without --ena" : ""
+                throw UsageError("unknown step '\(stop)'\(enaOnly) (steps: \(steps.joined(separator: ", ")))", usage: usage)
             }
             options.stopAfter = stop
         }

@@ -19,6 +19,13 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         return try body()
     }
 
+    public func note(_ text: String) { log?.write("note: \(text)") }
+
+    public func writeFile(_ text: String, to path: String, mode: Int) throws {
+        log?.write(describeWrite(text, to: path, mode: mode))
+        try writeToolFile(text, to: path, mode: mode)
+    }
+
     public init(log: Log?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.log = log
         var env = environment

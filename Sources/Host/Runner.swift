@@ -9,11 +9,23 @@ public protocol CommandRunner: AnyObject, Sendable {
     var isDryRun: Bool { get }
     /// Runs `body` while a cleanup stack unwinds: after an interruption only these commands may still start.
     func unwinding<T>(_ body: () throws -> T) rethrows -> T
+    /// Says what a job does besides its commands: a comment line of the dry-run plan, a line of the real run's log.
+    func note(_ text: String)
+    /// Writes a file of the tool's own making, atomically, with `mode`; the dry-run printer prints it instead.
+    func writeFile(_ text: String, to path: String, mode: Int) throws
+    /// Does a step's own work that no command expresses (unpacking, linking, locking, checking
+    /// the world); the dry-run printer prints `description` instead, as a note (nothing when nil).
+    func perform(_ description: String?, _ action: () throws -> Void) rethrows
 }
 
 extension CommandRunner {
     public var isDryRun: Bool { false }
     public func unwinding<T>(_ body: () throws -> T) rethrows -> T { try body() }
+    public func note(_ text: String) {}
+    public func writeFile(_ text: String, to path: String, mode: Int) throws { try writeToolFile(text, to: path, mode: mode) }
+    public func perform(_ description: String?, _ action: () throws -> Void) rethrows { try action() }
+    /// `perform` with nothing to show in the plan.
+    public func perform(_ action: () throws -> Void) rethrows { try perform(nil, action) }
 
     /// Runs the command and throws `CommandFailed` unless it exits 0.
     @discardableResult
@@ -41,12 +53,29 @@ public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
         echo(command.shellLine)
         return .success
     }
-    /// A step that is not yet implemented, or a non-command action, listed by name.
+    /// A non-command action, listed as a comment line.
     public func note(_ text: String) {
         let line = "# \(text)"
         lock.withLock { lines.append(line) }
         echo(line)
     }
+    public func writeFile(_ text: String, to path: String, mode: Int) throws { note(describeWrite(text, to: path, mode: mode)) }
+    public func perform(_ description: String?, _ action: () throws -> Void) rethrows { if let description { note(description) } }
+}
+
+/// Writes a file of the tool's own making: atomic (temporary file, rename), then `mode`.
+public func writeToolFile(_ text: String, to path: String, mode: Int) throws {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    } catch {
+        throw HostError.cannotWrite(path: path, reason: "\(error)")
+    }
+}
+
+/// How a file write reads in the plan and the log.
+func describeWrite(_ text: String, to path: String, mode: Int) -> String {
+    "write \(path) (\(text.utf8.count) bytes, mode \(String(mode, radix: 8)))"
 }
 
 /// Unit tests: records every command and answers from a script of responses.

@@ -60,6 +60,9 @@ public struct StepEngine<Context>: Sendable {
     public var explain: @Sendable (_ step: String, _ error: any Error) -> (any Error)? = { _, _ in nil }
     /// Runs with the manual undo lines when `keepOnError` kept everything.
     public var onKept: @Sendable (_ manual: [String]) -> Void = { _ in }
+    /// Runs when every step (up to `stopAfter`) succeeded, after the stack unwound, even when a
+    /// signal came during that unwinding (e.g. to record that the job's product is complete).
+    public var onSuccess: @Sendable () -> Void = {}
     /// Runs after a failed undo left something behind.
     public var onLeftovers: @Sendable (_ failures: [String]) -> Void = { _ in }
     /// Progress lines are numbered `[i/n]`; an inner job may want its own prefix.
@@ -112,6 +115,7 @@ public struct StepEngine<Context>: Sendable {
             throw StepFailed(step: current, cause: error)
         }
         unwind(failed: false)
+        onSuccess()
         if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
         return report
     }

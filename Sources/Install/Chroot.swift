@@ -51,21 +51,20 @@ enum Chroot {
             InstallSteps.pushUnmount(ctx, point)
             if point.hasSuffix("/proc") {
                 // Before /proc goes: nothing of the target may outlive the install.
-                ctx.cleanup.push("stop processes left in \(root)") { killProcesses(root: root, dryRun: runner.isDryRun) }
+                ctx.cleanup.push("stop processes left in \(root)") { runner.perform { killProcesses(root: root) } }
             }
         }
         for command in devCommands(root: root) { try runner.checked(command) }
         try runner.checked(devptsCommand(root: root))
         InstallSteps.pushUnmount(ctx, root + "/dev/pts")
         // CentOS 6 tools (mount, dracut via new-kernel-pkg) read /etc/mtab.
-        if ctx.dryRun || !FileManager.default.fileExists(atPath: root + "/etc/mtab") {
+        // Reads back: the target may have its own.
+        if runner.isDryRun || !FileManager.default.fileExists(atPath: root + "/etc/mtab") {
             try runner.checked(Command("ln", ["-sf", "/proc/mounts", root + "/etc/mtab"]))
             ctx.cleanup.push("remove /etc/mtab link") {
-                // The image's own /etc/mtab is written by rc.sysinit at boot.
-                if runner.isDryRun { _ = runner.run(Command("rm", ["-f", root + "/etc/mtab"])); return }
-                if (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/mtab")) == "/proc/mounts" {
-                    try FileManager.default.removeItem(atPath: root + "/etc/mtab")
-                }
+                // The image's own /etc/mtab is written by rc.sysinit at boot; only our link goes.
+                let ours = runner.isDryRun || (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/mtab")) == "/proc/mounts"
+                if ours { try runner.checked(Command("rm", ["-f", root + "/etc/mtab"])) }
             }
         }
         try copyResolvConf(ctx)
@@ -76,7 +75,8 @@ enum Chroot {
     static func copyResolvConf(_ ctx: InstallContext) throws {
         let target = ctx.root + "/etc/resolv.conf", saved = ctx.workDir + "/resolv.conf.target"
         let runner = ctx.runner
-        let hadOwn = !ctx.dryRun && FileManager.default.fileExists(atPath: target)
+        // Reads back: whether the target has its own.
+        let hadOwn = !runner.isDryRun && FileManager.default.fileExists(atPath: target)
         if hadOwn { try runner.checked(Command("cp", ["-a", target, saved])) }
         try runner.checked(Command("cp", ["-L", "/etc/resolv.conf", target]))
         ctx.cleanup.push("remove the builder's resolv.conf", manual: ["rm -f \(target)"]) {
@@ -89,8 +89,7 @@ enum Chroot {
     }
 
     /// TERM, then KILL, to every process whose root is the target.
-    static func killProcesses(root: String, dryRun: Bool) {
-        guard !dryRun else { return }
+    static func killProcesses(root: String) {
         let resolvedRoot = (root as NSString).resolvingSymlinksInPath
         func inside() -> [pid_t] {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

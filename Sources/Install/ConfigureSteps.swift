@@ -13,14 +13,13 @@ import Glibc
 enum ConfigureSteps {
     // MARK: configure
 
+    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: configure)
     static func configure(_ ctx: InstallContext) throws {
         var config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
         // nvme in dracut's ec2.conf only when the installed kernel has it (6.5 and later):
         // read from the target's module tree, not from the versions table.
-        if ctx.dryRun {
-            config.nvme = true
-            ctx.note("ec2.conf lists nvme only if /lib/modules/\(config.kernel) of the target has it")
-        } else {
+        config.nvme = true
+        ctx.runner.perform("ec2.conf lists nvme only if /lib/modules/\(config.kernel) of the target has it") {
             config.nvme = BootVerdict.kernelHas("nvme", root: ctx.root, kernel: config.kernel)
         }
         config.timeSync = !ctx.options.minimal
@@ -41,20 +40,20 @@ enum ConfigureSteps {
 
     /// The installed kernel's initramfs, rebuilt by the target's own dracut (it reads
     /// /etc/dracut.conf.d/ec2.conf); the builder's dracut would build for the builder.
+    static let initramfsStep = InstallStep("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: regenerateInitramfs)
     static func regenerateInitramfs(_ ctx: InstallContext) throws {
         let kernel = GrubMenu.installedKernel(ctx.release.kernel)
         try ctx.runner.checked(Command("dracut", ["-f", "/boot/initramfs-\(kernel).img", kernel]).inChroot(ctx.root))
     }
 
     /// Where the image boots, from its own files (read only).
+    static let bootVerdictStep = InstallStep("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: bootVerdict)
     static func bootVerdict(_ ctx: InstallContext) throws {
-        if ctx.dryRun {
-            ctx.note("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target")
-            return
+        try ctx.runner.perform("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target") {
+            let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
+            ctx.bootVerdict = verdict
+            ctx.log.say("boots on: \(verdict.summary)")
         }
-        let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
-        ctx.bootVerdict = verdict
-        ctx.log.say("boots on: \(verdict.summary)")
     }
 
     /// Writes one `ImageFile` into the image. Whatever stood at the path (a
@@ -66,12 +65,14 @@ enum ConfigureSteps {
         case let .text(text):
             try ctx.write(text, to: path, mode: mode)
         case let .edit(edit):
-            if ctx.dryRun { ctx.note("edit \(path)"); return }
-            let original = try? String(contentsOfFile: path, encoding: .utf8)
-            if original == nil && edit.requiresOriginal {
-                throw InstallError.incomplete(step: "configure", reason: "'\(file.path)' is missing from the image (its package should have installed it)")
+            // An edit reads the package's file back: the plan names it.
+            try ctx.runner.perform("edit \(path)") {
+                let original = try? String(contentsOfFile: path, encoding: .utf8)
+                if original == nil && edit.requiresOriginal {
+                    throw InstallError.failed("'\(file.path)' is missing from the image (its package should have installed it)")
+                }
+                try ctx.write(edit.apply(to: original ?? ""), to: path, mode: mode)
             }
-            try ctx.write(edit.apply(to: original ?? ""), to: path, mode: mode)
         case let .copy(source):
             // Inside the chroot, so a symlink in the image (zoneinfo's GMT -> Etc/GMT)
             // resolves in the image, never on the builder.
@@ -85,14 +86,15 @@ enum ConfigureSteps {
             try ctx.runner.checked(Command("chmod", [String(mode, radix: 8), path]))
         }
         if case .symlink = file.content { return }
-        if !ctx.dryRun { try ctx.runner.checked(Command("chown", ["-h", "\(file.uid):\(file.gid)", path])) }
+        try ctx.runner.perform { try ctx.runner.checked(Command("chown", ["-h", "\(file.uid):\(file.gid)", path])) }
     }
 
     /// ec2-user with a locked password (rc.local adds the launch key at first
     /// boot); root's password locked too.
     static func createUsers(_ ctx: InstallContext) throws {
         let user = Accounts.user, runner = ctx.runner
-        let exists = !ctx.dryRun && runner.run(Command("id", [user]).inChroot(ctx.root)).status == 0
+        // Reads back: whether a package made the user.
+        let exists = !runner.isDryRun && runner.run(Command("id", [user]).inChroot(ctx.root)).status == 0
         if !exists { try runner.checked(Command("useradd", ["-m", user]).inChroot(ctx.root)) }
         try runner.checked(Command("passwd", ["-l", user]).inChroot(ctx.root))
         try runner.checked(Command("passwd", ["-l", "root"]).inChroot(ctx.root))
@@ -110,12 +112,11 @@ enum ConfigureSteps {
         "device (hd0) \(disk)\nroot (hd0,0)\nsetup (hd0)\nquit\n"
     }
 
+    static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: installBootloader)
     static func installBootloader(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
         // The stage files from the grub package, as the original copied them.
-        if ctx.dryRun {
-            ctx.note("copy /usr/share/grub/*/*stage* of the image into /boot/grub")
-        } else {
+        try runner.perform("copy /usr/share/grub/*/*stage* of the image into /boot/grub") {
             let shareDir = root + "/usr/share/grub"
             let platforms = (try? FileManager.default.contentsOfDirectory(atPath: shareDir)) ?? []
             var copied = 0
@@ -126,36 +127,37 @@ enum ConfigureSteps {
                     copied += 1
                 }
             }
-            guard copied > 0 else { throw InstallError.incomplete(step: "install-bootloader", reason: "no grub stage files under /usr/share/grub in the image (is the grub package installed?)") }
+            guard copied > 0 else { throw InstallError.failed("no grub stage files under /usr/share/grub in the image (is the grub package installed?)") }
         }
         let aliases = root + aliasDirectory
         try runner.checked(Command("mkdir", ["-p", aliases]))
-        let disk = majorMinor(of: ctx.device, dryRun: ctx.dryRun), part = majorMinor(of: ctx.partition, dryRun: ctx.dryRun)
+        let device = try ctx.device
+        let disk = majorMinor(of: device, runner: runner), part = majorMinor(of: try ctx.partition, runner: runner)
         for (name, numbers) in [("xvdz", disk), ("xvdz1", part)] {
             try runner.checked(Command("mknod", ["-m", "0600", aliases + "/" + name, "b", numbers.0, numbers.1]))
         }
         ctx.cleanup.push("remove grub alias nodes", manual: ["rm -rf \(aliases)"]) {
-            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", aliases])); return }
-            try? FileManager.default.removeItem(atPath: aliases)
+            _ = runner.run(Command("rm", ["-rf", aliases]))
         }
         // grub reads the filesystem from the raw device: flush the page cache first.
         try runner.checked(Command("sync", ["-f", root + "/boot/grub"]))
-        try runner.checked(Command("blockdev", ["--flushbufs", ctx.device]))
+        try runner.checked(Command("blockdev", ["--flushbufs", device]))
         let script = grubScript(disk: aliasDirectory + "/xvdz")
         let result = try runner.checked(Command("grub", ["--batch", "--no-floppy", "--device-map=/dev/null"], standardInput: Data(script.utf8)).inChroot(root))
         // grub --batch exits 0 even when setup fails: read what it said.
-        if !ctx.dryRun {
+        try runner.perform {
             let output = result.stdoutText + result.stderrText
             guard output.contains("succeeded"), !output.contains("Error ") else {
-                throw InstallError.incomplete(step: "install-bootloader", reason: "grub setup (hd0) did not succeed:\n" + output)
+                throw InstallError.failed("grub setup (hd0) did not succeed:\n" + output)
             }
         }
         ctx.cleanup.unwindEntry(named: "remove grub alias nodes")
     }
 
     /// `(major, minor)` of a block device from sysfs (placeholders in a dry run).
-    static func majorMinor(of device: String, dryRun: Bool) -> (String, String) {
-        guard !dryRun, let name = BlockDevices.kernelName(of: device), let info = BlockDevices.info(kernelName: name) else { return ("MAJOR", "MINOR") }
+    static func majorMinor(of device: String, runner: CommandRunner) -> (String, String) {
+        // Reads back: sysfs.
+        guard !runner.isDryRun, let name = BlockDevices.kernelName(of: device), let info = BlockDevices.info(kernelName: name) else { return ("MAJOR", "MINOR") }
         let parts = info.majorMinor.split(separator: ":").map(String.init)
         return (parts[0], parts[1])
     }
@@ -168,13 +170,16 @@ enum ConfigureSteps {
         "/var/lib/yum/uuid", "/root/.bash_history", "/root/.ssh", "/root/.viminfo", "/root/.lesshst",
     ]
 
+    static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: clean)
     static func clean(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
         try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
-        if ctx.dryRun {
-            ctx.note("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp")
-            return
+        try runner.perform("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp") {
+            try removeLeftovers(ctx, root: root)
         }
+    }
+
+    static func removeLeftovers(_ ctx: InstallContext, root: String) throws {
         let fm = FileManager.default
         var removed: [String] = []
         for path in removedFiles where fm.fileExists(atPath: root + path) || isSymlink(root + path) {

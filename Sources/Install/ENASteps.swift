@@ -8,14 +8,16 @@ import Versions
 struct ENAState {
     /// Ours on the builder (under the download cache, never on the target):
     /// `source/` (the fetched tree), `root/` (the build root), the built RPM.
-    var scratch = ""
+    var scratch: String?
     /// The top of the pin-checked tree under `scratch/source` (it holds
     /// `kernel/linux/ena` and `kernel/linux/common/ena_com`).
-    var sourceTree = ""
+    var sourceTree: String?
     /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure.
     var buildSet: [RepoPackage] = []
-    var rpmPath = ""
-    var vermagic = ""
+    /// The built (or, with --ena-share, reused) kmod-ena package in `scratch`.
+    var rpmPath: String?
+    /// Read from the built module (nil in a dry run).
+    var vermagic: String?
     var buildRootSeconds = 0.0
     var kbuildSeconds = 0.0
 }
@@ -28,14 +30,16 @@ enum ENASteps {
     static let buildTools = ["gcc", "make", "rpm-build"]
     /// Inside the build root: the source copy, the spec and rpmbuild's tree.
     static let work = "/usr/src/centos6-ami-ena"
+    /// Only in an install with `--ena` (`InstallSteps.steps(for:)`).
+    static let steps = [sourceStep, resolveStep, buildStep, installStep]
 
     /// The kernel's modules directory name: `2.6.32-696.el6.x86_64`.
     static func kernelRelease(_ ctx: InstallContext) -> String { ctx.release.kernel + ".x86_64" }
 
     // MARK: ena-source (before metadata is fetched, before any write)
 
+    static let sourceStep = InstallStep("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin", run: source)
     static func source(_ ctx: InstallContext) throws {
-        guard ctx.options.ena else { return }
         let pin = ctx.versions.ena, runner = ctx.runner
         try ENAEligibility.check(ctx.release, pin: pin)
         let source = try ENASource.from(option: ctx.options.enaSource, pinnedURL: pin.url)
@@ -52,30 +56,29 @@ enum ENASteps {
         for command in source.fetchCommands(scratch: scratch, directories: pin.sourceDirectories,
                                             lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up))) { try runner.checked(command) }
         let directories = pin.sourceDirectories.joined(separator: " and ")
-        if ctx.dryRun {
-            ctx.enaState.sourceTree = "\(scratch)/source"
-            ctx.note("check every file of \(directories) under \(ctx.enaState.sourceTree) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal")
-            return
+        // Reads back: where the archive's tree is.
+        let tree = runner.isDryRun ? "\(scratch)/source" : try ENASource.locateTree(scratch: scratch, buildDirectory: pin.buildDirectory)
+        try runner.perform("check every file of \(directories) under \(tree) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal") {
+            let problems = try PinCheck.check(root: tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
+            guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
+            ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
         }
-        let tree = try ENASource.locateTree(scratch: scratch, buildDirectory: pin.buildDirectory)
-        let problems = try PinCheck.check(root: tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
-        guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
         ctx.enaState.sourceTree = tree
-        ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
     }
 
     // MARK: ena-resolve (the build root's packages join the verified download)
 
+    static let resolveStep = InstallStep("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)", run: resolve)
     static func resolve(_ ctx: InstallContext) throws {
-        guard ctx.options.ena, let repo = ctx.repository else { return }
+        let repo = try ctx.made(ctx.repository, "repository metadata", by: "fetch-metadata")
         let devel = "kernel-devel-" + ctx.release.kernel
         // --updates: the updates kernel's kernel-devel comes from the updates repository.
         let resolution = Resolver(packages: repo.packages + (ctx.updatesRepository?.packages ?? [])).resolve(seeds: buildTools + [devel])
         if let missing = resolution.unresolved.first(where: { $0.hasPrefix("(seed)") }) {
-            throw InstallError.incomplete(step: "ena-resolve", reason: "the repository lacks what the ENA build root needs: \(missing)")
+            throw InstallError.failed("the repository lacks what the ENA build root needs: \(missing)")
         }
         guard resolution.packages.contains(where: { $0.name == "kernel-devel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.incomplete(step: "ena-resolve", reason: "the repository has no '\(devel)' (the headers of the pinned kernel)")
+            throw InstallError.failed("the repository has no '\(devel)' (the headers of the pinned kernel)")
         }
         if !resolution.unresolved.isEmpty { ctx.log.write("ena build set: yum will resolve these itself: \(resolution.unresolved.joined(separator: "; "))") }
         ctx.enaState.buildSet = resolution.packages
@@ -86,8 +89,8 @@ enum ENASteps {
 
     // MARK: ena-build (a scratch build root on the builder)
 
+    static let buildStep = InstallStep("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed", run: build)
     static func build(_ ctx: InstallContext) throws {
-        guard ctx.options.ena else { return }
         if let share = ctx.options.enaShareDirectory { try buildShared(ctx, share: share) } else { try buildInBuildRoot(ctx) }
     }
 
@@ -99,9 +102,11 @@ enum ENASteps {
     static func buildShared(_ ctx: InstallContext, share: String) throws {
         let runner = ctx.runner, pin = ctx.versions.ena
         let lines = pin.files.keys.sorted().map { "\(pin.files[$0]!)  \($0)\n" }.joined() + "kernel \(ctx.release.kernel)\n"
+        // Reads back: sha256sum's output.
         let digest = runner.isDryRun ? "PIN" : String(try runner.checked(Command("sha256sum", ["-"], standardInput: Data(lines.utf8))).stdoutText.prefix(16))
         let dir = "\(share)/\(ctx.options.release)-\(pin.version)-\(digest)", shared = dir + "/" + rpmName(ctx)
-        if ctx.dryRun {
+        // Waiting on another install's build is the real run's alone.
+        if runner.isDryRun {
             ctx.note("reuse \(shared) when another install of this batch built it (waiting on \(dir)/lock), else build it below and leave it there")
             try buildInBuildRoot(ctx)
             return
@@ -115,7 +120,7 @@ enum ENASteps {
             }
         }
         defer { lock?.release() }
-        let mine = ctx.enaState.scratch + "/" + rpmName(ctx)
+        let mine = try scratch(ctx) + "/" + rpmName(ctx)
         if FileManager.default.fileExists(atPath: shared) {
             try runner.checked(Command("cp", [shared, mine]))
             ctx.enaState.rpmPath = mine
@@ -123,7 +128,7 @@ enum ENASteps {
             return
         }
         try buildInBuildRoot(ctx)
-        try runner.checked(Command("cp", [ctx.enaState.rpmPath, shared + ".part"]))
+        try runner.checked(Command("cp", [try builtRPM(ctx), shared + ".part"]))
         try runner.checked(Command("mv", ["-f", shared + ".part", shared]))
     }
 
@@ -134,9 +139,8 @@ enum ENASteps {
         // repository and verified cache: the same bootstrap, chroot mounts and
         // chroot yum as the target, with its own cleanup stack that one entry
         // of ours unwinds (unmounts first, then the tree goes).
-        let sub = try InstallContext(options: ctx.options, versions: ctx.versions, runner: runner, log: ctx.log)
-        sub.workDir = ctx.enaState.scratch
-        sub.filesystemUUID = "ena-" + ctx.filesystemUUID
+        let sub = try InstallContext(options: ctx.options, versions: ctx.versions, runner: runner, log: ctx.log,
+                                     filesystemUUID: "ena-" + ctx.filesystemUUID, workDir: try scratch(ctx))
         sub.repository = ctx.repository
         sub.updatesRepository = ctx.updatesRepository
         sub.release = ctx.release
@@ -152,7 +156,7 @@ enum ENASteps {
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
         ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
             let failures = sub.cleanup.unwind()
-            if let first = failures.first { throw InstallError.incomplete(step: "ena-build", reason: first) }
+            if let first = failures.first { throw InstallError.failed(first) }
             try removeTree(root, runner: runner)
         }
         ctx.log.say("ENA build root: \(root)")
@@ -165,10 +169,11 @@ enum ENASteps {
         // their relative paths (the Makefile reaches ../common/ena_com) and
         // checked again right before they are compiled.
         let tree = work + "/src", src = tree + "/" + pin.buildDirectory
-        for command in ENASource.copyCommands(from: ctx.enaState.sourceTree, to: root + tree, directories: pin.sourceDirectories) {
+        let sourceTree = try ctx.made(ctx.enaState.sourceTree, "checked ENA source", by: "ena-source")
+        for command in ENASource.copyCommands(from: sourceTree, to: root + tree, directories: pin.sourceDirectories) {
             try runner.checked(command)
         }
-        if !ctx.dryRun {
+        try runner.perform {
             let problems = try PinCheck.check(root: root + tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
             guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + tree, problems: problems) }
             guard isDirectory(root + KBuild.kernelDevelDirectory(kver)) else {
@@ -178,7 +183,7 @@ enum ENASteps {
         try runner.checked(KBuild.make(sourceDirectory: src, kernelRelease: kver).inChroot(root))
         let built = Date()
         ctx.enaState.kbuildSeconds = built.timeIntervalSince(rootReady)
-        if !ctx.dryRun {
+        try runner.perform {
             ctx.enaState.vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver))
             try checkModuleVersion(module: root + src + "/ena.ko", pinned: pin.version)
         }
@@ -189,18 +194,18 @@ enum ENASteps {
         try runner.checked(Command("mkdir", ["-p"] + KBuild.rpmTree(root + topdir)))
         try ctx.write(spec.render(), to: root + work + "/kmod-ena.spec", mode: 0o644)
         try runner.checked(KBuild.rpmbuild(spec: work + "/kmod-ena.spec", topdir: topdir).inChroot(root))
-        let rpm = ctx.enaState.scratch + "/" + rpmName(ctx)
+        let rpm = try scratch(ctx) + "/" + rpmName(ctx)
         try runner.checked(Command("cp", [root + topdir + "/RPMS/x86_64/" + rpmName(ctx), rpm]))
         ctx.enaState.rpmPath = rpm
 
         // Done with the build root: unmount and remove it now (the RPM stays in the scratch dir).
         ctx.cleanup.unwindEntry(named: teardown)
-        if !ctx.dryRun && FileManager.default.fileExists(atPath: root) {
-            throw InstallError.incomplete(step: "ena-build", reason: "the build root '\(root)' could not be removed; see the log")
+        try runner.perform {
+            if FileManager.default.fileExists(atPath: root) { throw InstallError.failed("the build root '\(root)' could not be removed; see the log") }
         }
         ctx.log.say(String(format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
                            pin.version, kver, ctx.enaState.buildRootSeconds, ctx.enaState.kbuildSeconds,
-                           Date().timeIntervalSince(started), ctx.enaState.vermagic))
+                           Date().timeIntervalSince(started), ctx.enaState.vermagic ?? ""))
     }
 
     /// The module's vermagic must name the release of the tree it was built
@@ -231,22 +236,23 @@ enum ENASteps {
 
     // MARK: ena-install (the target's own rpm)
 
+    static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: install)
     static func install(_ ctx: InstallContext) throws {
-        guard ctx.options.ena else { return }
         let runner = ctx.runner, root = ctx.root, kver = kernelRelease(ctx)
+        let rpm = try builtRPM(ctx)
         // On the yum-cache mount: the package file never lands on the volume.
-        let inside = PackageSteps.chrootWork + "/" + (ctx.enaState.rpmPath as NSString).lastPathComponent
-        try runner.checked(Command("cp", [ctx.enaState.rpmPath, root + inside]))
+        let inside = PackageSteps.chrootWork + "/" + (rpm as NSString).lastPathComponent
+        try runner.checked(Command("cp", [rpm, root + inside]))
         try runner.checked(Command("rpm", ["-K", "--nosignature", inside]).inChroot(root))
         try runner.checked(Command("rpm", ["-ivh", inside]).inChroot(root))
         try runner.checked(Command("rm", ["-f", root + inside]))
-        if !ctx.dryRun {
+        try runner.perform {
             let kmod = try runner.checked(Command("rpm", ["-q", "--qf", InstalledPackage.queryFormat, "kmod-ena"]).inChroot(root))
             ctx.installedPackages += InstalledPackage.parse(kmod.stdoutText)
             let dep = (try? String(contentsOfFile: "\(root)/lib/modules/\(kver)/modules.dep", encoding: .utf8)) ?? ""
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
             guard enaLines.count == 1, enaLines[0].hasPrefix("extra/ena/ena.ko:") || enaLines[0].hasPrefix("/lib/modules/\(kver)/extra/ena/ena.ko:") else {
-                throw InstallError.incomplete(step: "ena-install", reason: "depmod in the target did not pick extra/ena/ena.ko for 'ena' (modules.dep: \(enaLines))")
+                throw InstallError.failed("depmod in the target did not pick extra/ena/ena.ko for 'ena' (modules.dep: \(enaLines))")
             }
         }
         ctx.enaInstalled = true
@@ -254,6 +260,9 @@ enum ENASteps {
     }
 
     // MARK: helpers
+
+    static func scratch(_ ctx: InstallContext) throws -> String { try ctx.made(ctx.enaState.scratch, "ENA scratch directory", by: "ena-source") }
+    static func builtRPM(_ ctx: InstallContext) throws -> String { try ctx.made(ctx.enaState.rpmPath, "kmod-ena package", by: "ena-build") }
 
     static func isDirectory(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
@@ -263,11 +272,12 @@ enum ENASteps {
     /// `rm -rf`, but never while anything is mounted below the tree.
     /// - Important: deletes `path` and everything under it.
     static func removeTree(_ path: String, runner: CommandRunner) throws {
+        // Reads back: what is mounted below it.
         if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", path])); return }
         guard FileManager.default.fileExists(atPath: path) else { return }
         let mounted = Mounts.current().map(\.mountPoint).filter { $0 == path || $0.hasPrefix(path + "/") }
         guard mounted.isEmpty else {
-            throw InstallError.incomplete(step: "ena", reason: "'\(path)' still has mounts (\(mounted.joined(separator: ", "))); not removing it")
+            throw InstallError.failed("'\(path)' still has mounts (\(mounted.joined(separator: ", "))); not removing it")
         }
         try runner.checked(Command("rm", ["-rf", "--one-file-system", path]))
     }

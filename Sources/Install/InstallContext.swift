@@ -16,16 +16,22 @@ public final class InstallContext: @unchecked Sendable {
     public let log: Log
     public let cleanup: CleanupStack
 
+    /// What preflight found the target to be.
     public var target: TargetKind?
-    /// The whole-disk device being written: the block device, or the loop device of an image file.
-    public var device = ""
-    public var partition = ""
+    /// The whole-disk device being written: the block device (preflight), or the
+    /// loop device of an image file (attach-loop).
+    public var device: String { get throws { try made(deviceIfKnown, "target device", by: "preflight or attach-loop") } }
+    public internal(set) var deviceIfKnown: String?
+    /// The partition the filesystem goes on (partition).
+    public var partition: String { get throws { try made(partitionIfKnown, "partition", by: "partition") } }
+    public internal(set) var partitionIfKnown: String?
+    /// The new filesystem's UUID (the options' fixed one, else a fresh random one), chosen up front: it names the work directory and scratch trees.
+    public let filesystemUUID: String
     /// Private directory for this target's mounts.
-    public var workDir = ""
+    public let workDir: String
     public var root: String { workDir + "/root" }
-    public var filesystemUUID = ""
-    /// Cleanup-stack mark below which entries outlive the unmount step (loop device, lock).
-    public var deviceMark = 0
+    /// Cleanup-stack mark below which entries outlive the unmount step (loop device, lock); set by attach-loop.
+    public internal(set) var deviceMark: Int?
     /// The target's locks (`TargetIdentity`), held until the end.
     public var locks: [FileLock] = []
     /// What this run holds, for `cleanup --local` after a run that could not unwind (nil: dry run, tests).
@@ -63,8 +69,14 @@ public final class InstallContext: @unchecked Sendable {
     private var fetcher: Fetcher?
     private var key: PinnedKey?
 
-    public init(options: InstallOptions, versions: VersionsFile, runner: CommandRunner, log: Log) throws {
+    /// `filesystemUUID` and `workDir` default to the options' (a fresh random UUID when none is given);
+    /// the ENA build root, a second context, passes its own.
+    public init(options: InstallOptions, versions: VersionsFile, runner: CommandRunner, log: Log,
+                filesystemUUID: String? = nil, workDir: String? = nil) throws {
         self.options = options
+        let uuid = filesystemUUID ?? options.filesystemUUID ?? UUID().uuidString.lowercased()
+        self.filesystemUUID = uuid
+        self.workDir = workDir ?? "\(options.workDirectory)/\(options.release)-\(uuid.prefix(8))"
         self.versions = versions
         self.release = try versions.require(options.release)
         self.runner = runner
@@ -72,8 +84,6 @@ public final class InstallContext: @unchecked Sendable {
         self.cleanup = CleanupStack(log: log)
         if !options.minimal { extraPackages += Services.packages }
     }
-
-    public var dryRun: Bool { runner.isDryRun }
 
     /// One fetcher per install, on the shared cache; progress on a terminal only.
     public func makeFetcher() throws -> Fetcher {
@@ -104,7 +114,7 @@ public final class InstallContext: @unchecked Sendable {
     public func pinnedKeyArmored() throws -> String {
         guard let path = options.gpgKeyPath else { return embeddedCentOS6KeyArmored }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("BEGIN PGP PUBLIC KEY BLOCK") else {
-            throw InstallError.incomplete(step: "bootstrap", reason: "--gpg-key '\(path)' must be an armored public key (gpg --armor --export)")
+            throw InstallError.failed("--gpg-key '\(path)' must be an armored public key (gpg --armor --export)")
         }
         return text
     }
@@ -123,23 +133,17 @@ public final class InstallContext: @unchecked Sendable {
         return (try? ReleaseRepository.baseURL(mirror: mirror, release: options.release, repo: "updates").absoluteString) ?? mirror
     }
 
-    /// Writes a file of the tool's own making (dry run: says so). Atomic, with `mode`.
+    /// Writes a file of the tool's own making (the dry-run printer prints it instead). Atomic, with `mode`.
     public func write(_ text: String, to path: String, mode: Int) throws {
-        if let printer = runner as? DryRunPrinter {
-            printer.note("write \(path) (\(text.utf8.count) bytes, mode \(String(mode, radix: 8)))")
-            return
-        }
-        log.write("write \(path) (\(text.utf8.count) bytes, mode \(String(mode, radix: 8)))")
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-        } catch {
-            throw HostError.cannotWrite(path: path, reason: "\(error)")
-        }
+        try runner.writeFile(text, to: path, mode: mode)
     }
 
-    /// Prints a note in the dry-run plan (a comment line), or logs it.
-    public func note(_ text: String) {
-        if let printer = runner as? DryRunPrinter { printer.note(text) } else { log.write("note: \(text)") }
+    /// A comment line of the dry-run plan, a line of the real run's log.
+    public func note(_ text: String) { runner.note(text) }
+
+    /// What an earlier step made, or an error naming that step (a step list out of order).
+    func made<T>(_ value: T?, _ what: String, by step: String) throws -> T {
+        guard let value else { throw InstallError.notYetMade(what, by: step) }
+        return value
     }
 }

@@ -65,17 +65,19 @@ public struct InstallOptions: Sendable {
 }
 
 public enum InstallError: Error, CustomStringConvertible {
-    case unknownStep(String, valid: [String])
-    case incomplete(step: String, reason: String)
+    /// A step's own check failed (the step's name is added by `StepFailed`).
+    case failed(String)
+    /// A step needs what an earlier one makes, and that step has not run.
+    case notYetMade(String, by: String)
     /// A step failed because a filesystem is full (`filesystem` when we know which).
-    case noSpace(step: String, filesystem: String?, detail: String)
+    case noSpace(filesystem: String?, detail: String)
 
     public var description: String {
         switch self {
-        case let .unknownStep(name, valid): return "unknown step '\(name)'; steps are: \(valid.joined(separator: ", "))"
-        case let .incomplete(step, reason): return "step '\(step)' failed: \(reason)"
-        case let .noSpace(step, filesystem, detail):
-            return "no space left on \(filesystem.map { "'\($0)'" } ?? "a filesystem the install writes to") during step '\(step)'; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (\(detail))"
+        case let .failed(reason): return reason
+        case let .notYetMade(what, step): return "no \(what) yet: the '\(step)' step makes it (a step list out of order)"
+        case let .noSpace(filesystem, detail):
+            return "no space left on \(filesystem.map { "'\($0)'" } ?? "a filesystem the install writes to"); free some space there (or put the image, the cache or the yum cache elsewhere) and run again (\(detail))"
         }
     }
 }

@@ -19,6 +19,7 @@ enum PackageSteps {
 
     // MARK: before any write
 
+    static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd", run: fetchMetadata)
     static func fetchMetadata(_ ctx: InstallContext) throws {
         let fetcher = try ctx.makeFetcher()
         ctx.log.write("metadata from \(ctx.options.mirror)")
@@ -39,6 +40,7 @@ enum PackageSteps {
         return ctx.repository
     }
 
+    static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install", run: resolve)
     static func resolve(_ ctx: InstallContext) throws {
         guard let repo = ctx.repository else { return }
         let updates = ctx.updatesRepository?.packages ?? []
@@ -52,12 +54,12 @@ enum PackageSteps {
         let seeds = BootstrapSet.seeds.filter { requiredSeeds.contains($0) || present.contains($0) }
         let bootstrap = try resolver.bootstrapClosure(seeds: seeds)
         guard let comps = repo.comps else {
-            throw InstallError.incomplete(step: "resolve", reason: "repository '\(repo.baseURL.absoluteString)' has no comps group file (yum groupinstall Core needs it)")
+            throw InstallError.failed("repository '\(repo.baseURL.absoluteString)' has no comps group file (yum groupinstall Core needs it)")
         }
         let kernel = "kernel-" + ctx.release.kernel
         let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
         guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.incomplete(step: "resolve", reason: "the repository has no '\(kernel)' (the \(ctx.options.updates ? "updates" : "GA") kernel for \(ctx.options.release))")
+            throw InstallError.failed("the repository has no '\(kernel)' (the \(ctx.options.updates ? "updates" : "GA") kernel for \(ctx.options.release))")
         }
         ctx.bootstrapSet = bootstrap.packages
         ctx.installSet = install.packages
@@ -82,29 +84,31 @@ enum PackageSteps {
         if let error = Preflight.spaceError(imagePath: path, filesystem: free.mountPoint, freeBytes: free.bytes, needed: needed, alreadyAllocated: allocated) { throw error }
     }
 
+    static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)", run: download)
     static func download(_ ctx: InstallContext) throws {
         guard let repo = ctx.repository else { return }
         let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
-        if ctx.dryRun {
-            ctx.note("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(repo.baseURL.absoluteString)")
-            return
+        try ctx.runner.perform("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(repo.baseURL.absoluteString)") {
+            let fetcher = try ctx.makeFetcher()
+            let paths = try fetcher.fetch(all.map { (source(of: $0, ctx) ?? repo).remoteFile($0) })
+            for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
+            let stats = fetcher.stats
+            ctx.downloadedBytes = stats.downloadedBytes
+            ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles))
         }
-        let fetcher = try ctx.makeFetcher()
-        let paths = try fetcher.fetch(all.map { (source(of: $0, ctx) ?? repo).remoteFile($0) })
-        for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
-        let stats = fetcher.stats
-        ctx.downloadedBytes = stats.downloadedBytes
-        ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles))
     }
 
     /// Every package's signature by the pinned key, before anything is unpacked
     /// (yum checks again inside, with gpgcheck=1).
+    static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked", run: verifyPackages)
     static func verifyPackages(_ ctx: InstallContext) throws {
         let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
-        if ctx.dryRun {
-            ctx.note("verify the signature of each of the \(all.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)")
-            return
+        try ctx.runner.perform("verify the signature of each of the \(all.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)") {
+            try verifySignatures(ctx, all)
         }
+    }
+
+    static func verifySignatures(_ ctx: InstallContext, _ all: [RepoPackage]) throws {
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
         let lock = NSLock()
@@ -126,7 +130,7 @@ enum PackageSteps {
         }
         try Interruption.shared.check()
         if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
-            throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
+            throw InstallError.failed("package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
         ctx.verifiedPackages = verified
         ctx.signingKeys = keys
@@ -149,6 +153,7 @@ enum PackageSteps {
     /// builder (a private tmpfs), off the volume; that rpm then works on the target with
     /// `--root` (as `yum --installroot` does), and the scratch root goes.
     /// Package payloads reach the volume once, written by rpm.
+    static let bootstrapStep = InstallStep("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: bootstrap)
     static func bootstrap(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         try writeReleasever(ctx)
@@ -162,7 +167,7 @@ enum PackageSteps {
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
         ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools))", "rmdir \(shellQuote(tools))"]) {
             let failures = mounts.unwind()
-            if let first = failures.first { throw InstallError.incomplete(step: "bootstrap", reason: first) }
+            if let first = failures.first { throw InstallError.failed(first) }
             try ENASteps.removeTree(tools, runner: runner)
         }
         // In RAM: unpacking is quicker, and removing it is an unmount (deleting
@@ -186,7 +191,7 @@ enum PackageSteps {
     static func rpmToolsSet(_ ctx: InstallContext) throws -> [RepoPackage] {
         let closure = Resolver(packages: ctx.bootstrapSet).resolve(seeds: ["rpm"])
         guard closure.unresolved.isEmpty, closure.names.contains("rpm") else {
-            throw InstallError.incomplete(step: "bootstrap", reason: "the bootstrap set does not hold rpm's closure (\(closure.unresolved.joined(separator: "; ")))")
+            throw InstallError.failed("the bootstrap set does not hold rpm's closure (\(closure.unresolved.joined(separator: "; ")))")
         }
         return closure.packages
     }
@@ -194,10 +199,12 @@ enum PackageSteps {
     /// Unpacks the verified packages into `tools`, up to one per core at a time;
     /// `filesystem` first, so its directory symlinks are in place for the rest.
     static func extractTools(_ ctx: InstallContext, _ packages: [RepoPackage], into tools: String) throws {
-        if ctx.dryRun {
-            ctx.note("unpack rpm's closure (\(packages.count) of the \(ctx.bootstrapSet.count) bootstrap packages: \(packages.map(\.name).joined(separator: " "))) into \(tools), in parallel (our cpio extractor)")
-            return
+        try ctx.runner.perform("unpack rpm's closure (\(packages.count) of the \(ctx.bootstrapSet.count) bootstrap packages: \(packages.map(\.name).joined(separator: " "))) into \(tools), in parallel (our cpio extractor)") {
+            try extractInParallel(ctx, packages, into: tools)
         }
+    }
+
+    static func extractInParallel(_ ctx: InstallContext, _ packages: [RepoPackage], into tools: String) throws {
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         func extract(_ package: RepoPackage) throws {
             // Verified in verify-packages (checksum, then signature or its remembered result).
@@ -229,7 +236,7 @@ enum PackageSteps {
         try runner.checked(Command("mkdir", ["-p", tools + "/proc", tools + "/dev", target]))
         try runner.checked(Command("mount", ["-t", "proc", "proc", tools + "/proc"]))
         pushUnmount(mounts, tools + "/proc", runner: runner)
-        mounts.push("stop processes left in \(tools)") { Chroot.killProcesses(root: tools, dryRun: runner.isDryRun) }
+        mounts.push("stop processes left in \(tools)") { runner.perform { Chroot.killProcesses(root: tools) } }
         try runner.checked(Command("mount", ["--bind", ctx.root + "/dev", tools + "/dev"]))
         pushUnmount(mounts, tools + "/dev", runner: runner)
         try runner.checked(Command("mount", ["--rbind", ctx.root, target]))
@@ -241,14 +248,7 @@ enum PackageSteps {
     static func pushUnmount(_ stack: CleanupStack, _ point: String, runner: CommandRunner, recursive: Bool = false) {
         let command = Command("umount", (recursive ? ["-R"] : []) + [point])
         stack.push("unmount \(point)", manual: [command.shellLine]) {
-            guard runner.isDryRun || Mounts.isMountPoint(point) else { return }
-            var last = CommandResult.success
-            for attempt in 0..<5 {
-                last = runner.run(command)
-                if last.status == 0 || !Mounts.isMountPoint(point) { return }
-                usleep(UInt32(200_000 * (attempt + 1)))
-            }
-            throw CommandFailed(command: command, result: last)
+            try InstallSteps.unmountRetrying(point, command: command, runner: runner)
         }
     }
 
@@ -271,14 +271,10 @@ enum PackageSteps {
         let mirror = "\(ctx.options.cacheDirectory)/mirrors/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
         let inside = ctx.root + chrootWork
         try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror"]))
-        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
-            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", mirror])); return }
-            try? FileManager.default.removeItem(atPath: mirror)
-        }
-        if ctx.dryRun {
-            ctx.note("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(uniquePackages(ctx.bootstrapSet + ctx.installSet).count) cached packages into \(mirror)")
-        } else {
-            try fillMirror(mirror, metadataOf: repo, packages: uniquePackages(ctx.bootstrapSet + ctx.installSet), cachedPaths: ctx.cachedPaths)
+        pushRemoveMirror(ctx, mirror)
+        let packages = uniquePackages(ctx.bootstrapSet + ctx.installSet)
+        try runner.perform("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(packages.count) cached packages into \(mirror)") {
+            try fillMirror(mirror, metadataOf: repo, packages: packages, cachedPaths: ctx.cachedPaths)
         }
         try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror"]))
         InstallSteps.pushUnmount(ctx, inside + "/mirror")
@@ -299,6 +295,14 @@ enum PackageSteps {
         try ctx.write(keyText, to: inside + "/RPM-GPG-KEY", mode: 0o644)
         try ctx.write(yumConfig(upstream: upstream, updatesUpstream: updatesUpstream), to: inside + "/yum.conf", mode: 0o644)
         try runner.checked(Command("mkdir", ["-p", inside + "/repos.d"]))
+    }
+
+    /// Removes a local mirror (hard links into the cache: the cached files stay) when the install ends.
+    static func pushRemoveMirror(_ ctx: InstallContext, _ mirror: String) {
+        let runner = ctx.runner
+        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
+            _ = runner.run(Command("rm", ["-rf", mirror]))
+        }
     }
 
     /// A local mirror: the repository's verified metadata, copied, and the verified
@@ -327,14 +331,9 @@ enum PackageSteps {
         let runner = ctx.runner
         let inside = ctx.root + chrootWork
         try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror-updates"]))
-        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
-            if runner.isDryRun { _ = runner.run(Command("rm", ["-rf", mirror])); return }
-            try? FileManager.default.removeItem(atPath: mirror)
-        }
+        pushRemoveMirror(ctx, mirror)
         let ours = uniquePackages(ctx.bootstrapSet + ctx.installSet).filter { p in updates.packages.contains { $0.location == p.location } }
-        if ctx.dryRun {
-            ctx.note("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)")
-        } else {
+        try runner.perform("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)") {
             try fillMirror(mirror, metadataOf: updates, packages: ours, cachedPaths: ctx.cachedPaths)
         }
         try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror-updates"]))
@@ -393,22 +392,28 @@ enum PackageSteps {
     }
 
     /// The target's own yum: Core without postfix, then the pinned kernel, xfsprogs and grub.
+    static let installPackagesStep = InstallStep("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: installPackages)
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))
         try Interruption.shared.check()
         try runner.checked(yum(ctx, ["install", "kernel-" + ctx.release.kernel] + ctx.extraPackages))
-        if ctx.dryRun { return }
+        try runner.perform { try checkInstalled(ctx) }
+    }
+
+    /// The target must now hold the pinned kernel and no postfix (reads its rpm database back).
+    static func checkInstalled(_ ctx: InstallContext) throws {
+        let runner = ctx.runner
         // The target must now hold the pinned kernel and no postfix.
         let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))
         guard kernel.status == 0 else {
-            throw InstallError.incomplete(step: "install-packages", reason: "kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
+            throw InstallError.failed("kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
         }
         let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(ctx.root)).stdoutText
         ctx.installedPackages = InstalledPackage.parse(all)
         let names = ctx.installedPackages.map(\.name)
         ctx.installedPackageCount = names.count
-        if names.contains("postfix") { throw InstallError.incomplete(step: "install-packages", reason: "postfix was installed despite --exclude=postfix") }
+        if names.contains("postfix") { throw InstallError.failed("postfix was installed despite --exclude=postfix") }
         ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")
     }
 }

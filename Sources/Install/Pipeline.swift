@@ -8,10 +8,10 @@ import Versions
 public struct InstallSummary: Sendable {
     public var release: String
     public var target: String
-    public var device: String
+    /// The whole-disk device written (nil when the install stopped before it had one).
+    public var device: String?
     public var filesystemUUID: String
     public var stepsRun: [String]
-    public var stepsNotImplemented: [String]
     public var seconds: Double
     public var kernel: String
     public var packageCount: Int
@@ -33,63 +33,27 @@ public struct InstallSummary: Sendable {
         lines.append("  filesystem UUID:  \(filesystemUUID)")
         lines.append(String(format: "  time:             %.1f s", seconds))
         if let logPath { lines.append("  log:              \(logPath)") }
-        if !stepsNotImplemented.isEmpty { lines.append("  not implemented:  \(stepsNotImplemented.joined(separator: ", "))") }
         return lines.joined(separator: "\n")
     }
 }
 
-/// Runs the steps in order over one context. Every resource's undo is on the
-/// cleanup stack; it unwinds on success, on error and on SIGINT/SIGTERM/SIGHUP
-/// (the signal stops the running child, the step fails, we unwind here).
-/// `--keep-on-error` leaves everything in place and prints how to clean up.
+/// The install on the step engine (`Host.StepEngine`): its steps over one
+/// context and one cleanup stack; a full filesystem said so (`explain`),
+/// `--hold` after `--stop-after` (`afterStop`), and the run journal kept while
+/// anything is left held (a failed undo, `--keep-on-error`).
 public enum Pipeline {
-    public static func run(_ ctx: InstallContext, steps: [Step] = InstallSteps.all()) throws -> InstallSummary {
-        if let stop = ctx.options.stopAfter, !steps.contains(where: { $0.name == stop }) {
-            throw InstallError.unknownStep(stop, valid: steps.map(\.name))
-        }
-        var ran: [String] = [], skipped: [String] = []
-        let total = steps.count
-        var current = ""
-        do {
-            for (index, step) in steps.enumerated() {
-                current = step.name
-                try Interruption.shared.check()
-                if step.notYetImplemented {
-                    skipped.append(step.name)
-                    ctx.note("step \(step.name): not implemented yet (\(step.summary))")
-                    ctx.log.write("step \(step.name): not implemented yet, skipped")
-                } else {
-                    ctx.log.step("[\(index + 1)/\(total)] \(step.name): \(step.summary)")
-                    try step.run(ctx)
-                    ran.append(step.name)
-                }
-                try Interruption.shared.check()
-                if step.name == ctx.options.stopAfter {
-                    ctx.log.say("stopping after step '\(step.name)' as asked (--stop-after)")
-                    try hold(ctx)
-                    break
-                }
-            }
-        } catch let caught {
-            let interrupted = Interruption.shared.isInterrupted
-            ctx.log.write("failed: \(caught)")
-            // Before unwinding: removing an unfinished image frees the space we look at.
-            let error = interrupted ? caught : (noSpace(ctx, step: current, error: caught) ?? caught)
-            if ctx.options.keepOnError && !ctx.dryRun {
-                ctx.leftovers = true
-                let manual = ctx.cleanup.abandon()
-                ctx.log.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
-            } else {
-                unwindAll(ctx, failed: true)
-            }
-            if interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
-            throw error
-        }
-        unwindAll(ctx, failed: false)
-        if case let .imageFile(path, _, _) = ctx.target { ctx.journal?.record(.finished(path)) }
-        if Interruption.shared.isInterrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
-        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.device,
-                              filesystemUUID: ctx.filesystemUUID, stepsRun: ran, stepsNotImplemented: skipped, seconds: ctx.log.elapsed,
+    public static func run(_ ctx: InstallContext, steps: [InstallStep]? = nil) throws -> InstallSummary {
+        var engine = StepEngine(steps: steps ?? InstallSteps.steps(for: ctx.options), log: ctx.log, cleanup: ctx.cleanup, runner: ctx.runner)
+        engine.keepOnError = ctx.options.keepOnError
+        engine.stopAfter = ctx.options.stopAfter
+        engine.afterStop = { try hold(ctx) }
+        engine.explain = { step, error in noSpace(ctx, error: error) }
+        engine.onKept = { _ in ctx.leftovers = true }
+        engine.onLeftovers = { _ in ctx.leftovers = true }
+        engine.onSuccess = { if case let .imageFile(path, _, _) = ctx.target { ctx.journal?.record(.finished(path)) } }
+        let report = try engine.run(ctx)
+        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.deviceIfKnown,
+                              filesystemUUID: ctx.filesystemUUID, stepsRun: report.ran, seconds: ctx.log.elapsed,
                               kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
                               downloadedBytes: ctx.downloadedBytes, bootVerdict: ctx.bootVerdict)
     }
@@ -98,12 +62,12 @@ public enum Pipeline {
     /// filesystem we write to (the image file's, the yum cache, the target, the
     /// download cache) with less than 1 MiB left. An image on a full filesystem
     /// shows up inside only as I/O errors and a read-only remount, never as ENOSPC.
-    static func noSpace(_ ctx: InstallContext, step: String, error: Error) -> Error? {
+    static func noSpace(_ ctx: InstallContext, error: Error) -> Error? {
         if case DiskError.noSpaceForImage = error { return nil }
         let text = "\(error)"
         var places: [String] = []
         if case let .imageFile(path, _, _)? = ctx.target { places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent) }
-        if !ctx.workDir.isEmpty { places += [ctx.root + "/var/cache/yum", ctx.root] }
+        places += [ctx.root + "/var/cache/yum", ctx.root]
         places.append(ctx.options.cacheDirectory)
         let full = places.compactMap { path -> String? in
             guard !path.isEmpty, let free = Preflight.freeSpace(at: path), free.bytes < 1 << 20 else { return nil }
@@ -116,22 +80,13 @@ public enum Pipeline {
         // The line that says so, else the error's first line.
         let lines = text.split(separator: "\n").map(String.init)
         let detail = lines.first { $0.contains("No space left") || $0.contains("ENOSPC") } ?? lines.first ?? text
-        return InstallError.noSpace(step: step, filesystem: full.first ?? named, detail: String(detail.trimmingCharacters(in: .whitespaces).prefix(300)))
-    }
-
-    static func unwindAll(_ ctx: InstallContext, failed: Bool) {
-        guard !ctx.cleanup.isEmpty else { return }
-        ctx.log.step(failed ? "cleaning up after failure" : "cleaning up")
-        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = true }
-        let failures = ctx.cleanup.unwind(failed: failed)
-        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false }
-        if !failures.isEmpty { ctx.leftovers = true }
-        if !failures.isEmpty { ctx.log.say("cleanup left \(failures.count) problem(s); see the log") }
+        return InstallError.noSpace(filesystem: full.first ?? named, detail: String(detail.trimmingCharacters(in: .whitespaces).prefix(300)))
     }
 
     /// `--hold SECONDS`: keep everything in place for inspection; a signal ends it early.
     static func hold(_ ctx: InstallContext) throws {
-        guard ctx.options.holdSeconds > 0, !ctx.dryRun else { return }
+        // Dry run: nothing is mounted to hold.
+        guard ctx.options.holdSeconds > 0, !ctx.runner.isDryRun else { return }
         ctx.log.say("holding for \(ctx.options.holdSeconds) s (--hold); mounted at \(ctx.root)")
         let deadline = Date().addingTimeInterval(ctx.options.holdSeconds)
         while Date() < deadline {

@@ -3,65 +3,40 @@ import Foundation
 import Host
 import Versions
 
-/// One named step of the install: a flat list of these is the whole build.
-public struct Step: Sendable {
-    public var name: String
-    /// What it does, for the plan and `--help`.
-    public var summary: String
-    /// Set for steps later issues add: listed in the plan, skipped at run time.
-    public var notYetImplemented: Bool
-    public var run: @Sendable (InstallContext) throws -> Void
+/// One named step of the install, run by `Host.StepEngine` over the install's context.
+public typealias InstallStep = Step<InstallContext>
 
-    public init(_ name: String, _ summary: String, notYetImplemented: Bool = false, run: @escaping @Sendable (InstallContext) throws -> Void) {
-        self.name = name
-        self.summary = summary
-        self.notYetImplemented = notYetImplemented
-        self.run = run
-    }
-}
-
-/// The install, step by step (DESIGN.md: Preflight, Partition, Format, Mount,
-/// Bootstrap, InstallPackages, Configure, InstallBootloader, Clean, Unmount, Verify).
+/// The install, step by step; each step is declared next to its code
+/// (here, PackageSteps.swift, ENASteps.swift, ConfigureSteps.swift).
 public enum InstallSteps {
-    public static func all() -> [Step] {
-        [
-            Step("preflight", "check root, release, target, host tools; lock the target", run: preflight),
-            Step("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin", run: ENASteps.source),
-            Step("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd", run: PackageSteps.fetchMetadata),
-            Step("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install", run: PackageSteps.resolve),
-            Step("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)", run: ENASteps.resolve),
-            Step("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)", run: PackageSteps.download),
-            Step("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked", run: PackageSteps.verifyPackages),
-            Step("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed", run: ENASteps.build),
-            Step("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage),
-            Step("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop),
-            Step("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition),
-            Step("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)", run: waitPartition),
-            Step("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling", run: format),
-            Step("mount", "mount the new filesystem on a private directory", run: mountRoot),
-            Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
-            Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
-            Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
-            Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
-            Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: ConfigureSteps.configure),
-            Step("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: ConfigureSteps.regenerateInitramfs),
-            Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
-            Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
-            Step("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: ConfigureSteps.bootVerdict),
-            Step("unmount", "unmount the yum cache and the root", run: unmount),
-            Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
-        ]
+    /// Every step in order, the ENA ones included.
+    static let every: [InstallStep] = [
+        preflightStep, ENASteps.sourceStep, PackageSteps.fetchMetadataStep, PackageSteps.resolveStep, ENASteps.resolveStep,
+        PackageSteps.downloadStep, PackageSteps.verifyPackagesStep, ENASteps.buildStep,
+        createImageStep, attachLoopStep, partitionStep, waitPartitionStep, formatStep, mountStep, mountYumCacheStep,
+        PackageSteps.bootstrapStep, PackageSteps.installPackagesStep, ENASteps.installStep,
+        ConfigureSteps.configureStep, ConfigureSteps.initramfsStep, ConfigureSteps.installBootloaderStep, ConfigureSteps.cleanStep,
+        ConfigureSteps.bootVerdictStep, unmountStep, verifyStep,
+    ]
+
+    /// The install these options ask for: the ENA steps only with `--ena`.
+    public static func steps(for options: InstallOptions) -> [InstallStep] { steps(ena: options.ena) }
+
+    public static func steps(ena: Bool) -> [InstallStep] {
+        let enaSteps = Set(ENASteps.steps.map(\.name))
+        return every.filter { ena || !enaSteps.contains($0.name) }
     }
 
-    public static var names: [String] { all().map(\.name) }
+    public static func names(ena: Bool) -> [String] { steps(ena: ena).map(\.name) }
 
     // MARK: steps
 
+    static let preflightStep = InstallStep("preflight", "check root, release, target, host tools; lock the target", run: preflight)
     static func preflight(_ ctx: InstallContext) throws {
         let target = try inspectTarget(ctx.options.target)
         ctx.target = target
         // The lock comes first: another run's own loop device and mounts must not be reported as ours.
-        if !ctx.dryRun {
+        try ctx.runner.perform {
             for path in TargetIdentity.lockPaths(target, directory: ctx.options.lockDirectory) { try lockTarget(ctx, lockPath: path) }
             try RecoveryCheck.refuseDeadRunLeftovers(target: target, journalDirectory: RunJournal.directory(workDirectory: ctx.options.workDirectory))
         }
@@ -70,7 +45,8 @@ public enum InstallSteps {
         if ctx.options.mirror.lowercased().hasPrefix("https:") { tools += Preflight.httpsTools }
         if ctx.options.ena { tools += Preflight.enaTools }
         var facts = Preflight.gather(target: target, tools: tools)
-        if ctx.dryRun && !facts.isRoot {
+        // Reads back: the plan needs no root.
+        if ctx.runner.isDryRun && !facts.isRoot {
             // The plan needs no privileges; the real run checks again.
             facts.isRoot = true
             ctx.note("not running as root: the real run must")
@@ -80,12 +56,12 @@ public enum InstallSteps {
         if case let .device(path) = ctx.options.yumCache {
             try checkYumCacheDevice(path, target: target)
         }
-        if case let .directory(path) = ctx.options.yumCache, !ctx.dryRun {
-            if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
+        if case let .directory(path) = ctx.options.yumCache {
+            try ctx.runner.perform {
+                if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
+            }
         }
-        ctx.filesystemUUID = ctx.options.filesystemUUID ?? UUID().uuidString.lowercased()
-        ctx.workDir = "\(ctx.options.workDirectory)/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
-        if case let .blockDevice(path, _) = target { ctx.device = path; ctx.journal?.record(.target(path)) }
+        if case let .blockDevice(path, _) = target { ctx.deviceIfKnown = path; ctx.journal?.record(.target(path)) }
     }
 
     /// Takes one of the target's locks (`TargetIdentity`) and pushes its release, which removes the file.
@@ -118,6 +94,7 @@ public enum InstallSteps {
         }
     }
 
+    static let createImageStep = InstallStep("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage)
     static func createImage(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
         // A half-built image is worse than none: remove it if the install fails. Pushed
@@ -129,23 +106,26 @@ public enum InstallSteps {
         }
         try ctx.runner.checked(Preparation.createImage(path: path, bytes: ctx.options.imageSize))
         // Now that the file exists, its inode is locked too: a hard link or symlink made to it meanwhile is refused.
-        if !ctx.dryRun, let key = TargetIdentity.inodeKey(ofFile: path) {
-            try lockTarget(ctx, lockPath: TargetIdentity.lockPath(key: key, directory: ctx.options.lockDirectory))
+        try ctx.runner.perform {
+            if let key = TargetIdentity.inodeKey(ofFile: path) {
+                try lockTarget(ctx, lockPath: TargetIdentity.lockPath(key: key, directory: ctx.options.lockDirectory))
+            }
         }
     }
 
+    static let attachLoopStep = InstallStep("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop)
     static func attachLoop(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, _, _) = ctx.target else { ctx.deviceMark = ctx.cleanup.count; return }
         ctx.journal?.record(.loopOf(path))
         let result = try ctx.runner.checked(Preparation.attachLoop(image: path))
-        let device = ctx.dryRun ? "/dev/loopN" : result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard ctx.dryRun || device.hasPrefix("/dev/loop") else {
-            throw InstallError.incomplete(step: "attach-loop", reason: "losetup printed '\(device)' instead of a loop device")
-        }
-        ctx.device = device
-        ctx.journal?.record(.loop(device: device, image: path))
-        if ctx.dryRun { ctx.note("losetup prints the loop device; it is called /dev/loopN below") }
         let runner = ctx.runner
+        var device = "/dev/loopN"
+        try runner.perform("losetup prints the loop device; it is called /dev/loopN below") {
+            device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard device.hasPrefix("/dev/loop") else { throw InstallError.failed("losetup printed '\(device)' instead of a loop device") }
+        }
+        ctx.deviceIfKnown = device
+        ctx.journal?.record(.loop(device: device, image: path))
         ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
             // Only if it is still attached to our image.
             guard runner.isDryRun || BlockDevices.loopDevices(backing: path).contains(device) else { return }
@@ -154,36 +134,41 @@ public enum InstallSteps {
         ctx.deviceMark = ctx.cleanup.count
     }
 
+    static let partitionStep = InstallStep("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition)
     static func partition(_ ctx: InstallContext) throws {
-        try ctx.runner.checked(Preparation.partition(device: ctx.device))
-        ctx.partition = BlockDevices.partitionPath(disk: ctx.device, number: 1)
+        let device = try ctx.device
+        try ctx.runner.checked(Preparation.partition(device: device))
+        ctx.partitionIfKnown = BlockDevices.partitionPath(disk: device, number: 1)
     }
 
+    static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)", run: waitPartition)
     static func waitPartition(_ ctx: InstallContext) throws {
-        if ctx.dryRun {
-            ctx.note("wait for \(ctx.partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block")
-            return
+        let partition = try ctx.partition
+        try ctx.runner.perform("wait for \(partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block") {
+            try ensurePartitionNode(ctx)
         }
-        try ensurePartitionNode(ctx)
     }
 
     /// Before each use of the partition node (see `PartitionNode`).
     static func ensurePartitionNode(_ ctx: InstallContext) throws {
-        guard !ctx.dryRun else { return }
-        guard try PartitionNode.ensure(partition: ctx.partition, disk: ctx.device, runner: ctx.runner) else { return }
-        ctx.log.write("made \(ctx.partition) from /sys/class/block")
-        let node = ctx.partition
+        // Reads back: whether the node is there.
+        guard !ctx.runner.isDryRun else { return }
+        let node = try ctx.partition
+        guard try PartitionNode.ensure(partition: node, disk: try ctx.device, runner: ctx.runner) else { return }
+        ctx.log.write("made \(node) from /sys/class/block")
         ctx.journal?.record(.node(node))
         if !ctx.cleanup.names.contains("remove node \(node)") {
             ctx.cleanup.push("remove node \(node)", manual: ["rm -f \(node)"]) { try? FileManager.default.removeItem(atPath: node) }
         }
     }
 
+    static let formatStep = InstallStep("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling", run: format)
     static func format(_ ctx: InstallContext) throws {
         try ensurePartitionNode(ctx)
-        try ctx.runner.checked(Preparation.mkfs(partition: ctx.partition, uuid: ctx.filesystemUUID))
+        try ctx.runner.checked(Preparation.mkfs(partition: try ctx.partition, uuid: ctx.filesystemUUID))
     }
 
+    static let mountStep = InstallStep("mount", "mount the new filesystem on a private directory", run: mountRoot)
     static func mountRoot(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         let workDir = ctx.workDir, root = ctx.root
@@ -192,15 +177,16 @@ public enum InstallSteps {
         ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-p", "-m", "0700", root]))
         ctx.cleanup.push("remove \(workDir)", manual: ["rmdir \(root) \(workDir)"]) {
-            guard !runner.isDryRun else { _ = runner.run(Command("rmdir", [root, workDir])); return }
             // rmdir only: never delete contents, in case something is still mounted there.
-            for dir in [root, workDir] where FileManager.default.fileExists(atPath: dir) { try runner.checked(Command("rmdir", [dir])) }
+            let present = runner.isDryRun ? [root, workDir] : [root, workDir].filter { FileManager.default.fileExists(atPath: $0) }
+            if !present.isEmpty { try runner.checked(Command("rmdir", present)) }
         }
         try ensurePartitionNode(ctx)
-        try runner.checked(Preparation.mountRoot(partition: ctx.partition, at: root))
+        try runner.checked(Preparation.mountRoot(partition: try ctx.partition, at: root))
         pushUnmount(ctx, root)
     }
 
+    static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache)
     static func mountYumCache(_ ctx: InstallContext) throws {
         let cacheDir = ctx.root + "/var/cache/yum"
         try ctx.runner.checked(Command("mkdir", ["-p", cacheDir]))
@@ -212,27 +198,33 @@ public enum InstallSteps {
     static func pushUnmount(_ ctx: InstallContext, _ mountPoint: String) {
         let runner = ctx.runner
         ctx.cleanup.push("unmount \(mountPoint)", manual: ["umount \(shellQuote(mountPoint))"]) {
-            guard runner.isDryRun || Mounts.isMountPoint(mountPoint) else { return }
-            var last = CommandResult.success
-            for attempt in 0..<5 {
-                last = runner.run(Preparation.unmount(mountPoint))
-                if last.status == 0 { return }
-                usleep(UInt32(200_000 * (attempt + 1)))
-                if !Mounts.isMountPoint(mountPoint) { return }
-            }
-            throw CommandFailed(command: Preparation.unmount(mountPoint), result: last)
+            try unmountRetrying(mountPoint, command: Preparation.unmount(mountPoint), runner: runner)
         }
     }
 
-    static func unmount(_ ctx: InstallContext) throws {
-        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = true }
-        defer { if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false } }
-        let failures = ctx.cleanup.unwind(downTo: ctx.deviceMark)
-        if let first = failures.first { throw InstallError.incomplete(step: "unmount", reason: first) }
+    /// Unmounts `point` if it is still mounted, retrying a busy mount a few times.
+    static func unmountRetrying(_ point: String, command: Command, runner: CommandRunner) throws {
+        // Reads back: whether it is still mounted.
+        guard runner.isDryRun || Mounts.isMountPoint(point) else { return }
+        var last = CommandResult.success
+        for attempt in 0..<5 {
+            last = runner.run(command)
+            if last.status == 0 || !Mounts.isMountPoint(point) { return }
+            usleep(UInt32(200_000 * (attempt + 1)))
+        }
+        throw CommandFailed(command: command, result: last)
     }
 
+    static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root", run: unmount)
+    static func unmount(_ ctx: InstallContext) throws {
+        let mark = try ctx.made(ctx.deviceMark, "cleanup mark of the device", by: "attach-loop")
+        let failures = ctx.runner.unwinding { ctx.cleanup.unwind(downTo: mark) }
+        if let first = failures.first { throw InstallError.failed(first) }
+    }
+
+    static let verifyStep = InstallStep("verify", "e2fsck -fn on the unmounted filesystem", run: verify)
     static func verify(_ ctx: InstallContext) throws {
         try ensurePartitionNode(ctx)
-        try ctx.runner.checked(Preparation.fsck(partition: ctx.partition))
+        try ctx.runner.checked(Preparation.fsck(partition: try ctx.partition))
     }
 }

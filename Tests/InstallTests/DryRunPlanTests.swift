@@ -86,21 +86,27 @@ func expectGolden(_ actual: String, _ name: String) throws {
         var options = InstallOptions(release: "6.9", target: "/dev/xvdf", mirror: "http://127.0.0.1:9")
         options.cacheDirectory = NSTemporaryDirectory()
         let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: RecordingRunner(), log: try Log(path: nil, progress: { _ in }))
-        let failing = Step("install-packages", "yum") { _ in
+        let failing = InstallStep("install-packages", "yum") { _ in
             throw CommandFailed(command: Command("chroot", ["/r", "yum", "-y", "install", "kernel"]),
                                 result: CommandResult(status: 1, standardError: Data("Error unpacking rpm package kernel: cpio: write failed - No space left on device\n".utf8)))
         }
         do {
             _ = try Pipeline.run(ctx, steps: [failing])
             Issue.record("the step failed but the run did not")
-        } catch let error as InstallError {
+        } catch let error as StepFailed {
             let text = "\(error)"
-            #expect(text.hasPrefix("no space left on a filesystem the install writes to during step 'install-packages'"), "\(text)")
+            #expect(text.hasPrefix("step 'install-packages' failed: no space left on a filesystem the install writes to;"), "\(text)")
             #expect(text.contains("No space left on device"))
+            guard case InstallError.noSpace = error.cause else { Issue.record("cause \(error.cause)"); return }
         }
-        // Other failures stay as they are.
-        let other = Step("download", "x") { _ in throw InstallError.incomplete(step: "download", reason: "mirror down") }
-        #expect(throws: InstallError.self) { _ = try Pipeline.run(ctx, steps: [other]) }
+        // Other failures stay as they are, named by their step.
+        let other = InstallStep("download", "x") { _ in throw InstallError.failed("mirror down") }
+        #expect(throws: StepFailed.self) { _ = try Pipeline.run(ctx, steps: [other]) }
         do { _ = try Pipeline.run(ctx, steps: [other]) } catch { #expect("\(error)" == "step 'download' failed: mirror down") }
+        // A plain command failure is named by its step too.
+        let mkfs = InstallStep("format", "mkfs") { _ in
+            throw CommandFailed(command: Command("mkfs.ext4", ["/dev/loop9p1"]), result: CommandResult(status: 1, standardError: Data("mkfs.ext4: bad\n".utf8)))
+        }
+        do { _ = try Pipeline.run(ctx, steps: [mkfs]) } catch { #expect("\(error)".hasPrefix("step 'format' failed: "), "\(error)") }
     }
 }

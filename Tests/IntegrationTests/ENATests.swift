@@ -149,7 +149,7 @@ struct ENAInstallTests {
         #expect(out.status == 1, "\(out.stderr)")
         let reason = try ENAImage.reason("6.5")
         #expect(reason.contains("busy_poll"))
-        #expect(out.stderr.contains("error: ENA 2.9.1 cannot be built for CentOS 6.5: \(reason)"), "\(out.stderr)")
+        #expect(out.stderr.contains("error: step 'ena-source' failed: ENA 2.9.1 cannot be built for CentOS 6.5: \(reason)"), "\(out.stderr)")
         #expect(!FileManager.default.fileExists(atPath: image), "no image created")
         #expect(try server.stats().requests == 0, "nothing fetched")
         let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""

@@ -74,7 +74,7 @@ struct HostileInputTests {
         let third = try BackgroundProcess(Integration.binary, ["install", "6.9", hard] + opts, environment: s.environment)
         for (run, name) in [(second, link), (third, hard)] {
             #expect(run.wait(timeout: 30) == 1, "\(run.stderr)")
-            #expect(run.stderr.contains("error: target '\(name)' is in use by another centos6-ami run"), "\(run.stderr)")
+            #expect(run.stderr.contains("error: step 'preflight' failed: target '\(name)' is in use by another centos6-ami run"), "\(run.stderr)")
             #expect(run.stderr.contains("centos6-ami install 6.9 \(image)"), "the holder's name is given: \(run.stderr)")
         }
         let logs = [second, third].map { run in run.stderr.split(separator: "\n").first { $0.hasPrefix("log: ") }.map { String($0.dropFirst(5)) } ?? "" }
@@ -224,7 +224,7 @@ struct HostileInputTests {
         defer { _ = try? sh("umount \(tiny)") }
         let full = try Integration.tool(["install", "6.9", s.path("u.img"), "--log", s.path("u.log"), "--mirror", server.mirror, "--gpg-key", TestVault.key,
                                          "--cache", tiny + "/cache"], environment: s.environment)
-        try expectRefused(full, s, mentions: ["no space left on '\(tiny)' during step 'download'"])
+        try expectRefused(full, s, mentions: ["step 'download' failed: no space left on '\(tiny)'"])
         #expect(!FileManager.default.fileExists(atPath: s.path("u.img")))
         expectNoLocks([s.path("u.img")])
         #expect(try sh("umount \(small) && umount \(tiny)").status == 0)
