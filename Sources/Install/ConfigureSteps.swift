@@ -13,7 +13,7 @@ import Glibc
 enum ConfigureSteps {
     // MARK: configure
 
-    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: configure)
+    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on") { try configure($0) }
     static func configure(_ ctx: InstallContext) throws {
         var config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
         // nvme in dracut's ec2.conf only when the installed kernel has it (6.5 and later):
@@ -40,14 +40,14 @@ enum ConfigureSteps {
 
     /// The installed kernel's initramfs, rebuilt by the target's own dracut (it reads
     /// /etc/dracut.conf.d/ec2.conf); the builder's dracut would build for the builder.
-    static let initramfsStep = InstallStep("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: regenerateInitramfs)
+    static let initramfsStep = InstallStep("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)") { try regenerateInitramfs($0) }
     static func regenerateInitramfs(_ ctx: InstallContext) throws {
         let kernel = GrubMenu.installedKernel(ctx.release.kernel)
         try ctx.runner.checked(Command("dracut", ["-f", "/boot/initramfs-\(kernel).img", kernel]).inChroot(ctx.root))
     }
 
     /// Where the image boots, from its own files (read only).
-    static let bootVerdictStep = InstallStep("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: bootVerdict)
+    static let bootVerdictStep = InstallStep("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro") { try bootVerdict($0) }
     static func bootVerdict(_ ctx: InstallContext) throws {
         try ctx.runner.perform("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target") {
             let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
@@ -112,7 +112,7 @@ enum ConfigureSteps {
         "device (hd0) \(disk)\nroot (hd0,0)\nsetup (hd0)\nquit\n"
     }
 
-    static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: installBootloader)
+    static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes") { try installBootloader($0) }
     static func installBootloader(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
         // The stage files from the grub package, as the original copied them.
@@ -170,7 +170,7 @@ enum ConfigureSteps {
         "/var/lib/yum/uuid", "/root/.bash_history", "/root/.ssh", "/root/.viminfo", "/root/.lesshst",
     ]
 
-    static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: clean)
+    static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp") { try clean($0) }
     static func clean(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
         try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))

@@ -38,7 +38,7 @@ enum ENASteps {
 
     // MARK: ena-source (before metadata is fetched, before any write)
 
-    static let sourceStep = InstallStep("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin", run: source)
+    static let sourceStep = InstallStep("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin") { try source($0) }
     static func source(_ ctx: InstallContext) throws {
         let pin = ctx.versions.ena, runner = ctx.runner
         try ENAEligibility.check(ctx.release, pin: pin)
@@ -68,7 +68,7 @@ enum ENASteps {
 
     // MARK: ena-resolve (the build root's packages join the verified download)
 
-    static let resolveStep = InstallStep("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)", run: resolve)
+    static let resolveStep = InstallStep("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)") { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
         let repo = try ctx.made(ctx.repository, "repository metadata", by: "fetch-metadata")
         let devel = "kernel-devel-" + ctx.release.kernel
@@ -89,7 +89,7 @@ enum ENASteps {
 
     // MARK: ena-build (a scratch build root on the builder)
 
-    static let buildStep = InstallStep("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed", run: build)
+    static let buildStep = InstallStep("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed") { try build($0) }
     static func build(_ ctx: InstallContext) throws {
         if let share = ctx.options.enaShareDirectory { try buildShared(ctx, share: share) } else { try buildInBuildRoot(ctx) }
     }
@@ -236,7 +236,7 @@ enum ENASteps {
 
     // MARK: ena-install (the target's own rpm)
 
-    static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: install)
+    static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0") { try install($0) }
     static func install(_ ctx: InstallContext) throws {
         let runner = ctx.runner, root = ctx.root, kver = kernelRelease(ctx)
         let rpm = try builtRPM(ctx)

@@ -19,7 +19,7 @@ enum PackageSteps {
 
     // MARK: before any write
 
-    static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd", run: fetchMetadata)
+    static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd") { try fetchMetadata($0) }
     static func fetchMetadata(_ ctx: InstallContext) throws {
         let fetcher = try ctx.makeFetcher()
         ctx.log.write("metadata from \(ctx.options.mirror)")
@@ -40,7 +40,7 @@ enum PackageSteps {
         return ctx.repository
     }
 
-    static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install", run: resolve)
+    static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install") { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
         guard let repo = ctx.repository else { return }
         let updates = ctx.updatesRepository?.packages ?? []
@@ -84,7 +84,7 @@ enum PackageSteps {
         if let error = Preflight.spaceError(imagePath: path, filesystem: free.mountPoint, freeBytes: free.bytes, needed: needed, alreadyAllocated: allocated) { throw error }
     }
 
-    static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)", run: download)
+    static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)") { try download($0) }
     static func download(_ ctx: InstallContext) throws {
         guard let repo = ctx.repository else { return }
         let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
@@ -100,7 +100,7 @@ enum PackageSteps {
 
     /// Every package's signature by the pinned key, before anything is unpacked
     /// (yum checks again inside, with gpgcheck=1).
-    static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked", run: verifyPackages)
+    static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked") { try verifyPackages($0) }
     static func verifyPackages(_ ctx: InstallContext) throws {
         let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
         try ctx.runner.perform("verify the signature of each of the \(all.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)") {
@@ -153,7 +153,7 @@ enum PackageSteps {
     /// builder (a private tmpfs), off the volume; that rpm then works on the target with
     /// `--root` (as `yum --installroot` does), and the scratch root goes.
     /// Package payloads reach the volume once, written by rpm.
-    static let bootstrapStep = InstallStep("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: bootstrap)
+    static let bootstrapStep = InstallStep("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set") { try bootstrap($0) }
     static func bootstrap(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         try writeReleasever(ctx)
@@ -392,7 +392,7 @@ enum PackageSteps {
     }
 
     /// The target's own yum: Core without postfix, then the pinned kernel, xfsprogs and grub.
-    static let installPackagesStep = InstallStep("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: installPackages)
+    static let installPackagesStep = InstallStep("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub") { try installPackages($0) }
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))

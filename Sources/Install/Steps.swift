@@ -31,7 +31,7 @@ public enum InstallSteps {
 
     // MARK: steps
 
-    static let preflightStep = InstallStep("preflight", "check root, release, target, host tools; lock the target", run: preflight)
+    static let preflightStep = InstallStep("preflight", "check root, release, target, host tools; lock the target") { try preflight($0) }
     static func preflight(_ ctx: InstallContext) throws {
         let target = try inspectTarget(ctx.options.target)
         ctx.target = target
@@ -94,7 +94,7 @@ public enum InstallSteps {
         }
     }
 
-    static let createImageStep = InstallStep("create-image", "create the sparse image file (image targets that do not exist yet)", run: createImage)
+    static let createImageStep = InstallStep("create-image", "create the sparse image file (image targets that do not exist yet)") { try createImage($0) }
     static func createImage(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
         // A half-built image is worse than none: remove it if the install fails. Pushed
@@ -113,7 +113,7 @@ public enum InstallSteps {
         }
     }
 
-    static let attachLoopStep = InstallStep("attach-loop", "attach the image file to a loop device with partition scanning", run: attachLoop)
+    static let attachLoopStep = InstallStep("attach-loop", "attach the image file to a loop device with partition scanning") { try attachLoop($0) }
     static func attachLoop(_ ctx: InstallContext) throws {
         guard case let .imageFile(path, _, _) = ctx.target else { ctx.deviceMark = ctx.cleanup.count; return }
         ctx.journal?.record(.loopOf(path))
@@ -134,14 +134,14 @@ public enum InstallSteps {
         ctx.deviceMark = ctx.cleanup.count
     }
 
-    static let partitionStep = InstallStep("partition", "msdos label, one bootable primary partition from 1 MiB to the end", run: partition)
+    static let partitionStep = InstallStep("partition", "msdos label, one bootable primary partition from 1 MiB to the end") { try partition($0) }
     static func partition(_ ctx: InstallContext) throws {
         let device = try ctx.device
         try ctx.runner.checked(Preparation.partition(device: device))
         ctx.partitionIfKnown = BlockDevices.partitionPath(disk: device, number: 1)
     }
 
-    static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)", run: waitPartition)
+    static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)") { try waitPartition($0) }
     static func waitPartition(_ ctx: InstallContext) throws {
         let partition = try ctx.partition
         try ctx.runner.perform("wait for \(partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block") {
@@ -162,13 +162,13 @@ public enum InstallSteps {
         }
     }
 
-    static let formatStep = InstallStep("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling", run: format)
+    static let formatStep = InstallStep("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling") { try format($0) }
     static func format(_ ctx: InstallContext) throws {
         try ensurePartitionNode(ctx)
         try ctx.runner.checked(Preparation.mkfs(partition: try ctx.partition, uuid: ctx.filesystemUUID))
     }
 
-    static let mountStep = InstallStep("mount", "mount the new filesystem on a private directory", run: mountRoot)
+    static let mountStep = InstallStep("mount", "mount the new filesystem on a private directory") { try mountRoot($0) }
     static func mountRoot(_ ctx: InstallContext) throws {
         let runner = ctx.runner
         let workDir = ctx.workDir, root = ctx.root
@@ -186,7 +186,7 @@ public enum InstallSteps {
         pushUnmount(ctx, root)
     }
 
-    static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache)
+    static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum") { try mountYumCache($0) }
     static func mountYumCache(_ ctx: InstallContext) throws {
         let cacheDir = ctx.root + "/var/cache/yum"
         try ctx.runner.checked(Command("mkdir", ["-p", cacheDir]))
@@ -215,14 +215,14 @@ public enum InstallSteps {
         throw CommandFailed(command: command, result: last)
     }
 
-    static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root", run: unmount)
+    static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root") { try unmount($0) }
     static func unmount(_ ctx: InstallContext) throws {
         let mark = try ctx.made(ctx.deviceMark, "cleanup mark of the device", by: "attach-loop")
         let failures = ctx.runner.unwinding { ctx.cleanup.unwind(downTo: mark) }
         if let first = failures.first { throw InstallError.failed(first) }
     }
 
-    static let verifyStep = InstallStep("verify", "e2fsck -fn on the unmounted filesystem", run: verify)
+    static let verifyStep = InstallStep("verify", "e2fsck -fn on the unmounted filesystem") { try verify($0) }
     static func verify(_ ctx: InstallContext) throws {
         try ensurePartitionNode(ctx)
         try ctx.runner.checked(Preparation.fsck(partition: try ctx.partition))

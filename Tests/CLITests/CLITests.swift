@@ -75,6 +75,8 @@ func golden(_ name: String) throws -> String {
         (["install", "6.9", "/dev/xvdb", "--size", "1G"], "--size must be at least 2G"),
         (["install", "6.9", "/dev/xvdb", "--yum-cache", "/nonexistent"], "--yum-cache: '/nonexistent'"),
         (["install", "6.9", "/dev/xvdb", "--stop-after", "nap"], "unknown step 'nap'"),
+        (["install", "6.9", "/dev/xvdb", "--stop-after", "ena-build"], "unknown step 'ena-build' without --ena"),
+        (["batch", "6.9=/tmp/x.img", "--stop-after", "ena-install"], "unknown step 'ena-install'"),
         (["install", "6.9", "/dev/xvdb", "--hold", "5"], "--hold needs --stop-after"),
         (["install", "6.9", "/dev/xvdb", "extra"], "unexpected argument 'extra'"),
         (["install", "6.9", "/dev/loop3", "--register"], "is a loop device, not an EBS volume"),

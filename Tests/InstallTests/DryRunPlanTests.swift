@@ -68,6 +68,35 @@ func expectGolden(_ actual: String, _ name: String) throws {
         }
     }
 
+    /// The step list is built from the options: the ENA steps only with --ena.
+    @Test func theENAStepsOnlyWithENA() throws {
+        var options = InstallOptions(release: "6.9", target: "/tmp/x.img", mirror: "http://127.0.0.1:9")
+        let plain = InstallSteps.steps(for: options).map(\.name)
+        options.ena = true
+        let ena = InstallSteps.steps(for: options).map(\.name)
+        #expect(plain.count == 21 && ena.count == 25)
+        #expect(!plain.contains { $0.hasPrefix("ena") })
+        #expect(ena.filter { !plain.contains($0) } == ["ena-source", "ena-resolve", "ena-build", "ena-install"])
+        #expect(ena.filter { plain.contains($0) } == plain, "the same order otherwise")
+        #expect(Set(ena).count == ena.count, "names are unique")
+    }
+
+    /// The progress lines count the steps this install runs.
+    @Test func progressCountsTheStepsOfThisInstall() throws {
+        var options = InstallOptions(release: "6.9", target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
+        options.cacheDirectory = DryRunPlanTests.cache
+        options.dryRun = true
+        options.stopAfter = "resolve"
+        let lines = NSLock()
+        nonisolated(unsafe) var progress: [String] = []
+        let log = try Log(path: nil, progress: { line in lines.withLock { progress.append(line) } })
+        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: DryRunPrinter { _ in }, log: log)
+        let summary = try Pipeline.run(ctx)
+        #expect(summary.stepsRun == ["preflight", "fetch-metadata", "resolve"])
+        let numbered = lines.withLock { progress.filter { $0.contains("/21] ") } }
+        #expect(numbered.count == 3 && numbered[2].contains("[3/21] resolve: "), "\(numbered)")
+    }
+
     @Test func everyStepAppearsInOrder() throws {
         let lines = try plan(target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img")
         #expect(lines.contains { $0.hasPrefix("# bootstrap set (") && $0.contains("yum-3.2.29-81.el6.centos.noarch") && !$0.contains("postfix") })
