@@ -173,7 +173,14 @@ enum ConfigureSteps {
     static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp") { try clean($0) }
     static func clean(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
-        try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+        // yum's cache is a mount over the image's /var/cache/yum (Preparation.mountYumCache), so
+        // `yum clean all` never touches the image: a tmpfs cache is discarded at unmount anyway;
+        // a device or directory given with --yum-cache is cleaned as the original script did.
+        if ctx.options.yumCache.isDiscardedAtUnmount {
+            ctx.note("yum clean all: not needed, the tmpfs yum cache is discarded at unmount")
+        } else {
+            try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+        }
         try runner.perform("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp") {
             try removeLeftovers(ctx, root: root)
         }

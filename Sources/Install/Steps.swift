@@ -215,11 +215,13 @@ public enum InstallSteps {
         throw CommandFailed(command: command, result: last)
     }
 
-    static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root") { try unmount($0) }
+    static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root; flush the device once (sync)") { try unmount($0) }
     static func unmount(_ ctx: InstallContext) throws {
         let mark = try ctx.made(ctx.deviceMark, "cleanup mark of the device", by: "attach-loop")
         let failures = ctx.runner.unwinding { ctx.cleanup.unwind(downTo: mark) }
         if let first = failures.first { throw InstallError.failed(first) }
+        // The root was mounted with barrier=0 (Preparation.mountRoot): one flush for the whole build.
+        try ctx.runner.checked(Preparation.flush(device: try ctx.device))
     }
 
     static let verifyStep = InstallStep("verify", "e2fsck -fn on the unmounted filesystem") { try verify($0) }
