@@ -1,6 +1,7 @@
 import Foundation
+@testable import RPM
+@testable import Signature
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Regenerates the small REAL fixtures of the Bootstrap tests (committed, so
+# Regenerates the small REAL fixtures of the rpm, signature and repository tests (committed, so
 # tests need none of these tools): two tiny EL-shaped packages built with
 # rpmbuild (xz payload; files, a directory, a symlink, a hard-link pair, a
 # setuid file; requires/provides incl. a file require /bin/sh), signed by a

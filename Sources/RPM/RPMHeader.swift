@@ -233,14 +233,7 @@ public struct RPMHeader: Sendable {
     }
 }
 
-@inline(__always) func be32(_ b: [UInt8], _ i: Int) -> UInt32 {
+/// The big-endian UInt32 at `i` (rpm headers and OpenPGP packets are big-endian).
+@inline(__always) public func be32(_ b: [UInt8], _ i: Int) -> UInt32 {
     UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])
-}
-
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-    return String(decoding: out, as: UTF8.self)
 }

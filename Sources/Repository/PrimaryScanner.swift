@@ -1,4 +1,6 @@
+import Fetch
 import Foundation
+import RPM
 
 /// A minimal, strict, streaming (SAX-style, pull) XML tokenizer over bytes in
 /// memory, for primary.xml only.
@@ -271,7 +273,7 @@ extension Primary {
             let bytes = raw.bindMemory(to: UInt8.self)
             var s = XMLScanner(bytes)
             do { return try scanPackages(&s, name: name) } catch let f as XMLScanner.Failure {
-                throw RPMError.metadata(file: name, reason: "\(f.message) (line \(s.line(of: f.offset)))")
+                throw RepositoryError.metadata(file: name, reason: "\(f.message) (line \(s.line(of: f.offset)))")
             }
         }
     }
@@ -294,7 +296,7 @@ extension Primary {
         var depth = 0
         var packageDepth = -1
 
-        func fail(_ message: String) -> RPMError { RPMError.metadata(file: file, reason: message) }
+        func fail(_ message: String) -> RepositoryError { RepositoryError.metadata(file: file, reason: message) }
 
         while let event = try s.next() {
             switch event {

@@ -32,9 +32,9 @@ public struct Comps: Sendable {
     public static func parse(_ data: Data, name: String = "comps.xml") throws -> Comps {
         let delegate = CompsParser()
         try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <comps> element") }
-        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </comps> (truncated?)") }
+        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
+        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <comps> element") }
+        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </comps> (truncated?)") }
         return Comps(groups: delegate.groups)
     }
 }

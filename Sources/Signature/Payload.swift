@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import RPM
 
 /// A package whose signature checked out against the pinned key. Only
 /// `SignatureVerifier.verified(_:)` makes one, and only a `VerifiedRPM` can be

@@ -1,4 +1,6 @@
+import Fetch
 import Foundation
+import RPM
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -30,9 +32,9 @@ public struct RepoMD: Sendable {
     public static func parse(_ data: Data, name: String = "repomd.xml") throws -> RepoMD {
         let delegate = RepoMDParser()
         try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <repomd> element") }
-        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </repomd> (truncated?)") }
+        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
+        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <repomd> element") }
+        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </repomd> (truncated?)") }
         return RepoMD(revision: delegate.revision, files: delegate.files)
     }
 }
@@ -88,9 +90,9 @@ public enum Primary {
     public static func parseWithXMLParser(_ data: Data, name: String = "primary.xml") throws -> [RepoPackage] {
         let delegate = PrimaryParser()
         try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RPMError.metadata(file: name, reason: "no <metadata> element") }
-        guard delegate.closedRoot else { throw RPMError.metadata(file: name, reason: "the document ends before </metadata> (truncated?)") }
+        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
+        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <metadata> element") }
+        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </metadata> (truncated?)") }
         return delegate.packages
     }
 }
@@ -100,23 +102,23 @@ public enum Metadata {
     /// then the checksum (sha256 or sha/sha1). Pure; throws a named mismatch.
     public static func verify(data: Data, against file: RepoDataFile) throws {
         if let size = file.size, size != data.count {
-            throw RPMError.sizeMismatch(file: file.location, expected: size, actual: data.count)
+            throw RepositoryError.sizeMismatch(file: file.location, expected: size, actual: data.count)
         }
         let got = Checksum.of(data, kind: file.checksum.kind)
         guard got == file.checksum else {
-            throw RPMError.checksumMismatch(file: file.location, type: file.checksum.kind.rawValue, expected: file.checksum.hex, actual: got.hex)
+            throw RepositoryError.checksumMismatch(file: file.location, type: file.checksum.kind.rawValue, expected: file.checksum.hex, actual: got.hex)
         }
     }
 
     /// Checks the decompressed bytes against open-checksum/open-size, when repomd gives them.
     public static func verifyOpen(data: Data, against file: RepoDataFile) throws {
         if let size = file.openSize, size != data.count {
-            throw RPMError.sizeMismatch(file: file.location + " (decompressed)", expected: size, actual: data.count)
+            throw RepositoryError.sizeMismatch(file: file.location + " (decompressed)", expected: size, actual: data.count)
         }
         if let want = file.openChecksum {
             let got = Checksum.of(data, kind: want.kind)
             guard got == want else {
-                throw RPMError.checksumMismatch(file: file.location + " (decompressed)", type: want.kind.rawValue, expected: want.hex, actual: got.hex)
+                throw RepositoryError.checksumMismatch(file: file.location + " (decompressed)", type: want.kind.rawValue, expected: want.hex, actual: got.hex)
             }
         }
     }
@@ -144,14 +146,14 @@ public enum Metadata {
             hasher?.update(block)
         }
         guard outcome.status == 0 else {
-            throw RPMError.metadata(file: name, reason: "\(tool) -dc failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw RepositoryError.metadata(file: name, reason: "\(tool) -dc failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         if let file {
             if let size = file.openSize, size != raw.count {
-                throw RPMError.sizeMismatch(file: file.location + " (decompressed)", expected: size, actual: raw.count)
+                throw RepositoryError.sizeMismatch(file: file.location + " (decompressed)", expected: size, actual: raw.count)
             }
             if let want = file.openChecksum, let got = hasher?.finish(), got != want {
-                throw RPMError.checksumMismatch(file: file.location + " (decompressed)", type: want.kind.rawValue, expected: want.hex, actual: got.hex)
+                throw RepositoryError.checksumMismatch(file: file.location + " (decompressed)", type: want.kind.rawValue, expected: want.hex, actual: got.hex)
             }
         }
         return raw
@@ -162,10 +164,10 @@ public enum Metadata {
     public static func loadLocal(repository dir: String) throws -> (RepoMD, [RepoPackage], Comps?) {
         let repomdPath = dir + "/repodata/repomd.xml"
         guard let repomdData = FileManager.default.contents(atPath: repomdPath) else {
-            throw RPMError.metadata(file: repomdPath, reason: "cannot read it (is '\(dir)' a repository?)")
+            throw RepositoryError.metadata(file: repomdPath, reason: "cannot read it (is '\(dir)' a repository?)")
         }
         let repomd = try RepoMD.parse(repomdData, name: repomdPath)
-        guard let primaryFile = repomd.primary else { throw RPMError.metadata(file: repomdPath, reason: "no primary data") }
+        guard let primaryFile = repomd.primary else { throw RepositoryError.metadata(file: repomdPath, reason: "no primary data") }
         let packages = try loadPrimary(try readChecked(dir, primaryFile), file: primaryFile)
         var comps: Comps?
         if let group = repomd.group {
@@ -196,7 +198,7 @@ public enum Metadata {
 
     static func readChecked(_ dir: String, _ file: RepoDataFile) throws -> Data {
         let path = dir + "/" + file.location
-        guard let data = FileManager.default.contents(atPath: path) else { throw RPMError.metadata(file: path, reason: "cannot read it") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw RepositoryError.metadata(file: path, reason: "cannot read it") }
         try verify(data: data, against: file)
         return data
     }
@@ -213,9 +215,9 @@ func runParser(_ data: Data, delegate: XMLParserDelegate & ParserErrorHolder, na
     parser.shouldResolveExternalEntities = false
     parser.delegate = delegate
     if !parser.parse() {
-        if let error = delegate.error { throw RPMError.metadata(file: name, reason: error) }
+        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
         let line = parser.lineNumber
-        throw RPMError.metadata(file: name, reason: "not well-formed XML near line \(line): \(parser.parserError.map { "\($0)" } ?? "parse error")")
+        throw RepositoryError.metadata(file: name, reason: "not well-formed XML near line \(line): \(parser.parserError.map { "\($0)" } ?? "parse error")")
     }
 }
 

@@ -1,3 +1,4 @@
+import Fetch
 import Foundation
 import Host
 
@@ -28,7 +29,7 @@ public struct ReleaseRepository: Sendable {
         let repomdData = try fetcher.fetchSmall(url: base.appendingPathComponent("repodata/repomd.xml"), expected: nil, sizeLimit: 1 << 20)
         let repomd = try RepoMD.parse(repomdData, name: base.absoluteString + "repodata/repomd.xml")
         guard let primary = repomd.primary else {
-            throw RPMError.metadata(file: base.absoluteString + "repodata/repomd.xml", reason: "names no primary data")
+            throw RepositoryError.metadata(file: base.absoluteString + "repodata/repomd.xml", reason: "names no primary data")
         }
         let dir = try fetcher.cache.metadataDirectory(release: release, mirror: base)
         try write(repomdData, to: dir.appendingPathComponent("repodata/repomd.xml"))

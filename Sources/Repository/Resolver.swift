@@ -1,4 +1,5 @@
 import Foundation
+import RPM
 
 /// What the bootstrap installs with our own extractor before the target's
 /// rpm and yum take over.
@@ -174,10 +175,10 @@ public struct Resolver: Sendable {
         return Resolution(packages: result, reasons: reasons, unresolved: unresolved.sorted())
     }
 
-    /// The bootstrap set: closure of `seeds`; throws `RPMError.unresolved` listing every gap.
+    /// The bootstrap set: closure of `seeds`; throws `RepositoryError.unresolved` listing every gap.
     public func bootstrapClosure(seeds: [String] = BootstrapSet.seeds, exclude: Set<String> = []) throws -> Resolution {
         let r = resolve(seeds: seeds, exclude: exclude)
-        guard r.unresolved.isEmpty else { throw RPMError.unresolved(r.unresolved) }
+        guard r.unresolved.isEmpty else { throw RepositoryError.unresolved(r.unresolved) }
         return r
     }
 
@@ -188,7 +189,7 @@ public struct Resolver: Sendable {
     /// not thrown: yum decides the real install and fetches what we missed.
     public func groupInstallSet(comps: Comps, group: String = "core", extra: [String] = [], exclude: Set<String> = ["postfix"]) throws -> Resolution {
         guard let g = comps.group(group) else {
-            throw RPMError.metadata(file: "comps", reason: "no group '\(group)' (groups: \(comps.groups.map(\.id).joined(separator: ", ")))")
+            throw RepositoryError.metadata(file: "comps", reason: "no group '\(group)' (groups: \(comps.groups.map(\.id).joined(separator: ", ")))")
         }
         let seeds = g.installedByDefault.filter { !exclude.contains($0) && byName[$0] != nil } + extra
         var r = resolve(seeds: seeds, exclude: exclude)

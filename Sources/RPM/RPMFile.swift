@@ -156,12 +156,6 @@ public struct RPMFile: Sendable {
 
     // MARK: signature tags
 
-    /// The OpenPGP packet of a signature tag, parsed for display (nil when absent).
-    public func signaturePacket(_ tag: Int32) throws -> SignaturePacket? {
-        guard let bytes = signature.binary(tag) else { return nil }
-        return try SignaturePacket(parsing: bytes, file: path)
-    }
-
     public var md5: [UInt8]? { signature.binary(SigTag.md5) }
     public var sha1Header: String? { signature.string(SigTag.sha1Header) }
     public var sha256Header: String? { signature.string(SigTag.sha256Header) }

@@ -1,4 +1,5 @@
 import Foundation
+import RPM
 import Versions
 
 /// Where an image boots on EC2, read from the built filesystem (never from the

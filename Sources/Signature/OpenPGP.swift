@@ -1,4 +1,5 @@
 import Foundation
+import RPM
 
 /// Just enough OpenPGP (RFC 4880) framing to DISPLAY signature packets and
 /// find the pinned key's primary key packet. No cryptography here: gpgv does
@@ -229,4 +230,21 @@ func formatUTC(_ seconds: Int) -> String {
     f.timeZone = TimeZone(identifier: "UTC")
     f.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
     return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+}
+
+/// Lower-case hex of bytes (key ids).
+func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+extension RPMFile {
+    /// The OpenPGP packet of a signature tag, parsed for display (nil when absent).
+    public func signaturePacket(_ tag: Int32) throws -> SignaturePacket? {
+        guard let bytes = signature.binary(tag) else { return nil }
+        return try SignaturePacket(parsing: bytes, file: path)
+    }
 }

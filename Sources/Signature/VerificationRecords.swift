@@ -1,5 +1,7 @@
+import Fetch
 import Foundation
 import Host
+import RPM
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,7 +103,7 @@ extension SignatureVerifier {
     public func verifiedUsingRecords(_ rpm: RPMFile, checksum: Checksum, records: VerificationRecords) throws -> (VerifiedRPM, checkedNow: Bool) {
         let actual = try Checksum.of(file: rpm.path, kind: checksum.kind)
         guard actual == checksum else {
-            throw RPMError.digestMismatch(file: rpm.path, what: "cached file (\(checksum.kind.rawValue))", expected: checksum.hex, actual: actual.hex)
+            throw SignatureError.digestMismatch(file: rpm.path, what: "cached file (\(checksum.kind.rawValue))", expected: checksum.hex, actual: actual.hex)
         }
         if let report = records.lookup(rpm, checksum: checksum, key: key) {
             log?.write("signature: \((rpm.path as NSString).lastPathComponent): remembered good under \(key.fingerprint) (\(report.method))")

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import RPM
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,16 +27,16 @@ public struct PinnedKey: Sendable {
             binary = try OpenPGP.dearmor(bytes)
             packets = try OpenPGP.packets(binary)
         } catch {
-            throw RPMError.badKey(path: source, reason: "\(error)")
+            throw SignatureError.badKey(path: source, reason: "\(error)")
         }
         guard let primary = packets.first, primary.tag == 6 else {
-            throw RPMError.badKey(path: source, reason: "it does not start with a public key packet (a private key or a signature?)")
+            throw SignatureError.badKey(path: source, reason: "it does not start with a public key packet (a private key or a signature?)")
         }
         guard primary.body.first == 4 else {
-            throw RPMError.badKey(path: source, reason: "version \(primary.body.first ?? 0) keys are not supported (only V4)")
+            throw SignatureError.badKey(path: source, reason: "version \(primary.body.first ?? 0) keys are not supported (only V4)")
         }
         guard packets.filter({ $0.tag == 6 }).count == 1 else {
-            throw RPMError.badKey(path: source, reason: "it holds several primary keys; give exactly one")
+            throw SignatureError.badKey(path: source, reason: "it holds several primary keys; give exactly one")
         }
         let framed = [0x99, UInt8(primary.body.count >> 8 & 0xff), UInt8(primary.body.count & 0xff)] + primary.body
         let result = ProcessRunner.execute(Command("sha1sum", ["-"], standardInput: Data(framed)), environment: ProcessInfo.processInfo.environment)
@@ -49,7 +50,7 @@ public struct PinnedKey: Sendable {
 
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RPMError.badKey(path: path, reason: "cannot read it")
+            throw SignatureError.badKey(path: path, reason: "cannot read it")
         }
         try self.init(bytes: [UInt8](data), source: path)
     }
@@ -95,14 +96,14 @@ public struct SignatureVerifier: Sendable {
     public let log: Log?
     public init(key: PinnedKey, log: Log? = nil) { self.key = key; self.log = log }
 
-    /// Verifies `rpm` (read from its path). Throws a named `RPMError` unless it is good.
+    /// Verifies `rpm` (read from its path). Throws a named `SignatureError` (or `RPMError` for a broken file) unless it is good.
     /// - Parameter allowHeaderOnly: `rpm verify` on a header-only file: check the header
     ///   signature and report `payloadVerified == false` instead of failing on the missing payload.
     public func verify(_ rpm: RPMFile, allowHeaderOnly: Bool = false) throws -> VerificationReport {
         let file = rpm.path
         let wholeTags = [SigTag.pgp, SigTag.gpg].filter { rpm.signature.has($0) }
         let headerTags = [SigTag.rsaHeader, SigTag.dsaHeader].filter { rpm.signature.has($0) }
-        guard !wholeTags.isEmpty || !headerTags.isEmpty else { throw RPMError.unsigned(file: file) }
+        guard !wholeTags.isEmpty || !headerTags.isEmpty else { throw SignatureError.unsigned(file: file) }
 
         var payloadPresent = true
         do { try rpm.checkPayloadPresent() } catch {
@@ -117,7 +118,7 @@ public struct SignatureVerifier: Sendable {
             return VerificationReport(method: "\(tag == SigTag.pgp ? "SIGPGP" : "SIGGPG") over header+payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired, payloadVerified: true)
         }
 
-        guard let tag = headerTags.first else { throw RPMError.unsigned(file: file) }
+        guard let tag = headerTags.first else { throw SignatureError.unsigned(file: file) }
         let bytes = rpm.signature.binary(tag)!
         let packet = try SignaturePacket(parsing: bytes, file: file)
         let headerBytes = try FileSource(path: file).read(at: rpm.header.range.lowerBound, count: rpm.header.range.count)
@@ -129,18 +130,18 @@ public struct SignatureVerifier: Sendable {
         }
         // The header is authentic; now the payload through the digest the signed header carries.
         guard let (algorithm, want) = rpm.payloadDigest else {
-            throw RPMError.badSignature(file: file, reason: "only the header is signed (\(name)) and the header carries no PAYLOADDIGEST, so nothing signed covers the payload")
+            throw SignatureError.badSignature(file: file, reason: "only the header is signed (\(name)) and the header carries no PAYLOADDIGEST, so nothing signed covers the payload")
         }
         let tool: String
         switch algorithm {
         case 8: tool = "sha256sum"
         case 2: tool = "sha1sum"
         case 10: tool = "sha512sum"
-        default: throw RPMError.badSignature(file: file, reason: "PAYLOADDIGEST uses unsupported hash algorithm \(algorithm)")
+        default: throw SignatureError.badSignature(file: file, reason: "PAYLOADDIGEST uses unsupported hash algorithm \(algorithm)")
         }
         let got = try HostPipe.digest(tool, file: file, offset: rpm.payloadOffset, log: log)
         guard got == want.lowercased() else {
-            throw RPMError.digestMismatch(file: file, what: "payload digest (\(tool.dropLast(3)))", expected: want.lowercased(), actual: got)
+            throw SignatureError.digestMismatch(file: file, what: "payload digest (\(tool.dropLast(3)))", expected: want.lowercased(), actual: got)
         }
         return VerificationReport(method: "\(name) over the header + PAYLOADDIGEST \(tool.dropLast(3)) over the payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired, payloadVerified: true)
     }
@@ -190,34 +191,34 @@ public struct SignatureVerifier: Sendable {
         }
         let signer = packet.keyID ?? "unknown"
         if let bad = lines["BADSIG"] {
-            throw RPMError.badSignature(file: file, reason: "gpgv: BAD signature from key \(bad.first ?? signer)")
+            throw SignatureError.badSignature(file: file, reason: "gpgv: BAD signature from key \(bad.first ?? signer)")
         }
         if let err = lines["ERRSIG"] {
             if lines["NO_PUBKEY"] != nil || (err.count > 5 && err[5] == "9") {
-                throw RPMError.wrongKey(file: file, keyID: (err.first ?? signer).lowercased(), pinned: pinned)
+                throw SignatureError.wrongKey(file: file, keyID: (err.first ?? signer).lowercased(), pinned: pinned)
             }
-            throw RPMError.badSignature(file: file, reason: "gpgv could not check it (ERRSIG \(err.joined(separator: " ")))")
+            throw SignatureError.badSignature(file: file, reason: "gpgv could not check it (ERRSIG \(err.joined(separator: " ")))")
         }
-        if lines["REVKEYSIG"] != nil { throw RPMError.badSignature(file: file, reason: "the key was revoked") }
-        if lines["EXPSIG"] != nil { throw RPMError.badSignature(file: file, reason: "the signature itself has expired") }
+        if lines["REVKEYSIG"] != nil { throw SignatureError.badSignature(file: file, reason: "the key was revoked") }
+        if lines["EXPSIG"] != nil { throw SignatureError.badSignature(file: file, reason: "the signature itself has expired") }
         guard let valid = lines["VALIDSIG"], valid.count >= 3 else {
-            throw RPMError.badSignature(file: file, reason: "gpgv reported no valid signature (exit \(exitStatus))")
+            throw SignatureError.badSignature(file: file, reason: "gpgv reported no valid signature (exit \(exitStatus))")
         }
         let primary = (valid.count >= 10 ? valid[9] : valid[0]).uppercased()
         guard primary == pinned.uppercased() else {
-            throw RPMError.wrongKey(file: file, keyID: primary, pinned: pinned)
+            throw SignatureError.wrongKey(file: file, keyID: primary, pinned: pinned)
         }
-        guard let signedAt = Int(valid[2]) else { throw RPMError.badSignature(file: file, reason: "unreadable VALIDSIG line") }
+        guard let signedAt = Int(valid[2]) else { throw SignatureError.badSignature(file: file, reason: "unreadable VALIDSIG line") }
         if lines["GOODSIG"] == nil {
-            guard lines["EXPKEYSIG"] != nil else { throw RPMError.badSignature(file: file, reason: "gpgv reported neither GOODSIG nor EXPKEYSIG") }
+            guard lines["EXPKEYSIG"] != nil else { throw SignatureError.badSignature(file: file, reason: "gpgv reported neither GOODSIG nor EXPKEYSIG") }
             guard let expiry = keyExpired else {
-                throw RPMError.badSignature(file: file, reason: "the key has expired and gpgv did not say when (no KEYEXPIRED line)")
+                throw SignatureError.badSignature(file: file, reason: "the key has expired and gpgv did not say when (no KEYEXPIRED line)")
             }
             guard signedAt < expiry else {
-                throw RPMError.badSignature(file: file, reason: "signature made \(formatUTC(signedAt)), after the key expired (\(formatUTC(expiry)))")
+                throw SignatureError.badSignature(file: file, reason: "signature made \(formatUTC(signedAt)), after the key expired (\(formatUTC(expiry)))")
             }
         }
-        guard exitStatus == 0 else { throw RPMError.badSignature(file: file, reason: "gpgv exited \(exitStatus)") }
+        guard exitStatus == 0 else { throw SignatureError.badSignature(file: file, reason: "gpgv exited \(exitStatus)") }
         return (signedAt, keyExpired)
     }
 }
