@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import CLI
+import TestSupport
 import Versions
 
 /// Runs the CLI in-process and captures both streams.
@@ -9,14 +10,6 @@ func runCLI(_ args: [String]) -> (code: Int32, out: String, err: String) {
     let console = Console(out: { out.append($0) }, err: { err.append($0) }, environment: [:])
     let code = CLI.main(args, console: console)
     return (code, out.joined(separator: "\n"), err.joined(separator: "\n"))
-}
-
-func golden(_ name: String) throws -> String {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
-    if name == "table.md", ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-        try (runCLI(["table"]).out + "\n").write(to: url, atomically: true, encoding: .utf8)
-    }
-    return try String(contentsOf: url, encoding: .utf8)
 }
 
 @Suite struct TableCommandTests {
@@ -30,7 +23,7 @@ func golden(_ name: String) throws -> String {
     }
 
     @Test func markdownGoldenAndJSON() throws {
-        #expect(runCLI(["table"]).out + "\n" == (try golden("table.md")))
+        try expectGolden(runCLI(["table"]).out + "\n", "table.md")
         let json = runCLI(["table", "--format", "json"])
         #expect(json.code == 0)
         let decoded = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as! [[String: String]]

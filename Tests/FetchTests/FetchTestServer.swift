@@ -1,6 +1,7 @@
+@testable import Fetch
 import Foundation
+import TestSupport
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -128,7 +129,7 @@ final class FetchFixture {
     /// Writes `size` pseudo-random bytes as /Packages/NAME; returns its URL path.
     @discardableResult
     func add(_ name: String, size: Int, seed: UInt64 = 1) throws -> String {
-        var generator = SplitMix(seed: seed &+ UInt64(size) &+ name.utf8.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) })
+        var generator = SplitMix64(seed: seed &+ UInt64(size) &+ name.utf8.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) })
         var words = [UInt64](repeating: 0, count: (size + 7) / 8)
         for i in words.indices { words[i] = generator.next() }
         let data = words.withUnsafeBytes { Data($0.prefix(size)) }
@@ -153,19 +154,6 @@ final class FetchFixture {
             if FileManager.default.fileExists(atPath: cacheRoot.path + "/blobs/" + next, isDirectory: &isDir), !isDir.boolValue { out.append(next) }
         }
         return out.sorted()
-    }
-}
-
-/// Deterministic bytes for fixtures.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,6 +1,7 @@
+@testable import Fetch
 import Foundation
+import TestSupport
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif

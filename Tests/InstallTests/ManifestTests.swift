@@ -2,7 +2,7 @@
 import Foundation
 @testable import Install
 import RPM
-import Repository
+@testable import Repository
 import Testing
 
 @Suite struct ManifestTests {

@@ -1,6 +1,8 @@
 import Foundation
+@testable import RPM
+@testable import Signature
+import TestSupport
 import Testing
-@testable import Bootstrap
 
 @Suite struct RPMReaderTests {
     @Test(arguments: Fixture.genuine.map(\.file))
@@ -96,7 +98,7 @@ import Testing
 
     /// Random truncations and bit flips: every outcome is a parse or an RPMError, never a crash or hang.
     @Test func fuzzTruncationsAndBitFlips() throws {
-        var rng = SeededGenerator(state: 0xC0FFEE)
+        var rng = SplitMix64(seed: 0xC0FFEE)
         let inputs = Fixture.genuine.map { [UInt8](FileManager.default.contents(atPath: Fixture.genuinePath($0.file))!) }
             + [[UInt8](FileManager.default.contents(atPath: Fixture.path("tinyfix-signed.rpm"))!)]
         var parsed = 0, refused = 0

@@ -1,5 +1,7 @@
+@testable import RPM
+@testable import Signature
+import TestSupport
 import Testing
-@testable import Bootstrap
 
 @Suite struct RPMVersionTests {
     /// rpm's own test table (tests/rpmvercmp.at).

@@ -1,6 +1,9 @@
+import Fetch
 import Foundation
+import RPM
+@testable import Repository
+import TestSupport
 import Testing
-@testable import Bootstrap
 
 /// The fixture repository was made by createrepo_c from two rpmbuild packages (make-fixtures.sh).
 @Suite struct RepoMetadataTests {
@@ -26,10 +29,10 @@ import Testing
         let primary = try #require(repomd.primary)
         var data = try Data(contentsOf: URL(fileURLWithPath: repo + "/" + primary.location))
         data[10] ^= 1
-        #expect(throws: RPMError.checksumMismatch(file: primary.location, type: "sha256", expected: primary.checksum.hex, actual: Checksum.of(data, kind: .sha256).hex)) {
+        #expect(throws: RepositoryError.checksumMismatch(file: primary.location, type: "sha256", expected: primary.checksum.hex, actual: Checksum.of(data, kind: .sha256).hex)) {
             try Metadata.verify(data: data, against: primary)
         }
-        #expect(throws: RPMError.sizeMismatch(file: primary.location, expected: primary.size!, actual: primary.size! + 1)) {
+        #expect(throws: RepositoryError.sizeMismatch(file: primary.location, expected: primary.size!, actual: primary.size! + 1)) {
             try Metadata.verify(data: data + Data([0]), against: primary)
         }
         // Old repositories say "sha" for SHA-1.
@@ -64,15 +67,15 @@ import Testing
     }
 
     @Test func malformedMetadataIsAClearError() {
-        #expect(throws: RPMError.self) { try Primary.parse(Data("<metadata><package><name>x".utf8)) }
-        #expect(throws: RPMError.self) { try RepoMD.parse(Data("not xml".utf8)) }
+        #expect(throws: RepositoryError.self) { try Primary.parse(Data("<metadata><package><name>x".utf8)) }
+        #expect(throws: RepositoryError.self) { try RepoMD.parse(Data("not xml".utf8)) }
         let unsafe = """
         <metadata><package type="rpm"><name>x</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
         <checksum type="sha256">\(String(repeating: "a", count: 64))</checksum><location href="../../etc/passwd"/></package></metadata>
         """
-        #expect(throws: RPMError.self) { try Primary.parse(Data(unsafe.utf8)) }
+        #expect(throws: RepositoryError.self) { try Primary.parse(Data(unsafe.utf8)) }
         let badSum = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm").replacingOccurrences(of: "sha256", with: "md4")
-        #expect(throws: RPMError.self) { try Primary.parse(Data(badSum.utf8)) }
+        #expect(throws: RepositoryError.self) { try Primary.parse(Data(badSum.utf8)) }
         let good = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm")
         #expect((try? Primary.parse(Data(good.utf8)))?.first?.name == "x")
     }
@@ -110,12 +113,12 @@ import Testing
         for bad in ["", "<metadata>", "<metadata></package>", "<metadata><package></metadata>", "<metadata a=b></metadata>",
                     "<metadata>&bogus;</metadata>", "<metadata></metadata><metadata></metadata>", "text<metadata/>",
                     "<metadata><!-- never ends", "<metadata x=\"1\"y=\"2\"/>", "<other/>"] {
-            #expect(throws: RPMError.self, "\(bad)") { try Primary.parse(Data(bad.utf8)) }
+            #expect(throws: RepositoryError.self, "\(bad)") { try Primary.parse(Data(bad.utf8)) }
         }
         #expect(try Primary.parse(Data("<metadata/>".utf8)).isEmpty)
         // Every truncation of the real file fails cleanly.
         for cut in stride(from: 0, to: raw.count - 12, by: 97) {
-            #expect(throws: RPMError.self) { try Primary.parse(raw.prefix(cut)) }
+            #expect(throws: RepositoryError.self) { try Primary.parse(raw.prefix(cut)) }
         }
     }
 }

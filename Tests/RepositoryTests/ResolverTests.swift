@@ -1,6 +1,9 @@
+import Fetch
 import Foundation
+import RPM
+@testable import Repository
+import TestSupport
 import Testing
-@testable import Bootstrap
 
 @Suite struct ResolverTests {
     static let sum = try! Checksum(.sha256, hex: String(repeating: "0", count: 64))
@@ -50,14 +53,14 @@ import Testing
     }
 
     @Test func missingProvidersAreAllListed() {
-        #expect(throws: RPMError.unresolved([
+        #expect(throws: RepositoryError.unresolved([
             "(seed): no-such-package",
             "lonely-1.0-1.el6.x86_64: ghost >= 2",
             "lonely-1.0-1.el6.x86_64: libmissing.so.3()(64bit)",
         ])) {
             try Resolver(packages: ResolverTests.repo).bootstrapClosure(seeds: ["lonely", "no-such-package"])
         }
-        let text = RPMError.unresolved(["lonely-1.0-1.el6.x86_64: ghost >= 2"]).description
+        let text = RepositoryError.unresolved(["lonely-1.0-1.el6.x86_64: ghost >= 2"]).description
         #expect(text.contains("nothing provides") && text.contains("lonely-1.0-1.el6.x86_64: ghost >= 2"))
     }
 
@@ -73,7 +76,7 @@ import Testing
         #expect(r.names.contains("cronie") && r.names.contains("yum") && r.names.contains("file-libs"))
         #expect(r.packages.first { $0.name == "kernel" }?.evr.release == "696.el6")
         #expect(r.unresolved.isEmpty)
-        #expect(throws: RPMError.self) { try Resolver(packages: ResolverTests.repo).groupInstallSet(comps: comps, group: "nope") }
+        #expect(throws: RepositoryError.self) { try Resolver(packages: ResolverTests.repo).groupInstallSet(comps: comps, group: "nope") }
     }
 
     @Test func fixtureRepositoryResolves() throws {

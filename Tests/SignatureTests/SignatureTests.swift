@@ -1,6 +1,9 @@
+import Fetch
 import Foundation
+import RPM
+@testable import Signature
+import TestSupport
 import Testing
-@testable import Bootstrap
 
 @Suite struct SignatureTests {
     static let expiry = 1625020067 // the CentOS 6 key's expiry, 2021-06-30 02:27:47 UTC
@@ -15,12 +18,12 @@ import Testing
     }
 
     @Test func badKeysAreRefused() throws {
-        #expect(throws: RPMError.self) { try PinnedKey(bytes: Array("not a key".utf8), source: "x") }
+        #expect(throws: SignatureError.self) { try PinnedKey(bytes: Array("not a key".utf8), source: "x") }
         // Damaged armor: one base64 character changed breaks the CRC-24.
         var armored = embeddedCentOS6KeyArmored
         let i = armored.index(armored.startIndex, offsetBy: 200)
         armored.replaceSubrange(i...i, with: armored[i] == "A" ? "B" : "A")
-        #expect(throws: RPMError.self) { try PinnedKey(bytes: Array(armored.utf8), source: "damaged") }
+        #expect(throws: SignatureError.self) { try PinnedKey(bytes: Array(armored.utf8), source: "damaged") }
     }
 
     /// The genuine CentOS 6 headers verify with the embedded (expired) key:
@@ -50,7 +53,7 @@ import Testing
         do {
             _ = try SignatureVerifier(key: try PinnedKey.embeddedCentOS6()).verify(rpm, allowHeaderOnly: true)
             Issue.record("a flipped header byte verified")
-        } catch let error as RPMError {
+        } catch let error as SignatureError {
             guard case .badSignature(_, let reason) = error else { Issue.record("unexpected \(error)"); return }
             #expect(reason.contains("BAD signature"))
         }
@@ -72,34 +75,34 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try PinnedKey(path: Fixture.path("fixture-key.asc"))
         let verifier = SignatureVerifier(key: key)
-        func failure(_ path: String, key: PinnedKey? = nil) -> RPMError? {
+        func failure(_ path: String, key: PinnedKey? = nil) -> (any Error)? {
             do {
                 _ = try SignatureVerifier(key: key ?? verifier.key).verified(try RPMFile(path: path))
                 return nil
-            } catch { return error as? RPMError }
+            } catch { return error }
         }
         // Unsigned.
-        guard case .unsigned? = failure(Fixture.path("tinyfix-unsigned.rpm")) else { Issue.record("unsigned accepted"); return }
+        guard case .unsigned? = failure(Fixture.path("tinyfix-unsigned.rpm")) as? SignatureError else { Issue.record("unsigned accepted"); return }
         // Another key (the embedded CentOS key is pinned; the package is signed by the fixture key).
-        guard case .wrongKey(_, let keyID, _)? = failure(Fixture.path("tinyfix-signed.rpm"), key: try PinnedKey.embeddedCentOS6()) else {
+        guard case .wrongKey(_, let keyID, _)? = failure(Fixture.path("tinyfix-signed.rpm"), key: try PinnedKey.embeddedCentOS6()) as? SignatureError else {
             Issue.record("wrong key accepted"); return
         }
         #expect(keyID == key.keyID)
         // A flipped payload byte: SIGPGP covers it.
         let rpm = try RPMFile(path: Fixture.path("tinyfix-signed.rpm"))
         let flipped = try Fixture.mutatedCopy("tinyfix-signed.rpm", in: dir) { $0[rpm.payloadOffset + 40] ^= 0x80 }
-        guard case .badSignature? = failure(flipped) else { Issue.record("flipped payload accepted (SIGPGP)"); return }
+        guard case .badSignature? = failure(flipped) as? SignatureError else { Issue.record("flipped payload accepted (SIGPGP)"); return }
         // A flipped payload byte with only a header signature: PAYLOADDIGEST catches it.
         let hdir = dir + "/h"
         try FileManager.default.createDirectory(atPath: hdir, withIntermediateDirectories: true)
         let h = try RPMFile(path: Fixture.path("tinyfix-headersig.rpm"))
         let flippedH = try Fixture.mutatedCopy("tinyfix-headersig.rpm", in: hdir) { $0[h.payloadOffset + 40] ^= 0x80 }
-        guard case .digestMismatch? = failure(flippedH) else { Issue.record("flipped payload accepted (RSAHEADER)"); return }
+        guard case .digestMismatch? = failure(flippedH) as? SignatureError else { Issue.record("flipped payload accepted (RSAHEADER)"); return }
         // Truncated: the payload is missing.
         let tdir = dir + "/t"
         try FileManager.default.createDirectory(atPath: tdir, withIntermediateDirectories: true)
         let truncated = try Fixture.mutatedCopy("tinyfix-signed.rpm", in: tdir) { $0.removeLast(100) }
-        guard case .payloadMissing? = failure(truncated) else { Issue.record("truncated accepted"); return }
+        guard case .payloadMissing? = failure(truncated) as? RPMError else { Issue.record("truncated accepted"); return }
     }
 
     // MARK: gpgv status evaluation (pure)
@@ -123,7 +126,7 @@ import Testing
     }
 
     @Test func signatureAfterExpiryIsRefused() {
-        #expect(throws: RPMError.self) {
+        #expect(throws: SignatureError.self) {
             try SignatureVerifier.evaluate(status: SignatureTests.status(signedAt: SignatureTests.expiry + 86400, expired: true), exitStatus: 0,
                                            pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
         }
@@ -140,11 +143,11 @@ import Testing
             (SignatureTests.status(signedAt: 1, expired: false, extra: "[GNUPG:] REVKEYSIG 0946FCA2C105B9DE x\n"), 0),
         ]
         for (text, exit) in cases {
-            #expect(throws: RPMError.self, "\(text)") {
+            #expect(throws: SignatureError.self, "\(text)") {
                 try SignatureVerifier.evaluate(status: text, exitStatus: exit, pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
             }
         }
-        #expect(throws: RPMError.wrongKey(file: "x", keyID: "4e619df38c063c13", pinned: SignatureTests.fpr)) {
+        #expect(throws: SignatureError.wrongKey(file: "x", keyID: "4e619df38c063c13", pinned: SignatureTests.fpr)) {
             try SignatureVerifier.evaluate(status: cases[2].0, exitStatus: 2, pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
         }
     }

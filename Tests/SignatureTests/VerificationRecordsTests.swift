@@ -1,6 +1,9 @@
+import Fetch
 import Foundation
+import RPM
+@testable import Signature
+import TestSupport
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +48,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(try verify(blob, checksum, root: root, key: try PinnedKey(path: Fixture.path("fixture-key.asc"))) == true)
         // The same blob under the CentOS 6 key: gpgv runs and refuses it.
-        #expect(throws: RPMError.self) { try verify(blob, checksum, root: root, key: try PinnedKey.embeddedCentOS6()) }
+        #expect(throws: SignatureError.self) { try verify(blob, checksum, root: root, key: try PinnedKey.embeddedCentOS6()) }
     }
 
     @Test func aTamperedBlobIsCaughtDespiteItsRecord() throws {
@@ -65,7 +68,7 @@ import Glibc
         futimens(fd, &times)
         close(fd)
         #expect { try verify(blob, checksum, root: root, key: key) } throws: { error in
-            guard case RPMError.digestMismatch = error else { return false }
+            guard case SignatureError.digestMismatch = error else { return false }
             return "\(error)".contains(checksum.hex)
         }
     }
