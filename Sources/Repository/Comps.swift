@@ -31,15 +31,12 @@ public struct Comps: Sendable {
 
     public static func parse(_ data: Data, name: String = "comps.xml") throws -> Comps {
         let delegate = CompsParser()
-        try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <comps> element") }
-        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </comps> (truncated?)") }
+        try runParser(data, delegate: delegate, name: name, root: "comps")
         return Comps(groups: delegate.groups)
     }
 }
 
-final class CompsParser: NSObject, XMLParserDelegate, ParserErrorHolder {
+final class CompsParser: NSObject, MetadataParserDelegate {
     var groups: [Comps.Group] = []
     var error: String?
     var sawRoot = false

@@ -31,10 +31,7 @@ public struct RepoMD: Sendable {
     /// Parses repomd.xml. `name` is used in errors.
     public static func parse(_ data: Data, name: String = "repomd.xml") throws -> RepoMD {
         let delegate = RepoMDParser()
-        try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <repomd> element") }
-        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </repomd> (truncated?)") }
+        try runParser(data, delegate: delegate, name: name, root: "repomd")
         return RepoMD(revision: delegate.revision, files: delegate.files)
     }
 }
@@ -89,10 +86,7 @@ public enum Primary {
     /// The same with Foundation's XMLParser: the reference the scanner is tested against.
     public static func parseWithXMLParser(_ data: Data, name: String = "primary.xml") throws -> [RepoPackage] {
         let delegate = PrimaryParser()
-        try runParser(data, delegate: delegate, name: name)
-        if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
-        guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <metadata> element") }
-        guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </metadata> (truncated?)") }
+        try runParser(data, delegate: delegate, name: name, root: "metadata")
         return delegate.packages
     }
 }
@@ -206,7 +200,9 @@ public enum Metadata {
 
 // MARK: SAX parsing
 
-func runParser(_ data: Data, delegate: XMLParserDelegate & ParserErrorHolder, name: String) throws {
+/// Parses `data` with `delegate`; throws unless the document is well-formed, the
+/// delegate found nothing wrong, and the root element `root` was opened and closed.
+func runParser(_ data: Data, delegate: MetadataParserDelegate, name: String, root: String) throws {
     // A stream, not XMLParser(data:): corelibs hands Data to libxml2 in ONE chunk, and
     // libxml2 refuses single chunks over 10 MB without XML_PARSE_HUGE ("huge input
     // lookup"); a real primary.xml is ~30 MB. The stream is fed in small chunks.
@@ -219,9 +215,17 @@ func runParser(_ data: Data, delegate: XMLParserDelegate & ParserErrorHolder, na
         let line = parser.lineNumber
         throw RepositoryError.metadata(file: name, reason: "not well-formed XML near line \(line): \(parser.parserError.map { "\($0)" } ?? "parse error")")
     }
+    if let error = delegate.error { throw RepositoryError.metadata(file: name, reason: error) }
+    guard delegate.sawRoot else { throw RepositoryError.metadata(file: name, reason: "no <\(root)> element") }
+    guard delegate.closedRoot else { throw RepositoryError.metadata(file: name, reason: "the document ends before </\(root)> (truncated?)") }
 }
 
-protocol ParserErrorHolder: AnyObject { var error: String? { get } }
+/// A SAX delegate for one metadata document: what it found wrong, and whether it saw its root element open and close.
+protocol MetadataParserDelegate: XMLParserDelegate {
+    var error: String? { get }
+    var sawRoot: Bool { get }
+    var closedRoot: Bool { get }
+}
 
 func dependencyFlags(_ s: String?) -> Int {
     switch s {
@@ -234,7 +238,7 @@ func dependencyFlags(_ s: String?) -> Int {
     }
 }
 
-final class RepoMDParser: NSObject, XMLParserDelegate, ParserErrorHolder {
+final class RepoMDParser: NSObject, MetadataParserDelegate {
     var revision: String?
     var files: [String: RepoDataFile] = [:]
     var error: String?
@@ -298,7 +302,7 @@ final class RepoMDParser: NSObject, XMLParserDelegate, ParserErrorHolder {
     }
 }
 
-final class PrimaryParser: NSObject, XMLParserDelegate, ParserErrorHolder {
+final class PrimaryParser: NSObject, MetadataParserDelegate {
     var packages: [RepoPackage] = []
     var error: String?
     var sawRoot = false

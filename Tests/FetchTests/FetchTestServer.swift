@@ -138,6 +138,23 @@ final class FetchFixture {
         return "/Packages/" + name
     }
 
+    /// The setup of a one-fault test: a fixture with one file `name` of `size` bytes, served
+    /// with `fault` (the fields of one vault-server.py `add_faults` entry besides its path, e.g.
+    /// `"status": 500, "times": 2`) and `settings` (other control fields, e.g. `"range": false`).
+    /// Returns the file's URL path too; the caller stops the server.
+    static func serving(_ name: String, size: Int, fault: String, settings: String = "") throws -> (FetchFixture, FetchTestServer, String) {
+        let fixture = try FetchFixture()
+        let path = try fixture.add(name, size: size)
+        let server = try FetchTestServer(root: fixture.mirror)
+        do {
+            try server.control(#"{"# + (settings.isEmpty ? "" : settings + ", ") + #""add_faults": [{"path": "\#(path)", \#(fault)}]}"#)
+        } catch {
+            server.stop()
+            throw error
+        }
+        return (fixture, server, path)
+    }
+
     func remote(_ name: String, server: FetchTestServer, kind: Checksum.Kind = .sha256) -> RemoteFile {
         let data = files[name]!
         return RemoteFile(url: server.url("/Packages/" + name), size: Int64(data.count), checksum: Checksum.of(data, kind: kind))

@@ -78,11 +78,8 @@ import Glibc
     }
 
     @Test func serverErrorIsRetriedThenSucceeds() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("flaky.rpm", size: 50_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("flaky.rpm", size: 50_000, fault: #""status": 500, "times": 2"#)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "status": 500, "times": 2}]}"#)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 3, options: quickOptions())
         let out = try fetcher.fetch([fixture.remote("flaky.rpm", server: server)])
         #expect(try Data(contentsOf: out[0]) == fixture.files["flaky.rpm"]!)
@@ -92,11 +89,8 @@ import Glibc
     }
 
     @Test func serverErrorForeverGivesUpAfterBoundedRetries() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("broken.rpm", size: 5_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("broken.rpm", size: 5_000, fault: #""status": 503"#)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "status": 503}]}"#)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: quickOptions())
         #expect(throws: FetchError.httpStatus(url: server.url(path).absoluteString, status: 503, attempts: 3)) {
             _ = try fetcher.fetch([fixture.remote("broken.rpm", server: server)])
@@ -105,11 +99,8 @@ import Glibc
     }
 
     @Test func cutConnectionIsResumedWithRange() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("big.rpm", size: 3_000_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("big.rpm", size: 3_000_000, fault: #""cut_after": 1000000, "times": 1"#)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "cut_after": 1000000, "times": 1}]}"#)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: quickOptions())
         let out = try fetcher.fetch([fixture.remote("big.rpm", server: server)])
         #expect(try Data(contentsOf: out[0]) == fixture.files["big.rpm"]!)
@@ -123,11 +114,8 @@ import Glibc
     }
 
     @Test func cutConnectionIsRestartedWhenRangeIsUnsupported() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("big.rpm", size: 2_000_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("big.rpm", size: 2_000_000, fault: #""cut_after": 700000, "times": 1"#, settings: #""range": false"#)
         defer { server.stop() }
-        try server.control(#"{"range": false, "add_faults": [{"path": "\#(path)", "cut_after": 700000, "times": 1}]}"#)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: quickOptions())
         let out = try fetcher.fetch([fixture.remote("big.rpm", server: server)])
         #expect(try Data(contentsOf: out[0]) == fixture.files["big.rpm"]!)
@@ -165,11 +153,8 @@ import Glibc
     }
 
     @Test func checksumMismatchIsFatalAndLeavesNothing() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("tampered.rpm", size: 80_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("tampered.rpm", size: 80_000, fault: #""corrupt_at": 4242"#)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "corrupt_at": 4242}]}"#)
         var corrupted = fixture.files["tampered.rpm"]!
         corrupted[4242] ^= 0xFF
         let remote = fixture.remote("tampered.rpm", server: server)
@@ -199,11 +184,8 @@ import Glibc
     }
 
     @Test func endlessBodyIsCutAtTheSizeLimit() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("endless.rpm", size: 100_000)
-        let server = try FetchTestServer(root: fixture.mirror)
+        let (fixture, server, path) = try FetchFixture.serving("endless.rpm", size: 100_000, fault: #""endless": true"#)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "endless": true}]}"#)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 3, options: quickOptions())
         let start = Date()
         #expect(throws: FetchError.tooLarge(url: server.url(path).absoluteString, limit: 100_000)) {
@@ -289,12 +271,9 @@ import Glibc
     }
 
     @Test func concurrentFetchesOfOneBlobDownloadOnce() throws {
-        let fixture = try FetchFixture()
-        let path = try fixture.add("shared.rpm", size: 2_000_000)
-        let server = try FetchTestServer(root: fixture.mirror)
-        defer { server.stop() }
         // Slow enough that both jobs are inside fetch at the same moment.
-        try server.control(#"{"add_faults": [{"path": "\#(path)", "delay_ms": 400}]}"#)
+        let (fixture, server, path) = try FetchFixture.serving("shared.rpm", size: 2_000_000, fault: #""delay_ms": 400"#)
+        defer { server.stop() }
         let remote = fixture.remote("shared.rpm", server: server)
         let fetchers = (0..<4).map { _ in Fetcher(cache: try! fixture.cache(), options: quickOptions()) }
         var results = [URL?](repeating: nil, count: fetchers.count)
