@@ -75,7 +75,7 @@ struct CleanupCommand {
         guard geteuid() == 0 else { throw UsageError("cleanup --local needs root (it unmounts and detaches loop devices)", usage: usage) }
         let log = try Log(path: logPath, progress: console.err)
         let runner = ProcessRunner(log: log)
-        runner.unwinding = true  // cleanup commands run even after a ^C
+        runner.isUnwinding = true  // cleanup commands run even after a ^C
         let workDirectory = console.environment["CENTOS6_AMI_WORK_DIR"] ?? InstallOptions(release: "", target: "", mirror: "").workDirectory
         let directory = RunJournal.directory(workDirectory: workDirectory)
         for live in RunJournal.all(in: directory) where !live.isDead() {

@@ -74,6 +74,12 @@ public enum YumCache: Equatable, Sendable {
 
     public static let defaultTmpfsBytes: UInt64 = 1 << 30
 
+    /// A tmpfs cache holds nothing after its unmount.
+    public var isDiscardedAtUnmount: Bool {
+        if case .tmpfs = self { return true }
+        return false
+    }
+
     /// `tmpfs`, `tmpfs:SIZE`, a block device path or a directory.
     public static func parse(_ text: String) throws -> YumCache {
         if text == "tmpfs" { return .tmpfs(bytes: defaultTmpfsBytes) }

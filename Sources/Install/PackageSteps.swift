@@ -390,17 +390,23 @@ enum PackageSteps {
         } ?? "")
     }
 
+    /// `install @core ...`: yum 3.2's `@group` form of install (its `_at_groupinstall`, the same
+    /// group selection as `groupinstall`) lets one yum run, one depsolve and one rpm transaction
+    /// install the group and the packages named beside it; `--exclude` applies to both.
+    /// "core" is the group's id in CentOS 6's comps (its name is "Core").
+    static func installArguments(kernel: String, extraPackages: [String]) -> [String] {
+        ["install", "@core", "kernel-" + kernel] + extraPackages + ["--exclude=postfix"]
+    }
+
     static func yum(_ ctx: InstallContext, _ arguments: [String]) -> Command {
         Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (ctx.updatesRepository == nil ? "" : "," + updatesRepoID),
                         "--releasever=" + ctx.options.release] + arguments).inChroot(ctx.root)
     }
 
-    /// The target's own yum: Core without postfix, then the pinned kernel, xfsprogs and grub.
+    /// The target's own yum, in one transaction: Core without postfix, the pinned kernel, xfsprogs and grub.
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner
-        try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))
-        try Interruption.shared.check()
-        try runner.checked(yum(ctx, ["install", "kernel-" + ctx.release.kernel] + ctx.extraPackages))
+        try runner.checked(yum(ctx, installArguments(kernel: ctx.release.kernel, extraPackages: ctx.extraPackages)))
         if ctx.dryRun { return }
         // The target must now hold the pinned kernel and no postfix.
         let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))
