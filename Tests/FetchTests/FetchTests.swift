@@ -242,16 +242,8 @@ import Glibc
     @Test func mirrorDownIsAClearErrorAfterBoundedRetries() throws {
         let fixture = try FetchFixture()
         try fixture.add("x.rpm", size: 10)
-        // A port nobody listens on: bind one, note it, close it.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let port = Int(UInt16(bigEndian: addr.sin_port))
-        close(fd)
+        // A port nobody listens on: one that was free a moment ago.
+        let port = try freePort()
         let url = URL(string: "http://127.0.0.1:\(port)/Packages/x.rpm")!
         let data = fixture.files["x.rpm"]!
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 3, options: quickOptions())
