@@ -15,7 +15,7 @@ let package = Package(
         .target(name: "Templates", dependencies: ["Versions"]),
         // The download client and the content-addressed cache with its checksums.
         .target(name: "Fetch", dependencies: ["Host"]),
-        // The RPM reader: lead, headers, versions, the cpio extractor, gzip, host pipes.
+        // The RPM reader: lead, headers, version comparison, the cpio extractor, gzip, host tools streamed from a file.
         .target(name: "RPM", dependencies: ["Host"]),
         // The pinned key, gpgv, remembered verifications, and the only way to unpack a package.
         .target(name: "Signature", dependencies: ["Host", "Fetch", "RPM"]),
@@ -34,7 +34,7 @@ let package = Package(
         // Benchmarks/spawn/run.sh's driver for Host.ProcessRunner (not installed).
         .executableTarget(name: "spawn-bench", dependencies: ["Host"], path: "Benchmarks/spawn/spawn-bench"),
 
-        // Helpers every test target shares (golden files, free ports, seeded randomness, rpm fixtures, a local HTTP server).
+        // What the test targets share, for test targets only: golden files, a free port, SplitMix64, the rpm fixtures, newc and gzip builders.
         .target(name: "TestSupport", path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "VersionsTests", dependencies: ["Versions"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
