@@ -48,7 +48,7 @@ public enum InstallSteps {
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
             Step("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: ConfigureSteps.bootVerdict),
-            Step("unmount", "unmount the yum cache and the root", run: unmount),
+            Step("unmount", "unmount the yum cache and the root; flush the device once (sync)", run: unmount),
             Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
         ]
     }
@@ -229,6 +229,8 @@ public enum InstallSteps {
         defer { if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false } }
         let failures = ctx.cleanup.unwind(downTo: ctx.deviceMark)
         if let first = failures.first { throw InstallError.incomplete(step: "unmount", reason: first) }
+        // The root was mounted with barrier=0 (Preparation.mountRoot): one flush for the whole build.
+        try ctx.runner.checked(Preparation.flush(device: ctx.device))
     }
 
     static func verify(_ ctx: InstallContext) throws {

@@ -20,6 +20,7 @@ public func expectGolden(_ actual: String, _ name: String, filePath: String = #f
                          sourceLocation: SourceLocation = #_sourceLocation) throws {
     let url = goldenURL(name, filePath: filePath)
     if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try actual.write(to: url, atomically: true, encoding: .utf8)
     }
     let expected = try String(contentsOf: url, encoding: .utf8)
