@@ -62,7 +62,7 @@ enum Chroot {
         if runner.isDryRun || !FileManager.default.fileExists(atPath: root + "/etc/mtab") {
             try runner.checked(Command("ln", ["-sf", "/proc/mounts", root + "/etc/mtab"]))
             ctx.cleanup.push("remove /etc/mtab link") {
-                // The image's own /etc/mtab is written by rc.sysinit at boot; only our link goes.
+                // The image's own /etc/mtab is written by rc.sysinit at boot; only our link goes (reads back).
                 let ours = runner.isDryRun || (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/mtab")) == "/proc/mounts"
                 if ours { try runner.checked(Command("rm", ["-f", root + "/etc/mtab"])) }
             }

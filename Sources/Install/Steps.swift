@@ -127,7 +127,7 @@ public enum InstallSteps {
         ctx.deviceIfKnown = device
         ctx.journal?.record(.loop(device: device, image: path))
         ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
-            // Only if it is still attached to our image.
+            // Only if it is still attached to our image (reads back).
             guard runner.isDryRun || BlockDevices.loopDevices(backing: path).contains(device) else { return }
             try runner.checked(Preparation.detachLoop(device))
         }
@@ -177,7 +177,7 @@ public enum InstallSteps {
         ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-p", "-m", "0700", root]))
         ctx.cleanup.push("remove \(workDir)", manual: ["rmdir \(root) \(workDir)"]) {
-            // rmdir only: never delete contents, in case something is still mounted there.
+            // rmdir only: never delete contents, in case something is still mounted there. Reads back: which exist.
             let present = runner.isDryRun ? [root, workDir] : [root, workDir].filter { FileManager.default.fileExists(atPath: $0) }
             if !present.isEmpty { try runner.checked(Command("rmdir", present)) }
         }
