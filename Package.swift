@@ -39,5 +39,5 @@ let package = Package(
         // Depends on the executable so `swift test` builds the binary the tests drive.
         .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

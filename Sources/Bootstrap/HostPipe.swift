@@ -50,7 +50,7 @@ public enum HostPipe {
             throw RPMError.tool(name: command.executable, reason: "\(error)")
         }
         let child = spawned.child
-        var errData = Data()
+        let errData = Locked(Data())
         let group = DispatchGroup()
         if spawned.standardInput >= 0 {
             let inFD = spawned.standardInput, bytes = inputData ?? Data()
@@ -71,7 +71,8 @@ public enum HostPipe {
         let errFD = spawned.standardError
         group.enter()
         DispatchQueue.global().async {
-            errData = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            errData.withLock { $0 = data }
             group.leave()
         }
         let readFD = spawned.standardOutput
@@ -97,7 +98,7 @@ public enum HostPipe {
         }
         let status = child.wait()
         group.wait()
-        let stderr = String(decoding: errData, as: UTF8.self)
+        let stderr = String(decoding: errData.value, as: UTF8.self)
         log?.write("exit \(status)" + (stderr.isEmpty ? "" : "\n[stderr]\n" + stderr))
         try Interruption.shared.check()
         return Outcome(status: status, standardError: stderr)

@@ -6,6 +6,7 @@ import Glibc
 /// Runs commands for real through `Spawner`. Every command, its exit status
 /// and its output go to the log. Children run in their own process group, so
 /// a terminal ^C reaches only us and `Interruption` stops them itself.
+// Unchecked: `unwinding` is set by the thread that unwinds, before it runs any undo command.
 public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     public let log: Log?
     private let baseEnvironment: [String: String]

@@ -60,6 +60,7 @@ public struct Spawned: Sendable {
 /// `Process.waitUntilExit()` polls its run loop on a 50 ms tick, which cost
 /// every command ~50 ms). The pid leaves `Interruption`'s set before it is
 /// reaped, so a late TERM can never reach a recycled pid.
+// Unchecked: `status` and `onExit` are only touched under `condition`.
 public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     public let executable: String
@@ -270,11 +271,13 @@ public enum Spawner {
 private enum LibC {
     typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
     typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    static let handle = dlopen(nil, RTLD_NOW)
-    static let pipe2Pointer: Pipe2 = unsafeBitCast(dlsym(handle, "pipe2")!, to: Pipe2.self)
+    /// The running program's own symbols (libc's included); a function, not a stored
+    /// raw pointer, so nothing non-Sendable is global.
+    static func symbol(_ name: String) -> UnsafeMutableRawPointer? { dlsym(dlopen(nil, RTLD_NOW), name) }
+    static let pipe2Pointer: Pipe2 = unsafeBitCast(symbol("pipe2")!, to: Pipe2.self)
     static func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 { pipe2Pointer(fds, flags) }
     /// glibc 2.34+; older glibc: our own pipes are O_CLOEXEC anyway.
-    static let closefrom: CloseFrom? = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
+    static let closefrom: CloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
 }
 
 extension Spawner {

@@ -84,6 +84,7 @@ public struct HTTPResponse: Sendable, Equatable {
 }
 
 /// The service's state and answers, without sockets (unit-tested directly).
+// Unchecked: settings, tokens and the log are only touched under `lock`.
 public final class IMDSService: @unchecked Sendable {
     public static let tokenPath = "/latest/api/token"
     public static let ttlHeader = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -189,6 +190,7 @@ public final class IMDSService: @unchecked Sendable {
 /// connection. Listens on 127.0.0.1 by default (the guest reaches it through
 /// QEMU's relay, never directly). `stop()` closes the listener and waits for
 /// the accept loop to end; nothing keeps running after it.
+// Unchecked: `listener` is swapped under `lock`; `port` and `acceptThread` are set by start() before the accept thread runs.
 public final class IMDSServer: @unchecked Sendable {
     public let service: IMDSService
     private var listener: Int32 = -1

@@ -1,23 +1,24 @@
 import Foundation
+import Host
 import Testing
 
 /// One full install of 6.9 from the loopback vault, built once per run and
 /// shared by the checks of issues 4 and 5 (the expensive part of CI).
-final class InstalledImage: @unchecked Sendable {
+final class InstalledImage: Sendable {
     let dir: String
     let image: String
     let workDir: String
     let result: Integration.Output
     let serverStats: (requests: Int, bytes: Int64)
 
-    private static let lock = NSLock()
-    private static var built: Result<InstalledImage, Error>?
+    /// Built by the first test that asks, under the lock; the others wait for it.
+    private static let built = Locked<Result<InstalledImage, Error>?>(nil)
 
     static func shared() throws -> InstalledImage {
-        try lock.withLock {
+        try built.withLock { built in
             if built == nil { built = Result { try InstalledImage() } }
-            return try built!.get()
-        }
+            return built!
+        }.get()
     }
 
     private init() throws {
