@@ -20,6 +20,8 @@ let package = Package(
         .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA"]),
         .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA", "AMI", "Install", "VM"]),
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
+        // The IMDSv2 service of VM as a process of its own, for the rc.local tests (not installed).
+        .executableTarget(name: "imds-serve", dependencies: ["VM"]),
         // Benchmarks/download/run.sh's driver for Bootstrap.Fetcher (not installed).
         .executableTarget(name: "fetch-bench", dependencies: ["Bootstrap", "Host"], path: "Benchmarks/download/fetch-bench"),
         // Benchmarks/spawn/run.sh's driver for Host.ProcessRunner (not installed).
@@ -36,8 +38,8 @@ let package = Package(
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
-        // Depends on the executable so `swift test` builds the binary the tests drive.
-        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),
+        // Depends on the executables so `swift test` builds the binaries the tests drive.
+        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "imds-serve", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),
     ],
     swiftLanguageModes: [.v6]
 )

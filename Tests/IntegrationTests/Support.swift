@@ -26,6 +26,9 @@ enum Integration {
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("centos6-ami").path
     }
 
+    /// The IMDSv2 service as a process (Sources/imds-serve/main.swift), built beside the binary.
+    static var imdsServe: String { URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("imds-serve").path }
+
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
     /// Runs a program and collects its output (test code: a plain wait is fine).
