@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks/batch/run.sh [BINARY]
 #
-# Issue 6's figures, against the local test vault (root; loop devices):
+# Batch figures, against the local test vault (root; loop devices):
 #  1. bytes fetched from the vault by a batch of 6.8 + 6.9 with a COLD cache,
 #     against the sum of the distinct package sizes the two releases need and
 #     against two separate per-release cold runs (the dedup ratio);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Download benchmark (issue 4): the full install set from the loopback vault
+# Download benchmark: the full install set from the loopback vault
 # server with 100 ms added per request, fetched by our downloader
 # (Bootstrap.Fetcher through fetch-bench) vs one-at-a-time fetching of the
 # same files with curl, in the same run. Bar: ours >= 4x faster.

@@ -34,7 +34,7 @@ public final class InstallContext: @unchecked Sendable {
     /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
     public var leftovers = false
 
-    // Packages (issue 4).
+    // Packages (PackageSteps.swift).
     public var repository: ReleaseRepository?
     /// --updates: the release's updates repository, fetched and verified like `repository`.
     public var updatesRepository: ReleaseRepository?
@@ -50,7 +50,7 @@ public final class InstallContext: @unchecked Sendable {
     public var installedPackages: [InstalledPackage] = []
     /// The key id whose signature verify-packages checked, by repository location.
     public var signingKeys: [String: String] = [:]
-    /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
+    /// Set when kmod-ena was installed (ENASteps.swift): the grub line gets net.ifnames=0.
     public var enaInstalled = false
     /// What the ENA steps carry between them (ENASteps.swift).
     var enaState = ENAState()

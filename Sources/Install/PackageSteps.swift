@@ -4,7 +4,7 @@ import Foundation
 import Host
 import Versions
 
-/// The package half of the install (issue 4): metadata, closure, downloads and
+/// The package half of the install: metadata, closure, downloads and
 /// verification happen BEFORE the first write to the target; then the
 /// verified bootstrap set is unpacked into it and the target's own rpm and
 /// yum do the real install from a local mirror of verified files.

@@ -2,7 +2,7 @@ import Foundation
 import Host
 import Testing
 
-/// Issue 7 against the test vault: one `install 6.9 --ena` of the stand-in
+/// `--ena` against the test vault: one `install 6.9 --ena` of the stand-in
 /// ENA tree (Tests/Fixtures/ena-standin), built once and shared by the checks;
 /// the refusals are cheap (they stop before metadata is fetched).
 final class ENAImage: Sendable {

@@ -3,7 +3,7 @@ import Host
 import Testing
 
 /// One full install of 6.9 from the loopback vault, built once per run and
-/// shared by the checks of issues 4 and 5 (the expensive part of CI).
+/// shared by the package and configuration checks (the expensive part of CI).
 final class InstalledImage: Sendable {
     let dir: String
     let image: String
@@ -58,7 +58,7 @@ struct InstallEndToEndTests {
         #expect(built.result.stderr.contains("CentOS 6.9 installed on \(built.image)"))
         #expect(built.result.stderr.contains("kernel:           2.6.32-696.el6"))
         try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
-        // Issue 2's checks still hold after a full install.
+        // The target preparation's checks (PrepareTargetTests) still hold after a full install.
         let table = try Integration.run("/usr/sbin/sfdisk", ["-d", built.image]).stdout
         #expect(table.contains("\(built.image)1 : start=        2048, size=    16775168, type=83, bootable"), "\(table)")
         do {
