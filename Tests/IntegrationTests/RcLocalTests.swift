@@ -145,6 +145,20 @@ struct RcLocalTests {
         #expect(leftovers.isEmpty, "no temporary file left: \(leftovers)", sourceLocation: sourceLocation)
     }
 
+    /// One boot serving the key (under these faults) that must exit 0, pass
+    /// `expectSound`, make exactly `requests` and install the key.
+    @discardableResult
+    func bootInstallingTheKey(_ instance: Instance, key: String = RcLocalTests.keyLine + "\n", imds flags: [String] = [],
+                              shell: [String] = ["sh"], requests: [String],
+                              sourceLocation: SourceLocation = #_sourceLocation) throws -> Boot {
+        let boot = try instance.boot(key: key, imds: flags, shell: shell)
+        #expect(boot.status == 0, "\(boot.stderr)", sourceLocation: sourceLocation)
+        expectSound(boot, sourceLocation: sourceLocation)
+        #expect(boot.summary == requests, sourceLocation: sourceLocation)
+        try expectInstalled(instance, Self.keyLine, sourceLocation: sourceLocation)
+        return boot
+    }
+
     @Test func scriptParsesUnderEveryShell() throws {
         let file = try Integration.scratchDirectory("rclocal-syntax") + "/rc.local"
         defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: file).deletingLastPathComponent().path) }
@@ -158,11 +172,8 @@ struct RcLocalTests {
     @Test(arguments: [["sh"], ["bash"], ["busybox", "sh"]])
     func keyPresent(shell: [String]) throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", shell: shell)
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, shell: shell,
+                                     requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
@@ -179,33 +190,24 @@ struct RcLocalTests {
 
     @Test func refusedFirstThreeConnections() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine, imds: ["--refuse-first", "3"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
+            let boot = try bootInstallingTheKey(instance, key: Self.keyLine, imds: ["--refuse-first", "3"],
+                                                requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
             #expect(boot.events.filter { $0["event"] as? String == "refused" }.count == 3)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
         }
     }
 
     @Test func one503() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", imds: ["--fail-first", "1"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, imds: ["--fail-first", "1"], requests: [
+                "PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
     @Test func tokenExpiresBetweenPutAndGet() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", imds: ["--expire-tokens", "1"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
-                                     "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, imds: ["--expire-tokens", "1"], requests: [
+                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
+                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 

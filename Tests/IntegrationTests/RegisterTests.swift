@@ -22,7 +22,7 @@ final class MotoServer: Sendable {
 
     init(directory: String) throws {
         let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
-        port = try MotoServer.freePort()
+        port = try Integration.freePort()
         recording = directory + "/moto-recording.jsonl"
         process = Process()
         process.executableURL = URL(fileURLWithPath: server)
@@ -103,21 +103,6 @@ final class MotoServer: Sendable {
             if access(path, X_OK) == 0 { return path }
         }
         return nil
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        try #require(bound, "cannot bind a port on 127.0.0.1")
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
 
