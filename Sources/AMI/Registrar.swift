@@ -297,7 +297,7 @@ public enum AMIRegistrar {
                 throw AMIError.stepFailed(step: step, reason: reason, cleanup: text)
             }
             // After ^C the runner refuses new commands unless it is unwinding.
-            (runner as? ProcessRunner)?.unwinding = true
+            (runner as? ProcessRunner)?.isUnwinding = true
             let failures = created.unwind()
             var text = names.isEmpty ? "nothing had been created" : "deleted what this run created: " + names.joined(separator: ", ")
             if !failures.isEmpty {

@@ -15,7 +15,7 @@ enum ReadOnlyImage {
     static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, _ body: (String) throws -> T) throws -> T {
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
-        runner.unwinding = true  // read-only checks: let them run even after a ^C
+        runner.isUnwinding = true  // read-only checks: let them run even after a ^C
         defer { cleanup.unwind() }
         var template = Array("/tmp/centos6-ami-ro-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw HostError.cannotWrite(path: "/tmp", reason: String(cString: strerror(errno))) }

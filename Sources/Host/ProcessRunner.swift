@@ -11,7 +11,14 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     public let log: Log?
     private let baseEnvironment: [String: String]
     /// Set while the cleanup stack unwinds: after an interruption only cleanup commands may start.
-    public var unwinding = false
+    public var isUnwinding = false
+
+    public func unwinding<T>(_ body: () throws -> T) rethrows -> T {
+        let before = isUnwinding
+        isUnwinding = true
+        defer { isUnwinding = before }
+        return try body()
+    }
 
     public init(log: Log?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.log = log
@@ -25,12 +32,12 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     }
 
     public func run(_ command: Command) -> CommandResult {
-        if Interruption.shared.isInterrupted && !unwinding {
+        if Interruption.shared.isInterrupted && !isUnwinding {
             return CommandResult(status: 130, standardError: Data("not started: interrupted".utf8))
         }
         log?.write("$ \(command.shellLine)")
         let result = ProcessRunner.execute(command, environment: baseEnvironment.merging(command.environment) { $1 },
-                                           registration: unwinding ? .cleanup : .stopOnSignal)
+                                           registration: isUnwinding ? .cleanup : .stopOnSignal)
         var text = "exit \(result.status)"
         if !result.standardOutput.isEmpty { text += "\n[stdout]\n" + result.stdoutText }
         if !result.standardError.isEmpty { text += "\n[stderr]\n" + result.stderrText }

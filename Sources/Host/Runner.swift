@@ -7,10 +7,13 @@ public protocol CommandRunner: AnyObject, Sendable {
     func run(_ command: Command) -> CommandResult
     /// True when commands are only printed (`--dry-run`): steps must not read the world back.
     var isDryRun: Bool { get }
+    /// Runs `body` while a cleanup stack unwinds: after an interruption only these commands may still start.
+    func unwinding<T>(_ body: () throws -> T) rethrows -> T
 }
 
 extension CommandRunner {
     public var isDryRun: Bool { false }
+    public func unwinding<T>(_ body: () throws -> T) rethrows -> T { try body() }
 
     /// Runs the command and throws `CommandFailed` unless it exits 0.
     @discardableResult

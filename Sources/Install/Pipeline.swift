@@ -122,9 +122,9 @@ public enum Pipeline {
     static func unwindAll(_ ctx: InstallContext, failed: Bool) {
         guard !ctx.cleanup.isEmpty else { return }
         ctx.log.step(failed ? "cleaning up after failure" : "cleaning up")
-        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = true }
+        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = true }
         let failures = ctx.cleanup.unwind(failed: failed)
-        if let runner = ctx.runner as? ProcessRunner { runner.unwinding = false }
+        if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false }
         if !failures.isEmpty { ctx.leftovers = true }
         if !failures.isEmpty { ctx.log.say("cleanup left \(failures.count) problem(s); see the log") }
     }
