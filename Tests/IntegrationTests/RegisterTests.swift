@@ -1,5 +1,6 @@
 import AMI
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,7 @@ final class MotoServer: Sendable {
 
     init(directory: String) throws {
         let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
-        port = try Integration.freePort()
+        port = Int(try freePort())
         recording = directory + "/moto-recording.jsonl"
         process = Process()
         process.executableURL = URL(fileURLWithPath: server)

@@ -31,23 +31,6 @@ enum Integration {
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
-    /// A free TCP port on 127.0.0.1 (bound, read, released) for a server a test starts.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw TestFailure("cannot bind a port on 127.0.0.1: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     /// Runs a program and collects its output (test code: a plain wait is fine).
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil) throws -> Output {

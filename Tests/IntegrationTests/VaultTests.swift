@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -182,7 +183,7 @@ struct VaultTests {
 
     /// Serves DIR on 127.0.0.1 with python3 -m http.server; the caller stops it by PID.
     static func serve(_ directory: String) throws -> (Process, UInt16) {
-        let port = UInt16(try Integration.freePort())
+        let port = try freePort()
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, String(port)]
