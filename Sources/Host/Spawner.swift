@@ -149,6 +149,19 @@ public enum Spawner {
     /// The directories searched when the environment has no PATH.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+    /// The one environment policy for every child: the caller's environment with
+    /// LC_ALL=C (tool output is parsed: it must not follow the user's locale) and a
+    /// PATH of the caller's directories followed by the standard ones it lacks (sbin
+    /// included, as the preflight looks there). `spawn` applies it to what it is given.
+    public static func toolEnvironment(_ base: [String: String]) -> [String: String] {
+        var environment = base
+        environment["LC_ALL"] = "C"
+        let given = (base["PATH"] ?? "").split(separator: ":").map(String.init)
+        let standard = defaultPath.split(separator: ":").map(String.init)
+        environment["PATH"] = (given + standard.filter { !given.contains($0) }).joined(separator: ":")
+        return environment
+    }
+
     /// `name` as an absolute path: itself when absolute, else the first executable
     /// `DIR/name` for an absolute DIR on `path` (relative and empty PATH entries mean
     /// the current directory and are skipped). nil when there is none.
@@ -173,8 +186,9 @@ public enum Spawner {
                              registration: SpawnRegistration = .stopOnSignal,
                              onExit: (@Sendable (Int32) -> Void)? = nil) throws -> Spawned {
         _ = pipeWritesReturnEPIPE
-        // The standard directories too, as the preflight looks there: a stripped PATH finds the same tools.
-        let searchPath = (environment["PATH"].map { $0 + ":" } ?? "") + defaultPath
+        let environment = toolEnvironment(environment)
+        // The standard directories are on it too: a stripped PATH finds the same tools as the preflight.
+        let searchPath = environment["PATH"] ?? defaultPath
         guard let path = resolve(executable, path: searchPath) else {
             throw SpawnError.notFound(name: executable, path: searchPath)
         }

@@ -22,9 +22,8 @@ public enum HostPipe {
                            consume: (Int32) throws -> Void) throws -> Outcome {
         try Interruption.shared.check()
         log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
-        let env = ProcessInfo.processInfo.environment
-        var environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
-        environment["PATH"] = (env["PATH"].map { $0 + ":" } ?? "") + Spawner.defaultPath
+        // LC_ALL and PATH: Spawner.toolEnvironment, applied by Spawner.spawn.
+        let environment = ProcessInfo.processInfo.environment.merging(command.environment) { $1 }
         var inputFD: Int32 = -1
         if let inputFile {
             inputFD = open(inputFile, O_RDONLY | O_CLOEXEC)
