@@ -2,6 +2,7 @@ import Foundation
 import Host
 
 /// What `register` (and `install`/`batch --register`) may change about a registration.
+// Unchecked only for its hook closures (instanceID, enaCheck, preUploadCheck): set by the command, called on the register thread.
 public struct RegisterOptions: @unchecked Sendable {
     public var aws: AWSContext
     /// Tags every resource (`centos6-ami:build-id`) so `cleanup --build-id` finds leftovers;
@@ -342,6 +343,7 @@ public enum AMIRegistrar {
 }
 
 /// A mutable cell shared with an undo closure.
+// Unchecked: set and read by the register thread and its undo closures, which the same thread runs.
 final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }

@@ -42,6 +42,7 @@ extension CommandRunner {
 }
 
 /// `--dry-run`: prints one shell-quoted line per command, in order, and touches nothing.
+// Unchecked: `lines` is appended under `lock`; `echo` is set once at init.
 public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var lines: [String] = []
@@ -79,6 +80,7 @@ func describeWrite(_ text: String, to path: String, mode: Int) -> String {
 }
 
 /// Unit tests: records every command and answers from a script of responses.
+// Unchecked: `commands` is appended under `lock`; tests set `respond` before running.
 public final class RecordingRunner: CommandRunner, @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var commands: [Command] = []

@@ -10,6 +10,7 @@ import Versions
 
 /// The typed state the steps share: options, the runner, the log, the
 /// cleanup stack and what earlier steps made (device, partition, mounts).
+// Unchecked: the steps run one after another on one thread; parallel work inside a step only reads it.
 public final class InstallContext: @unchecked Sendable {
     public let options: InstallOptions
     /// versions.json's entry; with --updates, resolve sets its kernel to the updates kernel.

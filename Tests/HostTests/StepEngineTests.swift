@@ -3,6 +3,7 @@ import Testing
 @testable import Host
 
 /// What the steps of a test job did, in order.
+// Unchecked: every access goes through `lock`.
 private final class Trail: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String] = []
@@ -11,12 +12,14 @@ private final class Trail: @unchecked Sendable {
 }
 
 /// Records each command with whether it ran while the cleanup stack unwound.
+// Unchecked: every access goes through `lock`.
 private final class UnwindAwareRunner: CommandRunner, @unchecked Sendable {
     private let lock = NSLock()
     private var unwindingNow = false
-    private(set) var commands: [(line: String, unwinding: Bool)] = []
+    private var recorded: [(line: String, unwinding: Bool)] = []
+    var commands: [(line: String, unwinding: Bool)] { lock.withLock { recorded } }
     func run(_ command: Command) -> CommandResult {
-        lock.withLock { commands.append((command.shellLine, unwindingNow)) }
+        lock.withLock { recorded.append((command.shellLine, unwindingNow)) }
         return .success
     }
     func unwinding<T>(_ body: () throws -> T) rethrows -> T {
