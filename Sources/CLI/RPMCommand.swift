@@ -1,5 +1,6 @@
 import Foundation
 import Bootstrap
+import Host
 
 /// `centos6-ami rpm info|verify|extract|resolve`: the package reader,
 /// verifier and extractor install uses, for troubleshooting by users.
@@ -111,11 +112,7 @@ struct RPMCommand {
     }
 
     static func utc(_ t: Int) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+        UTCTime.string(Date(timeIntervalSince1970: TimeInterval(t)), format: "yyyy-MM-dd HH:mm:ss 'UTC'")
     }
 
     static let signatureTagNames: [Int32: String] = [
