@@ -10,6 +10,17 @@ import Host
         return o
     }
 
+    /// Registers the fake volume expecting it to fail: what the error says.
+    func failure(_ fake: FakeEC2, _ o: RegisterOptions, log: Log?) throws -> String {
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: log)
+        } catch {
+            return "\(error)"
+        }
+        Issue.record("register must fail")
+        return ""
+    }
+
     @Test func registersTagsAndWaitsInOrder() throws {
         let fake = FakeEC2(), clock = FakeClock()
         let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena,
@@ -61,19 +72,14 @@ import Host
         fake.failures["register-image"] = "InvalidParameterValue"
         var o = options(fake)
         o.keepOnError = true
-        do {
-            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
-                                          log: printed.log())
-            Issue.record("register must fail")
-        } catch {
-            let snap = try #require(fake.snapshots.keys.first)
-            #expect("\(error)".hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
-            #expect("\(error)".contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
-            #expect("\(error)".contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
-            // The manual lines go where the install's go: the engine's --keep-on-error message.
-            #expect(printed.text.contains("--keep-on-error: left everything in place; to clean up by hand run:\n  aws ec2 delete-snapshot --snapshot-id \(snap)"),
-                    "\(printed.text)")
-        }
+        let error = try failure(fake, o, log: printed.log())
+        let snap = try #require(fake.snapshots.keys.first)
+        #expect(error.hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
+        #expect(error.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
+        #expect(error.contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
+        // The manual lines go where the install's go: the engine's --keep-on-error message.
+        #expect(printed.text.contains("--keep-on-error: left everything in place; to clean up by hand run:\n  aws ec2 delete-snapshot --snapshot-id \(snap)"),
+                "\(printed.text)")
         #expect(fake.snapshots.count == 1)
         #expect(!fake.operations.contains("delete-snapshot"))
         #expect(!printed.text.contains("cleaning up"), "nothing unwound")
@@ -85,19 +91,14 @@ import Host
         var o = options(fake)
         o.makePublic = true
         o.keepOnError = true
-        do {
-            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
-                                          log: printed.log())
-            Issue.record("register must fail")
-        } catch {
-            let snap = try #require(fake.snapshots.keys.first), ami = try #require(fake.images.keys.first)
-            #expect("\(error)".contains("at step 'make-public'"))
-            #expect("\(error)".contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
-                    "newest first, the AMI by its id")
-            let manual = "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
-                + "\n  aws ec2 delete-snapshot --snapshot-id \(snap) --output json --region ap-northeast-1"
-            #expect(printed.text.contains(manual), "\(printed.text)")
-        }
+        let error = try failure(fake, o, log: printed.log())
+        let snap = try #require(fake.snapshots.keys.first), ami = try #require(fake.images.keys.first)
+        #expect(error.contains("at step 'make-public'"))
+        #expect(error.contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
+                "newest first, the AMI by its id")
+        let manual = "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
+            + "\n  aws ec2 delete-snapshot --snapshot-id \(snap) --output json --region ap-northeast-1"
+        #expect(printed.text.contains(manual), "\(printed.text)")
         #expect(fake.images.count == 1 && fake.snapshots.count == 1)
         #expect(!fake.operations.contains("deregister-image") && !fake.operations.contains("delete-snapshot"))
     }
