@@ -76,7 +76,7 @@ public struct RegisteredAMI: Equatable, Sendable {
 /// cleanup stack the moment it exists, with the command that removes it by hand: when a later
 /// step fails it is deleted again, or with `keepOnError` kept and those commands printed.
 public enum AMIRegistrar {
-    /// `CentOS 6.9 x86_64 ENA 2024-05-01`, as the issue names them.
+    /// `CentOS 6.9 x86_64 ENA 2024-05-01`: the release, the architecture, the variant and the build day (UTC).
     public static func baseName(release: String, variant: AMIVariant, date: Date) -> String {
         "CentOS \(release) x86_64 \(variant == .ena ? "ENA " : "")\(day(date))"
     }
