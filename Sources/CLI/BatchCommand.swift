@@ -7,62 +7,71 @@ import Versions
 /// `centos6-ami batch`: many releases onto many targets in one run, in parallel,
 /// with one verified download cache; one table (and JSON file) at the end.
 struct BatchCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "batch"
-    static let summary = "install several releases onto several targets at once, with one shared download cache"
-    static let usage = "usage: centos6-ami batch (RELEASE=TARGET... | --releases LIST --targets LIST|DIR | --all --targets LIST|DIR | --continue) [--jobs N] [--summary FILE] [--log-dir DIR] [--mirror URL] [--gpg-key FILE] [--cache DIR] [--yum-cache tmpfs[:SIZE]] [--size SIZE] [--ena] [--minimal] [--register [--region R] [--results FILE]] [--keep-on-error] [--dry-run]"
+    static let subcommand = Subcommand(spec: spec, run: run)
     static let defaultSummary = "centos6-ami-batch.json"
     static let defaultLogDirectory = "/var/log/centos6-ami"
-    static var help: String {
-        """
-        Which release goes where, one of:
-          RELEASE=TARGET ...       explicit pairs; a release may repeat (6.9=a.img 6.9=b.img)
-          --releases LIST          6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with
-          --targets LIST|DIR       one target per release, in order (devices or image files,
-                                   comma-separated), or one directory: DIR/centos6-RELEASE.img each
-          --all                    every release of versions.json (6.0-6.10), with --targets
-          --continue               re-run only the installs that did not succeed in the last
-                                   batch (read from --summary), on the same targets
+    static let mappingSection = "which release goes where, instead of RELEASE=TARGET pairs:"
+    static let passedSection = "passed to every install (as 'centos6-ami install --help' describes them):"
+    static let spec = CommandSpec(
+        name: "batch",
+        summary: "install several releases onto several targets at once, with one shared download cache",
+        forms: [UsageForm("(RELEASE=TARGET... | --releases LIST --targets LIST|DIR | --all --targets LIST|DIR | --continue)")],
+        options: [
+            OptionSpec("--releases", "LIST", section: mappingSection, help: "6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with --targets"),
+            OptionSpec("--targets", "LIST|DIR", repeatable: true, section: mappingSection, help: """
+                one target per release, in order (devices or image files,
+                comma-separated), or one directory: DIR/centos6-RELEASE.img each
+                """),
+            OptionSpec("--all", section: mappingSection, help: "every release of versions.json (6.0-6.10), with --targets"),
+            OptionSpec("--continue", section: mappingSection, help: """
+                re-run only the installs that did not succeed in the last
+                batch (read from --summary), on the same targets
+                """),
+            OptionSpec("--jobs", "N", help: """
+                installs at a time (default: cores, at most one per 2 GiB of
+                memory, at most the number of installs)
+                """),
+            OptionSpec("--summary", "FILE", help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
+            OptionSpec("--log-dir", "DIR", help: "where each install's log goes (default \(defaultLogDirectory))"),
+            OptionSpec("--ena", help: """
+                build kmod-ena into each release that can take it (6.6 and later);
+                the others are installed without it (ENA column: no); installs of
+                one release share one build (install --ena-share)
+                """),
+            OptionSpec("--ena-source", "FILE|DIR", needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
+            OptionSpec("--dry-run", help: "print the mapping and each install's command; change nothing"),
+        ] + InstallCommand.spec.options(named: ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
+                                                "--keep-on-error", "--minimal", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"])
+            .map { $0.listed(under: passedSection) },
+        about: """
+            Which release goes where: RELEASE=TARGET ... pairs, explicit (a release may
+            repeat: 6.9=a.img 6.9=b.img), or --releases/--all with --targets, or --continue.
 
-        The mapping is printed and checked before anything is written: every target
-        passes install's preflight (empty, not mounted, not in use, big enough), no
-        target is given twice (two names of one disk count as one), counts match.
-        Each install runs as its own 'centos6-ami install' process: its own private
-        mounts, lock, log and cleanup; one failing does not stop the others.
+            The mapping is printed and checked before anything is written: every target
+            passes install's preflight (empty, not mounted, not in use, big enough), no
+            target is given twice (two names of one disk count as one), counts match.
+            Each install runs as its own 'centos6-ami install' process: its own private
+            mounts, lock, log and cleanup; one failing does not stop the others.
+            """,
+        notes: """
+            All installs share the one download cache, so a package is fetched once;
+            --yum-cache may only be tmpfs[:SIZE] here. With --register each install
+            registers its AMI; one --build-id for the batch is wise.
 
-        options:
-          --jobs N           installs at a time (default: cores, at most one per 2 GiB of
-                             memory, at most the number of installs)
-          --summary FILE     the JSON summary (default ./\(defaultSummary)); --continue reads it
-          --log-dir DIR      where each install's log goes (default \(defaultLogDirectory))
-          --ena              build kmod-ena into each release that can take it (6.6 and later);
-                             the others are installed without it (ENA column: no); installs of
-                             one release share one build (install --ena-share)
-          --ena-source S     with --ena: passed to the installs that build ENA
-          --dry-run          print the mapping and each install's command; change nothing
-          --mirror, --gpg-key, --cache, --yum-cache, --size, --speed-limit, --speed-time, --keep-on-error, --versions, --minimal,
-          --register (each install registers its AMI; one --build-id for the batch is wise)
-          and its --region, --endpoint-url, --results, --build-id, --copy-to
-                             passed to every install (see 'centos6-ami install --help');
-                             all installs share the one download cache, so a package is
-                             fetched once; --yum-cache may only be tmpfs[:SIZE] here
+            Progress: a live line per install on a terminal (step, elapsed), plain lines
+            otherwise. At the end: a table (release, target, kernel, ENA, result, time,
+            bytes on the volume, log) on stdout and the same as JSON in --summary.
 
-        Progress: a live line per install on a terminal (step, elapsed), plain lines
-        otherwise. At the end: a table (release, target, kernel, ENA, result, time,
-        bytes on the volume, log) on stdout and the same as JSON in --summary.
-
-        exit status: 0 every install succeeded, 1 one or more failed (see the table),
-        64 usage error, 130 interrupted (every running install cleaned up).
-        """
-    }
+            exit status: 0 every install succeeded, 1 one or more failed (see the table),
+            64 usage error, 130 interrupted (every running install cleaned up).
+            """)
+    static let usage = spec.usage
 
     static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time"]
         + InstallCommand.registerOptions
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal"],
-                                      options: Set(passOptions + ["--releases", "--targets", "--jobs", "--summary", "--log-dir"]),
-                                      repeatable: ["--targets"], usage: usage)
+        let args = try spec.parse(arguments)
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let summaryPath = absolute(args.value("--summary") ?? defaultSummary)
         var previous: BatchSummary?

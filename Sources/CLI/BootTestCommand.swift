@@ -13,41 +13,48 @@ import Glibc
 /// `login:` prompt on ttyS0, printed after rc.local ran), powers the guest
 /// off, and then checks that ec2-user's authorized_keys holds exactly that key.
 struct BootTestCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "boot-test"
-    static let summary = "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it"
-    static let usage = "usage: centos6-ami boot-test IMAGE|DEVICE [--key FILE] [--timeout SECONDS] [--disk nvme|ide|virtio] [--console FILE] [--keep-copy PATH] [--log FILE]"
-    static let help = """
-    Boots a throwaway copy of IMAGE (a raw disk image or a block device holding a
-    built system; copied sparse, reflinked where the filesystem can) with
-    qemu-system-x86_64 -accel tcg: no network but a restricted user network in
-    which 169.254.169.254:80 is a local IMDSv2 service serving --key as the
-    launch key. Waits for the login: prompt on the serial console, powers the
-    guest off, then (with --key) mounts the copy read-only and checks that
-    /home/ec2-user/.ssh/authorized_keys holds exactly that key, mode 0600.
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "boot-test",
+        summary: "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it",
+        forms: [UsageForm("IMAGE|DEVICE")],
+        options: [
+            OptionSpec("--key", "FILE", help: "OpenSSH public key to serve (default: none; the guest then gets 404)"),
+            OptionSpec("--timeout", "SECONDS", help: "limit for reaching login: (default 180)"),
+            OptionSpec("--disk", "nvme|ide|virtio", help: """
+                how the guest sees its root disk: nvme (an NVMe controller with a
+                'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
+                from the image's boot verdict (as root): nvme when it can boot on
+                Nitro, else ide. The image must find LABEL=/ through its own initramfs.
+                """),
+            OptionSpec("--console", "FILE", help: """
+                where the serial console is written (default IMAGE.console.log;
+                /var/tmp/NAME.console.log for a device)
+                """),
+            OptionSpec("--keep-copy", "PATH", help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
+            OptionSpec("--log", "FILE", help: "the run's log"),
+        ],
+        about: """
+            Boots a throwaway copy of IMAGE (a raw disk image or a block device holding a
+            built system; copied sparse, reflinked where the filesystem can) with
+            qemu-system-x86_64 -accel tcg: no network but a restricted user network in
+            which 169.254.169.254:80 is a local IMDSv2 service serving --key as the
+            launch key. Waits for the login: prompt on the serial console, powers the
+            guest off, then (with --key) mounts the copy read-only and checks that
+            /home/ec2-user/.ssh/authorized_keys holds exactly that key, mode 0600.
 
-    IMAGE itself is never booted and never written: a first boot leaves the test
-    key, host keys and udev's net rules behind, which must not reach a snapshot.
-    The copy is removed at the end unless --keep-copy names where to keep it.
-
-    options:
-      --key FILE         OpenSSH public key to serve (default: none; the guest then gets 404)
-      --timeout SECONDS  limit for reaching login: (default 180)
-      --disk D           how the guest sees its root disk: nvme (an NVMe controller with a
-                         'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
-                         from the image's boot verdict (as root): nvme when it can boot on
-                         Nitro, else ide. The image must find LABEL=/ through its own initramfs.
-      --console FILE     where the serial console is written (default IMAGE.console.log;
-                         /var/tmp/NAME.console.log for a device)
-      --keep-copy PATH   keep the booted copy there (a raw image; it is not clean: do not register it)
-      --log FILE         the run's log
-
-    Needs qemu-system-x86_64 on the builder; root for the key check (it mounts the image).
-    exit status: 0 passed, 1 failed, 64 usage error, 130 interrupted.
-    """
+            IMAGE itself is never booted and never written: a first boot leaves the test
+            key, host keys and udev's net rules behind, which must not reach a snapshot.
+            The copy is removed at the end unless --keep-copy names where to keep it.
+            """,
+        notes: """
+            Needs qemu-system-x86_64 on the builder; root for the key check (it mounts the image).
+            exit status: 0 passed, 1 failed, 64 usage error, 130 interrupted.
+            """)
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, options: ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], usage: usage)
+        let args = try spec.parse(arguments)
         guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
         let image = args.positionals[0]
         var key: String?

@@ -16,22 +16,24 @@ public final class Console: @unchecked Sendable {
     }
 }
 
-/// One subcommand of `centos6-ami`. Each lives in its own file (a type with
-/// `name`, `summary`, `usage`, `help` and `run`) and is listed in `CLI.subcommands`.
+/// One subcommand of `centos6-ami`. Each lives in its own file (a type with its
+/// `CommandSpec` and `run`) and is listed in `CLI.subcommands`.
 /// A plain value rather than a protocol metatype: Swift 6.3 crashes on opened existential metatypes here.
 public struct Subcommand: Sendable {
-    public var name: String
-    /// One line for the command list.
-    public var summary: String
-    /// `usage: centos6-ami NAME ...`
-    public var usage: String
-    /// The full `--help` text (the usage line and summary are printed first).
-    public var help: String
+    /// Its name, options and help, declared once.
+    public var spec: CommandSpec
     /// Runs the command with the words after its name; returns the exit code.
     public var run: @Sendable ([String], Console) throws -> Int32
-    public init(name: String, summary: String, usage: String, help: String, run: @escaping @Sendable ([String], Console) throws -> Int32) {
-        self.name = name; self.summary = summary; self.usage = usage; self.help = help; self.run = run
+    public init(spec: CommandSpec, run: @escaping @Sendable ([String], Console) throws -> Int32) {
+        self.spec = spec; self.run = run
     }
+    public var name: String { spec.name }
+    /// One line for the command list.
+    public var summary: String { spec.summary }
+    /// `usage: centos6-ami NAME ...`
+    public var usage: String { spec.usage }
+    /// The full `--help` text (the usage line and summary are printed first).
+    public var help: String { spec.help }
 }
 
 public enum ExitCode {
@@ -45,12 +47,18 @@ public enum CLI {
     public static let version = "0.1.0"
     public static let usage = "usage: centos6-ami [--version] [--help] <command> [<args>]"
 
-    /// Every command, in the order `--help` lists them.
+    /// Every command, in the order `--help` lists them: the order a user meets them.
     public static let subcommands: [Subcommand] = [
         InstallCommand.subcommand,
-        VersionsCommand.subcommand,
+        BatchCommand.subcommand,
+        BootTestCommand.subcommand,
+        InspectCommand.subcommand,
+        RegisterCommand.subcommand,
         TableCommand.subcommand,
-    ] + extraSubcommands
+        VersionsCommand.subcommand,
+        CleanupCommand.subcommand,
+        RPMCommand.subcommand,
+    ]
 
     public static func find(_ name: String) -> Subcommand? { subcommands.first { $0.name == name } }
 

@@ -4,39 +4,40 @@ import Host
 import Install
 
 struct CleanupCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "cleanup"
-    static let summary = "remove what a killed run left on this host (--local), or the AMIs and snapshots of a register run (--build-id)"
-    static let usage = "usage: centos6-ami cleanup --local | --build-id ID [--region R]... [--endpoint-url URL] [--dry-run] [--log FILE]"
-    static let help = """
-    --local: every install and boot-test writes what it takes on this host (loop
-    devices, mounts, tmpfs, work directories, image files it creates, its lock, its
-    children) to a journal under /run/centos6-ami/journal/ the moment it takes it. For
-    each run whose process is gone (kill -9, the OOM killer, a crash) this kills what
-    still runs inside its chroots or was started by it, unmounts, detaches the loop
-    devices, removes unfinished image files, its device nodes and work directories,
-    releases the lock, and prints each action. Runs still alive are left alone.
-    Exit 0 when nothing of a dead run is left (also when there was nothing to do).
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "cleanup",
+        summary: "remove what a killed run left on this host (--local), or the AMIs and snapshots of a register run (--build-id)",
+        forms: [UsageForm("--local | --build-id ID")],
+        options: [
+            OptionSpec("--local", help: "undo what dead runs left on this host (takes no other option but --log)"),
+            OptionSpec("--build-id", "ID", help: "the build to remove (required without --local)"),
+            OptionSpec("--region", "R", repeatable: true, help: "a region to search; repeat for several (or R1,R2)"),
+            OptionSpec("--endpoint-url", "URL", help: "passed to every aws call"),
+            OptionSpec("--dry-run", help: "only list what would be removed"),
+            OptionSpec("--log", "FILE", help: "the full log (default: none, progress on stderr)"),
+        ],
+        about: """
+            --local: every install and boot-test writes what it takes on this host (loop
+            devices, mounts, tmpfs, work directories, image files it creates, its lock, its
+            children) to a journal under /run/centos6-ami/journal/ the moment it takes it. For
+            each run whose process is gone (kill -9, the OOM killer, a crash) this kills what
+            still runs inside its chroots or was started by it, unmounts, detaches the loop
+            devices, removes unfinished image files, its device nodes and work directories,
+            releases the lock, and prints each action. Runs still alive are left alone.
+            Exit 0 when nothing of a dead run is left (also when there was nothing to do).
 
-    Every snapshot, AMI and copy 'register' makes is tagged centos6-ami:build-id=ID
-    (the id is printed by 'register' and recorded in the results file). This finds
-    them in each region given (default: AWS_REGION / the profile's region; name the
-    --copy-to regions too), deregisters the AMIs and deletes the snapshots behind them.
-    AMIs made from a tagged snapshot are found even if the run stopped before tagging them.
-
-    options:
-      --build-id ID        the build to remove (required)
-      --region R           a region to search; repeat for several (or R1,R2)
-      --endpoint-url URL   passed to every aws call
-      --dry-run            only list what would be removed
-      --log FILE           the full log (default: none, progress on stderr)
-
-    exit status: 0 removed (or nothing found), 1 something could not be removed, 64 usage error.
-    """
+            Every snapshot, AMI and copy 'register' makes is tagged centos6-ami:build-id=ID
+            (the id is printed by 'register' and recorded in the results file). This finds
+            them in each region given (default: AWS_REGION / the profile's region; name the
+            --copy-to regions too), deregisters the AMIs and deletes the snapshots behind them.
+            AMIs made from a tagged snapshot are found even if the run stopped before tagging them.
+            """,
+        notes: "exit status: 0 removed (or nothing found), 1 something could not be removed, 64 usage error.")
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--local"], options: ["--build-id", "--region", "--endpoint-url", "--log"],
-                                      repeatable: ["--region"], usage: usage)
+        let args = try spec.parse(arguments)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
         if args.has("--local") {
             guard args.value("--build-id") == nil, !args.has("--dry-run") else { throw UsageError("--local takes no other option but --log", usage: usage) }

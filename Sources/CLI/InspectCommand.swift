@@ -9,43 +9,46 @@ import Versions
 /// left that `register` refuses to snapshot (the hygiene gate), and its boot
 /// verdict (where it boots on EC2, and why not elsewhere).
 struct InspectCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "inspect"
-    static let summary = "read-only: what a boot or a person left in a built image (register refuses it), and where it boots on EC2 (Xen, Nitro)"
-    static let usage = "usage: centos6-ami inspect IMAGE|DEVICE|DIR [--json] [--versions FILE] [--log FILE]"
-    static let help = """
-    Reads a built image without changing it: DEVICE (a block device) has its
-    first partition mounted read-only (no journal replay; needs root); so has
-    IMAGE (a raw disk image file) as root, and without root the files the
-    verdict needs are copied out of its first partition with debugfs
-    (e2fsprogs); DIR is an image's root filesystem already mounted.
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "inspect",
+        summary: "read-only: what a boot or a person left in a built image (register refuses it), and where it boots on EC2 (Xen, Nitro)",
+        forms: [UsageForm("IMAGE|DEVICE|DIR")],
+        options: [
+            OptionSpec("--json", help: """
+                the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
+                the hygiene findings (hygiene: [{path, what}], null when not checked)
+                """),
+            CommonOptions.versions,
+            OptionSpec("--log", "FILE", help: "the full log (default: none)"),
+        ],
+        about: """
+            Reads a built image without changing it: DEVICE (a block device) has its
+            first partition mounted read-only (no journal replay; needs root); so has
+            IMAGE (a raw disk image file) as root, and without root the files the
+            verdict needs are copied out of its first partition with debugfs
+            (e2fsprogs); DIR is an image's root filesystem already mounted.
 
-    Hygiene: it lists what register would refuse to snapshot: SSH host keys, any
-    authorized_keys, root's .ssh, shell histories, udev's 70-persistent-net.rules,
-    HWADDR/UUID in ifcfg files, non-empty logs, DHCP leases, a random seed, yum's
-    uuid. Without root an image file's hygiene is not checked (it says so).
+            Hygiene: it lists what register would refuse to snapshot: SSH host keys, any
+            authorized_keys, root's .ssh, shell histories, udev's 70-persistent-net.rules,
+            HWADDR/UUID in ifcfg files, non-empty logs, DHCP leases, a random seed, yum's
+            uuid. Without root an image file's hygiene is not checked (it says so).
 
-    For the default kernel (grub.conf's default entry) it lists where each driver
-    EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
-    root volume on Nitro) and ena (the network on Nitro): in the initramfs, built
-    into the kernel, installed under /lib/modules/<kver>, or missing. The image
-    boots on Xen with xen-blkfront at boot and xen-netfront present, on Nitro with
-    nvme at boot and ena present.
-
-    options:
-      --json             the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
-                         the hygiene findings (hygiene: [{path, what}], null when not checked)
-      --versions FILE    read this versions.json instead of the embedded one
-      --log FILE         the full log (default: none)
-
-    exit status: 0 clean, 1 hygiene findings (or the image could not be read), 64 usage error.
-    """
+            For the default kernel (grub.conf's default entry) it lists where each driver
+            EC2 needs is at boot: xen-blkfront and xen-netfront (Xen families), nvme (the
+            root volume on Nitro) and ena (the network on Nitro): in the initramfs, built
+            into the kernel, installed under /lib/modules/<kver>, or missing. The image
+            boots on Xen with xen-blkfront at boot and xen-netfront present, on Nitro with
+            nvme at boot and ena present.
+            """,
+        notes: "exit status: 0 clean, 1 hygiene findings (or the image could not be read), 64 usage error.")
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions", "--log"], usage: usage)
+        let args = try spec.parse(arguments)
         guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
         let target = args.positionals[0]
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console)
+        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
             throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")

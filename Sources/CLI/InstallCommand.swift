@@ -6,73 +6,96 @@ import Install
 import Versions
 
 struct InstallCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "install"
-    static let summary = "install one CentOS 6 release onto one empty block device or image file"
-    static let usage = "usage: centos6-ami install VERSION TARGET [--yum-cache tmpfs[:SIZE]|DEVICE|DIR] [--mirror URL] [--size SIZE] [--speed-limit B --speed-time S] [--dry-run] [--log FILE] [--keep-on-error] [--gpg-key FILE] [--cache DIR] [--ena [--ena-source FILE|DIR]] [--updates]"
-    static var help: String {
-        """
-        VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
-        TARGET is an empty whole-disk block device (/dev/xvdb, /dev/sdf, /dev/nvme1n1,
-        /dev/loop3) or a disk-image file path: created sparse with --size when absent,
-        attached through a loop device and detached at the end.
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "install",
+        summary: "install one CentOS 6 release onto one empty block device or image file",
+        forms: [UsageForm("VERSION TARGET")],
+        options: [
+            OptionSpec("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", help: """
+                where the target's /var/cache/yum lives during the install, so
+                nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
+                tmpfs:SIZE, a block device with a filesystem, or a directory
+                """),
+            OptionSpec("--mirror", "URL", help: """
+                CentOS vault to download from (http, https or file URL;
+                default from versions.json: https://archive.kernel.org/centos-vault)
+                """),
+            OptionSpec("--size", "SIZE", help: "size of a new image file (default 8G)"),
+            OptionSpec("--gpg-key", "FILE", help: "verify packages with this key instead of the embedded CentOS 6 key"),
+            OptionSpec("--cache", "DIR", help: """
+                the verified download cache on the builder (default /var/cache/centos6-ami;
+                shared by runs and releases, never on the target)
+                """),
+            OptionSpec("--ena", help: """
+                build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
+                against the release's kernel in a scratch build root on the builder and
+                install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
+                """),
+            OptionSpec("--ena-source", "FILE|DIR", needs: "--ena", help: """
+                with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
+                (default: download versions.json's pinned URL); every file of
+                kernel/linux/ena must match versions.json's sha256 list
+                """),
+            OptionSpec("--ena-share", "DIR", needs: "--ena", help: """
+                with --ena (batch passes it): the first install of a release builds
+                kmod-ena into DIR, the others of that release wait for it and reuse it
+                """),
+            OptionSpec("--minimal", help: """
+                the original script's package set: no acpid, no ntp (by default both are
+                installed and enabled; ntpd uses the Amazon Time Sync Service)
+                """),
+            OptionSpec("--updates", help: """
+                also the release's updates repository (<release>/updates/x86_64/, verified
+                like os): the newest kernel and packages of that minor release instead of
+                the GA set versions.json pins
+                """),
+            OptionSpec("--speed-limit", "BYTES", help: """
+                a download slower than BYTES per second for --speed-time seconds fails,
+                naming the URL (default 1000, as curl's option of this name)
+                """),
+            OptionSpec("--speed-time", "SECONDS", help: "how long a download may stay below --speed-limit (default 30, as curl's)"),
+            OptionSpec("--dry-run", help: "print the full ordered plan, one command per line; change nothing"),
+            OptionSpec("--log", "FILE", help: "the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)"),
+            OptionSpec("--keep-on-error", help: "on failure leave mounts and devices in place and print how to clean up"),
+            OptionSpec("--stop-after", "STEP", help: """
+                stop after STEP and unwind normally (for inspection); steps:
+                \(InstallSteps.names.joined(separator: ", "))
+                """),
+            OptionSpec("--hold", "SECONDS", needs: "--stop-after", help: "with --stop-after: keep everything mounted this long first"),
+            OptionSpec("--register", help: """
+                afterwards, register the AMI ('centos6-ami help register'): an attached
+                EBS volume is snapshotted, an image file uploaded through the EBS
+                direct APIs (no builder in AWS needed)
+                """),
+        ] + RegisterCommand.spec.options(named: registerOptions).map { $0.passedOn(needs: "--register", helpPrefix: "with --register: ") } + [
+            CommonOptions.versions,
+            OptionSpec("--result-json", "FILE", help: """
+                write the install's result as JSON to FILE at the end, success or not
+                (batch reads it)
+                """),
+        ],
+        about: """
+            VERSION is a CentOS 6 release, 6.0 to 6.10 ('centos6-ami versions' lists them).
+            TARGET is an empty whole-disk block device (/dev/xvdb, /dev/sdf, /dev/nvme1n1,
+            /dev/loop3) or a disk-image file path: created sparse with --size when absent,
+            attached through a loop device and detached at the end.
 
-        The target must be empty: no partition table, no filesystem signature, not
-        mounted, not swap, not in use. Nothing is written until every check passes.
-
-        options:
-          --yum-cache C      where the target's /var/cache/yum lives during the install, so
-                             nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
-                             tmpfs:SIZE, a block device with a filesystem, or a directory
-          --mirror URL       CentOS vault to download from (http, https or file URL;
-                             default from versions.json: https://archive.kernel.org/centos-vault)
-          --size SIZE        size of a new image file (default 8G)
-          --gpg-key FILE     verify packages with this key instead of the embedded CentOS 6 key
-          --cache DIR        the verified download cache on the builder (default /var/cache/centos6-ami;
-                             shared by runs and releases, never on the target)
-          --ena              build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
-                             against the release's kernel in a scratch build root on the builder and
-                             install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
-          --ena-source S     with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
-                             (default: download versions.json's pinned URL); every file of
-                             kernel/linux/ena must match versions.json's sha256 list
-          --ena-share DIR    with --ena (batch passes it): the first install of a release builds
-                             kmod-ena into DIR, the others of that release wait for it and reuse it
-          --minimal          the original script's package set: no acpid, no ntp (by default both are
-                             installed and enabled; ntpd uses the Amazon Time Sync Service)
-          --updates          also the release's updates repository (<release>/updates/x86_64/, verified
-                             like os): the newest kernel and packages of that minor release instead of
-                             the GA set versions.json pins
-          --speed-limit B    a download slower than B bytes/s for --speed-time seconds fails,
-          --speed-time S     naming the URL (defaults 1000 and 30, as curl's options of these names)
-          --dry-run          print the full ordered plan, one command per line; change nothing
-          --log FILE         the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)
-          --keep-on-error    on failure leave mounts and devices in place and print how to clean up
-          --stop-after STEP  stop after STEP and unwind normally (for inspection); steps:
-                             \(InstallSteps.names.joined(separator: ", "))
-          --hold SECONDS     with --stop-after: keep everything mounted this long first
-          --register         afterwards, register the AMI ('centos6-ami help register'): an attached
-                             EBS volume is snapshotted, an image file uploaded through the EBS
-                             direct APIs (no builder in AWS needed). With it:
-                             --region R, --endpoint-url URL, --results FILE, --build-id ID, --copy-to R1,R2
-          --versions FILE    read this versions.json instead of the embedded one
-
-        exit status: 0 done, 1 failed (everything cleaned up), 64 usage error, 130 interrupted (cleaned up).
-        """
-    }
+            The target must be empty: no partition table, no filesystem signature, not
+            mounted, not swap, not in use. Nothing is written until every check passes.
+            """,
+        notes: "exit status: 0 done, 1 failed (everything cleaned up), 64 usage error, 130 interrupted (cleaned up).")
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
-                                      options: Set(["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache",
-                                                    "--ena-source", "--ena-share", "--result-json", "--speed-limit", "--speed-time"] + registerOptions),
-                                      usage: usage)
+        let args = try spec.parse(arguments)
         guard args.positionals.count == 2 else {
             throw UsageError(args.positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(args.positionals[2])'", usage: usage)
         }
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         let options = try makeOptions(args, versions: versions)
         let register = try registerArguments(args, options: options)
-        // Hidden `--result-json FILE` (batch reads it): written at the end, success or not.
+        // `--result-json FILE` (batch reads it): written at the end, success or not.
         // The install's log, so a --register run writes its steps into the same file.
         var installLog: String?
         guard let resultPath = args.value("--result-json") else {

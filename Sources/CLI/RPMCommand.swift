@@ -6,50 +6,52 @@ import Host
 /// verifier and extractor install uses, for troubleshooting by users.
 /// No root needed (ownership is applied only as root).
 struct RPMCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "rpm"
-    static let summary = "inspect, verify or unpack an rpm the way install does (troubleshooting)"
-    static let usage = """
-    usage: centos6-ami rpm info FILE [--files]
-           centos6-ami rpm verify FILE [--gpg-key KEY]
-           centos6-ami rpm extract FILE DIR [--gpg-key KEY] [--devices]
-           centos6-ami rpm resolve --repo DIR [--seed NAME]... [--group ID [--extra NAME]... [--exclude NAME]...]
-    """
-    static let help = """
-    actions:
-      info FILE        header fields (like rpm -qip), requires/provides, every signature tag
-                       with its OpenPGP packet (version, key algorithm, hash, key id, time)
-      verify FILE      the verification install does: the signature by the pinned key, checked
-                       by gpgv (SIGPGP over header+payload; or RSAHEADER over the header plus the
-                       header's PAYLOADDIGEST over the payload). Exit 0 only when the whole
-                       package is verified. A header-only file (payload missing) has its header
-                       signature checked and reported, but exits 1: the package is NOT verified.
-      extract FILE DIR verify as above, then unpack into DIR exactly as install does (modes,
-                       symlinks, hard links; ownership only as root; '..', absolute paths and
-                       paths through symlinks leading out of DIR are refused). There is no
-                       --no-verify: nothing this tool unpacks is unverified. For a package signed
-                       by another key, pass that key with --gpg-key.
-      resolve          parse a local repository (DIR/repodata, every file checked against
-                       repomd.xml) and print the bootstrap closure of the seeds (default: the
-                       built-in bootstrap seeds), or with --group the set `yum groupinstall`
-                       will ask for; prints parse and resolve times
-
-    options:
-      --gpg-key KEY    the pinned key (armored or binary OpenPGP public key) instead of the
-                       embedded CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE)
-      --files          info: list every file with mode, owner, size and link target
-      --devices        extract: create device nodes (root only; skipped and listed by default)
-      --repo DIR       resolve: the repository directory (holding repodata/)
-      --seed NAME      resolve: a seed package (repeatable)
-      --group ID       resolve: a comps group (e.g. core); its mandatory+default packages
-      --extra NAME     resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)
-      --exclude NAME   resolve --group: names to leave out (default: postfix)
-    """
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "rpm",
+        summary: "inspect, verify or unpack an rpm the way install does (troubleshooting)",
+        forms: [
+            UsageForm("info FILE", options: ["--files"]),
+            UsageForm("verify FILE", options: ["--gpg-key"]),
+            UsageForm("extract FILE DIR", options: ["--gpg-key", "--devices"]),
+            UsageForm("resolve --repo DIR", options: ["--seed", "--group", "--extra", "--exclude"]),
+        ],
+        options: [
+            OptionSpec("--gpg-key", "KEY", help: """
+                the pinned key (armored or binary OpenPGP public key) instead of the embedded
+                CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE)
+                """),
+            OptionSpec("--files", help: "info: list every file with mode, owner, size and link target"),
+            OptionSpec("--devices", help: "extract: create device nodes (root only; skipped and listed by default)"),
+            OptionSpec("--repo", "DIR", help: "resolve: the repository directory (holding repodata/)"),
+            OptionSpec("--seed", "NAME", repeatable: true, help: "resolve: a seed package (repeatable)"),
+            OptionSpec("--group", "ID", help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
+            OptionSpec("--extra", "NAME", repeatable: true, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
+            OptionSpec("--exclude", "NAME", repeatable: true, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
+        ],
+        about: """
+            actions:
+              info FILE        header fields (like rpm -qip), requires/provides, every signature tag
+                               with its OpenPGP packet (version, key algorithm, hash, key id, time)
+              verify FILE      the verification install does: the signature by the pinned key, checked
+                               by gpgv (SIGPGP over header+payload; or RSAHEADER over the header plus the
+                               header's PAYLOADDIGEST over the payload). Exit 0 only when the whole
+                               package is verified. A header-only file (payload missing) has its header
+                               signature checked and reported, but exits 1: the package is NOT verified.
+              extract FILE DIR verify as above, then unpack into DIR exactly as install does (modes,
+                               symlinks, hard links; ownership only as root; '..', absolute paths and
+                               paths through symlinks leading out of DIR are refused). There is no
+                               --no-verify: nothing this tool unpacks is unverified. For a package signed
+                               by another key, pass that key with --gpg-key.
+              resolve          parse a local repository (DIR/repodata, every file checked against
+                               repomd.xml) and print the bootstrap closure of the seeds (default: the
+                               built-in bootstrap seeds), or with --group the set `yum groupinstall`
+                               will ask for; prints parse and resolve times
+            """)
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--files", "--devices"],
-                                      options: ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude"],
-                                      repeatable: ["--seed", "--extra", "--exclude"], usage: usage)
+        let args = try spec.parse(arguments)
         guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve)", usage: usage) }
         let rest = Array(args.positionals.dropFirst())
         switch action {

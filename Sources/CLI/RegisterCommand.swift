@@ -6,82 +6,95 @@ import Install
 import Versions
 
 struct RegisterCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "register"
-    static let summary = "snapshot a built volume (or upload an image file) and register it as an AMI (optionally public, copied to other regions)"
-    static let usage = "usage: centos6-ami register VERSION TARGET|IMAGE.img [--ena] [--region R] [--endpoint-url URL] [--public] [--copy-to R1,R2] [--results FILE] [--build-id ID] [--device DEV] [--allow-dirty] [--keep-on-error] [options]"
-    static let help = """
-    TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
-    '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
-    its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
-    A local device must not be mounted; it is synced before the snapshot.
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "register",
+        summary: "snapshot a built volume (or upload an image file) and register it as an AMI (optionally public, copied to other regions)",
+        forms: [UsageForm("VERSION TARGET|IMAGE.img")],
+        options: [
+            OptionSpec("--ena", help: """
+                register with --ena-support and mark it (*1). On a local device or
+                an image file the image's boot verdict decides (read-only, before any
+                AWS call): ENA support exactly when it boots on Nitro (nvme in its
+                initramfs and ena installed), with or without --ena, and --ena on an
+                image that cannot is refused with the reason. For a volume id the
+                verdict cannot be read: --ena is taken on trust (a warning).
+                Only for releases that can have it.
+                """),
+            OptionSpec("--region", "R", help: "region of the volume (default: AWS_REGION / the profile's)"),
+            OptionSpec("--endpoint-url", "URL", help: "passed to every aws call (a test endpoint, a VPC endpoint)"),
+            OptionSpec("--public", help: """
+                make the AMI (and copies) public; checked first against the
+                account's image block public access setting
+                """),
+            OptionSpec("--copy-to", "R1,R2", help: "copy the AMI to these regions (tagged, waited for)"),
+            OptionSpec("--results", "FILE", help: "results file to merge into (default centos6-ami-results.json)"),
+            OptionSpec("--build-id", "ID", help: """
+                tag value and name suffix (default: UTC time + 4 hex digits);
+                letters, digits, '.', '_', '-'
+                """),
+            OptionSpec("--imds-support", "v2.0|none", help: "v2.0 (default: IMDSv2 only) or none (account default)"),
+            OptionSpec("--volume-size", "GIB", help: "root volume size of instances (default: the snapshot's size)"),
+            OptionSpec("--timeout", "MINUTES", help: "give up waiting for the snapshot / each image after this (default 60)"),
+            OptionSpec("--poll", "SECONDS", help: "how often to ask EC2 while waiting (default 15)"),
+            OptionSpec("--keep-on-error", help: "on failure keep the snapshot/AMIs this run made and name them"),
+            OptionSpec("--volume", "ID", help: "the volume id, given as an option instead of TARGET"),
+            OptionSpec("--device", "DEV", help: """
+                with a volume id: the local device that volume is (checked read-only
+                by the hygiene gate and for --ena); for tests, a loop device
+                """),
+            OptionSpec("--allow-dirty", help: "snapshot even with hygiene findings (they are printed as a warning)"),
+            OptionSpec("--upload-jobs", "N", help: """
+                image file: aws put-snapshot-block calls at once
+                (default: 2 per CPU, at least 4)
+                """),
+            OptionSpec("--manifest", "FILE", help: """
+                the build's package manifest
+                (default for an image: IMAGE.manifest.json, if present)
+                """),
+            OptionSpec("--log", "FILE", help: "the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)"),
+            CommonOptions.versions,
+        ],
+        about: """
+            TARGET is the EBS volume holding a built image: its id (vol-0123456789abcdef0, also
+            '--volume ID'), or the device it is attached as here (/dev/nvme1n1: the volume id is
+            its NVMe serial; /dev/xvdf or /dev/sdf: looked up by this instance's attachments).
+            A local device must not be mounted; it is synced before the snapshot.
 
-    Or TARGET is a built image file (from any machine with credentials, no instance in
-    AWS needed): it is checked read-only first, then written into a new snapshot through
-    the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
-    only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
-    blocks skipped), each with its SHA-256, several aws calls at once, each retried.
-    The snapshot's size is the image's size rounded up to GiB. Its package manifest
-    (IMAGE.manifest.json, written by install) goes into the results file and its sha256
-    into the 'centos6-ami:manifest-sha256' tag.
+            Or TARGET is a built image file (from any machine with credentials, no instance in
+            AWS needed): it is checked read-only first, then written into a new snapshot through
+            the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
+            only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
+            blocks skipped), each with its SHA-256, several aws calls at once, each retried.
+            The snapshot's size is the image's size rounded up to GiB. Its package manifest
+            (IMAGE.manifest.json, written by install) goes into the results file and its sha256
+            into the 'centos6-ami:manifest-sha256' tag.
 
-    Hygiene gate: before any AWS request the image (an image file, a local device TARGET, or
-    --device) is mounted read-only and checked for what a boot or a person left
-    (SSH host keys, any authorized_keys, root's .ssh, shell histories, udev's
-    70-persistent-net.rules, HWADDR/UUID in ifcfg files, non-empty logs, DHCP
-    leases, a random seed, yum's uuid; 'centos6-ami inspect' lists the same).
-    Any finding refuses the snapshot, with the list and the fix. A volume id
-    that cannot be read here is not checked (a warning says so).
+            Hygiene gate: before any AWS request the image (an image file, a local device TARGET, or
+            --device) is mounted read-only and checked for what a boot or a person left
+            (SSH host keys, any authorized_keys, root's .ssh, shell histories, udev's
+            70-persistent-net.rules, HWADDR/UUID in ifcfg files, non-empty logs, DHCP
+            leases, a random seed, yum's uuid; 'centos6-ami inspect' lists the same).
+            Any finding refuses the snapshot, with the list and the fix. A volume id
+            that cannot be read here is not checked (a warning says so).
 
-    Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
-    (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
-    gp3, deleted on termination, ENA support as below), tag, wait, then
-    --public and --copy-to. The AMI is named 'CentOS VERSION x86_64 [ENA] YYYY-MM-DD';
-    when that name is taken in a region the build id is appended. Every AMI made is
-    merged into the results file ('centos6-ami table --from FILE' prints the table).
-    If a step fails, what this run created is deleted again (or kept with
-    --keep-on-error) and the error names the step.
+            Steps: CreateSnapshot (tagged with the build id), wait for it, RegisterImage
+            (x86_64, hvm, legacy-bios boot, IMDSv2 required, /dev/sda1 -> the snapshot on
+            gp3, deleted on termination, ENA support as below), tag, wait, then
+            --public and --copy-to. The AMI is named 'CentOS VERSION x86_64 [ENA] YYYY-MM-DD';
+            when that name is taken in a region the build id is appended. Every AMI made is
+            merged into the results file ('centos6-ami table --from FILE' prints the table).
+            If a step fails, what this run created is deleted again (or kept with
+            --keep-on-error) and the error names the step.
 
-    The aws CLI does the calls with the usual credentials (AWS_PROFILE, AWS_REGION,
-    ~/.aws); nothing is signed here.
-
-    options:
-      --ena                  register with --ena-support and mark it (*1). On a local device or
-                             an image file the image's boot verdict decides (read-only, before any AWS call):
-                             ENA support exactly when it boots on Nitro (nvme in its initramfs
-                             and ena installed), with or without --ena, and --ena on an image
-                             that cannot is refused with the reason. For a volume id the
-                             verdict cannot be read: --ena is taken on trust (a warning).
-                             Only for releases that can have it.
-      --region R             region of the volume (default: AWS_REGION / the profile's)
-      --endpoint-url URL     passed to every aws call (a test endpoint, a VPC endpoint)
-      --public               make the AMI (and copies) public; checked first against the
-                             account's image block public access setting
-      --copy-to R1,R2        copy the AMI to these regions (tagged, waited for)
-      --results FILE         results file to merge into (default centos6-ami-results.json)
-      --build-id ID          tag value and name suffix (default: UTC time + 4 hex digits);
-                             letters, digits, '.', '_', '-'
-      --imds-support V       v2.0 (default: IMDSv2 only) or none (account default)
-      --volume-size GIB      root volume size of instances (default: the snapshot's size)
-      --timeout MINUTES      give up waiting for the snapshot / each image after this (default 60)
-      --poll SECONDS         how often to ask EC2 while waiting (default 15)
-      --keep-on-error        on failure keep the snapshot/AMIs this run made and name them
-      --device DEV           with a volume id: the local device that volume is (checked read-only
-                             by the hygiene gate and for --ena); for tests, a loop device
-      --allow-dirty          snapshot even with hygiene findings (they are printed as a warning)
-      --upload-jobs N        image file: aws put-snapshot-block calls at once (default: 2 per CPU, at least 4)
-      --manifest FILE        the build's package manifest (default for an image: IMAGE.manifest.json, if present)
-      --log FILE             the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)
-      --versions FILE        read this versions.json instead of the embedded one
-
-    exit status: 0 registered, 1 failed (what this run created is removed), 64 usage error, 130 interrupted.
-    """
+            The aws CLI does the calls with the usual credentials (AWS_PROFILE, AWS_REGION,
+            ~/.aws); nothing is signed here.
+            """,
+        notes: "exit status: 0 registered, 1 failed (what this run created is removed), 64 usage error, 130 interrupted.")
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--ena", "--public", "--keep-on-error", "--allow-dirty"],
-                                      options: ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support",
-                                                "--volume-size", "--timeout", "--poll", "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"],
-                                      usage: usage)
+        let args = try spec.parse(arguments)
         var positionals = args.positionals
         if let volume = args.value("--volume") { positionals.append(volume) }
         guard positionals.count == 2 else {

@@ -2,18 +2,19 @@ import Foundation
 import Versions
 
 struct VersionsCommand {
-    static let subcommand = Subcommand(name: name, summary: summary, usage: usage, help: help, run: run)
-    static let name = "versions"
-    static let summary = "print the versions table: release, GA kernel, ENA eligibility"
-    static let usage = "usage: centos6-ami versions [--json] [--versions FILE]"
-    static let help = """
-    options:
-      --json             print the whole versions table as JSON
-      --versions FILE    read this versions.json instead of the embedded one
-    """
+    static let subcommand = Subcommand(spec: spec, run: run)
+    static let spec = CommandSpec(
+        name: "versions",
+        summary: "print the versions table: release, GA kernel, ENA eligibility",
+        forms: [UsageForm("")],
+        options: [
+            OptionSpec("--json", help: "print the whole versions table as JSON"),
+            CommonOptions.versions,
+        ])
+    static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try parseArguments(arguments, flags: ["--json"], options: ["--versions"], usage: usage)
+        let args = try spec.parse(arguments)
         guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         if args.has("--json") {

@@ -170,7 +170,14 @@ enum ConfigureSteps {
 
     static func clean(_ ctx: InstallContext) throws {
         let root = ctx.root, runner = ctx.runner
-        try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+        // yum's cache is a mount over the image's /var/cache/yum (Preparation.mountYumCache), so
+        // `yum clean all` never touches the image: a tmpfs cache is discarded at unmount anyway;
+        // a device or directory given with --yum-cache is cleaned as the original script did.
+        if ctx.options.yumCache.isDiscardedAtUnmount {
+            ctx.note("yum clean all: not needed, the tmpfs yum cache is discarded at unmount")
+        } else {
+            try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+        }
         if ctx.dryRun {
             ctx.note("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp")
             return

@@ -145,9 +145,10 @@ enum PackageSteps {
     /// The target's own rpm installs the bootstrap set into the target, every
     /// package once, with its scriptlets, and owns the rpm database from the
     /// first package. To run before the target has any rpm, our extractor lays
-    /// down only rpm's own runtime closure (in parallel) in a scratch root on the
-    /// builder (a private tmpfs), off the volume; that rpm then works on the target with
-    /// `--root` (as `yum --installroot` does), and the scratch root goes.
+    /// down only what rpm needs to run (RPMRuntime: rpm, its configuration and the
+    /// shared objects it loads) in a scratch root on the builder (a private tmpfs),
+    /// off the volume; that rpm then works on the target with `--root` (as
+    /// `yum --installroot` does), and the scratch root goes.
     /// Package payloads reach the volume once, written by rpm.
     static func bootstrap(_ ctx: InstallContext) throws {
         let runner = ctx.runner
@@ -156,7 +157,6 @@ enum PackageSteps {
         try makeLocalMirror(ctx)
         // Its mount point next to the download cache (as the ENA build root), never on the volume.
         let tools = "\(ctx.options.cacheDirectory)/rpm-tools/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
-        let toolsSet = try rpmToolsSet(ctx)
         let teardown = "tear down the rpm tools root \(tools)"
         let mounts = CleanupStack(log: ctx.log)
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
@@ -166,13 +166,13 @@ enum PackageSteps {
             try ENASteps.removeTree(tools, runner: runner)
         }
         // In RAM: unpacking is quicker, and removing it is an unmount (deleting
-        // thousands of files from the builder's disk cost ~2 s). Sized from the
-        // packages' installed sizes; the limit only caps, tmpfs takes what is used.
-        let installed = toolsSet.reduce(0) { $0 + $1.installedSize }
-        let size = max(256 << 20, installed * 2)
+        // thousands of files from the builder's disk cost ~2 s). The limit only
+        // caps (tmpfs takes what is used): the whole bootstrap set's installed size.
+        let installed = ctx.bootstrapSet.reduce(0) { $0 + $1.installedSize }
+        let size = max(256 << 20, installed)
         try runner.checked(Command("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "centos6-ami-rpm-tools", tools]))
         pushUnmount(mounts, tools, runner: runner)
-        try extractTools(ctx, toolsSet, into: tools)
+        try extractTools(ctx, into: tools)
         try mountToolsRoot(ctx, tools: tools, mounts: mounts)
         let target = "/target"
         let rpm = { (arguments: [String]) in Command("rpm", ["--root", target] + arguments).inChroot(tools) }
@@ -182,40 +182,58 @@ enum PackageSteps {
         ctx.cleanup.unwindEntry(named: teardown)
     }
 
-    /// rpm and what it needs to run: its closure within the (verified) bootstrap set.
-    static func rpmToolsSet(_ ctx: InstallContext) throws -> [RepoPackage] {
-        let closure = Resolver(packages: ctx.bootstrapSet).resolve(seeds: ["rpm"])
-        guard closure.unresolved.isEmpty, closure.names.contains("rpm") else {
-            throw InstallError.incomplete(step: "bootstrap", reason: "the bootstrap set does not hold rpm's closure (\(closure.unresolved.joined(separator: "; ")))")
-        }
-        return closure.packages
-    }
-
-    /// Unpacks the verified packages into `tools`, up to one per core at a time;
-    /// `filesystem` first, so its directory symlinks are in place for the rest.
-    static func extractTools(_ ctx: InstallContext, _ packages: [RepoPackage], into tools: String) throws {
+    /// Unpacks what rpm needs to run (RPMRuntime) into `tools`, round by round:
+    /// `filesystem` first (its directory symlinks are in place for the rest), then
+    /// rpm and its configuration, then the packages holding the libraries the
+    /// unpacked ELF files need; each round's packages in parallel, one per core.
+    static func extractTools(_ ctx: InstallContext, into tools: String) throws {
         if ctx.dryRun {
-            ctx.note("unpack rpm's closure (\(packages.count) of the \(ctx.bootstrapSet.count) bootstrap packages: \(packages.map(\.name).joined(separator: " "))) into \(tools), in parallel (our cpio extractor)")
+            ctx.note("unpack what rpm needs to run into \(tools) (our cpio extractor, in parallel): the packages holding rpm and its configuration, then round by round those holding the libraries their ELF files need (PT_INTERP, DT_NEEDED)")
             return
         }
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
-        func extract(_ package: RepoPackage) throws {
-            // Verified in verify-packages (checksum, then signature or its remembered result).
-            let verified = try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
-            try Payload.extract(verified, into: tools, log: ctx.log)
+        // Verified in verify-packages (checksum, then signature or its remembered result).
+        func verified(_ package: RepoPackage) throws -> VerifiedRPM {
+            try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
         }
-        let first = packages.filter { $0.name == "filesystem" }, rest = packages.filter { $0.name != "filesystem" }
-        for package in first { try extract(package) }
+        var byLocation: [String: RepoPackage] = [:]
+        for package in ctx.bootstrapSet where byLocation[package.location] == nil { byLocation[package.location] = package }
+        let runtime = RPMRuntime(packages: try ctx.bootstrapSet.map {
+            RPMRuntime.Package(location: $0.location, name: $0.name, files: try verified($0).rpm.fileNames)
+        })
+        var (locations, elfFiles) = try runtime.firstRound()
+        var unpacked = Set<String>(), read = Set<String>()
+        while !locations.isEmpty || !elfFiles.isEmpty {
+            let round = locations.compactMap { byLocation[$0] }
+            let first = round.filter { $0.name == "filesystem" }
+            try extractInParallel(first, into: tools, log: ctx.log, verified: verified)
+            try extractInParallel(round.filter { $0.name != "filesystem" }, into: tools, log: ctx.log, verified: verified)
+            unpacked.formUnion(locations)
+            var needed: [String: [String]] = [:]
+            for file in elfFiles {
+                needed[file] = ELFDependencies.of(file: tools + RPMRuntime.resolve(file, inRoot: tools))
+                read.insert(file)
+            }
+            (locations, elfFiles) = try runtime.nextRound(needed: needed, unpacked: unpacked, read: read)
+        }
+        let names = ctx.bootstrapSet.filter { unpacked.contains($0.location) }.map(\.name)
+        ctx.log.write("rpm's runtime: \(names.count) of the \(ctx.bootstrapSet.count) bootstrap packages unpacked into \(tools): \(names.joined(separator: " "))")
+    }
+
+    /// Unpacks verified packages into `tools`, up to one per core at a time.
+    static func extractInParallel(_ packages: [RepoPackage], into tools: String, log: Log?, verified: (RepoPackage) throws -> VerifiedRPM) throws {
         let lock = NSLock()
         var failures: [(Int, Error)] = []
-        let next = NSLock()
         var index = 0
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rest.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let mine: Int? = next.withLock { guard index < rest.count else { return nil }; defer { index += 1 }; return index }
-                guard let mine, !Interruption.shared.isInterrupted else { return }
-                do { try extract(rest[mine]) } catch { lock.withLock { failures.append((mine, error)) } }
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, packages.count))
+        guard !packages.isEmpty else { return }
+        withoutActuallyEscaping(verified) { verified in
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let mine: Int? = lock.withLock { guard index < packages.count else { return nil }; defer { index += 1 }; return index }
+                    guard let mine, !Interruption.shared.isInterrupted else { return }
+                    do { try Payload.extract(try verified(packages[mine]), into: tools, log: log) } catch { lock.withLock { failures.append((mine, error)) } }
+                }
             }
         }
         try Interruption.shared.check()
@@ -387,17 +405,23 @@ enum PackageSteps {
         } ?? "")
     }
 
+    /// `install @core ...`: yum 3.2's `@group` form of install (its `_at_groupinstall`, the same
+    /// group selection as `groupinstall`) lets one yum run, one depsolve and one rpm transaction
+    /// install the group and the packages named beside it; `--exclude` applies to both.
+    /// "core" is the group's id in CentOS 6's comps (its name is "Core").
+    static func installArguments(kernel: String, extraPackages: [String]) -> [String] {
+        ["install", "@core", "kernel-" + kernel] + extraPackages + ["--exclude=postfix"]
+    }
+
     static func yum(_ ctx: InstallContext, _ arguments: [String]) -> Command {
         Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (ctx.updatesRepository == nil ? "" : "," + updatesRepoID),
                         "--releasever=" + ctx.options.release] + arguments).inChroot(ctx.root)
     }
 
-    /// The target's own yum: Core without postfix, then the pinned kernel, xfsprogs and grub.
+    /// The target's own yum, in one transaction: Core without postfix, the pinned kernel, xfsprogs and grub.
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner
-        try runner.checked(yum(ctx, ["groupinstall", "Core", "--exclude=postfix"]))
-        try Interruption.shared.check()
-        try runner.checked(yum(ctx, ["install", "kernel-" + ctx.release.kernel] + ctx.extraPackages))
+        try runner.checked(yum(ctx, installArguments(kernel: ctx.release.kernel, extraPackages: ctx.extraPackages)))
         if ctx.dryRun { return }
         // The target must now hold the pinned kernel and no postfix.
         let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))

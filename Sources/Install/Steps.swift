@@ -41,14 +41,14 @@ public enum InstallSteps {
             Step("mount", "mount the new filesystem on a private directory", run: mountRoot),
             Step("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum", run: mountYumCache),
             Step("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set", run: PackageSteps.bootstrap),
-            Step("install-packages", "the target's yum: groupinstall Core --exclude=postfix, then the pinned kernel, xfsprogs, grub", run: PackageSteps.installPackages),
+            Step("install-packages", "the target's yum, one transaction: install @core, the pinned kernel, xfsprogs, grub (acpid, ntp) --exclude=postfix", run: PackageSteps.installPackages),
             Step("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0", run: ENASteps.install),
             Step("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on", run: ConfigureSteps.configure),
             Step("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)", run: ConfigureSteps.regenerateInitramfs),
             Step("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes", run: ConfigureSteps.installBootloader),
             Step("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp", run: ConfigureSteps.clean),
             Step("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro", run: ConfigureSteps.bootVerdict),
-            Step("unmount", "unmount the yum cache and the root", run: unmount),
+            Step("unmount", "unmount the yum cache and the root; flush the device once (sync)", run: unmount),
             Step("verify", "e2fsck -fn on the unmounted filesystem", run: verify),
         ]
     }
@@ -229,6 +229,8 @@ public enum InstallSteps {
         defer { if let runner = ctx.runner as? ProcessRunner { runner.isUnwinding = false } }
         let failures = ctx.cleanup.unwind(downTo: ctx.deviceMark)
         if let first = failures.first { throw InstallError.incomplete(step: "unmount", reason: first) }
+        // The root was mounted with barrier=0 (Preparation.mountRoot): one flush for the whole build.
+        try ctx.runner.checked(Preparation.flush(device: ctx.device))
     }
 
     static func verify(_ ctx: InstallContext) throws {

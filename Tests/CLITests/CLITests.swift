@@ -13,10 +13,19 @@ func runCLI(_ args: [String]) -> (code: Int32, out: String, err: String) {
 
 func golden(_ name: String) throws -> String {
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
-    if name == "table.md", ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-        try (runCLI(["table"]).out + "\n").write(to: url, atomically: true, encoding: .utf8)
+    if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1", let current = goldenOutput(name) {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try (current + "\n").write(to: url, atomically: true, encoding: .utf8)
     }
     return try String(contentsOf: url, encoding: .utf8)
+}
+
+/// What a golden file records: `table.md`, `help/centos6-ami.txt` (`--help`), `help/COMMAND.txt`.
+func goldenOutput(_ name: String) -> String? {
+    if name == "table.md" { return runCLI(["table"]).out }
+    if name == "help/centos6-ami.txt" { return runCLI(["--help"]).out }
+    if name.hasPrefix("help/"), name.hasSuffix(".txt") { return runCLI(["help", String(name.dropFirst(5).dropLast(4))]).out }
+    return nil
 }
 
 @Suite struct TableCommandTests {

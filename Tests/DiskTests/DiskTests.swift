@@ -21,7 +21,8 @@ import Host
         let cmd = Preparation.partition(device: "/dev/xvdf")
         #expect(cmd.arguments.last == "/dev/xvdf")
         #expect(String(decoding: cmd.standardInput!, as: UTF8.self) == "label: dos\nstart=2048, type=83, bootable\n")
-        #expect(Preparation.mountRoot(partition: "/dev/xvdf1", at: "/r").arguments == ["-t", "ext4", "-o", "noatime,noinit_itable", "/dev/xvdf1", "/r"])
+        #expect(Preparation.mountRoot(partition: "/dev/xvdf1", at: "/r").arguments == ["-t", "ext4", "-o", "noatime,noinit_itable,barrier=0", "/dev/xvdf1", "/r"])
+        #expect(Preparation.flush(device: "/dev/xvdf").arguments == ["/dev/xvdf"])
         #expect(Preparation.mountYumCache(.tmpfs(bytes: 200 << 20), at: "/r/var/cache/yum").shellLine
                 == "mount -t tmpfs -o size=209715200,mode=0755 centos6-ami-yum-cache /r/var/cache/yum")
         #expect(Preparation.mountYumCache(.directory("/srv/c"), at: "/m").arguments == ["--bind", "/srv/c", "/m"])
