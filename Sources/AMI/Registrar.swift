@@ -140,38 +140,38 @@ public enum AMIRegistrar {
         var steps: [Step<RegisterRun>] = []
         if case .image = target {
             if options.preUploadCheck != nil {
-                steps.append(Step("check-image", "the image's own checks (hygiene, boot verdict), before any AWS call", run: checkImage))
+                steps.append(Step("check-image", "the image's own checks (hygiene, boot verdict), before any AWS call", run: { try checkImage($0) }))
             }
             steps.append(Step("scan-image", "the image file's blocks that hold data (512 KiB each, all-zero ones skipped) and the volume size it needs",
-                              run: scanImage))
+                              run: { try scanImage($0) }))
         }
         var checks: [String] = []
         if variant == .ena && options.enaCheck != nil { checks.append("the image has the ENA driver") }
         if options.makePublic { checks.append("image block public access allows --public in every region") }
         if !checks.isEmpty {
-            steps.append(Step("preflight", checks.joined(separator: "; ") + ", before anything is created", run: preflight))
+            steps.append(Step("preflight", checks.joined(separator: "; ") + ", before anything is created", run: { try preflight($0) }))
         }
         switch target {
         case .device:
-            steps.append(Step("locate-volume", "the device is not mounted and is synced; the EBS volume behind it and its size", run: locateVolume))
+            steps.append(Step("locate-volume", "the device is not mounted and is synced; the EBS volume behind it and its size", run: { try locateVolume($0) }))
         case .volume:
-            steps.append(Step("locate-volume", "the volume and its size", run: locateVolume))
+            steps.append(Step("locate-volume", "the volume and its size", run: { try locateVolume($0) }))
         case .image:
             break
         }
-        steps.append(Step("choose-name", "the AMI's name, free in every region (the build id appended when the plain name is taken)", run: chooseName))
+        steps.append(Step("choose-name", "the AMI's name, free in every region (the build id appended when the plain name is taken)", run: { try chooseName($0) }))
         if case .image = target {
-            steps.append(Step("start-snapshot", "StartSnapshot (EBS direct APIs) of the image's size, tagged with the build id", run: startSnapshot))
-            steps.append(Step("upload-image", "PutSnapshotBlock for every block that holds data, each with its SHA-256; CompleteSnapshot", run: uploadImage))
+            steps.append(Step("start-snapshot", "StartSnapshot (EBS direct APIs) of the image's size, tagged with the build id", run: { try startSnapshot($0) }))
+            steps.append(Step("upload-image", "PutSnapshotBlock for every block that holds data, each with its SHA-256; CompleteSnapshot", run: { try uploadImage($0) }))
         } else {
-            steps.append(Step("create-snapshot", "CreateSnapshot of the volume, tagged with the build id", run: createSnapshot))
+            steps.append(Step("create-snapshot", "CreateSnapshot of the volume, tagged with the build id", run: { try createSnapshot($0) }))
         }
-        steps.append(Step("wait-snapshot", "wait for the snapshot to complete", run: waitForSnapshot))
-        steps.append(Step("register-image", "RegisterImage: x86_64, hvm, legacy-bios, the snapshot as the gp3 root volume", run: registerImage))
-        steps.append(Step("tag-image", "tag the AMI (build id, release, variant, tool version)", run: tagImage))
-        steps.append(Step("wait-image", "wait for the AMI to become available", run: waitForImage))
+        steps.append(Step("wait-snapshot", "wait for the snapshot to complete", run: { try waitForSnapshot($0) }))
+        steps.append(Step("register-image", "RegisterImage: x86_64, hvm, legacy-bios, the snapshot as the gp3 root volume", run: { try registerImage($0) }))
+        steps.append(Step("tag-image", "tag the AMI (build id, release, variant, tool version)", run: { try tagImage($0) }))
+        steps.append(Step("wait-image", "wait for the AMI to become available", run: { try waitForImage($0) }))
         if options.makePublic {
-            steps.append(Step("make-public", "launch permission for everyone (--public)", run: makePublic))
+            steps.append(Step("make-public", "launch permission for everyone (--public)", run: { try makePublic($0) }))
         }
         for region in copyRegions {
             steps.append(Step("copy-to-\(region)", "CopyImage to \(region), tagged (its snapshot too) and waited for\(options.makePublic ? ", made public" : "")") {
@@ -179,7 +179,7 @@ public enum AMIRegistrar {
             })
         }
         if let path = options.resultsFile {
-            steps.append(Step("record-results", "merge the AMI\(copyRegions.isEmpty ? "" : " and its copies") into '\(path)'", run: recordResults))
+            steps.append(Step("record-results", "merge the AMI\(copyRegions.isEmpty ? "" : " and its copies") into '\(path)'", run: { try recordResults($0) }))
         }
         return steps
     }
