@@ -13,31 +13,46 @@ let package = Package(
         .target(name: "Host"),
         .target(name: "Disk", dependencies: ["Host"]),
         .target(name: "Templates", dependencies: ["Versions"]),
-        .target(name: "Bootstrap", dependencies: ["Host", "Versions"]),
-        .target(name: "ENA", dependencies: ["Host", "Versions", "Bootstrap"]),
-        .target(name: "AMI", dependencies: ["Host", "Versions", "Bootstrap"]),
+        // The download client and the content-addressed cache with its checksums.
+        .target(name: "Fetch", dependencies: ["Host"]),
+        // The RPM reader: lead, headers, version comparison, the cpio extractor, gzip, host tools streamed from a file.
+        .target(name: "RPM", dependencies: ["Host"]),
+        // The pinned key, gpgv, remembered verifications, and the only way to unpack a package.
+        .target(name: "Signature", dependencies: ["Host", "Fetch", "RPM"]),
+        // repomd, primary and comps; the resolver; a release's repository fetched and checked.
+        .target(name: "Repository", dependencies: ["Host", "Fetch", "RPM"]),
+        // Where a built image boots on EC2 (Xen, Nitro), read from its root and initramfs.
+        .target(name: "Verdict", dependencies: ["Versions", "RPM"]),
+        .target(name: "ENA", dependencies: ["Host", "Versions"]),
+        .target(name: "AMI", dependencies: ["Host", "Versions", "Fetch"]),
         .target(name: "VM", dependencies: ["Host"]),
-        .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA"]),
-        .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Bootstrap", "Templates", "ENA", "AMI", "Install", "VM"]),
+        .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA"]),
+        .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "AMI", "Install", "VM"]),
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
-        // Benchmarks/download/run.sh's driver for Bootstrap.Fetcher (not installed).
-        .executableTarget(name: "fetch-bench", dependencies: ["Bootstrap", "Host"], path: "Benchmarks/download/fetch-bench"),
+        // Benchmarks/download/run.sh's driver for Fetch.Fetcher (not installed).
+        .executableTarget(name: "fetch-bench", dependencies: ["Fetch", "Host"], path: "Benchmarks/download/fetch-bench"),
         // Benchmarks/spawn/run.sh's driver for Host.ProcessRunner (not installed).
         .executableTarget(name: "spawn-bench", dependencies: ["Host"], path: "Benchmarks/spawn/spawn-bench"),
 
+        // What the test targets share, for test targets only: golden files, a free port, SplitMix64, the rpm fixtures, newc and gzip builders.
+        .target(name: "TestSupport", path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "VersionsTests", dependencies: ["Versions"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "DiskTests", dependencies: ["Disk", "Host"]),
-        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "Versions"], resources: [.copy("Golden")]),
-        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "Host", "Versions"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "Versions", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "FetchTests", dependencies: ["Fetch", "Host", "TestSupport"]),
+        .testTarget(name: "RPMTests", dependencies: ["RPM", "Signature", "Host", "TestSupport"]),
+        .testTarget(name: "SignatureTests", dependencies: ["Signature", "RPM", "Fetch", "Host", "TestSupport"]),
+        .testTarget(name: "RepositoryTests", dependencies: ["Repository", "RPM", "Fetch", "Host", "TestSupport"]),
+        .testTarget(name: "VerdictTests", dependencies: ["Verdict", "Versions", "TestSupport"]),
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Bootstrap"], resources: [.copy("Golden")]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Versions"], resources: [.copy("Golden")]),
+        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
-        .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host"], resources: [.copy("Golden")]),
+        .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executable so `swift test` builds the binary the tests drive.
-        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Bootstrap", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "CLI", "Install", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -13,4 +13,4 @@ emit() { # name file out module-doc
     echo "\"\"\"#"; } > "$3"
 }
 emit embeddedVersionsJSON versions.json Sources/Versions/EmbeddedVersions.swift
-emit embeddedCentOS6KeyArmored data/RPM-GPG-KEY-CentOS-6 Sources/Bootstrap/EmbeddedKey.swift
+emit embeddedCentOS6KeyArmored data/RPM-GPG-KEY-CentOS-6 Sources/Signature/EmbeddedKey.swift

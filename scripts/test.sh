@@ -10,7 +10,7 @@ export CENTOS6_AMI_TEST_VAULT="${CENTOS6_AMI_TEST_VAULT:-$CENTOS6_AMI_TEST_CACHE
 export CENTOS6_AMI_INTEGRATION=1
 mkdir -p "$CENTOS6_AMI_TEST_CACHE"
 scripts/embed-data.sh
-git diff --quiet -- Sources/Versions/EmbeddedVersions.swift Sources/Bootstrap/EmbeddedKey.swift 2>/dev/null \
+git diff --quiet -- Sources/Versions/EmbeddedVersions.swift Sources/Signature/EmbeddedKey.swift 2>/dev/null \
   || echo "test.sh: note: embedded data regenerated (commit it)"
 if [ -x scripts/testvault/build-vault.sh ]; then
   scripts/testvault/build-vault.sh "$CENTOS6_AMI_TEST_VAULT"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download benchmark (issue 4): the full install set from the loopback vault
 # server with 100 ms added per request, fetched by our downloader
-# (Bootstrap.Fetcher through fetch-bench) vs one-at-a-time fetching of the
+# (Fetch.Fetcher through fetch-bench) vs one-at-a-time fetching of the
 # same files with curl, in the same run. Bar: ours >= 4x faster.
 # Then ours against `curl -Z --parallel-max N` over the same URLs, over http
 # and over https (self-signed certificate made here, trusted through

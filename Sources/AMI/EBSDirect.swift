@@ -3,7 +3,7 @@
 // no builder instance, no attached volume. The pure parts (which blocks hold
 // data, the checksums the API wants, the argument lists, the progress line)
 // are separate from the one function that runs processes.
-import Bootstrap
+import Fetch
 import Foundation
 import Host
 #if canImport(Glibc)

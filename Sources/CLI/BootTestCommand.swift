@@ -1,8 +1,8 @@
-import Bootstrap
 import Disk
 import Foundation
 import Host
 import VM
+import Verdict
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,8 +1,8 @@
-import Bootstrap
 import Disk
 import Foundation
 import Host
 import Install
+import Verdict
 import Versions
 
 /// `inspect`: read-only facts about a built image: what a boot or a person

@@ -1,6 +1,8 @@
 import Foundation
-import Bootstrap
 import Host
+import RPM
+import Repository
+import Signature
 
 /// `centos6-ami rpm info|verify|extract|resolve`: the package reader,
 /// verifier and extractor install uses, for troubleshooting by users.
@@ -214,7 +216,7 @@ struct RPMCommand {
         console.err(String(format: "%d packages in the repository; %d resolved (%.1f MB to download); parse %.3f s, resolve %.3f s",
                            packages.count, resolution.packages.count, Double(resolution.downloadBytes) / 1e6,
                            t1.timeIntervalSince(t0), t2.timeIntervalSince(t1)))
-        guard resolution.unresolved.isEmpty else { throw RPMError.unresolved(resolution.unresolved) }
+        guard resolution.unresolved.isEmpty else { throw RepositoryError.unresolved(resolution.unresolved) }
         return ExitCode.success
     }
 }

@@ -1,8 +1,9 @@
 import AMI
-import Bootstrap
+import Fetch
 import Foundation
 import Host
 import Install
+import Verdict
 import Versions
 
 struct RegisterCommand {

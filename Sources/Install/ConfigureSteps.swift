@@ -1,8 +1,8 @@
-import Bootstrap
 import Disk
 import Foundation
 import Host
 import Templates
+import Verdict
 import Versions
 #if canImport(Glibc)
 import Glibc

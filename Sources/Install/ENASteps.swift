@@ -1,7 +1,7 @@
-import Bootstrap
 import ENA
 import Foundation
 import Host
+import Repository
 import Versions
 
 /// What the ENA steps hand to each other.

@@ -1,8 +1,11 @@
-import Bootstrap
 import Disk
+import Fetch
 import Foundation
 import Host
+import Repository
+import Signature
 import Templates
+import Verdict
 import Versions
 
 /// The typed state the steps share: options, the runner, the log, the

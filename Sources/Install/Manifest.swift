@@ -1,6 +1,7 @@
-import Bootstrap
+import Fetch
 import Foundation
 import Host
+import Repository
 
 /// One package in the target's rpm database, as `rpm -qa` reports it.
 public struct InstalledPackage: Codable, Equatable, Sendable {

@@ -1,7 +1,10 @@
-import Bootstrap
 import Disk
+import Fetch
 import Foundation
 import Host
+import RPM
+import Repository
+import Signature
 import Versions
 
 /// The package half of the install (issue 4): metadata, closure, downloads and

@@ -1,7 +1,7 @@
-import Bootstrap
 import Disk
 import Foundation
 import Host
+import Verdict
 import Versions
 
 /// What an install reports at the end.

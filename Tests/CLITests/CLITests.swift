@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import CLI
+import TestSupport
 import Versions
 
 /// Runs the CLI in-process and captures both streams.
@@ -9,23 +10,6 @@ func runCLI(_ args: [String]) -> (code: Int32, out: String, err: String) {
     let console = Console(out: { out.append($0) }, err: { err.append($0) }, environment: [:])
     let code = CLI.main(args, console: console)
     return (code, out.joined(separator: "\n"), err.joined(separator: "\n"))
-}
-
-func golden(_ name: String) throws -> String {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
-    if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1", let current = goldenOutput(name) {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try (current + "\n").write(to: url, atomically: true, encoding: .utf8)
-    }
-    return try String(contentsOf: url, encoding: .utf8)
-}
-
-/// What a golden file records: `table.md`, `help/centos6-ami.txt` (`--help`), `help/COMMAND.txt`.
-func goldenOutput(_ name: String) -> String? {
-    if name == "table.md" { return runCLI(["table"]).out }
-    if name == "help/centos6-ami.txt" { return runCLI(["--help"]).out }
-    if name.hasPrefix("help/"), name.hasSuffix(".txt") { return runCLI(["help", String(name.dropFirst(5).dropLast(4))]).out }
-    return nil
 }
 
 @Suite struct TableCommandTests {
@@ -39,7 +23,7 @@ func goldenOutput(_ name: String) -> String? {
     }
 
     @Test func markdownGoldenAndJSON() throws {
-        #expect(runCLI(["table"]).out + "\n" == (try golden("table.md")))
+        try expectGolden(runCLI(["table"]).out + "\n", "table.md")
         let json = runCLI(["table", "--format", "json"])
         #expect(json.code == 0)
         let decoded = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as! [[String: String]]

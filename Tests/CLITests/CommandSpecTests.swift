@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import CLI
+import TestSupport
 
 /// Options are declared once per command (`CommandSpec`); the parser, the usage line
 /// and `--help` must agree with each other and with the options the tool has always had.
@@ -81,9 +82,9 @@ import Testing
     }
 
     @Test func helpTextsMatchTheirGoldenFiles() throws {
-        #expect(runCLI(["--help"]).out + "\n" == (try golden("help/centos6-ami.txt")))
+        try expectGolden(runCLI(["--help"]).out + "\n", "help/centos6-ami.txt")
         for command in CLI.subcommands {
-            #expect(runCLI(["help", command.name]).out + "\n" == (try golden("help/\(command.name).txt")), "\(command.name)")
+            try expectGolden(runCLI(["help", command.name]).out + "\n", "help/\(command.name).txt")
         }
     }
 

@@ -1,7 +1,7 @@
+@testable import CLI
 import Foundation
 import Testing
-@testable import Bootstrap
-@testable import CLI
+@testable import Verdict
 
 @Suite struct InspectCommandTests {
     @Test func firstPartitionOfAnMsdosLabel() {

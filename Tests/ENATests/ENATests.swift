@@ -1,13 +1,9 @@
 import ENA
 import Foundation
 import Host
+import TestSupport
 import Testing
 import Versions
-
-func golden(_ name: String) throws -> String {
-    let url = Bundle.module.url(forResource: "Golden", withExtension: nil)!.appendingPathComponent(name)
-    return try String(contentsOf: url, encoding: .utf8)
-}
 
 /// A scratch amzn-drivers tree in the real layout: the driver directory and
 /// common/ena_com, with files of known content (sha256 of "abc" and of "").
@@ -136,7 +132,7 @@ final class Tree {
     @Test func theSpecIsTheGolden() throws {
         let spec = KmodSpec(version: "2.9.1", kernelRelease: "2.6.32-696.el6.x86_64", kernelVersion: "2.6.32-696.el6",
                             builtModule: "/usr/src/centos6-ami-ena/src/kernel/linux/ena/ena.ko")
-        #expect(spec.render() == (try golden("kmod-ena.spec")))
+        try expectGolden(spec.render(), "kmod-ena.spec")
         #expect(spec.modulePath == "/lib/modules/2.6.32-696.el6.x86_64/extra/ena/ena.ko")
     }
 }

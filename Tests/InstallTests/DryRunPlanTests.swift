@@ -1,22 +1,9 @@
 import Foundation
 import Host
 @testable import Install
+import TestSupport
 import Testing
 import Versions
-
-func goldenURL(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
-}
-
-/// Compares with a golden file; UPDATE_GOLDEN=1 rewrites it (then review the diff).
-func expectGolden(_ actual: String, _ name: String) throws {
-    let url = goldenURL(name)
-    if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-        try actual.write(to: url, atomically: true, encoding: .utf8)
-    }
-    let expected = try String(contentsOf: url, encoding: .utf8)
-    #expect(actual == expected, "golden \(name) differs; rerun with UPDATE_GOLDEN=1 and review the diff")
-}
 
 @Suite struct DryRunPlanTests {
     /// A metadata-only 6.9 repository (Fixtures/make-repo.py): a dry run reads

@@ -1,6 +1,8 @@
-@testable import Bootstrap
+@testable import Fetch
 import Foundation
 @testable import Install
+import RPM
+@testable import Repository
 import Testing
 
 @Suite struct ManifestTests {

@@ -1,8 +1,8 @@
 import AMI
-import Bootstrap
 import Foundation
 import Templates
 import Testing
+import Verdict
 
 /// Where images boot on EC2 (Xen, Nitro), read from the images themselves:
 /// the 6.9 image without --ena (InstalledImage), the 6.9 --ena image

@@ -1,6 +1,6 @@
+@testable import Fetch
 import Foundation
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
+@testable import RPM
+@testable import Signature
 import Testing
-@testable import Bootstrap
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,7 +74,7 @@ struct RPMVaultTests {
         }
         // And not with the real CentOS key.
         let first = try RPMVaultTests.packages()[0]
-        #expect(throws: RPMError.self) { _ = try SignatureVerifier(key: try PinnedKey.embeddedCentOS6()).verified(try RPMFile(path: first)) }
+        #expect(throws: SignatureError.self) { _ = try SignatureVerifier(key: try PinnedKey.embeddedCentOS6()).verified(try RPMFile(path: first)) }
     }
 
     /// `rpm extract` gives exactly the tree `rpm2cpio FILE | cpio -idm` gives.

@@ -1,5 +1,6 @@
 import AMI
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,7 @@ final class MotoServer {
 
     init(directory: String) throws {
         let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
-        port = try MotoServer.freePort()
+        port = Int(try freePort())
         recording = directory + "/moto-recording.jsonl"
         process = Process()
         process.executableURL = URL(fileURLWithPath: server)
@@ -103,21 +104,6 @@ final class MotoServer {
             if access(path, X_OK) == 0 { return path }
         }
         return nil
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        try #require(bound, "cannot bind a port on 127.0.0.1")
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -178,22 +179,6 @@ struct VaultTests {
         #expect(listing.stdout.split(separator: "\n").contains { $0.hasPrefix("../") }, "no ../ entry in escape-dotdot.rpm:\n\(listing.stdout)")
         let names = (facts["bad"] as? [[String: Any]] ?? []).compactMap { $0["file"] as? String }.sorted()
         #expect(names == ["bad/escape-dotdot.rpm", "bad/flipped-payload.rpm", "bad/truncated.rpm", "bad/unsigned.rpm", "bad/wrong-key.rpm"])
-    }
-
-    /// A free TCP port on 127.0.0.1 (bound, read, released).
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0 else { throw Failure(description: "bind failed") }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return UInt16(bigEndian: addr.sin_port)
     }
 
     /// Serves DIR on 127.0.0.1 with python3 -m http.server; the caller stops it by PID.

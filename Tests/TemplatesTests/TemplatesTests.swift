@@ -1,5 +1,6 @@
 import Foundation
 import Templates
+import TestSupport
 import Testing
 import Versions
 
@@ -7,20 +8,7 @@ import Versions
 // faithful copy of the file CentOS 6.9's package ships (Golden/fixtures/*).
 // UPDATE_GOLDEN=1 rewrites the golden files; then review the diff.
 
-let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
-
-func fixture(_ name: String) throws -> String {
-    try String(contentsOf: goldenDirectory.appendingPathComponent("fixtures/\(name)"), encoding: .utf8)
-}
-
-func expectGolden(_ actual: String, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-    let url = goldenDirectory.appendingPathComponent(name)
-    if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-        try actual.write(to: url, atomically: true, encoding: .utf8)
-    }
-    let expected = try String(contentsOf: url, encoding: .utf8)
-    #expect(actual == expected, "golden \(name) differs; rerun with UPDATE_GOLDEN=1 and review the diff", sourceLocation: sourceLocation)
-}
+func fixture(_ name: String) throws -> String { try golden("fixtures/\(name)") }
 
 func lines(_ text: String) -> [String] { text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
 

@@ -1,4 +1,4 @@
-// fetch-bench: drives Bootstrap.Fetcher for Benchmarks/download/run.sh.
+// fetch-bench: drives Fetch.Fetcher for Benchmarks/download/run.sh.
 //
 //   fetch-bench --base URL --list FILE --cache DIR [--connections N]
 //
@@ -7,7 +7,7 @@
 // fetcher's counters (downloaded vs cached bytes, connections, retries).
 // Exit 0, 1 on a fetch error, 130 on SIGINT/SIGTERM (partial files stay in
 // the cache and are resumed by the next run). The integration tests drive it too.
-import Bootstrap
+import Fetch
 import Foundation
 import Host
 

@@ -1,1 +1,0 @@
-// The Bootstrap module: repo metadata, RPM reader, download cache, verification, chroot yum.
