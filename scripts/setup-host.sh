@@ -7,8 +7,8 @@ set -euo pipefail
 tool_packages=(util-linux fdisk parted e2fsprogs gpgv gnupg xz-utils gzip cpio coreutils mount)
 # What the test vault generator, the test servers and the boot harness need.
 test_packages=(rpm createrepo-c dnf busybox-static qemu-system-x86 qemu-utils xfsprogs libc6-i386
-               rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make kmod)
-# Python packages for the register tests (moto_server stands in for EC2), pinned.
+               rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make kmod shellcheck)
+# Python packages for the register tests (moto_server stands in for EC2) and ruff, pinned.
 requirements="$(cd "$(dirname "$0")" && pwd)/test-requirements.txt"
 
 export DEBIAN_FRONTEND=noninteractive
@@ -36,6 +36,7 @@ for line in open(sys.argv[1]):
         sys.exit(1)
 PY
 }
-pinned_ok && command -v aws >/dev/null && command -v moto_server >/dev/null \
-  || python3 -m pip install -q -r "$requirements"
+if ! { pinned_ok && command -v aws >/dev/null && command -v moto_server >/dev/null && command -v ruff >/dev/null; }; then
+  python3 -m pip install -q -r "$requirements"
+fi
 echo "setup-host: ready"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmarks/batch/run.sh [BINARY]
 #
-# Issue 6's figures, against the local test vault (root; loop devices):
+# Batch figures, against the local test vault (root; loop devices):
 #  1. bytes fetched from the vault by a batch of 6.8 + 6.9 with a COLD cache,
 #     against the sum of the distinct package sizes the two releases need and
 #     against two separate per-release cold runs (the dedup ratio);
@@ -21,25 +21,17 @@ KEY=$VAULT/keys/test-key.asc
 [ -f "$VAULT/vault/6.9/os/x86_64/repodata/repomd.xml" ] || { echo "no test vault at $VAULT (scripts/test.sh builds it)" >&2; exit 1; }
 mkdir -p "$TESTCACHE/tmp"
 W=$(mktemp -d "$TESTCACHE/tmp/batch-bench.XXXXXX")
-SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+# shellcheck source=Benchmarks/lib.sh
+. "$REPO/Benchmarks/lib.sh"
 
-python3 "$REPO/scripts/testvault/vault-server.py" --root "$VAULT/vault" --port-file "$W/port" --pid-file "$W/pid" >/dev/null 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-MIRROR=http://127.0.0.1:$(cat "$W/port")
-export CENTOS6_AMI_WORK_DIR=$W/work
+start_vault_server "$VAULT"
+export CENTOS6_AMI_WORK_DIR="$W/work"
 
 reset_stats() { curl -sS -f -X POST --data-binary '{"reset_stats": true}' "$MIRROR/__control__" >/dev/null; }
 bytes_sent() { curl -sS "$MIRROR/__stats__" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_sent"])'; }
-now() { date +%s.%N; }
 blob_list() { (cd "$1/blobs" && find . -type f ! -name '.*' -printf '%P %s\n') | sort; }
-install_args() { echo --mirror "$MIRROR" --gpg-key "$KEY" --log-dir "$W/logs"; }
+# The install options of every batch below, as the positional parameters ("$@": no word splitting).
+set -- --mirror "$MIRROR" --gpg-key "$KEY" --log-dir "$W/logs"
 
 echo "binary: $BIN"
 echo "== 1. bytes from the vault, cold caches"
@@ -53,14 +45,14 @@ SOLO_SUM=$((SOLO_6_8 + SOLO_6_9))
 # The distinct packages the two releases need: the union of both per-release caches' blobs.
 { blob_list "$W/cache-6.8"; blob_list "$W/cache-6.9"; } | sort -u > "$W/union"
 # Which blobs are packages: the sha256 of every .rpm in the vault.
-(cd "$VAULT/vault" && sha256sum */os/x86_64/Packages/*.rpm) | awk '{print "sha256/" $1}' | sort -u > "$W/rpm-sums"
+(cd "$VAULT/vault" && sha256sum ./*/os/x86_64/Packages/*.rpm) | awk '{print "sha256/" $1}' | sort -u > "$W/rpm-sums"
 awk 'NR == FNR {rpm[$1] = 1; next} ($1 in rpm) {p += $2; n++} !($1 in rpm) {m += $2} END {printf "%d %d %d\n", n, p, m}' \
     "$W/rpm-sums" "$W/union" > "$W/split"
-read DISTINCT_N DISTINCT META < "$W/split"
+read -r DISTINCT_N DISTINCT META < "$W/split"
 
 reset_stats
 T0=$(now)
-"$BIN" batch 6.8="$W/cold-a.img" 6.9="$W/cold-b.img" $(install_args) --cache "$W/cache" --summary "$W/cold.json" >"$W/cold.out" 2>&1 \
+"$BIN" batch 6.8="$W/cold-a.img" 6.9="$W/cold-b.img" "$@" --cache "$W/cache" --summary "$W/cold.json" >"$W/cold.out" 2>&1 \
     || { cat "$W/cold.out"; echo "cold batch failed" >&2; exit 1; }
 T1=$(now)
 BATCH_BYTES=$(bytes_sent)
@@ -85,7 +77,7 @@ done
 T1=$(now)
 SEQ=$(echo "$T1 - $T0" | bc)
 T0=$(now)
-"$BIN" batch 6.8="$W/b1.img" 6.8="$W/b2.img" 6.9="$W/b3.img" 6.9="$W/b4.img" --jobs 2 $(install_args) --cache "$W/cache" \
+"$BIN" batch 6.8="$W/b1.img" 6.8="$W/b2.img" 6.9="$W/b3.img" 6.9="$W/b4.img" --jobs 2 "$@" --cache "$W/cache" \
     --summary "$W/batch.json" >"$W/batch.out" 2>&1 || { cat "$W/batch.out"; echo "batch failed" >&2; exit 1; }
 T1=$(now)
 PAR=$(echo "$T1 - $T0" | bc)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Download benchmark (issue 4): the full install set from the loopback vault
+# Download benchmark: the full install set from the loopback vault
 # server with 100 ms added per request, fetched by our downloader
 # (Fetch.Fetcher through fetch-bench) vs one-at-a-time fetching of the
 # same files with curl, in the same run. Bar: ours >= 4x faster.
@@ -34,6 +34,7 @@ VAULT=${CENTOS6_AMI_TEST_VAULT:-$CACHE_BASE/vault-build}/vault
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/download-bench.XXXXXX")
 SERVER_PID=
 TLS_PID=
+# shellcheck disable=SC2317  # called by the trap below, which shellcheck 0.9 does not follow
 cleanup() {
   for pid in $SERVER_PID $TLS_PID; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
@@ -108,7 +109,7 @@ read -r CURL_REQ CURL_BYTES CURL_CONN < <(stats)
 # --- ours again: warm cache -----------------------------------------------------------
 reset_stats
 WARM_JSON=$("$BENCH" --base "$BASE/" --list "$WORK/list" --cache "$WORK/cache" --connections "$CONNECTIONS")
-read -r WARM_REQ WARM_BYTES WARM_CONN < <(stats)
+read -r WARM_REQ WARM_BYTES _ < <(stats)
 
 OURS=$(echo "$T1 - $T0" | bc -l)
 CURL=$(echo "$T3 - $T2" | bc -l)

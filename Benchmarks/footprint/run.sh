@@ -16,9 +16,9 @@ work=$(mktemp -d /var/tmp/centos6-ami-footprint.XXXXXX)
 loop=""
 server=""
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  if [ -n "$server" ] && kill "$server" 2>/dev/null; then wait "$server" 2>/dev/null || true; fi
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
+  if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -16,34 +16,31 @@ KEY=$VAULT/keys/test-key.asc
 CORES=$(nproc)
 [ -x "$BIN" ] || { echo "no binary at $BIN (swift build first, or pass it)" >&2; exit 1; }
 [ -f "$VAULT/vault/$RELEASE/os/x86_64/repodata/repomd.xml" ] || { echo "no test vault at $VAULT" >&2; exit 1; }
-command -v rpm2cpio >/dev/null && command -v cpio >/dev/null || { echo "needs rpm2cpio and cpio (apt-get install rpm2cpio cpio)" >&2; exit 1; }
+{ command -v rpm2cpio >/dev/null && command -v cpio >/dev/null; } || { echo "needs rpm2cpio and cpio (apt-get install rpm2cpio cpio)" >&2; exit 1; }
 mkdir -p "$TESTCACHE/tmp"
 W=$(mktemp -d "$TESTCACHE/tmp/install-bench.XXXXXX")
-SERVER_PID=
+# shellcheck source=Benchmarks/lib.sh
+. "$REPO/Benchmarks/lib.sh"
+# Also the tmpfs of the raw unpack; KEEP_BENCH=1 keeps W.
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    mountpoint -q "$W/raw" && umount "$W/raw"
-    [ -n "${KEEP_BENCH:-}" ] && { echo "kept $W"; return; }
+    stop_server
+    if mountpoint -q "$W/raw"; then umount "$W/raw"; fi
+    if [ -n "${KEEP_BENCH:-}" ]; then echo "kept $W"; return; fi
     rm -rf "$W"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 
-python3 "$REPO/scripts/testvault/vault-server.py" --root "$VAULT/vault" --port-file "$W/port" --pid-file "$W/pid" >/dev/null 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-MIRROR=http://127.0.0.1:$(cat "$W/port")
-export CENTOS6_AMI_WORK_DIR=$W/work
-now() { date +%s.%N; }
-ARGS="--mirror $MIRROR --gpg-key $KEY --cache $W/cache"
+start_vault_server "$VAULT"
+export CENTOS6_AMI_WORK_DIR="$W/work"
+# The install options of both runs, as the positional parameters ("$@": no word splitting).
+set -- --mirror "$MIRROR" --gpg-key "$KEY" --cache "$W/cache"
 
 echo "binary: $BIN; release $RELEASE; $CORES cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm the cache (downloads, and the remembered verifications a warm cache holds).
-"$BIN" install "$RELEASE" "$W/warm.img" $ARGS --stop-after verify-packages --log "$W/warm.log" 2>/dev/null
+"$BIN" install "$RELEASE" "$W/warm.img" "$@" --stop-after verify-packages --log "$W/warm.log" 2>/dev/null
 rm -f "$W/warm.img"
 
 T0=$(now)
-"$BIN" install "$RELEASE" "$W/bench.img" $ARGS --log "$W/install.log" 2>"$W/install.err" \
+"$BIN" install "$RELEASE" "$W/bench.img" "$@" --log "$W/install.log" 2>"$W/install.err" \
     || { tail -20 "$W/install.err"; echo "install failed (log $W/install.log)" >&2; exit 1; }
 T1=$(now)
 INSTALL=$(echo "$T1 - $T0" | bc)
@@ -57,8 +54,9 @@ BYTES=$(xargs stat -c %s < "$W/files" | awk '{s += $1} END {print s}')
 
 mkdir -p "$W/raw"
 mount -t tmpfs -o size=4g,mode=0755 bench-raw "$W/raw"
-cat $(cat "$W/files") > /dev/null   # page cache, as for the install
+xargs cat < "$W/files" > /dev/null   # page cache, as for the install
 T2=$(now)
+# shellcheck disable=SC2016  # $0, $1, $2 are the inner sh's arguments, expanded there
 awk '{print NR " " $0}' "$W/files" | xargs -P "$CORES" -L 1 sh -c 'mkdir "$0/$1" && cd "$0/$1" && rpm2cpio "$2" | cpio -idm --quiet 2>/dev/null' "$W/raw"
 T3=$(now)
 RAW=$(echo "$T3 - $T2" | bc)

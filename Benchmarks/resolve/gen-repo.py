@@ -5,7 +5,12 @@ with realistic names, requires/provides (sonames, file requires, versioned
 requires, rpmlib requires, pre requires), primary's file entries (/etc, bin),
 i686 multilib copies of libraries, and long descriptions like real primaries.
 Deterministic (seeded). Usage: gen-repo.py OUTDIR [--packages N]"""
-import gzip, hashlib, os, random, sys, time
+import gzip
+import hashlib
+import os
+import random
+import sys
+import time
 
 out = sys.argv[1]
 count = 6700
@@ -15,25 +20,35 @@ rng = random.Random(6)
 os.makedirs(out + "/repodata", exist_ok=True)
 
 # Core names as CentOS 6 has them, so the seeds and the core group resolve.
-core_names = """yum centos-release rpm bash coreutils glibc glibc-common shadow-utils chkconfig info sed grep gawk
-findutils util-linux-ng ncurses-libs ncurses-base libacl libattr libselinux libsepol pcre zlib bzip2-libs xz-libs
-popt nss nspr nss-util nss-softokn nss-softokn-freebl sqlite db4 lua elfutils-libelf file-libs libcap readline
-python python-libs python-urlgrabber python-iniparse pygpgme yum-metadata-parser yum-plugin-fastestmirror
-rpm-libs rpm-python openssl krb5-libs keyutils-libs libcom_err e2fsprogs-libs e2fsprogs libgcc libstdc++
-gmp mpfr cracklib cracklib-dicts pam libuser audit-libs filesystem setup basesystem tzdata iputils iproute
-initscripts udev upstart dbus-libs expat libxml2 curl libcurl libidn libssh2 openldap cyrus-sasl-lib
-nss-sysinit ca-certificates module-init-tools procps psmisc net-tools kernel dracut openssh openssh-server
-openssh-clients passwd sudo cronie cronie-anacron crontabs postfix rsyslog logrotate tar cpio gzip which
-hostname less vim-minimal diffutils ethtool dhclient mingetty policycoreutils selinux-policy authconfig
-plymouth plymouth-core-libs iptables lvm2 device-mapper device-mapper-libs grubby grub xfsprogs
-mysql-libs libsemanage ustr libgpg-error libgcrypt gnupg2 pth pinentry libusb dash mlocate""".split()
-words = ("the of and to a in is for with library tools utilities support files program package system data "
-         "network client server python perl devel runtime shared common config documentation extension").split()
+core_names = [
+    "yum", "centos-release", "rpm", "bash", "coreutils", "glibc", "glibc-common", "shadow-utils", "chkconfig",
+    "info", "sed", "grep", "gawk", "findutils", "util-linux-ng", "ncurses-libs", "ncurses-base", "libacl",
+    "libattr", "libselinux", "libsepol", "pcre", "zlib", "bzip2-libs", "xz-libs", "popt", "nss", "nspr",
+    "nss-util", "nss-softokn", "nss-softokn-freebl", "sqlite", "db4", "lua", "elfutils-libelf", "file-libs",
+    "libcap", "readline", "python", "python-libs", "python-urlgrabber", "python-iniparse", "pygpgme",
+    "yum-metadata-parser", "yum-plugin-fastestmirror", "rpm-libs", "rpm-python", "openssl", "krb5-libs",
+    "keyutils-libs", "libcom_err", "e2fsprogs-libs", "e2fsprogs", "libgcc", "libstdc++", "gmp", "mpfr",
+    "cracklib", "cracklib-dicts", "pam", "libuser", "audit-libs", "filesystem", "setup", "basesystem",
+    "tzdata", "iputils", "iproute", "initscripts", "udev", "upstart", "dbus-libs", "expat", "libxml2", "curl",
+    "libcurl", "libidn", "libssh2", "openldap", "cyrus-sasl-lib", "nss-sysinit", "ca-certificates",
+    "module-init-tools", "procps", "psmisc", "net-tools", "kernel", "dracut", "openssh", "openssh-server",
+    "openssh-clients", "passwd", "sudo", "cronie", "cronie-anacron", "crontabs", "postfix", "rsyslog",
+    "logrotate", "tar", "cpio", "gzip", "which", "hostname", "less", "vim-minimal", "diffutils", "ethtool",
+    "dhclient", "mingetty", "policycoreutils", "selinux-policy", "authconfig", "plymouth",
+    "plymouth-core-libs", "iptables", "lvm2", "device-mapper", "device-mapper-libs", "grubby", "grub",
+    "xfsprogs", "mysql-libs", "libsemanage", "ustr", "libgpg-error", "libgcrypt", "gnupg2", "pth", "pinentry",
+    "libusb", "dash", "mlocate",
+]
+words = [
+    "the", "of", "and", "to", "a", "in", "is", "for", "with", "library", "tools", "utilities", "support",
+    "files", "program", "package", "system", "data", "network", "client", "server", "python", "perl", "devel",
+    "runtime", "shared", "common", "config", "documentation", "extension",
+]
 
 packages = []  # dicts
 def add(name, arch="x86_64", lib=False):
-    p = {"name": name, "arch": arch, "ver": "%d.%d.%d" % (rng.randint(0, 9), rng.randint(0, 30), rng.randint(0, 20)),
-         "rel": "%d.el6" % rng.randint(1, 60), "epoch": rng.choice([0] * 9 + [1, 2]),
+    p = {"name": name, "arch": arch, "ver": f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 20)}",
+         "rel": f"{rng.randint(1, 60)}.el6", "epoch": rng.choice([0] * 9 + [1, 2]),
          "provides": [], "requires": [], "files": [], "lib": lib}
     packages.append(p)
     return p
@@ -58,15 +73,15 @@ for p in packages:
     if p["lib"]:
         stem = p["name"].replace("-libs", "")
         for k in range(rng.randint(1, 4)):
-            so = "lib%s%s.so.%d" % (stem.replace("lib", "", 1), "" if k == 0 else str(k), rng.randint(0, 6))
+            so = "lib{}{}.so.{}".format(stem.replace("lib", "", 1), "" if k == 0 else str(k), rng.randint(0, 6))
             p["provides"].append((so + "()(64bit)", None, None, None, None))
             for v in ("_1.0", "_2.0")[: rng.randint(0, 2)]:
-                p["provides"].append((so + "(%s%s)(64bit)" % (stem.upper()[:6], v), None, None, None, None))
+                p["provides"].append((so + f"({stem.upper()[:6]}{v})(64bit)", None, None, None, None))
     nfiles = rng.randint(0, 12)
     for i in range(nfiles):
-        d = rng.choice(["/etc/%s" % p["name"], "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/etc"])
-        p["files"].append("%s/%s%s" % (d, p["name"], "" if i == 0 else "-%d" % i))
-    p["provides"] += [("config(%s)" % p["name"], "EQ", p["epoch"], p["ver"], p["rel"])] if rng.random() < 0.3 else []
+        d = rng.choice(["/etc/{}".format(p["name"]), "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/etc"])
+        p["files"].append("{}/{}{}".format(d, p["name"], "" if i == 0 else f"-{i}"))
+    p["provides"] += [("config({})".format(p["name"]), "EQ", p["epoch"], p["ver"], p["rel"])] if rng.random() < 0.3 else []
 byname = {p["name"]: p for p in packages}
 byname["bash"]["files"] += ["/bin/bash", "/bin/sh"]
 byname["glibc"]["provides"] += [("libc.so.6()(64bit)", None, None, None, None), ("libc.so.6(GLIBC_2.2.5)(64bit)", None, None, None, None),
@@ -134,45 +149,45 @@ def esc(s):
 
 def entry(t):
     name, flags, epoch, ver, rel = t[:5]
-    s = '<rpm:entry name="%s"' % esc(name)
+    s = f'<rpm:entry name="{esc(name)}"'
     if flags:
-        s += ' flags="%s" epoch="%d" ver="%s"' % (flags, epoch, ver)
+        s += f' flags="{flags}" epoch="{epoch}" ver="{ver}"'
         if rel:
-            s += ' rel="%s"' % rel
+            s += f' rel="{rel}"'
     if len(t) > 5:
         s += ' pre="1"'
     return s + "/>"
 
-chunks = ['<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
-          'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="%d">\n' % len(packages)]
+chunks = [('<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
+           f'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="{len(packages)}">\n')]
 for p in packages:
-    fname = "%s-%s-%s.%s.rpm" % (p["name"], p["ver"], p["rel"], p["arch"])
+    fname = "{}-{}-{}.{}.rpm".format(p["name"], p["ver"], p["rel"], p["arch"])
     desc = " ".join(rng.choice(words) for _ in range(rng.randint(60, 560)))
     size = rng.randint(20000, 3000000)
     chunks.append(
-        '<package type="rpm">\n  <name>%s</name>\n  <arch>%s</arch>\n  <version epoch="%d" ver="%s" rel="%s"/>\n'
-        '  <checksum type="sha256" pkgid="YES">%s</checksum>\n  <summary>%s</summary>\n  <description>%s</description>\n'
-        '  <packager>CentOS BuildSystem &lt;http://bugs.centos.org&gt;</packager>\n  <url>http://example.org/%s</url>\n'
-        '  <time file="1490000000" build="1489000000"/>\n  <size package="%d" installed="%d" archive="%d"/>\n'
-        '  <location href="Packages/%s"/>\n  <format>\n    <rpm:license>GPLv2+</rpm:license>\n    <rpm:vendor>CentOS</rpm:vendor>\n'
+        '<package type="rpm">\n  <name>{}</name>\n  <arch>{}</arch>\n  <version epoch="{}" ver="{}" rel="{}"/>\n'
+        '  <checksum type="sha256" pkgid="YES">{}</checksum>\n  <summary>{}</summary>\n  <description>{}</description>\n'
+        '  <packager>CentOS BuildSystem &lt;http://bugs.centos.org&gt;</packager>\n  <url>http://example.org/{}</url>\n'
+        '  <time file="1490000000" build="1489000000"/>\n  <size package="{}" installed="{}" archive="{}"/>\n'
+        '  <location href="Packages/{}"/>\n  <format>\n    <rpm:license>GPLv2+</rpm:license>\n    <rpm:vendor>CentOS</rpm:vendor>\n'
         '    <rpm:group>System Environment/Base</rpm:group>\n    <rpm:buildhost>c1bm.rdu2.centos.org</rpm:buildhost>\n'
-        '    <rpm:sourcerpm>%s-%s-%s.src.rpm</rpm:sourcerpm>\n    <rpm:header-range start="1384" end="%d"/>\n'
-        '    <rpm:provides>\n%s\n    </rpm:provides>\n    <rpm:requires>\n%s\n    </rpm:requires>\n%s  </format>\n</package>\n' % (
+        '    <rpm:sourcerpm>{}-{}-{}.src.rpm</rpm:sourcerpm>\n    <rpm:header-range start="1384" end="{}"/>\n'
+        '    <rpm:provides>\n{}\n    </rpm:provides>\n    <rpm:requires>\n{}\n    </rpm:requires>\n{}  </format>\n</package>\n'.format(
             p["name"], p["arch"], p["epoch"], p["ver"], p["rel"], hashlib.sha256(fname.encode()).hexdigest(),
             esc(" ".join(rng.choice(words) for _ in range(6))), desc, p["name"], size, size * 3, size * 3 + 1000, fname,
             p["name"], p["ver"], p["rel"], rng.randint(5000, 90000),
             "\n".join("      " + entry(t) for t in p["provides"]), "\n".join("      " + entry(t) for t in p["requires"]),
-            "".join('    <file>%s</file>\n' % esc(f) for f in p["files"])))
+            "".join(f'    <file>{esc(f)}</file>\n' for f in p["files"])))
 chunks.append("</metadata>\n")
 primary = "".join(chunks).encode()
 
-group = ['<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE comps PUBLIC "-//CentOS//DTD Comps info//EN" "comps.dtd">\n<comps>\n'
-         '  <group>\n    <id>core</id>\n    <name>Core</name>\n    <description>Smallest possible installation</description>\n'
-         '    <default>true</default>\n    <uservisible>false</uservisible>\n    <packagelist>\n']
+group = [('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE comps PUBLIC "-//CentOS//DTD Comps info//EN" "comps.dtd">\n<comps>\n'
+          '  <group>\n    <id>core</id>\n    <name>Core</name>\n    <description>Smallest possible installation</description>\n'
+          '    <default>true</default>\n    <uservisible>false</uservisible>\n    <packagelist>\n')]
 for n in core_names:
     if n in ("kernel", "grub", "xfsprogs"):
         continue
-    group.append('      <packagereq type="%s">%s</packagereq>\n' % ("default" if n in ("postfix", "cronie", "rsyslog") else "mandatory", n))
+    group.append('      <packagereq type="{}">{}</packagereq>\n'.format("default" if n in ("postfix", "cronie", "rsyslog") else "mandatory", n))
 group.append("    </packagelist>\n  </group>\n</comps>\n")
 comps = "".join(group).encode()
 
@@ -185,15 +200,15 @@ write("primary.xml.gz", gz)
 write("comps.xml", comps)
 now = int(time.time())
 def data(type_, href, blob, opened=None):
-    s = '  <data type="%s">\n    <checksum type="sha256">%s</checksum>\n' % (type_, hashlib.sha256(blob).hexdigest())
+    s = f'  <data type="{type_}">\n    <checksum type="sha256">{hashlib.sha256(blob).hexdigest()}</checksum>\n'
     if opened is not None:
-        s += '    <open-checksum type="sha256">%s</open-checksum>\n' % hashlib.sha256(opened).hexdigest()
-    s += '    <location href="repodata/%s"/>\n    <timestamp>%d</timestamp>\n    <size>%d</size>\n' % (href, now, len(blob))
+        s += f'    <open-checksum type="sha256">{hashlib.sha256(opened).hexdigest()}</open-checksum>\n'
+    s += f'    <location href="repodata/{href}"/>\n    <timestamp>{now}</timestamp>\n    <size>{len(blob)}</size>\n'
     if opened is not None:
-        s += '    <open-size>%d</open-size>\n' % len(opened)
+        s += f'    <open-size>{len(opened)}</open-size>\n'
     return s + "  </data>\n"
 repomd = ('<?xml version="1.0" encoding="UTF-8"?>\n<repomd xmlns="http://linux.duke.edu/metadata/repo" '
-          'xmlns:rpm="http://linux.duke.edu/metadata/rpm">\n  <revision>%d</revision>\n' % now
+          f'xmlns:rpm="http://linux.duke.edu/metadata/rpm">\n  <revision>{now}</revision>\n'
           + data("primary", "primary.xml.gz", gz, primary) + data("group", "comps.xml", comps) + "</repomd>\n")
 write("repomd.xml", repomd.encode())
-print("%d packages, primary.xml %.1f MB (%.1f MB gzipped)" % (len(packages), len(primary) / 1e6, len(gz) / 1e6))
+print(f"{len(packages)} packages, primary.xml {len(primary) / 1e6:.1f} MB ({len(gz) / 1e6:.1f} MB gzipped)")

@@ -47,7 +47,7 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 ours=() dnfs=()
-for i in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
   # Alternate, so neither side enjoys a warmer page cache.
   t0=$(now)
   "$bin" rpm resolve --repo "$work/repo" --group core --extra kernel --extra grub --extra xfsprogs > "$work/ours.out" 2> "$work/ours.err"
@@ -62,7 +62,7 @@ for i in $(seq "$runs"); do
 done
 o=$(printf '%s\n' "${ours[@]}" | median)
 d=$(printf '%s\n' "${dnfs[@]}" | median)
-echo "repository:  $(cat "$work/ours.err" | head -1)"
+echo "repository:  $(head -1 "$work/ours.err")"
 printf 'ours (verify + parse + resolve core closure): median %.3f s  (runs: %s)\n' "$o" "$(printf '%.3f ' "${ours[@]}")"
 printf 'dnf makecache (libsolv):                      median %.3f s  (runs: %s)\n' "$d" "$(printf '%.3f ' "${dnfs[@]}")"
 awk -v o="$o" -v d="$d" 'BEGIN { printf "ratio dnf/ours: %.2fx  -> %s\n", d / o, (o <= d ? "PASS (ours no slower than dnf)" : "FAIL (ours slower than dnf)") }'

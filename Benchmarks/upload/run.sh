@@ -21,17 +21,12 @@ JOBS=${*:-4 8 16}
 [ -x "$BIN" ] || { echo "no binary at $BIN (swift build first, or set BIN)" >&2; exit 1; }
 [ -f "$IMAGE" ] || { echo "no image at $IMAGE" >&2; exit 1; }
 W=$(mktemp -d /tmp/upload-bench.XXXXXX)
-MOTO_PID=
-cleanup() {
-    [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null && wait "$MOTO_PID" 2>/dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+# shellcheck source=Benchmarks/lib.sh
+. "$REPO/Benchmarks/lib.sh"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$PORT" >"$W/moto.log" 2>&1 &
-MOTO_PID=$!
+SERVER_PID=$!
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1 && break; sleep 0.2; done
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_DEFAULT_REGION=ap-northeast-1 \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true AWS_PAGER=

@@ -374,6 +374,7 @@ public enum EBSUploader {
 }
 
 /// Shared by the upload workers: the next block to take, the digests so far, the first error.
+// Unchecked: every mutable field is behind `lock`.
 final class UploadState: @unchecked Sendable {
     private let lock = NSLock()
     private var position = 0

@@ -1,6 +1,6 @@
 // Every EC2 call `register` and `cleanup` make, as pure functions that build
 // the aws CLI's argument list, plus the JSON shapes they answer with.
-// Nothing here runs a process: `EC2Client` does, through a CommandRunner.
+// Nothing here runs a process: `EC2Client` (EC2Client.swift) does, through a CommandRunner.
 import Foundation
 import Host
 

@@ -2,6 +2,7 @@ import Foundation
 import Host
 
 /// What `register` (and `install`/`batch --register`) may change about a registration.
+// Unchecked only for its hook closures (instanceID, enaCheck, preUploadCheck): set by the command, called on the register thread.
 public struct RegisterOptions: @unchecked Sendable {
     public var aws: AWSContext
     /// Tags every resource (`centos6-ami:build-id`) so `cleanup --build-id` finds leftovers;
@@ -122,8 +123,9 @@ public enum AMIRegistrar {
         var engine = StepEngine(steps: steps(target: target, variant: variant, options: options, copyRegions: run.copyRegions),
                                 log: log, cleanup: run.cleanup, runner: runner)
         engine.keepOnError = options.keepOnError
-        let report = CleanupReport()
-        engine.onCleanup = { report.value = $0 }
+        // The engine's report of the failed run's cleanup, read after `run` threw.
+        let report = Locked<StepCleanup?>(nil)
+        engine.onCleanup = { cleanup in report.withLock { $0 = cleanup } }
         do {
             try engine.run(run)
         } catch {
@@ -493,16 +495,5 @@ public final class RegisterRun {
                                 date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
         primary.manifest = options.manifestPath
         return RegisteredAMI(primary: primary, copies: copies)
-    }
-}
-
-/// The engine's report of a failed run's cleanup, read after `run` threw
-/// (the hook runs on the engine's thread just before it throws; the lock makes that explicit).
-final class CleanupReport: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: StepCleanup?
-    var value: StepCleanup? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }

@@ -3,6 +3,7 @@ import Host
 import Versions
 
 /// Where a command writes and what it reads; tests capture both streams.
+// Unchecked: its closures and environment are set when a command starts and only read after.
 public final class Console: @unchecked Sendable {
     public var out: (String) -> Void
     public var err: (String) -> Void

@@ -5,7 +5,7 @@ import Host
 /// them through whatever runner they were given (real, dry-run, recording).
 public enum Preparation {
     /// Exactly the ext4 features CentOS 6's e2fsprogs 1.41.12 and kernel accept
-    /// (DESIGN.md). `none,` first clears the host's mke2fs.conf defaults
+    /// (README.md, the format step). `none,` first clears the host's mke2fs.conf defaults
     /// (metadata_csum, 64bit, orphan_file, metadata_csum_seed...), so the set
     /// is the same whatever the builder's e2fsprogs version.
     public static let ext4Features = ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",

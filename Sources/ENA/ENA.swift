@@ -1,4 +1,4 @@
-// The ENA module (issue 7): the pure parts of building Amazon's ENA driver for
+// The ENA module: the pure parts of building Amazon's ENA driver for
 // a CentOS 6 kernel. Eligibility, the per-file pin check of the source tree,
 // the kmod-ena spec and the kbuild/rpmbuild command lines. The steps that run
 // them (build root, install into the target) live in Install/ENASteps.swift.

@@ -23,7 +23,7 @@ import Glibc
 /// - a waiter re-checks for the blob after taking the lock, so two jobs that
 ///   need the same package at the same moment download it once.
 /// Because blobs are verified before they are admitted, a hit needs only a size check.
-public final class DownloadCache: @unchecked Sendable {
+public final class DownloadCache: Sendable {
     public let root: URL
 
     /// Opens (creating if needed) the cache at `root`.

@@ -35,11 +35,12 @@ struct CurlTransport {
             throw FetchError.tool(name: "curl", reason: "\(error)")
         }
         let child = spawned.child
-        let errText = ErrorText()
+        let errText = Locked(Data())
         let errDone = DispatchSemaphore(value: 0)
         let errFD = spawned.standardError
         DispatchQueue.global().async {
-            errText.data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            errText.withLock { $0 = data }
             errDone.signal()
         }
         let fd = spawned.standardOutput
@@ -88,7 +89,7 @@ struct CurlTransport {
         finished = true
         errDone.wait()
         errDone.signal()
-        let message = String(decoding: errText.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "curl: ", with: "")
+        let message = String(decoding: errText.value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "curl: ", with: "")
         switch status {
         case 0:
             guard let head else { throw FetchError.protocolError(url: url.absoluteString, reason: "curl printed no response") }
@@ -110,9 +111,6 @@ struct CurlTransport {
         return nil
     }
 }
-
-/// curl's stderr, collected on another thread.
-private final class ErrorText: @unchecked Sendable { var data = Data() }
 
 /// file:// mirrors: read in 1 MiB blocks (so the limit and checksum apply as for http).
 struct FileTransport {

@@ -108,6 +108,7 @@ public struct FetchOptions: Sendable {
 ///   like any other download before use.
 /// - Shared: safe to use from several threads and alongside other processes
 ///   using the same cache (see `DownloadCache`).
+// Unchecked: the counters and progress state are only touched under `lock`; the rest is immutable.
 public final class Fetcher: @unchecked Sendable {
     public let cache: DownloadCache
     public let maxConnections: Int
@@ -476,6 +477,7 @@ public final class Fetcher: @unchecked Sendable {
 }
 
 /// The work list shared by `fetch`'s worker threads (guarded by `lock`).
+// Unchecked: every field is read and written under `lock`.
 private final class WorkQueueState: @unchecked Sendable {
     let lock = NSLock()
     var next = 0

@@ -3,6 +3,7 @@ import Foundation
 /// Undo actions pushed the moment a resource exists (mount, then push umount).
 /// Unwinds in reverse order; each undo checks there is still something to undo,
 /// so unwinding twice is harmless; a failed undo is logged and the rest still run.
+// Unchecked: `entries` is only touched under `lock`; the undo closures run on the unwinding thread.
 public final class CleanupStack: @unchecked Sendable {
     public struct Entry {
         public var name: String

@@ -6,6 +6,7 @@ import Glibc
 /// An exclusive, non-blocking flock(2) lock on a file, held until released
 /// or until the process dies (the kernel drops it then, so a crash never
 /// leaves a stale lock). Its file records the holder's pid for the message.
+// Unchecked: `fd` changes only in release(), called once by the lock's owner.
 public final class FileLock: @unchecked Sendable {
     public let path: String
     private var fd: Int32

@@ -8,6 +8,7 @@ import Glibc
 /// interrupted and stops every running child (TERM to its process group,
 /// KILL after a grace period); the pipeline then unwinds its cleanup stack.
 /// Later signals only say that cleanup is in progress, so they cannot cut it short.
+// Unchecked: the signal state and child set are under `lock`; the hooks are set before `install()`.
 public final class Interruption: @unchecked Sendable {
     public static let shared = Interruption()
     private let lock = NSLock()

@@ -2,6 +2,7 @@ import Foundation
 
 /// The full log of one install (every command, its status and output) plus
 /// the short progress lines on stderr. Thread-safe: batch jobs each own one.
+// Unchecked: `fd` is set by init only; every write and the flags are under `lock`.
 public final class Log: @unchecked Sendable {
     public let path: String?
     private var fd: Int32

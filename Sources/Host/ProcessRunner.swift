@@ -6,6 +6,7 @@ import Glibc
 /// Runs commands for real through `Spawner`. Every command, its exit status
 /// and its output go to the log. Children run in their own process group, so
 /// a terminal ^C reaches only us and `Interruption` stops them itself.
+// Unchecked: `unwinding` is set by the thread that unwinds, before it runs any undo command.
 public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     public let log: Log?
     private let baseEnvironment: [String: String]
@@ -21,13 +22,8 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
 
     public init(log: Log?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.log = log
-        var env = environment
-        // Predictable tool output whatever the user's locale; a PATH that has sbin.
-        env["LC_ALL"] = "C"
-        let path = env["PATH"] ?? ""
-        let wanted = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        env["PATH"] = (path.split(separator: ":").map(String.init) + wanted.filter { !path.split(separator: ":").map(String.init).contains($0) }).joined(separator: ":")
-        self.baseEnvironment = env
+        // LC_ALL and PATH: Spawner.toolEnvironment, applied by Spawner.spawn.
+        self.baseEnvironment = environment
     }
 
     public func run(_ command: Command) -> CommandResult {

@@ -10,6 +10,7 @@ import Glibc
 /// `<work directory>/journal/`, removed when the run ends having undone
 /// everything itself. Each undo in cleanup checks the host first, so an entry
 /// for something already released is harmless.
+// Unchecked: `fd` is only used and changed under `lock`.
 public final class RunJournal: @unchecked Sendable {
     public enum Entry: Equatable, Sendable {
         /// An image file this run creates: removed unless `finished` follows.

@@ -30,6 +30,7 @@ extension CommandRunner {
 }
 
 /// `--dry-run`: prints one shell-quoted line per command, in order, and touches nothing.
+// Unchecked: `lines` is appended under `lock`; `echo` is set once at init.
 public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var lines: [String] = []
@@ -50,6 +51,7 @@ public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
 }
 
 /// Unit tests: records every command and answers from a script of responses.
+// Unchecked: `commands` is appended under `lock`; tests set `respond` before running.
 public final class RecordingRunner: CommandRunner, @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var commands: [Command] = []

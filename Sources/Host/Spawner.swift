@@ -60,6 +60,7 @@ public struct Spawned: Sendable {
 /// `Process.waitUntilExit()` polls its run loop on a 50 ms tick, which cost
 /// every command ~50 ms). The pid leaves `Interruption`'s set before it is
 /// reaped, so a late TERM can never reach a recycled pid.
+// Unchecked: `status` and `onExit` are only touched under `condition`.
 public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     public let executable: String
@@ -148,6 +149,19 @@ public enum Spawner {
     /// The directories searched when the environment has no PATH.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+    /// The one environment policy for every child: the caller's environment with
+    /// LC_ALL=C (tool output is parsed: it must not follow the user's locale) and a
+    /// PATH of the caller's directories followed by the standard ones it lacks (sbin
+    /// included, as the preflight looks there). `spawn` applies it to what it is given.
+    public static func toolEnvironment(_ base: [String: String]) -> [String: String] {
+        var environment = base
+        environment["LC_ALL"] = "C"
+        let given = (base["PATH"] ?? "").split(separator: ":").map(String.init)
+        let standard = defaultPath.split(separator: ":").map(String.init)
+        environment["PATH"] = (given + standard.filter { !given.contains($0) }).joined(separator: ":")
+        return environment
+    }
+
     /// `name` as an absolute path: itself when absolute, else the first executable
     /// `DIR/name` for an absolute DIR on `path` (relative and empty PATH entries mean
     /// the current directory and are skipped). nil when there is none.
@@ -172,8 +186,9 @@ public enum Spawner {
                              registration: SpawnRegistration = .stopOnSignal,
                              onExit: (@Sendable (Int32) -> Void)? = nil) throws -> Spawned {
         _ = pipeWritesReturnEPIPE
-        // The standard directories too, as the preflight looks there: a stripped PATH finds the same tools.
-        let searchPath = (environment["PATH"].map { $0 + ":" } ?? "") + defaultPath
+        let environment = toolEnvironment(environment)
+        // The standard directories are on it too: a stripped PATH finds the same tools as the preflight.
+        let searchPath = environment["PATH"] ?? defaultPath
         guard let path = resolve(executable, path: searchPath) else {
             throw SpawnError.notFound(name: executable, path: searchPath)
         }
@@ -270,11 +285,13 @@ public enum Spawner {
 private enum LibC {
     typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
     typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    static let handle = dlopen(nil, RTLD_NOW)
-    static let pipe2Pointer: Pipe2 = unsafeBitCast(dlsym(handle, "pipe2")!, to: Pipe2.self)
+    /// The running program's own symbols (libc's included); a function, not a stored
+    /// raw pointer, so nothing non-Sendable is global.
+    static func symbol(_ name: String) -> UnsafeMutableRawPointer? { dlsym(dlopen(nil, RTLD_NOW), name) }
+    static let pipe2Pointer: Pipe2 = unsafeBitCast(symbol("pipe2")!, to: Pipe2.self)
     static func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 { pipe2Pointer(fds, flags) }
     /// glibc 2.34+; older glibc: our own pipes are O_CLOEXEC anyway.
-    static let closefrom: CloseFrom? = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
+    static let closefrom: CloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
 }
 
 extension Spawner {

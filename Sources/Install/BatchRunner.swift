@@ -24,8 +24,10 @@ public struct BatchJobSpec: Sendable {
 /// so a failure in one cannot touch another. On SIGINT/TERM/HUP the runner
 /// starts nothing more, forwards SIGINT to every running child (each unwinds
 /// and exits 130) and waits for all of them.
+// Unchecked: `states`, `interrupted` and the drawing state are only touched under `lock`.
 public final class BatchRunner: @unchecked Sendable {
-    final class JobState {
+    // Shared with the job's stderr reader: it touches fields only under `lock`; the run loop reads them after `reader.wait()`.
+    final class JobState: @unchecked Sendable {
         var progress: BatchProgress?
         var started: Date?
         var finished: Date?

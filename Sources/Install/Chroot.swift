@@ -5,7 +5,7 @@ import Host
 import Glibc
 #endif
 
-/// What CentOS 6 tools need inside the target while they run (DESIGN.md):
+/// What CentOS 6 tools need inside the target while they run:
 /// /proc, /sys, a minimal /dev with devpts, /etc/mtab, the builder's
 /// resolv.conf. Each mount's undo goes on the stack the moment it exists.
 enum Chroot {

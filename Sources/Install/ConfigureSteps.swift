@@ -8,7 +8,7 @@ import Versions
 import Glibc
 #endif
 
-/// Issue 5: configure the image from the Templates module's file list, install
+/// Configure the image from the Templates module's file list, install
 /// grub-legacy with the target's own grub, then remove every builder leftover.
 enum ConfigureSteps {
     // MARK: configure

@@ -20,7 +20,7 @@ struct ENAState {
     var kbuildSeconds = 0.0
 }
 
-/// Issue 7: ENA for 6.6-6.10. Everything up to a built, checked kmod-ena RPM
+/// `--ena`: ENA for 6.6-6.10 (README.md, the ena-* steps). Everything up to a built, checked kmod-ena RPM
 /// happens BEFORE the first write to the target (a compile error leaves the
 /// target untouched); the target only ever sees the package, installed by
 /// its own rpm after install-packages.

@@ -10,6 +10,7 @@ import Versions
 
 /// The typed state the steps share: options, the runner, the log, the
 /// cleanup stack and what earlier steps made (device, partition, mounts).
+// Unchecked: the steps run one after another on one thread; parallel work inside a step only reads it.
 public final class InstallContext: @unchecked Sendable {
     public let options: InstallOptions
     /// versions.json's entry; with --updates, resolve sets its kernel to the updates kernel.
@@ -36,7 +37,7 @@ public final class InstallContext: @unchecked Sendable {
     /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
     public var leftovers = false
 
-    // Packages (issue 4).
+    // Packages (PackageSteps.swift).
     public var repository: ReleaseRepository?
     /// --updates: the release's updates repository, fetched and verified like `repository`.
     public var updatesRepository: ReleaseRepository?
@@ -52,7 +53,7 @@ public final class InstallContext: @unchecked Sendable {
     public var installedPackages: [InstalledPackage] = []
     /// The key id whose signature verify-packages checked, by repository location.
     public var signingKeys: [String: String] = [:]
-    /// Set when kmod-ena was installed (issue 7): the grub line gets net.ifnames=0.
+    /// Set when kmod-ena was installed (ENASteps.swift): the grub line gets net.ifnames=0.
     public var enaInstalled = false
     /// What the ENA steps carry between them (ENASteps.swift).
     var enaState = ENAState()

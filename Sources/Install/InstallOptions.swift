@@ -35,7 +35,7 @@ public struct InstallOptions: Sendable {
     public var cacheDirectory = "/var/cache/centos6-ami"
     /// Parallel downloads.
     public var connections = 8
-    /// Build ENA (versions.json's pin) for the release's kernel and install it as kmod-ena (issue 7).
+    /// Build ENA (versions.json's pin) for the release's kernel and install it as kmod-ena (ENASteps.swift).
     public var ena = false
     /// `--minimal`: the original script's package set (no acpid, no ntp).
     public var minimal = false

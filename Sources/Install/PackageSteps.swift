@@ -7,7 +7,7 @@ import Repository
 import Signature
 import Versions
 
-/// The package half of the install (issue 4): metadata, closure, downloads and
+/// The package half of the install: metadata, closure, downloads and
 /// verification happen BEFORE the first write to the target; then the
 /// verified bootstrap set is unpacked into it and the target's own rpm and
 /// yum do the real install from a local mirror of verified files.
@@ -110,11 +110,13 @@ enum PackageSteps {
         }
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
-        let lock = NSLock()
-        var failures: [(Int, Error)] = []
-        var verified: [String: VerifiedRPM] = [:]
-        var checkedNow = 0
-        var keys: [String: String] = [:]
+        struct Outcome: Sendable {
+            var failures: [(Int, any Error)] = []
+            var verified: [String: VerifiedRPM] = [:]
+            var checkedNow = 0
+            var keys: [String: String] = [:]
+        }
+        let shared = Locked(Outcome())
         DispatchQueue.concurrentPerform(iterations: all.count) { index in
             guard !Interruption.shared.isInterrupted else { return }
             do {
@@ -122,12 +124,13 @@ enum PackageSteps {
                 let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
                 // The signature packet's issuer; the pinned key is the only one that can have verified it.
                 let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
-                lock.withLock { verified[all[index].location] = token; keys[all[index].location] = keyID; if ran { checkedNow += 1 } }
+                shared.withLock { $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 } }
             } catch {
-                lock.withLock { failures.append((index, error)) }
+                shared.withLock { $0.failures.append((index, error)) }
             }
         }
         try Interruption.shared.check()
+        let (failures, verified, checkedNow, keys) = shared.withLock { ($0.failures, $0.verified, $0.checkedNow, $0.keys) }
         if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
             throw InstallError.incomplete(step: "verify-packages", reason: "package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
         }
@@ -196,7 +199,7 @@ enum PackageSteps {
         }
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         // Verified in verify-packages (checksum, then signature or its remembered result).
-        func verified(_ package: RepoPackage) throws -> VerifiedRPM {
+        @Sendable func verified(_ package: RepoPackage) throws -> VerifiedRPM {
             try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
         }
         var byLocation: [String: RepoPackage] = [:]
@@ -224,23 +227,23 @@ enum PackageSteps {
     }
 
     /// Unpacks verified packages into `tools`, up to one per core at a time.
-    static func extractInParallel(_ packages: [RepoPackage], into tools: String, log: Log?, verified: (RepoPackage) throws -> VerifiedRPM) throws {
-        let lock = NSLock()
-        var failures: [(Int, Error)] = []
-        var index = 0
+    static func extractInParallel(_ packages: [RepoPackage], into tools: String, log: Log?,
+                                  verified: @Sendable (RepoPackage) throws -> VerifiedRPM) throws {
+        let failures = Locked<[(Int, any Error)]>([])
+        let next = Locked(0)
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, packages.count))
         guard !packages.isEmpty else { return }
         withoutActuallyEscaping(verified) { verified in
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while true {
-                    let mine: Int? = lock.withLock { guard index < packages.count else { return nil }; defer { index += 1 }; return index }
+                    let mine: Int? = next.withLock { index in guard index < packages.count else { return nil }; defer { index += 1 }; return index }
                     guard let mine, !Interruption.shared.isInterrupted else { return }
-                    do { try Payload.extract(try verified(packages[mine]), into: tools, log: log) } catch { lock.withLock { failures.append((mine, error)) } }
+                    do { try Payload.extract(try verified(packages[mine]), into: tools, log: log) } catch { failures.withLock { $0.append((mine, error)) } }
                 }
             }
         }
         try Interruption.shared.check()
-        if let (_, error) = failures.min(by: { $0.0 < $1.0 }) { throw error }
+        if let (_, error) = failures.value.min(by: { $0.0 < $1.0 }) { throw error }
     }
 
     /// /proc and the target's minimal /dev in the tools root, and the target's

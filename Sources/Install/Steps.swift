@@ -20,8 +20,8 @@ public struct Step: Sendable {
     }
 }
 
-/// The install, step by step (DESIGN.md: Preflight, Partition, Format, Mount,
-/// Bootstrap, InstallPackages, Configure, InstallBootloader, Clean, Unmount, Verify).
+/// The install, step by step (README.md's step table: preflight, partition, format,
+/// mount, bootstrap, install-packages, configure, install-bootloader, clean, unmount, verify).
 public enum InstallSteps {
     public static func all() -> [Step] {
         [

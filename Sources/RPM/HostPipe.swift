@@ -22,9 +22,8 @@ public enum HostPipe {
                            consume: (Int32) throws -> Void) throws -> Outcome {
         try Interruption.shared.check()
         log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
-        let env = ProcessInfo.processInfo.environment
-        var environment = env.merging(command.environment) { $1 }.merging(["LC_ALL": "C"]) { $1 }
-        environment["PATH"] = (env["PATH"].map { $0 + ":" } ?? "") + Spawner.defaultPath
+        // LC_ALL and PATH: Spawner.toolEnvironment, applied by Spawner.spawn.
+        let environment = ProcessInfo.processInfo.environment.merging(command.environment) { $1 }
         var inputFD: Int32 = -1
         if let inputFile {
             inputFD = open(inputFile, O_RDONLY | O_CLOEXEC)
@@ -50,7 +49,7 @@ public enum HostPipe {
             throw RPMError.tool(name: command.executable, reason: "\(error)")
         }
         let child = spawned.child
-        var errData = Data()
+        let errData = Locked(Data())
         let group = DispatchGroup()
         if spawned.standardInput >= 0 {
             let inFD = spawned.standardInput, bytes = inputData ?? Data()
@@ -71,7 +70,8 @@ public enum HostPipe {
         let errFD = spawned.standardError
         group.enter()
         DispatchQueue.global().async {
-            errData = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            errData.withLock { $0 = data }
             group.leave()
         }
         let readFD = spawned.standardOutput
@@ -97,7 +97,7 @@ public enum HostPipe {
         }
         let status = child.wait()
         group.wait()
-        let stderr = String(decoding: errData, as: UTF8.self)
+        let stderr = String(decoding: errData.value, as: UTF8.self)
         log?.write("exit \(status)" + (stderr.isEmpty ? "" : "\n[stderr]\n" + stderr))
         try Interruption.shared.check()
         return Outcome(status: status, standardError: stderr)

@@ -108,7 +108,7 @@ public final class BootRunner {
         var command = QEMU.command(config)
         command.executable = qemu
         log?.write("$ \(command.shellLine)")
-        let stderrData = Collected()
+        let stderrData = Locked(Data())
         let stderrDone = DispatchSemaphore(value: 0)
         let start = Date()
         let spawned: Spawned
@@ -120,7 +120,8 @@ public final class BootRunner {
         let process = spawned.child
         let errFD = spawned.standardError
         DispatchQueue.global().async {
-            stderrData.data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
+            stderrData.withLock { $0 = data }
             stderrDone.signal()
         }
 
@@ -142,7 +143,7 @@ public final class BootRunner {
         matcher.feed(file.readNew())
         let status = process.wait()
         let result = BootResult(outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
-                                qemuStderr: String(decoding: stderrData.data, as: UTF8.self),
+                                qemuStderr: String(decoding: stderrData.value, as: UTF8.self),
                                 totalSeconds: Date().timeIntervalSince(start))
         log?.write("boot-test: \(result.summary); qemu exit \(status)")
         if outcome == .interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
@@ -169,9 +170,4 @@ public final class BootRunner {
         process.wait()
         return .killed
     }
-}
-
-/// Bytes filled in by a reader thread and read after it signalled.
-private final class Collected: @unchecked Sendable {
-    var data = Data()
 }

@@ -4,9 +4,9 @@ import Glibc
 #endif
 
 /// The instance metadata service (IMDSv2) as far as a first boot uses it,
-/// served by `boot-test` to the guest (through the relay in `QEMU`), so the
-/// builder needs no python. Same behaviour and faults as the test stub
-/// scripts/testvault/imds-stub.py:
+/// served by `boot-test` to the guest (through the relay in `QEMU`), and by
+/// the `imds-serve` test program (Sources/imds-serve/main.swift) to rc.local
+/// run under sh in a network namespace (Tests/IntegrationTests/RcLocalTests.swift):
 /// - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`
 ///   1...21600 answers a token; a missing or bad TTL is 400; other methods 405.
 /// - a GET without a valid, unexpired `X-aws-ec2-metadata-token` is 401.
@@ -36,6 +36,25 @@ public struct IMDSRequest: Sendable, Equatable {
     public var tokenSent: Bool
     public var tokenValid: Bool
     public var status: Int
+    /// The `X-aws-ec2-metadata-token-ttl-seconds` header as sent, if any.
+    public var ttl: String? = nil
+}
+
+/// What the service saw, in order: a connection it refused (`refuseFirst`) or a request it answered.
+public enum IMDSEvent: Sendable, Equatable {
+    case refused
+    case request(IMDSRequest)
+
+    /// One JSON object, as `imds-serve --log` writes it.
+    public var json: [String: Any] {
+        switch self {
+        case .refused:
+            return ["event": "refused"]
+        case let .request(r):
+            return ["event": "request", "method": r.method, "path": r.path, "token": r.tokenSent,
+                    "token_valid": r.tokenValid, "ttl": r.ttl as Any? ?? NSNull(), "status": r.status]
+        }
+    }
 }
 
 /// A parsed HTTP request (only what the service needs).
@@ -84,6 +103,7 @@ public struct HTTPResponse: Sendable, Equatable {
 }
 
 /// The service's state and answers, without sockets (unit-tested directly).
+// Unchecked: settings, tokens and the log are only touched under `lock`.
 public final class IMDSService: @unchecked Sendable {
     public static let tokenPath = "/latest/api/token"
     public static let ttlHeader = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -92,15 +112,21 @@ public final class IMDSService: @unchecked Sendable {
     private let lock = NSLock()
     private var settings: IMDSSettings
     private var tokens: [String: Date] = [:]
-    private var log: [IMDSRequest] = []
+    private var log: [IMDSEvent] = []
     private let now: () -> Date
+    private let journal: (@Sendable ([IMDSEvent]) -> Void)?
 
-    public init(settings: IMDSSettings, now: @escaping () -> Date = Date.init) {
+    /// `journal` hears the whole event list after each event, under the lock (so in order).
+    public init(settings: IMDSSettings, now: @escaping () -> Date = Date.init, journal: (@Sendable ([IMDSEvent]) -> Void)? = nil) {
         self.settings = settings
         self.now = now
+        self.journal = journal
     }
 
-    public var requests: [IMDSRequest] { lock.withLock { log } }
+    public var requests: [IMDSRequest] {
+        lock.withLock { log.compactMap { if case let .request(r) = $0 { return r } else { return nil } } }
+    }
+    public var events: [IMDSEvent] { lock.withLock { log } }
     public var currentSettings: IMDSSettings { lock.withLock { settings } }
     /// Replaces the settings (faults, key) while serving.
     public func update(_ change: (inout IMDSSettings) -> Void) { lock.withLock { change(&settings) } }
@@ -110,6 +136,7 @@ public final class IMDSService: @unchecked Sendable {
         lock.withLock {
             guard settings.refuseFirst > 0 else { return false }
             settings.refuseFirst -= 1
+            record(.refused)
             return true
         }
     }
@@ -122,9 +149,16 @@ public final class IMDSService: @unchecked Sendable {
             let token = request.headers[IMDSService.tokenHeader.lowercased()]
             let valid = token.map { t in tokens[t].map { now() < $0 } ?? false } ?? false
             let response = route(request, tokenValid: valid)
-            log.append(IMDSRequest(method: request.method, path: request.path, tokenSent: token != nil, tokenValid: valid, status: response.status))
+            record(.request(IMDSRequest(method: request.method, path: request.path, tokenSent: token != nil, tokenValid: valid,
+                                        status: response.status, ttl: request.headers[IMDSService.ttlHeader.lowercased()])))
             return response
         }
+    }
+
+    /// Under `lock`.
+    private func record(_ event: IMDSEvent) {
+        log.append(event)
+        journal?(log)
     }
 
     private func route(_ request: HTTPRequest, tokenValid: Bool) -> HTTPResponse {
@@ -189,6 +223,7 @@ public final class IMDSService: @unchecked Sendable {
 /// connection. Listens on 127.0.0.1 by default (the guest reaches it through
 /// QEMU's relay, never directly). `stop()` closes the listener and waits for
 /// the accept loop to end; nothing keeps running after it.
+// Unchecked: `listener` is swapped under `lock`; `port` and `acceptThread` are set by start() before the accept thread runs.
 public final class IMDSServer: @unchecked Sendable {
     public let service: IMDSService
     private var listener: Int32 = -1
@@ -197,8 +232,8 @@ public final class IMDSServer: @unchecked Sendable {
     private let lock = NSLock()
     public private(set) var port: Int = 0
 
-    public init(settings: IMDSSettings) {
-        service = IMDSService(settings: settings)
+    public init(settings: IMDSSettings, journal: (@Sendable ([IMDSEvent]) -> Void)? = nil) {
+        service = IMDSService(settings: settings, journal: journal)
     }
 
     /// Binds and starts serving; returns the port (`port: 0` picks a free one).

@@ -4,6 +4,7 @@ import Host
 
 /// An in-memory EC2 behind a RecordingRunner: answers the aws CLI calls the way
 /// the service does (JSON on stdout, an error line on stderr with exit 255).
+// Unchecked: the fake account's state is only touched under `lock`.
 final class FakeEC2: @unchecked Sendable {
     struct Snap { var id: String; var region: String; var states: [String]; var size: Int; var tags: [Tag] }
     struct Img { var id: String; var region: String; var name: String; var snapshots: [String]; var states: [String]; var tags: [Tag] }
@@ -188,6 +189,7 @@ final class FakeEC2: @unchecked Sendable {
 }
 
 /// A clock that only moves when slept on: waits in tests take no time.
+// Unchecked: `time` and `sleeps` are only touched under `lock`.
 final class FakeClock: @unchecked Sendable {
     var time = Date(timeIntervalSince1970: 1_714_521_600) // 2024-05-01T00:00:00Z
     var sleeps: [TimeInterval] = []

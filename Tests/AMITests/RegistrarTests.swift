@@ -306,12 +306,11 @@ import Host
 }
 
 /// Progress lines a Log printed, for tests that read what a user sees.
-final class PrintedLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-    var lines: [String] { lock.withLock { stored } }
+final class PrintedLines: Sendable {
+    private let stored = Locked<[String]>([])
+    var lines: [String] { stored.value }
     var text: String { lines.joined(separator: "\n") }
-    func log() throws -> Log { try Log(path: nil, progress: { line in self.lock.withLock { self.stored.append(line) } }) }
+    func log() throws -> Log { try Log(path: nil, progress: { line in self.stored.withLock { $0.append(line) } }) }
 }
 
 @Suite struct CleanupTests {

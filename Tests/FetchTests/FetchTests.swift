@@ -2,6 +2,7 @@
 import Foundation
 import TestSupport
 import Testing
+import Host
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -268,12 +269,12 @@ import Glibc
         defer { server.stop() }
         let remote = fixture.remote("shared.rpm", server: server)
         let fetchers = (0..<4).map { _ in Fetcher(cache: try! fixture.cache(), options: quickOptions()) }
-        var results = [URL?](repeating: nil, count: fetchers.count)
-        let lock = NSLock()
+        let shared = Locked([URL?](repeating: nil, count: fetchers.count))
         DispatchQueue.concurrentPerform(iterations: fetchers.count) { i in
             let out = try? fetchers[i].fetch([remote])
-            lock.withLock { results[i] = out?.first }
+            shared.withLock { $0[i] = out?.first }
         }
+        let results = shared.value
         #expect(try server.pathStats(path).requests == 1)
         #expect(Set(results.compactMap { $0 }).count == 1)
         #expect(results.allSatisfy { $0 != nil })

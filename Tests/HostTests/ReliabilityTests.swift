@@ -88,6 +88,7 @@ import Glibc
     }
 }
 
+// Unchecked: `value` is only touched under `lock`.
 final class RegisterBox<T>: @unchecked Sendable {
     private var value: T
     private let lock = NSLock()

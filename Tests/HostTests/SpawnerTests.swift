@@ -27,6 +27,17 @@ import Glibc
         #expect(Spawner.resolve("fake-tool-centos6", path: dir) == fake)
     }
 
+    /// One environment policy for every child: LC_ALL=C and the standard directories after the caller's PATH.
+    @Test func everyChildGetsTheToolEnvironment() {
+        let environment = Spawner.toolEnvironment(["PATH": "/opt/tools/bin:/usr/bin", "LANG": "de_DE.UTF-8", "LC_ALL": "de_DE.UTF-8"])
+        #expect(environment["PATH"] == "/opt/tools/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin")
+        #expect(environment["LC_ALL"] == "C")
+        #expect(environment["LANG"] == "de_DE.UTF-8")
+        let seen = ProcessRunner.execute(Command("env"), environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "fr_FR.UTF-8"])
+        #expect(seen.stdoutText.split(separator: "\n").contains("LC_ALL=C"))
+        #expect(seen.stdoutText.contains("PATH=/usr/bin:/bin:/usr/local/sbin:"))
+    }
+
     @Test func aMissingToolIsNamed() {
         let result = ProcessRunner.execute(Command("no-such-tool-centos6"), environment: env)
         #expect(result.status == 127)

@@ -7,14 +7,14 @@ import Testing
 @Suite(.serialized) struct StepCleanupReportTests {
     struct Broken: Error, CustomStringConvertible { var description: String { "broken" } }
 
-    func engine(_ steps: [Step<Void>], cleanup: CleanupStack, printed: RegisterBox<[String]>) throws -> StepEngine<Void> {
+    func engine(_ steps: [Step<Void>], cleanup: CleanupStack, printed: Locked<[String]>) throws -> StepEngine<Void> {
         let log = try Log(path: nil, progress: { line in printed.withLock { $0.append(line) } })
         return StepEngine(steps: steps, log: log, cleanup: cleanup, runner: RecordingRunner())
     }
 
     @Test func aFailureReportsTheStepWhatWasOnTheStackAndWhatFailedToUndo() throws {
-        let cleanup = CleanupStack(log: nil), printed = RegisterBox<[String]>([]), reported = RegisterBox<[StepCleanup]>([])
-        let undone = RegisterBox<[String]>([])
+        let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
+        let undone = Locked<[String]>([])
         var engine = try engine([
             Step("make", "makes two things") { _ in
                 cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { undone.withLock { $0.append("a") } }
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func keepOnErrorReportsKeptAndPrintsTheManualLines() throws {
-        let cleanup = CleanupStack(log: nil), printed = RegisterBox<[String]>([]), reported = RegisterBox<[StepCleanup]>([])
+        let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
         var engine = try engine([
             Step("make", "makes one") { _ in cleanup.push("a", manual: ["rm a"]) { Issue.record("kept: never undone") } },
             Step("break", "fails") { _ in throw Broken() },
@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func successWithOnlyFailureEntriesDropsThemQuietly() throws {
-        let cleanup = CleanupStack(log: nil), printed = RegisterBox<[String]>([]), reported = RegisterBox<[StepCleanup]>([])
+        let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
         var engine = try engine([
             Step("make", "makes what the job delivers") { _ in cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { Issue.record("delivered: never undone") } },
         ], cleanup: cleanup, printed: printed)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 6: `centos6-ami batch` against the test vault. Each batch has its own
+/// `centos6-ami batch` against the test vault. Each batch has its own
 /// image directory, work directory (CENTOS6_AMI_WORK_DIR) and summary, so
 /// leftovers can be checked per batch.
 @Suite(.serialized, .enabled(if: Integration.enabled))

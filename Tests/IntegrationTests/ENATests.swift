@@ -2,10 +2,10 @@ import Foundation
 import Host
 import Testing
 
-/// Issue 7 against the test vault: one `install 6.9 --ena` of the stand-in
+/// `--ena` against the test vault: one `install 6.9 --ena` of the stand-in
 /// ENA tree (Tests/Fixtures/ena-standin), built once and shared by the checks;
 /// the refusals are cheap (they stop before metadata is fetched).
-final class ENAImage: @unchecked Sendable {
+final class ENAImage: Sendable {
     static let fixture = Integration.repoRoot.appendingPathComponent("Tests/Fixtures/ena-standin").path
     static let kver = "2.6.32-696.el6.x86_64"
     static let marker = "centos6-ami test ena loaded"
@@ -17,14 +17,14 @@ final class ENAImage: @unchecked Sendable {
     let result: Integration.Output
     let headersOnHost: [String]
 
-    private static let lock = NSLock()
-    private static var built: Result<ENAImage, Error>?
+    /// Built by the first test that asks, under the lock; the others wait for it.
+    private static let built = Locked<Result<ENAImage, Error>?>(nil)
 
     static func shared() throws -> ENAImage {
-        try lock.withLock {
+        try built.withLock { built in
             if built == nil { built = Result { try ENAImage() } }
-            return try built!.get()
-        }
+            return built!
+        }.get()
     }
 
     /// A copy of versions.json whose ENA pin is the stand-in's own list: the only

@@ -9,7 +9,7 @@ import Glibc
 /// The boot harness against a hand-made image: the test vault's kernel (and
 /// the initramfs its %posttrans builds), grub-legacy set up through private
 /// alias nodes, initscripts, busybox and curl, on an msdos/ext4 disk shaped as
-/// DESIGN.md says. Booted by `BootRunner` with the Swift metadata service
+/// the README says. Booted by `BootRunner` with the Swift metadata service
 /// serving a key; the image's rc.local fetches it with curl over IMDSv2.
 @Suite(.serialized, .enabled(if: Integration.enabled))
 struct HarnessTests {
@@ -58,33 +58,33 @@ struct HarnessTests {
         #expect(!FileManager.default.fileExists(atPath: config.qmpSocket))
     }
 
-    /// The python stub (for tests that run rc.local under sh in a network
-    /// namespace, where no Swift process can listen) answers like the Swift service.
-    @Test func pythonStubFaultsAndLog() throws {
-        let dir = try Integration.scratchDirectory("imds-stub")
+    /// imds-serve (the service as a process, for the tests that run rc.local
+    /// under sh in a network namespace): its fault flags and its JSON log.
+    @Test func imdsServeFaultsAndLog() throws {
+        let dir = try Integration.scratchDirectory("imds-serve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try (HarnessTests.key + "\n").write(toFile: dir + "/key.pub", atomically: true, encoding: .utf8)
-        let stub = Process()
-        stub.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        stub.arguments = ["python3", Integration.repoRoot.path + "/scripts/testvault/imds-stub.py", "--key", dir + "/key.pub",
+        let imds = Process()
+        imds.executableURL = URL(fileURLWithPath: Integration.imdsServe)
+        imds.arguments = ["--key", dir + "/key.pub",
                           "--port-file", dir + "/port", "--log", dir + "/log.json",
                           "--refuse-first", "1", "--fail-first", "1", "--expire-tokens", "1"]
-        stub.standardOutput = FileHandle.nullDevice
-        stub.standardError = FileHandle.nullDevice
-        try stub.run()
+        imds.standardOutput = FileHandle.nullDevice
+        imds.standardError = FileHandle.nullDevice
+        try imds.run()
         defer {
             // SIGTERM, and SIGKILL if it is still there 3 s later: never leave it running.
-            stub.terminate()
-            for _ in 0..<60 where stub.isRunning { usleep(50_000) }
-            if stub.isRunning { kill(stub.processIdentifier, SIGKILL) }
-            stub.waitUntilExit()
+            imds.terminate()
+            for _ in 0..<60 where imds.isRunning { usleep(50_000) }
+            if imds.isRunning { kill(imds.processIdentifier, SIGKILL) }
+            imds.waitUntilExit()
         }
         var port = ""
         for _ in 0..<100 where port.isEmpty {
             port = ((try? String(contentsOfFile: dir + "/port", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             if port.isEmpty { usleep(50_000) }
         }
-        #expect(!port.isEmpty, "the stub never published its port")
+        #expect(!port.isEmpty, "imds-serve never published its port")
         let base = "http://127.0.0.1:\(port)"
         func curl(_ args: [String]) throws -> (code: String, body: String) {
             let out = try Integration.run("curl", ["-s", "-m", "5", "-w", "\n%{http_code}"] + args).stdout

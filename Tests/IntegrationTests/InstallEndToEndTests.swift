@@ -1,23 +1,24 @@
 import Foundation
+import Host
 import Testing
 
 /// One full install of 6.9 from the loopback vault, built once per run and
-/// shared by the checks of issues 4 and 5 (the expensive part of CI).
-final class InstalledImage: @unchecked Sendable {
+/// shared by the package and configuration checks (the expensive part of CI).
+final class InstalledImage: Sendable {
     let dir: String
     let image: String
     let workDir: String
     let result: Integration.Output
     let serverStats: (requests: Int, bytes: Int64)
 
-    private static let lock = NSLock()
-    private static var built: Result<InstalledImage, Error>?
+    /// Built by the first test that asks, under the lock; the others wait for it.
+    private static let built = Locked<Result<InstalledImage, Error>?>(nil)
 
     static func shared() throws -> InstalledImage {
-        try lock.withLock {
+        try built.withLock { built in
             if built == nil { built = Result { try InstalledImage() } }
-            return try built!.get()
-        }
+            return built!
+        }.get()
     }
 
     private init() throws {
@@ -57,7 +58,7 @@ struct InstallEndToEndTests {
         #expect(built.result.stderr.contains("CentOS 6.9 installed on \(built.image)"))
         #expect(built.result.stderr.contains("kernel:           2.6.32-696.el6"))
         try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
-        // Issue 2's checks still hold after a full install.
+        // The target preparation's checks (PrepareTargetTests) still hold after a full install.
         let table = try Integration.run("/usr/sbin/sfdisk", ["-d", built.image]).stdout
         #expect(table.contains("\(built.image)1 : start=        2048, size=    16775168, type=83, bootable"), "\(table)")
         do {

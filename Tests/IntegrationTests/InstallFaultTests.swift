@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 4's faults: each ends with a clear error, exit 1 (130 for signals),
+/// The package steps' faults: each ends with a clear error, exit 1 (130 for signals),
 /// and nothing mounted or attached. Every test has its own download cache, so
 /// packages really travel (the shared cache would hide the faults).
 @Suite(.serialized, .enabled(if: Integration.enabled))

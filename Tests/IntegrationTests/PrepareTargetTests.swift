@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Issue 2's bar on real loop devices: prepare an 8 GiB image-file target,
+/// Target preparation on real loop devices: prepare an 8 GiB image-file target,
 /// every preflight refusal leaves the bytes unchanged, signals clean up,
 /// a second concurrent run fails fast on the lock.
 @Suite(.serialized, .enabled(if: Integration.enabled))
@@ -9,7 +9,7 @@ struct PrepareTargetTests {
     /// A private work dir per test, so leftover checks see only this test's mounts.
     func environment(_ workDir: String) -> [String: String] { ["CENTOS6_AMI_WORK_DIR": workDir] }
 
-    /// Issue 2's scope: everything up to the mounted, empty target, from the local
+    /// The scope: everything up to the mounted, empty target, from the local
     /// vault (the package steps come first: nothing is written before they pass).
     func prepare(_ server: VaultServer) -> [String] {
         ["--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--stop-after", "mount-yum-cache"]

@@ -4,7 +4,8 @@ import Testing
 
 /// The rendered rc.local, executed under `sh` (and bash, busybox sh) as at a
 /// first boot: in a network namespace of its own where 169.254.169.254 is a
-/// local address served by scripts/testvault/imds-stub.py, and in a private
+/// local address served by the tool's own IMDSv2 service run as a process
+/// (imds-serve, Sources/imds-serve/main.swift), and in a private
 /// mount namespace (scripts/testvault/netns-sandbox.sh) where /etc, /home,
 /// /var/lock, /var/log and /var/mail are copies, so its real `useradd` never
 /// touches the host's accounts. The address stays fixed in the script.
@@ -19,7 +20,7 @@ struct RcLocalTests {
         var status: Int32
         var elapsed: TimeInterval
         var stderr: String
-        /// The stub's JSON log: one object per connection refused or request answered.
+        /// The service's JSON log: one object per connection refused or request answered.
         var events: [[String: Any]]
         var requests: [[String: Any]] { events.filter { $0["event"] as? String == "request" } }
         var summary: [String] { requests.map { "\($0["method"] ?? "") \($0["path"] ?? "") \($0["status"] ?? "")" } }
@@ -56,31 +57,29 @@ struct RcLocalTests {
             guard r.status == 0 else { throw Failure("ip \(args.joined(separator: " ")): \(r.stderr)") }
         }
 
-        /// Starts the stub in the namespace (serving `key`, with these fault flags), boots once, stops the stub.
-        func boot(key: String?, stub flags: [String] = [], shell: [String] = ["sh"]) throws -> Boot {
+        /// Starts imds-serve in the namespace (serving `key`, with these fault flags), boots once, stops it.
+        func boot(key: String?, imds flags: [String] = [], shell: [String] = ["sh"]) throws -> Boot {
             let n = UUID().uuidString.prefix(6)
             let log = dir + "/imds-\(n).json", portFile = dir + "/imds-\(n).port"
-            var args = ["netns", "exec", ns, "python3", Integration.repoRoot.path + "/scripts/testvault/imds-stub.py",
+            var args = ["netns", "exec", ns, Integration.imdsServe,
                         "--bind", "169.254.169.254", "--port", "80", "--log", log, "--port-file", portFile] + flags
             if let key {
                 let keyFile = dir + "/key-\(n).pub"
                 try key.write(toFile: keyFile, atomically: true, encoding: .utf8)
                 args += ["--key", keyFile]
             }
-            // `ip netns exec` execs the program itself: the PID is the stub's.
-            let stub = try BackgroundProcess("/usr/sbin/ip", args)
+            // `ip netns exec` execs the program itself: the PID is the service's.
+            let imds = try BackgroundProcess("/usr/sbin/ip", args)
             defer {
-                // SIGKILL by PID, not SIGTERM: children spawned from the test's
-                // (libdispatch) threads inherit a signal mask with SIGTERM blocked,
-                // so the stub would never see a TERM. Nothing is lost: the stub
-                // rewrites its log atomically after each event, and it holds nothing
-                // outside the namespace, which is deleted next.
-                stub.signal(SIGKILL)
-                _ = stub.wait(timeout: 10)
+                // SIGKILL by PID: nothing is lost, the service rewrites its log
+                // atomically after each event, and it holds nothing outside the
+                // namespace, which is deleted next.
+                imds.signal(SIGKILL)
+                _ = imds.wait(timeout: 10)
             }
             let deadline = Date().addingTimeInterval(15)
             while !FileManager.default.fileExists(atPath: portFile) {
-                guard stub.process.isRunning, Date() < deadline else { throw Failure("imds-stub did not start: \(stub.stderr)") }
+                guard imds.process.isRunning, Date() < deadline else { throw Failure("imds-serve did not start: \(imds.stderr)") }
                 usleep(50_000)
             }
             let start = Date()
@@ -146,6 +145,20 @@ struct RcLocalTests {
         #expect(leftovers.isEmpty, "no temporary file left: \(leftovers)", sourceLocation: sourceLocation)
     }
 
+    /// One boot serving the key (under these faults) that must exit 0, pass
+    /// `expectSound`, make exactly `requests` and install the key.
+    @discardableResult
+    func bootInstallingTheKey(_ instance: Instance, key: String = RcLocalTests.keyLine + "\n", imds flags: [String] = [],
+                              shell: [String] = ["sh"], requests: [String],
+                              sourceLocation: SourceLocation = #_sourceLocation) throws -> Boot {
+        let boot = try instance.boot(key: key, imds: flags, shell: shell)
+        #expect(boot.status == 0, "\(boot.stderr)", sourceLocation: sourceLocation)
+        expectSound(boot, sourceLocation: sourceLocation)
+        #expect(boot.summary == requests, sourceLocation: sourceLocation)
+        try expectInstalled(instance, Self.keyLine, sourceLocation: sourceLocation)
+        return boot
+    }
+
     @Test func scriptParsesUnderEveryShell() throws {
         let file = try Integration.scratchDirectory("rclocal-syntax") + "/rc.local"
         defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: file).deletingLastPathComponent().path) }
@@ -159,11 +172,8 @@ struct RcLocalTests {
     @Test(arguments: [["sh"], ["bash"], ["busybox", "sh"]])
     func keyPresent(shell: [String]) throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", shell: shell)
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, shell: shell,
+                                     requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
@@ -180,33 +190,24 @@ struct RcLocalTests {
 
     @Test func refusedFirstThreeConnections() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine, stub: ["--refuse-first", "3"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
+            let boot = try bootInstallingTheKey(instance, key: Self.keyLine, imds: ["--refuse-first", "3"],
+                                                requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
             #expect(boot.events.filter { $0["event"] as? String == "refused" }.count == 3)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
         }
     }
 
     @Test func one503() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", stub: ["--fail-first", "1"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, imds: ["--fail-first", "1"], requests: [
+                "PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
     @Test func tokenExpiresBetweenPutAndGet() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine + "\n", stub: ["--expire-tokens", "1"])
-            #expect(boot.status == 0, "\(boot.stderr)")
-            expectSound(boot)
-            #expect(boot.summary == ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
-                                     "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
-            try expectInstalled(instance, Self.keyLine)
+            try bootInstallingTheKey(instance, imds: ["--expire-tokens", "1"], requests: [
+                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
+                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
@@ -244,7 +245,7 @@ struct RcLocalTests {
     /// every call times out at 5 s; the script gives up within the bound.
     @Test func neverAnsweringServiceIsGivenUpWithinTheBound() throws {
         try withInstance { instance in
-            let boot = try instance.boot(key: Self.keyLine, stub: ["--delay", "8"])
+            let boot = try instance.boot(key: Self.keyLine, imds: ["--delay", "8"])
             #expect(boot.status == 1, "\(boot.stderr)")
             expectSound(boot)
             #expect(boot.elapsed > 45, "it kept trying for most of a minute (\(boot.elapsed) s)")

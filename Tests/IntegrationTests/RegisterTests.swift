@@ -8,7 +8,7 @@ import Glibc
 
 /// `moto_server` on 127.0.0.1 standing in for EC2, with its request recorder on.
 /// Started on a free port, stopped by its PID.
-final class MotoServer {
+final class MotoServer: Sendable {
     let port: Int
     let process: Process
     let recording: String
@@ -108,6 +108,7 @@ final class MotoServer {
 }
 
 /// A value shared by concurrent test threads.
+// Unchecked: `value` is only touched under `lock`.
 final class RegisterShared<T>: @unchecked Sendable {
     private var value: T
     private let lock = NSLock()

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +7,7 @@ import Glibc
 
 /// The installed 6.9 image booted once by `boot-test` with `--keep-copy`: the image
 /// itself must come out byte-identical, the kept copy holds what the boot left.
-final class BootedCopy: @unchecked Sendable {
+final class BootedCopy: Sendable {
     let built: InstalledImage
     let copy: String
     let console: String
@@ -15,14 +16,14 @@ final class BootedCopy: @unchecked Sendable {
     let shaBefore: String
     let shaAfter: String
 
-    private static let lock = NSLock()
-    private static var booted: Result<BootedCopy, Error>?
+    /// Built by the first test that asks, under the lock; the others wait for it.
+    private static let booted = Locked<Result<BootedCopy, Error>?>(nil)
 
     static func shared() throws -> BootedCopy {
-        try lock.withLock {
+        try booted.withLock { booted in
             if booted == nil { booted = Result { try BootedCopy() } }
-            return try booted!.get()
-        }
+            return booted!
+        }.get()
     }
 
     static func sha256(_ path: String) throws -> String {

@@ -26,6 +26,9 @@ enum Integration {
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("centos6-ami").path
     }
 
+    /// The IMDSv2 service as a process (Sources/imds-serve/main.swift), built beside the binary.
+    static var imdsServe: String { URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("imds-serve").path }
+
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
     /// Runs a program and collects its output (test code: a plain wait is fine).
@@ -42,12 +45,13 @@ enum Integration {
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.runWithSignalsUnblocked()
         if let stdin { input.fileHandleForWriting.write(stdin); try? input.fileHandleForWriting.close() }
-        var outData = Data(), errData = Data()
+        let outShared = Locked(Data()), errShared = Locked(Data())
         let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); DispatchQueue.global().async { let d = out.fileHandleForReading.readDataToEndOfFile(); outShared.withLock { $0 = d }; group.leave() }
+        group.enter(); DispatchQueue.global().async { let d = err.fileHandleForReading.readDataToEndOfFile(); errShared.withLock { $0 = d }; group.leave() }
         process.waitUntilExit()
         group.wait()
+        let outData = outShared.value, errData = errShared.value
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
@@ -107,6 +111,7 @@ enum Integration {
 }
 
 /// A child started by a test and watched while it runs (for signals mid-run).
+// Unchecked: the collected output is only touched under `lock`.
 final class BackgroundProcess: @unchecked Sendable {
     let process = Process()
     private let lock = NSLock()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bootstraps a chroot by hand from the test vault's RPMs and then lets the
 # chroot's own yum (dnf behind the vault's /usr/bin/yum) install the core
-# group over HTTP, as DESIGN.md describes. Test code (VaultTests drives it):
+# group over HTTP, as install's bootstrap step does (README.md). Test code (VaultTests drives it):
 # rpm2cpio | cpio, not the host's dnf --installroot.
 #
 #   bootstrap-chroot-by-hand.sh ROOT MIRROR RELEASE VAULT_BUILD_DIR [KERNEL_VERSION]

@@ -95,24 +95,24 @@ FAULT_KINDS = ("status", "cut_after", "endless", "corrupt_at", "delay_ms", "redi
 
 def validate_fault(fault):
     if not isinstance(fault, dict) or not isinstance(fault.get("path"), str) or not fault["path"].startswith("/"):
-        raise ValueError("a fault needs \"path\": an absolute URL path or fnmatch pattern, got %r" % (fault,))
+        raise ValueError(f"a fault needs \"path\": an absolute URL path or fnmatch pattern, got {fault!r}")
     kinds = [k for k in FAULT_KINDS if k in fault]
     if len(kinds) != 1:
-        raise ValueError("a fault needs exactly one of %s, got %r" % (", ".join(FAULT_KINDS), fault))
+        raise ValueError("a fault needs exactly one of {}, got {!r}".format(", ".join(FAULT_KINDS), fault))
     if "status" in fault and not (isinstance(fault["status"], int) and 100 <= fault["status"] <= 599):
-        raise ValueError("\"status\" must be an HTTP status code, got %r" % (fault["status"],))
+        raise ValueError("\"status\" must be an HTTP status code, got {!r}".format(fault["status"]))
     if "throttle_bps" in fault and not (isinstance(fault["throttle_bps"], int) and fault["throttle_bps"] > 0):
         raise ValueError("\"throttle_bps\" must be a positive integer")
     for key in ("cut_after", "corrupt_at", "delay_ms"):
         if key in fault and not (isinstance(fault[key], int) and fault[key] >= 0):
-            raise ValueError("%r must be a non-negative integer, got %r" % (key, fault[key]))
+            raise ValueError(f"{key!r} must be a non-negative integer, got {fault[key]!r}")
     if "redirect" in fault and not (isinstance(fault["redirect"], str) and fault["redirect"]):
         raise ValueError("\"redirect\" must be a URL or path for the Location header")
     if "endless" in fault and fault["endless"] is not True:
         raise ValueError("\"endless\" must be true")
     times = fault.get("times")
     if times is not None and not (isinstance(times, int) and times >= 0):
-        raise ValueError("\"times\" must be a non-negative integer or null, got %r" % (times,))
+        raise ValueError(f"\"times\" must be a non-negative integer or null, got {times!r}")
     clean = {k: fault[k] for k in ("path", "times") + FAULT_KINDS if k in fault}
     clean.setdefault("times", None)
     clean["hits"] = 0
@@ -133,7 +133,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         log = self.server.log
         if log is not None:
-            log.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+            log.write(f"{self.log_date_time_string()} {fmt % args}\n")
             log.flush()
 
     # --- helpers -----------------------------------------------------------------
@@ -195,10 +195,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             command = json.loads(body.decode() or "{}")
             if not isinstance(command, dict):
-                raise ValueError("the control body must be a JSON object")
+                # ValueError, not TypeError: the handler below answers every ValueError with 400.
+                raise ValueError("the control body must be a JSON object")  # noqa: TRY004
             unknown = set(command) - {"reset", "reset_stats", "delay_ms", "range", "faults", "add_faults"}
             if unknown:
-                raise ValueError("unknown control keys: %s" % ", ".join(sorted(unknown)))
+                raise ValueError("unknown control keys: {}".format(", ".join(sorted(unknown))))
             replace = [validate_fault(f) for f in command["faults"]] if "faults" in command else None
             add = [validate_fault(f) for f in command.get("add_faults", [])]
             if "delay_ms" in command and not (isinstance(command["delay_ms"], int) and command["delay_ms"] >= 0):
@@ -256,7 +257,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         if fault is not None and "status" in fault:
             state.count_request(path, fault["status"])
-            self.send_text(fault["status"], "injected fault: %d for %s" % (fault["status"], path), path, head)
+            self.send_text(fault["status"], f"injected fault: {fault['status']} for {path}", path, head)
             return
 
         if fault is not None and "redirect" in fault:
@@ -270,7 +271,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         full = self.file_for(path)
         if full is None:
             state.count_request(path, 404)
-            self.send_text(404, "not found: %s" % path, path, head)
+            self.send_text(404, f"not found: {path}", path, head)
             return
 
         if fault is not None and "endless" in fault:
@@ -286,7 +287,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if parsed == "unsatisfiable":
                 state.count_request(path, 416)
                 self.send_response(416)
-                self.send_header("Content-Range", "bytes */%d" % size)
+                self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -301,7 +302,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if range_enabled:
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end - 1, size))
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
         self.send_header("Last-Modified", self.date_time_string(int(os.path.getmtime(full))))
         self.end_headers()
         if head:
@@ -402,7 +403,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def write_atomically(path, text):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
+    tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
@@ -422,14 +423,15 @@ def main(argv):
     args = parser.parse_args(argv)
 
     if not args.bind.startswith("127."):
-        parser.error("refusing to listen on %s: loopback (127.0.0.0/8) only" % args.bind)
+        parser.error(f"refusing to listen on {args.bind}: loopback (127.0.0.0/8) only")
     if not os.path.isdir(args.root):
-        parser.error("--root %s is not a directory" % args.root)
+        parser.error(f"--root {args.root} is not a directory")
 
     server = Server((args.bind, args.port), Handler)
     server.root = os.path.abspath(args.root)
     server.state = State(delay_ms=args.delay_ms)
-    server.log = open(args.log, "a") if args.log else None
+    # Open for the server's whole life (handler threads append to it); closed at exit.
+    server.log = open(args.log, "a") if args.log else None  # noqa: SIM115
     if args.tls_cert:
         import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -446,12 +448,12 @@ def main(argv):
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 
     if args.pid_file:
-        write_atomically(args.pid_file, "%d\n" % os.getpid())
+        write_atomically(args.pid_file, f"{os.getpid()}\n")
     port = server.server_address[1]
     if args.port_file:
-        write_atomically(args.port_file, "%d\n" % port)
+        write_atomically(args.port_file, f"{port}\n")
     scheme = "https" if args.tls_cert else "http"
-    print("vault-server: serving %s on %s://%s:%d/ (pid %d)" % (server.root, scheme, args.bind, port, os.getpid()), file=sys.stderr, flush=True)
+    print(f"vault-server: serving {server.root} on {scheme}://{args.bind}:{port}/ (pid {os.getpid()})", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -18,7 +18,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,7 +91,7 @@ OTHER_UID = "Other Test Key (not trusted) <other-key@centos6-ami.invalid>"
 
 def run(args, **kw):
     kw.setdefault("check", True)
-    return subprocess.run(args, **kw)
+    return subprocess.run(args, **kw)  # noqa: PLW1510 -- check is in kw: True unless the caller says otherwise
 
 
 def out(args, **kw):
@@ -373,7 +372,7 @@ def rpmbuild(pkg, work, rpmdir):
          "--define", "__arch_install_post %{nil}", "--define", "debug_package %{nil}",
          "--define", "_build_id_links none", "--define", "_binary_filedigest_algorithm 8",
          "--define", "source_date_epoch_from_changelog 0", "--define", "_buildhost centos6-ami-test-vault",
-         spec], capture_output=True, text=True)
+         spec], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"build-vault: rpmbuild of {pkg.nevra} failed:\n{result.stderr[-3000:]}")
     path = os.path.join(rpmdir, f"{pkg.nevra}.rpm")
@@ -389,8 +388,7 @@ def stage_from_host(paths, stage):
     os.makedirs(stage, exist_ok=True)
     listfile = stage + ".list"
     with open(listfile, "w") as f:
-        for p in paths:
-            f.write(p.lstrip("/") + "\n")
+        f.writelines(p.lstrip("/") + "\n" for p in paths)
     tar_c = subprocess.Popen(["tar", "-C", "/", "--no-recursion", "-cf", "-", "-T", listfile],
                              stdout=subprocess.PIPE)
     run(["tar", "-C", stage, "-xpf", "-"], stdin=tar_c.stdout)
@@ -800,7 +798,7 @@ def kernel_pkgs(release, deb_k, trees, work, update=None):
 
 
 def grub_pkg(tree, version, work):
-    epoch, v, r = rpm_evr(version)
+    _epoch, v, r = rpm_evr(version)
     p = synthetic("grub", v, r, "Grand Unified Boot Loader (Debian's grub-legacy)", work, arch="x86_64")
     p.debian = f"grub-legacy {version}"
     s = p.stage
@@ -817,7 +815,7 @@ def grub_pkg(tree, version, work):
 
 
 def sudo_pkg(tree, version, db, names, work):
-    epoch, v, r = rpm_evr(version)
+    _epoch, v, r = rpm_evr(version)
     p = synthetic("sudo", v, r, "Allows restricted root access for specified users (Debian's sudo)", work,
                   arch="x86_64")
     p.debian = f"sudo {version}"
@@ -871,7 +869,7 @@ def trim_modules(root, kver, keep):
 
 def deb_tree_pkg(name, tree, version, summary, work, drop):
     """A package from a downloaded .deb's tree (merged /usr, docs pruned, drop removed)."""
-    epoch, v, r = rpm_evr(version)
+    _epoch, v, r = rpm_evr(version)
     p = synthetic(name, v, r, summary, work, arch="x86_64")
     p.debian = f"{os.path.basename(tree)} {version}"
     merge_usr(tree)
@@ -1028,7 +1026,7 @@ def rpm_sections(data):
 
 
 def header_entries(data, off):
-    il, dl = struct.unpack(">II", data[off + 8:off + 16])
+    il, _dl = struct.unpack(">II", data[off + 8:off + 16])
     store = off + 16 + il * 16
     entries = {}
     for i in range(il):
@@ -1038,7 +1036,7 @@ def header_entries(data, off):
 
 
 def patch_string(buf, entries, tag, value):
-    typ, at, count = entries[tag]
+    _typ, at, _count = entries[tag]
     old_end = buf.index(b"\0", at)
     if old_end - at != len(value):
         raise SystemExit(f"build-vault: tag {tag} length changed")
@@ -1048,7 +1046,8 @@ def patch_string(buf, entries, tag, value):
 def escape_dotdot(unsigned_rpm, dest):
     """Renames one payload entry of an unsigned rpm to a path escaping the root
     with ../ (same length), then fixes every digest so only the path is wrong."""
-    data = bytearray(open(unsigned_rpm, "rb").read())
+    with open(unsigned_rpm, "rb") as f:
+        data = bytearray(f.read())
     sig, hdr, payload_off = rpm_sections(data)
     compressed = bytes(data[payload_off:])
     gz = compressed[:2] == b"\x1f\x8b"
@@ -1073,13 +1072,13 @@ def escape_dotdot(unsigned_rpm, dest):
     if 273 in sentries:
         patch_string(buf, sentries, 273, hashlib.sha256(header).hexdigest())
     if 1004 in sentries:
-        typ, at_, count = sentries[1004]
+        _typ, at_, _count = sentries[1004]
         buf[at_:at_ + 16] = hashlib.md5(header + new_payload).digest()
     if 1000 in sentries:
-        typ, at_, count = sentries[1000]
+        _typ, at_, _count = sentries[1000]
         buf[at_:at_ + 4] = struct.pack(">I", len(header) + len(new_payload))
     if 270 in sentries:  # LONGSIGSIZE
-        typ, at_, count = sentries[270]
+        _typ, at_, _count = sentries[270]
         buf[at_:at_ + 8] = struct.pack(">Q", len(header) + len(new_payload))
     with open(dest, "wb") as f:
         f.write(bytes(buf) + new_payload)
@@ -1095,14 +1094,18 @@ def bad_packages(good_signed, unsigned_build, bad_dir, keys):
     shutil.copy(unsigned_build, wrong)
     sign([wrong], keys["other"])
     # one payload byte flipped after signing
-    data = bytearray(open(good_signed, "rb").read())
-    sig, hdr, payload = rpm_sections(data)
+    with open(good_signed, "rb") as f:
+        data = bytearray(f.read())
+    _sig, _hdr, payload = rpm_sections(data)
     flip_at = payload + (len(data) - payload) // 2
     data[flip_at] ^= 0x01
-    open(os.path.join(bad_dir, "flipped-payload.rpm"), "wb").write(bytes(data))
+    with open(os.path.join(bad_dir, "flipped-payload.rpm"), "wb") as f:
+        f.write(bytes(data))
     # truncated in the middle of the payload
-    data = open(good_signed, "rb").read()
-    open(os.path.join(bad_dir, "truncated.rpm"), "wb").write(data[:payload + (len(data) - payload) // 2])
+    with open(good_signed, "rb") as f:
+        data = f.read()
+    with open(os.path.join(bad_dir, "truncated.rpm"), "wb") as f:
+        f.write(data[:payload + (len(data) - payload) // 2])
     # a ../ entry, otherwise valid and signed by the test key
     esc = os.path.join(bad_dir, "escape-dotdot.rpm")
     escape_dotdot(unsigned_build, esc)
@@ -1198,7 +1201,8 @@ def build(work, debdir):
     log(f"{len(names)} Debian packages in the closure; staging")
 
     keys = make_keys(os.path.join(work, "keys"))
-    key_asc = open(os.path.join(work, "keys", "test-key.asc")).read()
+    with open(os.path.join(work, "keys", "test-key.asc")) as f:
+        key_asc = f.read()
 
     pkgs = debian_packages(db, names, work)
     tz = next(p for p in pkgs if p.name == "tzdata")
@@ -1311,7 +1315,7 @@ def build(work, debdir):
         shutil.rmtree(os.path.join(work, x), ignore_errors=True)
     shutil.rmtree(os.path.join(work, "comps"))
     for k in keys.values():  # rpmsign's gpg started an agent per GNUPGHOME: stop it
-        subprocess.run(["gpgconf", "--homedir", k["home"], "--kill", "gpg-agent"], stderr=subprocess.DEVNULL)
+        subprocess.run(["gpgconf", "--homedir", k["home"], "--kill", "gpg-agent"], check=False, stderr=subprocess.DEVNULL)
     shutil.rmtree(os.path.join(work, "keys", ".other-gnupg"))
     facts["buildSeconds"] = round(time.time() - t0)
     with open(os.path.join(work, "vault.json"), "w") as f:

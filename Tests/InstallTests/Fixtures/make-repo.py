@@ -3,7 +3,9 @@
 comps.xml) for the dry-run plan test: enough for fetch-metadata and resolve
 (a dry run downloads no package). Run it from this directory; the output is
 committed, so the golden test needs no network and no vault."""
-import gzip, hashlib, os
+import gzip
+import hashlib
+import os
 
 PKGS = [  # name, version, release, arch, requires, provides, files
     ("bash", "4.1.2", "48.el6", "x86_64", ["libc.so.6()(64bit)"], [], ["/bin/bash", "/bin/sh"]),
