@@ -227,17 +227,32 @@ enum ConfigureSteps {
 
     /// Regular files under `root` (paths relative to it), not descending into
     /// `excluding` nor following symlinks; `named` filters by file name.
+    /// Regular files (not symlinks) below `root`, as paths relative to it, skipping
+    /// the `excluding` subtrees and, with `named`, keeping only those basenames.
+    /// readdir(3) with d_type: no stat and no URL per entry (an image has ~20,000).
     static func findFiles(root: String, excluding: [String], named: Set<String>?) -> [String] {
         var found: [String] = []
-        guard let walker = FileManager.default.enumerator(at: URL(fileURLWithPath: root), includingPropertiesForKeys: [.isRegularFileKey, .isSymbolicLinkKey], options: []) else { return [] }
-        let base = URL(fileURLWithPath: root).standardizedFileURL.path
-        for case let url as URL in walker {
-            let relative = String(url.standardizedFileURL.path.dropFirst(base.count))
-            if excluding.contains(where: { relative == $0 || relative.hasPrefix($0 + "/") }) { walker.skipDescendants(); continue }
-            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .isSymbolicLinkKey])
-            guard values?.isRegularFile == true, values?.isSymbolicLink != true else { continue }
-            if let named, !named.contains(url.lastPathComponent) { continue }
-            found.append(relative)
+        var pending = [""]
+        while let relative = pending.popLast() {
+            guard let dir = opendir(root + (relative.isEmpty ? "/" : relative)) else { continue }
+            defer { closedir(dir) }
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                let path = relative + "/" + name
+                var type = entry.pointee.d_type
+                if type == UInt8(DT_UNKNOWN) {
+                    // Filesystems that do not fill d_type: ask lstat.
+                    var st = stat()
+                    guard lstat(root + path, &st) == 0 else { continue }
+                    type = (st.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : UInt8(DT_LNK)
+                }
+                if type == UInt8(DT_DIR) {
+                    if !excluding.contains(path) { pending.append(path) }
+                } else if type == UInt8(DT_REG), named?.contains(name) ?? true {
+                    found.append(path)
+                }
+            }
         }
         return found.sorted()
     }
