@@ -25,6 +25,8 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
     case imageTooBig(requested: Int, needed: Int)
     /// A step failed after resources existed: what happened to them.
     case stepFailed(step: String, reason: String, cleanup: String)
+    /// A step asked for what an earlier step makes before that step ran (a wrong step list).
+    case stepOrder(String)
 
     public var description: String {
         switch self {
@@ -67,6 +69,8 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
             return "'--volume-size \(requested)' is smaller than the image (\(needed) GiB); give at least \(needed)"
         case let .stepFailed(step, reason, cleanup):
             return "register failed at step '\(step)': \(reason)\n\(cleanup)"
+        case let .stepOrder(what):
+            return "internal error: \(what) is not known yet (a step ran before the one that makes it)"
         }
     }
 }

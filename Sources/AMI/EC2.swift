@@ -106,18 +106,6 @@ public enum EC2Args {
         filterArguments([Filter("attachment.instance-id", [instanceID]), Filter("attachment.device", devices)])
     }
 
-    /// The block device mapping of RegisterImage: the root device, backed by the snapshot.
-    public struct BlockDeviceMapping: Codable, Equatable, Sendable {
-        public struct EBS: Codable, Equatable, Sendable {
-            public var SnapshotId: String
-            public var DeleteOnTermination: Bool
-            public var VolumeType: String
-            public var VolumeSize: Int
-        }
-        public var DeviceName: String
-        public var Ebs: EBS
-    }
-
     /// Everything RegisterImage gets. Defaults are what a CentOS 6 image needs:
     /// grub-legacy in the MBR (legacy-bios, hvm), IMDSv2 only (rc.local asks for a token first).
     public struct RegisterImage: Equatable, Sendable {
@@ -134,15 +122,13 @@ public enum EC2Args {
         /// `v2.0` (instances launched from the AMI require IMDSv2) or nil to leave the account default.
         public var imdsSupport: String? = "v2.0"
         public var volumeType = "gp3"
-        public init(name: String, description: String, snapshotID: String, volumeSize: Int, enaSupport: Bool) {
-            self.name = name
-            self.description = description
-            self.snapshotID = snapshotID
-            self.volumeSize = volumeSize
-            self.enaSupport = enaSupport
-        }
+        // No public initializer: only register builds one, with the memberwise initializer
+        // (name:description:snapshotID:volumeSize:enaSupport:, the rest as above).
+
+        /// The root device, backed by the snapshot.
         public var blockDeviceMappings: [BlockDeviceMapping] {
-            [BlockDeviceMapping(DeviceName: rootDeviceName, Ebs: .init(SnapshotId: snapshotID, DeleteOnTermination: true, VolumeType: volumeType, VolumeSize: volumeSize))]
+            [BlockDeviceMapping(DeviceName: rootDeviceName,
+                                Ebs: .init(SnapshotId: snapshotID, VolumeSize: volumeSize, DeleteOnTermination: true, VolumeType: volumeType))]
         }
     }
 
@@ -235,7 +221,9 @@ public struct StateReason: Codable, Equatable, Sendable {
     public var Message: String?
 }
 
-public struct ImageBlockDeviceMapping: Codable, Equatable, Sendable {
+/// A block device mapping as RegisterImage takes it and DescribeImages answers it
+/// (an answer may leave out any field).
+public struct BlockDeviceMapping: Codable, Equatable, Sendable {
     public struct EBS: Codable, Equatable, Sendable {
         public var SnapshotId: String?
         public var VolumeSize: Int?
@@ -252,7 +240,7 @@ public struct Image: Codable, Equatable, Sendable {
     /// pending | available | invalid | deregistered | transient | failed | error | disabled
     public var State: String?
     public var StateReason: StateReason?
-    public var BlockDeviceMappings: [ImageBlockDeviceMapping]?
+    public var BlockDeviceMappings: [BlockDeviceMapping]?
     public var Tags: [Tag]?
 
     public var snapshotIDs: [String] { (BlockDeviceMappings ?? []).compactMap { $0.Ebs?.SnapshotId } }

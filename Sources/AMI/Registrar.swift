@@ -72,10 +72,12 @@ public struct RegisteredAMI: Equatable, Sendable {
     public var all: [AMIRecord] { [primary] + copies }
 }
 
-/// Snapshot → wait → RegisterImage → tag → wait → (public) → (copies) → results file.
-/// Everything created is deleted again if a later step fails, unless `keepOnError`.
+/// Registers a built image as an AMI: a flat list of named steps (`steps(target:variant:options:copyRegions:)`)
+/// over one `RegisterRun`, run by the step engine. Everything created is pushed on the engine's
+/// cleanup stack the moment it exists, with the command that removes it by hand: when a later
+/// step fails it is deleted again, or with `keepOnError` kept and those commands printed.
 public enum AMIRegistrar {
-    /// `CentOS 6.9 x86_64 ENA 2024-05-01`, as the issue names them.
+    /// `CentOS 6.9 x86_64 ENA 2024-05-01`: the release, the architecture, the variant and the build day (UTC).
     public static func baseName(release: String, variant: AMIVariant, date: Date) -> String {
         "CentOS \(release) x86_64 \(variant == .ena ? "ENA " : "")\(day(date))"
     }
@@ -89,19 +91,9 @@ public enum AMIRegistrar {
         return nil
     }
 
-    static func day(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd"
-        return f.string(from: date)
-    }
+    static func day(_ date: Date) -> String { UTCTime.string(date, format: "yyyy-MM-dd") }
 
-    static func iso(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
-    }
+    static func iso(_ date: Date) -> String { UTCTime.string(date, format: "yyyy-MM-dd'T'HH:mm:ss'Z'") }
 
     public static func tags(name: String, release: String, variant: AMIVariant, options: RegisterOptions) -> [Tag] {
         [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
@@ -110,203 +102,287 @@ public enum AMIRegistrar {
             + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
     }
 
+    /// The description of the snapshot, the AMI and its copies.
+    static func description(release: String, variant: AMIVariant, options: RegisterOptions) -> String {
+        "CentOS \(release) x86_64\(variant == .ena ? " with the ENA driver" : ""), built from scratch by centos6-ami \(options.toolVersion) (build \(options.buildID))"
+    }
+
     /// Snapshots the target and registers it as an AMI (plus copies); records it in the results file.
     ///
     /// - Important: creates billable EC2 resources (snapshot, AMI, copies). On failure they are
     ///   deleted again, unless `options.keepOnError`; the thrown `AMIError.stepFailed` names the
-    ///   failed step and what was deleted or kept.
+    ///   failed step and what was deleted or kept. A check that fails before anything exists
+    ///   throws its own error (`publicAccessBlocked`, `volumeTooSmall`, ...).
     public static func register(target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions,
                                 runner: any CommandRunner, log: Log?) throws -> RegisteredAMI {
-        let say: (String) -> Void = { text in if let log { log.step(text) } }
         let client = EC2Client(context: options.aws, runner: runner)
-        var step = "preflight"
-        let created = CleanupStack(log: log)
-        // What exists so far, by id, with the command that removes it: named in the error.
-        var ledger: [(name: String, manual: String)] = []
+        // The home region decides which copies there are, so it is known before the step list.
+        let region = try client.resolvedRegion(environment: options.environment)
+        let run = RegisterRun(target: target, release: release, variant: variant, options: options, region: region,
+                              client: client, cleanup: CleanupStack(log: log), log: log)
+        var engine = StepEngine(steps: steps(target: target, variant: variant, options: options, copyRegions: run.copyRegions),
+                                log: log, cleanup: run.cleanup, runner: runner)
+        engine.keepOnError = options.keepOnError
+        // The engine's report of the failed run's cleanup, read after `run` threw.
+        let report = Locked<StepCleanup?>(nil)
+        engine.onCleanup = { cleanup in report.withLock { $0 = cleanup } }
         do {
-            // Preflight: nothing is created until every check passed.
-            let region = try client.resolvedRegion(environment: options.environment)
-            let copyRegions = options.copyTo.filter { $0 != region }
-            // An image file is checked (hygiene, boot verdict) and scanned before anything else.
-            var imageScan: EBSBlocks.Scan?
-            if case let .image(path) = target {
-                step = "check image"
-                try options.preUploadCheck?(path)
-                step = "scan image"
-                let scan = try EBSBlocks.scan(path: path)
-                if let wanted = options.volumeSize, wanted < scan.volumeSizeGiB {
-                    throw AMIError.imageTooBig(requested: wanted, needed: scan.volumeSizeGiB)
-                }
-                say("'\(path)': \(scan.size) bytes (\(scan.volumeSizeGiB) GiB volume), \(scan.blocks.count) blocks of 512 KiB hold data"
-                    + " (\(scan.zeroBlocksSkipped) all-zero blocks in its data extents skipped)")
-                imageScan = scan
-            }
-            step = "preflight"
-            if variant == .ena, let check = options.enaCheck { try check() }
-            if options.makePublic {
-                for r in [region] + copyRegions { try preflightPublic(client: client.inRegion(r), region: r, say: say) }
-            }
-            var volumeID: String?
-            switch target {
-            case let .volume(id):
-                volumeID = id
-            case let .device(path):
-                step = "check target"
-                try VolumeLocator.quiesce(device: path, sysfsRoot: options.sysfsRoot, mountinfoPath: options.mountinfoPath, runner: runner)
-                volumeID = try VolumeLocator.locate(device: path, sysfsRoot: options.sysfsRoot, instanceID: options.instanceID, client: client.inRegion(region))
-                say("'\(path)' is volume '\(volumeID ?? "")'")
-            case .image:
-                volumeID = nil
-            }
-            var volume: Volume?
-            if let volumeID {
-                step = "describe volume"
-                volume = try client.inRegion(region).describeVolume(id: volumeID)
-                if let wanted = options.volumeSize, let size = volume?.Size, wanted < size {
-                    throw AMIError.volumeTooSmall(requested: wanted, snapshot: size)
-                }
-            }
-            step = "choose name"
-            let base = baseName(release: release, variant: variant, date: options.date)
-            var name = base
-            for r in [region] + copyRegions {
-                let c = client.inRegion(r)
-                guard let n = try uniqueName(base: name, buildID: options.buildID, taken: { !(try c.describeImages(filters: [Filter("name", [$0])])).isEmpty }) else {
-                    throw AMIError.nameTaken(name: "\(base) \(options.buildID)", region: r)
-                }
-                name = n
-            }
-            let description = "CentOS \(release) x86_64\(variant == .ena ? " with the ENA driver" : ""), built from scratch by centos6-ami \(options.toolVersion) (build \(options.buildID))"
-            let tags = tags(name: name, release: release, variant: variant, options: options)
-            let home = client.inRegion(region)
-
-            let snapshotID: String
-            var startedSize: Int?
-            if case let .image(path) = target, let scan = imageScan {
-                step = "start snapshot"
-                say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(region)' (EBS direct APIs)")
-                let started = try home.startSnapshot(volumeSizeGiB: scan.volumeSizeGiB, description: description, tags: tags)
-                snapshotID = started.SnapshotId
-                startedSize = started.VolumeSize ?? scan.volumeSizeGiB
-                // A pending snapshot can be deleted; failing that, StartSnapshot's timeout cancels it.
-                created.push("snapshot '\(snapshotID)'") { try home.deleteSnapshot(id: snapshotID) }
-                ledger.append(("snapshot '\(snapshotID)' in '\(region)'", home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: snapshotID)).shellLine))
-
-                step = "upload image"
-                say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(options.upload.jobs) at a time)")
-                let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: home, settings: options.upload,
-                                                clock: options.clock, progress: { say($0.line) })
-                say(String(format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
-                           sent.blocksSent, Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6, sent.seconds,
-                           sent.seconds > 0 ? Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6 / sent.seconds : 0, sent.aggregateChecksum))
-            } else {
-                guard let volumeID else { throw AMIError.badTarget("no volume to snapshot") }
-                step = "create snapshot"
-                say("creating a snapshot of '\(volumeID)' in '\(region)'")
-                let snapshot = try home.createSnapshot(volumeID: volumeID, description: description, tags: tags)
-                snapshotID = snapshot.SnapshotId
-                startedSize = snapshot.VolumeSize
-                created.push("snapshot '\(snapshotID)'") { try home.deleteSnapshot(id: snapshotID) }
-                ledger.append(("snapshot '\(snapshotID)' in '\(region)'", home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: snapshotID)).shellLine))
-            }
-
-            step = "wait for snapshot"
-            let done = try Waiter.snapshotCompleted(snapshotID, client: home, policy: options.snapshotWait, clock: options.clock, progress: say)
-            let snapshotSize = done.VolumeSize ?? startedSize ?? volume?.Size ?? 8
-            if let wanted = options.volumeSize, wanted < snapshotSize { throw AMIError.volumeTooSmall(requested: wanted, snapshot: snapshotSize) }
-
-            step = "register image"
-            var request = EC2Args.RegisterImage(name: name, description: description, snapshotID: snapshotID,
-                                                volumeSize: max(options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: variant == .ena)
-            request.imdsSupport = options.imdsSupport
-            request.bootMode = options.bootMode
-            // Pushed before the call: if the answer is lost (interrupted, network), the undo finds the AMI by its unique name.
-            let imageBox = Box<String?>(nil)
-            created.push("image '\(name)' in '\(region)'") {
-                try deregisterAll(client: home, id: imageBox.value, name: name, keepSnapshots: [snapshotID])
-            }
-            let imageID = try home.registerImage(request)
-            imageBox.value = imageID
-            ledger.append(("image '\(imageID)' in '\(region)'", home.context.ec2("deregister-image", EC2Args.deregisterImage(id: imageID)).shellLine))
-            say("registered '\(imageID)' ('\(name)') in '\(region)'")
-
-            step = "tag image"
-            try home.createTags(resources: [imageID], tags: tags)
-
-            step = "wait for image"
-            _ = try Waiter.imageAvailable(imageID, client: home, region: region, policy: options.imageWait, clock: options.clock, progress: say)
-
-            if options.makePublic {
-                step = "make public"
-                try home.makePublic(imageID: imageID)
-                say("'\(imageID)' is public")
-            }
-            let date = iso(options.date)
-            var primary = AMIRecord(release: release, region: region, variant: variant, amiId: imageID, snapshotId: snapshotID,
-                                    name: name, date: date, buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
-            primary.manifest = options.manifestPath
-
-            var copies: [AMIRecord] = []
-            for r in copyRegions {
-                step = "copy to \(r)"
-                let there = client.inRegion(r)
-                let copyID = try there.copyImage(sourceImageID: imageID, sourceRegion: region, name: name, description: description)
-                created.push("copy '\(copyID)' in '\(r)'") {
-                    try deregisterAll(client: there, id: copyID, name: nil, keepSnapshots: [])
-                }
-                ledger.append(("copy '\(copyID)' in '\(r)'", there.context.ec2("deregister-image", EC2Args.deregisterImage(id: copyID)).shellLine
-                               + "  # and its snapshot"))
-                say("copying '\(imageID)' to '\(r)' as '\(copyID)'")
-                try there.createTags(resources: [copyID], tags: tags)
-                let image = try Waiter.imageAvailable(copyID, client: there, region: r, policy: options.imageWait, clock: options.clock, progress: say)
-                if let copySnapshot = image.snapshotIDs.first {
-                    try? there.createTags(resources: [copySnapshot], tags: tags)
-                }
-                if options.makePublic { try there.makePublic(imageID: copyID) }
-                var copy = AMIRecord(release: release, region: r, variant: variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
-                                     name: name, date: date, buildId: options.buildID, copiedFrom: imageID, public: options.makePublic,
-                                     bootsOn: options.bootsOn)
-                copy.manifest = options.manifestPath
-                copies.append(copy)
-            }
-
-            let result = RegisteredAMI(primary: primary, copies: copies)
-            if let path = options.resultsFile {
-                step = "record results"
-                try ResultsFile.merge(result.all, into: path)
-            }
-            _ = created.abandon() // success: everything created stays
-            return result
+            try engine.run(run)
         } catch {
-            if created.isEmpty {
-                // Checks of our own explain themselves; a failed call gets the step it belongs to.
-                switch error {
-                case AMIError.callFailed, AMIError.unexpectedAnswer:
-                    throw AMIError.stepFailed(step: step, reason: "\(error)", cleanup: "nothing had been created")
-                default:
-                    throw error
-                }
+            throw failure(error, cleanup: report.value, buildID: options.buildID)
+        }
+        return try run.result()
+    }
+
+    /// The steps of one registration: only those the target and the options ask for
+    /// (no upload for a volume, no make-public without `makePublic`, one copy step a region).
+    /// Nothing is created before `choose-name` has passed; every check comes first.
+    public static func steps(target: RegisterTarget, variant: AMIVariant, options: RegisterOptions,
+                             copyRegions: [String]) -> [Step<RegisterRun>] {
+        var steps: [Step<RegisterRun>] = []
+        if case .image = target {
+            if options.preUploadCheck != nil {
+                steps.append(Step("check-image", "the image's own checks (hygiene, boot verdict), before any AWS call", run: { try checkImage($0) }))
             }
-            let reason = (error as? AMIError)?.description ?? "\(error)"
-            let names = ledger.map(\.name).reversed()
-            if options.keepOnError {
-                _ = created.abandon()
-                var text = "kept what this run created (--keep-on-error): " + names.joined(separator: ", ")
-                text += "\nremove it with 'centos6-ami cleanup --build-id \(options.buildID)' or by hand:\n  "
-                    + ledger.reversed().map(\.manual).joined(separator: "\n  ")
-                throw AMIError.stepFailed(step: step, reason: reason, cleanup: text)
+            steps.append(Step("scan-image", "the image file's blocks that hold data (512 KiB each, all-zero ones skipped) and the volume size it needs",
+                              run: { try scanImage($0) }))
+        }
+        var checks: [String] = []
+        if variant == .ena && options.enaCheck != nil { checks.append("the image has the ENA driver") }
+        if options.makePublic { checks.append("image block public access allows --public in every region") }
+        if !checks.isEmpty {
+            steps.append(Step("preflight", checks.joined(separator: "; ") + ", before anything is created", run: { try preflight($0) }))
+        }
+        switch target {
+        case .device:
+            steps.append(Step("locate-volume", "the device is not mounted and is synced; the EBS volume behind it and its size", run: { try locateVolume($0) }))
+        case .volume:
+            steps.append(Step("locate-volume", "the volume and its size", run: { try locateVolume($0) }))
+        case .image:
+            break
+        }
+        steps.append(Step("choose-name", "the AMI's name, free in every region (the build id appended when the plain name is taken)", run: { try chooseName($0) }))
+        if case .image = target {
+            steps.append(Step("start-snapshot", "StartSnapshot (EBS direct APIs) of the image's size, tagged with the build id", run: { try startSnapshot($0) }))
+            steps.append(Step("upload-image", "PutSnapshotBlock for every block that holds data, each with its SHA-256; CompleteSnapshot", run: { try uploadImage($0) }))
+        } else {
+            steps.append(Step("create-snapshot", "CreateSnapshot of the volume, tagged with the build id", run: { try createSnapshot($0) }))
+        }
+        steps.append(Step("wait-snapshot", "wait for the snapshot to complete", run: { try waitForSnapshot($0) }))
+        steps.append(Step("register-image", "RegisterImage: x86_64, hvm, legacy-bios, the snapshot as the gp3 root volume", run: { try registerImage($0) }))
+        steps.append(Step("tag-image", "tag the AMI (build id, release, variant, tool version)", run: { try tagImage($0) }))
+        steps.append(Step("wait-image", "wait for the AMI to become available", run: { try waitForImage($0) }))
+        if options.makePublic {
+            steps.append(Step("make-public", "launch permission for everyone (--public)", run: { try makePublic($0) }))
+        }
+        for region in copyRegions {
+            steps.append(Step("copy-to-\(region)", "CopyImage to \(region), tagged (its snapshot too) and waited for\(options.makePublic ? ", made public" : "")") {
+                try copy($0, to: region)
+            })
+        }
+        if let path = options.resultsFile {
+            steps.append(Step("record-results", "merge the AMI\(copyRegions.isEmpty ? "" : " and its copies") into '\(path)'", run: { try recordResults($0) }))
+        }
+        return steps
+    }
+
+    // MARK: - Steps
+
+    static func checkImage(_ run: RegisterRun) throws {
+        guard case let .image(path) = run.target else { return }
+        try run.options.preUploadCheck?(path)
+    }
+
+    static func scanImage(_ run: RegisterRun) throws {
+        guard case let .image(path) = run.target else { return }
+        let scan = try EBSBlocks.scan(path: path)
+        if let wanted = run.options.volumeSize, wanted < scan.volumeSizeGiB {
+            throw AMIError.imageTooBig(requested: wanted, needed: scan.volumeSizeGiB)
+        }
+        run.say("'\(path)': \(scan.size) bytes (\(scan.volumeSizeGiB) GiB volume), \(scan.blocks.count) blocks of 512 KiB hold data"
+                + " (\(scan.zeroBlocksSkipped) all-zero blocks in its data extents skipped)")
+        run.scan = scan
+    }
+
+    static func preflight(_ run: RegisterRun) throws {
+        if run.variant == .ena, let check = run.options.enaCheck { try check() }
+        if run.options.makePublic {
+            for region in [run.region] + run.copyRegions {
+                try preflightPublic(client: run.client.inRegion(region), region: region, say: run.say)
             }
-            // After ^C the runner refuses new commands unless it is unwinding.
-            (runner as? ProcessRunner)?.isUnwinding = true
-            let failures = created.unwind()
-            var text = names.isEmpty ? "nothing had been created" : "deleted what this run created: " + names.joined(separator: ", ")
-            if !failures.isEmpty {
-                text += "\nsome cleanup failed: " + failures.joined(separator: "; ")
-                    + "\nrun 'centos6-ami cleanup --build-id \(options.buildID)' to retry"
-            }
-            throw AMIError.stepFailed(step: step, reason: reason, cleanup: text)
         }
     }
+
+    static func locateVolume(_ run: RegisterRun) throws {
+        let volumeID: String
+        switch run.target {
+        case let .volume(id):
+            volumeID = id
+        case let .device(path):
+            let o = run.options
+            try VolumeLocator.quiesce(device: path, sysfsRoot: o.sysfsRoot, mountinfoPath: o.mountinfoPath, runner: run.client.runner)
+            volumeID = try VolumeLocator.locate(device: path, sysfsRoot: o.sysfsRoot, instanceID: o.instanceID, client: run.home)
+            run.say("'\(path)' is volume '\(volumeID)'")
+        case .image:
+            return
+        }
+        let volume = try run.home.describeVolume(id: volumeID)
+        if let wanted = run.options.volumeSize, let size = volume.Size, wanted < size {
+            throw AMIError.volumeTooSmall(requested: wanted, snapshot: size)
+        }
+        run.volume = volume
+    }
+
+    static func chooseName(_ run: RegisterRun) throws {
+        let base = baseName(release: run.release, variant: run.variant, date: run.options.date)
+        var name = base
+        for region in [run.region] + run.copyRegions {
+            let there = run.client.inRegion(region)
+            let free = try uniqueName(base: name, buildID: run.options.buildID) { !(try there.describeImages(filters: [Filter("name", [$0])])).isEmpty }
+            guard let free else { throw AMIError.nameTaken(name: "\(base) \(run.options.buildID)", region: region) }
+            name = free
+        }
+        run.name = name
+    }
+
+    static func createSnapshot(_ run: RegisterRun) throws {
+        let volume = try run.needed(run.volume, "the volume")
+        run.say("creating a snapshot of '\(volume.VolumeId)' in '\(run.region)'")
+        let snapshot = try run.home.createSnapshot(volumeID: volume.VolumeId, description: run.description, tags: try run.tags())
+        run.pushSnapshot(snapshot.SnapshotId)
+        run.snapshotSize = snapshot.VolumeSize
+    }
+
+    static func startSnapshot(_ run: RegisterRun) throws {
+        let scan = try run.needed(run.scan, "the image scan")
+        run.say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(run.region)' (EBS direct APIs)")
+        let started = try run.home.startSnapshot(volumeSizeGiB: scan.volumeSizeGiB, description: run.description, tags: try run.tags())
+        // A pending snapshot can be deleted; failing that, StartSnapshot's timeout cancels it.
+        run.pushSnapshot(started.SnapshotId)
+        run.snapshotSize = started.VolumeSize ?? scan.volumeSizeGiB
+    }
+
+    static func uploadImage(_ run: RegisterRun) throws {
+        guard case let .image(path) = run.target else { return }
+        let scan = try run.needed(run.scan, "the image scan")
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
+        let settings = run.options.upload
+        run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time)")
+        let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: run.home, settings: settings,
+                                        clock: run.options.clock, progress: { run.say($0.line) })
+        let megabytes = Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6
+        run.say(String(format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
+                       sent.blocksSent, megabytes, sent.seconds, sent.seconds > 0 ? megabytes / sent.seconds : 0, sent.aggregateChecksum))
+    }
+
+    static func waitForSnapshot(_ run: RegisterRun) throws {
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
+        let done = try Waiter.snapshotCompleted(snapshotID, client: run.home, policy: run.options.snapshotWait, clock: run.options.clock, progress: run.say)
+        let size = done.VolumeSize ?? run.snapshotSize ?? run.volume?.Size ?? 8
+        if let wanted = run.options.volumeSize, wanted < size { throw AMIError.volumeTooSmall(requested: wanted, snapshot: size) }
+        run.snapshotSize = size
+    }
+
+    static func registerImage(_ run: RegisterRun) throws {
+        let name = try run.needed(run.name, "the name")
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
+        let snapshotSize = try run.needed(run.snapshotSize, "the snapshot's size")
+        var request = EC2Args.RegisterImage(name: name, description: run.description, snapshotID: snapshotID,
+                                            volumeSize: max(run.options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: run.variant == .ena)
+        request.imdsSupport = run.options.imdsSupport
+        request.bootMode = run.options.bootMode
+        // Pushed before the call: if the answer is lost (interrupted, network), the undo finds the AMI by its
+        // unique name. No manual line until its id is known: 'cleanup --build-id' finds it by its tagged snapshot.
+        let pending = "image '\(name)' in '\(run.region)'"
+        let home = run.home
+        run.cleanup.push(pending, onlyOnFailure: true) { [run] in
+            try deregisterAll(client: home, id: run.imageID, name: name, keepSnapshots: [snapshotID])
+        }
+        let imageID = try home.registerImage(request)
+        run.imageID = imageID
+        run.cleanup.amend(pending, to: "image '\(imageID)' in '\(run.region)'",
+                          manual: [home.context.ec2("deregister-image", EC2Args.deregisterImage(id: imageID)).shellLine])
+        run.say("registered '\(imageID)' ('\(name)') in '\(run.region)'")
+    }
+
+    static func tagImage(_ run: RegisterRun) throws {
+        try run.home.createTags(resources: [try run.needed(run.imageID, "the AMI")], tags: try run.tags())
+    }
+
+    static func waitForImage(_ run: RegisterRun) throws {
+        let imageID = try run.needed(run.imageID, "the AMI")
+        _ = try Waiter.imageAvailable(imageID, client: run.home, region: run.region, policy: run.options.imageWait, clock: run.options.clock, progress: run.say)
+    }
+
+    static func makePublic(_ run: RegisterRun) throws {
+        let imageID = try run.needed(run.imageID, "the AMI")
+        try run.home.makePublic(imageID: imageID)
+        run.say("'\(imageID)' is public")
+    }
+
+    static func copy(_ run: RegisterRun, to region: String) throws {
+        let imageID = try run.needed(run.imageID, "the AMI")
+        let name = try run.needed(run.name, "the name")
+        let tags = try run.tags()
+        let there = run.client.inRegion(region)
+        let copyID = try there.copyImage(sourceImageID: imageID, sourceRegion: run.region, name: name, description: run.description)
+        run.cleanup.push("copy '\(copyID)' in '\(region)'",
+                         manual: [there.context.ec2("deregister-image", EC2Args.deregisterImage(id: copyID)).shellLine + "  # and its snapshot"],
+                         onlyOnFailure: true) {
+            try deregisterAll(client: there, id: copyID, name: nil, keepSnapshots: [])
+        }
+        run.say("copying '\(imageID)' to '\(region)' as '\(copyID)'")
+        try there.createTags(resources: [copyID], tags: tags)
+        let image = try Waiter.imageAvailable(copyID, client: there, region: region, policy: run.options.imageWait, clock: run.options.clock, progress: run.say)
+        if let copySnapshot = image.snapshotIDs.first {
+            try? there.createTags(resources: [copySnapshot], tags: tags)
+        }
+        if run.options.makePublic { try there.makePublic(imageID: copyID) }
+        var record = AMIRecord(release: run.release, region: region, variant: run.variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
+                               name: name, date: iso(run.options.date), buildId: run.options.buildID, copiedFrom: imageID,
+                               public: run.options.makePublic, bootsOn: run.options.bootsOn)
+        record.manifest = run.options.manifestPath
+        run.copies.append(record)
+    }
+
+    static func recordResults(_ run: RegisterRun) throws {
+        guard let path = run.options.resultsFile else { return }
+        try ResultsFile.merge(try run.result().all, into: path)
+    }
+
+    // MARK: - Failure
+
+    /// The error a failed registration throws: the step and its cause, with what the cleanup did
+    /// (deleted, or kept with `--keep-on-error`) once something existed. Before that a check of our
+    /// own explains itself and a failed call gets the step it belongs to.
+    static func failure(_ error: any Error, cleanup report: StepCleanup?, buildID: String) -> any Error {
+        guard let report else { return StepFailed.cause(of: error) }
+        let cause = StepFailed.cause(of: report.error)
+        // An entry without a manual line is an AMI whose RegisterImage answer never came: not known to exist.
+        let created = report.entries.filter { !$0.manual.isEmpty }.map(\.name)
+        guard !created.isEmpty else {
+            switch cause {
+            case AMIError.callFailed, AMIError.unexpectedAnswer:
+                return AMIError.stepFailed(step: report.step, reason: "\(cause)", cleanup: "nothing had been created")
+            default:
+                return StepFailed.cause(of: error)
+            }
+        }
+        var text: String
+        if report.kept {
+            text = "kept what this run created (--keep-on-error): " + created.joined(separator: ", ")
+                + "\nremove it with 'centos6-ami cleanup --build-id \(buildID)' or by hand with the commands printed above (also in the log)"
+        } else {
+            text = "deleted what this run created: " + created.joined(separator: ", ")
+            if !report.failures.isEmpty {
+                text += "\nsome cleanup failed: " + report.failures.joined(separator: "; ")
+                    + "\nrun 'centos6-ami cleanup --build-id \(buildID)' to retry"
+            }
+        }
+        return AMIError.stepFailed(step: report.step, reason: "\(cause)", cleanup: text)
+    }
+
+    // MARK: - Helpers
 
     /// Refuses `--public` up front when the account blocks public AMIs in `region`.
     /// An endpoint that cannot answer (older API, no permission) only gets a warning:
@@ -342,9 +418,82 @@ public enum AMIRegistrar {
     }
 }
 
-/// A mutable cell shared with an undo closure.
-// Unchecked: set and read by the register thread and its undo closures, which the same thread runs.
-final class Box<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
+/// One registration as its steps see it: what was asked (fixed for the run) and what each
+/// step found or made, nil until that step ran. The steps run one at a time, in order.
+public final class RegisterRun {
+    public let target: RegisterTarget
+    public let release: String
+    public let variant: AMIVariant
+    public let options: RegisterOptions
+    /// The home region: `--region`, else the environment's or the aws CLI's default.
+    public let region: String
+    /// The regions the AMI is copied to (never the home region itself).
+    public let copyRegions: [String]
+    /// EC2 without a region of its own (`inRegion` aims it); `home` is aimed at `region`.
+    let client: EC2Client
+    let home: EC2Client
+    /// The engine's cleanup stack: every resource is pushed on it the moment it exists.
+    let cleanup: CleanupStack
+    let log: Log?
+
+    /// scan-image: the image file's data blocks.
+    public internal(set) var scan: EBSBlocks.Scan?
+    /// locate-volume: the volume to snapshot.
+    public internal(set) var volume: Volume?
+    /// choose-name: the AMI's name, free in every region.
+    public internal(set) var name: String?
+    /// create-snapshot / start-snapshot.
+    public internal(set) var snapshotID: String?
+    /// The snapshot's size in GiB: as started, then as completed (wait-snapshot).
+    public internal(set) var snapshotSize: Int?
+    /// register-image.
+    public internal(set) var imageID: String?
+    /// copy-to-REGION: one record a copy.
+    public internal(set) var copies: [AMIRecord] = []
+
+    init(target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions, region: String,
+         client: EC2Client, cleanup: CleanupStack, log: Log?) {
+        self.target = target
+        self.release = release
+        self.variant = variant
+        self.options = options
+        self.region = region
+        self.copyRegions = options.copyTo.filter { $0 != region }
+        self.client = client
+        self.home = client.inRegion(region)
+        self.cleanup = cleanup
+        self.log = log
+    }
+
+    var description: String { AMIRegistrar.description(release: release, variant: variant, options: options) }
+
+    func tags() throws -> [Tag] {
+        AMIRegistrar.tags(name: try needed(name, "the name"), release: release, variant: variant, options: options)
+    }
+
+    /// A progress line on stderr and in the log.
+    func say(_ text: String) { log?.say(text) }
+
+    /// A value an earlier step makes; asking before it ran means the step list is out of order.
+    func needed<T>(_ value: T?, _ what: String) throws -> T {
+        guard let value else { throw AMIError.stepOrder(what) }
+        return value
+    }
+
+    /// The run's snapshot: deleted again if a later step fails (a completed one as much as a pending one).
+    func pushSnapshot(_ id: String) {
+        snapshotID = id
+        let home = home
+        cleanup.push("snapshot '\(id)' in '\(region)'", manual: [home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: id)).shellLine],
+                     onlyOnFailure: true) { try home.deleteSnapshot(id: id) }
+    }
+
+    /// The AMI and its copies as the results file records them.
+    func result() throws -> RegisteredAMI {
+        var primary = AMIRecord(release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI"),
+                                snapshotId: try needed(snapshotID, "the snapshot"), name: try needed(name, "the name"),
+                                date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
+        primary.manifest = options.manifestPath
+        return RegisteredAMI(primary: primary, copies: copies)
+    }
 }

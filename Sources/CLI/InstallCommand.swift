@@ -96,18 +96,21 @@ struct InstallCommand {
         let options = try makeOptions(args, versions: versions)
         let register = try registerArguments(args, options: options)
         // `--result-json FILE` (batch reads it): written at the end, success or not.
+        // The install's log, so a --register run writes its steps into the same file.
+        var installLog: String?
         guard let resultPath = args.value("--result-json") else {
-            let status = try execute(options, versions: versions, console: console)
-            return try registerAfterInstall(register, status: status, console: console)
+            let status = try execute(options, versions: versions, console: console) { _, log in installLog = log }
+            return try registerAfterInstall(register, status: status, log: installLog, console: console)
         }
         let started = Date(), kernel = (try? versions.require(options.release).kernel) ?? ""
         do {
             let status = try execute(options, versions: versions, console: console) { summary, log in
+                installLog = log
                 try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
                                    seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
                                    bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons).write(to: resultPath)
             }
-            return try registerAfterInstall(register, status: status, console: console)
+            return try registerAfterInstall(register, status: status, log: installLog, console: console)
         } catch {
             let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = StepFailed.cause(of: error) { return true }; return false }()
             try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: options.ena,
@@ -136,9 +139,11 @@ struct InstallCommand {
         return pass
     }
 
-    /// Runs `register` on the freshly built (unmounted) target when asked.
-    static func registerAfterInstall(_ register: [String]?, status: Int32, console: Console) throws -> Int32 {
+    /// Runs `register` on the freshly built (unmounted) target when asked; its steps are
+    /// logged into the install's log (`log`), after the install's own.
+    static func registerAfterInstall(_ register: [String]?, status: Int32, log: String?, console: Console) throws -> Int32 {
         guard var register, status == ExitCode.success else { return status }
+        if let log { register += ["--log", log] }
         // A device's manifest is next to the install's log: register cannot guess it.
         if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
         console.err("register: \(register.joined(separator: " "))")

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import RPM
 import Repository
 import Signature
@@ -115,11 +116,7 @@ struct RPMCommand {
     }
 
     static func utc(_ t: Int) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+        UTCTime.string(Date(timeIntervalSince1970: TimeInterval(t)), format: "yyyy-MM-dd HH:mm:ss 'UTC'")
     }
 
     static let signatureTagNames: [Int32: String] = [

@@ -28,6 +28,33 @@ public final class CleanupStack: @unchecked Sendable {
         lock.withLock { entries.append(Entry(name: name, manual: manual, onlyOnFailure: onlyOnFailure, undo: undo)) }
     }
 
+    /// One entry as a report names it: what it undoes and the lines a user would run by hand.
+    public struct Listing: Equatable, Sendable {
+        public var name: String
+        public var manual: [String]
+        public init(name: String, manual: [String]) {
+            self.name = name
+            self.manual = manual
+        }
+    }
+
+    /// Every entry, newest first (the order they would unwind in).
+    public var listing: [Listing] { lock.withLock { entries.reversed().map { Listing(name: $0.name, manual: $0.manual) } } }
+
+    /// True when unwinding after success has something to run (an entry not marked `onlyOnFailure`).
+    public var undoesOnSuccess: Bool { lock.withLock { entries.contains { !$0.onlyOnFailure } } }
+
+    /// Renames the newest entry called `name` and sets its manual lines: a resource pushed
+    /// before the call that makes it (so a lost answer is still undone) is named by its id
+    /// once the answer arrives.
+    public func amend(_ name: String, to newName: String, manual: [String]) {
+        lock.withLock {
+            guard let index = entries.lastIndex(where: { $0.name == name }) else { return }
+            entries[index].name = newName
+            entries[index].manual = manual
+        }
+    }
+
     /// Runs every undo above `mark`, newest first (all of them by default).
     /// Entries marked `onlyOnFailure` run only when `failed`. Returns the failures (already logged).
     @discardableResult

@@ -68,20 +68,12 @@ public final class Log: @unchecked Sendable {
     }
 
     public static func timestamp(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
-        return f.string(from: date)
+        UTCTime.string(date, format: "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
     }
 
     /// `yyyymmdd-hhmmss` in UTC, as the original's log names.
     public static func fileStamp(_ date: Date = Date()) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        return f.string(from: date)
+        UTCTime.string(date, format: "yyyyMMdd-HHmmss")
     }
 }
 

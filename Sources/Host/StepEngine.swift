@@ -33,6 +33,21 @@ public struct StepFailed: Error, CustomStringConvertible {
     public static func cause(of error: any Error) -> any Error { (error as? StepFailed)?.cause ?? error }
 }
 
+/// What a failed job's cleanup did, for a caller that reports it (register names what it
+/// deleted or kept): `StepEngine.onCleanup` gets it, interrupted or not.
+public struct StepCleanup: Sendable {
+    /// The step that failed.
+    public var step: String
+    /// Its error (after `explain`), or the interruption's.
+    public var error: any Error
+    /// What was on the cleanup stack when the step failed, newest first.
+    public var entries: [CleanupStack.Listing]
+    /// True when `keepOnError` left everything in place (the manual lines were printed).
+    public var kept: Bool
+    /// The undo actions that failed (already logged).
+    public var failures: [String]
+}
+
 /// What a job's steps ran and skipped.
 public struct StepReport: Sendable, Equatable {
     public var ran: [String] = []
@@ -65,6 +80,8 @@ public struct StepEngine<Context>: Sendable {
     public var onSuccess: @Sendable () -> Void = {}
     /// Runs after a failed undo left something behind.
     public var onLeftovers: @Sendable (_ failures: [String]) -> Void = { _ in }
+    /// Runs once after a failed job's cleanup (kept or unwound), before the error is thrown.
+    public var onCleanup: @Sendable (StepCleanup) -> Void = { _ in }
     /// Progress lines are numbered `[i/n]`; an inner job may want its own prefix.
     public var progressPrefix = ""
 
@@ -104,13 +121,17 @@ public struct StepEngine<Context>: Sendable {
             log?.write("failed in step '\(current)': \(caught)")
             // Before unwinding: e.g. removing an unfinished image frees the space being looked at.
             let error = interrupted ? caught : (explain(current, StepFailed.cause(of: caught)) ?? caught)
-            if keepOnError && !runner.isDryRun {
+            let entries = cleanup.listing
+            let keep = keepOnError && !runner.isDryRun
+            var failures: [String] = []
+            if keep {
                 let manual = cleanup.abandon()
                 onKept(manual)
                 log?.say("--keep-on-error: left everything in place; to clean up by hand run:\n" + manual.map { "  " + $0 }.joined(separator: "\n"))
             } else {
-                unwind(failed: true)
+                failures = unwind(failed: true)
             }
+            onCleanup(StepCleanup(step: current, error: error, entries: entries, kept: keep, failures: failures))
             if interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
             throw StepFailed(step: current, cause: error)
         }
@@ -124,7 +145,8 @@ public struct StepEngine<Context>: Sendable {
     @discardableResult
     public func unwind(failed: Bool, downTo mark: Int = 0) -> [String] {
         guard cleanup.count > mark else { return [] }
-        if mark == 0 { log?.step(failed ? "cleaning up after failure" : "cleaning up") }
+        // After success a stack of `onlyOnFailure` entries (what the job made and keeps) only drops them: nothing to announce.
+        if mark == 0 && (failed || cleanup.undoesOnSuccess) { log?.step(failed ? "cleaning up after failure" : "cleaning up") }
         let failures = runner.unwinding { cleanup.unwind(downTo: mark, failed: failed) }
         if !failures.isEmpty {
             onLeftovers(failures)

@@ -115,12 +115,7 @@ import Glibc
 
 @Suite(.serialized) struct EBSUploadTests {
     func options(_ fake: FakeEC2, clock: FakeClock) -> RegisterOptions {
-        var o = RegisterOptions(aws: AWSContext(region: "ap-northeast-1"), buildID: "b-1", toolVersion: "0.1.0")
-        o.clock = clock.clock
-        o.date = clock.time
-        o.environment = [:]
-        o.snapshotWait = WaitPolicy(timeout: 600, interval: 10)
-        o.imageWait = WaitPolicy(timeout: 600, interval: 10)
+        var o = RegisterOptions.forTests(buildID: "b-1", clock: clock)
         o.upload.jobs = 3
         o.manifestPath = "/srv/c69.manifest.json"
         o.manifestSHA256 = String(repeating: "ab", count: 32)
@@ -175,7 +170,7 @@ import Glibc
             Issue.record("register succeeded")
         } catch let error as AMIError {
             let text = error.description
-            #expect(text.hasPrefix("register failed at step 'upload image': block 100 (offset 52428800) was not accepted after 3 tries: 'aws ebs put-snapshot-block' failed"), "\(text)")
+            #expect(text.hasPrefix("register failed at step 'upload-image': block 100 (offset 52428800) was not accepted after 3 tries: 'aws ebs put-snapshot-block' failed"), "\(text)")
             #expect(text.contains("deleted what this run created: snapshot 'snap-"))
         }
         #expect(fake.operations.filter { $0 == "put-snapshot-block" }.count == 4, "block 0 once, block 100 three times")

@@ -198,3 +198,17 @@ final class FakeClock: @unchecked Sendable {
         AMIClock(now: { self.lock.withLock { self.time } }, sleep: { s in self.lock.withLock { self.sleeps.append(s); self.time += s } })
     }
 }
+
+extension RegisterOptions {
+    /// Options for a registration against FakeEC2 in ap-northeast-1: the fake clock (and its
+    /// date), no environment, waits of 600 s polled every 10 s.
+    static func forTests(buildID: String, clock: FakeClock = FakeClock()) -> RegisterOptions {
+        var o = RegisterOptions(aws: AWSContext(region: "ap-northeast-1"), buildID: buildID, toolVersion: "0.1.0")
+        o.clock = clock.clock
+        o.date = clock.time
+        o.environment = [:]
+        o.snapshotWait = WaitPolicy(timeout: 600, interval: 10)
+        o.imageWait = WaitPolicy(timeout: 600, interval: 10)
+        return o
+    }
+}

@@ -5,14 +5,20 @@ import Host
 
 @Suite(.serialized) struct RegistrarTests {
     func options(_ fake: FakeEC2, clock: FakeClock = FakeClock()) -> RegisterOptions {
-        var o = RegisterOptions(aws: AWSContext(region: "ap-northeast-1"), buildID: "20240501-000000-abcd", toolVersion: "0.1.0")
-        o.clock = clock.clock
-        o.date = clock.time
-        o.environment = [:]
-        o.snapshotWait = WaitPolicy(timeout: 600, interval: 10)
-        o.imageWait = WaitPolicy(timeout: 600, interval: 10)
+        var o = RegisterOptions.forTests(buildID: "20240501-000000-abcd", clock: clock)
         o.instanceID = { Issue.record("the instance id must not be needed for a volume id"); return "i-0" }
         return o
+    }
+
+    /// Registers the fake volume expecting it to fail: what the error says.
+    func failure(_ fake: FakeEC2, _ o: RegisterOptions, log: Log?) throws -> String {
+        do {
+            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: log)
+        } catch {
+            return "\(error)"
+        }
+        Issue.record("register must fail")
+        return ""
     }
 
     @Test func registersTagsAndWaitsInOrder() throws {
@@ -52,9 +58,9 @@ import Host
             Issue.record("register must fail")
         } catch let error as AMIError {
             guard case let .stepFailed(step, _, cleanup) = error else { Issue.record("wrong error \(error)"); return }
-            #expect(step == "register image")
+            #expect(step == "register-image")
             #expect(cleanup.contains("deleted what this run created: snapshot 'snap-"))
-            #expect("\(error)".hasPrefix("register failed at step 'register image': 'aws ec2 register-image' failed"))
+            #expect("\(error)".hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
         }
         #expect(fake.snapshots.isEmpty)
         #expect(fake.images.isEmpty)
@@ -62,21 +68,74 @@ import Host
     }
 
     @Test func keepOnErrorKeepsAndNamesTheSnapshot() throws {
-        let fake = FakeEC2()
+        let fake = FakeEC2(), printed = PrintedLines()
         fake.failures["register-image"] = "InvalidParameterValue"
         var o = options(fake)
         o.keepOnError = true
-        do {
-            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
-            Issue.record("register must fail")
-        } catch {
-            let snap = try #require(fake.snapshots.keys.first)
-            #expect("\(error)".contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
-            #expect("\(error)".contains("aws ec2 delete-snapshot --snapshot-id \(snap)"))
-            #expect("\(error)".contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
-        }
+        let error = try failure(fake, o, log: printed.log())
+        let snap = try #require(fake.snapshots.keys.first)
+        #expect(error.hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
+        #expect(error.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
+        #expect(error.contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
+        // The manual lines go where the install's go: the engine's --keep-on-error message.
+        #expect(printed.text.contains("--keep-on-error: left everything in place; to clean up by hand run:\n  aws ec2 delete-snapshot --snapshot-id \(snap)"),
+                "\(printed.text)")
         #expect(fake.snapshots.count == 1)
         #expect(!fake.operations.contains("delete-snapshot"))
+        #expect(!printed.text.contains("cleaning up"), "nothing unwound")
+    }
+
+    @Test func keepOnErrorAfterTheAMIExistsNamesEverythingWithItsManualLine() throws {
+        let fake = FakeEC2(), printed = PrintedLines()
+        fake.failures["modify-image-attribute"] = "AuthFailure"
+        var o = options(fake)
+        o.makePublic = true
+        o.keepOnError = true
+        let error = try failure(fake, o, log: printed.log())
+        let snap = try #require(fake.snapshots.keys.first), ami = try #require(fake.images.keys.first)
+        #expect(error.contains("at step 'make-public'"))
+        #expect(error.contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
+                "newest first, the AMI by its id")
+        let manual = "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
+            + "\n  aws ec2 delete-snapshot --snapshot-id \(snap) --output json --region ap-northeast-1"
+        #expect(printed.text.contains(manual), "\(printed.text)")
+        #expect(fake.images.count == 1 && fake.snapshots.count == 1)
+        #expect(!fake.operations.contains("deregister-image") && !fake.operations.contains("delete-snapshot"))
+    }
+
+    @Test func theStepListFollowsTheTargetAndTheOptions() {
+        var o = RegisterOptions.forTests(buildID: "b")
+        o.resultsFile = nil
+        #expect(AMIRegistrar.steps(target: .volume("vol-0123456789abcdef0"), variant: .plain, options: o, copyRegions: []).map(\.name)
+                == ["locate-volume", "choose-name", "create-snapshot", "wait-snapshot", "register-image", "tag-image", "wait-image"])
+        #expect(AMIRegistrar.steps(target: .device("/dev/nvme1n1"), variant: .ena, options: o, copyRegions: []).map(\.name).first == "locate-volume",
+                "no preflight without an ENA check or --public")
+        var all = o
+        all.makePublic = true
+        all.resultsFile = "results.json"
+        all.enaCheck = {}
+        all.preUploadCheck = { _ in }
+        #expect(AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .ena, options: all, copyRegions: ["us-east-1", "eu-west-1"]).map(\.name)
+                == ["check-image", "scan-image", "preflight", "choose-name", "start-snapshot", "upload-image", "wait-snapshot", "register-image",
+                    "tag-image", "wait-image", "make-public", "copy-to-us-east-1", "copy-to-eu-west-1", "record-results"])
+        all.preUploadCheck = nil
+        let plain = AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .plain, options: all, copyRegions: []).map(\.name)
+        #expect(plain.prefix(3) == ["scan-image", "preflight", "choose-name"])
+        #expect(!plain.contains("locate-volume") && !plain.contains("create-snapshot") && !plain.contains { $0.hasPrefix("copy-to-") })
+    }
+
+    @Test func progressLinesAreNumberedStepsAndTheHomeRegionIsNotACopyStep() throws {
+        let fake = FakeEC2(), printed = PrintedLines()
+        var o = options(fake)
+        o.copyTo = ["ap-northeast-1", "us-east-1"]
+        o.resultsFile = nil
+        _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
+                                      log: printed.log())
+        let headers = printed.lines.compactMap { line in line.range(of: #"\[[0-9]+/[0-9]+\] [a-z0-9-]+"#, options: .regularExpression).map { String(line[$0]) } }
+        #expect(headers == ["[1/8] locate-volume", "[2/8] choose-name", "[3/8] create-snapshot", "[4/8] wait-snapshot", "[5/8] register-image",
+                            "[6/8] tag-image", "[7/8] wait-image", "[8/8] copy-to-us-east-1"])
+        #expect(!printed.text.contains("copy-to-ap-northeast-1"))
+        #expect(!printed.text.contains("cleaning up"), "a successful registration keeps what it made and says nothing about cleanup")
     }
 
     @Test func snapshotErrorFailsFastAndCleansUp() throws {
@@ -100,7 +159,7 @@ import Host
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
             Issue.record("must time out")
         } catch {
-            #expect("\(error)".contains("at step 'wait for snapshot'"))
+            #expect("\(error)".contains("at step 'wait-snapshot'"))
             #expect("\(error)".contains("did not finish within 60 s"))
         }
         #expect(clock.sleeps == [20, 20, 20])
@@ -116,7 +175,7 @@ import Host
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
             Issue.record("must fail")
         } catch {
-            #expect("\(error)".contains("at step 'copy to us-east-1'"))
+            #expect("\(error)".contains("at step 'copy-to-us-east-1'"))
             #expect("\(error)".contains("went to state 'failed'"))
             #expect("\(error)".contains("deleted what this run created: copy 'ami-"))
         }
@@ -134,7 +193,7 @@ import Host
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
             Issue.record("must fail")
         } catch {
-            #expect("\(error)".contains("at step 'make public'"))
+            #expect("\(error)".contains("at step 'make-public'"))
         }
         #expect(fake.images.isEmpty)
         #expect(fake.snapshots.isEmpty)
@@ -244,6 +303,14 @@ import Host
         #expect(!RegisterOptions.isValidBuildID(""))
         #expect(!RegisterOptions.isValidBuildID("a,b"))
     }
+}
+
+/// Progress lines a Log printed, for tests that read what a user sees.
+final class PrintedLines: Sendable {
+    private let stored = Locked<[String]>([])
+    var lines: [String] { stored.value }
+    var text: String { lines.joined(separator: "\n") }
+    func log() throws -> Log { try Log(path: nil, progress: { line in self.stored.withLock { $0.append(line) } }) }
 }
 
 @Suite struct CleanupTests {

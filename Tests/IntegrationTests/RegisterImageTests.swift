@@ -171,7 +171,7 @@ struct RegisterImageTests {
                                        environment: try environment(dir, ["FAKE_AWS_FAIL_BLOCK": String(failing)]))
         #expect(out.status == 1)
         let offset = failing * 524_288
-        #expect(out.stderr.contains("error: register failed at step 'upload image': block \(failing) (offset \(offset)) was not accepted after 4 tries: 'aws ebs put-snapshot-block' failed"), "\(out.stderr)")
+        #expect(out.stderr.contains("error: register failed at step 'upload-image': block \(failing) (offset \(offset)) was not accepted after 4 tries: 'aws ebs put-snapshot-block' failed"), "\(out.stderr)")
         #expect(out.stderr.contains("injected by scripts/fake-aws"))
         #expect(out.stderr.contains("deleted what this run created: snapshot 'snap-"), "\(out.stderr)")
         let log = calls(dir)
