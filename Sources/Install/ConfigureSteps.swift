@@ -230,8 +230,6 @@ enum ConfigureSteps {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
     }
 
-    /// Regular files under `root` (paths relative to it), not descending into
-    /// `excluding` nor following symlinks; `named` filters by file name.
     /// Regular files (not symlinks) below `root`, as paths relative to it, skipping
     /// the `excluding` subtrees and, with `named`, keeping only those basenames.
     /// readdir(3) with d_type: no stat and no URL per entry (an image has ~20,000).
