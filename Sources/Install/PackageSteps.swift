@@ -115,14 +115,12 @@ enum PackageSteps {
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
         struct Outcome: Sendable {
-            var failures: [(Int, any Error)] = []
             var verified: [String: VerifiedRPM] = [:]
             var checkedNow = 0
             var keys: [String: String] = [:]
         }
         let shared = Locked(Outcome())
-        DispatchQueue.concurrentPerform(iterations: all.count) { index in
-            guard !Interruption.shared.isInterrupted else { return }
+        try Parallel.forEach(all.count) { index in
             do {
                 let path = ctx.cachedPaths[all[index].location] ?? ""
                 let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
@@ -130,14 +128,10 @@ enum PackageSteps {
                 let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
                 shared.withLock { $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 } }
             } catch {
-                shared.withLock { $0.failures.append((index, error)) }
+                throw InstallError.failed("package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
             }
         }
-        try Interruption.shared.check()
-        let (failures, verified, checkedNow, keys) = shared.withLock { ($0.failures, $0.verified, $0.checkedNow, $0.keys) }
-        if let (index, error) = failures.min(by: { $0.0 < $1.0 }) {
-            throw InstallError.failed("package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
-        }
+        let (verified, checkedNow, keys) = shared.withLock { ($0.verified, $0.checkedNow, $0.keys) }
         ctx.verifiedPackages = verified
         ctx.signingKeys = keys
         // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
@@ -233,24 +227,10 @@ enum PackageSteps {
         ctx.log.write("rpm's runtime: \(names.count) of the \(ctx.bootstrapSet.count) bootstrap packages unpacked into \(tools): \(names.joined(separator: " "))")
     }
 
-    /// Unpacks verified packages into `tools`, up to one per core at a time.
+    /// Unpacks verified packages into `tools`, one per core at a time.
     static func extractInParallel(_ packages: [RepoPackage], into tools: String, log: Log?,
                                   verified: @Sendable (RepoPackage) throws -> VerifiedRPM) throws {
-        let failures = Locked<[(Int, any Error)]>([])
-        let next = Locked(0)
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, packages.count))
-        guard !packages.isEmpty else { return }
-        withoutActuallyEscaping(verified) { verified in
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while true {
-                    let mine: Int? = next.withLock { index in guard index < packages.count else { return nil }; defer { index += 1 }; return index }
-                    guard let mine, !Interruption.shared.isInterrupted else { return }
-                    do { try Payload.extract(try verified(packages[mine]), into: tools, log: log) } catch { failures.withLock { $0.append((mine, error)) } }
-                }
-            }
-        }
-        try Interruption.shared.check()
-        if let (_, error) = failures.value.min(by: { $0.0 < $1.0 }) { throw error }
+        try Parallel.forEach(packages.count) { index in try Payload.extract(try verified(packages[index]), into: tools, log: log) }
     }
 
     /// /proc and the target's minimal /dev in the tools root, and the target's
