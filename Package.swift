@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "RepositoryTests", dependencies: ["Repository", "RPM", "Fetch", "Host", "TestSupport"]),
         .testTarget(name: "VerdictTests", dependencies: ["Verdict", "Versions", "TestSupport"]),
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),

@@ -1,10 +1,11 @@
 import Foundation
 import Host
+import Install
 import RPM
 import Repository
 import Signature
 
-/// `centos6-ami rpm info|verify|extract|resolve`: the package reader,
+/// `centos6-ami rpm info|verify|extract|resolve|runtime`: the package reader,
 /// verifier and extractor install uses, for troubleshooting by users.
 /// No root needed (ownership is applied only as root).
 struct RPMCommand {
@@ -17,12 +18,15 @@ struct RPMCommand {
             UsageForm("verify FILE", options: ["--gpg-key"]),
             UsageForm("extract FILE DIR", options: ["--gpg-key", "--devices"]),
             UsageForm("resolve --repo DIR", options: ["--seed", "--group", "--extra", "--exclude"]),
+            UsageForm("runtime FILE...", options: ["--gpg-key", "--into"]),
         ],
         options: [
-            OptionSpec("--gpg-key", "KEY", help: """
-                the pinned key (armored or binary OpenPGP public key) instead of the embedded
-                CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE)
+            OptionSpec("--gpg-key", "KEY", repeatable: true, help: """
+                the pinned key (armored or binary OpenPGP public key; a file may hold several keys)
+                instead of the embedded CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43
+                0946 FCA2 C105 B9DE); repeatable: a package signed by any of them is accepted
                 """),
+            OptionSpec("--into", "DIR", help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
             OptionSpec("--files", help: "info: list every file with mode, owner, size and link target"),
             OptionSpec("--devices", help: "extract: create device nodes (root only; skipped and listed by default)"),
             OptionSpec("--repo", "DIR", help: "resolve: the repository directory (holding repodata/)"),
@@ -49,12 +53,20 @@ struct RPMCommand {
                                repomd.xml) and print the bootstrap closure of the seeds (default: the
                                built-in bootstrap seeds), or with --group the set `yum groupinstall`
                                will ask for; prints parse and resolve times
+              runtime FILE...  the packages among FILE... that install's bootstrap unpacks to run rpm
+                               (rpm, its configuration, the libraries its ELF files load, and the
+                               libraries the packages taken name in their Requires, such as NSS's
+                               dlopen'ed libsoftokn3.so and libfreebl3.so), one per line as
+                               name-version-release.arch; the same code as the bootstrap, so each is
+                               verified and unpacked (into a private directory that is removed, or
+                               into --into DIR, which is kept). Exit 1, naming the library, when
+                               FILE... cannot run rpm
             """)
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try spec.parse(arguments)
-        guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve)", usage: usage) }
+        guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve, runtime)", usage: usage) }
         let rest = Array(args.positionals.dropFirst())
         switch action {
         case "info":
@@ -64,7 +76,7 @@ struct RPMCommand {
             return ExitCode.success
         case "verify":
             guard rest.count == 1 else { throw UsageError("verify takes one FILE", usage: usage) }
-            let key = try loadKey(args.value("--gpg-key"))
+            let key = try loadKey(args.values["--gpg-key"])
             let rpm = try RPMFile(path: rest[0])
             let report = try SignatureVerifier(key: key).verify(rpm, allowHeaderOnly: true)
             if report.payloadVerified {
@@ -81,7 +93,7 @@ struct RPMCommand {
                 throw UsageError("DIR '\(rest[1])' does not exist; make it first (mkdir -p '\(rest[1])')", usage: usage)
             }
             guard isDirectory.boolValue else { throw UsageError("DIR '\(rest[1])' is not a directory; give a directory to extract into", usage: usage) }
-            let key = try loadKey(args.value("--gpg-key"))
+            let key = try loadKey(args.values["--gpg-key"])
             let rpm = try RPMFile(path: rest[0])
             let verified = try SignatureVerifier(key: key).verified(rpm)
             console.out("\(rest[0]): OK: \(describe(verified.report, key: key))")
@@ -93,18 +105,62 @@ struct RPMCommand {
                         + (report.fifos > 0 ? ", \(report.fifos) fifos" : "") + (report.devices > 0 ? ", \(report.devices) device nodes" : ""))
             for skipped in report.skipped { console.out("skipped (device node or socket; --devices creates device nodes as root): \(skipped)") }
             return ExitCode.success
+        case "runtime":
+            guard !rest.isEmpty else { throw UsageError("runtime takes one or more FILEs (the candidate packages)", usage: usage) }
+            if let into = args.value("--into") { try checkEmptyDirectory(into) }
+            return try runtime(files: rest, key: try loadKey(args.values["--gpg-key"]), into: args.value("--into"), console: console)
         case "resolve":
             guard rest.isEmpty else { throw UsageError("unexpected argument '\(rest[0])'", usage: usage) }
             guard let repo = args.value("--repo") else { throw UsageError("resolve needs --repo DIR", usage: usage) }
             return try resolve(repo: repo, args: args, console: console)
         default:
-            throw UsageError("unknown action '\(action)' (info, verify, extract, resolve)", usage: usage)
+            throw UsageError("unknown action '\(action)' (info, verify, extract, resolve, runtime)", usage: usage)
         }
     }
 
-    static func loadKey(_ path: String?) throws -> PinnedKey {
-        if let path { return try PinnedKey(path: path) }
-        return try PinnedKey.embeddedCentOS6()
+    static func loadKey(_ paths: [String]?) throws -> PinnedKey {
+        guard let paths, !paths.isEmpty else { return try PinnedKey.embeddedCentOS6() }
+        return try PinnedKey(combining: paths.map { try PinnedKey(path: $0) })
+    }
+
+    /// `--into DIR`: made when missing; an existing one must be an empty directory,
+    /// so what rpm finds there is exactly what was laid down.
+    static func checkEmptyDirectory(_ dir: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else { throw UsageError("--into '\(dir)' is not a directory", usage: usage) }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        guard entries.isEmpty else {
+            throw UsageError("--into '\(dir)' is not empty (\(entries.count) entries); give an empty or new directory", usage: usage)
+        }
+    }
+
+    /// `rpm runtime`: RPMRuntime.lay over FILE..., as the bootstrap runs it; each round's
+    /// packages verified by the pinned key(s), then unpacked by our extractor.
+    static func runtime(files: [String], key: PinnedKey, into: String?, console: Console) throws -> Int32 {
+        var rpms: [String: RPMFile] = [:]
+        for file in files where rpms[file] == nil { rpms[file] = try RPMFile(path: file) }
+        let runtime = RPMRuntime(packages: files.map { RPMRuntime.Package(rpm: rpms[$0]!, location: $0) })
+        let root: String
+        if let into {
+            try FileManager.default.createDirectory(atPath: into, withIntermediateDirectories: true)
+            root = into
+        } else {
+            root = try TemporaryDirectory.make("rpm-runtime")
+        }
+        defer { if into == nil { TemporaryDirectory.remove(root) } }
+        let verifier = SignatureVerifier(key: key)
+        let unpacked = try runtime.lay(into: root) { locations in
+            let ordered = locations.filter { rpms[$0]?.name == "filesystem" } + locations.filter { rpms[$0]?.name != "filesystem" }
+            for location in ordered {
+                let verified = try verifier.verified(rpms[location]!)
+                do { _ = try Payload.extract(verified, into: root) } catch let error as RPMError {
+                    throw RPMCommandError.extract(dir: root, reason: "\(error)")
+                }
+            }
+        }
+        for location in unpacked { console.out(rpms[location]!.nvra) }
+        return ExitCode.success
     }
 
     static func describe(_ report: VerificationReport, key: PinnedKey) -> String {

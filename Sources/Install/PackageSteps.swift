@@ -206,25 +206,16 @@ enum PackageSteps {
         var byLocation: [String: RepoPackage] = [:]
         for package in ctx.bootstrapSet where byLocation[package.location] == nil { byLocation[package.location] = package }
         let runtime = RPMRuntime(packages: try ctx.bootstrapSet.map {
-            RPMRuntime.Package(location: $0.location, name: $0.name, files: try verified($0).rpm.fileNames)
+            RPMRuntime.Package(rpm: try verified($0).rpm, location: $0.location)
         })
-        var (locations, elfFiles) = try runtime.firstRound()
-        var unpacked = Set<String>(), read = Set<String>()
-        while !locations.isEmpty || !elfFiles.isEmpty {
+        let unpacked = try runtime.lay(into: tools) { locations in
             let round = locations.compactMap { byLocation[$0] }
-            let first = round.filter { $0.name == "filesystem" }
-            try extractInParallel(first, into: tools, log: ctx.log, verified: verified)
+            try extractInParallel(round.filter { $0.name == "filesystem" }, into: tools, log: ctx.log, verified: verified)
             try extractInParallel(round.filter { $0.name != "filesystem" }, into: tools, log: ctx.log, verified: verified)
-            unpacked.formUnion(locations)
-            var needed: [String: [String]] = [:]
-            for file in elfFiles {
-                needed[file] = ELFDependencies.of(file: tools + RPMRuntime.resolve(file, inRoot: tools))
-                read.insert(file)
-            }
-            (locations, elfFiles) = try runtime.nextRound(needed: needed, unpacked: unpacked, read: read)
         }
-        let names = ctx.bootstrapSet.filter { unpacked.contains($0.location) }.map(\.name)
-        ctx.log.write("rpm's runtime: \(names.count) of the \(ctx.bootstrapSet.count) bootstrap packages unpacked into \(tools): \(names.joined(separator: " "))")
+        let names = Set(unpacked)
+        let taken = ctx.bootstrapSet.filter { names.contains($0.location) }.map(\.name)
+        ctx.log.write("rpm's runtime: \(taken.count) of the \(ctx.bootstrapSet.count) bootstrap packages unpacked into \(tools): \(taken.joined(separator: " "))")
     }
 
     /// Unpacks verified packages into `tools`, one per core at a time.

@@ -1,34 +1,56 @@
 import Foundation
+import RPM
 
-/// What the target's rpm needs to run in the scratch tools root (PackageSteps.bootstrap):
-/// the package holding the rpm binary, the packages holding rpm's configuration, and,
-/// round by round, the packages holding the shared objects those ELF files load
-/// (PT_INTERP and DT_NEEDED, plus rpm's dlopen'ed plugins). Package requires are a far
-/// larger set (rpm's build scripts pull in perl, libarchive pulls in ICU): every package
-/// taken here is decompressed twice (here and by rpm into the target), so only these.
+/// What the target's rpm needs to run in the scratch tools root (PackageSteps.bootstrap,
+/// and `centos6-ami rpm runtime`): the package holding the rpm binary, the packages
+/// holding rpm's configuration, and, round by round,
+/// - the packages holding the shared objects those ELF files load (PT_INTERP and
+///   DT_NEEDED, plus rpm's dlopen'ed plugins), and
+/// - the packages holding the shared libraries a package taken declares in its
+///   Requires (`libsoftokn3.so()(64bit)`): what it loads at run time with dlopen, which
+///   no ELF file names. CentOS 6's rpm 4.8 computes every digest and checks every
+///   signature through NSS, and NSS dlopens its crypto module, libsoftokn3.so
+///   (nss-softokn), which dlopens libfreebl3.so (nss-softokn-freebl); only nss's
+///   Requires name them. Without them rpm says `SHA1 MD5 NOT OK` and refuses every package.
+///
+/// A library requirement that only the package's own programs explain (sqlite's
+/// `libreadline.so.6()(64bit)` is /usr/bin/sqlite3's) is not followed: rpm runs none of
+/// them. The rest of the Requires closure (glibc-common, perl for rpm's build scripts,
+/// coreutils) stays out: every package taken here is decompressed twice (here and by
+/// rpm into the target), so only these.
 public struct RPMRuntime: Sendable {
-    /// One bootstrap package's file list (from its verified header).
+    /// One candidate package's file list and Requires (from its verified header).
     public struct Package: Sendable, Equatable {
         public var location: String
         public var name: String
         public var files: [String]
-        public init(location: String, name: String, files: [String]) { self.location = location; self.name = name; self.files = files }
+        /// Requirement names as the header lists them (`libsoftokn3.so()(64bit)`, `nss-softokn(x86-64)`, `/bin/sh`).
+        public var requires: [String]
+        /// name-version-release.arch, for messages (the name when not given).
+        public var nevra: String
+        public init(location: String, name: String, files: [String], requires: [String] = [], nevra: String? = nil) {
+            self.location = location; self.name = name; self.files = files; self.requires = requires; self.nevra = nevra ?? name
+        }
     }
 
     public let packages: [Package]
     /// Library basename → (package location, path), for the first package that ships it in a lib directory.
     let libraries: [String: (location: String, path: String)]
+    let byLocation: [String: Package]
 
     public init(packages: [Package]) {
         self.packages = packages
         var libraries: [String: (location: String, path: String)] = [:]
+        var byLocation: [String: Package] = [:]
         for package in packages {
+            if byLocation[package.location] == nil { byLocation[package.location] = package }
             for path in package.files where Self.isLibraryPath(path) {
                 let base = (path as NSString).lastPathComponent
                 if libraries[base] == nil { libraries[base] = (package.location, path) }
             }
         }
         self.libraries = libraries
+        self.byLocation = byLocation
     }
 
     /// A file in a directory the dynamic loader searches (`/lib64`, `/usr/lib/x86_64-linux-gnu`, ...).
@@ -37,11 +59,40 @@ public struct RPMRuntime: Sendable {
         return dir.split(separator: "/").contains { $0.hasPrefix("lib") }
     }
 
+    /// A shared object by its name (`libnsspem.so`, `libc.so.6`), as opposed to a program.
+    static func isSharedObjectName(_ path: String) -> Bool { (path as NSString).lastPathComponent.contains(".so") }
+
     /// rpm's binary (`/bin/rpm` on CentOS 6, `/usr/bin/rpm` elsewhere).
     static func isRPMBinary(_ path: String) -> Bool { path == "/bin/rpm" || path == "/usr/bin/rpm" }
     /// rpm reads these at start (rpmrc, macros) and dlopens its plugins.
     static func isRPMConfiguration(_ path: String) -> Bool { path == "/usr/lib/rpm/rpmrc" || path == "/usr/lib/rpm/macros" }
     static func isRPMPlugin(_ path: String) -> Bool { path.contains("/rpm-plugins/") && path.hasSuffix(".so") }
+
+    /// The soname a 64-bit shared-library requirement names: `libsoftokn3.so()(64bit)` and
+    /// `libfreebl3.so(NSSRAWHASH_3.12.3)(64bit)` give `libsoftokn3.so` / `libfreebl3.so`;
+    /// package names, capabilities and file requirements give nil.
+    public static func soname(ofRequirement requirement: String) -> String? {
+        guard requirement.hasSuffix("(64bit)"), let open = requirement.firstIndex(of: "(") else { return nil }
+        let name = String(requirement[..<open])
+        guard name.contains(".so"), !name.contains("/"), !name.contains(" ") else { return nil }
+        return name
+    }
+
+    /// The library requirements of `package` to follow: its 64-bit soname Requires,
+    /// less the libraries it ships itself and those that only its own programs need
+    /// (`programNeeds` minus `libraryNeeds`: the DT_NEEDED of its programs and of its
+    /// shared objects). Pure; one requirement per soname, in header order.
+    public static func runtimeLoads(of package: Package, programNeeds: Set<String>, libraryNeeds: Set<String>) -> [String] {
+        let shipped = Set(package.files.map { ($0 as NSString).lastPathComponent })
+        var seen = Set<String>(), loads: [String] = []
+        for requirement in package.requires {
+            guard let soname = soname(ofRequirement: requirement), !shipped.contains(soname),
+                  !(programNeeds.contains(soname) && !libraryNeeds.contains(soname)),
+                  seen.insert(soname).inserted else { continue }
+            loads.append(requirement)
+        }
+        return loads
+    }
 
     /// The first round: `filesystem` (its directory layout, symlinks included, comes
     /// first), the rpm binary's package and rpm's configuration; and the ELF files to
@@ -59,20 +110,82 @@ public struct RPMRuntime: Sendable {
         return (locations, elf)
     }
 
-    /// The next round: for the ELF files just read (their needed names), the packages
-    /// not yet unpacked that hold them and the library paths to read next.
-    /// Throws for a needed library no bootstrap package holds (rpm could not run).
-    public func nextRound(needed: [String: [String]], unpacked: Set<String>, read: Set<String>) throws -> (locations: [String], elfFiles: [String]) {
+    /// The next round: for the ELF files just read (their needed names) and the library
+    /// requirements of the packages just unpacked (`loads`: package location → requirements,
+    /// from `runtimeLoads`), the packages not yet unpacked that hold them and the library
+    /// paths to read next. Throws for a library no candidate package holds (rpm could not run).
+    public func nextRound(needed: [String: [String]], loads: [String: [String]] = [:], unpacked: Set<String>, read: Set<String>) throws -> (locations: [String], elfFiles: [String]) {
         var locations: [String] = [], files: [String] = []
+        func take(_ owner: (location: String, path: String)) {
+            if !unpacked.contains(owner.location) && !locations.contains(owner.location) { locations.append(owner.location) }
+            if !read.contains(owner.path) && !files.contains(owner.path) { files.append(owner.path) }
+        }
         for (file, names) in needed.sorted(by: { $0.key < $1.key }) {
             for name in names {
                 let base = (name as NSString).lastPathComponent
                 guard let owner = libraries[base] else { throw RPMRuntimeError.libraryNotInBootstrapSet(library: name, neededBy: file) }
-                if !unpacked.contains(owner.location) && !locations.contains(owner.location) { locations.append(owner.location) }
-                if !read.contains(owner.path) && !files.contains(owner.path) { files.append(owner.path) }
+                take(owner)
+            }
+        }
+        for (location, requirements) in loads.sorted(by: { $0.key < $1.key }) {
+            for requirement in requirements {
+                guard let soname = Self.soname(ofRequirement: requirement), let owner = libraries[soname] else {
+                    throw RPMRuntimeError.requiredLibraryMissing(requirement: requirement, package: byLocation[location]?.nevra ?? location)
+                }
+                take(owner)
             }
         }
         return (locations, files)
+    }
+
+    /// Lays the runtime down in `root`, round by round: `unpack` is given each round's
+    /// package locations (it verifies and extracts them into `root`); the ELF files and
+    /// the unpacked packages' own files are then read from `root`. Returns every location
+    /// unpacked, in order. The one loop both the bootstrap and `rpm runtime` run.
+    public func lay(into root: String, unpack: ([String]) throws -> Void) throws -> [String] {
+        var (locations, elfFiles) = try firstRound()
+        var unpacked: [String] = [], read = Set<String>()
+        while !locations.isEmpty || !elfFiles.isEmpty {
+            try unpack(locations)
+            unpacked += locations
+            var needed: [String: [String]] = [:]
+            for file in elfFiles {
+                needed[file] = ELFDependencies.of(file: root + Self.resolve(file, inRoot: root))
+                read.insert(file)
+            }
+            var loads: [String: [String]] = [:]
+            for location in locations {
+                guard let package = byLocation[location] else { continue }
+                let own = Self.ownNeeds(of: package, root: root)
+                let requirements = Self.runtimeLoads(of: package, programNeeds: own.programs, libraryNeeds: own.libraries)
+                if !requirements.isEmpty { loads[location] = requirements }
+            }
+            (locations, elfFiles) = try nextRound(needed: needed, loads: loads, unpacked: Set(unpacked), read: read)
+        }
+        return unpacked
+    }
+
+    /// The DT_NEEDED names of an unpacked package's own ELF files, split into those of
+    /// its programs and those of its shared objects (symlinks are skipped: their
+    /// targets are files of the package too).
+    static func ownNeeds(of package: Package, root: String) -> (programs: Set<String>, libraries: Set<String>) {
+        var programs = Set<String>(), libraries = Set<String>()
+        for path in package.files {
+            let directory = resolve((path as NSString).deletingLastPathComponent, inRoot: root)
+            let full = root + (directory == "/" ? "" : directory) + "/" + (path as NSString).lastPathComponent
+            var info = stat()
+            guard lstat(full, &info) == 0, info.st_mode & S_IFMT == S_IFREG, ELFDependencies.isELF(file: full) else { continue }
+            let names = ELFDependencies.of(file: full).map { ($0 as NSString).lastPathComponent }
+            if isSharedObjectName(path) { libraries.formUnion(names) } else { programs.formUnion(names) }
+        }
+        return (programs, libraries)
+    }
+}
+
+extension RPMRuntime.Package {
+    /// A package's file list and Requires, from its header.
+    public init(rpm: RPMFile, location: String) {
+        self.init(location: location, name: rpm.name, files: rpm.fileNames, requires: rpm.requires.map(\.name), nevra: rpm.nvra)
     }
 }
 
@@ -104,11 +217,14 @@ extension RPMRuntime {
 public enum RPMRuntimeError: Error, CustomStringConvertible, Equatable {
     case noRPMBinary
     case libraryNotInBootstrapSet(library: String, neededBy: String)
+    case requiredLibraryMissing(requirement: String, package: String)
 
     public var description: String {
         switch self {
         case .noRPMBinary: return "no bootstrap package holds /bin/rpm or /usr/bin/rpm"
-        case let .libraryNotInBootstrapSet(library, file): return "'\(file)' needs '\(library)', which no bootstrap package holds"
+        case let .libraryNotInBootstrapSet(library, file): return "'\(file)' needs '\(library)', which no candidate package holds (rpm could not run)"
+        case let .requiredLibraryMissing(requirement, package):
+            return "'\(package)' requires '\(requirement)' (a library it loads at run time, named only in its Requires), which no candidate package holds (rpm could not run)"
         }
     }
 }
@@ -117,6 +233,13 @@ public enum RPMRuntimeError: Error, CustomStringConvertible, Equatable {
 /// DT_NEEDED names. Only what the loader itself reads; anything that is not a
 /// 64-bit little-endian ELF (a script, a linker script named like a library) has none.
 public enum ELFDependencies {
+    /// Whether the file starts with the ELF magic (read without loading the whole file).
+    public static func isELF(file path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data([0x7F, 0x45, 0x4C, 0x46])
+    }
+
     public static func of(file path: String) -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         return of(data)

@@ -95,6 +95,8 @@ public struct RPMFile: Sendable {
     public var evr: EVR { EVR(epoch: epoch ?? 0, version: version, release: release) }
     /// name-version-release.arch, like rpm -q.
     public var nevra: String { "\(name)-\(epoch.map { "\($0):" } ?? "")\(version)-\(release).\(arch)" }
+    /// name-version-release.arch without the epoch (the package file's usual name).
+    public var nvra: String { "\(name)-\(version)-\(release).\(arch)" }
     public var summary: String { header.string(Tag.summary) ?? "" }
     public var license: String { header.string(Tag.license) ?? "" }
     public var group: String { header.string(Tag.group) ?? "" }

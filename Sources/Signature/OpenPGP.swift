@@ -52,17 +52,30 @@ public enum OpenPGP {
         return out
     }
 
-    /// Decodes an ASCII-armored block (the whole "-----BEGIN PGP ... -----" block,
-    /// headers, base64 and the "=XXXX" CRC-24 line, which is checked) into binary.
-    /// Binary input (first byte with bit 7 set) is returned as is.
+    /// Decodes ASCII armor (each "-----BEGIN PGP ... -----" block: headers, base64 and
+    /// the "=XXXX" CRC-24 line, which is checked) into binary. Every block is decoded
+    /// and their packets concatenated: a vendor's key file may hold several keys (Red
+    /// Hat's holds its release key and an auxiliary key). Binary input (first byte
+    /// with bit 7 set) is returned as is.
     public static func dearmor(_ input: [UInt8]) throws -> [UInt8] {
         if let first = input.first, first & 0x80 != 0 { return input }
         let text = String(decoding: input, as: UTF8.self)
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
             .map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN PGP") }) else {
+        guard var begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN PGP") }) else {
             throw OpenPGPError("no '-----BEGIN PGP' armor line")
         }
+        var binary: [UInt8] = []
+        while true {
+            let (block, next) = try dearmorBlock(lines, from: begin)
+            binary += block
+            guard let following = lines[next...].firstIndex(where: { $0.hasPrefix("-----BEGIN PGP") }) else { return binary }
+            begin = following
+        }
+    }
+
+    /// One armored block starting at its BEGIN line: its bytes and the index after its END line.
+    static func dearmorBlock(_ lines: [String], from begin: Int) throws -> ([UInt8], Int) {
         var i = begin + 1
         // Armor headers ("Version: ...") up to the first empty line.
         while i < lines.count, !lines[i].isEmpty {
@@ -88,7 +101,7 @@ public enum OpenPGP {
                 throw OpenPGPError("armor checksum (CRC-24) mismatch: the key file is damaged")
             }
         }
-        return bytes
+        return (bytes, i)
     }
 
     /// RFC 4880 6.1 (an integrity check of the transport encoding, not cryptography).

@@ -1,25 +1,29 @@
 import Foundation
+import Fetch
 import Host
 import RPM
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The one key packages must be signed by: the embedded CentOS 6 key, or the
-/// file given with `--gpg-key`. Holds the binary keyring gpgv reads and the
-/// primary key's fingerprint, which gpgv's VALIDSIG line must name.
+/// The key packages must be signed by: the embedded CentOS 6 key, or the
+/// file(s) given with `--gpg-key`. Holds the binary keyring gpgv reads and the
+/// primary keys' fingerprints, one of which gpgv's VALIDSIG line must name.
 public struct PinnedKey: Sendable {
     /// Binary OpenPGP (dearmored) key material, written as gpgv's keyring.
     public let keyring: [UInt8]
-    /// 40 upper-case hex digits of the primary key's V4 fingerprint.
-    public let fingerprint: String
+    /// 40 upper-case hex digits of the first primary key's V4 fingerprint (the one messages name).
+    public var fingerprint: String { fingerprints[0] }
+    /// Every primary key's fingerprint, in file order: a vendor's key file may hold
+    /// several (Red Hat's release key file holds release key 2 and an auxiliary key).
+    public let fingerprints: [String]
     /// Where it came from, for messages ("embedded CentOS 6 key" or a path).
     public let source: String
     /// The low 64 bits of the fingerprint, lower-case (what signature packets name).
     public var keyID: String { String(fingerprint.suffix(16)).lowercased() }
 
-    /// Reads an armored or binary public key. The fingerprint is SHA-1 over the
-    /// primary key packet (RFC 4880 12.2), computed by the host's `sha1sum`.
+    /// Reads armored or binary public keys. A fingerprint is SHA-1 over the
+    /// primary key packet (RFC 4880 12.2).
     public init(bytes: [UInt8], source: String) throws {
         let binary: [UInt8]
         let packets: [OpenPGP.Packet]
@@ -29,23 +33,28 @@ public struct PinnedKey: Sendable {
         } catch {
             throw SignatureError.badKey(path: source, reason: "\(error)")
         }
-        guard let primary = packets.first, primary.tag == 6 else {
+        guard let first = packets.first, first.tag == 6 else {
             throw SignatureError.badKey(path: source, reason: "it does not start with a public key packet (a private key or a signature?)")
         }
-        guard primary.body.first == 4 else {
-            throw SignatureError.badKey(path: source, reason: "version \(primary.body.first ?? 0) keys are not supported (only V4)")
-        }
-        guard packets.filter({ $0.tag == 6 }).count == 1 else {
-            throw SignatureError.badKey(path: source, reason: "it holds several primary keys; give exactly one")
-        }
-        let framed = [0x99, UInt8(primary.body.count >> 8 & 0xff), UInt8(primary.body.count & 0xff)] + primary.body
-        let result = ProcessRunner.execute(Command("sha1sum", ["-"], standardInput: Data(framed)), environment: ProcessInfo.processInfo.environment)
-        guard result.status == 0, let word = result.stdoutText.split(separator: " ").first, word.count == 40 else {
-            throw RPMError.tool(name: "sha1sum", reason: "exit \(result.status): \(result.stderrText)")
+        let primaries = packets.filter { $0.tag == 6 }
+        guard primaries.allSatisfy({ $0.body.first == 4 }) else {
+            let version = primaries.first { $0.body.first != 4 }?.body.first ?? 0
+            throw SignatureError.badKey(path: source, reason: "version \(version) keys are not supported (only V4)")
         }
         self.keyring = binary
-        self.fingerprint = word.uppercased()
+        self.fingerprints = primaries.map { primary in
+            let framed = [0x99, UInt8(primary.body.count >> 8 & 0xff), UInt8(primary.body.count & 0xff)] + primary.body
+            return Checksum.of(Data(framed), kind: .sha1).hex.uppercased()
+        }
         self.source = source
+    }
+
+    /// Several key files as one keyring: a package is accepted when any of their keys signed it.
+    public init(combining keys: [PinnedKey]) throws {
+        guard let first = keys.first else { throw SignatureError.badKey(path: "", reason: "no key given") }
+        self.keyring = keys.flatMap(\.keyring)
+        self.fingerprints = keys.flatMap(\.fingerprints)
+        self.source = keys.count == 1 ? first.source : keys.map(\.source).joined(separator: " + ")
     }
 
     public init(path: String) throws {
@@ -167,7 +176,7 @@ public struct SignatureVerifier: Sendable {
             throw RPMError.tool(name: "gpgv", reason: "exit \(outcome.status): \(outcome.standardError)")
         }
         return try SignatureVerifier.evaluate(status: String(decoding: out, as: UTF8.self), exitStatus: outcome.status,
-                                              pinned: key.fingerprint, file: file, packet: packet)
+                                              pinned: key.fingerprints, file: file, packet: packet)
     }
 
     /// Decides from gpgv's status lines (pure, unit-tested). Accepts only:
@@ -177,6 +186,12 @@ public struct SignatureVerifier: Sendable {
     /// the real CentOS 6 key expired on 2021-06-30, yet everything it signed
     /// while valid stays valid. Returns (signature time, key expiry).
     public static func evaluate(status: String, exitStatus: Int32, pinned: String, file: String, packet: SignaturePacket) throws -> (Int, Int?) {
+        try evaluate(status: status, exitStatus: exitStatus, pinned: [pinned], file: file, packet: packet)
+    }
+
+    /// The same for a keyring of several pinned keys: VALIDSIG must name one of them.
+    public static func evaluate(status: String, exitStatus: Int32, pinned keys: [String], file: String, packet: SignaturePacket) throws -> (Int, Int?) {
+        let pinned = keys.joined(separator: ", ")
         var lines: [String: [String]] = [:]
         var keyExpired: Int?
         for raw in status.split(separator: "\n") {
@@ -205,7 +220,7 @@ public struct SignatureVerifier: Sendable {
             throw SignatureError.badSignature(file: file, reason: "gpgv reported no valid signature (exit \(exitStatus))")
         }
         let primary = (valid.count >= 10 ? valid[9] : valid[0]).uppercased()
-        guard primary == pinned.uppercased() else {
+        guard keys.contains(where: { $0.uppercased() == primary }) else {
             throw SignatureError.wrongKey(file: file, keyID: primary, pinned: pinned)
         }
         guard let signedAt = Int(valid[2]) else { throw SignatureError.badSignature(file: file, reason: "unreadable VALIDSIG line") }
@@ -224,11 +239,4 @@ public struct SignatureVerifier: Sendable {
 }
 
 /// mkdtemp under $TMPDIR, mode 0700.
-func makePrivateTemporaryDirectory() throws -> String {
-    let base = (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
-    var template = Array((base + "/centos6-ami-gpgv.XXXXXX").utf8CString)
-    guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        throw RPMError.tool(name: "mkdtemp", reason: String(cString: strerror(errno)))
-    }
-    return String(cString: made)
-}
+func makePrivateTemporaryDirectory() throws -> String { try TemporaryDirectory.make("gpgv") }

@@ -1,4 +1,7 @@
 import Foundation
+import Host
+import RPM
+import Signature
 import Testing
 @testable import Install
 
@@ -60,5 +63,91 @@ import Testing
         #expect(RPMRuntime.resolve("/lib64/ld-linux-x86-64.so.2", inRoot: root) == "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
         try fm.createSymbolicLink(atPath: root + "/loop", withDestinationPath: "/loop")
         #expect(RPMRuntime.resolve("/loop/x", inRoot: root).hasSuffix("/x"), "a link loop ends")
+    }
+
+    // MARK: library requirements (what a package loads at run time with dlopen)
+
+    @Test func sonamesOfRequirements() {
+        #expect(RPMRuntime.soname(ofRequirement: "libsoftokn3.so()(64bit)") == "libsoftokn3.so")
+        #expect(RPMRuntime.soname(ofRequirement: "libfreebl3.so(NSSRAWHASH_3.12.3)(64bit)") == "libfreebl3.so")
+        #expect(RPMRuntime.soname(ofRequirement: "libc.so.6(GLIBC_2.2.5)(64bit)") == "libc.so.6")
+        for other in ["nss-softokn(x86-64)", "/bin/sh", "glibc-common", "rtld(GNU_HASH)", "libc.so.6", "config(rpm) = 4.8.0-59.el6"] {
+            #expect(RPMRuntime.soname(ofRequirement: other) == nil, "\(other)")
+        }
+    }
+
+    @Test func runtimeLoadsAreRequirementsNoOwnLibraryOrOnlyAProgramExplains() {
+        let nss = RPMRuntime.Package(location: "nss", name: "nss", files: ["/usr/lib64/libnss3.so", "/usr/lib64/libnsspem.so"],
+                                     requires: ["libc.so.6()(64bit)", "libnss3.so()(64bit)", "libsoftokn3.so()(64bit)", "libfreebl3.so()(64bit)", "nss-softokn(x86-64)"])
+        // libnsspem.so (a library of nss's own, which something may load) links softokn and freebl: still followed.
+        #expect(RPMRuntime.runtimeLoads(of: nss, programNeeds: [], libraryNeeds: ["libsoftokn3.so", "libfreebl3.so", "libc.so.6"])
+                == ["libc.so.6()(64bit)", "libsoftokn3.so()(64bit)", "libfreebl3.so()(64bit)"])
+        let sqlite = RPMRuntime.Package(location: "sqlite", name: "sqlite", files: ["/usr/bin/sqlite3", "/usr/lib64/libsqlite3.so.0"],
+                                        requires: ["libreadline.so.6()(64bit)", "libsqlite3.so.0()(64bit)", "libc.so.6()(64bit)"])
+        // /usr/bin/sqlite3 alone needs readline: rpm never runs it.
+        #expect(RPMRuntime.runtimeLoads(of: sqlite, programNeeds: ["libreadline.so.6", "libc.so.6"], libraryNeeds: ["libc.so.6"])
+                == ["libc.so.6()(64bit)"])
+    }
+
+    @Test func aRequiredLibraryIsTakenAndAMissingOneIsNamed() throws {
+        let chain = packages + [
+            RPMRuntime.Package(location: "Packages/nss-softokn.rpm", name: "nss-softokn", files: ["/usr/lib64/libsoftokn3.so"], requires: ["libfreebl3.so()(64bit)"]),
+        ]
+        let next = try RPMRuntime(packages: chain).nextRound(needed: [:], loads: ["Packages/nss.rpm": ["libsoftokn3.so()(64bit)"]], unpacked: [], read: [])
+        #expect(next.locations == ["Packages/nss-softokn.rpm"] && next.elfFiles == ["/usr/lib64/libsoftokn3.so"])
+        #expect(throws: RPMRuntimeError.requiredLibraryMissing(requirement: "libfreebl3.so()(64bit)", package: "nss-softokn")) {
+            try RPMRuntime(packages: chain).nextRound(needed: [:], loads: ["Packages/nss-softokn.rpm": ["libfreebl3.so()(64bit)"]], unpacked: [], read: [])
+        }
+    }
+
+    /// Genuine RHEL 6.9 packages (Tests/Fixtures/el6-rpm-runtime, PROVENANCE.tsv): the
+    /// runtime selected from their headers and payloads holds NSS's dlopen'ed crypto module.
+    @Test func theGenuineEL6RuntimeHoldsNSSSoftoknAndFreebl() throws {
+        let genuine = GenuineEL6.selection(followingRequires: true)
+        let names = try genuine.get()
+        #expect(names.contains("nss-softokn") && names.contains("nss-softokn-freebl"), "\(names)")
+        #expect(["rpm", "rpm-libs", "nss", "nss-util", "nspr", "glibc", "sqlite", "db4", "zlib"].allSatisfy(names.contains), "\(names)")
+        #expect(!names.contains("nss-sysinit"), "nothing loads nss-sysinit: \(names)")
+        // The control: from the ELF files alone, the module is missing (what CentOS 6's rpm then says: SHA1 MD5 NOT OK).
+        let elfOnly = try GenuineEL6.selection(followingRequires: false).get()
+        #expect(!elfOnly.contains("nss-softokn") && !elfOnly.contains("nss-softokn-freebl"), "\(elfOnly)")
+    }
+}
+
+/// The genuine EL6 packages of Tests/Fixtures/el6-rpm-runtime laid out by RPMRuntime.lay
+/// into a private directory. glibc is genuine here; popt, lua, libcap, libacl and file-libs
+/// have no genuine copy (README.md there): they stand in as file lists only (nothing of
+/// theirs is unpacked, so their own needs are not followed).
+enum GenuineEL6 {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/el6-rpm-runtime").path
+    static let missing = [
+        RPMRuntime.Package(location: "standin/popt", name: "popt", files: ["/lib64/libpopt.so.0"]),
+        RPMRuntime.Package(location: "standin/lua", name: "lua", files: ["/usr/lib64/liblua-5.1.so"]),
+        RPMRuntime.Package(location: "standin/libcap", name: "libcap", files: ["/lib64/libcap.so.2"]),
+        RPMRuntime.Package(location: "standin/libacl", name: "libacl", files: ["/lib64/libacl.so.1"]),
+        RPMRuntime.Package(location: "standin/file-libs", name: "file-libs", files: ["/usr/lib64/libmagic.so.1"]),
+    ]
+
+    /// The names of the packages taken, or the error; `followingRequires: false` drops every package's Requires.
+    static func selection(followingRequires: Bool) -> Result<[String], Error> {
+        Result {
+            let key = try PinnedKey(combining: [try PinnedKey(path: dir + "/RPM-GPG-KEY-redhat-release"), try PinnedKey(path: dir + "/RPM-GPG-KEY-CentOS-6")])
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".rpm") }.sorted().map { dir + "/" + $0 }
+            var rpms: [String: RPMFile] = [:]
+            for file in files { rpms[file] = try RPMFile(path: file) }
+            let candidates = files.map { file -> RPMRuntime.Package in
+                var package = RPMRuntime.Package(rpm: rpms[file]!, location: file)
+                if !followingRequires { package.requires = [] }
+                return package
+            } + missing
+            let root = try TemporaryDirectory.make("genuine-runtime")
+            defer { TemporaryDirectory.remove(root) }
+            let verifier = SignatureVerifier(key: key)
+            let unpacked = try RPMRuntime(packages: candidates).lay(into: root) { locations in
+                for location in locations { if let rpm = rpms[location] { _ = try Payload.extract(try verifier.verified(rpm), into: root) } }
+            }
+            return unpacked.map { location in rpms[location]?.name ?? candidates.first { $0.location == location }!.name }
+        }
     }
 }
