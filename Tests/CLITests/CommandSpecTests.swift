@@ -24,7 +24,7 @@ import TestSupport
         "table": (["--packages"], ["--format", "--versions", "--from"], []),
         "versions": (["--json"], ["--versions"], []),
         "cleanup": (["--dry-run", "--local"], ["--build-id", "--region", "--endpoint-url", "--log"], ["--region"]),
-        "rpm": (["--files", "--devices"], ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude"], ["--seed", "--extra", "--exclude"]),
+        "rpm": (["--files", "--devices"], ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude", "--into"], ["--seed", "--extra", "--exclude", "--gpg-key"]),
     ]
 
     /// `--name`s that help prose mentions but no command's parser takes: `--help` (every
