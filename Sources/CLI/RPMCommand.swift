@@ -22,9 +22,10 @@ struct RPMCommand {
         ],
         options: [
             OptionSpec("--gpg-key", "KEY", repeatable: true, help: """
-                the pinned key (armored or binary OpenPGP public key; a file may hold several keys)
-                instead of the embedded CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43
-                0946 FCA2 C105 B9DE); repeatable: a package signed by any of them is accepted
+                the pinned key (armored or binary OpenPGP public key) instead of the embedded
+                CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE);
+                a file may hold several keys, and the option may be repeated: a package
+                signed by any of them is accepted
                 """),
             OptionSpec("--into", "DIR", help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
             OptionSpec("--files", help: "info: list every file with mode, owner, size and link target"),
