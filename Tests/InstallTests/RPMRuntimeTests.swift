@@ -100,6 +100,15 @@ import Testing
         }
     }
 
+    /// Red Hat's key file holds two armored keys: both are pinned, the release key first.
+    @Test func aKeyFileWithSeveralKeysPinsThemAll() throws {
+        let key = try PinnedKey(path: GenuineEL6.dir + "/RPM-GPG-KEY-redhat-release")
+        #expect(key.fingerprints == ["567E347AD0044ADE55BA8A5F199E2F91FD431D51", "43A6E49C4A38F4BE9ABF2A5345689C882FA658E0"])
+        #expect(key.fingerprint == "567E347AD0044ADE55BA8A5F199E2F91FD431D51")
+        let both = try PinnedKey(combining: [key, try PinnedKey(path: GenuineEL6.dir + "/RPM-GPG-KEY-CentOS-6")])
+        #expect(both.fingerprints.count == 3 && both.fingerprints.last == PinnedKey.centOS6Fingerprint)
+    }
+
     /// Genuine RHEL 6.9 packages (Tests/Fixtures/el6-rpm-runtime, PROVENANCE.tsv): the
     /// runtime selected from their headers and payloads holds NSS's dlopen'ed crypto module.
     @Test func theGenuineEL6RuntimeHoldsNSSSoftoknAndFreebl() throws {
