@@ -13,15 +13,9 @@ import Glibc
 enum ConfigureSteps {
     // MARK: configure
 
-    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), dracut's ec2.conf, ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on") { try configure($0) }
+    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on") { try configure($0) }
     static func configure(_ ctx: InstallContext) throws {
         var config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
-        // nvme in dracut's ec2.conf only when the installed kernel has it (6.5 and later):
-        // read from the target's module tree, not from the versions table.
-        config.nvme = true
-        ctx.runner.perform("ec2.conf lists nvme only if /lib/modules/\(config.kernel) of the target has it") {
-            config.nvme = BootVerdict.kernelHas("nvme", root: ctx.root, kernel: config.kernel)
-        }
         config.timeSync = !ctx.options.minimal
         for file in imageFiles(config) {
             try Interruption.shared.check()
@@ -38,12 +32,26 @@ enum ConfigureSteps {
         }
     }
 
-    /// The installed kernel's initramfs, rebuilt by the target's own dracut (it reads
-    /// /etc/dracut.conf.d/ec2.conf); the builder's dracut would build for the builder.
-    static let initramfsStep = InstallStep("initramfs", "the target's own dracut regenerates the kernel's initramfs with /etc/dracut.conf.d/ec2.conf (never the builder's dracut)") { try regenerateInitramfs($0) }
-    static func regenerateInitramfs(_ ctx: InstallContext) throws {
+    /// The installed kernel's initramfs: the one its %posttrans built (new-kernel-pkg →
+    /// the target's own dracut, which read ec2.conf, written before the transaction) is
+    /// kept when it holds every driver ec2.conf names that the kernel has as a module
+    /// and no file it copied from the image has changed since; else the target's own
+    /// dracut rebuilds it (never the builder's, which would build for the builder).
+    static let initramfsStep = InstallStep("initramfs", "keep the initramfs the kernel's %posttrans built when it holds ec2.conf's drivers and nothing it copied changed since; else the target's own dracut rebuilds it") { try initramfs($0) }
+    static func initramfs(_ ctx: InstallContext) throws {
         let kernel = GrubMenu.installedKernel(ctx.release.kernel)
-        try ctx.runner.checked(Command("dracut", ["-f", "/boot/initramfs-\(kernel).img", kernel]).inChroot(ctx.root))
+        let image = "/boot/initramfs-\(kernel).img"
+        // The dry run cannot read an image that was never built: it shows the rebuild.
+        var reason: String? = "(dry run: decided from the image the kernel's %posttrans builds)"
+        try ctx.runner.perform("check \(image): ec2.conf's drivers in it, nothing it copied from the image written after it") {
+            reason = try InitramfsCheck.rebuildReason(root: ctx.root, kernel: kernel, image: image)
+        }
+        guard let reason else {
+            ctx.log.say("initramfs: kept the one kernel-\(ctx.release.kernel)'s %posttrans built (it holds ec2.conf's drivers; nothing it copied changed since)")
+            return
+        }
+        ctx.log.say("initramfs: rebuilding it: \(reason)")
+        try ctx.runner.checked(Command("dracut", ["-f", image, kernel]).inChroot(ctx.root))
     }
 
     /// Where the image boots, from its own files (read only).

@@ -5,6 +5,7 @@ import Host
 import RPM
 import Repository
 import Signature
+import Templates
 import Versions
 
 /// The package half of the install: metadata, closure, downloads and
@@ -398,8 +399,38 @@ enum PackageSteps {
     static let installPackagesStep = InstallStep("install-packages", "the target's yum, one transaction: install @core, the pinned kernel, xfsprogs, grub (acpid, ntp) --exclude=postfix") { try installPackages($0) }
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner
+        try writeDracutConfiguration(ctx)
         try runner.checked(yum(ctx, installArguments(kernel: ctx.release.kernel, extraPackages: ctx.extraPackages)))
         try runner.perform { try checkInstalled(ctx) }
+    }
+
+    /// dracut's ec2.conf before the transaction: the kernel's %posttrans (new-kernel-pkg
+    /// → dracut) then builds the initramfs with the EC2 drivers in it, and the
+    /// initramfs step keeps that image instead of building a second one.
+    static func writeDracutConfiguration(_ ctx: InstallContext) throws {
+        var nvme = true
+        try ctx.runner.perform("ec2.conf lists nvme only if the kernel-\(ctx.release.kernel) package ships an nvme module") {
+            nvme = try kernelShipsModule("nvme", ctx)
+        }
+        for file in dracutImageFiles(nvme: nvme) { try ConfigureSteps.apply(file, root: ctx.root, ctx: ctx) }
+    }
+
+    /// Whether the verified package of the kernel to install ships `/lib/modules/<kver>/…/NAME.ko[.xz|.gz]`
+    /// (read from its header's file list: the kernel is not installed yet).
+    static func kernelShipsModule(_ name: String, _ ctx: InstallContext) throws -> Bool {
+        let kernel = try ctx.made(ctx.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel },
+                                  "kernel-\(ctx.release.kernel) package", by: "resolve")
+        let rpm = try ctx.made(ctx.verifiedPackages[kernel.location], "verified kernel-\(ctx.release.kernel)", by: "verify-packages").rpm
+        return shipsModule(name, files: rpm.fileNames)
+    }
+
+    /// Pure: a module file of that name under a `/lib/modules/` tree (merged-/usr trees too).
+    static func shipsModule(_ name: String, files: [String]) -> Bool {
+        files.contains { path in
+            guard path.contains("/lib/modules/") else { return false }
+            let base = (path as NSString).lastPathComponent
+            return ["", ".xz", ".gz"].contains { base == name + ".ko" + $0 }
+        }
     }
 
     /// The target must now hold the pinned kernel and no postfix (reads its rpm database back).

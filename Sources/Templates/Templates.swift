@@ -78,8 +78,6 @@ public struct ImageConfiguration: Equatable, Sendable {
     public var mirror: String
     /// versions.json `mirrors.imageCommented`: the commented baseurl in the image.
     public var commentedMirror: String
-    /// The installed kernel has an nvme driver: dracut's ec2.conf adds it.
-    public var nvme: Bool = false
     /// ntp is installed (not `--minimal`): /etc/ntp.conf points at the Amazon Time Sync Service.
     public var timeSync: Bool = false
 
@@ -131,10 +129,18 @@ public func imageFiles(_ c: ImageConfiguration) -> [ImageFile] {
         ImageFile(path: Sudoers.ec2UserPath, content: .text(Sudoers.ec2UserRule), mode: Sudoers.ec2UserMode),
         ImageFile(path: RcLocal.path, content: .text(RcLocal.script), mode: RcLocal.mode),
         ImageFile(path: RcLocal.linkPath, content: .symlink(target: RcLocal.linkTarget), mode: 0o777),
-        ImageFile(path: DracutEC2.directory, content: .directory, mode: 0o755),
-        ImageFile(path: DracutEC2.path, content: .text(DracutEC2.render(nvme: c.nvme)), mode: 0o644),
     ]
     + (c.timeSync ? [ImageFile(path: NTPConf.path, content: .text(NTPConf.text), mode: 0o644)] : [])
+}
+
+/// dracut's configuration, written before the package transaction (not by the configure
+/// step): the kernel's %posttrans builds the initramfs with it. `nvme` when the kernel
+/// package ships the module.
+public func dracutImageFiles(nvme: Bool) -> [ImageFile] {
+    [
+        ImageFile(path: DracutEC2.directory, content: .directory, mode: 0o755),
+        ImageFile(path: DracutEC2.path, content: .text(DracutEC2.render(nvme: nvme)), mode: 0o644),
+    ]
 }
 
 /// The login account of the image (as Amazon Linux and the original script call it).

@@ -122,10 +122,10 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         return String(text[range].dropFirst("release ".count))
     }
 
-    static func moduleName(_ name: String) -> String { name.replacingOccurrences(of: "-", with: "_") }
+    public static func moduleName(_ name: String) -> String { name.replacingOccurrences(of: "-", with: "_") }
 
     /// `nvme` from `kernel/drivers/nvme/host/nvme.ko.xz`; nil for other files.
-    static func moduleName(path: Substring) -> String? {
+    public static func moduleName(path: Substring) -> String? {
         let base = path.split(separator: "/").last.map(String.init) ?? ""
         guard let range = base.range(of: ".ko"), base[range.upperBound...].isEmpty || base[range.upperBound...].hasPrefix(".") else { return nil }
         return moduleName(String(base[..<range.lowerBound]))

@@ -255,7 +255,6 @@ let commentedMirror = "https://vault.centos.org"
     func configuration(ena: Bool = false) throws -> ImageConfiguration {
         let versions = try VersionsFile.embedded()
         var c = ImageConfiguration(release: try versions.require("6.9"), mirrors: versions.mirrors, ena: ena)
-        c.nvme = true
         c.timeSync = true
         return c
     }
