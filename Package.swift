@@ -22,7 +22,7 @@ let package = Package(
         // repomd, primary and comps; the resolver; a release's repository fetched and checked.
         .target(name: "Repository", dependencies: ["Host", "Fetch", "RPM"]),
         // Where a built image boots on EC2 (Xen, Nitro), read from its root and initramfs.
-        .target(name: "Verdict", dependencies: ["Versions", "RPM"]),
+        .target(name: "Verdict", dependencies: ["Host", "Versions", "RPM"]),
         .target(name: "ENA", dependencies: ["Host", "Versions"]),
         .target(name: "AMI", dependencies: ["Host", "Versions", "Fetch"]),
         .target(name: "VM", dependencies: ["Host"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// One thing in an image that must not be snapshotted: what a first boot or
 /// a person at the console left behind, which every instance would inherit.
@@ -19,12 +20,12 @@ public struct HygieneFinding: Equatable, Sendable {
 /// rc.local installs the launch key.
 public enum Hygiene {
     public static func findings(root: String) -> [HygieneFinding] {
-        let fm = FileManager.default
         var found: [HygieneFinding] = []
-        func exists(_ p: String) -> Bool { var st = stat(); return lstat(root + p, &st) == 0 }
-        func size(_ p: String) -> Int64 { var st = stat(); return lstat(root + p, &st) == 0 ? Int64(st.st_size) : -1 }
-        func isRegular(_ p: String) -> Bool { var st = stat(); return lstat(root + p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG }
-        func list(_ dir: String) -> [String] { ((try? fm.contentsOfDirectory(atPath: root + dir)) ?? []).sorted() }
+        // Every path resolved inside the image: a directory link such as /var/log -> / must not walk the builder.
+        func exists(_ p: String) -> Bool { ImageRoot.status(p, in: root) != nil }
+        func size(_ p: String) -> Int64 { ImageRoot.status(p, in: root).map { Int64($0.st_size) } ?? -1 }
+        func isRegular(_ p: String) -> Bool { ImageRoot.status(p, in: root).map { ($0.st_mode & S_IFMT) == S_IFREG } ?? false }
+        func list(_ dir: String) -> [String] { ImageRoot.list(dir, in: root).sorted() }
 
         for name in list("/etc/ssh") where name.hasPrefix("ssh_host_") {
             found.append(HygieneFinding(path: "/etc/ssh/" + name, what: "an SSH host key (every instance would share it)"))
@@ -50,7 +51,7 @@ public enum Hygiene {
         }
         let scripts = "/etc/sysconfig/network-scripts"
         for name in list(scripts) where name.hasPrefix("ifcfg-") && name != "ifcfg-lo" {
-            guard let text = try? String(contentsOfFile: root + scripts + "/" + name, encoding: .utf8) else { continue }
+            guard let text = ImageRoot.text(scripts + "/" + name, in: root, limit: 1 << 20) else { continue }
             for line in text.split(separator: "\n") {
                 let key = line.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
                 if key == "HWADDR" || key == "UUID" {
@@ -58,7 +59,8 @@ public enum Hygiene {
                 }
             }
         }
-        for path in walk(root: root + "/var/log", skipping: []) where isRegular("/var/log" + path) && size("/var/log" + path) > 0 {
+        let logs = ImageRoot.hostPath("/var/log", in: root) ?? root + "/var/log/.unresolvable"
+        for path in walk(root: logs, skipping: []) where isRegular("/var/log" + path) && size("/var/log" + path) > 0 {
             found.append(HygieneFinding(path: "/var/log" + path, what: "a non-empty log (\(size("/var/log" + path)) bytes)"))
         }
         for dir in ["/var/lib/dhclient", "/var/lib/dhcp"] {

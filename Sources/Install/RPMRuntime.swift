@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import RPM
 
 /// What the target's rpm needs to run in the scratch tools root (PackageSteps.bootstrap,
@@ -192,25 +193,10 @@ extension RPMRuntime.Package {
 extension RPMRuntime {
     /// `path` inside `root` with every symlink on the way resolved inside `root` too
     /// (an absolute link such as `/lib64/ld-linux-x86-64.so.2 -> /lib/...` must not
-    /// lead to the builder's own file). Gives up after 40 links, as the kernel does.
+    /// lead to the builder's own file): `ImageRoot.resolve`; after too many links, the
+    /// path as given (it then names nothing the loader would find either).
     public static func resolve(_ path: String, inRoot root: String) -> String {
-        var pending = path.split(separator: "/").map(String.init)
-        var resolved: [String] = []
-        var links = 0
-        while !pending.isEmpty {
-            let component = pending.removeFirst()
-            if component == "." || component.isEmpty { continue }
-            if component == ".." { _ = resolved.popLast(); continue }
-            let candidate = "/" + (resolved + [component]).joined(separator: "/")
-            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: root + candidate), links < 40 {
-                links += 1
-                if target.hasPrefix("/") { resolved = [] }
-                pending = target.split(separator: "/").map(String.init) + pending
-            } else {
-                resolved.append(component)
-            }
-        }
-        return "/" + resolved.joined(separator: "/")
+        ImageRoot.resolve(path, inRoot: root) ?? path
     }
 }
 

@@ -11,6 +11,7 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
     case cannotStart(executable: String, reason: String)
     case qmp(socket: String, reason: String)
     case imds(reason: String)
+    case console(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +27,8 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
             return "qemu control socket '\(socket)': \(reason)"
         case let .imds(reason):
             return "metadata service for the guest: \(reason)"
+        case let .console(path, reason):
+            return "console log '\(path)': \(reason)"
         }
     }
 }
@@ -100,9 +103,11 @@ public final class BootRunner {
     /// - Important: writes to the image (the guest's first boot changes it) unless `config.snapshot`.
     public func boot(_ config: BootConfig) throws -> BootResult {
         let qemu = try preflight(config)
-        try? FileManager.default.removeItem(atPath: config.serialLog)
+        // This run's own empty console file, read through its own descriptor: an old
+        // log (one that already says login:) can never make a boot pass.
+        let consoleFD = try ConsoleLog.create(config.serialLog)
+        defer { close(consoleFD) }
         try? FileManager.default.removeItem(atPath: config.qmpSocket)
-        _ = FileManager.default.createFile(atPath: config.serialLog, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: config.qmpSocket) }
 
         var command = QEMU.command(config)
@@ -126,10 +131,14 @@ public final class BootRunner {
         }
 
         var matcher = ConsoleMatcher(pattern: config.readyPattern)
-        let file = GrowingFile(path: config.serialLog)
-        let outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout, failures: config.failurePatterns,
+        let file = GrowingFile(descriptor: consoleFD)
+        var outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout, failures: config.failurePatterns,
                                    stillRunning: { process.isRunning },
                                    interrupted: { Interruption.shared.isInterrupted })
+        // QEMU writes by path: what it wrote must be the file this run made and reads.
+        if case .ready = outcome, !ConsoleLog.isSameFile(config.serialLog, descriptor: consoleFD) {
+            outcome = .failed(pattern: ConsoleLog.replacedPattern, seconds: Date().timeIntervalSince(start))
+        }
         log?.write("boot-test: \(outcome) after \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
 
         // A guest stuck without its root cannot act on the power button: stop QEMU at once.

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Accumulates a console as it grows and says when the ready pattern appears.
 /// Pure: fed chunks of bytes, no files, no clocks (the runner supplies both).
@@ -41,14 +44,19 @@ public struct ConsoleMatcher: Sendable {
 }
 
 /// Reads a file that another process appends to (QEMU's serial log), from
-/// where it left off. A file that does not exist yet reads as empty.
+/// where it left off: by path (a file that does not exist yet reads as empty) or
+/// through a descriptor of the file itself (whatever happens to the path).
 public final class GrowingFile {
     public let path: String
+    private let descriptor: Int32?
     private var offset: UInt64 = 0
-    public init(path: String) { self.path = path }
+    public init(path: String) { self.path = path; self.descriptor = nil }
+    /// Reads through `descriptor` (not closed here).
+    public init(descriptor: Int32) { self.path = "/proc/self/fd/\(descriptor)"; self.descriptor = descriptor }
 
     /// The bytes appended since the last call.
     public func readNew() -> Data {
+        if let descriptor { return readNew(from: descriptor) }
         guard let handle = FileHandle(forReadingAtPath: path) else { return Data() }
         defer { try? handle.close() }
         do {
@@ -59,6 +67,52 @@ public final class GrowingFile {
         } catch {
             return Data()
         }
+    }
+
+    private func readNew(from descriptor: Int32) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return data }
+            data.append(contentsOf: buffer[0..<n])
+            offset += UInt64(n)
+        }
+    }
+}
+
+/// The console file of one boot: made new and empty by the run that reads it.
+public enum ConsoleLog {
+    /// The failure a boot reports when the console file was swapped under QEMU.
+    public static let replacedPattern = "(the console file was replaced while the guest booted)"
+
+    /// Replaces whatever is at `path` (an old log, a symlink) with a new empty file
+    /// (0644) and returns its descriptor. Refuses, saying why, when the old one cannot
+    /// go (an immutable file, a directory) or the new one cannot be made.
+    public static func create(_ path: String) throws -> Int32 {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            if info.st_mode & S_IFMT == S_IFDIR {
+                throw VMError.console(path: path, reason: "it is a directory; name a file with --console")
+            }
+            if unlink(path) != 0 {
+                let reason = String(cString: strerror(errno))
+                throw VMError.console(path: path, reason: "an old console log is there and cannot be replaced (\(reason); immutable? see lsattr, chattr -i); remove it or name another file with --console")
+            }
+        }
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw VMError.console(path: path, reason: "cannot create it (\(String(cString: strerror(errno)))); name a writable place with --console")
+        }
+        fchmod(fd, 0o644)
+        return fd
+    }
+
+    /// Whether `path` still names the file open as `descriptor`.
+    public static func isSameFile(_ path: String, descriptor: Int32) -> Bool {
+        var a = stat(), b = stat()
+        return stat(path, &a) == 0 && fstat(descriptor, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import RPM
 import Versions
 
@@ -68,19 +69,21 @@ public struct BootVerdict: Codable, Equatable, Sendable {
     public static func compute(root: String, enaHint: String? = nil) throws -> BootVerdict {
         let boot = try defaultBootEntry(root: root)
         let kver = boot.kernel
-        let modulesDir = root + "/lib/modules/" + kver
-        guard FileManager.default.fileExists(atPath: modulesDir) else {
+        // Every path from the image (grub.conf names the kernel and initrd) is read inside its root.
+        guard let modulesDir = ImageRoot.hostPath("/lib/modules/" + kver, in: root), FileManager.default.fileExists(atPath: modulesDir) else {
             throw Failure(description: "the image's default kernel \(kver) has no '/lib/modules/\(kver)'; is '\(root)' a built image?")
         }
         let installed = installedModules(modulesDir)
         let builtin = builtinDrivers(root: root, kernel: kver)
-        let initrdPath = root + boot.initrd
-        guard let initrd = FileManager.default.contents(atPath: initrdPath) else {
-            throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image (run as root, or rebuild it with dracut in the image)")
+        guard let initrd = ImageRoot.contents(boot.initrd, in: root, limit: initramfsLimit) else {
+            throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image as a regular file of at most \(initramfsLimit >> 20) MiB inside it (run as root, or rebuild it with dracut in the image)")
         }
         let inInitramfs = try initramfsModules([UInt8](initrd))
         return verdict(kernel: kver, inInitramfs: inInitramfs, installed: installed, builtin: builtin, enaHint: enaHint)
     }
+
+    /// The largest initramfs read (CentOS 6's generic images are 15-30 MB).
+    public static let initramfsLimit = 256 << 20
 
     /// The pure part: from the three module sets (names with `_`, as the kernel does).
     public static func verdict(kernel: String, inInitramfs: Set<String>, installed: Set<String>, builtin: Set<String>, enaHint: String? = nil) -> BootVerdict {
@@ -117,7 +120,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
 
     /// The release an image says it is (`CentOS release 6.9 (Final)` in /etc/redhat-release).
     public static func release(root: String) -> String? {
-        guard let text = try? String(contentsOfFile: root + "/etc/redhat-release", encoding: .utf8),
+        guard let text = ImageRoot.text("/etc/redhat-release", in: root, limit: 4096),
               let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
         return String(text[range].dropFirst("release ".count))
     }
@@ -135,11 +138,11 @@ public struct BootVerdict: Codable, Equatable, Sendable {
     public static func defaultBootEntry(root: String) throws -> (kernel: String, initrd: String) {
         let candidates = ["/boot/grub/grub.conf", "/boot/grub/menu.lst"]
         for file in candidates {
-            guard let text = try? String(contentsOfFile: root + file, encoding: .utf8) else { continue }
+            guard let text = ImageRoot.text(file, in: root, limit: 1 << 20) else { continue }
             if let entry = defaultEntry(grubConf: text) { return entry }
         }
         // No boot loader configuration: the only kernel in /boot.
-        let kernels = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? [])
+        let kernels = ImageRoot.list("/boot", in: root)
             .filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }.sorted()
         guard let kver = kernels.last else { throw Failure(description: "no kernel ('/boot/vmlinuz-*') in the image at '\(root)'; is it a built image?") }
         return (kver, "/boot/initramfs-\(kver).img")
@@ -183,7 +186,8 @@ public struct BootVerdict: Codable, Equatable, Sendable {
     /// Whether `kernel` of the image at `root` has `driver` at all (a module or built in).
     public static func kernelHas(_ driver: String, root: String, kernel: String) -> Bool {
         let n = moduleName(driver)
-        return installedModules(root + "/lib/modules/" + kernel).contains(n) || builtinDrivers(root: root, kernel: kernel).contains(n)
+        let installed = ImageRoot.hostPath("/lib/modules/" + kernel, in: root).map(installedModules) ?? []
+        return installed.contains(n) || builtinDrivers(root: root, kernel: kernel).contains(n)
     }
 
     /// Config symbols of the drivers, for kernels without modules.builtin.
@@ -192,10 +196,10 @@ public struct BootVerdict: Codable, Equatable, Sendable {
 
     /// Drivers built into the kernel: modules.builtin if the kernel ships it, else `=y` in its config.
     public static func builtinDrivers(root: String, kernel: String) -> Set<String> {
-        if let text = try? String(contentsOfFile: "\(root)/lib/modules/\(kernel)/modules.builtin", encoding: .utf8) {
+        if let text = ImageRoot.text("/lib/modules/\(kernel)/modules.builtin", in: root) {
             return builtin(modulesBuiltin: text)
         }
-        let config = (try? String(contentsOfFile: "\(root)/boot/config-\(kernel)", encoding: .utf8)) ?? ""
+        let config = ImageRoot.text("/boot/config-\(kernel)", in: root) ?? ""
         return builtin(config: config)
     }
 

@@ -28,9 +28,11 @@ final class InstalledImage: Sendable {
         workDir = dir + "/work"
         let server = try VaultServer()
         defer { server.stop() }
-        result = try Integration.tool(["install", "6.9", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                       "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                      environment: ["CENTOS6_AMI_WORK_DIR": workDir])
+        // Under a strict umask: the image's modes must be CentOS 6's all the same.
+        result = try Integration.run("/bin/sh", ["-c", "umask 077 && exec \"$0\" \"$@\"", Integration.binary,
+                                                 "install", "6.9", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                                                 "--cache", SharedCache.path, "--log", dir + "/install.log"],
+                                     environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": workDir]) { $1 })
         serverStats = try server.stats()
     }
 
@@ -139,6 +141,13 @@ struct InstallEndToEndTests {
             #expect(text("/etc/sudoers.d/ec2-user") == "ec2-user ALL=(ALL) NOPASSWD:ALL\n")
             #expect(mode("/etc/sudoers.d/ec2-user") == 0o440 && mode("/etc/sudoers.d") == 0o750)
             #expect(mode("/etc/rc.d/rc.local") == 0o755)
+            // Built under umask 077 (InstalledImage): the modes are those of umask 022.
+            let modes = ["/etc/fstab": 0o644, "/etc/dracut.conf.d": 0o755, "/etc/dracut.conf.d/ec2.conf": 0o644, "/boot/grub": 0o755,
+                         "/boot/grub/grub.conf": 0o600, "/etc/yum/vars/releasever": 0o644, "/home/ec2-user": 0o700, "/var/lib/rpm": 0o755,
+                         "/etc/sysconfig/network-scripts/ifcfg-eth0": 0o644, "/etc/ntp.conf": 0o644, "/tmp": 0o1777]
+            for (path, want) in modes.sorted(by: { $0.key < $1.key }) {
+                #expect(mode(path) == want, "\(path): \(String(mode(path), radix: 8)), want \(String(want, radix: 8))")
+            }
             #expect(text("/etc/yum.repos.d/CentOS-Base.repo").contains("baseurl=http://archive.kernel.org/centos-vault/$releasever/os/$basearch/"))
             // ec2-user exists with a locked password; root locked too.
             let shadow = text("/etc/shadow").split(separator: "\n")

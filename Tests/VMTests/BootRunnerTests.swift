@@ -113,6 +113,38 @@ import Glibc
         #expect(result.qemuStderr.contains("failed"))
     }
 
+    /// An old console log that already says login: never makes a boot pass: the run
+    /// starts from its own empty file, and a QEMU that exits or writes elsewhere fails.
+    @Test func anOldConsoleLogCannotMakeABootPass() throws {
+        let c = config(try fakeQEMU(console: "", behaviour: "exit 0"))
+        try "SeaBIOS\nlocalhost login: \n".write(toFile: c.serialLog, atomically: true, encoding: .utf8)
+        let exited = try BootRunner(log: nil).boot(c)
+        #expect(!exited.passed && exited.outcome == .producerExited, "\(exited.outcome)")
+        #expect(!exited.console.contains("login:"))
+        // A symlink at the console path is replaced, not followed.
+        let elsewhere = dir + "/elsewhere.log"
+        try "localhost login: \n".write(toFile: elsewhere, atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: c.serialLog)
+        try FileManager.default.createSymbolicLink(atPath: c.serialLog, withDestinationPath: elsewhere)
+        var quiet = c
+        quiet.timeout = 1
+        quiet.qemu = try fakeQEMU(console: "", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+        let timedOut = try BootRunner(log: nil).boot(quiet)
+        #expect(!timedOut.passed && timedOut.outcome == .timedOut, "\(timedOut.outcome)")
+        #expect(try String(contentsOfFile: elsewhere, encoding: .utf8) == "localhost login: \n", "the link's target is untouched")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: c.serialLog)) == nil, "the console is a file of the run's own")
+        // QEMU writing to another file than the one this run made: a failure, not a pass.
+        let swapping = config(try fakeQEMU(console: "", behaviour: "rm -f \"$log\"; printf 'login: ' > \"$log\"\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done"))
+        let swapped = try BootRunner(log: nil).boot(swapping)
+        #expect(!swapped.passed, "\(swapped.outcome)")
+    }
+
+    @Test func aConsoleLogThatCannotBeReplacedIsRefused() throws {
+        let c = config(try fakeQEMU(console: "login: ", behaviour: "exit 0"))
+        try FileManager.default.createDirectory(atPath: c.serialLog, withIntermediateDirectories: true)
+        #expect(throws: VMError.console(path: c.serialLog, reason: "it is a directory; name a file with --console")) { try BootRunner(log: nil).boot(c) }
+    }
+
     @Test func customReadyPattern() throws {
         let qemu = try fakeQEMU(console: "login: \\nIMDS-KEY: ssh-ed25519 AAAA\\n", behaviour: "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
         var c = config(qemu)
