@@ -91,6 +91,35 @@ public struct ResultsFile: Codable, Equatable, Sendable {
         return try decode(data, path: path)
     }
 
+    /// What `merge` will need, checked before anything is made in AWS: the file is
+    /// absent, empty or a results file; its lock can be taken; its directory is
+    /// writable (the merge writes a temporary file there and renames it over).
+    public static func checkWritable(path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw AMIError.resultsFile(path: path, reason: "its directory '\(directory)' does not exist; make it or name another file with --results")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw AMIError.resultsFile(path: path, reason: "its directory '\(directory)' is not writable; name another file with --results")
+        }
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFREG else { throw AMIError.resultsFile(path: path, reason: "it is not a regular file") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw AMIError.resultsFile(path: path, reason: "cannot be read: \(String(cString: strerror(errno)))")
+            }
+            if !data.isEmpty { _ = try decode(data, path: path) }
+        }
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AMIError.resultsFile(path: path, reason: "cannot open lock '\(lockPath)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        // Another run holding it now is fine (merge waits); only a lock that cannot be taken at all is not.
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN) } else if errno != EWOULDBLOCK {
+            throw AMIError.resultsFile(path: path, reason: "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Merges `records` into the file at `path` under an exclusive lock (`PATH.lock`),
     /// writing a temporary file and renaming it over, so a reader never sees half a file
     /// and two concurrent runs never lose each other's records.

@@ -1,3 +1,4 @@
+import AMI
 import Disk
 import Foundation
 import Host
@@ -12,7 +13,9 @@ enum ReadOnlyImage {
     /// Mounts partition 1 of an image file (through a read-only loop device) or of a
     /// block device read-only without journal replay (`ro,noload`), runs `body` on
     /// the mount point, and undoes everything before returning.
-    static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, _ body: (String) throws -> T) throws -> T {
+    /// `checkPartition` runs on partition 1's device before it is mounted.
+    static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, checkPartition: ((String, CommandRunner) throws -> Void)? = nil,
+                        _ body: (String) throws -> T) throws -> T {
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
         runner.isUnwinding = true  // read-only checks: let them run even after a ^C
@@ -37,10 +40,22 @@ enum ReadOnlyImage {
         }
         let mountPoint = work + "/root"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try checkPartition?(partition, runner)
         journal?.record(.mount(mountPoint))
         try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
         cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
         return try body(mountPoint)
+    }
+
+    /// `e2fsck -fn` (read-only: it changes nothing) must find the filesystem clean: a
+    /// broken one is refused before it reaches a snapshot. Exit 0 only; e2fsck's last
+    /// lines name the problem.
+    static func requireCleanFilesystem(_ partition: String, runner: CommandRunner) throws {
+        let result = runner.run(Command("e2fsck", ["-fn", partition]))
+        guard result.status == 0 else {
+            let tail = (result.stdoutText + result.stderrText).split(separator: "\n").suffix(3).joined(separator: " / ")
+            throw AMIError.badTarget("the filesystem on '\(partition)' is not clean (e2fsck -fn exit \(result.status): \(tail)); rebuild the image or repair it with e2fsck -f")
+        }
     }
 
     /// The hygiene findings of an image or device.

@@ -2,6 +2,7 @@ import AMI
 import Fetch
 import Foundation
 import Host
+import VM
 import Install
 import Verdict
 import Versions
@@ -123,7 +124,13 @@ struct RegisterCommand {
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
         }
+        // Reading an image or a device (loop devices, read-only mounts) needs root: said first.
+        if localDevice != nil || { if case .image = target { return true } else { return false } }(), geteuid() != 0 {
+            throw UsageError("register needs root: it reads '\(positionals[1])' through a read-only loop device or mount before anything goes to AWS", usage: usage)
+        }
         var options = try makeOptions(args, console: console)
+        // Before any AWS call: the results file must take the records at the end.
+        if let results = options.resultsFile { try ResultsFile.checkWritable(path: results) }
         let logPath = try args.value("--log") ?? defaultLogPath(release: release)
         let log = try Log(path: logPath, progress: console.err)
         Interruption.shared.install()
@@ -137,7 +144,9 @@ struct RegisterCommand {
         if case let .image(path) = target { readable = path }
         if let readable {
             if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
-            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log) { root -> ([HygieneFinding], BootVerdict) in
+            // As boot-test: an MBR with a Linux partition, and a filesystem e2fsck finds clean. Nothing broken or GPT is uploaded.
+            do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
+            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
                 if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
                 // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
                 return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: info, enaAsked: false)))

@@ -14,6 +14,7 @@ public enum ImageCheck {
         guard sector.count >= 512 else { return "it is shorter than one 512-byte sector" }
         guard sector[510] == 0x55, sector[511] == 0xAA else { return "it has no MBR partition table (no 0x55AA boot signature)" }
         let types = (0..<4).map { sector[446 + 16 * $0 + 4] }
+        if types.contains(0xEE) { return "it has a GPT partition table (a protective MBR, type 0xee); centos6-ami images have an msdos label" }
         guard types.contains(0x83) else {
             let listed = types.filter { $0 != 0 }.map { String(format: "0x%02x", $0) }
             return "its partition table has no Linux partition (type 0x83)" + (listed.isEmpty ? "" : "; types found: " + listed.joined(separator: ", "))
