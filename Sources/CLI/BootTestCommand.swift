@@ -85,15 +85,14 @@ struct BootTestCommand {
 
         Interruption.shared.install()
         let log = try Log(path: args.value("--log"), progress: console.err)
+        // Recorded for 'cleanup --local' if this run is killed: its work directory (the copy,
+        // the QMP socket), the QEMU child, the read-only mount.
+        let journal = CommandJournal.start("centos6-ami boot-test \(image)", console: console)
+        defer { CommandJournal.finish(journal) }
         // On disk, not in a tmpfs /tmp: the copy is as big as the image's data.
-        let work = "/var/tmp/centos6-ami-boot-\(getpid())-\(UUID().uuidString.prefix(6))"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        // Recorded for 'cleanup --local' if this run is killed: the copy, the QEMU child, the read-only mount.
-        let journal = try? RunJournal(directory: RunJournal.directory(workDirectory: console.environment["CENTOS6_AMI_WORK_DIR"] ?? "/run/centos6-ami"),
-                                      command: "centos6-ami boot-test \(image)")
-        Interruption.shared.childObserver = { pid in journal?.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
-        defer { Interruption.shared.childObserver = nil; journal?.remove() }
+        let work = try TemporaryDirectory.make("boot", in: "/var/tmp")
+        journal?.record(.scratch(work))
+        defer { TemporaryDirectory.remove(work) }
 
         let copy = keepCopy ?? work + "/boot-copy.img"
         journal?.record(.image(copy))

@@ -64,17 +64,23 @@ struct InspectCommand {
             findings = Hygiene.findings(root: target)
         } else {
             let log = try Log(path: args.value("--log"), progress: { _ in })
+            // ^C and SIGTERM unwind (the loop device and mount go); kill -9 leaves a journal for 'cleanup --local'.
+            Interruption.shared.install()
+            let journal = CommandJournal.start("centos6-ami inspect \(target)", console: console)
+            defer { CommandJournal.finish(journal) }
             if geteuid() == 0 {
-                (result, findings) = try ReadOnlyImage.with(target, log: log) { root in (try verdict(root), Hygiene.findings(root: root)) }
+                (result, findings) = try ReadOnlyImage.with(target, log: log, journal: journal) { root in (try verdict(root), Hygiene.findings(root: root)) }
             } else {
                 guard case .imageFile = try inspectTarget(target) else {
                     throw UsageError("reading the device '\(target)' needs root (it is mounted read-only); or give the mounted root directory", usage: usage)
                 }
-                let work = NSTemporaryDirectory() + "centos6-ami-inspect-\(getpid())-\(UUID().uuidString.prefix(6))"
-                try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                defer { try? FileManager.default.removeItem(atPath: work) }
+                let work = try TemporaryDirectory.make("inspect")
+                journal?.record(.scratch(work))
+                // Removed whatever debugfs copied out (read-only directories included).
+                defer { TemporaryDirectory.remove(work) }
                 result = try verdict(try copyOut(image: target, into: work + "/root", log: log))
             }
+            try Interruption.shared.check()
         }
         console.out(args.has("--json") ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
         return findings?.isEmpty == false ? ExitCode.failure : ExitCode.success

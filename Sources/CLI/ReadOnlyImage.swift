@@ -20,9 +20,7 @@ enum ReadOnlyImage {
         let cleanup = CleanupStack(log: log)
         runner.isUnwinding = true  // read-only checks: let them run even after a ^C
         defer { cleanup.unwind() }
-        var template = Array("/tmp/centos6-ami-ro-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw HostError.cannotWrite(path: "/tmp", reason: String(cString: strerror(errno))) }
-        let work = String(cString: made)
+        let work = try TemporaryDirectory.make("ro")
         journal?.record(.workDir(work))
         cleanup.push("remove \(work)") { rmdir(work + "/root"); rmdir(work) }
         var disk = image

@@ -137,6 +137,9 @@ struct RegisterCommand {
         log.say("log: \(logPath)")
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
+        // For 'cleanup --local' if this run is killed: the image checks' loop device and mount, its children.
+        let journal = CommandJournal.start("centos6-ami register \(release) \(positionals[1])", console: console)
+        defer { CommandJournal.finish(journal) }
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
         // Before any AWS request, read-only: nothing a boot or a person left may reach a
         // snapshot (the hygiene gate), and where the image boots decides the ENA flag.
@@ -146,7 +149,7 @@ struct RegisterCommand {
             if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
             // As boot-test: an MBR with a Linux partition, and a filesystem e2fsck finds clean. Nothing broken or GPT is uploaded.
             do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
-            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
+            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
                 if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
                 // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
                 return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: info, enaAsked: false)))

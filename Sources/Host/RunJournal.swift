@@ -25,6 +25,9 @@ public final class RunJournal: @unchecked Sendable {
         case mount(String)
         /// A private directory (removed with rmdir once nothing is mounted in it).
         case workDir(String)
+        /// A private scratch directory of the run's own (a boot copy, a QMP socket, files
+        /// copied out of an image): removed with its contents once nothing is mounted below it.
+        case scratch(String)
         /// A directory processes chroot into: what still runs there is killed.
         case root(String)
         /// A device node this run made with mknod.
@@ -44,6 +47,7 @@ public final class RunJournal: @unchecked Sendable {
             case let .loop(d, i): return "loop\t\(d)\t\(i)"
             case let .mount(p): return "mount\t\(p)"
             case let .workDir(p): return "work-dir\t\(p)"
+            case let .scratch(p): return "scratch\t\(p)"
             case let .root(p): return "root\t\(p)"
             case let .node(p): return "node\t\(p)"
             case let .lock(p): return "lock\t\(p)"
@@ -62,6 +66,7 @@ public final class RunJournal: @unchecked Sendable {
             case ("loop", 3): return .loop(device: f[1], image: f[2])
             case ("mount", 2): return .mount(f[1])
             case ("work-dir", 2): return .workDir(f[1])
+            case ("scratch", 2): return .scratch(f[1])
             case ("root", 2): return .root(f[1])
             case ("node", 2): return .node(f[1])
             case ("lock", 2): return .lock(f[1])
@@ -137,6 +142,7 @@ public final class RunJournal: @unchecked Sendable {
         case let .loop(d, i): return .loop(device: d, image: abs(i))
         case let .mount(p): return .mount(abs(p))
         case let .workDir(p): return .workDir(abs(p))
+        case let .scratch(p): return .scratch(abs(p))
         case let .root(p): return .root(abs(p))
         case let .node(p): return .node(abs(p))
         case let .lock(p): return .lock(abs(p))

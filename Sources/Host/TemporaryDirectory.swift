@@ -17,10 +17,20 @@ public enum TemporaryDirectory {
         let directory = parent ?? base
         var template = Array("\(directory)/centos6-ami-\(purpose).XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            let reason = errno == ENOENT ? "it does not exist (TMPDIR?)" : String(cString: strerror(errno))
-            throw HostError.cannotWrite(path: directory, reason: "cannot make a private directory there: \(reason)")
+            throw HostError.cannotWrite(path: directory, reason: failure(errno, fromEnvironment: parent == nil))
         }
         return String(cString: made)
+    }
+
+    /// Why a private directory could not be made, naming TMPDIR when it came from there. Pure.
+    static func failure(_ code: Int32, fromEnvironment: Bool) -> String {
+        let what = fromEnvironment ? "TMPDIR (or /tmp when unset)" : "it"
+        switch code {
+        case ENOENT: return "cannot make a private directory there: \(what) does not exist; set TMPDIR to an existing directory"
+        case ENOSPC: return "cannot make a private directory there: no space left (ENOSPC); free space or set TMPDIR elsewhere"
+        case EACCES, EROFS: return "cannot make a private directory there: \(what) is not writable (\(String(cString: strerror(code)))); set TMPDIR elsewhere"
+        default: return "cannot make a private directory there: \(String(cString: strerror(code)))"
+        }
     }
 
     /// Removes `path` and everything below it, making read-only directories (a

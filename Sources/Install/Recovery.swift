@@ -81,6 +81,7 @@ public struct LocalRecovery {
         let roots = e.compactMap { if case let .root(p) = $0 { return p }; return nil }
         let mounts = e.compactMap { if case let .mount(p) = $0 { return p }; return nil }
         let workDirs = e.compactMap { if case let .workDir(p) = $0 { return p }; return nil }
+        let scratches = e.compactMap { if case let .scratch(p) = $0 { return p }; return nil }
         let images = e.compactMap { if case let .image(p) = $0 { return p }; return nil }
         let finished = Set(e.compactMap { if case let .finished(p) = $0 { return p }; return nil })
         var loopImages = e.compactMap { if case let .loopOf(p) = $0 { return p }; return nil }
@@ -99,7 +100,7 @@ public struct LocalRecovery {
 
         // 2. Mounts: everything at or under each mount point and work directory, deepest first.
         var points: [String] = []
-        for base in mounts + workDirs { for p in Mounts.mountPoints(under: base) where !points.contains(p) { points.append(p) } }
+        for base in mounts + workDirs + scratches { for p in Mounts.mountPoints(under: base) where !points.contains(p) { points.append(p) } }
         for point in points.sorted(by: { $0.count > $1.count }) {
             var result = runner.run(Command("umount", [point]))
             if result.status != 0 && Mounts.isMountPoint(point) {
@@ -131,6 +132,12 @@ public struct LocalRecovery {
             }
         }
 
+        for dir in scratches where FileManager.default.fileExists(atPath: dir) {
+            guard Mounts.mountPoints(under: dir).isEmpty else { act("removed \(dir)", false, "something is still mounted below it"); continue }
+            TemporaryDirectory.remove(dir)
+            act("removed \(dir) and its contents", !FileManager.default.fileExists(atPath: dir), "it could not be removed")
+        }
+
         // 5. The lock file, when nobody holds it any more (the kernel dropped the dead run's flock).
         for case let .lock(path) in e where FileManager.default.fileExists(atPath: path) {
             let fd = open(path, O_RDWR | O_CLOEXEC)
@@ -143,7 +150,40 @@ public struct LocalRecovery {
                 act("lock \(path)", false, "held by another process")
             }
         }
+        // Said clean only when nothing of the run is left: checked again, not assumed.
+        for left in leftovers(record) where !problems.contains(where: { $0.hasPrefix(left) }) { problems.append(left + ": still there") }
         return (actions, problems)
+    }
+
+    /// What of a run is still on the host: its live children, mounts under its mount
+    /// points and directories, loop devices on its images, unfinished images, scratch directories.
+    public func leftovers(_ record: RunJournal.Record) -> [String] {
+        let e = record.entries
+        var left: [String] = []
+        for case let .child(pid, start) in e where RunJournal.startTime(pid) == start {
+            let state = Mounts.procText("\(procRoot)/\(pid)/stat")
+            if let close = state.lastIndex(of: ")"), !state[state.index(after: close)...].hasPrefix(" Z") { left.append("process \(pid)") }
+        }
+        var bases: [String] = []
+        for entry in e {
+            switch entry {
+            case let .mount(p), let .workDir(p), let .scratch(p), let .root(p): bases.append(p)
+            default: break
+            }
+        }
+        for base in bases { for point in Mounts.mountPoints(under: base) where !left.contains("mount \(point)") { left.append("mount \(point)") } }
+        var images: [String] = []
+        for entry in e {
+            switch entry {
+            case let .loopOf(p), let .loop(_, p): images.append(p)
+            default: break
+            }
+        }
+        for image in Set(images).sorted() { for device in BlockDevices.loopDevices(backing: image) { left.append("loop device \(device) (\(image))") } }
+        let finished = Set(e.compactMap { if case let .finished(p) = $0 { return p }; return nil })
+        for case let .image(p) in e where !finished.contains(p) && FileManager.default.fileExists(atPath: p) { left.append("unfinished image \(p)") }
+        for case let .scratch(p) in e where FileManager.default.fileExists(atPath: p) { left.append("scratch directory \(p)") }
+        return left
     }
 
     /// Pids whose root directory (`/proc/PID/root`) is one of `dirs` or inside one.
