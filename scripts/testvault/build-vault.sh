@@ -17,7 +17,7 @@ debdir=$parent/vault-debs
 mkdir -p "$parent"
 started=$(date +%s%N)
 
-for tool in rpmbuild rpmsign createrepo_c gpg dpkg-deb depmod python3 tar apt-get; do
+for tool in rpmbuild rpmsign createrepo_c gpg dpkg-deb depmod python3 tar apt-get gcc patchelf; do
   command -v "$tool" >/dev/null || { echo "build-vault: '$tool' missing (run scripts/setup-host.sh)" >&2; exit 1; }
 done
 

@@ -207,6 +207,9 @@ def inputs(debdir):
     db = dpkg_db()
     k, downloads = download_names()
     lines = [f"kernel-abi {k}"]
+    # the tools whose output lands in packages besides rpmbuild's: gcc is in
+    # the closure (nss_pkgs compile with it), patchelf is not
+    lines.append(f"tool patchelf {out(['dpkg-query', '-W', '-f=${Version}', 'patchelf'], check=False).strip()}")
     for d in downloads:
         lines.append(f"download {d} {candidate(d)}")
     roots = list(DEBIAN_ROOTS)
@@ -513,6 +516,8 @@ def debian_packages(db, names, work):
             # Debian's rpm keeps its database in ~/.rpmdb; CentOS's in /var/lib/rpm.
             write(pkg.stage, "/etc/rpm/macros.dbpath", "%_dbpath /var/lib/rpm\n")
             mkdir(pkg.stage, "/var/lib/rpm")
+            load_nss_first(pkg.stage)
+            pkg.requires.append("libnss3.so()(64bit)")
         if name == "shadow-utils":
             copy(pkg.stage, "/etc/login.defs", os.path.join(FILES, "login.defs"), 0o644)
             passwd = Package("passwd", version, release, "The passwd utility for setting or changing passwords",
@@ -528,6 +533,85 @@ def debian_packages(db, names, work):
             passwd.requires = ["shadow-utils", "filesystem"] + [r for r in pkg.requires if r.startswith("libpam")]
             pkgs.append(passwd)
         pkgs.append(pkg)
+    return pkgs
+
+
+def load_nss_first(stage):
+    """Makes every executable of the rpm package that links librpmio load the
+    vault's libnss3.so (nss_pkgs) through a DT_NEEDED entry ahead of all
+    others, as CentOS 6's rpm 4.8 loads NSS: its librpmio.so.1 links libnss3.
+    `rpm -K` and `rpm --import` exec rpmkeys (rpmpopt aliases), so rpm alone
+    is not enough.
+    The entry must come first: the global lookup scope is the executable,
+    then its DT_NEEDED in order (breadth-first), so only a libnss3.so ahead
+    of librpm.so.9 and librpmio.so.9 interposes librpmio's rpmDigestFinal for
+    calls from rpm, librpm and librpmio itself. patchelf --add-needed puts
+    the new entry first (checked below, so a patchelf that appends fails the
+    build instead of silently not interposing)."""
+    bindir = os.path.join(stage, "usr/bin")
+    patched = []
+    for name in sorted(os.listdir(bindir)):
+        exe = os.path.join(bindir, name)
+        if os.path.islink(exe) or not os.path.isfile(exe):
+            continue
+        with open(exe, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                continue
+        needed = out(["patchelf", "--print-needed", exe]).split()
+        if "librpmio.so.9" not in needed:
+            continue
+        run(["patchelf", "--add-needed", "libnss3.so", exe])
+        needed = out(["patchelf", "--print-needed", exe]).split()
+        if needed[0] != "libnss3.so":
+            raise SystemExit(f"build-vault: libnss3.so is not the first DT_NEEDED of {exe}: {needed}")
+        patched.append(name)
+    if "rpm" not in patched or "rpmkeys" not in patched:
+        raise SystemExit(f"build-vault: rpm and rpmkeys not both patched to load libnss3.so ({patched})")
+
+
+# CentOS 6's rpm 4.8 computes every digest and checks every signature
+# through NSS, and NSS loads its crypto at run time: libnss3.so dlopens its
+# PKCS #11 module libsoftokn3.so (nss-softokn), which dlopens libfreebl3.so
+# (nss-softokn-freebl). No ELF file rpm loads names those two in DT_NEEDED;
+# Requires do (EL6's nss requires libsoftokn3.so()(64bit) and
+# libfreebl3.so()(64bit); here nss requires softokn's and nss-softokn
+# freebl's, so a bootstrap must follow them transitively; FIDELITY.md has the
+# genuine shape). Without them genuine rpm 4.8 reports every digest NOT OK and
+# every signature BAD and installs nothing. The three packages below give
+# the vault that shape (files/nss-*.c say how), with CentOS 6.9's versions.
+# The libraries live in the directory Debian's loader searches by default
+# (the vault's /usr/lib64, CentOS's place for them, is not on its path).
+NSS_LIBDIR = "/usr/lib/x86_64-linux-gnu"
+NSS_PACKAGES = [
+    # name, version, release, library, C source, provides, requires, summary
+    ("nss", "3.28.4", "3.el6_9", "libnss3.so", "nss-libnss3.c", ["libnss3.so()(64bit)"],
+     ["libsoftokn3.so()(64bit)"], "Network Security Services (test vault stand-in: rpm's digest check)"),
+    ("nss-softokn", "3.14.3", "23.3.el6_8", "libsoftokn3.so", "nss-softokn.c", ["libsoftokn3.so()(64bit)"],
+     ["libfreebl3.so()(64bit)"], "Network Security Services Softoken Module (test vault stand-in)"),
+    ("nss-softokn-freebl", "3.14.3", "23.3.el6_8", "libfreebl3.so", "nss-freebl.c", ["libfreebl3.so()(64bit)"],
+     [], "Freebl library for the Network Security Services (test vault stand-in)"),
+]
+
+
+def nss_pkgs(work):
+    """nss, nss-softokn, nss-softokn-freebl: one shared library each, compiled
+    from files/ with the host gcc; each links at most libc (glibc 2.34+ has
+    dlopen in libc), so their ELF closure is in the vault's glibc."""
+    pkgs = []
+    for name, version, release, lib, source, provides, requires, summary in NSS_PACKAGES:
+        p = synthetic(name, version, release, summary, work, arch="x86_64")
+        target = os.path.join(p.stage, NSS_LIBDIR.lstrip("/"), lib)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", f"-Wl,-soname,{lib}",
+             "-Wl,--no-undefined", "-o", target, os.path.join(FILES, source)])
+        os.chmod(target, 0o755)
+        needed = out(["patchelf", "--print-needed", target]).split()
+        if not set(needed) <= {"libc.so.6"}:
+            raise SystemExit(f"build-vault: {lib} needs {needed}, not only libc.so.6")
+        p.files = [f"{NSS_LIBDIR}/{lib}"]
+        p.provides = provides + [f"{name}(x86-64) = {version}-{release}"]  # %{_isa}, as EL6's packages
+        p.requires = ["filesystem", "glibc"] + requires
+        pkgs.append(p)
     return pkgs
 
 
@@ -720,13 +804,14 @@ def only_in_pkg(name, release, work):
 def kernel_pkgs(release, deb_k, trees, work, update=None):
     """kernel and kernel-devel named 2.6.32-<n>.el6 from Debian's generic kernel and headers, the
     kernel's modules trimmed to KERNEL_MODULES (plus nvme where the release has it). update: the
-    release of an updates-repository kernel (no kernel-devel), group '<release>-updates'."""
+    release of an updates-repository kernel, group '<release>-updates'; it gets its kernel-devel
+    too, as CentOS 6's updates repository carries one for every kernel it carries."""
     krel = update or RELEASES[release]["kernel"]
     kver = f"{KERNEL_VERSION}-{krel}.x86_64"
+    group = f"{release}-updates" if update else release
     image, common, arch, kbuild = trees
     k = synthetic("kernel", KERNEL_VERSION, krel,
-                  f"The Linux kernel (Debian's {deb_k} as {kver})", work, arch="x86_64",
-                  group=f"{release}-updates" if update else release)
+                  f"The Linux kernel (Debian's {deb_k} as {kver})", work, arch="x86_64", group=group)
     s = k.stage
     for f in ("vmlinuz", "System.map", "config"):
         copy(s, f"/boot/{f}-{kver}", os.path.join(image, "boot", f"{f}-{deb_k}"))
@@ -768,15 +853,31 @@ def kernel_pkgs(release, deb_k, trees, work, update=None):
     }
     # CentOS 6's kernel requires dracut-kernel (its initramfs builder).
     k.requires = ["filesystem", "busybox", "/bin/sh", "dracut-kernel"]
-    k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{krel}", "kernel-drm = 4.3.0"]
-    if update or not RELEASES[release]["devel"]:
+    # as CentOS 6's kernel.spec: kernel-<arch>, kernel-drm, kernel-uname-r
+    k.provides = [f"kernel-x86_64 = {KERNEL_VERSION}-{krel}", "kernel-drm = 4.3.0", f"kernel-uname-r = {kver}"]
+    if not RELEASES[release]["devel"]:
         return k, None
 
-    d = synthetic("kernel-devel", KERNEL_VERSION, RELEASES[release]["kernel"],
+    d = synthetic("kernel-devel", KERNEL_VERSION, krel,
                   f"Development package for building kernel modules to match the kernel (Debian's {deb_k} headers)",
-                  work, arch="x86_64", group=release)
+                  work, arch="x86_64", group=group)
     tree = os.path.join(d.stage, "usr/src/kernels", kver)
+    # what kbuild's scripts run for an out-of-tree module (awk: scripts/check-local-export)
+    d.requires = ["filesystem", "mawk", "sed", "grep", "coreutils", "findutils", "make", "bash"]
+    # installonlypkg(kernel): yum 3.2's default installonlypkgs lists kernel-devel
+    # (an update installs beside the old one), dnf's does not; this Provides is
+    # how dnf is told the same.
+    d.provides = [f"kernel-devel-x86_64 = {KERNEL_VERSION}-{krel}", f"kernel-devel-uname-r = {kver}",
+                  "installonlypkg(kernel)"]
+    # Every kernel-devel tree is the same Debian headers under another name:
+    # the later ones are hard links of the first staged one (staging only;
+    # each package still carries its own copy).
+    if deb_k in _devel_trees:
+        os.makedirs(os.path.dirname(tree), exist_ok=True)
+        run(["cp", "-al", _devel_trees[deb_k], tree])
+        return k, d
     os.makedirs(tree)
+    _devel_trees[deb_k] = tree
     common_src = next(os.path.join(common, "usr/src", x) for x in os.listdir(os.path.join(common, "usr/src")))
     arch_src = os.path.join(arch, "usr/src", f"linux-headers-{deb_k}")
     kbuild_src = next(os.path.join(kbuild, "usr/lib", x) for x in os.listdir(os.path.join(kbuild, "usr/lib"))
@@ -791,10 +892,10 @@ def kernel_pkgs(release, deb_k, trees, work, update=None):
             continue  # arch's Makefile only includes common's; links point into kbuild
         run(["cp", "-a", src, tree + "/"])
     run(["cp", "-a", kbuild_src + "/.", tree + "/"])
-    # what kbuild's scripts run for an out-of-tree module (awk: scripts/check-local-export)
-    d.requires = ["filesystem", "mawk", "sed", "grep", "coreutils", "findutils", "make", "bash"]
-    d.provides = [f"kernel-devel-x86_64 = {KERNEL_VERSION}-{RELEASES[release]['kernel']}"]
     return k, d
+
+
+_devel_trees = {}  # Debian kernel -> the first staged kernel-devel tree of it
 
 
 def grub_pkg(tree, version, work):
@@ -1212,14 +1313,14 @@ def build(work, debdir):
     pkgs.append(sudo_pkg(trees["sudo"], candidate("sudo"), db, names, work))
     pkgs.append(acpid_pkg(trees["acpid"], candidate("acpid"), work))
     pkgs.append(ntp_pkg(trees["ntpsec"], candidate("ntpsec"), work))
-    pkgs += [chkconfig_pkg(work), dracut_pkg(work)]
+    pkgs += [chkconfig_pkg(work), dracut_pkg(work)] + nss_pkgs(work)
     kernel_trees = (trees[f"linux-image-{deb_k}"], trees[downloads[2]], trees[downloads[1]], trees[downloads[3]])
     for release in RELEASES:
         pkgs.append(centos_release_pkg(release, key_asc, work))
         pkgs.append(tzdata_pkg(release, tz.stage, work))
         pkgs += [p for p in kernel_pkgs(release, deb_k, kernel_trees, work) if p]
         if release in UPDATES:
-            pkgs.append(kernel_pkgs(release, deb_k, kernel_trees, work, update=UPDATES[release]["kernel"])[0])
+            pkgs += [p for p in kernel_pkgs(release, deb_k, kernel_trees, work, update=UPDATES[release]["kernel"]) if p]
     for name, release in ONLY_IN.items():
         pkgs.append(only_in_pkg(name, release, work))
     resolve_conflicts(pkgs)
@@ -1296,6 +1397,7 @@ def build(work, debdir):
             facts["perRelease"][release]["updates"] = {
                 "repo": f"vault/{release}/updates/x86_64",
                 "kernel": f"kernel-{ukver}.x86_64", "kernelVersion": ukver, "kernelRelease": f"{ukver}.x86_64",
+                "kernelDevel": f"kernel-devel-{ukver}.x86_64" if RELEASES[release]["devel"] else None,
                 "initramfs": f"/boot/initramfs-{ukver}.x86_64.img", "vmlinuz": f"/boot/vmlinuz-{ukver}.x86_64",
                 "packages": sorted(p.nevra for p in updates),
             }
