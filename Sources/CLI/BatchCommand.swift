@@ -96,6 +96,8 @@ struct BatchCommand {
             }
         } catch let error as BatchError {
             if case .usage(let text) = error { throw UsageError(text, usage: usage) }
+            // A file named by an option that is not there is the command line's fault (exit 64); one that is there but wrong is not.
+            if case .noSummary(_, let reason) = error, reason == BatchError.missingSummaryReason { throw UsageError("\(error)", usage: usage) }
             throw error
         }
         jobs = jobs.map { BatchJob(release: $0.release, target: absolute($0.target)) }
@@ -122,7 +124,9 @@ struct BatchCommand {
 
         let logDir = args.value("--log-dir") ?? defaultLogDirectory
         let stamp = Log.fileStamp()
-        let resultDir = NSTemporaryDirectory() + "centos6-ami-batch-\(getpid())"
+        // Private and unpredictable: the children's result files and the shared kmod-ena.
+        let resultDir = try TemporaryDirectory.make("batch")
+        defer { TemporaryDirectory.remove(resultDir) }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         // Installs of one release build kmod-ena once: the first builds into the share, the others wait and reuse it.
         let enaArguments = ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) + ["--ena-share", resultDir + "/ena-share"]
@@ -141,16 +145,21 @@ struct BatchCommand {
             return ExitCode.success
         }
         try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try FileManager.default.createDirectory(atPath: resultDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: resultDir) }
 
         let started = Date()
         let live = isatty(2) == 1 && console.environment["TERM"] != "dumb"
-        let runner = BatchRunner(executable: executable, specs: specs, parallel: parallel, live: live)
+        func summarize(_ results: [InstallResult]) -> BatchSummary {
+            var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
+                                       installArguments: pass, results: results)
+            if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
+            return summary
+        }
+        // Written as installs finish (what has not run yet says so): a batch killed outright
+        // leaves a summary that --continue runs the rest from.
+        let runner = BatchRunner(executable: executable, specs: specs, parallel: parallel, live: live,
+                                 onResults: { results in try? summarize(results).write(to: summaryPath) })
         let (results, interrupted) = runner.run()
-        var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
-                                   installArguments: pass, results: results)
-        if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
+        let summary = summarize(results)
         var written = true
         do { try summary.write(to: summaryPath) } catch { console.err("error: \(error)"); written = false }
         console.out(summary.renderTable())

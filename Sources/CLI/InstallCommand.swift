@@ -218,8 +218,10 @@ struct InstallCommand {
         // Before the log file is made: without root there is nothing we may write.
         guard geteuid() == 0 else { throw DiskError.notRoot }
         Interruption.shared.install()
-        let logPath = try options.logPath ?? defaultLogPath(release: options.release)
-        let log = try Log(path: logPath, progress: console.err)
+        // Started by a batch: stop (and unwind) if that batch dies.
+        ParentWatch.startIfAsked()
+        let (log, logFile) = try DefaultLog.open(explicit: options.logPath, defaultPath: { try defaultLogPath(release: options.release) }, console: console)
+        let logPath = logFile ?? "(none)"
         log.say("log: \(logPath)")
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
@@ -233,7 +235,8 @@ struct InstallCommand {
             if ctx.leftovers { journal.closeKeeping() } else { journal.remove() }
         }
         let summary = try Pipeline.run(ctx)
-        if options.stopAfter == nil { try writeManifest(ctx, logPath: logPath) }
+        // A device's manifest goes next to the log; with no log file, under /var/tmp.
+        if options.stopAfter == nil { try writeManifest(ctx, logPath: logFile ?? "/var/tmp/centos6-ami-install-\(options.release)-\(Log.fileStamp()).log") }
         finished?(summary, logPath)
         if options.stopAfter != nil {
             log.say(String(format: "stopped after '%@' as asked; everything unwound (%.1f s)", options.stopAfter!, summary.seconds))

@@ -3,6 +3,8 @@ import Disk
 import Foundation
 import Host
 import Install
+import VM
+import Verdict
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +18,8 @@ enum ReadOnlyImage {
     /// `checkPartition` runs on partition 1's device before it is mounted.
     static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, checkPartition: ((String, CommandRunner) throws -> Void)? = nil,
                         _ body: (String) throws -> T) throws -> T {
+        // An empty file or one with no Linux partition is said at once, before any loop device.
+        do { try ImageCheck.check(image) } catch let error as VMError { throw BootVerdict.Failure(description: "\(error)") }
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
         runner.isUnwinding = true  // read-only checks: let them run even after a ^C

@@ -131,8 +131,8 @@ struct RegisterCommand {
         var options = try makeOptions(args, console: console)
         // Before any AWS call: the results file must take the records at the end.
         if let results = options.resultsFile { try ResultsFile.checkWritable(path: results) }
-        let logPath = try args.value("--log") ?? defaultLogPath(release: release)
-        let log = try Log(path: logPath, progress: console.err)
+        let (log, logFile) = try DefaultLog.open(explicit: args.value("--log"), defaultPath: { try defaultLogPath(release: release) }, console: console)
+        let logPath = logFile ?? "(none)"
         Interruption.shared.install()
         log.say("log: \(logPath)")
         defer { console.err("log: \(logPath)") }

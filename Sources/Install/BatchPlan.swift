@@ -23,6 +23,9 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
     /// Every refusal of the preflight, one per line; nothing was written.
     case preflight([String])
 
+    /// `noSummary`'s reason for a file that is not there.
+    public static let missingSummaryReason = "no such file or not readable"
+
     public var description: String {
         switch self {
         case let .usage(text): return text

@@ -86,7 +86,7 @@ public struct BatchSummary: Codable, Equatable, Sendable {
 
     public static func read(path: String) throws -> BatchSummary {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw BatchError.noSummary(path: path, reason: "no such file or not readable")
+            throw BatchError.noSummary(path: path, reason: BatchError.missingSummaryReason)
         }
         do { return try JSONDecoder().decode(BatchSummary.self, from: data) } catch {
             throw BatchError.noSummary(path: path, reason: "not a batch summary: \(JSONProblem(error))")

@@ -49,8 +49,12 @@ public final class BatchRunner: @unchecked Sendable {
     private var interrupted = false
     private var drawnLines = 0
 
+    /// Called with every job's result so far (not-run ones included) each time an install finishes.
+    let onResults: ([InstallResult]) -> Void
+
     public init(executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
-                write: @escaping (String) -> Void = { Output.stderr($0) }) {
+                write: @escaping (String) -> Void = { Output.stderr($0) }, onResults: @escaping ([InstallResult]) -> Void = { _ in }) {
+        self.onResults = onResults
         self.executable = executable
         self.specs = specs
         self.parallel = max(1, parallel)
@@ -63,6 +67,8 @@ public final class BatchRunner: @unchecked Sendable {
     public func run() -> (results: [InstallResult], interrupted: Bool) {
         Interruption.shared.onFirstSignal = { [weak self] sig in self?.interrupt(sig) }
         Interruption.shared.install()
+        // A summary from the start: a batch killed before any install ends still leaves one for --continue.
+        onResults(currentResults())
         var next = 0
         var lastDraw = Date.distantPast
         while true {
@@ -77,6 +83,7 @@ public final class BatchRunner: @unchecked Sendable {
                 }
             }
             for index in exited { finish(index) }
+            if !exited.isEmpty { onResults(currentResults()) }
             while !isInterrupted, running < parallel, next < specs.count {
                 launch(next)
                 next += 1
@@ -87,14 +94,18 @@ public final class BatchRunner: @unchecked Sendable {
             usleep(100_000)
         }
         if live { draw() }
-        let results: [InstallResult] = lock.withLock {
+        return (currentResults(), isInterrupted)
+    }
+
+    /// One result per job: finished ones as they ended, the others not run.
+    func currentResults() -> [InstallResult] {
+        lock.withLock {
             specs.indices.map { index in
                 states[index].result ?? InstallResult(release: specs[index].job.release, target: specs[index].job.target,
                                                       kernel: specs[index].kernel, ena: specs[index].ena, result: InstallResult.notRun,
-                                                      seconds: 0, log: nil, error: "not started: the batch was interrupted")
+                                                      seconds: 0, log: nil, error: interrupted ? "not started: the batch was interrupted" : "not finished")
             }
         }
-        return (results, isInterrupted)
     }
 
     var isInterrupted: Bool { lock.withLock { interrupted } }
@@ -119,7 +130,10 @@ public final class BatchRunner: @unchecked Sendable {
             state.started = Date()
             do {
                 // Not registered with Interruption: on a signal we send SIGINT ourselves, so each install unwinds.
-                let spawned = try Spawner.spawn(executable, spec.arguments, environment: ProcessInfo.processInfo.environment,
+                // The child watches this batch: if it dies (kill -9), the child unwinds instead of running unsupervised.
+                var environment = ProcessInfo.processInfo.environment
+                environment[ParentWatch.variable] = String(getpid())
+                let spawned = try Spawner.spawn(executable, spec.arguments, environment: environment,
                                                 stderr: .pipe, registration: .callerHandles)
                 state.process = spawned.child
                 errFD = spawned.standardError

@@ -61,7 +61,19 @@ public enum InstallSteps {
                 if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
             }
         }
+        try ctx.runner.perform { try checkCacheWritable(ctx.options.cacheDirectory) }
         if case let .blockDevice(path, _) = target { ctx.deviceIfKnown = path; ctx.journal?.record(.target(path)) }
+    }
+
+    /// `--cache` must take downloads: said before anything starts, naming the option.
+    /// (access(2) reports a read-only filesystem even for root.)
+    static func checkCacheWritable(_ cache: String) throws {
+        var existing = cache
+        while !FileManager.default.fileExists(atPath: existing), existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
+        guard access(existing, W_OK) == 0 else {
+            let reason = errno == EROFS ? "on a read-only filesystem (EROFS)" : "not writable (\(String(cString: strerror(errno))))"
+            throw InstallError.cacheNotWritable(path: cache, reason: existing == cache ? reason : "'\(existing)', where it would be made, is \(reason)")
+        }
     }
 
     /// Takes one of the target's locks (`TargetIdentity`) and pushes its release, which removes the file.

@@ -30,6 +30,7 @@ public enum ImageCheck {
         guard kind == S_IFREG || kind == S_IFBLK else {
             throw VMError.notAnImage(path: path, reason: kind == S_IFDIR ? "it is a directory" : "it is neither a regular file nor a block device")
         }
+        if kind == S_IFREG && st.st_size == 0 { throw VMError.notAnImage(path: path, reason: "it is an empty image file (0 bytes)") }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw VMError.imageMissing(path: path) }
         defer { close(fd) }

@@ -86,6 +86,54 @@ struct KillRecoveryTests {
     }
 }
 
+extension KillRecoveryTests {
+    /// Pids of `centos6-ami install` processes whose command line names `target`.
+    func installs(naming target: String) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+            let cmd = Integration.procText("/proc/\(pid)/cmdline").split(separator: "\0").map(String.init)
+            return cmd.count > 2 && cmd[1] == "install" && cmd.contains(target)
+        }
+    }
+
+    /// kill -9 of a batch: its installs notice and unwind, the summary it wrote as it
+    /// went lets --continue run them again, and cleanup --local finds nothing left.
+    @Test func aBatchKilledOutrightLeavesNoUnsupervisedInstallAndASummary() throws {
+        try TestVault.require()
+        let dir = try Integration.scratchDirectory("kill-batch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try VaultServer()
+        defer { server.stop() }
+        let targets = [dir + "/a.img", dir + "/b.img"]
+        let summary = dir + "/summary.json"
+        let batch = try BackgroundProcess(Integration.binary, ["batch", "6.9=" + targets[0], "6.9=" + targets[1], "--jobs", "2",
+                                                               "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path,
+                                                               "--stop-after", "install-packages", "--summary", summary, "--log-dir", dir + "/logs"],
+                                          environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
+        var children: [Int32] = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            children = targets.flatMap { installs(naming: $0) }
+            if children.count == 2 { break }
+            usleep(100_000)
+        }
+        try #require(children.count == 2, "both installs started: \(batch.stderr)")
+        usleep(2_000_000)
+        batch.signal(SIGKILL)
+        _ = batch.wait(timeout: 30)
+        let gone = Date().addingTimeInterval(90)
+        while Date() < gone && !targets.flatMap({ installs(naming: $0) }).isEmpty { usleep(200_000) }
+        #expect(targets.flatMap { installs(naming: $0) }.isEmpty, "installs outlived their batch")
+        let text = (try? String(contentsOfFile: summary, encoding: .utf8)) ?? ""
+        #expect(text.contains(targets[0]) && text.contains(targets[1]), "the summary names both installs: \(text)")
+        let again = try Integration.tool(["batch", "--continue", "--summary", summary, "--dry-run", "--mirror", server.mirror, "--gpg-key", TestVault.key],
+                                         environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        #expect(again.status == 0 && targets.allSatisfy { again.stdout.contains($0) }, "--continue runs both again: \(again.stdout)\n\(again.stderr)")
+        let cleanup = try Integration.tool(["cleanup", "--local"], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        #expect(cleanup.status == 0, "\(cleanup.stdout)\n\(cleanup.stderr)")
+        try Integration.expectNothingLeft(dir, workDir: dir + "/work")
+    }
+}
+
 /// Loop devices whose backing file is `image` (losetup -j).
 enum BlockDevicesProbe {
     static func loops(backing image: String) -> [String] {
