@@ -7,7 +7,9 @@ set -euo pipefail
 tool_packages=(util-linux fdisk parted e2fsprogs gpgv gnupg xz-utils gzip cpio coreutils mount)
 # What the test vault generator, the test servers and the boot harness need.
 test_packages=(rpm createrepo-c dnf busybox-static qemu-system-x86 qemu-utils xfsprogs libc6-i386
-               rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make kmod shellcheck patchelf)
+               rpm2cpio iproute2 curl python3 python3-pip dpkg-dev gcc make kmod shellcheck patchelf
+               # host libraries the genuine-binaries test packages as stand-ins (Tests/Fixtures/el6-rpm-runtime)
+               liblua5.1-0 libpopt0 libcap2 libacl1 libattr1 libmagic1)
 # Python packages for the register tests (moto_server stands in for EC2) and ruff, pinned.
 requirements="$(cd "$(dirname "$0")" && pwd)/test-requirements.txt"
 
