@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Testing
+import Verdict
 
 /// `--ena` against the test vault: one `install 6.9 --ena` of the stand-in
 /// ENA tree (Tests/Fixtures/ena-standin), built once and shared by the checks;
@@ -305,6 +306,24 @@ struct ENAInstallTests {
         let scratch = try #require(ENAImage.scratch(inLog: log))
         #expect(!FileManager.default.fileExists(atPath: scratch), "scratch removed: \(scratch)")
         try Integration.expectNothingLeft(built.dir, workDir: workDir)
+    }
+
+    /// One initramfs build per install (the cache is warm by now): the kernel's %posttrans
+    /// ran dracut with ec2.conf already in place, and the initramfs step kept that image.
+    /// The vault's dracut records each image it writes (scripts/testvault/FIDELITY.md).
+    @Test func aWarmInstallRunsDracutOnce() throws {
+        let built = try ENAImage.shared()
+        try #require(built.result.status == 0)
+        let log = (try? String(contentsOfFile: built.dir + "/install.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("initramfs: kept the one kernel-2.6.32-696.el6's %posttrans built"), "the step says it kept it")
+        try built.withMountedCopy { mnt in
+            let runs = ((try? String(contentsOfFile: mnt + "/var/lib/dracut/test-vault-runs", encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(runs == ["/boot/initramfs-\(ENAImage.kver).img \(ENAImage.kver)"], "dracut ran once: \(runs)")
+            let verdict = try BootVerdict.compute(root: mnt)
+            for driver in ["xen-blkfront", "xen-netfront", "nvme"] {
+                #expect(verdict.drivers[driver] == .initramfs, "\(driver) in the initramfs: \(verdict.drivers)")
+            }
+        }
     }
 
     /// In the guest: `modprobe ena` loads OUR module from extra/ (its marker line), not the in-tree one.
