@@ -70,6 +70,22 @@ public enum VolumeLocator {
         return ((resolved as NSString).standardizingPath as NSString).lastPathComponent
     }
 
+    /// What the platform says of `device` being volume `id`.
+    public enum DeviceCheck: Equatable, Sendable {
+        case same
+        case other(String)
+        /// No EBS NVMe serial (Xen attaches EBS as xvd*/sd*, which name no volume).
+        case unknown
+    }
+
+    /// Whether `device` is the EBS volume `id`, by its NVMe serial (Nitro: `vol…`).
+    public static func check(device: String, isVolume id: String, sysfsRoot: String = "/sys") -> DeviceCheck {
+        let name = kernelName(device)
+        guard let serial = try? String(contentsOfFile: "\(sysfsRoot)/block/\(name)/device/serial", encoding: .utf8),
+              let found = volumeID(fromNVMeSerial: serial) else { return .unknown }
+        return found == id ? .same : .other(found)
+    }
+
     /// The volume id of `device`: from its NVMe serial, else DescribeVolumes by this instance's
     /// attachment name. `instanceID` is injected: unit tests must never reach the instance metadata service.
     public static func locate(device: String, sysfsRoot: String = "/sys", instanceID: () throws -> String, client: EC2Client) throws -> String {

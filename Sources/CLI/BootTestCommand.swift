@@ -76,6 +76,7 @@ struct BootTestCommand {
             return d
         }
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
+        try BuildInProgress.refuse(image)
         // Before QEMU starts: a file that is no boot disk would only run into the timeout.
         try ImageCheck.check(image)
         let keepCopy = args.value("--keep-copy")

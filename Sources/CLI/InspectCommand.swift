@@ -63,6 +63,7 @@ struct InspectCommand {
             result = try verdict(target)
             findings = Hygiene.findings(root: target)
         } else {
+            try BuildInProgress.refuse(target)
             let log = try Log(path: args.value("--log"), progress: { _ in })
             // ^C and SIGTERM unwind (the loop device and mount go); kill -9 leaves a journal for 'cleanup --local'.
             Interruption.shared.install()

@@ -120,6 +120,9 @@ struct RegisterCommand {
         if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
             throw UsageError("--device '\(localDevice)' does not exist", usage: usage)
         }
+        if let readable = localDevice ?? { if case let .image(path) = target { return path } else { return nil } }() {
+            try BuildInProgress.refuse(readable)
+        }
         var variant: AMIVariant = args.has("--ena") ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
@@ -128,6 +131,15 @@ struct RegisterCommand {
         if localDevice != nil || { if case .image = target { return true } else { return false } }(), geteuid() != 0 {
             throw UsageError("register needs root: it reads '\(positionals[1])' through a read-only loop device or mount before anything goes to AWS", usage: usage)
         }
+        // --device DEV VOL_ID: DEV must be that volume where the platform says (Nitro's NVMe serial).
+        var deviceCheck: String?
+        if case let .volume(id) = target, let device = localDevice {
+            switch VolumeLocator.check(device: device, isVolume: id, sysfsRoot: console.environment["CENTOS6_AMI_SYSFS_ROOT"] ?? "/sys") {
+            case .same: deviceCheck = "'\(device)' is \(id) (its NVMe serial says so)"
+            case let .other(found): throw UsageError("--device '\(device)' is \(found), not \(id) (its NVMe serial says so); name the device of \(id)", usage: usage)
+            case .unknown: deviceCheck = "could not check that '\(device)' is \(id): it has no EBS NVMe serial (a Xen instance, or not an EBS volume); taken on trust"
+            }
+        }
         var options = try makeOptions(args, console: console)
         // Before any AWS call: the results file must take the records at the end.
         if let results = options.resultsFile { try ResultsFile.checkWritable(path: results) }
@@ -135,6 +147,7 @@ struct RegisterCommand {
         let logPath = logFile ?? "(none)"
         Interruption.shared.install()
         log.say("log: \(logPath)")
+        if let deviceCheck { log.say(deviceCheck) }
         defer { console.err("log: \(logPath)") }
         let runner = ProcessRunner(log: log)
         // For 'cleanup --local' if this run is killed: the image checks' loop device and mount, its children.

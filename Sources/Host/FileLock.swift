@@ -57,6 +57,17 @@ public final class FileLock: @unchecked Sendable {
         return FileLock(path: path, fd: fd, removeOnRelease: removeOnRelease, removableDirectories: nested)
     }
 
+    /// Who holds the lock at `path` now (its holder line), or nil when nobody does or
+    /// there is no such file. Takes nothing: a shared try-lock, released at once.
+    public static func holder(of path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 { flock(fd, LOCK_UN); return nil }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return text.isEmpty ? "lock file \(path)" : "\(text); lock file \(path)"
+    }
+
     /// Blocking variant, for short critical sections (the download cache).
     public static func wait(_ path: String) throws -> FileLock {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)

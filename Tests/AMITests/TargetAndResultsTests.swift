@@ -205,3 +205,16 @@ func write(_ text: String, to path: String) throws {
         #expect(text.hasSuffix(AMITable.footnote))
     }
 }
+
+/// `register --device DEV VOL_ID`: where the platform can tell (Nitro's NVMe serial), DEV must be that volume.
+@Suite struct DeviceIsVolumeTests {
+    @Test func theNVMeSerialDecidesAndElseItCannotTell() throws {
+        let sysfs = FileManager.default.temporaryDirectory.appendingPathComponent("sysfs-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: sysfs) }
+        try FileManager.default.createDirectory(atPath: sysfs + "/block/nvme1n1/device", withIntermediateDirectories: true)
+        try "vol0123456789abcdef0\n".write(toFile: sysfs + "/block/nvme1n1/device/serial", atomically: true, encoding: .utf8)
+        #expect(VolumeLocator.check(device: "/dev/nvme1n1", isVolume: "vol-0123456789abcdef0", sysfsRoot: sysfs) == .same)
+        #expect(VolumeLocator.check(device: "/dev/nvme1n1", isVolume: "vol-0fedcba9876543210", sysfsRoot: sysfs) == .other("vol-0123456789abcdef0"))
+        #expect(VolumeLocator.check(device: "/dev/xvdf", isVolume: "vol-0123456789abcdef0", sysfsRoot: sysfs) == .unknown)
+    }
+}

@@ -141,3 +141,28 @@ enum BlockDevicesProbe {
         return out.split(separator: "\n").map { String($0.split(separator: ":").first ?? "") }.filter { !$0.isEmpty }
     }
 }
+
+/// An image a running install holds is not read by inspect, boot-test or register:
+/// each refuses at once, saying it is being built and by whom.
+@Suite(.serialized, .enabled(if: Integration.enabled))
+struct BuildInProgressTests {
+    @Test func inspectBootTestAndRegisterRefuseAnImageBeingBuilt() throws {
+        try TestVault.require()
+        let dir = try Integration.scratchDirectory("being-built")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = dir + "/c.img"
+        #expect(try Integration.run("/bin/sh", ["-c", "truncate -s 3G \(image)"]).status == 0)
+        let environment = ["CENTOS6_AMI_WORK_DIR": dir + "/work"]
+        let holder = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--stop-after", "preflight", "--hold", "20",
+                                                                "--mirror", "http://127.0.0.1:9", "--gpg-key", TestVault.key,
+                                                                "--cache", dir + "/cache", "--log", dir + "/install.log"], environment: environment)
+        defer { _ = holder.wait(timeout: 30) }
+        try #require(holder.waitFor("holding for", timeout: 20), "\(holder.stderr)")
+        for args in [["inspect", image], ["boot-test", image, "--timeout", "5"], ["register", "6.9", image, "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9"]] {
+            let out = try Integration.tool(args + ["--log", dir + "/\(args[0]).log"], environment: environment)
+            #expect(out.status != 0, "\(args[0]): \(out.stderr)")
+            #expect(out.stderr.contains("'\(image)' is being built by a running install") && out.stderr.contains("centos6-ami install 6.9"), "\(args[0]): \(out.stderr)")
+        }
+        holder.signal(SIGINT)
+    }
+}
