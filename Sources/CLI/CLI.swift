@@ -95,9 +95,18 @@ public enum CLI {
                 console.err("centos6-ami: interrupted: \(error)")
                 return ExitCode.interrupted
             }
-            console.err("error: \(error)")
+            console.err("error: \(describe(error))")
             return ExitCode.failure
         }
+    }
+
+    /// What an error says to a user: ours describe themselves; a Foundation error that
+    /// escaped (NSCocoaErrorDomain and the like) is its message and file, never a dump.
+    static func describe(_ error: Error) -> String {
+        guard type(of: error) is NSError.Type || error is CocoaError else { return "\(error)" }
+        let ns = error as NSError
+        let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+        return ns.localizedDescription + (path.map { " ('\($0)')" } ?? "")
     }
 
     static func dispatch(_ arguments: [String], console: Console) throws -> Int32 {

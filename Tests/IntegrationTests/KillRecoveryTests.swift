@@ -166,3 +166,20 @@ struct BuildInProgressTests {
         holder.signal(SIGINT)
     }
 }
+
+/// inspect as a user without root copies what it reads out of the image (debugfs);
+/// the copy goes, read-only directories (the image's 0555 /boot) included.
+@Suite(.serialized, .enabled(if: Integration.enabled))
+struct NonRootInspectTests {
+    @Test func aNonRootInspectLeavesNoCopy() throws {
+        let built = try InstalledImage.shared()
+        try #require(built.result.status == 0)
+        let tmp = try Integration.scratchDirectory("nonroot-tmp")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        #expect(chown(tmp, 65534, 65534) == 0)
+        let out = try Integration.run("/usr/sbin/runuser", ["-u", "nobody", "--", "/usr/bin/env", "TMPDIR=" + tmp, Integration.binary, "inspect", built.image])
+        #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
+        #expect(out.stdout.contains("xen-blkfront"), "the verdict was read: \(out.stdout)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? ["?"]).isEmpty, "left in TMPDIR: \((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])")
+    }
+}
