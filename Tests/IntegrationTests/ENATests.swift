@@ -112,6 +112,16 @@ final class ENAImage: Sendable {
         return String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" })).split(separator: "\n").filter { $0.contains(tag + ":") }
     }
 
+    /// The probe's lines say `modprobe ena` loaded OUR module (its marker) from extra/.
+    static func expectOurModuleLoaded(consoleLog: String, tag: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = probeLines(consoleLog: consoleLog, tag: tag)
+        print("\(tag) boot:\n" + lines.joined(separator: "\n"))
+        #expect(lines.contains { $0.contains("\(tag): modprobe: status 0") }, "\(lines)", sourceLocation: sourceLocation)
+        #expect(lines.contains { $0.contains("\(tag): modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)", sourceLocation: sourceLocation)
+        #expect(lines.contains { $0.contains("\(tag): dmesg: \(marker)") }, "the marker of OUR module: \(lines)", sourceLocation: sourceLocation)
+        #expect(lines.contains { $0.contains("\(tag): loaded: 1") }, "\(lines)", sourceLocation: sourceLocation)
+    }
+
     /// Runs `body` on a writable copy of the image, mounted with /proc (rpm needs both).
     func withMountedCopy<T>(_ body: (String) throws -> T) throws -> T {
         let copy = dir + "/copy.img"
@@ -347,12 +357,7 @@ struct ENAInstallTests {
         try (key + "\n").write(toFile: built.dir + "/key.pub", atomically: true, encoding: .utf8)
         let out = try Integration.tool(["boot-test", copy, "--key", built.dir + "/key.pub", "--timeout", "240"])
         #expect(out.status == 0, "\(out.stderr)")
-        let lines = ENAImage.probeLines(consoleLog: copy + ".console.log", tag: "ena-test")
-        print("ena boot:\n" + lines.joined(separator: "\n"))
-        #expect(lines.contains { $0.contains("ena-test: modprobe: status 0") }, "\(lines)")
-        #expect(lines.contains { $0.contains("ena-test: modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)")
-        #expect(lines.contains { $0.contains("ena-test: dmesg: \(ENAImage.marker)") }, "the marker of OUR module: \(lines)")
-        #expect(lines.contains { $0.contains("ena-test: loaded: 1") }, "\(lines)")
+        ENAImage.expectOurModuleLoaded(consoleLog: copy + ".console.log", tag: "ena-test")
         try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
     }
 }

@@ -34,7 +34,8 @@ struct KernelUpdateTests {
         try TestVault.require()
         let repo = TestVault.root + "/6.9/updates/x86_64"
         let packages = try FileManager.default.contentsOfDirectory(atPath: repo + "/Packages")
-        #expect(packages == ["kernel-\(Self.newKver).rpm"], "\(packages)")
+        // As CentOS 6.9's updates repository: each kernel with its kernel-devel.
+        #expect(packages.sorted() == ["kernel-\(Self.newKver).rpm", "kernel-devel-\(Self.newKver).rpm"], "\(packages)")
         #expect(FileManager.default.fileExists(atPath: repo + "/repodata/repomd.xml"))
         let rpm = repo + "/Packages/kernel-\(Self.newKver).rpm"
         let files = try Integration.run("/usr/bin/rpm", ["-qpl", rpm]).stdout
@@ -49,6 +50,7 @@ struct KernelUpdateTests {
         let facts = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         let updates = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["updates"] as? [String: Any]) ?? [:]
         #expect(updates["kernelRelease"] as? String == Self.newKver && updates["repo"] as? String == "vault/6.9/updates/x86_64", "\(updates)")
+        #expect(updates["kernelDevel"] as? String == "kernel-devel-\(Self.newKver)", "\(updates)")
     }
 
     @Test func yumUpdateKernelMakesTheNewKernelTheDefaultWithOurArgumentsAndENAThroughWeakUpdates() throws {
@@ -129,21 +131,28 @@ struct KernelUpdateTests {
         try Integration.expectNothingLeft(built.dir, workDir: built.workDir)
     }
 
-    /// `install 6.9 --updates`: the updates repository's kernel is installed directly
-    /// (the GA kernel not at all), grub.conf's only entry boots it, and it boots.
-    @Test func installWithUpdatesInstallsTheNewerKernelDirectlyAndBoots() throws {
+    /// `install 6.9 --updates --ena`: the updates repository's kernel is installed directly
+    /// (the GA kernel not at all), ENA is built against its kernel-devel (which 6.9's
+    /// updates repository carries for each of its kernels), grub.conf's only entry boots
+    /// it with its initramfs, and in that boot `modprobe ena` loads our module.
+    @Test func installWithUpdatesAndENABuildsForTheNewerKernelAndItLoadsThere() throws {
         try TestVault.require()
         let dir = try Integration.scratchDirectory("updates")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/c69-updates.img", new = Self.newKver
+        let versions = try ENAImage.standinVersions(into: dir)
         let server = try VaultServer()
-        let out = try Integration.tool(["install", "6.9", image, "--updates", "--minimal", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+        let out = try Integration.tool(["install", "6.9", image, "--updates", "--ena", "--ena-source", ENAImage.fixture, "--versions", versions,
+                                        "--minimal", "--mirror", server.mirror, "--gpg-key", TestVault.key,
                                         "--cache", SharedCache.path, "--log", dir + "/install.log"],
                                        environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         server.stop()
         try #require(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("kernel-2.6.32-696.30.1.el6 from the updates repository"), "\(out.stderr)")
+        #expect(out.stderr.contains("ENA 0.0.1 built for \(new)"), "\(out.stderr)")
         #expect((out.stdout + out.stderr).contains("kernel:           2.6.32-696.30.1.el6\n"), "the summary names the installed kernel: \(out.stdout)\(out.stderr)")
+        let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("BUILD_KERNEL=\(new) KERNEL_BUILD_DIR=/usr/src/kernels/\(new)"), "kbuild against the updates kernel's tree")
         do {
             let attached = try AttachedImage(image, readOnly: true)
             defer { attached.detach() }
@@ -156,15 +165,33 @@ struct KernelUpdateTests {
             let conf = try String(contentsOfFile: mnt + "/boot/grub/grub.conf", encoding: .utf8)
             let (index, entries) = Self.entries(conf)
             #expect(index == 0 && entries.count == 1 && entries[0].kernel.hasPrefix("/boot/vmlinuz-\(new) ro root=LABEL=/ "), "\(conf)")
+            #expect(entries.first?.kernel.contains("net.ifnames=0") == true, "\(conf)")
+            #expect(conf.contains("initrd /boot/initramfs-\(new).img"), "\(conf)")
             #expect(FileManager.default.fileExists(atPath: mnt + "/boot/initramfs-\(new).img"))
+            #expect(FileManager.default.fileExists(atPath: mnt + "/lib/modules/\(new)/extra/ena/ena.ko"))
+            let dep = (try? String(contentsOfFile: mnt + "/lib/modules/\(new)/modules.dep", encoding: .utf8)) ?? ""
+            #expect(dep.contains("extra/ena/ena.ko:"), "ena.ko reachable through modules.dep")
+            #expect(!FileManager.default.fileExists(atPath: mnt + "/usr/src/kernels/\(new)"), "kernel-devel stays in the build root")
+        }
+        let copy = dir + "/boot.img"
+        _ = try sh("cp --sparse=always \(image) \(copy)")
+        do {
+            let attached = try AttachedImage(copy)
+            defer { attached.detach() }
+            let mnt = dir + "/rw"
+            let mounted = try sh("mkdir -p \(mnt) && mount \(attached.partition) \(mnt)")
+            try #require(mounted.status == 0, "\(mounted.stderr)")
+            defer { _ = try? sh("umount \(mnt); rmdir \(mnt)") }
+            try ENAImage.appendProbe(root: mnt, tag: "updates-ena")
         }
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUpdatesInstallBootTestKeyCentos6Ami updates@test"
         try (key + "\n").write(toFile: dir + "/key.pub", atomically: true, encoding: .utf8)
-        let boot = try Integration.tool(["boot-test", image, "--key", dir + "/key.pub", "--timeout", "240"])
+        let boot = try Integration.tool(["boot-test", copy, "--key", dir + "/key.pub", "--timeout", "240"])
         #expect(boot.status == 0, "\(boot.stderr)")
-        let console = (try? String(contentsOfFile: image + ".console.log", encoding: .utf8)) ?? ""
+        let console = (try? String(contentsOfFile: copy + ".console.log", encoding: .utf8)) ?? ""
         let plain = String(String.UnicodeScalarView(console.unicodeScalars.filter { $0 != "\r" }))
         #expect(plain.contains("\nkernel /boot/vmlinuz-\(new) ro root=LABEL=/ "), "grub boots the updates kernel")
+        ENAImage.expectOurModuleLoaded(consoleLog: copy + ".console.log", tag: "updates-ena")
         try Integration.expectNothingLeft(dir, workDir: dir + "/work")
     }
 }
