@@ -110,8 +110,10 @@ public struct ResultsFile: Codable, Equatable, Sendable {
             }
             if !data.isEmpty { _ = try decode(data, path: path) }
         }
+        // An existing lock must be takable; a missing one is made by the merge (the directory is writable).
         let lockPath = path + ".lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(lockPath, O_RDWR | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return }
         guard fd >= 0 else { throw AMIError.resultsFile(path: path, reason: "cannot open lock '\(lockPath)': \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // Another run holding it now is fine (merge waits); only a lock that cannot be taken at all is not.
