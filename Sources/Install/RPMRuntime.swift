@@ -29,8 +29,11 @@ public struct RPMRuntime: Sendable {
         public var requires: [String]
         /// name-version-release.arch, for messages (the name when not given).
         public var nevra: String
-        public init(location: String, name: String, files: [String], requires: [String] = [], nevra: String? = nil) {
+        /// Sonames the package provides (from `libfoo.so.1()(64bit)` Provides).
+        public var providedSonames: Set<String>
+        public init(location: String, name: String, files: [String], requires: [String] = [], nevra: String? = nil, provides: [String] = []) {
             self.location = location; self.name = name; self.files = files; self.requires = requires; self.nevra = nevra ?? name
+            self.providedSonames = Set(provides.compactMap(RPMRuntime.soname(ofRequirement:)))
         }
     }
 
@@ -43,11 +46,18 @@ public struct RPMRuntime: Sendable {
         self.packages = packages
         var libraries: [String: (location: String, path: String)] = [:]
         var byLocation: [String: Package] = [:]
+        var providing = Set<String>()  // basenames whose owner so far also Provides them
         for package in packages {
             if byLocation[package.location] == nil { byLocation[package.location] = package }
             for path in package.files where Self.isLibraryPath(path) {
                 let base = (path as NSString).lastPathComponent
-                if libraries[base] == nil { libraries[base] = (package.location, path) }
+                // The first package shipping it, unless a later one also Provides it as a library
+                // and the first does not (a -devel symlink is not the library).
+                let provides = package.providedSonames.contains(base)
+                if libraries[base] == nil || (provides && !providing.contains(base)) {
+                    libraries[base] = (package.location, path)
+                    if provides { providing.insert(base) }
+                }
             }
         }
         self.libraries = libraries
@@ -186,7 +196,8 @@ public struct RPMRuntime: Sendable {
 extension RPMRuntime.Package {
     /// A package's file list and Requires, from its header.
     public init(rpm: RPMFile, location: String) {
-        self.init(location: location, name: rpm.name, files: rpm.fileNames, requires: rpm.requires.map(\.name), nevra: rpm.nvra)
+        self.init(location: location, name: rpm.name, files: rpm.fileNames, requires: rpm.requires.map(\.name), nevra: rpm.nvra,
+                  provides: rpm.provides.map(\.name))
     }
 }
 

@@ -100,6 +100,16 @@ import Testing
         }
     }
 
+    /// A -devel package's link of the same name is not the library: the package that Provides it is taken.
+    @Test func thePackageProvidingALibraryWinsOverAnotherOfTheSameName() throws {
+        let runtime = RPMRuntime(packages: [
+            RPMRuntime.Package(location: "foo-devel", name: "foo-devel", files: ["/usr/lib64/libfoo.so"]),
+            RPMRuntime.Package(location: "foo", name: "foo", files: ["/usr/lib64/libfoo.so"], provides: ["libfoo.so()(64bit)"]),
+        ])
+        let next = try runtime.nextRound(needed: ["/bin/rpm": ["libfoo.so"]], unpacked: [], read: [])
+        #expect(next.locations == ["foo"])
+    }
+
     /// Red Hat's key file holds two armored keys: both are pinned, the release key first.
     @Test func aKeyFileWithSeveralKeysPinsThemAll() throws {
         let key = try PinnedKey(path: GenuineEL6.dir + "/RPM-GPG-KEY-redhat-release")
