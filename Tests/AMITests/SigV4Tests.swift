@@ -89,10 +89,26 @@ struct SigV4Vector {
         #expect(!String(reflecting: c).isEmpty)
     }
 
+    /// The first python3 on PATH that imports botocore (the aws CLI's own library), if any.
+    static let botocorePython: String? = {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map(String.init)
+        for dir in dirs where FileManager.default.isExecutableFile(atPath: dir + "/python3") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: dir + "/python3")
+            p.arguments = ["-c", "import botocore.auth"]
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { continue }
+            p.waitUntilExit()
+            if p.terminationStatus == 0 { return dir + "/python3" }
+        }
+        return nil
+    }()
+
     /// The PutSnapshotBlock our signer signs is signed the same by botocore's SigV4Auth (the aws CLI's
     /// signer), computed from the request's own X-Amz-Date and SignedHeaders.
-    @Test func botocoreComputesTheSameSignatureForAPutSnapshotBlock() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+    @Test(.enabled(if: botocorePython != nil, "needs python3 with botocore (scripts/setup-host.sh installs the aws CLI)"))
+    func botocoreComputesTheSameSignatureForAPutSnapshotBlock() throws {
+        let python = try #require(SigV4Tests.botocorePython)
         let credentials = AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                                          sessionToken: "session-token-123", source: "test")
         for endpoint in ["https://ebs.eu-west-1.amazonaws.com", "http://127.0.0.1:4566"] {
@@ -118,7 +134,7 @@ struct SigV4Vector {
             let input: [String: Any] = ["method": request.httpMethod ?? "", "url": request.url!.absoluteString, "headers": headers,
                                         "ak": credentials.accessKeyID, "sk": credentials.secretAccessKey, "token": credentials.sessionToken!]
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.executableURL = URL(fileURLWithPath: python)
             process.arguments = ["-c", script]
             let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
             process.standardInput = stdin
@@ -130,11 +146,10 @@ struct SigV4Vector {
             let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
-            if err.contains("No module named 'botocore'") { return }
             try #require(process.terminationStatus == 0, "\(err)")
             let ours = try #require(headers["Authorization"]?.components(separatedBy: "Signature=").last)
             #expect(out == ours, "botocore's signature of \(endpoint)")
-            #expect(headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD")
+            #expect(request.value(forHTTPHeaderField: "x-amz-content-sha256") == "UNSIGNED-PAYLOAD")
             #expect(headers["Authorization"]?.contains("SignedHeaders=host;x-amz-checksum;x-amz-checksum-algorithm;x-amz-content-sha256;x-amz-data-length;x-amz-date;x-amz-security-token,") == true)
         }
     }
