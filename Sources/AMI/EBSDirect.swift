@@ -262,7 +262,7 @@ public enum EBSUploader {
         /// Blocks in flight at once (one worker thread and one kept-alive connection each).
         public var jobs: Int
         /// Tries per block (5xx, throttling and lost connections are expected now and then; AWS says to retry).
-        public var attempts: Int = 5
+        public var attempts: Int = 4
         /// Seconds before the second try; doubled for each further one.
         public var backoff: TimeInterval = 1
         /// How often the progress line is printed.
