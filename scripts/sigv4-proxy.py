@@ -33,6 +33,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import sys
@@ -136,6 +137,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def refuse(self, path):
+        """403 SignatureDoesNotMatch in the protocol of the call: rest-json for EBS, EC2's query XML otherwise."""
+        message = "The request signature we calculated does not match the signature you provided (checked by scripts/sigv4-proxy.py)"
+        if path.startswith("/snapshots"):
+            body = json.dumps({"message": message}).encode()
+            self.answer(403, [("x-amzn-ErrorType", "SignatureDoesNotMatch"), ("Content-Type", "application/json")], body)
+        else:
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>SignatureDoesNotMatch</Code>"
+                    f"<Message>{message}</Message></Error></Errors><RequestID>sigv4-proxy</RequestID></Response>").encode()
+            self.answer(403, [("Content-Type", "text/xml")], body)
+
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -153,8 +165,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["status"] = 403
             entry["detail"] = verdict
             self.record(entry)
-            message = json.dumps({"message": f"The request signature we calculated does not match ({verdict})"}).encode()
-            self.answer(403, [("x-amzn-ErrorType", "SignatureDoesNotMatch"), ("Content-Type", "application/json")], message)
+            self.refuse(urllib.parse.urlsplit(path).path)
             return
         fault = self.server.faults.take(int(block.group(2))) if block else None
         if fault == "reset":
@@ -197,6 +208,8 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--reset-first", type=int, default=0)
     args = parser.parse_args()
+    # A parent spawning from a worker thread may hand us TERM, INT and HUP blocked: unblock them, or we cannot be stopped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     secret = os.environ.get("SIGV4_PROXY_SECRET")
     if not secret:
         sys.exit("sigv4-proxy: set SIGV4_PROXY_SECRET to the secret key the clients sign with")

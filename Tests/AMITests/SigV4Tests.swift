@@ -154,3 +154,31 @@ struct SigV4Vector {
         }
     }
 }
+
+@Suite struct BlockPutFailureTests {
+    let json = Data(#"{"message": "Rate exceeded"}"#.utf8)
+
+    @Test func whatIsRetriedAndWhatIsNot() {
+        #expect(BlockPutFailure.classify(status: 201, headers: [:], body: Data()) == nil)
+        let throttled = BlockPutFailure.classify(status: 400, headers: ["x-amzn-ErrorType": "ThrottlingException:http://internal"], body: json)
+        #expect(throttled?.retryable == true && throttled?.code == "ThrottlingException" && throttled?.message == "Rate exceeded")
+        #expect(BlockPutFailure.classify(status: 429, headers: [:], body: Data())?.retryable == true)
+        #expect(BlockPutFailure.classify(status: 503, headers: [:], body: Data())?.retryable == true)
+        #expect(BlockPutFailure.classify(status: 400, headers: [:], body: Data(#"{"__type": "com.amazon#RequestThrottledException"}"#.utf8))?.code == "RequestThrottledException")
+        let invalid = BlockPutFailure.classify(status: 400, headers: ["x-amzn-ErrorType": "ValidationException"], body: json)
+        #expect(invalid?.retryable == false, "a bad request fails at once")
+        let denied = BlockPutFailure.classify(status: 403, headers: ["x-amzn-ErrorType": "SignatureDoesNotMatch"], body: json)
+        #expect(denied?.retryable == false && denied?.description.contains("check the credentials") == true)
+        let expired = BlockPutFailure.classify(status: 403, headers: ["x-amzn-ErrorType": "ExpiredTokenException"], body: json)
+        #expect(expired?.retryable == true && expired?.refreshCredentials == true)
+        #expect(BlockPutFailure.classify(transport: URLError(.networkConnectionLost)).retryable)
+        #expect(BlockPutFailure.classify(transport: URLError(.timedOut)).retryable)
+        #expect(!BlockPutFailure.classify(transport: URLError(.badURL)).retryable)
+    }
+
+    @Test func theEndpointIsTheRegionsOrTheGivenOne() throws {
+        #expect(try EBSBlockClient.endpoint(region: "eu-west-1", endpointURL: nil).absoluteString == "https://ebs.eu-west-1.amazonaws.com")
+        #expect(try EBSBlockClient.endpoint(region: "eu-west-1", endpointURL: "http://127.0.0.1:5000").absoluteString == "http://127.0.0.1:5000")
+        #expect(throws: AMIError.self) { try EBSBlockClient.endpoint(region: "r", endpointURL: "ftp://x") }
+    }
+}

@@ -41,7 +41,8 @@ final class SigV4Proxy: Sendable {
         let err = try #require(FileHandle(forWritingAtPath: directory + "/proxy.err"))
         process.standardError = err
         process.standardOutput = err
-        try process.run()
+        // Unblocked: a test thread's blocked TERM would be inherited, and stop() could not end it.
+        try process.runWithSignalsUnblocked()
         let deadline = Date().addingTimeInterval(20)
         var found: Int?
         while Date() < deadline && found == nil {
@@ -60,6 +61,9 @@ final class SigV4Proxy: Sendable {
     func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 
