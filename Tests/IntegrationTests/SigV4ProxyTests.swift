@@ -136,6 +136,36 @@ struct SigV4ProxyTests {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
+    /// `--profile` naming a credential_process profile: the aws CLI calls and the tool's own
+    /// PutSnapshotBlock are signed with the keys it prints (the proxy knows only that secret).
+    @Test func aCredentialProcessProfileSignsTheAWSCallsAndTheBlocksAlike() throws {
+        let built = try InstalledImage.shared()
+        try #require(built.result.status == 0, "the 6.9 install failed: \(built.result.stderr)")
+        let dir = try Integration.scratchDirectory("register-profile")
+        let secret = "Zq9PROFILEc6ami" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        try """
+            #!/bin/sh
+            printf '{"Version": 1, "AccessKeyId": "AKIDPROFILE", "SecretAccessKey": "%s", "SessionToken": "profile-token"}\\n' "$(cat "$1")"
+            """.write(toFile: dir + "/creds.sh", atomically: true, encoding: .utf8)
+        try secret.write(toFile: dir + "/secret", atomically: true, encoding: .utf8)
+        try "[profile builder]\ncredential_process = /bin/sh \(dir)/creds.sh \(dir)/secret\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        let proxy = try SigV4Proxy(upstream: moto, directory: dir, secret: secret)
+        defer { proxy.stop() }
+        let out = try Integration.tool(["register", "6.9", built.image, "--profile", "builder", "--build-id", "it-profile", "--endpoint-url", proxy.endpoint,
+                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
+                                       environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                                                     "AWS_CONFIG_FILE": dir + "/config", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stderr.contains("with credentials from credential_process of profile 'builder'"), "\(out.stderr)")
+        #expect(proxy.puts.count > 100)
+        #expect(proxy.entries.allSatisfy { $0.signature == "ok" }, "the aws CLI and the tool signed with the profile's keys")
+        let log = (try? String(contentsOfFile: dir + "/register.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("--profile builder") && !log.contains(secret))
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
     /// A distinctive secret key and session token: never in any process's /proc/PID/cmdline while the
     /// upload runs (sampled every 50 ms), never in the tool's output, log, results or the manifest.
     @Test func theSecretKeyIsNeverOnACommandLineNorInTheLogOrResults() throws {
