@@ -2,6 +2,7 @@ import AMI
 import Foundation
 import Host
 import Testing
+import VM
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -163,6 +164,38 @@ struct SigV4ProxyTests {
         #expect(proxy.entries.allSatisfy { $0.signature == "ok" }, "the aws CLI and the tool signed with the profile's keys")
         let log = (try? String(contentsOfFile: dir + "/register.log", encoding: .utf8)) ?? ""
         #expect(log.contains("--profile builder") && !log.contains(secret))
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// On a builder instance without keys: the instance role through IMDSv2 (the tool's own IMDS,
+    /// VM/IMDS.swift, on 127.0.0.1 through AWS_EC2_METADATA_SERVICE_ENDPOINT) signs the blocks.
+    @Test func theInstanceRoleThroughIMDSv2SignsTheBlocks() throws {
+        let built = try InstalledImage.shared()
+        try #require(built.result.status == 0, "the 6.9 install failed: \(built.result.stderr)")
+        let dir = try Integration.scratchDirectory("register-role")
+        let secret = "Zq9ROLEc6ami" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        var settings = IMDSSettings()
+        settings.role = IMDSRole(name: "centos6-ami-builder", accessKeyID: "ASIAROLEBUILDER", secretAccessKey: secret,
+                                 token: "role-session-token", expiration: Date().addingTimeInterval(6 * 3600))
+        let imds = IMDSServer(settings: settings)
+        let port = try imds.start()
+        defer { imds.stop() }
+        let moto = try MotoServer(directory: dir)
+        defer { moto.stop() }
+        let proxy = try SigV4Proxy(upstream: moto, directory: dir, secret: secret)
+        defer { proxy.stop() }
+        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-role", "--endpoint-url", proxy.endpoint,
+                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
+                                       environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                                                     "AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stderr.contains("with credentials from the instance role 'centos6-ami-builder' (IMDSv2)"), "\(out.stderr)")
+        #expect(proxy.puts.count > 100 && proxy.entries.allSatisfy { $0.signature == "ok" }, "signed with the role's keys")
+        let requests = imds.service.requests
+        #expect(requests.contains { $0.method == "PUT" && $0.ttl != nil }, "an IMDSv2 token first")
+        #expect(requests.filter { $0.method == "GET" }.allSatisfy { $0.tokenValid }, "no GET without a valid token")
+        let log = (try? String(contentsOfFile: dir + "/register.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains(secret) && !log.contains("role-session-token"))
         try? FileManager.default.removeItem(atPath: dir)
     }
 
