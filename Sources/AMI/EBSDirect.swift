@@ -1,8 +1,9 @@
 // Writing an image file into a new EBS snapshot through the EBS direct APIs
-// (StartSnapshot, PutSnapshotBlock, CompleteSnapshot), by the aws CLI:
-// no builder instance, no attached volume. The pure parts (which blocks hold
-// data, the checksums the API wants, the argument lists, the progress line)
-// are separate from the one function that runs processes.
+// (StartSnapshot, PutSnapshotBlock, CompleteSnapshot): no builder instance, no
+// attached volume. StartSnapshot and CompleteSnapshot are aws CLI calls; the
+// blocks go from this process (EBSBlockClient.swift). The pure parts (which
+// blocks hold data, the checksums the API wants, the argument lists, the
+// progress line) are separate from the functions that do I/O.
 import Fetch
 import Foundation
 import Host
@@ -158,7 +159,7 @@ public enum EBSChecksum {
 
     /// The SHA-256 of bytes in memory, raw.
     public static func digest(_ data: Data) -> [UInt8] {
-        bytes(hex: Checksum.of(data, kind: .sha256).hex)
+        FastSHA256.digest(data)
     }
 
     /// The aggregate checksum of the written blocks (`digests` by block index; any order in, sorted here).
@@ -175,6 +176,7 @@ extension AWSContext {
         var args = ["ebs", operation] + arguments + ["--output", "json"]
         if let region { args += ["--region", region] }
         if let endpointURL { args += ["--endpoint-url", endpointURL] }
+        if let profile { args += ["--profile", profile] }
         return Command(executable, args)
     }
 }
@@ -186,12 +188,6 @@ public enum EBSArgs {
     public static func startSnapshot(volumeSizeGiB: Int, description: String, tags: [Tag], timeoutMinutes: Int = 60) -> [String] {
         ["--volume-size", String(volumeSizeGiB), "--description", description, "--tags", EC2Args.json(tags),
          "--timeout", String(timeoutMinutes)]
-    }
-
-    /// PutSnapshotBlock: `blockFile` holds exactly one 512 KiB block (a streaming blob is a plain path for the aws CLI).
-    public static func putSnapshotBlock(snapshotID: String, index: Int, blockFile: String, checksum: String) -> [String] {
-        ["--snapshot-id", snapshotID, "--block-index", String(index), "--block-data", blockFile,
-         "--data-length", String(EBSBlocks.blockSize), "--checksum", checksum, "--checksum-algorithm", EBSChecksum.algorithm]
     }
 
     public static func completeSnapshot(snapshotID: String, changedBlocks: Int, checksum: String) -> [String] {
@@ -222,10 +218,6 @@ extension EC2Client {
     public func startSnapshot(volumeSizeGiB: Int, description: String, tags: [Tag]) throws -> StartSnapshotOutput {
         let data = try ebsCall("start-snapshot", EBSArgs.startSnapshot(volumeSizeGiB: volumeSizeGiB, description: description, tags: tags))
         return try decodeAWS(StartSnapshotOutput.self, from: data, call: "ebs start-snapshot")
-    }
-
-    public func putSnapshotBlock(snapshotID: String, index: Int, blockFile: String, checksum: String) throws {
-        try ebsCall("put-snapshot-block", EBSArgs.putSnapshotBlock(snapshotID: snapshotID, index: index, blockFile: blockFile, checksum: checksum))
     }
 
     public func completeSnapshot(snapshotID: String, changedBlocks: Int, checksum: String) throws {
@@ -263,20 +255,20 @@ public struct UploadProgress: Equatable, Sendable {
     }
 }
 
-/// Writes an image file into a new snapshot, block by block, in parallel.
+/// Writes an image file into a new snapshot, block by block, in parallel, through one
+/// `SnapshotBlockSender` (EBSBlockClient: keep-alive HTTPS from this process).
 public enum EBSUploader {
     public struct Settings: Sendable {
-        /// aws CLI processes at once (each call is a process: parallelism is what makes it fast).
+        /// Blocks in flight at once (one worker thread and one kept-alive connection each).
         public var jobs: Int
-        /// Tries per block (5xx and throttling are expected now and then; AWS says to retry).
+        /// Tries per block (5xx, throttling and lost connections are expected now and then; AWS says to retry).
         public var attempts: Int = 4
         /// Seconds before the second try; doubled for each further one.
         public var backoff: TimeInterval = 1
         /// How often the progress line is printed.
         public var progressInterval: TimeInterval = 5
-        /// Where the block files go (one per running call, removed after it).
-        public var scratchDirectory: String = NSTemporaryDirectory()
-        public init(jobs: Int = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)) { self.jobs = jobs }
+        // 16 in flight: what the boto3 anchor of Benchmarks/upload uses; the time of a block is mostly the round trip.
+        public init(jobs: Int = 16) { self.jobs = jobs }
     }
 
     public struct Result: Equatable, Sendable {
@@ -286,40 +278,31 @@ public enum EBSUploader {
         public var aggregateChecksum: String
     }
 
-    /// Sends every block of `scan` to the pending snapshot `snapshotID`, then completes it with the
+    /// Sends every block of `scan` to the pending snapshot `snapshotID`, then completes it (aws CLI) with the
     /// changed-blocks count and the LINEAR aggregate checksum. Throws `AMIError.blockFailed` naming the
-    /// block when one still fails after `settings.attempts`; the caller deletes the snapshot.
-    public static func send(image path: String, scan: EBSBlocks.Scan, snapshotID: String, client: EC2Client, settings: Settings,
-                            clock: AMIClock, progress: (UploadProgress) -> Void) throws -> Result {
+    /// block when one still fails after `settings.attempts` (or at once when retrying cannot help); the caller deletes the snapshot.
+    public static func send(image path: String, scan: EBSBlocks.Scan, snapshotID: String, client: EC2Client, sender: any SnapshotBlockSender,
+                            settings: Settings, clock: AMIClock, progress: (UploadProgress) -> Void) throws -> Result {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AMIError.imageUnreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        let parent = settings.scratchDirectory.hasSuffix("/") ? String(settings.scratchDirectory.dropLast()) : settings.scratchDirectory
-        var template = Array((parent + "/centos6-ami-upload-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw AMIError.imageUnreadable(path: settings.scratchDirectory, reason: "cannot make a scratch directory: \(String(cString: strerror(errno)))")
-        }
-        let scratch = String(cString: made)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-
         let state = UploadState()
         let start = clock.now()
         let total = scan.blocks.count
         let workers = max(1, min(settings.jobs, total))
         let group = DispatchGroup()
-        let queue = DispatchQueue(label: "centos6-ami.upload", attributes: .concurrent)
-        for worker in 0..<workers {
+        for _ in 0..<workers {
             group.enter()
-            queue.async {
+            // Threads of our own: each blocks on its request, and GCD's pool would not grow to `jobs` for that.
+            let thread = Thread {
                 defer { group.leave() }
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(EBSBlocks.blockSize), alignment: 4096)
                 defer { buffer.deallocate() }
-                let file = "\(scratch)/block-\(worker)"
                 while let position = state.next(total) {
                     let index = scan.blocks[position]
                     do {
-                        let digest = try sendBlock(index: index, fd: fd, buffer: buffer, file: file, snapshotID: snapshotID,
-                                                   client: client, settings: settings, clock: clock, stop: { state.failed })
+                        let digest = try sendBlock(index: index, fd: fd, buffer: buffer, snapshotID: snapshotID, sender: sender,
+                                                   settings: settings, clock: clock, stop: { state.failed })
                         state.done(index: index, digest: digest)
                     } catch {
                         state.fail(error)
@@ -327,6 +310,8 @@ public enum EBSUploader {
                     }
                 }
             }
+            thread.stackSize = 1 << 20
+            thread.start()
         }
         // The calling thread reports progress until the workers are done.
         var lastReport = clock.now()
@@ -346,27 +331,29 @@ public enum EBSUploader {
         return Result(snapshotID: snapshotID, blocksSent: digests.count, seconds: seconds, aggregateChecksum: aggregate)
     }
 
-    /// Reads, hashes (sha256sum: our Swift SHA-256 is slow in debug builds) and sends one block, retrying.
-    static func sendBlock(index: Int, fd: Int32, buffer: UnsafeMutableRawBufferPointer, file: String, snapshotID: String,
-                          client: EC2Client, settings: Settings, clock: AMIClock, stop: () -> Bool) throws -> [UInt8] {
+    /// The pause before try `attempt + 1`: `backoff` doubled per try already made.
+    public static func delay(afterAttempt attempt: Int, settings: Settings) -> TimeInterval {
+        settings.backoff * pow(2, Double(attempt - 1))
+    }
+
+    /// Reads, hashes (libcrypto's SHA-256: C speed in debug builds too) and sends one block, retrying what may pass next time.
+    static func sendBlock(index: Int, fd: Int32, buffer: UnsafeMutableRawBufferPointer, snapshotID: String, sender: any SnapshotBlockSender,
+                          settings: Settings, clock: AMIClock, stop: () -> Bool) throws -> [UInt8] {
         try EBSBlocks.read(fd: fd, index: index, into: buffer)
-        guard FileManager.default.createFile(atPath: file, contents: Data(UnsafeRawBufferPointer(buffer))) else {
-            throw AMIError.imageUnreadable(path: file, reason: "cannot write the block file")
-        }
-        defer { unlink(file) }
-        let digest = EBSChecksum.bytes(hex: try Checksum.of(file: file, kind: .sha256).hex)
+        let digest = FastSHA256.digest(UnsafeRawBufferPointer(buffer))
         let checksum = EBSChecksum.base64(digest)
+        let block = Data(UnsafeRawBufferPointer(buffer))
         var attempt = 1
         while true {
             try Interruption.shared.check()
             do {
-                try client.putSnapshotBlock(snapshotID: snapshotID, index: index, blockFile: file, checksum: checksum)
+                try sender.putBlock(snapshotID: snapshotID, index: index, block: block, checksum: checksum)
                 return digest
-            } catch let error as AMIError {
-                guard attempt < settings.attempts, !stop() else {
-                    throw AMIError.blockFailed(index: index, offset: Int64(index) * EBSBlocks.blockSize, attempts: attempt, reason: "\(error)")
+            } catch let failure as BlockPutFailure {
+                guard failure.retryable, attempt < settings.attempts, !stop() else {
+                    throw AMIError.blockFailed(index: index, offset: Int64(index) * EBSBlocks.blockSize, attempts: attempt, reason: "\(failure)")
                 }
-                clock.sleep(settings.backoff * pow(2, Double(attempt - 1)))
+                clock.sleep(delay(afterAttempt: attempt, settings: settings))
                 attempt += 1
             }
         }

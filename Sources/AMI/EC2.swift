@@ -4,19 +4,23 @@
 import Foundation
 import Host
 
-/// How to reach EC2: the `aws` executable, `--region` and `--endpoint-url`.
-/// Credentials and the default region come from the environment the aws CLI
-/// reads itself (AWS_PROFILE, AWS_REGION, ~/.aws): we never sign anything.
+/// How to reach EC2: the `aws` executable, `--region`, `--endpoint-url` and `--profile`.
+/// Credentials and the default region of the aws CLI calls come from the environment
+/// the aws CLI reads itself (AWS_PROFILE, AWS_REGION, ~/.aws). The one call signed
+/// here, PutSnapshotBlock, finds its credentials the same way (Credentials.swift).
 public struct AWSContext: Equatable, Sendable {
     public var executable: String
     /// Passed as `--region` when set; otherwise the aws CLI's own default applies.
     public var region: String?
     /// Passed as `--endpoint-url` when set (moto in tests, a VPC endpoint in the field).
     public var endpointURL: String?
-    public init(executable: String = "aws", region: String? = nil, endpointURL: String? = nil) {
+    /// Passed as `--profile` when set; also the profile the block upload's credentials come from.
+    public var profile: String?
+    public init(executable: String = "aws", region: String? = nil, endpointURL: String? = nil, profile: String? = nil) {
         self.executable = executable
         self.region = region
         self.endpointURL = endpointURL
+        self.profile = profile
     }
 
     /// The same context aimed at another region (copies, cleanup of copies).
@@ -31,6 +35,7 @@ public struct AWSContext: Equatable, Sendable {
         var args = ["ec2", operation] + arguments + ["--output", "json"]
         if let region { args += ["--region", region] }
         if let endpointURL { args += ["--endpoint-url", endpointURL] }
+        if let profile { args += ["--profile", profile] }
         return Command(executable, args)
     }
 }

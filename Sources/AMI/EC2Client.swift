@@ -111,7 +111,7 @@ public struct EC2Client: Sendable {
         for key in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
             if let region = environment[key], !region.isEmpty { return region }
         }
-        let result = runner.run(Command(context.executable, ["configure", "get", "region"]))
+        let result = runner.run(Command(context.executable, ["configure", "get", "region"] + (context.profile.map { ["--profile", $0] } ?? [])))
         let region = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, !region.isEmpty else { throw AMIError.noRegion }
         return region

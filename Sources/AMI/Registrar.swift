@@ -40,8 +40,11 @@ public struct RegisterOptions: @unchecked Sendable {
     /// This is where the image's hygiene gate and boot verdict plug in (the CLI's default
     /// mounts the image read-only and checks it holds a kernel).
     public var preUploadCheck: ((_ imagePath: String) throws -> Void)?
-    /// How an image file is uploaded (parallel aws CLI calls, tries per block).
+    /// How an image file is uploaded (blocks in flight, tries per block).
     public var upload = EBSUploader.Settings()
+    /// Makes what sends the blocks for the home region; nil: `EBSBlockClient` with the credential chain
+    /// (the environment, `aws.profile`/AWS_PROFILE, the instance role). Tests give an in-memory one.
+    public var makeBlockSender: ((_ region: String) throws -> any SnapshotBlockSender)?
     /// The build's package manifest (`IMAGE.manifest.json`): its path goes into the results
     /// file, its sha256 into the `centos6-ami:manifest-sha256` tag.
     public var manifestPath: String?
@@ -255,6 +258,8 @@ public enum AMIRegistrar {
 
     static func startSnapshot(_ run: RegisterRun) throws {
         let scan = try run.needed(run.scan, "the image scan")
+        // Credentials first: without them nothing is created.
+        run.blockSender = try run.options.makeBlockSender?(run.region) ?? defaultBlockSender(run)
         run.say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(run.region)' (EBS direct APIs)")
         let started = try run.home.startSnapshot(volumeSizeGiB: scan.volumeSizeGiB, description: run.description, tags: try run.tags())
         // A pending snapshot can be deleted; failing that, StartSnapshot's timeout cancels it.
@@ -262,13 +267,25 @@ public enum AMIRegistrar {
         run.snapshotSize = started.VolumeSize ?? scan.volumeSizeGiB
     }
 
+    /// PutSnapshotBlock from this process, to `--endpoint-url` or the region's EBS endpoint,
+    /// signed with the first credentials of the chain (only their source is logged).
+    static func defaultBlockSender(_ run: RegisterRun) throws -> any SnapshotBlockSender {
+        let o = run.options
+        let chain = CredentialChain(environment: o.environment, profile: o.aws.profile)
+        let credentials = try chain.resolve()
+        let endpoint = try EBSBlockClient.endpoint(region: run.region, endpointURL: o.aws.endpointURL)
+        run.say("PutSnapshotBlock to \(endpoint.absoluteString) with \(try credentials.current())")
+        return EBSBlockClient(endpoint: endpoint, region: run.region, credentials: credentials, connections: o.upload.jobs)
+    }
+
     static func uploadImage(_ run: RegisterRun) throws {
         guard case let .image(path) = run.target else { return }
         let scan = try run.needed(run.scan, "the image scan")
         let snapshotID = try run.needed(run.snapshotID, "the snapshot")
         let settings = run.options.upload
-        run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time)")
-        let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: run.home, settings: settings,
+        let sender = try run.needed(run.blockSender, "the block sender")
+        run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time, SHA-256 by \(FastSHA256.implementation))")
+        let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: run.home, sender: sender, settings: settings,
                                         clock: run.options.clock, progress: { run.say($0.line) })
         let megabytes = Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6
         run.say(String(format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
@@ -442,6 +459,8 @@ public final class RegisterRun {
     public internal(set) var volume: Volume?
     /// choose-name: the AMI's name, free in every region.
     public internal(set) var name: String?
+    /// start-snapshot: what sends the blocks (made, credentials and all, before the snapshot exists).
+    var blockSender: (any SnapshotBlockSender)?
     /// create-snapshot / start-snapshot.
     public internal(set) var snapshotID: String?
     /// The snapshot's size in GiB: as started, then as completed (wait-snapshot).

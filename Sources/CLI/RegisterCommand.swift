@@ -24,7 +24,11 @@ struct RegisterCommand {
                 Only for releases that can have it.
                 """),
             OptionSpec("--region", "R", help: "region of the volume (default: AWS_REGION / the profile's)"),
-            OptionSpec("--endpoint-url", "URL", help: "passed to every aws call (a test endpoint, a VPC endpoint)"),
+            OptionSpec("--endpoint-url", "URL", help: "passed to every aws call and used for PutSnapshotBlock (a test endpoint, a VPC endpoint)"),
+            OptionSpec("--profile", "NAME", help: """
+                the AWS profile (~/.aws/credentials, ~/.aws/config): passed to every aws
+                call and the credentials of the block upload (default: AWS_PROFILE)
+                """),
             OptionSpec("--public", help: """
                 make the AMI (and copies) public; checked first against the
                 account's image block public access setting
@@ -47,8 +51,8 @@ struct RegisterCommand {
                 """),
             OptionSpec("--allow-dirty", help: "snapshot even with hygiene findings (they are printed as a warning)"),
             OptionSpec("--upload-jobs", "N", help: """
-                image file: aws put-snapshot-block calls at once
-                (default: 2 per CPU, at least 4)
+                image file: PutSnapshotBlock requests in flight at once
+                (default 16)
                 """),
             OptionSpec("--manifest", "FILE", help: """
                 the build's package manifest
@@ -65,9 +69,11 @@ struct RegisterCommand {
 
             Or TARGET is a built image file (from any machine with credentials, no instance in
             AWS needed): it is checked read-only first, then written into a new snapshot through
-            the EBS direct APIs (aws ebs start-snapshot / put-snapshot-block / complete-snapshot):
+            the EBS direct APIs (aws ebs start-snapshot, then PutSnapshotBlock from this process
+            over kept-alive HTTPS connections, signed here, then aws ebs complete-snapshot):
             only the 512 KiB blocks that hold data are sent (the file's data extents, all-zero
-            blocks skipped), each with its SHA-256, several aws calls at once, each retried.
+            blocks skipped), each with its SHA-256, 16 at once (--upload-jobs), each retried
+            with backoff on 5xx, throttling and lost connections.
             The snapshot's size is the image's size rounded up to GiB. Its package manifest
             (IMAGE.manifest.json, written by install) goes into the results file and its sha256
             into the 'centos6-ami:manifest-sha256' tag.
@@ -89,8 +95,13 @@ struct RegisterCommand {
             If a step fails, what this run created is deleted again (or kept with
             --keep-on-error) and the error names the step.
 
-            The aws CLI does the calls with the usual credentials (AWS_PROFILE, AWS_REGION,
-            ~/.aws); nothing is signed here.
+            The aws CLI does the other calls with the usual credentials (AWS_PROFILE, AWS_REGION,
+            ~/.aws). PutSnapshotBlock is signed here (SigV4) with credentials found the same
+            way: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN; else --profile or
+            AWS_PROFILE (or 'default') in AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE
+            (~/.aws/credentials, ~/.aws/config): static keys or credential_process; else this
+            instance's role through IMDSv2 (renewed before it expires). Secrets are never put
+            on a command line or in the log.
             """,
         notes: "exit status: 0 registered, 1 failed (what this run created is removed), 64 usage error, 130 interrupted.")
     static let usage = spec.usage
@@ -209,7 +220,7 @@ struct RegisterCommand {
         guard RegisterOptions.isValidBuildID(buildID) else {
             throw UsageError("build id '\(buildID)' may hold only letters, digits, '.', '_' and '-' (at most 64)", usage: usage)
         }
-        var options = RegisterOptions(aws: AWSContext(region: args.value("--region"), endpointURL: args.value("--endpoint-url")),
+        var options = RegisterOptions(aws: AWSContext(region: args.value("--region"), endpointURL: args.value("--endpoint-url"), profile: args.value("--profile")),
                                       buildID: buildID, toolVersion: CLI.version)
         options.environment = console.environment
         options.makePublic = args.has("--public")

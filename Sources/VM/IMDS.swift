@@ -11,6 +11,9 @@ import Glibc
 ///   1...21600 answers a token; a missing or bad TTL is 400; other methods 405.
 /// - a GET without a valid, unexpired `X-aws-ec2-metadata-token` is 401.
 /// - `/latest/meta-data/public-keys/0/openssh-key` is the key, or 404 when none.
+/// - `/latest/meta-data/iam/security-credentials/` names the instance role and
+///   `…/ROLE` is its credentials document, or 404 when the instance has no role
+///   (the register block upload's credential chain, Sources/AMI/Credentials.swift).
 public struct IMDSSettings: Sendable, Equatable {
     /// The public key served as public-keys/0/openssh-key (nil: 404, as an instance launched without a key).
     public var key: String?
@@ -25,8 +28,38 @@ public struct IMDSSettings: Sendable, Equatable {
     public var maxTTL: Int?
     /// The first N tokens are already expired when used.
     public var expireTokens: Int = 0
+    /// The instance role served under iam/security-credentials/ (nil: 404, an instance without a role).
+    public var role: IMDSRole?
 
     public init(key: String? = nil) { self.key = key }
+}
+
+/// An instance role and the temporary credentials IMDS hands out for it.
+public struct IMDSRole: Sendable, Equatable {
+    public var name: String
+    public var accessKeyID: String
+    public var secretAccessKey: String
+    public var token: String
+    /// Their Expiration (ISO 8601 in the document).
+    public var expiration: Date
+
+    public init(name: String, accessKeyID: String, secretAccessKey: String, token: String, expiration: Date) {
+        self.name = name
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.token = token
+        self.expiration = expiration
+    }
+
+    /// The document as EC2 serves it (Code, LastUpdated, Type, AccessKeyId, SecretAccessKey, Token, Expiration).
+    public var document: String {
+        let formatter = ISO8601DateFormatter()
+        let object: [String: String] = ["Code": "Success", "LastUpdated": formatter.string(from: expiration.addingTimeInterval(-21600)),
+                                        "Type": "AWS-HMAC", "AccessKeyId": accessKeyID, "SecretAccessKey": secretAccessKey,
+                                        "Token": token, "Expiration": formatter.string(from: expiration)]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 /// One request as the service saw it (tests assert, e.g., that no GET came without a token).
@@ -206,6 +239,12 @@ public final class IMDSService: @unchecked Sendable {
             m["/latest/meta-data/public-keys/0/"] = "openssh-key"
             m["/latest/meta-data/public-keys/0/openssh-key"] = key
             listing.append("public-keys/")
+        }
+        if let role = settings.role {
+            m["/latest/meta-data/iam/"] = "security-credentials/"
+            m["/latest/meta-data/iam/security-credentials/"] = role.name
+            m["/latest/meta-data/iam/security-credentials/\(role.name)"] = role.document
+            listing.append("iam/")
         }
         m["/latest/meta-data/"] = listing.joined(separator: "\n")
         m["/latest/meta-data"] = m["/latest/meta-data/"]

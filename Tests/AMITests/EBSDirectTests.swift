@@ -92,9 +92,6 @@ import Glibc
     }
 
     @Test func argumentLists() {
-        #expect(EBSArgs.putSnapshotBlock(snapshotID: "snap-1", index: 42, blockFile: "/tmp/b", checksum: "abc=") ==
-                ["--snapshot-id", "snap-1", "--block-index", "42", "--block-data", "/tmp/b", "--data-length", "524288",
-                 "--checksum", "abc=", "--checksum-algorithm", "SHA256"])
         #expect(EBSArgs.completeSnapshot(snapshotID: "snap-1", changedBlocks: 7, checksum: "x=") ==
                 ["--snapshot-id", "snap-1", "--changed-blocks-count", "7", "--checksum", "x=", "--checksum-algorithm", "SHA256",
                  "--checksum-aggregation-method", "LINEAR"])
@@ -108,7 +105,7 @@ import Glibc
     @Test func progressLine() {
         #expect(UploadProgress(blocksDone: 0, blocksTotal: 700, seconds: 0).line == "upload: 0/700 blocks, 0.0/367.0 MB, 0.0 MB/s, ETA ?")
         #expect(UploadProgress(blocksDone: 100, blocksTotal: 700, seconds: 10).line == "upload: 100/700 blocks, 52.4/367.0 MB, 5.2 MB/s, ETA 60 s")
-        #expect(AMIError.callFailed(call: "ebs put-snapshot-block", detail: "x").description == "'aws ebs put-snapshot-block' failed: x")
+        #expect(AMIError.callFailed(call: "ebs complete-snapshot", detail: "x").description == "'aws ebs complete-snapshot' failed: x")
         #expect(AMIError.callFailed(call: "create-snapshot", detail: "x").description == "'aws ec2 create-snapshot' failed: x")
     }
 }
@@ -117,6 +114,7 @@ import Glibc
     func options(_ fake: FakeEC2, clock: FakeClock) -> RegisterOptions {
         var o = RegisterOptions.forTests(buildID: "b-1", clock: clock)
         o.upload.jobs = 3
+        o.makeBlockSender = { _ in fake }
         o.manifestPath = "/srv/c69.manifest.json"
         o.manifestSHA256 = String(repeating: "ab", count: 32)
         return o
@@ -134,7 +132,7 @@ import Glibc
         #expect(checked == [path], "the pre-upload check ran once, first")
         let ops = fake.operations
         #expect(ops.first == "describe-images" && ops[1] == "start-snapshot")
-        #expect(ops.filter { $0 == "put-snapshot-block" }.count == 2)
+        #expect(fake.blockPuts.sorted() == [0, 100])
         #expect(Array(ops.drop { $0 != "complete-snapshot" }.prefix(2)) == ["complete-snapshot", "describe-snapshots"])
         let snap = result.primary.snapshotId
         let sent = try #require(fake.blocks[snap])
@@ -170,10 +168,11 @@ import Glibc
             Issue.record("register succeeded")
         } catch let error as AMIError {
             let text = error.description
-            #expect(text.hasPrefix("register failed at step 'upload-image': block 100 (offset 52428800) was not accepted after 3 tries: 'aws ebs put-snapshot-block' failed"), "\(text)")
+            #expect(text.hasPrefix("register failed at step 'upload-image': block 100 (offset 52428800) was not accepted after 3 tries: PutSnapshotBlock answered HTTP 500 InternalServerException: injected"), "\(text)")
             #expect(text.contains("deleted what this run created: snapshot 'snap-"))
         }
-        #expect(fake.operations.filter { $0 == "put-snapshot-block" }.count == 4, "block 0 once, block 100 three times")
+        #expect(fake.blockPuts.filter { $0 == 100 }.count == 3, "block 100 three times")
+        #expect(fake.blockPuts.count == 4, "block 0 once, block 100 three times")
         #expect(clock.sleeps == [1, 2], "backoff between tries")
         #expect(fake.snapshots.isEmpty, "the pending snapshot was deleted")
         #expect(!fake.operations.contains("complete-snapshot"))

@@ -25,6 +25,8 @@ final class FakeEC2: @unchecked Sendable {
     var blocks: [String: [Int: (Data, String)]] = [:]
     var completions: [String: (Int, String)] = [:]
     var failBlocks: Set<Int> = []
+    /// PutSnapshotBlock calls (block indices, in order), through `putBlock` below, not the aws CLI.
+    var blockPuts: [Int] = []
     let runner: RecordingRunner
 
     init() {
@@ -94,13 +96,6 @@ final class FakeEC2: @unchecked Sendable {
             let size = Int(arg("--volume-size", args)!)!
             snapshots[id] = Snap(id: id, region: region, states: ["pending"], size: size, tags: tags)
             return ok(["SnapshotId": id, "Status": "pending", "VolumeSize": size, "BlockSize": 524288])
-        case "put-snapshot-block":
-            let id = arg("--snapshot-id", args)!, index = Int(arg("--block-index", args)!)!
-            guard snapshots[id]?.states == ["pending"] else { return fail(op, "ValidationException") }
-            if failBlocks.contains(index) { return fail("PutSnapshotBlock", "InternalServerException") }
-            let data = FileManager.default.contents(atPath: arg("--block-data", args)!)!
-            blocks[id, default: [:]][index] = (data, arg("--checksum", args)!)
-            return ok(["Checksum": arg("--checksum", args)!, "ChecksumAlgorithm": "SHA256"])
         case "complete-snapshot":
             let id = arg("--snapshot-id", args)!
             completions[id] = (Int(arg("--changed-blocks-count", args)!)!, arg("--checksum", args)!)
@@ -184,6 +179,22 @@ final class FakeEC2: @unchecked Sendable {
             return ok([:])
         default:
             return fail(op, "UnknownOperation")
+        }
+    }
+}
+
+/// The fake account's PutSnapshotBlock, as EBSBlockClient would send it (answers as the service does).
+extension FakeEC2: SnapshotBlockSender {
+    func putBlock(snapshotID: String, index: Int, block: Data, checksum: String) throws {
+        try lock.withLock {
+            blockPuts.append(index)
+            guard snapshots[snapshotID]?.states == ["pending"] else {
+                throw BlockPutFailure(status: 400, code: "ValidationException", message: "The snapshot is not pending", retryable: false)
+            }
+            if failBlocks.contains(index) {
+                throw BlockPutFailure(status: 500, code: "InternalServerException", message: "injected", retryable: true)
+            }
+            blocks[snapshotID, default: [:]][index] = (block, checksum)
         }
     }
 }

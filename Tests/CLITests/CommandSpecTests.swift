@@ -19,7 +19,7 @@ import TestSupport
         "boot-test": ([], ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], []),
         "inspect": (["--json"], ["--versions", "--log"], []),
         "register": (["--ena", "--public", "--keep-on-error", "--allow-dirty"],
-                     ["--region", "--endpoint-url", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
+                     ["--region", "--endpoint-url", "--profile", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
                       "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"], []),
         "table": (["--packages"], ["--format", "--versions", "--from"], []),
         "versions": (["--json"], ["--versions"], []),

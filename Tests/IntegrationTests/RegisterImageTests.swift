@@ -7,10 +7,11 @@ import Glibc
 #endif
 
 /// `register VERSION IMAGE.img`: the built 6.9 test image goes into a snapshot through the
-/// EBS direct APIs of moto_server (on 127.0.0.1), then becomes an AMI.
+/// EBS direct APIs of moto_server (on 127.0.0.1, behind scripts/sigv4-proxy.py, which checks
+/// every signature and logs each PutSnapshotBlock), then becomes an AMI.
 @Suite(.serialized, .enabled(if: Integration.enabled))
 struct RegisterImageTests {
-    /// The aws calls go through scripts/fake-aws (which logs them and can fail a block), then the real CLI.
+    /// The aws calls go through scripts/fake-aws (which logs them), then the real CLI; the blocks go from the tool itself.
     func environment(_ dir: String, _ extra: [String: String] = [:]) throws -> [String: String] {
         let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
         let path = Integration.repoRoot.appendingPathComponent("scripts/fake-aws").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
@@ -65,9 +66,11 @@ struct RegisterImageTests {
         let dir = try Integration.scratchDirectory("register-image")
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
+        let proxy = try SigV4Proxy(upstream: moto, directory: dir)
+        defer { proxy.stop() }
         let mtime = try FileManager.default.attributesOfItem(atPath: built.image)[.modificationDate] as? Date
 
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img", "--upload-jobs", "8", "--endpoint-url", moto.endpoint,
+        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img", "--upload-jobs", "8", "--endpoint-url", proxy.endpoint,
                                         "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
                                        environment: try environment(dir))
         #expect(out.status == 0, "\(out.stderr)")
@@ -87,9 +90,11 @@ struct RegisterImageTests {
         let listedIndices = listed.compactMap { ($0["BlockIndex"] as? NSNumber)?.intValue }
         #expect(listedIndices.sorted() == expected, "ListSnapshotBlocks lists exactly the non-zero 512 KiB blocks")
         let log = calls(dir)
-        let puts = log.filter { $0.count > 1 && $0[0] == "ebs" && $0[1] == "put-snapshot-block" }
+        #expect(!log.contains { $0.count > 1 && $0[1] == "put-snapshot-block" }, "no aws process per block")
+        let puts = proxy.puts
         #expect(puts.count == expected.count, "no block sent twice, none sent that is all zeros")
-        #expect(puts.allSatisfy { value("--data-length", $0) == "524288" && value("--checksum-algorithm", $0) == "SHA256" })
+        #expect(puts.allSatisfy { $0.status == "201" && $0.signature == "ok" }, "each accepted, signed as botocore signs it")
+        #expect(puts.allSatisfy { $0.dataLength == "524288" && $0.algorithm == "SHA256" && $0.bodyLength == 524_288 && $0.checksumOK == true })
 
         // A sample of blocks read back equals the file's bytes (first, last and three between).
         let file = try #require(FileHandle(forReadingAtPath: built.image))
@@ -117,7 +122,7 @@ struct RegisterImageTests {
         #expect(value("--checksum-aggregation-method", complete) == "LINEAR")
         var digests: [Int: [UInt8]] = [:]
         for put in puts {
-            if let i = Int(value("--block-index", put) ?? ""), let c = value("--checksum", put), let d = Data(base64Encoded: c) { digests[i] = [UInt8](d) }
+            if let i = put.block, let c = put.checksum, let d = Data(base64Encoded: c) { digests[i] = [UInt8](d) }
         }
         #expect(value("--checksum", complete) == EBSChecksum.aggregate(digests))
         let tagged = try snapshots(moto, build: "it-img")
@@ -166,17 +171,19 @@ struct RegisterImageTests {
         defer { moto.stop() }
         let blocks = try nonZeroBlocks(built.image)
         let failing = blocks[12] // after some blocks were sent
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img-fail", "--upload-jobs", "2", "--endpoint-url", moto.endpoint,
+        let proxy = try SigV4Proxy(upstream: moto, directory: dir, faults: ["--fail-block", String(failing)])
+        defer { proxy.stop() }
+        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img-fail", "--upload-jobs", "2", "--endpoint-url", proxy.endpoint,
                                         "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: try environment(dir, ["FAKE_AWS_FAIL_BLOCK": String(failing)]))
+                                       environment: try environment(dir))
         #expect(out.status == 1)
         let offset = failing * 524_288
-        #expect(out.stderr.contains("error: register failed at step 'upload-image': block \(failing) (offset \(offset)) was not accepted after 4 tries: 'aws ebs put-snapshot-block' failed"), "\(out.stderr)")
-        #expect(out.stderr.contains("injected by scripts/fake-aws"))
+        #expect(out.stderr.contains("error: register failed at step 'upload-image': block \(failing) (offset \(offset)) was not accepted after 4 tries: PutSnapshotBlock answered HTTP 500 InternalServerException"), "\(out.stderr)")
+        #expect(out.stderr.contains("injected by scripts/sigv4-proxy.py"))
         #expect(out.stderr.contains("deleted what this run created: snapshot 'snap-"), "\(out.stderr)")
         let log = calls(dir)
-        let puts = log.filter { $0.count > 1 && $0[1] == "put-snapshot-block" }
-        #expect(puts.filter { value("--block-index", $0) == String(failing) }.count == 4, "tried 4 times")
+        let puts = proxy.puts
+        #expect(puts.filter { $0.block == failing }.count == 4, "tried 4 times")
         #expect(puts.count >= 13 && puts.count < blocks.count, "blocks before it were sent; the upload stopped")
         #expect(!log.contains { $0.count > 1 && ($0[1] == "complete-snapshot" || $0[1] == "register-image") })
         #expect(try snapshots(moto, build: "it-img-fail").isEmpty, "the snapshot is gone")
