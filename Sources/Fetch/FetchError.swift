@@ -24,6 +24,8 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedURL(url: String)
     /// A redirect loop or too many redirects.
     case redirects(url: String, count: Int)
+    /// A redirect to another scheme (`RedirectPolicy`): https to http, or to file: or anything else. Not retried.
+    case redirectRefused(from: String, to: String)
     /// The server's response could not be parsed as HTTP.
     case protocolError(url: String, reason: String)
     /// Reading or writing the cache (or a `file://` mirror) failed.
@@ -53,6 +55,8 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot fetch '\(url)': only http://, https:// and file:// mirrors are supported"
         case let .redirects(url, count):
             return "'\(url)' redirected \(count) times; giving up (check the mirror URL)"
+        case let .redirectRefused(from, to):
+            return "'\(from)' redirected to '\(to)'; refused: a redirect may keep its scheme or go from http to https, never to another (check the mirror URL, or give the mirror's final address)"
         case let .protocolError(url, reason):
             return "'\(url)' sent a malformed HTTP response (\(reason)); check the mirror URL or any proxy in between"
         case let .io(path, reason):

@@ -431,6 +431,9 @@ public final class Fetcher: @unchecked Sendable {
                 guard let location = head.headers["location"], let next = URL(string: location, relativeTo: current)?.absoluteURL else {
                     throw FetchError.protocolError(url: current.absoluteString, reason: "redirect without a usable Location")
                 }
+                guard RedirectPolicy.allows(from: current, to: next) else {
+                    throw FetchError.redirectRefused(from: current.absoluteString, to: next.absoluteString)
+                }
                 current = next
             case 404, 410:
                 throw FetchError.notFound(url: current.absoluteString)
