@@ -92,9 +92,9 @@ public final class InstallContext: @unchecked Sendable {
     /// One fetcher per install, on the shared cache; progress on a terminal only.
     public func makeFetcher() throws -> Fetcher {
         if let fetcher { return fetcher }
-        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory))
-        let onTerminal = isatty(2) == 1
         let log = self.log
+        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory), lockNotice: { log.say($0) })
+        let onTerminal = isatty(2) == 1
         var fetchOptions = FetchOptions()
         fetchOptions.lowSpeedLimit = options.lowSpeedLimit
         fetchOptions.lowSpeedTime = options.lowSpeedTime

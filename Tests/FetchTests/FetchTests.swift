@@ -309,6 +309,44 @@ import Glibc
         #expect(try server.pathStats(path).requests == 0)
     }
 
+    /// A process that holds a blob's lock and never lets go: the waiter says
+    /// which lock and which process (pid and command line, from /proc/locks)
+    /// and gives up after the configured wait with an error naming both.
+    @Test func aStuckLockHolderIsNamedAndTheWaitIsBounded() throws {
+        let fixture = try FetchFixture()
+        try fixture.add("stuck.rpm", size: 5_000)
+        let server = try FetchTestServer(root: fixture.mirror)
+        defer { server.stop() }
+        let notices = Locked([String]())
+        let cache = try DownloadCache(root: URL(fileURLWithPath: fixture.dir + "/cache"), lockWait: 1.5, lockNotice: { text in notices.withLock { $0.append(text) } })
+        let remote = fixture.remote("stuck.rpm", server: server)
+        let lock = cache.lockPath(for: remote.checksum)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--close", lock, "/bin/sleep", "4"]
+        try holder.run()
+        // Foundation's waitUntilExit after a SIGKILL still waited for the orphaned sleep: a short one.
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }; holder.waitUntilExit() }
+        for _ in 0..<100 where FileLock.holders(of: lock).isEmpty { usleep(20_000) }
+        #expect(FileLock.holders(of: lock) == [holder.processIdentifier])
+        let start = Date()
+        do {
+            _ = try Fetcher(cache: cache, options: quickOptions()).fetch([remote])
+            Issue.record("a lock held for ever must end the wait")
+        } catch let HostError.lockWaitTimedOut(path, holderText, seconds) {
+            #expect(path == lock)
+            #expect(holderText.contains("pid \(holder.processIdentifier) (/usr/bin/flock --close \(lock) /bin/sleep 4)"), "\(holderText)")
+            #expect(seconds == 2)
+            #expect(HostError.lockWaitTimedOut(path: path, holder: holderText, seconds: seconds).description.contains("CENTOS6_AMI_LOCK_WAIT"))
+        }
+        let waited = Date().timeIntervalSince(start)
+        #expect(waited >= 1.4 && waited < 5, "\(waited) s")
+        let said = notices.withLock { $0 }
+        #expect(said.count == 1)
+        #expect(said.first?.contains("waiting for the lock '\(lock)', held by pid \(holder.processIdentifier)") == true, "\(said)")
+        #expect(try server.pathStats("/Packages/stuck.rpm").requests == 0)
+    }
+
     @Test func fileMirrorsAreCopiedAndVerified() throws {
         let fixture = try FetchFixture()
         try fixture.add("local.rpm", size: 3_000_000)
