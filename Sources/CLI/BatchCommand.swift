@@ -88,8 +88,10 @@ struct BatchCommand {
                     console.err("batch: \(BatchError.nothingToContinue(path: summaryPath))")
                     return ExitCode.success
                 }
-                // The same options as last time unless new ones are given.
-                if pass.isEmpty { pass = last.installArguments }
+                // The same options as last time unless new ones are given; a password the summary
+                // redacted comes from the environment (or the options given again).
+                pass = try BatchSummary.continueArguments(saved: last.installArguments, given: pass,
+                                                          password: console.environment[BatchSummary.passwordVariable])
                 previous = last
             } else {
                 jobs = try mapping(args, known: versions.releaseNames)
