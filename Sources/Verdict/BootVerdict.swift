@@ -75,10 +75,17 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         let installed = installedModules(modulesDir)
         let builtin = builtinDrivers(root: root, kernel: kver)
         let initrdPath = root + boot.initrd
+        var st = stat()
+        if stat(initrdPath, &st) == 0, Int64(st.st_size) > Int64(maxInitramfsBytes) {
+            throw Failure(description: "the initramfs '\(boot.initrd)' of the image is \(st.st_size) bytes, over the \(maxInitramfsBytes >> 20) MiB this tool reads; it is not one dracut made: rebuild it with dracut in the image")
+        }
         guard let initrd = FileManager.default.contents(atPath: initrdPath) else {
             throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image (run as root, or rebuild it with dracut in the image)")
         }
-        let inInitramfs = try initramfsModules([UInt8](initrd))
+        let inInitramfs: Set<String>
+        do { inInitramfs = try initramfsModules([UInt8](initrd)) } catch {
+            throw Failure(description: "the initramfs '\(boot.initrd)' of the image: \(error); rebuild it with dracut in the image")
+        }
         return verdict(kernel: kver, inInitramfs: inInitramfs, installed: installed, builtin: builtin, enaHint: enaHint)
     }
 
@@ -214,8 +221,14 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         Set(try initramfsNames(data).compactMap { moduleName(path: Substring($0)) })
     }
 
-    /// Every entry name of an initramfs.
-    public static func initramfsNames(_ data: [UInt8]) throws -> [String] {
+    /// The most an initramfs may hold, compressed or not. A CentOS 6 dracut
+    /// initramfs is some tens of MB unpacked; an image is untrusted input (it
+    /// may have been booted, or be anyone's), so its initramfs is read in
+    /// memory only up to this: a gzip bomb is refused, not obeyed.
+    public static let maxInitramfsBytes = 512 << 20
+
+    /// Every entry name of an initramfs (at most `limit` bytes once decompressed).
+    public static func initramfsNames(_ data: [UInt8], limit: Int = maxInitramfsBytes) throws -> [String] {
         var names: [String] = []
         var bytes = data
         var offset = 0
@@ -224,7 +237,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
             while offset < bytes.count && bytes[offset] == 0 { offset += 1 }
             guard offset < bytes.count else { break }
             if Gzip.isGzip(Array(bytes[offset..<min(offset + 2, bytes.count)])) {
-                bytes = try Gzip.decompress(Array(bytes[offset...]))
+                bytes = try Gzip.decompress(Array(bytes[offset...]), limit: limit)
                 offset = 0
                 continue
             }
