@@ -32,6 +32,8 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
     case io(path: String, reason: String)
     /// A helper program (curl, for https) could not be run.
     case tool(name: String, reason: String)
+    /// Every mirror failed for one file (`RemoteFile.alternatives`): each mirror's error, in the order tried.
+    case noMirror(file: String, failures: [String])
 
     public var description: String {
         switch self {
@@ -63,6 +65,8 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot use '\(path)': \(reason)"
         case let .tool(name, reason):
             return "cannot run '\(name)': \(reason) (https mirrors need curl installed)"
+        case let .noMirror(file, failures):
+            return "'\(file)' could not be fetched from any of \(failures.count) mirrors: " + failures.joined(separator: "; ") + "; check the mirrors (--mirror) or try again later"
         }
     }
 

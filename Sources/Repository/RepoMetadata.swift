@@ -21,6 +21,20 @@ public struct RepoDataFile: Sendable, Equatable {
 
 /// repomd.xml: the index of a repository's metadata.
 public struct RepoMD: Sendable {
+    /// Why `other` (another mirror's repomd.xml of the same repository) is not
+    /// the same metadata, or nil when it is: the same revision and the same
+    /// data files with the same checksums. Two mirrors may serve a release only
+    /// when this is nil (ReleaseRepository.fetch).
+    public func disagreement(with other: RepoMD) -> String? {
+        if revision != other.revision {
+            return "has revision \(other.revision ?? "(none)"), not \(revision ?? "(none)")"
+        }
+        for type in Set(files.keys).union(other.files.keys).sorted() where files[type]?.checksum != other.files[type]?.checksum {
+            return "has other \(type) data (\(other.files[type]?.checksum.description ?? "none"), not \(files[type]?.checksum.description ?? "none"))"
+        }
+        return nil
+    }
+
     public var revision: String?
     /// By type: "primary", "filelists", "other", "group", "group_gz", "primary_db"...
     public var files: [String: RepoDataFile]
