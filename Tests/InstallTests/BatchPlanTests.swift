@@ -176,3 +176,11 @@ import Versions
         #expect(text == "  6.10 -> /dev/xvdf  (with ENA)\n  6.5  -> /i/b.img")
     }
 }
+
+@Suite struct MirrorListTests {
+    @Test func givenMirrorsReplaceVersionsJSONs() throws {
+        let mirrors = try VersionsFile.embedded().mirrors
+        #expect(InstallOptions.mirrorList(given: [], versions: mirrors) == [mirrors.download] + mirrors.downloadAlternatives)
+        #expect(InstallOptions.mirrorList(given: ["http://a", "http://b", "http://a"], versions: mirrors) == ["http://a", "http://b"])
+    }
+}
