@@ -17,6 +17,8 @@ public struct ReleaseRepository: Sendable {
     /// The same repository on the alternative mirrors whose repomd.xml agrees
     /// with `repomd` (`RepoMD.disagreement`): packages fail over to them in this order.
     public var alternativeBaseURLs: [URL] = []
+    /// The mirror (as given) that served the metadata: the primary unless it failed.
+    public var metadataMirror: String?
 
     /// The repository URL of a release on a mirror.
     public static func baseURL(mirror: String, release: String, repo: String = "os") throws -> URL {
@@ -33,6 +35,7 @@ public struct ReleaseRepository: Sendable {
 
     /// One repomd.xml answer: the mirror's repository URL, the bytes and their parse.
     struct RepomdAnswer {
+        var mirror: String
         var base: URL
         var data: Data
         var repomd: RepoMD
@@ -55,7 +58,7 @@ public struct ReleaseRepository: Sendable {
             let base = try baseURL(mirror: mirror, release: release, repo: repo)
             do {
                 let data = try fetcher.fetchSmall(url: base.appendingPathComponent("repodata/repomd.xml"), expected: nil, sizeLimit: 1 << 20)
-                answers.append(RepomdAnswer(base: base, data: data, repomd: try RepoMD.parse(data, name: base.absoluteString + "repodata/repomd.xml")))
+                answers.append(RepomdAnswer(mirror: mirror, base: base, data: data, repomd: try RepoMD.parse(data, name: base.absoluteString + "repodata/repomd.xml")))
             } catch let error as FetchError where mirrors.count > 1 {
                 failures.append((mirror, error))
             } catch let error as RepositoryError where mirrors.count > 1 {
@@ -84,6 +87,7 @@ public struct ReleaseRepository: Sendable {
         }
         var made = try fetch(answer: chosen, release: release, fetcher: fetcher, alternatives: agreeing)
         made.alternativeBaseURLs = agreeing
+        made.metadataMirror = chosen.mirror
         return made
     }
 
