@@ -247,7 +247,9 @@ public final class Fetcher: @unchecked Sendable {
         var items: [CurlBatch.Item] = []
         var locks: [Int32] = []
         defer { for fd in locks { cache.unlock(fd) } }
-        for file in files where !cache.contains(file.checksum, size: file.size) {
+        // A mirror that failed outright is left to the per-file path, which goes to the alternatives.
+        let down = lock.withLock { downOrigins }
+        for file in files where !cache.contains(file.checksum, size: file.size) && !(Fetcher.origin(of: file.url).map(down.contains) ?? false) {
             guard let fd = cache.tryLock(file.checksum) else { continue }
             locks.append(fd)
             items.append(CurlBatch.Item(url: file.url, checksum: file.checksum, size: file.size, partial: cache.partialPath(for: file.checksum).path))

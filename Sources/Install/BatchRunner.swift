@@ -43,6 +43,8 @@ public final class BatchRunner: @unchecked Sendable {
     let parallel: Int
     /// A live status block on a terminal; plain lines otherwise.
     let live: Bool
+    /// Where the status lines go (stderr by default, passwords redacted: a child's
+    /// error may name a mirror URL with one).
     let write: (String) -> Void
     private let lock = NSLock()
     private var states: [JobState]
@@ -50,7 +52,7 @@ public final class BatchRunner: @unchecked Sendable {
     private var drawnLines = 0
 
     public init(executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
-                write: @escaping (String) -> Void = { Output.stderr($0) }) {
+                write: @escaping (String) -> Void = { Output.stderr(redactCredentials($0)) }) {
         self.executable = executable
         self.specs = specs
         self.parallel = max(1, parallel)
