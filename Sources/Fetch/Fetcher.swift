@@ -68,7 +68,7 @@ public struct FetchStats: Sendable, Equatable {
     public var resumes = 0
     /// TCP connections opened by the http client (keep-alive keeps this low).
     public var connections = 0
-    /// Files served by an alternative mirror after their first URL failed.
+    /// Files served by an alternative mirror: their first URL failed (or its mirror had failed before).
     public var failovers = 0
     public init() {}
 }
@@ -297,6 +297,8 @@ public final class Fetcher: @unchecked Sendable {
     /// outright earlier go last. Says (`options.note`) which alternative served
     /// it and why. With every mirror failing: the only error, or all of them.
     private func obtainFromAnyMirror(_ file: RemoteFile, client: HTTPClient) throws -> URL {
+        // A cache hit comes from no mirror: nothing to fail over or to note.
+        if cache.contains(file.checksum, size: file.sizeIsExact ? file.size : nil) { return hit(file.checksum) }
         let candidates = mirrorOrder([file.url] + file.alternatives)
         var failures: [(url: URL, error: FetchError)] = []
         for url in candidates {
