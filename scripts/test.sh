@@ -20,4 +20,17 @@ if [ -x scripts/testvault/build-vault.sh ]; then
 fi
 swift build
 # One test at a time: the integration suites share loop devices, the CPU and QEMU.
-swift test --no-parallel "$@"
+status=0
+swift test --no-parallel "$@" || status=$?
+# The tests remove their images and scratch directories (Tests/IntegrationTests/Support.swift:
+# scratchDirectory, removed at the latest when the test process exits): anything
+# left would pile up run after run on a long-lived builder.
+leftovers=$(find "$CENTOS6_AMI_TEST_CACHE/tmp" -mindepth 1 -maxdepth 1 2>/dev/null || true)
+if [ -n "$leftovers" ]; then
+  echo "test.sh: the tests left these under $CENTOS6_AMI_TEST_CACHE/tmp/ (remove them; a test is missing its cleanup):" >&2
+  while IFS= read -r entry; do
+    echo "  $(du -sh "$entry" 2>/dev/null | cut -f1)	$entry" >&2
+  done <<< "$leftovers"
+  [ "$status" -ne 0 ] || status=1
+fi
+exit "$status"

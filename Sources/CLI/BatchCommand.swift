@@ -88,8 +88,10 @@ struct BatchCommand {
                     console.err("batch: \(BatchError.nothingToContinue(path: summaryPath))")
                     return ExitCode.success
                 }
-                // The same options as last time unless new ones are given.
-                if pass.isEmpty { pass = last.installArguments }
+                // The same options as last time unless new ones are given; a password the summary
+                // redacted comes from the environment (or the options given again).
+                pass = try BatchSummary.continueArguments(saved: last.installArguments, given: pass,
+                                                          password: console.environment[BatchSummary.passwordVariable])
                 previous = last
             } else {
                 jobs = try mapping(args, known: versions.releaseNames)
@@ -196,11 +198,14 @@ struct BatchCommand {
     /// The options every install gets, checked here so a typo fails the batch, not each install.
     static func passThrough(_ args: ParsedArguments) throws -> [String] {
         var pass: [String] = []
-        for option in passOptions {
+        // Every --mirror, in order (primary, then alternatives); one value of the others.
+        for mirror in args.values["--mirror"] ?? [] {
+            if let problem = InstallOptions.validateMirror(mirror) { throw UsageError(problem, usage: usage) }
+            pass += ["--mirror", mirror]
+        }
+        for option in passOptions where option != "--mirror" {
             guard var value = args.value(option) else { continue }
             switch option {
-            case "--mirror":
-                if let problem = InstallOptions.validateMirror(value) { throw UsageError(problem, usage: usage) }
             case "--gpg-key", "--versions":
                 guard FileManager.default.isReadableFile(atPath: value) else { throw UsageError("\(option) '\(value)' is not a readable file", usage: usage) }
                 value = absolute(value)

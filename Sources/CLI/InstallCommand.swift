@@ -17,9 +17,11 @@ struct InstallCommand {
                 nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
                 tmpfs:SIZE, a block device with a filesystem, or a directory
                 """),
-            OptionSpec("--mirror", "URL", help: """
+            OptionSpec("--mirror", "URL", repeatable: true, help: """
                 CentOS vault to download from (http, https or file URL;
-                default from versions.json: https://archive.kernel.org/centos-vault)
+                default from versions.json: https://archive.kernel.org/centos-vault,
+                then its alternatives); repeat it for alternatives, tried in order
+                for a file the first cannot serve (metadata must agree)
                 """),
             OptionSpec("--size", "SIZE", help: "size of a new image file (default 8G)"),
             OptionSpec("--gpg-key", "FILE", help: "verify packages with this key instead of the embedded CentOS 6 key"),
@@ -155,8 +157,12 @@ struct InstallCommand {
         let release = args.positionals[0]
         // An unknown or malformed release is a mistake in the command line: exit 64 (README, exit status).
         do { _ = try versions.require(release) } catch { throw UsageError("\(error)", usage: usage) }
-        var options = InstallOptions(release: release, target: args.positionals[1], mirror: args.value("--mirror") ?? versions.mirrors.download)
-        if let problem = InstallOptions.validateMirror(options.mirror) { throw UsageError(problem, usage: usage) }
+        let mirrors = InstallOptions.mirrorList(given: args.values["--mirror"] ?? [], versions: versions.mirrors)
+        var options = InstallOptions(release: release, target: args.positionals[1], mirror: mirrors[0])
+        options.alternativeMirrors = Array(mirrors.dropFirst())
+        for mirror in mirrors {
+            if let problem = InstallOptions.validateMirror(mirror) { throw UsageError(problem, usage: usage) }
+        }
         do {
             if let cache = args.value("--yum-cache") { options.yumCache = try YumCache.parse(cache) }
             if let size = args.value("--size") { options.imageSize = try parseSize(size); options.sizeGiven = true }

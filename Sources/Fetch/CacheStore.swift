@@ -25,10 +25,19 @@ import Glibc
 /// Because blobs are verified before they are admitted, a hit needs only a size check.
 public final class DownloadCache: Sendable {
     public let root: URL
+    /// How long to wait for a blob's lock another process holds before giving up
+    /// (`FileLock.waitForLock`): a stuck holder must not hang every other install.
+    public let lockWait: TimeInterval
+    /// Told once per wait, after a few seconds, which lock and which process holds it.
+    public let lockNotice: (@Sendable (String) -> Void)?
 
-    /// Opens (creating if needed) the cache at `root`.
-    public init(root: URL) throws {
+    /// Opens (creating if needed) the cache at `root`. `lockWait` defaults to
+    /// `CENTOS6_AMI_LOCK_WAIT` (seconds; `FileLock.defaultWait` when unset).
+    public init(root: URL, lockWait: TimeInterval? = nil, lockNotice: (@Sendable (String) -> Void)? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.root = root.standardizedFileURL
+        self.lockWait = try lockWait ?? FileLock.waitLimit(environment: environment).get()
+        self.lockNotice = lockNotice
         for dir in ["blobs/sha256", "blobs/sha1", "locks", "metadata"] {
             let path = self.root.appendingPathComponent(dir).path
             do {
@@ -77,19 +86,14 @@ public final class DownloadCache: Sendable {
 
     /// Runs `body` holding the per-blob lock of `checksum`. Waits for another
     /// holder (another thread, process or batch job) by polling a non-blocking
-    /// flock every 50 ms so that SIGINT is noticed while waiting.
+    /// flock every 50 ms so that SIGINT is noticed while waiting; says after a
+    /// few seconds who holds it and gives up after `lockWait` (FileLock.swift).
     public func withLock<T>(_ checksum: Checksum, _ body: () throws -> T) throws -> T {
         let path = lockPath(for: checksum)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FetchError.io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                throw FetchError.io(path: path, reason: "cannot lock: \(String(cString: strerror(errno)))")
-            }
-            try Interruption.shared.check()
-            usleep(50_000)
-        }
+        try FileLock.waitForLock(fd: fd, path: path, timeout: lockWait, notice: lockNotice)
         defer { flock(fd, LOCK_UN) }
         return try body()
     }

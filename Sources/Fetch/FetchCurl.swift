@@ -15,7 +15,8 @@ struct CurlTransport {
 
     func arguments(_ url: URL, rangeStart: Int64, limit: Int64) -> [String] {
         var args = ["--silent", "--show-error", "--include", "--location", "--max-redirs", "5",
-                    "--proto", "=https,http", "--proto-redir", "=https,http",
+                    // Redirects as RedirectPolicy.swift allows: never a scheme change but http→https.
+                    "--proto", "=https,http", "--proto-redir", RedirectPolicy.curlProtoRedir(from: url.scheme ?? "https"),
                     "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
                     // The same low-speed rule as our http client (RateWatch in FetchHTTP.swift).
                     "--speed-limit", String(max(1, settings.lowSpeedLimit)),
@@ -53,6 +54,8 @@ struct CurlTransport {
         }
 
         var pending = [UInt8]()
+        // The last redirect curl followed: a refused one (exit 1) is named by it.
+        var lastRedirect: (from: URL, to: URL)?
         var head: ResponseHead?
         var sink: BodySink?
         var chunk = [UInt8](repeating: 0, count: 256 * 1024)
@@ -75,6 +78,10 @@ struct CurlTransport {
                 }
                 pending.removeFirst(blank + 4)
                 let followed = (300..<400).contains(parsed.status) && parsed.headers["location"] != nil
+                if followed, let location = parsed.headers["location"] {
+                    let from = lastRedirect?.to ?? url
+                    lastRedirect = (from, URL(string: location, relativeTo: from)?.absoluteURL ?? from)
+                }
                 if (100..<200).contains(parsed.status) || followed { continue }
                 head = parsed
                 sink = try want(parsed)
@@ -97,6 +104,9 @@ struct CurlTransport {
         case 47:
             throw FetchError.redirects(url: url.absoluteString, count: 5)
         case 1, 3:
+            if let lastRedirect, !RedirectPolicy.allows(from: lastRedirect.from, to: lastRedirect.to) {
+                throw FetchError.redirectRefused(from: lastRedirect.from.absoluteString, to: lastRedirect.to.absoluteString)
+            }
             throw FetchError.unsupportedURL(url: url.absoluteString)
         default:
             throw FetchError.connection(url: url.absoluteString, reason: message.isEmpty ? "curl exited with status \(status)" : message, attempts: 1)

@@ -49,7 +49,8 @@ struct CurlBatch {
         for (item, offset) in zip(items, offsets) {
             var lines = [
                 "silent", "show-error", "include", "location", "max-redirs = 5",
-                "proto = \"=https,http\"", "proto-redir = \"=https,http\"",
+                // Redirects as RedirectPolicy.swift allows: never a scheme change but http→https.
+                "proto = \"=https,http\"", "proto-redir = \"\(RedirectPolicy.curlProtoRedir(from: item.url.scheme ?? "https"))\"",
                 "connect-timeout = \(Int(settings.connectTimeout.rounded(.up)))",
                 // The same low-speed rule as the per-file curl (FetchCurl.swift) and our http client.
                 "speed-limit = \(max(1, settings.lowSpeedLimit))",

@@ -24,12 +24,16 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedURL(url: String)
     /// A redirect loop or too many redirects.
     case redirects(url: String, count: Int)
+    /// A redirect to another scheme (`RedirectPolicy`): https to http, or to file: or anything else. Not retried.
+    case redirectRefused(from: String, to: String)
     /// The server's response could not be parsed as HTTP.
     case protocolError(url: String, reason: String)
     /// Reading or writing the cache (or a `file://` mirror) failed.
     case io(path: String, reason: String)
     /// A helper program (curl, for https) could not be run.
     case tool(name: String, reason: String)
+    /// Every mirror failed for one file (`RemoteFile.alternatives`): each mirror's error, in the order tried.
+    case noMirror(file: String, failures: [String])
 
     public var description: String {
         switch self {
@@ -53,12 +57,16 @@ public enum FetchError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot fetch '\(url)': only http://, https:// and file:// mirrors are supported"
         case let .redirects(url, count):
             return "'\(url)' redirected \(count) times; giving up (check the mirror URL)"
+        case let .redirectRefused(from, to):
+            return "'\(from)' redirected to '\(to)'; refused: a redirect may keep its scheme or go from http to https, never to another (check the mirror URL, or give the mirror's final address)"
         case let .protocolError(url, reason):
             return "'\(url)' sent a malformed HTTP response (\(reason)); check the mirror URL or any proxy in between"
         case let .io(path, reason):
             return "cannot use '\(path)': \(reason)"
         case let .tool(name, reason):
             return "cannot run '\(name)': \(reason) (https mirrors need curl installed)"
+        case let .noMirror(file, failures):
+            return "'\(file)' could not be fetched from any of \(failures.count) mirrors: " + failures.joined(separator: "; ") + "; check the mirrors (--mirror) or try again later"
         }
     }
 

@@ -18,11 +18,15 @@ public struct RemoteFile: Hashable, Sendable {
     /// without `<size>`): then the server's length is accepted up to `size`
     /// and the checksum alone decides.
     public var sizeIsExact: Bool
-    public init(url: URL, size: Int64, checksum: Checksum, sizeIsExact: Bool = true) {
+    /// The same file on other mirrors, tried in order when `url` cannot serve
+    /// it (`Fetcher`'s failover). The checksum pins the content, so any mirror will do.
+    public var alternatives: [URL]
+    public init(url: URL, size: Int64, checksum: Checksum, sizeIsExact: Bool = true, alternatives: [URL] = []) {
         self.url = url
         self.size = size
         self.checksum = checksum
         self.sizeIsExact = sizeIsExact
+        self.alternatives = alternatives
     }
 }
 
@@ -64,6 +68,8 @@ public struct FetchStats: Sendable, Equatable {
     public var resumes = 0
     /// TCP connections opened by the http client (keep-alive keeps this low).
     public var connections = 0
+    /// Files served by an alternative mirror: their first URL failed (or its mirror had failed before).
+    public var failovers = 0
     public init() {}
 }
 
@@ -85,6 +91,9 @@ public struct FetchOptions: Sendable {
     public var userAgent = "centos6-ami (yum-compatible downloader)"
     /// For curl and the http_proxy/no_proxy variables.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Told each time a file comes from an alternative mirror (which one, and why
+    /// not the first): the install log says which mirror served what.
+    public var note: (@Sendable (String) -> Void)?
     public init() {}
 }
 
@@ -121,6 +130,9 @@ public final class Fetcher: @unchecked Sendable {
     private var batch = BatchCounters()
     private var lastProgress = Date.distantPast
     private var lastSent: FetchProgress?
+    /// Mirrors (scheme://host:port) that failed a transfer after every retry:
+    /// later files try them last, so a dead mirror costs its retries once, not per file.
+    private var downOrigins: Set<String> = []
 
     private struct BatchCounters {
         var start = Date()
@@ -202,7 +214,7 @@ public final class Fetcher: @unchecked Sendable {
                         if Fetcher.isHTTPS(items[0]) { try prefetchHTTPS(items) }
                         for item in items {
                             try Interruption.shared.check()
-                            let path = try obtain(url: item.url, checksum: item.checksum, size: item.sizeIsExact ? item.size : nil, limit: item.size, client: client)
+                            let path = try obtainFromAnyMirror(item, client: client)
                             shared.lock.withLock { shared.results[item.checksum] = path }
                         }
                     } catch {
@@ -235,7 +247,9 @@ public final class Fetcher: @unchecked Sendable {
         var items: [CurlBatch.Item] = []
         var locks: [Int32] = []
         defer { for fd in locks { cache.unlock(fd) } }
-        for file in files where !cache.contains(file.checksum, size: file.size) {
+        // A mirror that failed outright is left to the per-file path, which goes to the alternatives.
+        let down = lock.withLock { downOrigins }
+        for file in files where !cache.contains(file.checksum, size: file.size) && !(Fetcher.origin(of: file.url).map(down.contains) ?? false) {
             guard let fd = cache.tryLock(file.checksum) else { continue }
             locks.append(fd)
             items.append(CurlBatch.Item(url: file.url, checksum: file.checksum, size: file.size, partial: cache.partialPath(for: file.checksum).path))
@@ -274,6 +288,75 @@ public final class Fetcher: @unchecked Sendable {
             _ = try transfer(url: url, resumeFrom: 0, limit: sizeLimit, expectedSize: nil, client: client, sink: sink, counted: \.uncheckedBytes)
         }
         return sink.data
+    }
+
+    // MARK: - Mirror failover
+
+    /// The cached path of `file`, from its URL or, when that mirror cannot serve
+    /// it (`isMirrorFailure`), from each alternative in turn; mirrors that failed
+    /// outright earlier go last. Says (`options.note`) which alternative served
+    /// it and why. With every mirror failing: the only error, or all of them.
+    private func obtainFromAnyMirror(_ file: RemoteFile, client: HTTPClient) throws -> URL {
+        // A cache hit comes from no mirror: nothing to fail over or to note.
+        if cache.contains(file.checksum, size: file.sizeIsExact ? file.size : nil) { return hit(file.checksum) }
+        let candidates = mirrorOrder([file.url] + file.alternatives)
+        var failures: [(url: URL, error: FetchError)] = []
+        for url in candidates {
+            do {
+                let path = try obtain(url: url, checksum: file.checksum, size: file.sizeIsExact ? file.size : nil, limit: file.size, client: client)
+                if url != file.url {
+                    lock.withLock { _stats.failovers += 1 }
+                    options.note?(Fetcher.failoverNote(file: file, servedBy: url, failures: failures))
+                }
+                return path
+            } catch let error as FetchError where Fetcher.isMirrorFailure(error) && candidates.count > 1 {
+                if Fetcher.isMirrorDown(error), let origin = Fetcher.origin(of: url) { lock.withLock { _ = downOrigins.insert(origin) } }
+                failures.append((url, error))
+            }
+        }
+        throw failures.count == 1 ? failures[0].error : FetchError.noMirror(file: file.url.lastPathComponent, failures: failures.map { "\($0.url.absoluteString): \($0.error)" })
+    }
+
+    /// `urls` with those on a mirror known to be down moved to the end (kept in order otherwise).
+    private func mirrorOrder(_ urls: [URL]) -> [URL] {
+        guard urls.count > 1 else { return urls }
+        let down = lock.withLock { downOrigins }
+        let isDown = { (url: URL) in Fetcher.origin(of: url).map(down.contains) ?? false }
+        return urls.filter { !isDown($0) } + urls.filter(isDown)
+    }
+
+    /// `scheme://host:port` of a URL (`file` for file: URLs): what a mirror is, for the down list.
+    static func origin(of url: URL) -> String? {
+        guard let scheme = url.scheme?.lowercased() else { return nil }
+        if scheme == "file" { return "file" }
+        return "\(scheme)://\(url.host ?? ""):\(url.port.map(String.init) ?? "")"
+    }
+
+    /// An error that says this mirror cannot serve this file (DNS, connect,
+    /// timeout, 5xx, 404, a short, long or corrupt body, a refused redirect):
+    /// another mirror may. Not our own cache's trouble or a missing tool.
+    static func isMirrorFailure(_ error: FetchError) -> Bool {
+        switch error {
+        case .io, .tool, .badChecksum, .noMirror: return false
+        default: return true
+        }
+    }
+
+    /// A failure that says the whole mirror is unwell, not one file missing.
+    static func isMirrorDown(_ error: FetchError) -> Bool {
+        switch error {
+        case .connection, .tooSlow, .protocolError: return true
+        case let .httpStatus(_, status, _): return status >= 500
+        default: return false
+        }
+    }
+
+    /// `mirror failover: 'bash.rpm' from http://b/6.9/os/x86_64/Packages/bash.rpm (http://a/...: not found (404))`.
+    /// With no failure of its own, the first URL was skipped: its mirror had failed before.
+    static func failoverNote(file: RemoteFile, servedBy url: URL, failures: [(url: URL, error: FetchError)]) -> String {
+        "mirror failover: '\(file.url.lastPathComponent)' from the alternative \(url.absoluteString) ("
+            + (failures.isEmpty ? "\(file.url.absoluteString) skipped: its mirror failed earlier"
+                : failures.map { "\($0.url.absoluteString) failed: \($0.error)" }.joined(separator: "; ")) + ")"
     }
 
     // MARK: - One file
@@ -430,6 +513,9 @@ public final class Fetcher: @unchecked Sendable {
             case 301, 302, 303, 307, 308:
                 guard let location = head.headers["location"], let next = URL(string: location, relativeTo: current)?.absoluteURL else {
                     throw FetchError.protocolError(url: current.absoluteString, reason: "redirect without a usable Location")
+                }
+                guard RedirectPolicy.allows(from: current, to: next) else {
+                    throw FetchError.redirectRefused(from: current.absoluteString, to: next.absoluteString)
                 }
                 current = next
             case 404, 410:

@@ -82,6 +82,10 @@ public enum HostError: Error, CustomStringConvertible, Equatable {
     case cannotRead(path: String, reason: String)
     case interrupted(signal: Int32)
     case lockHeld(path: String, holder: String)
+    /// A bounded wait for a lock another process holds (`FileLock.waitForLock`) ran out.
+    case lockWaitTimedOut(path: String, holder: String, seconds: Int)
+    /// An environment variable of ours with a value we cannot use.
+    case badSetting(name: String, value: String, expected: String)
 
     public var description: String {
         switch self {
@@ -89,6 +93,10 @@ public enum HostError: Error, CustomStringConvertible, Equatable {
         case let .cannotRead(path, reason): return "cannot read '\(path)': \(reason)"
         case let .interrupted(signal): return "interrupted by signal \(signal)"
         case let .lockHeld(path, holder): return "'\(path)' is in use by another centos6-ami run (\(holder)); wait for it to finish or pick another target"
+        case let .lockWaitTimedOut(path, holder, seconds):
+            return "gave up after \(seconds) s waiting for the lock '\(path)', held by \(holder); that process may be stuck: check on it (stop it if it is), or wait longer with \(FileLock.waitVariable)=SECONDS"
+        case let .badSetting(name, value, expected):
+            return "\(name)='\(value)' is not usable: it must be \(expected); fix or unset it"
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Host
 import Versions
 
 /// What one install reports for a batch (`install --result-json FILE`, and
@@ -64,9 +65,37 @@ public struct BatchSummary: Codable, Equatable, Sendable {
 
     public var succeeded: Bool { !results.isEmpty && results.allSatisfy { $0.result == InstallResult.ok } }
 
+    /// Writes the summary with every URL password redacted (`user:***@`), in the
+    /// install arguments and in every row's error alike: the file outlives the
+    /// run and is shared; `--continue` takes passwords again (`continueArguments`).
     public func write(to path: String) throws {
-        do { try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        do {
+            let text = redactCredentials(String(decoding: try BatchJSON.encode(self), as: UTF8.self))
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
             throw BatchError.summaryNotWritable(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    /// The environment variable `--continue` fills a redacted mirror password from.
+    public static let passwordVariable = "CENTOS6_AMI_MIRROR_PASSWORD"
+
+    /// `--continue`'s install arguments: `given` (this command line's) when
+    /// there are any, else the summary's `saved` ones, whose URL passwords
+    /// were redacted on writing: each `user:***@` gets `password` (from
+    /// `CENTOS6_AMI_MIRROR_PASSWORD`) back; without it, an error saying how to give it.
+    public static func continueArguments(saved: [String], given: [String], password: String?) throws -> [String] {
+        guard given.isEmpty else { return given }
+        return try saved.map { word in
+            guard word.contains(":***@"), word.contains("://") else { return word }
+            guard let password, !password.isEmpty else {
+                throw BatchError.usage("the last batch's '\(word)' had a password, which the summary does not keep; set \(passwordVariable) to it, or give the install options again with --continue (the --mirror with its password)")
+            }
+            // Percent-encoded as a URL's userinfo needs it (an '@' or ':' in the password).
+            var allowed = CharacterSet.urlUserAllowed
+            allowed.remove(charactersIn: ":@/")
+            let encoded = password.addingPercentEncoding(withAllowedCharacters: allowed) ?? password
+            return word.replacingOccurrences(of: ":***@", with: ":" + encoded + "@")
         }
     }
 

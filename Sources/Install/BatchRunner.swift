@@ -43,6 +43,8 @@ public final class BatchRunner: @unchecked Sendable {
     let parallel: Int
     /// A live status block on a terminal; plain lines otherwise.
     let live: Bool
+    /// Where the status lines go (stderr by default, passwords redacted: a child's
+    /// error may name a mirror URL with one).
     let write: (String) -> Void
     private let lock = NSLock()
     private var states: [JobState]
@@ -53,7 +55,7 @@ public final class BatchRunner: @unchecked Sendable {
     let onResults: ([InstallResult]) -> Void
 
     public init(executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
-                write: @escaping (String) -> Void = { Output.stderr($0) }, onResults: @escaping ([InstallResult]) -> Void = { _ in }) {
+                write: @escaping (String) -> Void = { Output.stderr(redactCredentials($0)) }, onResults: @escaping ([InstallResult]) -> Void = { _ in }) {
         self.onResults = onResults
         self.executable = executable
         self.specs = specs

@@ -113,9 +113,16 @@ enum ENASteps {
         }
         try runner.checked(Command("mkdir", ["-p", dir]))
         var lock: FileLock?
+        let waitStart = Date()
+        var said = false
         while lock == nil {
             try Interruption.shared.check()
             do { lock = try FileLock.acquire(dir + "/lock", holderDescription: "centos6-ami install \(ctx.options.release) \(ctx.options.target): ENA build") } catch HostError.lockHeld {
+                // Unbounded: the holder is building kmod-ena, which takes minutes; but say who it is.
+                if !said, Date().timeIntervalSince(waitStart) >= FileLock.noticeAfter {
+                    said = true
+                    ctx.log.say("ENA: waiting for the build lock '\(dir)/lock', held by \(FileLock.describeHolders(of: dir + "/lock")), to reuse its kmod-ena")
+                }
                 usleep(250_000)
             }
         }

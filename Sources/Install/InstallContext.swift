@@ -92,12 +92,14 @@ public final class InstallContext: @unchecked Sendable {
     /// One fetcher per install, on the shared cache; progress on a terminal only.
     public func makeFetcher() throws -> Fetcher {
         if let fetcher { return fetcher }
-        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory))
-        let onTerminal = isatty(2) == 1
         let log = self.log
+        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory), lockNotice: { log.say($0) })
+        let onTerminal = isatty(2) == 1
         var fetchOptions = FetchOptions()
         fetchOptions.lowSpeedLimit = options.lowSpeedLimit
         fetchOptions.lowSpeedTime = options.lowSpeedTime
+        // Which mirror served a file when it is not the first: one line per file, in the log.
+        fetchOptions.note = { log.write($0) }
         let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
             Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
             if progress.filesDone == progress.filesTotal { Output.stderr("\n") }

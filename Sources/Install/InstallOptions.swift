@@ -9,6 +9,11 @@ public struct InstallOptions: Sendable {
     public var yumCache: YumCache = .tmpfs(bytes: YumCache.defaultTmpfsBytes)
     /// Where the tool downloads from: `<mirror>/<release>/os/x86_64/`.
     public var mirror: String
+    /// Tried in order for a file `mirror` cannot serve (`--mirror` given again, or
+    /// versions.json's `mirrors.downloadAlternatives` when no `--mirror` is given).
+    public var alternativeMirrors: [String] = []
+    /// `mirror` then the alternatives.
+    public var mirrors: [String] { [mirror] + alternativeMirrors }
     /// Size of an image file created for a missing TARGET.
     public var imageSize: UInt64 = 8 << 30
     /// `--size` was given: an existing image file must then have exactly that size.
@@ -52,6 +57,16 @@ public struct InstallOptions: Sendable {
         self.release = release
         self.target = target
         self.mirror = mirror
+    }
+
+    /// The mirrors to use, the primary first: the `--mirror`s given, in order
+    /// (duplicates dropped), else versions.json's download mirror and its alternatives.
+    /// Given mirrors replace versions.json's entirely: a run against a private or
+    /// test mirror never reaches out to the public vaults.
+    public static func mirrorList(given: [String], versions: VersionsFile.Mirrors) -> [String] {
+        let list = given.isEmpty ? [versions.download] + versions.downloadAlternatives : given
+        var seen = Set<String>()
+        return list.filter { seen.insert($0).inserted }
     }
 
     /// `--mirror`: http, https or file URLs only.

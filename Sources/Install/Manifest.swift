@@ -100,7 +100,7 @@ extension InstallContext {
     public func manifest(toolVersion: String, created: Date = Date()) throws -> BuildManifest {
         let paths = cachedPaths
         return try BuildManifest.make(
-            release: options.release, kernel: release.kernel, mirror: options.mirror, repomdRevision: repository?.repomd.revision,
+            release: options.release, kernel: release.kernel, mirror: repository?.metadataMirror ?? options.mirror, repomdRevision: repository?.repomd.revision,
             toolVersion: toolVersion, enaVersion: enaInstalled ? versions.ena.version : nil, bootVerdict: bootVerdict?.bootsOn, created: created,
             installed: installedPackages, repository: bootstrapSet + installSet, signingKeys: signingKeys,
             sha256: { package in

@@ -26,10 +26,16 @@ enum PackageSteps {
     static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd") { try fetchMetadata($0) }
     static func fetchMetadata(_ ctx: InstallContext) throws {
         let fetcher = try ctx.makeFetcher()
-        ctx.log.write("metadata from \(ctx.options.mirror)")
-        ctx.repository = try ReleaseRepository.fetch(mirror: ctx.options.mirror, release: ctx.options.release, fetcher: fetcher)
+        let mirrors = ctx.options.mirrors
+        ctx.log.write("metadata from \(ctx.options.mirror)" + (mirrors.count > 1 ? " (alternatives: \(ctx.options.alternativeMirrors.joined(separator: ", ")))" : ""))
+        let log = ctx.log
+        ctx.repository = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, fetcher: fetcher, note: { log.say($0) })
         if ctx.options.updates {
-            ctx.updatesRepository = try ReleaseRepository.fetch(mirror: ctx.options.mirror, release: ctx.options.release, repo: "updates", fetcher: fetcher)
+            ctx.updatesRepository = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, repo: "updates", fetcher: fetcher, note: { log.say($0) })
+        }
+        if let repo = ctx.repository, mirrors.count > 1 {
+            ctx.log.say("metadata: revision \(repo.repomd.revision ?? "(none)") from \(repo.baseURL.absoluteString)"
+                        + (repo.alternativeBaseURLs.isEmpty ? "; no alternative mirror agrees with it" : "; packages fail over to \(repo.alternativeBaseURLs.map(\.absoluteString).joined(separator: ", "))"))
         }
     }
 
@@ -98,7 +104,8 @@ enum PackageSteps {
             for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
             let stats = fetcher.stats
             ctx.downloadedBytes = stats.downloadedBytes
-            ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles))
+            ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles)
+                        + (stats.failovers > 0 ? ", \(stats.failovers) from an alternative mirror (each named in the log)" : ""))
         }
     }
 

@@ -42,7 +42,7 @@ public enum InstallSteps {
         }
         var tools = Preflight.requiredTools
         if case .imageFile = target { tools += Preflight.loopTools }
-        if ctx.options.mirror.lowercased().hasPrefix("https:") { tools += Preflight.httpsTools }
+        if ctx.options.mirrors.contains(where: { $0.lowercased().hasPrefix("https:") }) { tools += Preflight.httpsTools }
         if ctx.options.ena { tools += Preflight.enaTools }
         var facts = Preflight.gather(target: target, tools: tools)
         // Reads back: the plan needs no root.

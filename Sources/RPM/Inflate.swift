@@ -11,7 +11,9 @@ public enum Gzip {
     public static func isGzip(_ data: [UInt8]) -> Bool { data.count >= 2 && data[0] == 0x1f && data[1] == 0x8b }
 
     /// Every member of a gzip stream, concatenated (as `gzip -dc` does).
-    public static func decompress(_ data: [UInt8]) throws -> [UInt8] {
+    /// Refuses (`Failure`) as soon as the output would pass `limit` bytes, so a
+    /// small hostile input (a gzip bomb) cannot take memory beyond it.
+    public static func decompress(_ data: [UInt8], limit: Int = Int.max) throws -> [UInt8] {
         var out: [UInt8] = []
         var offset = 0
         while offset < data.count {
@@ -34,7 +36,7 @@ public enum Gzip {
             }
             if flags & 0x02 != 0 { p += 2 }  // FHCRC
             guard p <= data.count else { throw Failure(description: "truncated gzip header") }
-            var inflater = Inflater(data, start: p)
+            var inflater = Inflater(data, start: p, limit: limit)
             try inflater.run(into: &out)
             offset = inflater.byteOffset + 8  // CRC32 and ISIZE
         }
@@ -48,10 +50,18 @@ struct Inflater {
     var pos: Int
     var bitBuffer: UInt32 = 0
     var bitCount = 0
+    /// The most output bytes allowed (`Gzip.decompress`'s limit).
+    let limit: Int
 
-    init(_ data: [UInt8], start: Int) {
+    init(_ data: [UInt8], start: Int, limit: Int = Int.max) {
         self.data = data
         self.pos = start
+        self.limit = limit
+    }
+
+    /// Throws when `count` more bytes would take `out` past the limit.
+    @inline(__always) func room(_ out: [UInt8], _ count: Int) throws {
+        if out.count > limit - count { throw Gzip.Failure(description: "the data decompresses to more than \(limit) bytes; refused (corrupt or hostile: a gzip bomb)") }
     }
 
     /// The first byte after the last block (the partial byte of the final block counts as read).
@@ -139,6 +149,7 @@ struct Inflater {
         guard len == (~nlen & 0xffff) else { throw Gzip.Failure(description: "stored block length check failed") }
         pos += 4
         guard pos + len <= data.count else { throw Gzip.Failure(description: "truncated stored block") }
+        try room(out, len)
         out.append(contentsOf: data[pos..<(pos + len)])
         pos += len
     }
@@ -168,7 +179,7 @@ struct Inflater {
     mutating func codes(_ lit: Huffman, _ dist: Huffman, into out: inout [UInt8]) throws {
         while true {
             let symbol = try decode(lit)
-            if symbol < 256 { out.append(UInt8(symbol)); continue }
+            if symbol < 256 { try room(out, 1); out.append(UInt8(symbol)); continue }
             if symbol == 256 { return }
             let li = symbol - 257
             guard li < Self.lengthBase.count else { throw Gzip.Failure(description: "bad length symbol") }
@@ -178,6 +189,7 @@ struct Inflater {
             let distance = Self.distBase[di] + (try bits(Self.distExtra[di]))
             guard distance <= out.count else { throw Gzip.Failure(description: "distance too far back") }
             let start = out.count - distance
+            try room(out, length)
             for i in 0..<length { out.append(out[start + i]) }
         }
     }

@@ -21,6 +21,20 @@ public struct RepoDataFile: Sendable, Equatable {
 
 /// repomd.xml: the index of a repository's metadata.
 public struct RepoMD: Sendable {
+    /// Why `other` (another mirror's repomd.xml of the same repository) is not
+    /// the same metadata, or nil when it is: the same revision and the same
+    /// data files with the same checksums. Two mirrors may serve a release only
+    /// when this is nil (ReleaseRepository.fetch).
+    public func disagreement(with other: RepoMD) -> String? {
+        if revision != other.revision {
+            return "has revision \(other.revision ?? "(none)"), not \(revision ?? "(none)")"
+        }
+        for type in Set(files.keys).union(other.files.keys).sorted() where files[type]?.checksum != other.files[type]?.checksum {
+            return "has other \(type) data (\(other.files[type]?.checksum.description ?? "none"), not \(files[type]?.checksum.description ?? "none"))"
+        }
+        return nil
+    }
+
     public var revision: String?
     /// By type: "primary", "filelists", "other", "group", "group_gz", "primary_db"...
     public var files: [String: RepoDataFile]
@@ -125,7 +139,8 @@ public enum Metadata {
     /// Decompresses and, when `open` is given, checks the result against its
     /// open-checksum/open-size while the decompressor still runs (the digest is
     /// computed block by block as the output arrives).
-    public static func decompressChecked(_ data: Data, name: String, open file: RepoDataFile?) throws -> Data {
+    /// At most `cap` bytes come out whatever `open` says (`decompressionLimit`).
+    public static func decompressChecked(_ data: Data, name: String, open file: RepoDataFile?, cap: Int = maxDecompressedBytes) throws -> Data {
         let bytes = [UInt8](data.prefix(6))
         let tool: String
         if bytes.starts(with: [0x1f, 0x8b]) { tool = "gzip" }
@@ -136,8 +151,25 @@ public enum Metadata {
             return data
         }
         var hasher = file?.openChecksum.map { ChecksumHasher(kind: $0.kind) }
-        let (outcome, raw) = try HostPipe.collect(Command(tool, ["-dc"]), inputFile: nil, inputData: data) { block in
-            hasher?.update(block)
+        let limit = decompressionLimit(openSize: file?.openSize, cap: cap)
+        var raw = Data()
+        // Streamed and counted: the decompressor is stopped the moment its output
+        // passes the limit, so a gzip bomb costs `limit` bytes of memory, not its size.
+        let outcome = try HostPipe.run(Command(tool, ["-dc"]), inputFile: nil, inputData: data) { fd in
+            let size = 1 << 20
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let r = read(fd, buffer, size)
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                guard raw.count + r <= limit else {
+                    throw RepositoryError.metadata(file: name, reason: tooLargeReason(limit: limit, openSize: file?.openSize))
+                }
+                let block = UnsafeRawBufferPointer(start: buffer, count: r)
+                hasher?.update(block)
+                raw.append(contentsOf: block)
+            }
         }
         guard outcome.status == 0 else {
             throw RepositoryError.metadata(file: name, reason: "\(tool) -dc failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -151,6 +183,26 @@ public enum Metadata {
             }
         }
         return raw
+    }
+
+    /// The most any metadata file may decompress to, whatever repomd says:
+    /// CentOS 6's primary and comps files are tens of MB unpacked (the test
+    /// vault's under one), so this bounds memory against a hostile mirror
+    /// whose repomd gives a huge open-size or none.
+    public static let maxDecompressedBytes = 512 << 20
+
+    /// How many decompressed bytes to accept: repomd's open-size (the stream is
+    /// refused at its next byte), never more than the hard cap.
+    public static func decompressionLimit(openSize: Int?, cap: Int = maxDecompressedBytes) -> Int {
+        guard let openSize, openSize >= 0, openSize < cap else { return cap }
+        return openSize
+    }
+
+    static func tooLargeReason(limit: Int, openSize: Int?) -> String {
+        if let openSize, openSize == limit {
+            return "decompresses to more than the \(openSize) bytes repomd.xml's open-size gives; refused (corrupt or hostile metadata: use another mirror)"
+        }
+        return "decompresses to more than \(limit >> 20) MiB, the most this tool reads; refused (corrupt or hostile metadata: use another mirror)"
     }
 
     /// Reads a repository from a local directory (`DIR/repodata/repomd.xml`), checking every

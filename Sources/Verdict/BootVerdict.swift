@@ -75,15 +75,15 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         }
         let installed = installedModules(modulesDir)
         let builtin = builtinDrivers(root: root, kernel: kver)
-        guard let initrd = ImageRoot.contents(boot.initrd, in: root, limit: initramfsLimit) else {
-            throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image as a regular file of at most \(initramfsLimit >> 20) MiB inside it (run as root, or rebuild it with dracut in the image)")
+        guard let initrd = ImageRoot.contents(boot.initrd, in: root, limit: maxInitramfsBytes) else {
+            throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image as a regular file of at most \(maxInitramfsBytes >> 20) MiB inside it (a larger one is not one dracut made; run as root, or rebuild it with dracut in the image)")
         }
-        let inInitramfs = try initramfsModules([UInt8](initrd))
+        let inInitramfs: Set<String>
+        do { inInitramfs = try initramfsModules([UInt8](initrd)) } catch {
+            throw Failure(description: "the initramfs '\(boot.initrd)' of the image: \(error); rebuild it with dracut in the image")
+        }
         return verdict(kernel: kver, inInitramfs: inInitramfs, installed: installed, builtin: builtin, enaHint: enaHint)
     }
-
-    /// The largest initramfs read (CentOS 6's generic images are 15-30 MB).
-    public static let initramfsLimit = 256 << 20
 
     /// The pure part: from the three module sets (names with `_`, as the kernel does).
     public static func verdict(kernel: String, inInitramfs: Set<String>, installed: Set<String>, builtin: Set<String>, enaHint: String? = nil) -> BootVerdict {
@@ -218,8 +218,14 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         Set(try initramfsNames(data).compactMap { moduleName(path: Substring($0)) })
     }
 
-    /// Every entry name of an initramfs.
-    public static func initramfsNames(_ data: [UInt8]) throws -> [String] {
+    /// The most an initramfs may hold, compressed or not. A CentOS 6 dracut
+    /// initramfs is some tens of MB unpacked; an image is untrusted input (it
+    /// may have been booted, or be anyone's), so its initramfs is read in
+    /// memory only up to this: a gzip bomb is refused, not obeyed.
+    public static let maxInitramfsBytes = 512 << 20
+
+    /// Every entry name of an initramfs (at most `limit` bytes once decompressed).
+    public static func initramfsNames(_ data: [UInt8], limit: Int = maxInitramfsBytes) throws -> [String] {
         var names: [String] = []
         var bytes = data
         var offset = 0
@@ -228,7 +234,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
             while offset < bytes.count && bytes[offset] == 0 { offset += 1 }
             guard offset < bytes.count else { break }
             if Gzip.isGzip(Array(bytes[offset..<min(offset + 2, bytes.count)])) {
-                bytes = try Gzip.decompress(Array(bytes[offset...]))
+                bytes = try Gzip.decompress(Array(bytes[offset...]), limit: limit)
                 offset = 0
                 continue
             }

@@ -109,3 +109,19 @@ func runCLI(_ args: [String]) -> (code: Int32, out: String, err: String) {
         #expect(decoded == (try VersionsFile.embedded()))
     }
 }
+
+@Suite struct MirrorOptionTests {
+    /// `--mirror` repeats: install keeps the order (primary first), batch passes every one on.
+    @Test func repeatedMirrorsArePrimaryThenAlternatives() throws {
+        let versions = try VersionsFile.embedded()
+        let args = try InstallCommand.spec.parse(["6.9", "/x.img", "--mirror", "http://a", "--mirror", "file:///b"])
+        let options = try InstallCommand.makeOptions(args, versions: versions)
+        #expect(options.mirror == "http://a")
+        #expect(options.alternativeMirrors == ["file:///b"])
+        let defaults = try InstallCommand.makeOptions(try InstallCommand.spec.parse(["6.9", "/x.img"]), versions: versions)
+        #expect(defaults.mirrors == [versions.mirrors.download] + versions.mirrors.downloadAlternatives)
+        #expect(throws: UsageError.self) { _ = try InstallCommand.makeOptions(try InstallCommand.spec.parse(["6.9", "/x.img", "--mirror", "http://a", "--mirror", "ftp://b"]), versions: versions) }
+        let pass = try BatchCommand.passThrough(try BatchCommand.spec.parse(["6.9=/x.img", "--mirror", "http://a", "--mirror", "http://b"]))
+        #expect(pass == ["--mirror", "http://a", "--mirror", "http://b"])
+    }
+}

@@ -11,11 +11,11 @@ import TestSupport
     static let acceptedOptions: [String: (flags: Set<String>, values: Set<String>, repeatable: Set<String>)] = [
         "install": (["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
                     ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source",
-                     "--ena-share", "--result-json", "--speed-limit", "--speed-time", "--region", "--endpoint-url", "--results", "--build-id", "--copy-to"], []),
+                     "--ena-share", "--result-json", "--speed-limit", "--speed-time", "--region", "--endpoint-url", "--results", "--build-id", "--copy-to"], ["--mirror"]),
         "batch": (["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal"],
                   ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time",
                    "--region", "--endpoint-url", "--results", "--build-id", "--copy-to", "--releases", "--targets", "--jobs", "--summary", "--log-dir"],
-                  ["--targets"]),
+                  ["--targets", "--mirror"]),
         "boot-test": ([], ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], []),
         "inspect": (["--json"], ["--versions", "--log"], []),
         "register": (["--ena", "--public", "--keep-on-error", "--allow-dirty"],

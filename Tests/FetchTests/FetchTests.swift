@@ -309,6 +309,44 @@ import Glibc
         #expect(try server.pathStats(path).requests == 0)
     }
 
+    /// A process that holds a blob's lock and never lets go: the waiter says
+    /// which lock and which process (pid and command line, from /proc/locks)
+    /// and gives up after the configured wait with an error naming both.
+    @Test func aStuckLockHolderIsNamedAndTheWaitIsBounded() throws {
+        let fixture = try FetchFixture()
+        try fixture.add("stuck.rpm", size: 5_000)
+        let server = try FetchTestServer(root: fixture.mirror)
+        defer { server.stop() }
+        let notices = Locked([String]())
+        let cache = try DownloadCache(root: URL(fileURLWithPath: fixture.dir + "/cache"), lockWait: 1.5, lockNotice: { text in notices.withLock { $0.append(text) } })
+        let remote = fixture.remote("stuck.rpm", server: server)
+        let lock = cache.lockPath(for: remote.checksum)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--close", lock, "/bin/sleep", "4"]
+        try holder.run()
+        // Foundation's waitUntilExit after a SIGKILL still waited for the orphaned sleep: a short one.
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }; holder.waitUntilExit() }
+        for _ in 0..<100 where FileLock.holders(of: lock).isEmpty { usleep(20_000) }
+        #expect(FileLock.holders(of: lock) == [holder.processIdentifier])
+        let start = Date()
+        do {
+            _ = try Fetcher(cache: cache, options: quickOptions()).fetch([remote])
+            Issue.record("a lock held for ever must end the wait")
+        } catch let HostError.lockWaitTimedOut(path, holderText, seconds) {
+            #expect(path == lock)
+            #expect(holderText.contains("pid \(holder.processIdentifier) (/usr/bin/flock --close \(lock) /bin/sleep 4)"), "\(holderText)")
+            #expect(seconds == 2)
+            #expect(HostError.lockWaitTimedOut(path: path, holder: holderText, seconds: seconds).description.contains("CENTOS6_AMI_LOCK_WAIT"))
+        }
+        let waited = Date().timeIntervalSince(start)
+        #expect(waited >= 1.4 && waited < 5, "\(waited) s")
+        let said = notices.withLock { $0 }
+        #expect(said.count == 1)
+        #expect(said.first?.contains("waiting for the lock '\(lock)', held by pid \(holder.processIdentifier)") == true, "\(said)")
+        #expect(try server.pathStats("/Packages/stuck.rpm").requests == 0)
+    }
+
     @Test func fileMirrorsAreCopiedAndVerified() throws {
         let fixture = try FetchFixture()
         try fixture.add("local.rpm", size: 3_000_000)
@@ -346,6 +384,58 @@ import Glibc
         remote.url = server.url("/loop")
         remote.checksum = Checksum.of(Data("z".utf8), kind: .sha256)
         #expect(throws: FetchError.redirects(url: remote.url.absoluteString, count: 6)) { _ = try fetcher.fetch([remote]) }
+    }
+
+    @Test func redirectPolicyKeepsTheSchemeOrUpgrades() {
+        let http = URL(string: "http://a/x")!, https = URL(string: "https://a/x")!, file = URL(string: "file:///etc/passwd")!
+        #expect(RedirectPolicy.allows(from: http, to: http))
+        #expect(RedirectPolicy.allows(from: http, to: https))
+        #expect(RedirectPolicy.allows(from: https, to: https))
+        #expect(!RedirectPolicy.allows(from: https, to: http))
+        #expect(!RedirectPolicy.allows(from: http, to: file))
+        #expect(!RedirectPolicy.allows(from: https, to: file))
+        #expect(!RedirectPolicy.allows(from: http, to: URL(string: "ftp://a/x")!))
+        #expect(RedirectPolicy.curlProtoRedir(from: "https") == "=https")
+        #expect(RedirectPolicy.curlProtoRedir(from: "http") == "=http,https")
+        #expect(CurlTransport(settings: TransportSettings(connectTimeout: 1, idleTimeout: 1, userAgent: "t", environment: [:]))
+            .arguments(https, rangeStart: 0, limit: 1).joined(separator: " ").contains("--proto-redir =https "))
+    }
+
+    /// A redirect that changes scheme (to file:, https to http) is refused by
+    /// our http client and by curl, naming both URLs; http to https is followed.
+    @Test func redirectsThatChangeSchemeAreRefused() throws {
+        let fixture = try FetchFixture()
+        try fixture.add("moved.rpm", size: 4_000)
+        let server = try FetchTestServer(root: fixture.mirror)
+        defer { server.stop() }
+        let tls = try makeLoopbackCertificate(in: fixture.dir)
+        let secure = try FetchTestServer(root: fixture.mirror, tls: tls)
+        defer { secure.stop() }
+        let target = fixture.mirror + "/Packages/moved.rpm"
+        let upgraded = secure.url("/Packages/moved.rpm").absoluteString
+        let downgraded = server.url("/Packages/moved.rpm").absoluteString
+        try server.control(#"{"add_faults": [{"path": "/to-file.rpm", "redirect": "file://\#(target)"}, {"path": "/to-https.rpm", "redirect": "\#(upgraded)"}]}"#)
+        try secure.control(#"{"add_faults": [{"path": "/to-http.rpm", "redirect": "\#(downgraded)"}]}"#)
+        var options = quickOptions()
+        options.environment["CURL_CA_BUNDLE"] = tls.cert
+        var remote = fixture.remote("moved.rpm", server: server)
+
+        remote.url = server.url("/to-file.rpm")
+        #expect(throws: FetchError.redirectRefused(from: remote.url.absoluteString, to: "file://" + target)) {
+            _ = try Fetcher(cache: try fixture.cache(), options: options).fetch([remote])
+        }
+        remote.url = secure.url("/to-http.rpm")
+        #expect(throws: FetchError.redirectRefused(from: remote.url.absoluteString, to: downgraded)) {
+            _ = try Fetcher(cache: try fixture.cache(), options: options).fetch([remote])
+        }
+        #expect(try server.pathStats("/Packages/moved.rpm").requests == 0)
+        #expect(fixture.cacheEntries().isEmpty)
+
+        remote.url = server.url("/to-https.rpm")
+        let out = try Fetcher(cache: try fixture.cache(), options: options).fetch([remote])
+        #expect(try Data(contentsOf: out[0]) == fixture.files["moved.rpm"]!)
+        #expect(try secure.pathStats("/Packages/moved.rpm").requests == 1)
+        #expect(FetchError.redirectRefused(from: "https://a/x", to: "http://a/x").description.contains("'https://a/x' redirected to 'http://a/x'"))
     }
 
     /// https goes through the host's curl: same verification, limits, resume and errors.

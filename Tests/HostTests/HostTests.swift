@@ -187,3 +187,42 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: base).isEmpty)
     }
 }
+
+@Suite struct LockWaitTests {
+    @Test func procLocksHoldersForOneFile() {
+        let text = """
+        1: FLOCK  ADVISORY  WRITE 4242 fd:01:1315 0 EOF
+        1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1315 0 EOF
+        2: POSIX  ADVISORY  WRITE 77 08:11:1315 0 EOF
+        3: FLOCK  ADVISORY  WRITE 88 fd:01:99 0 EOF
+        4: OFDLCK ADVISORY  READ  4242 fd:01:1315 0 EOF
+        """
+        #expect(FileLock.lockHolders(procLocks: text, major: 0xfd, minor: 1, inode: 1315) == [4242])
+        #expect(FileLock.lockHolders(procLocks: text, major: 8, minor: 0x11, inode: 1315) == [77])
+        #expect(FileLock.lockHolders(procLocks: text, major: 8, minor: 1, inode: 5).isEmpty)
+    }
+
+    @Test func waitLimitFromTheEnvironment() throws {
+        #expect(try FileLock.waitLimit(environment: [:]).get() == FileLock.defaultWait)
+        #expect(try FileLock.waitLimit(environment: ["CENTOS6_AMI_LOCK_WAIT": "90"]).get() == 90)
+        #expect(try FileLock.waitLimit(environment: ["CENTOS6_AMI_LOCK_WAIT": "0.5"]).get() == 0.5)
+        for bad in ["-1", "soon", "inf"] {
+            guard case let .failure(error) = FileLock.waitLimit(environment: ["CENTOS6_AMI_LOCK_WAIT": bad]) else { Issue.record("\(bad) accepted"); continue }
+            #expect(error.description.contains("CENTOS6_AMI_LOCK_WAIT='\(bad)'"))
+        }
+    }
+
+    /// Our own lock, held in this process through another descriptor: the
+    /// bounded wait gives up in time and names this process.
+    @Test func boundedWaitNamesTheHolder() throws {
+        let path = NSTemporaryDirectory() + "lockwait-\(UUID().uuidString.prefix(8))"
+        defer { unlink(path) }
+        let held = try FileLock.acquire(path, holderDescription: "test")
+        defer { held.release() }
+        var said: [String] = []
+        let start = Date()
+        #expect(throws: HostError.self) { _ = try FileLock.wait(path, timeout: 0.3, notice: { said.append($0) }) }
+        #expect(Date().timeIntervalSince(start) < 2)
+        #expect(said.count == 1 && said[0].contains("held by pid \(getpid())"), "\(said)")
+    }
+}

@@ -97,6 +97,38 @@ import Versions
         #expect(merged[0] == rows[0])
     }
 
+    /// The summary file keeps no mirror password (arguments and errors alike);
+    /// --continue takes it again from the environment or the command line.
+    @Test func summaryKeepsNoPasswordAndContinueTakesItAgain() throws {
+        var bad = row("6.9", "/i/a.img", InstallResult.failed)
+        bad.error = "cannot download 'https://user:s3cret@mirror.example/6.9/os/x86_64/repodata/repomd.xml': timed out"
+        let mirror = "https://user:s3cret@mirror.example/vault"
+        let summary = BatchSummary(started: "t", seconds: 1, jobs: 1, installArguments: ["--mirror", mirror, "--gpg-key", "/k.asc"], results: [bad])
+        let path = NSTemporaryDirectory() + "batch-summary-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try summary.write(to: path)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(!text.contains("s3cret"), "\(text)")
+        let saved = try BatchSummary.read(path: path)
+        #expect(saved.installArguments == ["--mirror", "https://user:***@mirror.example/vault", "--gpg-key", "/k.asc"])
+        #expect(saved.results[0].error?.contains("https://user:***@mirror.example/6.9/") == true)
+
+        // From the environment (percent-encoded as userinfo needs)...
+        #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "s3cret")
+            == ["--mirror", mirror, "--gpg-key", "/k.asc"])
+        #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "p@ss:w/rd")
+            == ["--mirror", "https://user:p%40ss%3Aw%2Frd@mirror.example/vault", "--gpg-key", "/k.asc"])
+        // ... or the options given again; with neither, an error naming both ways.
+        #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: ["--mirror", mirror], password: nil) == ["--mirror", mirror])
+        do {
+            _ = try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: nil)
+            Issue.record("a redacted password without a replacement must be refused")
+        } catch {
+            #expect("\(error)".contains("CENTOS6_AMI_MIRROR_PASSWORD") && "\(error)".contains("https://user:***@mirror.example/vault"), "\(error)")
+        }
+        #expect(try BatchSummary.continueArguments(saved: ["--mirror", "http://x"], given: [], password: nil) == ["--mirror", "http://x"])
+    }
+
     func row(_ release: String, _ target: String, _ result: String) -> InstallResult {
         InstallResult(release: release, target: target, kernel: "2.6.32-696.el6", ena: false, result: result, seconds: 1)
     }
@@ -142,5 +174,13 @@ import Versions
     @Test func mappingIsPrintedOneLinePerInstall() {
         let text = BatchPlan.renderMapping([BatchJob(release: "6.10", target: "/dev/xvdf"), BatchJob(release: "6.5", target: "/i/b.img")], ena: [true, false])
         #expect(text == "  6.10 -> /dev/xvdf  (with ENA)\n  6.5  -> /i/b.img")
+    }
+}
+
+@Suite struct MirrorListTests {
+    @Test func givenMirrorsReplaceVersionsJSONs() throws {
+        let mirrors = try VersionsFile.embedded().mirrors
+        #expect(InstallOptions.mirrorList(given: [], versions: mirrors) == [mirrors.download] + mirrors.downloadAlternatives)
+        #expect(InstallOptions.mirrorList(given: ["http://a", "http://b", "http://a"], versions: mirrors) == ["http://a", "http://b"])
     }
 }

@@ -162,6 +162,35 @@ struct BatchTests {
         try Integration.expectNothingLeft(batch.dir, workDir: batch.workDir)
     }
 
+    /// A mirror password never reaches the summary (options and errors alike);
+    /// `--continue` refuses without it, and takes it from CENTOS6_AMI_MIRROR_PASSWORD.
+    @Test func theSummaryKeepsNoMirrorPassword() throws {
+        let batch = try fresh("batch-password")
+        defer { try? FileManager.default.removeItem(atPath: batch.dir) }
+        let server = try VaultServer()
+        defer { server.stop() }
+        let mirror = "http://builder:s3cret-pw@127.0.0.1:\(server.port)"
+        try server.control(#"{"faults": [{"path": "/6.9/os/x86_64/Packages/bash-*.rpm", "status": 404}]}"#)
+        let out = try Integration.tool(batch.arguments(["6.9=\(batch.image("a.img"))"], mirror: mirror, cache: batch.dir + "/cache", extra: ["--stop-after", "download"]),
+                                       environment: batch.environment)
+        #expect(out.status == 1, "exit \(out.status): \(out.stderr)")
+        let text = try String(contentsOfFile: batch.summary, encoding: .utf8)
+        #expect(!text.contains("s3cret-pw"), "\(text)")
+        #expect(text.contains("http://builder:***@127.0.0.1:\(server.port)"), "\(text)")
+        #expect(!out.stdout.contains("s3cret-pw") && !out.stderr.contains("s3cret-pw"))
+
+        try server.control(#"{"reset": true}"#)
+        let refused = try Integration.tool(["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"], environment: batch.environment)
+        #expect(refused.status == 64, "exit \(refused.status): \(refused.stderr)")
+        #expect(refused.stderr.contains("CENTOS6_AMI_MIRROR_PASSWORD"), "\(refused.stderr)")
+        let again = try Integration.tool(["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"],
+                                         environment: batch.environment.merging(["CENTOS6_AMI_MIRROR_PASSWORD": "s3cret-pw"]) { $1 })
+        #expect(again.status == 0, "exit \(again.status): \(again.stderr)")
+        #expect(try batch.results().map { $0["result"] as? String } == ["ok"])
+        #expect(!(try String(contentsOfFile: batch.summary, encoding: .utf8)).contains("s3cret-pw"))
+        try Integration.expectNothingLeft(batch.dir, workDir: batch.workDir)
+    }
+
     /// ^C while both installs have their targets mounted: exit 130, everything of both unwound.
     @Test func sigintStopsAndCleansUpEveryInstall() throws {
         let batch = try fresh("batch-int")

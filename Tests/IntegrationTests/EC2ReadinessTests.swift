@@ -82,6 +82,7 @@ struct EC2ReadinessTests {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0)
         let (dir, image) = try privateCopy(built.image, "readiness-refused")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         try moto.http("POST", "/moto-api/recorder/start-recording")
@@ -127,6 +128,7 @@ struct EC2ReadinessTests {
         let built = try ENAImage.shared()
         try #require(built.result.status == 0)
         let (dir, image) = try privateCopy(built.image, "readiness-register")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let volume = try moto.createVolume()
@@ -172,6 +174,7 @@ struct EC2ReadinessTests {
     @Test func sixFourBootsOnXenOnlyAndNotFromNVMe() throws {
         try TestVault.require()
         let dir = try Integration.scratchDirectory("readiness-64")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/c64.img"
         let server = try VaultServer()
         let install = try Integration.tool(["install", "6.4", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,

@@ -295,7 +295,7 @@ struct HostileInputTests {
             (["install", "6.9", target, "--size", "1G"], "--size must be at least 2G"),
             (["install", "6.9", target, "--versions", s.path("none.json")], "--versions '\(s.path("none.json"))' is not a readable file"),
             (["install", "6.9", target, "--gpg-key", s.path("none.asc")], "--gpg-key '\(s.path("none.asc"))' is not a readable file"),
-            (["install", "6.9", target, "--mirror", "http://a", "--mirror", "http://b"], "option '--mirror' is given twice"),
+            (["install", "6.9", target, "--cache", "/a", "--cache", "/b"], "option '--cache' is given twice"),  // --mirror may repeat (alternatives)
             (["batch", "6.9=\(target)", "--summary", "a.json", "--summary", "b.json"], "option '--summary' is given twice"),
         ]
         for (args, message) in usage {

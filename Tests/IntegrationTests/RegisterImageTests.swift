@@ -64,6 +64,7 @@ struct RegisterImageTests {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0, "the 6.9 install failed: \(built.result.stderr)")
         let dir = try Integration.scratchDirectory("register-image")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let proxy = try SigV4Proxy(upstream: moto, directory: dir)
@@ -167,6 +168,7 @@ struct RegisterImageTests {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0, "the 6.9 install failed: \(built.result.stderr)")
         let dir = try Integration.scratchDirectory("register-image-fail")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let blocks = try nonZeroBlocks(built.image)

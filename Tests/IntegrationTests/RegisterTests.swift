@@ -156,6 +156,7 @@ struct RegisterTests {
     /// EBS volume, before any AWS call.
     @Test func enaIsCheckedReadOnlyOnALocalDevice() throws {
         let dir = try Integration.scratchDirectory("register-ena")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/ena.img", mnt = dir + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         func sh(_ tool: String, _ args: [String], stdin: String? = nil) throws -> String {
@@ -228,6 +229,7 @@ struct RegisterTests {
 
     @Test func registersThreeBuildsWithTheRightFlagsAndTablesThem() throws {
         let dir = try Integration.scratchDirectory("register")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         try moto.http("POST", "/moto-api/recorder/start-recording")
@@ -321,6 +323,7 @@ struct RegisterTests {
 
     @Test func failedRegisterImageDeletesTheSnapshotOrKeepsItWhenAsked() throws {
         let dir = try Integration.scratchDirectory("register-fail")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
@@ -367,6 +370,7 @@ struct RegisterTests {
 
     @Test func interruptedWhileWaitingDeletesTheSnapshotAndExits130() throws {
         let dir = try Integration.scratchDirectory("register-int")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
@@ -403,6 +407,7 @@ struct RegisterTests {
 
     @Test func publicCopiesAreRecordedAndCleanupRemovesEverythingOfTheBuild() throws {
         let dir = try Integration.scratchDirectory("register-copy")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let volume = try moto.createVolume()

@@ -65,10 +65,48 @@ enum Integration {
     }
 
     /// A fresh scratch directory under the cache dir's tmp (not /tmp: some tests make multi-GiB sparse files).
+    /// Registered the moment it exists, so it is removed at the latest when the
+    /// test process exits (`removeScratchDirectories`), whatever the test did;
+    /// tests still remove their own as soon as they are done (disk space).
     static func scratchDirectory(_ name: String) throws -> String {
         let dir = cacheDir + "/tmp/\(name)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        scratch.withLock { state in
+            if !state.atExitRegistered {
+                state.atExitRegistered = true
+                atexit { Integration.removeScratchDirectories() }
+            }
+            state.directories.append(dir)
+        }
         return dir
+    }
+
+    /// The scratch directories this process made, and whether the exit hook is in place.
+    private static let scratch = Locked<(directories: [String], atExitRegistered: Bool)>(([], false))
+
+    /// Removes every scratch directory of this process that is still there: the
+    /// shared images (built once, read by several suites) and whatever a failed
+    /// test left. Loop devices on their files are detached first; a directory
+    /// with anything still mounted under it is left and named (recursing into a
+    /// leftover chroot's /dev or /proc would empty the host's).
+    static func removeScratchDirectories() {
+        let directories = scratch.withLock { state in
+            defer { state.directories = [] }
+            return state.directories
+        }
+        for dir in directories where FileManager.default.fileExists(atPath: dir) {
+            let mounted = mounts(under: dir + "/")
+            guard mounted.isEmpty else {
+                FileHandle.standardError.write(Data("integration tests: leaving \(dir): still mounted under it: \(mounted.joined(separator: " "))\n".utf8))
+                continue
+            }
+            for line in (try? loopDevices(backedBy: dir + "/")) ?? [] {
+                if let device = line.split(separator: ":").first { _ = try? run("/usr/sbin/losetup", ["-d", String(device)]) }
+            }
+            do { try FileManager.default.removeItem(atPath: dir) } catch {
+                FileHandle.standardError.write(Data("integration tests: cannot remove \(dir): \(error)\n".utf8))
+            }
+        }
     }
 
     /// Lines of `losetup -a` naming a file under `directory` (loop devices a test left attached).

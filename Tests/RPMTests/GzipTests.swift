@@ -24,4 +24,21 @@ import Testing
         cut.removeLast(cut.count / 2)
         #expect(throws: Gzip.Failure.self) { try Gzip.decompress(cut) }
     }
+
+    /// A gzip bomb (64 MiB of zeros from a few KB, members concatenated) is
+    /// refused at the limit, as the stream passes it; the limit itself passes.
+    @Test func outputPastTheLimitIsRefused() throws {
+        let member = try hostGzip([UInt8](repeating: 0, count: 1 << 20))
+        var bomb: [UInt8] = []
+        for _ in 0..<64 { bomb += member }
+        let start = Date()
+        #expect(throws: Gzip.Failure(description: "the data decompresses to more than \(4 << 20) bytes; refused (corrupt or hostile: a gzip bomb)")) {
+            try Gzip.decompress(bomb, limit: 4 << 20)
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(try Gzip.decompress(member, limit: 1 << 20).count == 1 << 20)
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(member, limit: (1 << 20) - 1) }
+        let noise = try hostGzip((0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }, level: "-1")
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(noise, limit: 1000) }
+    }
 }

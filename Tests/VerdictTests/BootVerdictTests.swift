@@ -46,6 +46,25 @@ struct VerdictFixture {
     func remove() { try? FileManager.default.removeItem(atPath: root) }
 }
 
+@Suite struct InitramfsBoundTests {
+    /// An initramfs that unpacks past the cap is refused, not read into memory whole.
+    @Test func initramfsPastTheCapIsRefused() throws {
+        var archive = NewcArchive()
+        archive.dir(".")
+        archive.file("init", String(repeating: "#", count: 300_000), mode: 0o755)
+        archive.trailer()
+        let packed = try hostGzip(archive.bytes)
+        #expect(try BootVerdict.initramfsNames(packed).contains("init"))
+        do {
+            _ = try BootVerdict.initramfsNames(packed, limit: 100_000)
+            Issue.record("an initramfs over the limit was read")
+        } catch {
+            #expect("\(error)".contains("more than 100000 bytes"), "\(error)")
+        }
+        #expect(BootVerdict.maxInitramfsBytes == 512 << 20)
+    }
+}
+
 @Suite struct BootVerdictTests {
     static let xenInitramfs = ["kernel/drivers/block/xen-blkfront.ko", "kernel/drivers/net/xen-netfront.ko"]
     static let nvmeModules = ["kernel/drivers/nvme/host/nvme-core.ko", "kernel/drivers/nvme/host/nvme.ko"]
