@@ -19,13 +19,19 @@ if [ -x scripts/testvault/build-vault.sh ]; then
   scripts/testvault/build-vault.sh "$CENTOS6_AMI_TEST_VAULT"
 fi
 swift build
+# What an earlier run (or another checkout's) left is not this run's to judge: noted, not counted.
+before=$(find "$CENTOS6_AMI_TEST_CACHE/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true)
+if [ -n "$before" ]; then
+  echo "test.sh: note: $(wc -l <<< "$before") entries were already under $CENTOS6_AMI_TEST_CACHE/tmp/ before this run" >&2
+fi
 # One test at a time: the integration suites share loop devices, the CPU and QEMU.
 status=0
 swift test --no-parallel "$@" || status=$?
 # The tests remove their images and scratch directories (Tests/IntegrationTests/Support.swift:
 # scratchDirectory, removed at the latest when the test process exits): anything
-# left would pile up run after run on a long-lived builder.
-leftovers=$(find "$CENTOS6_AMI_TEST_CACHE/tmp" -mindepth 1 -maxdepth 1 2>/dev/null || true)
+# this run left would pile up run after run on a long-lived builder.
+after=$(find "$CENTOS6_AMI_TEST_CACHE/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | sort || true)
+leftovers=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
 if [ -n "$leftovers" ]; then
   echo "test.sh: the tests left these under $CENTOS6_AMI_TEST_CACHE/tmp/ (remove them; a test is missing its cleanup):" >&2
   while IFS= read -r entry; do
