@@ -139,6 +139,27 @@ import Glibc
         #expect(!swapped.passed, "\(swapped.outcome)")
     }
 
+    @Test func anImmutableOldConsoleLogIsRefusedNotRead() throws {
+        let c = config(try fakeQEMU(console: "", behaviour: "exit 0"))
+        try "localhost login: \n".write(toFile: c.serialLog, atomically: true, encoding: .utf8)
+        let chattr = { (flag: String) -> Int32 in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+            p.arguments = [flag, c.serialLog]
+            try? p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        try #require(chattr("+i") == 0, "chattr +i (root on ext4) must work here")
+        defer { _ = chattr("-i") }
+        do {
+            _ = try BootRunner(log: nil).boot(c)
+            Issue.record("an immutable console log was not refused")
+        } catch let error as VMError {
+            #expect("\(error)".contains("an old console log is there and cannot be replaced"), "\(error)")
+        }
+    }
+
     @Test func aConsoleLogThatCannotBeReplacedIsRefused() throws {
         let c = config(try fakeQEMU(console: "login: ", behaviour: "exit 0"))
         try FileManager.default.createDirectory(atPath: c.serialLog, withIntermediateDirectories: true)
