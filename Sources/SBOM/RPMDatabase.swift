@@ -1,0 +1,154 @@
+import Foundation
+import Host
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The rpm query both `install` (the image's own rpm, in the chroot) and `inspect`
+/// (the builder's rpm on a private copy of the image's database) run, and its parser.
+public enum RPMQuery {
+    /// One package a line, tab-separated. Every tag exists in EL6's rpm 4.8 as in 4.18
+    /// (SHA256HEADER does not: 4.8 would refuse the whole query).
+    public static let format = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{LICENSE}\\t%{VENDOR}\\t%{SHA1HEADER}\\n"
+
+    /// Parses `rpm -qa --qf format`; `(none)` is absent. gpg-pubkey entries (imported keys,
+    /// not packages) are left out. Lines of the old five-field form (name to arch) are read too.
+    public static func parse(_ text: String) -> [SBOMPackage] {
+        text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map { $0 == "(none)" ? nil : String($0) }
+            guard f.count == 5 || f.count == 8, let name = f[0], name != "gpg-pubkey" else { return nil }
+            func field(_ i: Int) -> String? { i < f.count ? f[i] : nil }
+            return SBOMPackage(name: name, epoch: field(1).flatMap { Int($0) }, version: field(2) ?? "", release: field(3) ?? "",
+                               arch: field(4) ?? "", license: field(5), vendor: field(6), headerSHA1: field(7))
+        }
+    }
+}
+
+public struct RPMDatabaseError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Reads an image's rpm database without trusting the image: the directory is found
+/// inside the image's root (a symlink is followed as the image would, never out of it),
+/// only its regular files are copied into a private directory of ours, and the
+/// builder's rpm reads that copy. Debian's rpm 4.18 reads the sqlite database of rpm
+/// 4.16+ and, read-only, the Berkeley DB `Packages` of EL6's rpm 4.8 (its `bdb_ro` backend).
+public enum RPMDatabase {
+    /// Where rpm keeps it in every CentOS 6 image.
+    public static let path = "/var/lib/rpm"
+
+    public enum Backend: String, Sendable {
+        /// rpm 4.16 and later: `rpmdb.sqlite`.
+        case sqlite
+        /// Berkeley DB (rpm 4.8 of CentOS 6): `Packages`, read by rpm's read-only reader.
+        case bdbReadOnly = "bdb_ro"
+    }
+
+    /// Which backend a database directory's files are: sqlite wins when both are present
+    /// (rpm 4.16's conversion leaves the old `Packages` behind).
+    public static func backend(files: [String]) -> Backend? {
+        if files.contains("rpmdb.sqlite") { return .sqlite }
+        if files.contains("Packages") { return .bdbReadOnly }
+        return nil
+    }
+
+    /// The builder's rpm querying the database copied into `dbpath`: the backend is named,
+    /// not guessed, and no configuration of the host's decides it.
+    public static func query(dbpath: String, backend: Backend) -> Command {
+        Command("rpm", ["--dbpath", dbpath, "--define", "_db_backend \(backend.rawValue)", "-qa", "--qf", RPMQuery.format])
+    }
+
+    /// `path` resolved inside `root` as the image itself would see it: every symlink's
+    /// target is read as a path of the image (absolute ones from its root), `..` stops at
+    /// the root. The result is a path under `root` with no symlink in it.
+    public static func resolveInside(root: String, _ path: String) throws -> String {
+        var resolved: [String] = []
+        var pending = path.split(separator: "/").map(String.init)
+        var links = 0
+        while !pending.isEmpty {
+            let part = pending.removeFirst()
+            if part == "." || part.isEmpty { continue }
+            if part == ".." { _ = resolved.popLast(); continue }
+            let candidate = root + "/" + (resolved + [part]).joined(separator: "/")
+            var st = stat()
+            guard lstat(candidate, &st) == 0 else {
+                throw RPMDatabaseError(description: "the image has no '/\((resolved + [part]).joined(separator: "/"))' (\(String(cString: strerror(errno))))")
+            }
+            if st.st_mode & S_IFMT == S_IFLNK {
+                links += 1
+                guard links <= 40 else { throw RPMDatabaseError(description: "too many symlinks resolving '\(path)' in the image") }
+                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let n = readlink(candidate, &buffer, buffer.count - 1)
+                guard n >= 0 else { throw RPMDatabaseError(description: "cannot read the symlink '/\((resolved + [part]).joined(separator: "/"))' of the image") }
+                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if target.hasPrefix("/") { resolved = [] }
+                pending = target.split(separator: "/").map(String.init) + pending
+                continue
+            }
+            resolved.append(part)
+        }
+        return root + (resolved.isEmpty ? "" : "/" + resolved.joined(separator: "/"))
+    }
+
+    /// Copies the regular files of the image's rpm database directory into `into` (which
+    /// must exist, ours); anything else in it (a symlink, a device, a directory) is skipped,
+    /// so nothing outside the image is read. Returns the backend its files are.
+    public static func copy(root: String, into: String) throws -> Backend {
+        let dir = try resolveInside(root: root, path)
+        var st = stat()
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw RPMDatabaseError(description: "the image's \(path) is not a directory; is it a CentOS image?")
+        }
+        var copied: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            let file = dir + "/" + name
+            guard lstat(file, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            try copyRegular(file, to: into + "/" + name)
+            copied.append(name)
+        }
+        guard let backend = backend(files: copied) else {
+            throw RPMDatabaseError(description: "the image's \(path) holds no rpm database (neither rpmdb.sqlite nor Packages); is it a CentOS image?")
+        }
+        return backend
+    }
+
+    /// Opens with O_NOFOLLOW: a file swapped for a symlink after the check is not followed.
+    static func copyRegular(_ from: String, to: String) throws {
+        let input = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard input >= 0 else { throw RPMDatabaseError(description: "cannot read the image's '\(from)': \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        let output = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw RPMDatabaseError(description: "cannot write '\(to)': \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            guard n > 0 else { throw RPMDatabaseError(description: "cannot read the image's '\(from)': \(String(cString: strerror(errno)))") }
+            var done = 0
+            while done < n {
+                let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
+                guard w > 0 else { throw RPMDatabaseError(description: "cannot write '\(to)': \(String(cString: strerror(errno)))") }
+                done += w
+            }
+        }
+    }
+
+    /// Every package of the image mounted (or extracted) at `root`, read through a private
+    /// copy of its database in a fresh directory under `scratch`, removed again.
+    public static func packages(root: String, scratch: String = NSTemporaryDirectory(), runner: CommandRunner) throws -> [SBOMPackage] {
+        var template = Array((scratch.hasSuffix("/") ? scratch : scratch + "/").appending("centos6-ami-rpmdb-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw RPMDatabaseError(description: "cannot make a directory in '\(scratch)': \(String(cString: strerror(errno)))") }
+        let copyDir = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: copyDir) }
+        let backend = try copy(root: root, into: copyDir)
+        let result = runner.run(query(dbpath: copyDir, backend: backend))
+        guard result.status == 0 else {
+            throw RPMDatabaseError(description: "the builder's rpm could not read the image's rpm database (\(backend.rawValue)): "
+                + "\(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)); install Debian's 'rpm' package (4.16 or later, with bdb_ro)")
+        }
+        let packages = RPMQuery.parse(result.stdoutText)
+        guard !packages.isEmpty else { throw RPMDatabaseError(description: "the image's rpm database (\(backend.rawValue)) lists no packages") }
+        return packages
+    }
+}
