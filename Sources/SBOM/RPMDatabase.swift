@@ -26,6 +26,7 @@ public enum RPMQuery {
 
 public struct RPMDatabaseError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Reads an image's rpm database without trusting the image: the directory is found
@@ -150,5 +151,23 @@ public enum RPMDatabase {
         let packages = RPMQuery.parse(result.stdoutText)
         guard !packages.isEmpty else { throw RPMDatabaseError(description: "the image's rpm database (\(backend.rawValue)) lists no packages") }
         return packages
+    }
+}
+
+/// Which CentOS release an image is, for its SBOM's purls (`distro=centos-6.9`).
+public enum ImageRelease {
+    /// From the rpm database: `centos-release-6-9.el6.12.3` is 6.9 (VERSION, then RELEASE's first number).
+    public static func from(packages: [SBOMPackage]) -> String? {
+        guard let package = packages.first(where: { $0.name == "centos-release" }),
+              let minor = package.release.split(separator: ".").first, Int(minor) != nil, Int(package.version) != nil else { return nil }
+        return "\(package.version).\(minor)"
+    }
+
+    /// From `/etc/redhat-release` (`CentOS release 6.9 (Final)`), read inside the image; only the number is kept.
+    public static func from(root: String) -> String? {
+        guard let path = try? RPMDatabase.resolveInside(root: root, "/etc/redhat-release"),
+              let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
+        return String(text[range].dropFirst("release ".count))
     }
 }
