@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "SBOMTests", dependencies: ["SBOM", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // SigV4Vectors: AWS's test-suite files, read from the source tree (SOURCE.md there names where they come from).
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions", "VM"], exclude: ["SigV4Vectors"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "SBOM", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),

@@ -17,7 +17,7 @@ import TestSupport
                    "--region", "--endpoint-url", "--results", "--build-id", "--copy-to", "--releases", "--targets", "--jobs", "--summary", "--log-dir"],
                   ["--targets", "--mirror"]),
         "boot-test": ([], ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], []),
-        "inspect": (["--json"], ["--versions", "--log"], []),
+        "inspect": (["--json"], ["--sbom", "--versions", "--log"], []),
         "register": (["--ena", "--public", "--keep-on-error", "--allow-dirty"],
                      ["--region", "--endpoint-url", "--profile", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
                       "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"], []),
