@@ -149,6 +149,7 @@ struct InstallCommand {
         if let log { register += ["--log", log] }
         // A device's manifest is next to the install's log: register cannot guess it.
         if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
+        if let sbom = writtenSBOM, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--sbom", sbom] }
         console.err("register: \(register.joined(separator: " "))")
         return try RegisterCommand.run(register, console: console)
     }
@@ -257,6 +258,8 @@ struct InstallCommand {
     /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
     /// The manifest this process's install wrote (one install per process), for `--register`.
     nonisolated(unsafe) static var writtenManifest: String?
+    /// The SPDX SBOM it wrote beside the manifest, for `--register`.
+    nonisolated(unsafe) static var writtenSBOM: String?
 
     /// Then the SBOMs beside it (`IMAGE.spdx.json`, `IMAGE.cdx.json`), from the same read of the rpm database.
     static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
@@ -272,6 +275,7 @@ struct InstallCommand {
         for format in SBOMFormat.allCases {
             let sbom = BuildSBOM.path(imageFile: image, logPath: logPath, format: format)
             try writeAtomically(Data(format.render(input).utf8), to: sbom)
+            if format == .spdx { writtenSBOM = sbom }
             ctx.log.say("sbom: \(sbom) (\(format == .spdx ? "SPDX 2.3" : "CycloneDX 1.5"), \(input.packages.count) packages)")
         }
     }

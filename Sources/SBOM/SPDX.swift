@@ -1,3 +1,5 @@
+import Foundation
+
 /// `IMAGE.spdx.json`: SPDX 2.3 (JSON). The image is the described root package; it
 /// CONTAINS every package of its rpm database; a package built here (kmod-ena) is
 /// GENERATED_FROM its upstream source, which carries the source archive's sha256.
@@ -104,6 +106,16 @@ public enum SPDX {
                 ExtractedLicense(licenseId: $0, name: extracted[$0]!, extractedText: extracted[$0]!)
             })
         return encodeJSON(document)
+    }
+
+    /// How many rpm packages an SPDX document of ours lists (those with a purl: not the image
+    /// itself, not a source package); nil when `data` is not such a document.
+    public static func packageCount(_ data: Data) -> Int? {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              object["spdxVersion"] as? String == "SPDX-2.3", let packages = object["packages"] as? [[String: Any]] else { return nil }
+        return packages.filter { package in
+            ((package["externalRefs"] as? [[String: Any]]) ?? []).contains { $0["referenceType"] as? String == "purl" }
+        }.count
     }
 
     static let creationComment = """

@@ -20,7 +20,7 @@ import TestSupport
         "inspect": (["--json"], ["--sbom", "--versions", "--log"], []),
         "register": (["--ena", "--public", "--keep-on-error", "--allow-dirty"],
                      ["--region", "--endpoint-url", "--profile", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
-                      "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest"], []),
+                      "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest", "--sbom"], []),
         "table": (["--packages"], ["--format", "--versions", "--from"], []),
         "versions": (["--json"], ["--versions"], []),
         "cleanup": (["--dry-run", "--local"], ["--build-id", "--region", "--endpoint-url", "--log"], ["--region"]),
