@@ -30,7 +30,8 @@ public struct RPMDatabaseError: Error, CustomStringConvertible {
 }
 
 /// Reads an image's rpm database without trusting the image: the directory is found
-/// inside the image's root (a symlink is followed as the image would, never out of it),
+/// inside the image's root (a symlink is followed as the image would, never out of it:
+/// `Host.ImageRoot`),
 /// only its regular files are copied into a private directory of ours, and the
 /// builder's rpm reads that copy. Debian's rpm 4.18 reads the sqlite database of rpm
 /// 4.16+ and, read-only, the Berkeley DB `Packages` of EL6's rpm 4.8 (its `bdb_ro` backend).
@@ -59,46 +60,14 @@ public enum RPMDatabase {
         Command("rpm", ["--dbpath", dbpath, "--define", "_db_backend \(backend.rawValue)", "-qa", "--qf", RPMQuery.format])
     }
 
-    /// `path` resolved inside `root` as the image itself would see it: every symlink's
-    /// target is read as a path of the image (absolute ones from its root), `..` stops at
-    /// the root. The result is a path under `root` with no symlink in it.
-    public static func resolveInside(root: String, _ path: String) throws -> String {
-        var resolved: [String] = []
-        var pending = path.split(separator: "/").map(String.init)
-        var links = 0
-        while !pending.isEmpty {
-            let part = pending.removeFirst()
-            if part == "." || part.isEmpty { continue }
-            if part == ".." { _ = resolved.popLast(); continue }
-            let candidate = root + "/" + (resolved + [part]).joined(separator: "/")
-            var st = stat()
-            guard lstat(candidate, &st) == 0 else {
-                throw RPMDatabaseError(description: "the image has no '/\((resolved + [part]).joined(separator: "/"))' (\(String(cString: strerror(errno))))")
-            }
-            if st.st_mode & S_IFMT == S_IFLNK {
-                links += 1
-                guard links <= 40 else { throw RPMDatabaseError(description: "too many symlinks resolving '\(path)' in the image") }
-                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = readlink(candidate, &buffer, buffer.count - 1)
-                guard n >= 0 else { throw RPMDatabaseError(description: "cannot read the symlink '/\((resolved + [part]).joined(separator: "/"))' of the image") }
-                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                if target.hasPrefix("/") { resolved = [] }
-                pending = target.split(separator: "/").map(String.init) + pending
-                continue
-            }
-            resolved.append(part)
-        }
-        return root + (resolved.isEmpty ? "" : "/" + resolved.joined(separator: "/"))
-    }
-
     /// Copies the regular files of the image's rpm database directory into `into` (which
     /// must exist, ours); anything else in it (a symlink, a device, a directory) is skipped,
     /// so nothing outside the image is read. Returns the backend its files are.
     public static func copy(root: String, into: String) throws -> Backend {
-        let dir = try resolveInside(root: root, path)
+        // Host.ImageRoot: a symlink on the way (`/var/lib/rpm -> /etc`) resolves inside the image.
         var st = stat()
-        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-            throw RPMDatabaseError(description: "the image's \(path) is not a directory; is it a CentOS image?")
+        guard let dir = ImageRoot.hostPath(path, in: root), lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw RPMDatabaseError(description: "the image has no directory \(path) (or its links lead nowhere inside it); is it a CentOS image?")
         }
         var copied: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
@@ -165,8 +134,7 @@ public enum ImageRelease {
 
     /// From `/etc/redhat-release` (`CentOS release 6.9 (Final)`), read inside the image; only the number is kept.
     public static func from(root: String) -> String? {
-        guard let path = try? RPMDatabase.resolveInside(root: root, "/etc/redhat-release"),
-              let text = try? String(contentsOfFile: path, encoding: .utf8),
+        guard let text = ImageRoot.text("/etc/redhat-release", in: root, limit: 4096),
               let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
         return String(text[range].dropFirst("release ".count))
     }
