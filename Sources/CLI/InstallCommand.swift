@@ -254,14 +254,15 @@ struct InstallCommand {
         return ExitCode.success
     }
 
-    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
-    /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
     /// The manifest this process's install wrote (one install per process), for `--register`.
     nonisolated(unsafe) static var writtenManifest: String?
     /// The SPDX SBOM it wrote beside the manifest, for `--register`.
     nonisolated(unsafe) static var writtenSBOM: String?
 
-    /// Then the SBOMs beside it (`IMAGE.spdx.json`, `IMAGE.cdx.json`), from the same read of the rpm database.
+    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
+    /// its sha256 and signing key; `register` records it. Then the SBOMs beside it
+    /// (`IMAGE.spdx.json`, `IMAGE.cdx.json`) from the same read of the rpm database. Each is
+    /// written atomically (temp file, rename).
     static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
         var image: String?
         if case let .imageFile(path, _, _)? = ctx.target { image = path }

@@ -259,8 +259,6 @@ struct RegisterCommand {
         return options
     }
 
-    /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
-    /// or with --allow-dirty carry on with a loud warning.
     /// A file install wrote beside the build (the manifest, the SPDX SBOM) and its sha256: the
     /// option's path, which must exist, else `beside` (next to an image file) when it exists.
     static func buildFile(_ args: ParsedArguments, option: String, what: String, beside: String?, log: Log) throws -> (String, String)? {
@@ -275,6 +273,8 @@ struct RegisterCommand {
         return (path, sha256)
     }
 
+    /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
+    /// or with --allow-dirty carry on with a loud warning.
     static func hygieneGate(_ findings: [HygieneFinding], target: String, allowDirty: Bool, log: Log) throws {
         guard !findings.isEmpty else {
             log.say("hygiene: '\(target)' is clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)")
