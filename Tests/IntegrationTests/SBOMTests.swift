@@ -117,6 +117,20 @@ struct SBOMIntegrationTests {
         #expect(relationships.contains { $0["relationshipType"] == "GENERATED_FROM" && $0["spdxElementId"]?.contains("kmod-ena") == true })
     }
 
+    /// Every SPDX id the license table maps to is one both reference validators know (CycloneDX
+    /// checks `license.id` against its own copy of the SPDX list).
+    @Test func everyMappedLicenseIsAcceptedByBothValidators() throws {
+        let dir = try Integration.scratchDirectory("sbom-licenses")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let packages = Licenses.exact.keys.sorted().enumerated().map { i, name in
+            SBOMPackage(name: "p\(i)", version: "1", release: "1.el6", arch: "x86_64", license: name, vendor: "CentOS")
+        } + [SBOMPackage(name: "compound", version: "1", release: "1", arch: "noarch", license: "(GPLv2+ or Artistic) and BSD with advertising and Public Domain")]
+        let input = SBOMInput(imageName: "licenses", release: "6.9", kernel: nil, toolVersion: "0", created: Date(), serial: UUID(), packages: packages)
+        try SPDX.render(input).write(toFile: dir + "/l.spdx.json", atomically: true, encoding: .utf8)
+        try CycloneDX.render(input).write(toFile: dir + "/l.cdx.json", atomically: true, encoding: .utf8)
+        try Self.expectValid(spdx: dir + "/l.spdx.json", cyclonedx: dir + "/l.cdx.json")
+    }
+
     /// A genuine EL6 Berkeley DB rpm database (made by genuine rpm 4.8 from genuine RHEL/CentOS 6
     /// packages, as GenuineRPMRuntimeTests lays it down) reads through bdb_ro exactly as rpm 4.8 reads it.
     @Test func aGenuineEL6BerkeleyDatabaseReadsAsRPM48ReadsIt() throws {
