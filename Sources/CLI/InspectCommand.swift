@@ -65,19 +65,13 @@ struct InspectCommand {
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
             throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
         }
-        if let sbom {
+        if let sbom, isDirectory.boolValue {
             let log = try Log(path: args.value("--log"), progress: { _ in })
-            let input: SBOMInput
-            if isDirectory.boolValue {
-                input = try sbomInput(root: target, name: target, log: log)
-            } else {
-                guard geteuid() == 0 else {
-                    throw UsageError("--sbom on an image file or device needs root (it mounts it read-only); or give the mounted root directory", usage: usage)
-                }
-                input = try ReadOnlyImage.with(target, log: log) { root in try sbomInput(root: root, name: target, log: log) }
-            }
-            console.out(String(sbom.render(input).dropLast()))
+            console.out(String(sbom.render(try sbomInput(root: target, name: target, log: log, journal: nil)).dropLast()))
             return ExitCode.success
+        }
+        if sbom != nil, geteuid() != 0 {
+            throw UsageError("--sbom on an image file or device needs root (it mounts it read-only); or give the mounted root directory", usage: usage)
         }
         func verdict(_ root: String) throws -> BootVerdict {
             let hint = BootVerdict.release(root: root).flatMap { versions.release($0) }.map { BootVerdict.enaHint(release: $0, enaAsked: false) }
@@ -95,6 +89,14 @@ struct InspectCommand {
             Interruption.shared.install()
             let journal = CommandJournal.start("centos6-ami inspect \(target)", console: console)
             defer { CommandJournal.finish(journal) }
+            if let sbom {
+                let input = try ReadOnlyImage.with(target, log: log, journal: journal) { root in
+                    try sbomInput(root: root, name: target, log: log, journal: journal)
+                }
+                try Interruption.shared.check()
+                console.out(String(sbom.render(input).dropLast()))
+                return ExitCode.success
+            }
             if geteuid() == 0 {
                 (result, findings) = try ReadOnlyImage.with(target, log: log, journal: journal) { root in (try verdict(root), Hygiene.findings(root: root)) }
             } else {
@@ -115,8 +117,8 @@ struct InspectCommand {
     /// The SBOM input of the image whose root is `root`: its rpm database read through a
     /// private copy (`SBOM.RPMDatabase`), its release from that database's centos-release
     /// (else /etc/redhat-release), its kernel from grub.conf when it has one.
-    static func sbomInput(root: String, name: String, log: Log) throws -> SBOMInput {
-        let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log))
+    static func sbomInput(root: String, name: String, log: Log, journal: RunJournal?) throws -> SBOMInput {
+        let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log), journal: journal)
         guard let release = ImageRelease.from(packages: packages) ?? ImageRelease.from(root: root) else {
             throw RPMDatabaseError(description: "cannot tell the CentOS release of '\(name)': its rpm database has no centos-release package and /etc/redhat-release names none")
         }

@@ -105,12 +105,12 @@ public enum RPMDatabase {
     }
 
     /// Every package of the image mounted (or extracted) at `root`, read through a private
-    /// copy of its database in a fresh directory under `scratch`, removed again.
-    public static func packages(root: String, scratch: String = NSTemporaryDirectory(), runner: CommandRunner) throws -> [SBOMPackage] {
-        var template = Array((scratch.hasSuffix("/") ? scratch : scratch + "/").appending("centos6-ami-rpmdb-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw RPMDatabaseError(description: "cannot make a directory in '\(scratch)': \(String(cString: strerror(errno)))") }
-        let copyDir = String(cString: made)
-        defer { try? FileManager.default.removeItem(atPath: copyDir) }
+    /// copy of its database in a fresh directory (`Host.TemporaryDirectory`, recorded in
+    /// `journal` so `cleanup --local` removes it after a kill), removed again.
+    public static func packages(root: String, runner: CommandRunner, journal: RunJournal? = nil) throws -> [SBOMPackage] {
+        let copyDir = try TemporaryDirectory.make("rpmdb")
+        journal?.record(.scratch(copyDir))
+        defer { TemporaryDirectory.remove(copyDir) }
         let backend = try copy(root: root, into: copyDir)
         let result = runner.run(query(dbpath: copyDir, backend: backend))
         guard result.status == 0 else {
