@@ -158,3 +158,23 @@ let sampleInput = SBOMInput(
         #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
     }
 }
+
+@Suite struct ImageReleaseTests {
+    @Test func theReleaseComesFromCentOSRelease() {
+        func release(_ r: String) -> String? {
+            ImageRelease.from(packages: [SBOMPackage(name: "centos-release", version: "6", release: r, arch: "x86_64")])
+        }
+        #expect(release("9.el6.12.3") == "6.9" && release("10.el6.centos.12.3") == "6.10" && release("el6") == nil)
+        #expect(ImageRelease.from(packages: [SBOMPackage(name: "bash", version: "4", release: "1", arch: "x86_64")]) == nil)
+    }
+
+    /// /etc/redhat-release is a link to centos-release in CentOS 6: followed inside the image only.
+    @Test func redhatReleaseIsReadInsideTheImage() throws {
+        let root = NSTemporaryDirectory() + "sbom-release-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        try "CentOS release 6.8 (Final)\n".write(toFile: root + "/etc/centos-release", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/redhat-release", withDestinationPath: "/etc/centos-release")
+        #expect(ImageRelease.from(root: root) == "6.8")
+    }
+}
