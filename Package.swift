@@ -25,9 +25,11 @@ let package = Package(
         .target(name: "Verdict", dependencies: ["Host", "Versions", "RPM"]),
         .target(name: "ENA", dependencies: ["Host", "Versions"]),
         .target(name: "AMI", dependencies: ["Host", "Versions", "Fetch"]),
+        // SPDX 2.3 and CycloneDX 1.5 of an image (pure renderers), and its rpm database read safely.
+        .target(name: "SBOM", dependencies: ["Host"]),
         .target(name: "VM", dependencies: ["Host"]),
-        .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA"]),
-        .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "AMI", "Install", "VM"]),
+        .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "SBOM"]),
+        .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "AMI", "Install", "VM", "SBOM"]),
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
         // The IMDSv2 service of VM as a process of its own, for the rc.local tests (not installed).
         .executableTarget(name: "imds-serve", dependencies: ["VM"]),
@@ -47,15 +49,16 @@ let package = Package(
         .testTarget(name: "SignatureTests", dependencies: ["Signature", "RPM", "Fetch", "Host", "TestSupport"]),
         .testTarget(name: "RepositoryTests", dependencies: ["Repository", "RPM", "Fetch", "Host", "TestSupport"]),
         .testTarget(name: "VerdictTests", dependencies: ["Verdict", "Versions", "TestSupport"]),
+        .testTarget(name: "SBOMTests", dependencies: ["SBOM", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // SigV4Vectors: AWS's test-suite files, read from the source tree (SOURCE.md there names where they come from).
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions", "VM"], exclude: ["SigV4Vectors"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "SBOM", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executables so `swift test` builds the binaries the tests drive.
-        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "imds-serve", "CLI", "Install", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "imds-serve", "CLI", "Install", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates", "SBOM", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -63,6 +63,8 @@ public enum TagKey {
     public static let toolVersion = "centos6-ami:version"
     /// sha256 (hex) of the build's package manifest.
     public static let manifestSHA256 = "centos6-ami:manifest-sha256"
+    /// sha256 (hex) of the build's SPDX SBOM.
+    public static let sbomSHA256 = "centos6-ami:sbom-sha256"
     /// Where the image boots (`xen,nitro`, `xen`), read from the image by `register` on a local device.
     public static let bootsOn = "centos6-ami:boots-on"
 }

@@ -49,6 +49,10 @@ public struct RegisterOptions: @unchecked Sendable {
     /// file, its sha256 into the `centos6-ami:manifest-sha256` tag.
     public var manifestPath: String?
     public var manifestSHA256: String?
+    /// The build's SPDX SBOM (`IMAGE.spdx.json`): its path goes into the results file, its
+    /// sha256 into the `centos6-ami:sbom-sha256` tag.
+    public var sbomPath: String?
+    public var sbomSHA256: String?
     /// The image's boot verdict (`xen,nitro`, `xen`), when it was read from the image: tagged and recorded.
     public var bootsOn: String?
 
@@ -102,6 +106,7 @@ public enum AMIRegistrar {
         [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
          Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion)]
             + (options.manifestSHA256.map { [Tag(TagKey.manifestSHA256, $0)] } ?? [])
+            + (options.sbomSHA256.map { [Tag(TagKey.sbomSHA256, $0)] } ?? [])
             + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
     }
 
@@ -359,6 +364,7 @@ public enum AMIRegistrar {
                                name: name, date: iso(run.options.date), buildId: run.options.buildID, copiedFrom: imageID,
                                public: run.options.makePublic, bootsOn: run.options.bootsOn)
         record.manifest = run.options.manifestPath
+        record.sbom = run.options.sbomPath
         run.copies.append(record)
     }
 
@@ -513,6 +519,7 @@ public final class RegisterRun {
                                 snapshotId: try needed(snapshotID, "the snapshot"), name: try needed(name, "the name"),
                                 date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
         primary.manifest = options.manifestPath
+        primary.sbom = options.sbomPath
         return RegisteredAMI(primary: primary, copies: copies)
     }
 }

@@ -27,6 +27,8 @@ public struct AMIRecord: Codable, Equatable, Sendable {
     public var `public`: Bool
     /// The build's package manifest (`IMAGE.manifest.json`), when register knew it.
     public var manifest: String?
+    /// The build's SPDX SBOM (`IMAGE.spdx.json`), when register knew it.
+    public var sbom: String?
     /// Where the image boots (`xen,nitro`, `xen`), when `register` read it from the image; nil when taken on trust.
     public var bootsOn: String?
 

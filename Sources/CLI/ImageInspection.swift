@@ -36,4 +36,9 @@ enum ImageInspection {
         let base = image.hasSuffix(".img") ? String(image.dropLast(4)) : image
         return base + ".manifest.json"
     }
+
+    /// `IMAGE.spdx.json` next to `IMAGE.img` (install writes it there).
+    static func defaultSBOMPath(image: String) -> String {
+        (image.hasSuffix(".img") ? String(image.dropLast(4)) : image) + ".spdx.json"
+    }
 }

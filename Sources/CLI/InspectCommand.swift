@@ -2,6 +2,7 @@ import Disk
 import Foundation
 import Host
 import Install
+import SBOM
 import Verdict
 import Versions
 
@@ -18,6 +19,11 @@ struct InspectCommand {
             OptionSpec("--json", help: """
                 the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
                 the hygiene findings (hygiene: [{path, what}], null when not checked)
+                """),
+            OptionSpec("--sbom", "spdx|cyclonedx", help: """
+                instead: the image's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) on stdout, from
+                its own rpm database, read-only (for images built before install wrote
+                one, or by hand); no package checksums (an image holds no package files)
                 """),
             CommonOptions.versions,
             OptionSpec("--log", "FILE", help: "the full log (default: none)"),
@@ -41,17 +47,31 @@ struct InspectCommand {
             boots on Xen with xen-blkfront at boot and xen-netfront present, on Nitro with
             nvme at boot and ena present.
             """,
-        notes: "exit status: 0 clean, 1 hygiene findings (or the image could not be read), 64 usage error.")
+        notes: "exit status: 0 clean (with --sbom: written), 1 hygiene findings (or the image could not be read), 64 usage error.")
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try spec.parse(arguments)
         guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
         let target = args.positionals[0]
+        var sbom: SBOMFormat?
+        if let name = args.value("--sbom") {
+            guard let format = SBOMFormat(rawValue: name) else { throw UsageError("--sbom takes spdx or cyclonedx, not '\(name)'", usage: usage) }
+            guard !args.has("--json") else { throw UsageError("--sbom and --json: choose one (the SBOM is JSON already)", usage: usage) }
+            sbom = format
+        }
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
             throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+        }
+        if let sbom, isDirectory.boolValue {
+            let log = try Log(path: args.value("--log"), progress: { _ in })
+            console.out(String(sbom.render(try sbomInput(root: target, name: target, log: log, journal: nil)).dropLast()))
+            return ExitCode.success
+        }
+        if sbom != nil, geteuid() != 0 {
+            throw UsageError("--sbom on an image file or device needs root (it mounts it read-only); or give the mounted root directory", usage: usage)
         }
         func verdict(_ root: String) throws -> BootVerdict {
             let hint = BootVerdict.release(root: root).flatMap { versions.release($0) }.map { BootVerdict.enaHint(release: $0, enaAsked: false) }
@@ -69,6 +89,14 @@ struct InspectCommand {
             Interruption.shared.install()
             let journal = CommandJournal.start("centos6-ami inspect \(target)", console: console)
             defer { CommandJournal.finish(journal) }
+            if let sbom {
+                let input = try ReadOnlyImage.with(target, log: log, journal: journal) { root in
+                    try sbomInput(root: root, name: target, log: log, journal: journal)
+                }
+                try Interruption.shared.check()
+                console.out(String(sbom.render(input).dropLast()))
+                return ExitCode.success
+            }
             if geteuid() == 0 {
                 (result, findings) = try ReadOnlyImage.with(target, log: log, journal: journal) { root in (try verdict(root), Hygiene.findings(root: root)) }
             } else {
@@ -86,6 +114,20 @@ struct InspectCommand {
         console.out(args.has("--json") ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
         return findings?.isEmpty == false ? ExitCode.failure : ExitCode.success
     }
+    /// The SBOM input of the image whose root is `root`: its rpm database read through a
+    /// private copy (`SBOM.RPMDatabase`), its release from that database's centos-release
+    /// (else /etc/redhat-release), its kernel from grub.conf when it has one.
+    static func sbomInput(root: String, name: String, log: Log, journal: RunJournal?) throws -> SBOMInput {
+        let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log), journal: journal)
+        guard let release = ImageRelease.from(packages: packages) ?? ImageRelease.from(root: root) else {
+            throw RPMDatabaseError(description: "cannot tell the CentOS release of '\(name)': its rpm database has no centos-release package and /etc/redhat-release names none")
+        }
+        let base = (name as NSString).lastPathComponent
+        return SBOMInput(imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,
+                         kernel: try? BootVerdict.defaultBootEntry(root: root).kernel, toolVersion: CLI.version,
+                         created: Date(), serial: UUID(), packages: packages)
+    }
+
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
     /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
     static func copyOut(image: String, into root: String, log: Log) throws -> String {

@@ -3,6 +3,7 @@ import Disk
 import Foundation
 import Host
 import Install
+import SBOM
 import Versions
 
 struct InstallCommand {
@@ -148,6 +149,7 @@ struct InstallCommand {
         if let log { register += ["--log", log] }
         // A device's manifest is next to the install's log: register cannot guess it.
         if let manifest = writtenManifest, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--manifest", manifest] }
+        if let sbom = writtenSBOM, register.count > 1, register[1].hasPrefix("/dev/") { register += ["--sbom", sbom] }
         console.err("register: \(register.joined(separator: " "))")
         return try RegisterCommand.run(register, console: console)
     }
@@ -252,26 +254,43 @@ struct InstallCommand {
         return ExitCode.success
     }
 
-    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
-    /// its sha256 and signing key; `register` records it. Written atomically (temp file, rename).
     /// The manifest this process's install wrote (one install per process), for `--register`.
     nonisolated(unsafe) static var writtenManifest: String?
+    /// The SPDX SBOM it wrote beside the manifest, for `--register`.
+    nonisolated(unsafe) static var writtenSBOM: String?
 
+    /// `IMAGE.manifest.json` (or next to the log for a device): every package in the image with
+    /// its sha256 and signing key; `register` records it. Then the SBOMs beside it
+    /// (`IMAGE.spdx.json`, `IMAGE.cdx.json`) from the same read of the rpm database. Each is
+    /// written atomically (temp file, rename).
     static func writeManifest(_ ctx: InstallContext, logPath: String) throws {
         var image: String?
         if case let .imageFile(path, _, _)? = ctx.target { image = path }
         let path = BuildManifest.path(imageFile: image, logPath: logPath)
-        let manifest = try ctx.manifest(toolVersion: CLI.version)
+        let created = Date()
+        let manifest = try ctx.manifest(toolVersion: CLI.version, created: created)
+        try writeAtomically(manifest.encoded(), to: path)
+        writtenManifest = path
+        ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
+        let input = ctx.sbomInput(imageName: BuildSBOM.imageName(imageFile: image, logPath: logPath), manifest: manifest, created: created)
+        for format in SBOMFormat.allCases {
+            let sbom = BuildSBOM.path(imageFile: image, logPath: logPath, format: format)
+            try writeAtomically(Data(format.render(input).utf8), to: sbom)
+            if format == .spdx { writtenSBOM = sbom }
+            ctx.log.say("sbom: \(sbom) (\(format == .spdx ? "SPDX 2.3" : "CycloneDX 1.5"), \(input.packages.count) packages)")
+        }
+    }
+
+    /// Written whole or not at all (temp file, rename): a reader never sees half a file.
+    static func writeAtomically(_ data: Data, to path: String) throws {
         let temp = path + ".tmp-\(getpid())"
         do {
-            try manifest.encoded().write(to: URL(fileURLWithPath: temp))
+            try data.write(to: URL(fileURLWithPath: temp))
             guard rename(temp, path) == 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
         } catch {
             unlink(temp)
             throw HostError.cannotWrite(path: path, reason: "\(error)")
         }
-        writtenManifest = path
-        ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
     }
 
     static func defaultLogPath(release: String) throws -> String {

@@ -58,6 +58,9 @@ struct RegisterCommand {
                 the build's package manifest
                 (default for an image: IMAGE.manifest.json, if present)
                 """),
+            OptionSpec("--sbom", "FILE", help: """
+                the build's SPDX SBOM (default for an image: IMAGE.spdx.json, if present)
+                """),
             OptionSpec("--log", "FILE", help: "the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)"),
             CommonOptions.versions,
         ],
@@ -76,7 +79,8 @@ struct RegisterCommand {
             with backoff on 5xx, throttling and lost connections.
             The snapshot's size is the image's size rounded up to GiB. Its package manifest
             (IMAGE.manifest.json, written by install) goes into the results file and its sha256
-            into the 'centos6-ami:manifest-sha256' tag.
+            into the 'centos6-ami:manifest-sha256' tag; so does its SPDX SBOM (IMAGE.spdx.json,
+            tag 'centos6-ami:sbom-sha256'; IMAGE.cdx.json, the same packages, lies beside it).
 
             Hygiene gate: before any AWS request the image (an image file, a local device TARGET, or
             --device) is mounted read-only and checked for what a boot or a person left
@@ -190,19 +194,15 @@ struct RegisterCommand {
             log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
             if variant == .ena { log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
         }
-        if case let .image(path) = target {
-            let manifest = args.value("--manifest") ?? ImageInspection.defaultManifestPath(image: path)
-            if FileManager.default.fileExists(atPath: manifest) {
-                options.manifestPath = manifest
-                options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
-                log.say("manifest: '\(manifest)' (sha256 \(options.manifestSHA256 ?? ""))")
-            } else if args.value("--manifest") != nil {
-                throw UsageError("manifest '\(manifest)' does not exist", usage: usage)
-            }
-        } else if let manifest = args.value("--manifest") {
-            guard FileManager.default.fileExists(atPath: manifest) else { throw UsageError("manifest '\(manifest)' does not exist", usage: usage) }
-            options.manifestPath = manifest
-            options.manifestSHA256 = try Checksum.of(file: manifest, kind: .sha256).hex
+        var image: String?
+        if case let .image(path) = target { image = path }
+        if let (path, sha256) = try buildFile(args, option: "--manifest", what: "manifest", beside: image.map(ImageInspection.defaultManifestPath), log: log) {
+            options.manifestPath = path
+            options.manifestSHA256 = sha256
+        }
+        if let (path, sha256) = try buildFile(args, option: "--sbom", what: "sbom", beside: image.map(ImageInspection.defaultSBOMPath), log: log) {
+            options.sbomPath = path
+            options.sbomSHA256 = sha256
         }
         // Tests point this at a fake sysfs to give a loop device an EBS volume's NVMe serial.
         if let sysfs = console.environment["CENTOS6_AMI_SYSFS_ROOT"] { options.sysfsRoot = sysfs }
@@ -257,6 +257,20 @@ struct RegisterCommand {
             options.imageWait.interval = s
         }
         return options
+    }
+
+    /// A file install wrote beside the build (the manifest, the SPDX SBOM) and its sha256: the
+    /// option's path, which must exist, else `beside` (next to an image file) when it exists.
+    static func buildFile(_ args: ParsedArguments, option: String, what: String, beside: String?, log: Log) throws -> (String, String)? {
+        let given = args.value(option)
+        guard let path = given ?? beside else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else {
+            if given != nil { throw UsageError("\(what) '\(path)' does not exist", usage: usage) }
+            return nil
+        }
+        let sha256 = try Checksum.of(file: path, kind: .sha256).hex
+        log.say("\(what): '\(path)' (sha256 \(sha256))")
+        return (path, sha256)
     }
 
     /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,

@@ -13,7 +13,8 @@ struct TableCommand {
             OptionSpec("--from", "RESULTS.json", help: "the results file written by 'register' (one table per region)"),
             OptionSpec("--packages", needs: "--from", help: """
                 with --from: a column with each AMI's package count, from the
-                build manifest the results file names ('?' when it has none)
+                build manifest the results file names, else its SPDX SBOM
+                ('?' when it has neither)
                 """),
             CommonOptions.versions,
         ],

@@ -46,6 +46,7 @@ public struct KmodSpec: Equatable, Sendable {
         Release:        \(release)
         Summary:        Amazon Elastic Network Adapter (ENA) driver \(version) for kernel \(kernelRelease)
         License:        GPLv2
+        Vendor:         centos6-ami
         Group:          System Environment/Kernel
         URL:            https://github.com/amzn/amzn-drivers
         ExclusiveArch:  x86_64

@@ -1,4 +1,5 @@
 import ENA
+import Fetch
 import Foundation
 import Host
 import Repository
@@ -18,6 +19,10 @@ struct ENAState {
     var rpmPath: String?
     /// Read from the built module (nil in a dry run).
     var vermagic: String?
+    /// sha256 of the source archive (`--ena-source FILE` or the download); nil for a tree. For the SBOMs.
+    var sourceArchiveSHA256: String?
+    /// sha256 of the kmod-ena package file installed into the target. For the SBOMs.
+    var rpmSHA256: String?
     var buildRootSeconds = 0.0
     var kbuildSeconds = 0.0
 }
@@ -64,6 +69,14 @@ enum ENASteps {
             ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
         }
         ctx.enaState.sourceTree = tree
+        // The SBOMs name the archive kmod-ena was built from by its sha256 (a tree has none).
+        let archive: String?
+        switch source {
+        case let .archive(path): archive = path
+        case .download: archive = scratch + "/ena.tar.gz"
+        case .directory: archive = nil
+        }
+        if let archive, !runner.isDryRun { ctx.enaState.sourceArchiveSHA256 = try Checksum.of(file: archive, kind: .sha256).hex }
     }
 
     // MARK: ena-resolve (the build root's packages join the verified download)
@@ -250,6 +263,7 @@ enum ENASteps {
         // On the yum-cache mount: the package file never lands on the volume.
         let inside = PackageSteps.chrootWork + "/" + (rpm as NSString).lastPathComponent
         try runner.checked(Command("cp", [rpm, root + inside]))
+        if !runner.isDryRun { ctx.enaState.rpmSHA256 = try Checksum.of(file: rpm, kind: .sha256).hex }
         try runner.checked(Command("rpm", ["-K", "--nosignature", inside]).inChroot(root))
         try runner.checked(Command("rpm", ["-ivh", inside]).inChroot(root))
         try runner.checked(Command("rm", ["-f", root + inside]))

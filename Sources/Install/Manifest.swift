@@ -2,6 +2,7 @@ import Fetch
 import Foundation
 import Host
 import Repository
+import SBOM
 
 /// One package in the target's rpm database, as `rpm -qa` reports it.
 public struct InstalledPackage: Codable, Equatable, Sendable {
@@ -10,19 +11,24 @@ public struct InstalledPackage: Codable, Equatable, Sendable {
     public var version: String
     public var release: String
     public var arch: String
+    /// RPMTAG_LICENSE, RPMTAG_VENDOR and RPMTAG_SHA1HEADER, for the SBOMs; nil when the header has none.
+    public var license: String? = nil
+    public var vendor: String? = nil
+    public var headerSHA1: String? = nil
 
     /// name-[epoch:]version-release.arch, as RepoPackage writes it.
     public var nevra: String { "\(name)-\(epoch != 0 ? "\(epoch):" : "")\(version)-\(release).\(arch)" }
 
-    /// The query format `parse` reads: one package a line, tab-separated (`(none)` epoch is 0).
-    public static let queryFormat = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n"
+    /// The query format `parse` reads: the SBOMs' (`SBOM.RPMQuery`), so the manifest and the
+    /// SBOMs of an install come from one read of the rpm database.
+    public static let queryFormat = RPMQuery.format
 
-    /// Parses `rpm -qa --qf queryFormat` output; gpg-pubkey entries (imported keys, not packages) are left out.
+    /// Parses `rpm -qa --qf queryFormat` output (a `(none)` epoch is 0); gpg-pubkey entries
+    /// (imported keys, not packages) are left out.
     public static func parse(_ text: String) -> [InstalledPackage] {
-        text.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard f.count == 5, f[0] != "gpg-pubkey" else { return nil }
-            return InstalledPackage(name: f[0], epoch: Int(f[1]) ?? 0, version: f[2], release: f[3], arch: f[4])
+        RPMQuery.parse(text).map {
+            InstalledPackage(name: $0.name, epoch: $0.epoch ?? 0, version: $0.version, release: $0.release, arch: $0.arch,
+                             license: $0.license, vendor: $0.vendor, headerSHA1: $0.headerSHA1)
         }
     }
 }
@@ -89,9 +95,13 @@ public struct BuildManifest: Codable, Equatable, Sendable {
 
     /// Where install writes it: `IMAGE.manifest.json` next to an image file (`.img` dropped),
     /// else next to the log (`LOG.manifest.json`, `.log` dropped).
-    public static func path(imageFile: String?, logPath: String) -> String {
-        if let image = imageFile { return (image.hasSuffix(".img") ? String(image.dropLast(4)) : image) + ".manifest.json" }
-        return (logPath.hasSuffix(".log") ? String(logPath.dropLast(4)) : logPath) + ".manifest.json"
+    public static func path(imageFile: String?, logPath: String) -> String { basePath(imageFile: imageFile, logPath: logPath) + ".manifest.json" }
+
+    /// What the manifest's and the SBOMs' names start with: the image file without `.img`,
+    /// else the log without `.log`.
+    public static func basePath(imageFile: String?, logPath: String) -> String {
+        if let image = imageFile { return image.hasSuffix(".img") ? String(image.dropLast(4)) : image }
+        return logPath.hasSuffix(".log") ? String(logPath.dropLast(4)) : logPath
     }
 }
 

@@ -117,6 +117,8 @@ import Glibc
         o.makeBlockSender = { _ in fake }
         o.manifestPath = "/srv/c69.manifest.json"
         o.manifestSHA256 = String(repeating: "ab", count: 32)
+        o.sbomPath = "/srv/c69.spdx.json"
+        o.sbomSHA256 = String(repeating: "cd", count: 32)
         return o
     }
 
@@ -150,10 +152,12 @@ import Glibc
         #expect(fake.completions[snap]?.1 == EBSChecksum.aggregate(digests))
         #expect(fake.snapshots[snap]?.size == 4)
         #expect(fake.snapshots[snap]?.tags.contains(Tag(TagKey.manifestSHA256, String(repeating: "ab", count: 32))) == true)
+        #expect(fake.snapshots[snap]?.tags.contains(Tag(TagKey.sbomSHA256, String(repeating: "cd", count: 32))) == true)
         let register = fake.runner.commands.first { $0.arguments[1] == "register-image" }!.arguments
         let mapping = register[register.firstIndex(of: "--block-device-mappings")! + 1]
         #expect(mapping.contains("\"VolumeSize\":4") && mapping.contains(snap))
         #expect(result.primary.manifest == "/srv/c69.manifest.json")
+        #expect(result.primary.sbom == "/srv/c69.spdx.json")
     }
 
     @Test func aBlockThatKeepsFailingDeletesTheSnapshotAndNamesTheBlock() throws {
@@ -218,7 +222,9 @@ import Glibc
     @Test func aRecordKeepsItsManifestPath() throws {
         var record = AMIRecord(release: "6.9", region: "r", variant: .plain, amiId: "ami-1", snapshotId: "snap-1", name: "n", date: "d", buildId: "b")
         record.manifest = "/srv/c69.manifest.json"
+        record.sbom = "/srv/c69.spdx.json"
         let file = ResultsFile(amis: [record])
         #expect(try ResultsFile.decode(file.encoded(), path: "x").amis.first?.manifest == "/srv/c69.manifest.json")
+        #expect(try ResultsFile.decode(file.encoded(), path: "x").amis.first?.sbom == "/srv/c69.spdx.json")
     }
 }

@@ -2,6 +2,7 @@
 import Foundation
 @testable import Install
 import RPM
+import SBOM
 @testable import Repository
 import Testing
 
@@ -17,7 +18,32 @@ import Testing
         let text = "bash\t(none)\t4.1.2\t48.el6\tx86_64\ngpg-pubkey\t(none)\tc105b9de\t4e0fd3a3\t(none)\nperl-Pod-Escapes\t1\t1.04\t144.el6\tx86_64\n"
         let parsed = InstalledPackage.parse(text)
         #expect(parsed.map(\.nevra) == ["bash-4.1.2-48.el6.x86_64", "perl-Pod-Escapes-1:1.04-144.el6.x86_64"])
-        #expect(InstalledPackage.queryFormat == #"%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n"#)
+        #expect(InstalledPackage.queryFormat == #"%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{LICENSE}\t%{VENDOR}\t%{SHA1HEADER}\n"#)
+        let full = InstalledPackage.parse("bash\t(none)\t4.1.2\t48.el6\tx86_64\tGPLv3+\tCentOS\t1f2e\n")
+        #expect(full.first?.license == "GPLv3+" && full.first?.vendor == "CentOS" && full.first?.headerSHA1 == "1f2e")
+    }
+
+    /// The SBOMs of a build: the rpm database's packages with the manifest's file sha256s; kmod-ena
+    /// (no mirror's) with its own package file's sha256 and the source it was built from.
+    @Test func theSBOMInputJoinsTheDatabaseAndTheManifest() throws {
+        let bash = try repo("bash", "4.1.2", "48.el6")
+        let installed = InstalledPackage.parse("bash\t(none)\t4.1.2\t48.el6\tx86_64\tGPLv3+\tCentOS\t1f2e\nkmod-ena\t(none)\t2.9.1\t1\tx86_64\tGPLv2\tcentos6-ami\t3a4b\n")
+        let manifest = BuildManifest.make(release: "6.9", kernel: "2.6.32-696.el6", mirror: "http://m", repomdRevision: nil, toolVersion: "0.1.0",
+                                          enaVersion: "2.9.1", created: Date(timeIntervalSince1970: 0), installed: installed,
+                                          repository: [bash], signingKeys: [:], sha256: { $0.checksum.hex })
+        let source = BuiltSource(name: "amzn-drivers ena_linux", version: "2.9.1", url: "https://example.invalid/ena.tar.gz", archiveSHA256: "ee")
+        let input = BuildSBOM.input(imageName: "c69", manifest: manifest, installed: installed, kmodENA: (source, "kk"),
+                                    created: Date(timeIntervalSince1970: 0), serial: UUID())
+        #expect(input.packages == [
+            SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64", license: "GPLv3+", vendor: "CentOS", headerSHA1: "1f2e", fileSHA256: bash.checksum.hex),
+            SBOMPackage(name: "kmod-ena", version: "2.9.1", release: "1", arch: "x86_64", license: "GPLv2", vendor: "centos6-ami", headerSHA1: "3a4b",
+                        fileSHA256: "kk", builtHere: source),
+        ])
+        #expect(input.release == "6.9" && input.kernel == "2.6.32-696.el6" && input.imageName == "c69")
+        #expect(BuildSBOM.path(imageFile: "/var/tmp/c69.img", logPath: "/l/x.log", format: .spdx) == "/var/tmp/c69.spdx.json")
+        #expect(BuildSBOM.path(imageFile: nil, logPath: "/var/log/centos6-ami/install-6.9-1.log", format: .cyclonedx)
+                == "/var/log/centos6-ami/install-6.9-1.cdx.json")
+        #expect(BuildSBOM.imageName(imageFile: nil, logPath: "/var/log/centos6-ami/install-6.9-1.log") == "install-6.9-1")
     }
 
     @Test func everyInstalledPackageGetsItsSourcesChecksumAndKey() throws {

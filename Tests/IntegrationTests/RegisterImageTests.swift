@@ -141,6 +141,19 @@ struct RegisterImageTests {
         let count = (try? JSONDecoder().decode(BuildManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifest))))?.packages.count ?? -1
         #expect(withPackages.stdout.contains("| CentOS 6.9  |  \(record.amiId)  | \(count) |"), "\(withPackages.stdout)")
 
+        // The build's SPDX SBOM: its path in the results file, its sha256 in a tag of the snapshot and the AMI.
+        let sbom = built.dir + "/c69.spdx.json"
+        #expect(record.sbom == sbom)
+        let sbomSum = try Integration.run("/usr/bin/sha256sum", [sbom]).stdout.split(separator: " ").first.map(String.init) ?? "?"
+        #expect(snapTags.contains { $0["Key"] == "centos6-ami:sbom-sha256" && $0["Value"] == sbomSum }, "\(snapTags)")
+        #expect(tagCalls.contains { value("--tags", $0)?.contains(sbomSum) == true })
+        // A record without a manifest: table --packages counts the SBOM's packages, the same number.
+        var noManifest = results
+        noManifest.amis[0].manifest = nil
+        try noManifest.encoded().write(to: URL(fileURLWithPath: dir + "/results-sbom-only.json"))
+        let fromSBOM = try Integration.tool(["table", "--from", dir + "/results-sbom-only.json", "--packages"])
+        #expect(fromSBOM.stdout.contains("| CentOS 6.9  |  \(record.amiId)  | \(count) |"), "\(fromSBOM.stdout)")
+
         // RegisterImage with that snapshot and the usual flags; the root volume defaults to the snapshot's 8 GiB.
         let registration = try #require(log.first { $0.count > 1 && $0[0] == "ec2" && $0[1] == "register-image" })
         #expect(value("--architecture", registration) == "x86_64")
