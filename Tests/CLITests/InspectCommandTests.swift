@@ -51,3 +51,27 @@ import Testing
         #expect(runCLI(["inspect", root + "/missing"]).code == 1)
     }
 }
+
+@Suite struct InspectSBOMCommandTests {
+    /// A hostile root whose /var/lib/rpm links to a host directory holding a database: the
+    /// link is read inside the root, where there is none, so the host's is never read.
+    @Test func aLinkOutOfTheImageFindsNoDatabaseAndReadsNothingOfTheHost() throws {
+        let dir = NSTemporaryDirectory() + "inspect-sbom-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = dir + "/root", host = dir + "/host-rpmdb"
+        try FileManager.default.createDirectory(atPath: root + "/var/lib", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try "host secret".write(toFile: host + "/Packages", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: root + "/var/lib/rpm", withDestinationPath: host)
+        let result = runCLI(["inspect", root, "--sbom", "spdx"])
+        #expect(result.code == 1 && result.out.isEmpty)
+        #expect(result.err.contains("the image has no directory /var/lib/rpm"), "\(result.err)")
+        #expect(!result.err.contains("host secret"))
+    }
+
+    @Test func usageErrors() {
+        #expect(runCLI(["inspect", "/", "--sbom", "swid"]).err.contains("--sbom takes spdx or cyclonedx, not 'swid'"))
+        #expect(runCLI(["inspect", "/", "--sbom", "spdx", "--json"]).err.contains("--sbom and --json: choose one"))
+        #expect(runCLI(["inspect", "/", "--sbom", "spdx", "--json"]).code == 64)
+    }
+}
