@@ -47,14 +47,6 @@ struct RegisterImageTests {
         return out.stdout.split(separator: "\n").compactMap { Int($0) }
     }
 
-    func ebs(_ moto: MotoServer, _ arguments: [String]) throws -> [String: Any] {
-        let aws = try #require(MotoServer.which("aws"))
-        let out = try Integration.run(aws, ["ebs"] + arguments + ["--output", "json", "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1"],
-                                      environment: MotoServer.awsEnvironment)
-        try #require(out.status == 0, "aws ebs \(arguments): \(out.stderr)")
-        return try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
-    }
-
     func snapshots(_ moto: MotoServer, build: String) throws -> [[String: Any]] {
         let out = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=\(build)"])
         return out["Snapshots"] as? [[String: Any]] ?? []
@@ -87,7 +79,7 @@ struct RegisterImageTests {
         // The snapshot holds exactly the image's non-zero blocks, each sent once.
         let expected = try nonZeroBlocks(built.image)
         #expect(expected.count > 100, "a built image has data")
-        let listed = try #require(try ebs(moto, ["list-snapshot-blocks", "--snapshot-id", snapshot])["Blocks"] as? [[String: Any]])
+        let listed = try #require(try moto.ebs(["list-snapshot-blocks", "--snapshot-id", snapshot])["Blocks"] as? [[String: Any]])
         let listedIndices = listed.compactMap { ($0["BlockIndex"] as? NSNumber)?.intValue }
         #expect(listedIndices.sorted() == expected, "ListSnapshotBlocks lists exactly the non-zero 512 KiB blocks")
         let log = calls(dir)
@@ -107,7 +99,7 @@ struct RegisterImageTests {
         let sample = [expected.first!, expected[expected.count / 4], expected[expected.count / 2], expected[3 * expected.count / 4], expected.last!]
         for index in sample {
             let got = dir + "/block-\(index)"
-            let answer = try ebs(moto, ["get-snapshot-block", "--snapshot-id", snapshot, "--block-index", String(index), "--block-token", tokens[index] ?? "", got])
+            let answer = try moto.ebs(["get-snapshot-block", "--snapshot-id", snapshot, "--block-index", String(index), "--block-token", tokens[index] ?? "", got])
             try file.seek(toOffset: UInt64(index) * 524_288)
             let want = file.readData(ofLength: 524_288)
             #expect(FileManager.default.contents(atPath: got) == want, "block \(index) reads back as the file's bytes")

@@ -97,6 +97,15 @@ final class MotoServer: Sendable {
         return fields
     }
 
+    /// `aws ebs OPERATION ... --output json` against this server, decoded (test reads of what the tool wrote).
+    func ebs(_ arguments: [String]) throws -> [String: Any] {
+        let aws = try #require(MotoServer.which("aws"))
+        let out = try Integration.run(aws, ["ebs"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", "ap-northeast-1"],
+                                      environment: MotoServer.awsEnvironment)
+        try #require(out.status == 0, "aws ebs \(arguments): \(out.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+    }
+
     static func which(_ name: String) -> String? {
         let dirs: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin"]
         for dir in dirs {

@@ -90,16 +90,8 @@ final class SigV4Proxy: Sendable {
 /// command lines and out of everything the tool writes.
 @Suite(.serialized, .enabled(if: Integration.enabled))
 struct SigV4ProxyTests {
-    func ebs(_ moto: MotoServer, _ arguments: [String]) throws -> [String: Any] {
-        let aws = try #require(MotoServer.which("aws"))
-        let out = try Integration.run(aws, ["ebs"] + arguments + ["--output", "json", "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1"],
-                                      environment: MotoServer.awsEnvironment)
-        try #require(out.status == 0, "aws ebs \(arguments): \(out.stderr)")
-        return try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
-    }
-
     func listed(_ moto: MotoServer, snapshot: String) throws -> [Int] {
-        let blocks = try #require(try ebs(moto, ["list-snapshot-blocks", "--snapshot-id", snapshot])["Blocks"] as? [[String: Any]])
+        let blocks = try #require(try moto.ebs(["list-snapshot-blocks", "--snapshot-id", snapshot])["Blocks"] as? [[String: Any]])
         return blocks.compactMap { ($0["BlockIndex"] as? NSNumber)?.intValue }.sorted()
     }
 
