@@ -3,8 +3,8 @@
 // request, the string to sign, the signing key, the Authorization header.
 // Checked against AWS's published test-suite vectors (Tests/AMITests/SigV4Vectors)
 // and against botocore's SigV4Auth on the same request (Tests/AMITests/SigV4Tests.swift).
-// The SHA-256 is libcrypto's when the host has it (FastSHA256): a 512 KiB block
-// is hashed at C speed even in a debug build.
+// The SHA-256 is libcrypto's when the host has it (Checksum.digest): a 512 KiB
+// block is hashed at C speed even in a debug build.
 import Fetch
 import Foundation
 import Host
@@ -12,42 +12,19 @@ import Host
 import Glibc
 #endif
 
-/// SHA-256 of bytes in memory, by the host's libcrypto (OpenSSL 3, opened at run
-/// time: a system library, no headers or link flags) or, where it is absent, the
-/// tool's own Swift SHA-256 (`Checksum.of`), which is correct but ~5 MB/s in debug builds.
+/// SHA-256 for the upload and the signer: `Checksum.digest` (the host's libcrypto
+/// where it has one, else the tool's own Swift SHA-256), plus HMAC-SHA256.
 public enum FastSHA256 {
-    typealias SHA256Function = @convention(c) (UnsafeRawPointer?, Int, UnsafeMutablePointer<UInt8>?) -> UnsafeMutablePointer<UInt8>?
-
-    /// Sendable box for the C function pointer (it captures nothing).
-    struct Function: @unchecked Sendable { let call: SHA256Function }
-
-    static let libcrypto: Function? = {
-        for name in ["libcrypto.so.3", "libcrypto.so"] {
-            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let symbol = dlsym(handle, "SHA256") else { continue }
-            return Function(call: unsafeBitCast(symbol, to: SHA256Function.self))
-        }
-        return nil
-    }()
-
-    /// What hashes the blocks, for the log: `libcrypto.so.3` or the fallback.
+    /// What hashes the blocks, for the log: libcrypto or the fallback.
     public static var implementation: String {
-        libcrypto != nil ? "libcrypto (OpenSSL)" : "the built-in Swift SHA-256 (libcrypto.so.3 not found; slow in debug builds: install libssl3)"
+        Checksum.usesHostLibcrypto ? "libcrypto (OpenSSL)" : "the built-in Swift SHA-256 (libcrypto.so.3 not found; slow in debug builds: install libssl3)"
     }
 
-    public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        if let sha = libcrypto {
-            var out = [UInt8](repeating: 0, count: 32)
-            out.withUnsafeMutableBufferPointer { _ = sha.call(bytes.baseAddress, bytes.count, $0.baseAddress) }
-            return out
-        }
-        return EBSChecksum.bytes(hex: Checksum.of(Data(bytes), kind: .sha256).hex)
-    }
-
+    public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] { Checksum.digest(bytes, kind: .sha256) }
     public static func digest(_ data: Data) -> [UInt8] { data.withUnsafeBytes { digest($0) } }
     public static func digest(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { digest($0) } }
     public static func hex(_ data: Data) -> String { hexString(digest(data)) }
-
-    public static func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    public static func hexString(_ bytes: [UInt8]) -> String { Checksum.hexString(bytes) }
 
     /// HMAC-SHA256 (RFC 2104) over short inputs: SigV4's key derivation and signature.
     public static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {

@@ -1,5 +1,8 @@
 import Foundation
 import Host
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A content checksum as repository metadata gives it (`<checksum type="sha256">…`).
 /// The download cache is addressed by it, so two releases that ship the same
@@ -58,10 +61,28 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
 
     /// The checksum of bytes in memory.
     public static func of(_ data: Data, kind: Kind) -> Checksum {
-        var hasher = kind.makeHasher()
-        hasher.update(data)
-        return hasher.finish()
+        // Well-formed by construction.
+        try! Checksum(kind, hex: hexString(data.withUnsafeBytes { digest($0, kind: kind) }))
     }
+
+    /// The raw digest of bytes in memory: the host's libcrypto where it has one
+    /// (C speed even in debug builds, where ours runs at ~5 MB/s), else ours.
+    public static func digest(_ bytes: UnsafeRawBufferPointer, kind: Kind) -> [UInt8] {
+        if let function = HostLibcrypto.function(kind) {
+            var out = [UInt8](repeating: 0, count: kind.hexLength / 2)
+            out.withUnsafeMutableBufferPointer { _ = function.call(bytes.baseAddress, bytes.count, $0.baseAddress) }
+            return out
+        }
+        var hasher = kind.makeHasher()
+        hasher.update(bytes)
+        return hasher.finishBytes()
+    }
+
+    /// Whether in-memory digests are the host libcrypto's (for logs).
+    public static var usesHostLibcrypto: Bool { HostLibcrypto.function(.sha256) != nil }
+
+    /// Lower-case hex of raw digest bytes.
+    public static func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     /// The host tool that hashes files of this kind (coreutils, on every builder).
     public var tool: String { kind == .sha256 ? "sha256sum" : "sha1sum" }
@@ -115,10 +136,32 @@ public struct ChecksumHasher {
     public mutating func update(_ bytes: UnsafeRawBufferPointer) { engine.update(bytes) }
 
     public mutating func finish() -> Checksum {
-        let digest = engine.finish()
-        let hex = digest.map { String(format: "%02x", $0) }.joined()
         // Well-formed by construction.
-        return try! Checksum(kind, hex: hex)
+        try! Checksum(kind, hex: Checksum.hexString(finishBytes()))
+    }
+
+    mutating func finishBytes() -> [UInt8] { engine.finish() }
+}
+
+/// The one-shot digest functions (`SHA256`, `SHA1`) of the host's libcrypto
+/// (OpenSSL), opened at run time: a system library, no headers or link flags.
+enum HostLibcrypto {
+    typealias DigestFunction = @convention(c) (UnsafeRawPointer?, Int, UnsafeMutablePointer<UInt8>?) -> UnsafeMutablePointer<UInt8>?
+
+    /// Sendable box for the C function pointer (it captures nothing).
+    struct Function: @unchecked Sendable { let call: DigestFunction }
+
+    static func function(_ kind: Checksum.Kind) -> Function? { kind == .sha256 ? sha256 : sha1 }
+
+    static let sha256 = load("SHA256")
+    static let sha1 = load("SHA1")
+
+    static func load(_ symbol: String) -> Function? {
+        for name in ["libcrypto.so.3", "libcrypto.so"] {
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL), let found = dlsym(handle, symbol) else { continue }
+            return Function(call: unsafeBitCast(found, to: DigestFunction.self))
+        }
+        return nil
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Verdict
 #if canImport(Glibc)
 import Glibc
@@ -14,10 +15,9 @@ enum InitramfsCheck {
     /// nil when the image can stay; else why it must be rebuilt. `image` is an absolute
     /// path inside `root`; every path is resolved inside `root`.
     static func rebuildReason(root: String, kernel: String, image: String) throws -> String? {
-        let path = root + RPMRuntime.resolve(image, inRoot: root)
         var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return "\(image) is missing" }
-        guard let data = FileManager.default.contents(atPath: path), let entries = try? BootVerdict.initramfsNames([UInt8](data)) else {
+        guard let path = ImageRoot.hostPath(image, in: root), lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return "\(image) is missing" }
+        guard let data = ImageRoot.contents(image, in: root, limit: BootVerdict.maxInitramfsBytes), let entries = try? BootVerdict.initramfsNames([UInt8](data)) else {
             return "\(image) is not a readable initramfs"
         }
         let modules = Set(entries.compactMap { BootVerdict.moduleName(path: Substring($0)) })
@@ -26,9 +26,8 @@ enum InitramfsCheck {
         if !missing.isEmpty { return "it lacks \(missing.joined(separator: ", ")), which the dracut configuration adds" }
         let built = info.st_mtim
         for entry in entries where isCopy(entry, kernel: kernel) {
-            let copy = root + RPMRuntime.resolve("/" + entry, inRoot: root)
             var st = stat()
-            guard lstat(copy, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            guard let copy = ImageRoot.hostPath("/" + entry, in: root), lstat(copy, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
             if isLater(st.st_ctim, than: built) { return "/\(entry), which it holds a copy of, changed after it was built" }
         }
         return nil
@@ -45,12 +44,10 @@ enum InitramfsCheck {
     /// The `add_drivers+=" … "` / `add_drivers=" … "` words of /etc/dracut.conf and
     /// /etc/dracut.conf.d/*.conf, in the order dracut sources them.
     static func configuredDrivers(root: String) -> [String] {
-        let directory = root + RPMRuntime.resolve("/etc/dracut.conf.d", inRoot: root)
-        let files = ["/etc/dracut.conf"] + ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        let files = ["/etc/dracut.conf"] + ImageRoot.list("/etc/dracut.conf.d", in: root)
             .filter { $0.hasSuffix(".conf") }.sorted().map { "/etc/dracut.conf.d/" + $0 }
         return files.flatMap { file -> [String] in
-            let text = (try? String(contentsOfFile: root + RPMRuntime.resolve(file, inRoot: root), encoding: .utf8)) ?? ""
-            return addDrivers(text)
+            addDrivers(ImageRoot.text(file, in: root, limit: 1 << 20) ?? "")
         }
     }
 

@@ -158,7 +158,7 @@ public struct SignatureVerifier: Sendable {
     /// Writes the keyring and the detached signature in a private temporary
     /// directory and runs `gpgv --status-fd 1`; data from a file (at `offset`, to its end) or from bytes.
     func runGPGV(signature: [UInt8], dataFile: String?, offset: Int, dataBytes: [UInt8]?, file: String, packet: SignaturePacket) throws -> (Int, Int?) {
-        let dir = try makePrivateTemporaryDirectory()
+        let dir = try TemporaryDirectory.make("gpgv")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let keyring = dir + "/pinned.gpg", sig = dir + "/package.sig"
         try Data(key.keyring).write(to: URL(fileURLWithPath: keyring))
@@ -237,6 +237,3 @@ public struct SignatureVerifier: Sendable {
         return (signedAt, keyExpired)
     }
 }
-
-/// mkdtemp under $TMPDIR, mode 0700.
-func makePrivateTemporaryDirectory() throws -> String { try TemporaryDirectory.make("gpgv") }

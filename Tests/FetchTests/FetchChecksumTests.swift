@@ -43,8 +43,14 @@ import Testing
                 step = step * 3 + 1
             }
             #expect(hasher.finish().hex == expected, "size \(size)")
+            // In one go: the host's libcrypto (curl's libssl3 brings it), the same digest as ours.
+            #expect(Checksum.of(data, kind: kind).hex == expected, "size \(size)")
             #expect(try Checksum.of(file: path, kind: kind).hex == expected)
         }
+    }
+
+    @Test func inMemoryDigestsAreTheHostLibcryptos() {
+        #expect(Checksum.usesHostLibcrypto, "libcrypto.so.3 (libssl3, which curl needs) is on every builder")
     }
 
     @Test func parsesMetadataTypes() throws {
