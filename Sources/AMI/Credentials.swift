@@ -72,7 +72,7 @@ public struct CredentialChain: Sendable {
     public var now: @Sendable () -> Date = { Date() }
 
     public init(environment: [String: String], profile: String? = nil, home: String? = nil,
-                runProcess: @escaping @Sendable (Command) -> CommandResult = { ProcessRunner.execute($0, environment: ProcessInfo.processInfo.environment) }) {
+                runProcess: @escaping @Sendable (Command) -> CommandResult = { ProcessRunner(log: nil).run($0) }) {
         self.environment = environment
         self.profile = profile
         self.home = home ?? environment["HOME"] ?? NSHomeDirectory()

@@ -126,7 +126,8 @@ public enum Preflight {
         let root = mounts.last { $0.mountPoint == "/" }?.majorMinor
         var facts = PreflightFacts(isRoot: geteuid() == 0, target: target, mounts: mounts, swapNames: swaps, rootMajorMinor: root)
         facts.kernelCommandLine = Mounts.procText("/proc/cmdline")
-        let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+        // The PATH every child runs with, so a tool found here is the tool that runs.
+        let path = Spawner.toolSearchPath(ProcessInfo.processInfo.environment)
         facts.missingTools = tools.filter { ProcessRunner.locate($0.name, path: path) == nil }
         switch target {
         case let .blockDevice(devicePath, info):

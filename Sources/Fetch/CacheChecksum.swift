@@ -96,7 +96,7 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
     /// file just written costs little; a process per file is ~2 ms.
     public static func of(file path: String, kind: Kind) throws -> Checksum {
         let tool = kind == .sha256 ? "sha256sum" : "sha1sum"
-        let result = ProcessRunner.execute(Command(tool, ["--", path]), environment: ProcessInfo.processInfo.environment)
+        let result = ProcessRunner(log: nil).run(Command(tool, ["--", path]))
         try Interruption.shared.check()
         guard result.status == 0 else {
             if result.status == 127 { throw FetchError.tool(name: tool, reason: "not found on PATH (install coreutils)") }

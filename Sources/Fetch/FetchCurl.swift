@@ -28,29 +28,19 @@ struct CurlTransport {
     }
 
     func get(_ url: URL, rangeStart: Int64, limit: Int64, want: (ResponseHead) throws -> BodySink?) throws -> ResponseHead {
-        let spawned: Spawned
+        let curl: RunningCommand
         do {
-            spawned = try Spawner.spawn("curl", arguments(url, rangeStart: rangeStart, limit: limit), environment: settings.environment,
-                                        stdout: .pipe, stderr: .pipe)
+            curl = try ProcessRunner(log: nil, environment: settings.environment)
+                .start(Command("curl", arguments(url, rangeStart: rangeStart, limit: limit)), output: .pipe, error: .collect)
         } catch let error as SpawnError {
             throw FetchError.tool(name: "curl", reason: "\(error)")
         }
-        let child = spawned.child
-        let errText = Locked(Data())
-        let errDone = DispatchSemaphore(value: 0)
-        let errFD = spawned.standardError
-        DispatchQueue.global().async {
-            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
-            errText.withLock { $0 = data }
-            errDone.signal()
-        }
-        let fd = spawned.standardOutput
+        let fd = curl.standardOutput
         var finished = false
         defer {
-            if !finished { child.signal(SIGKILL) }
+            if !finished { curl.signal(SIGKILL) }
             close(fd)
-            child.wait()
-            errDone.wait()
+            curl.finish()
         }
 
         var pending = [UInt8]()
@@ -92,11 +82,10 @@ struct CurlTransport {
                 throw FetchError.protocolError(url: url.absoluteString, reason: "headers too long")
             }
         }
-        let status = child.wait()
+        let ended = curl.finish()
+        let status = ended.status
         finished = true
-        errDone.wait()
-        errDone.signal()
-        let message = String(decoding: errText.value, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "curl: ", with: "")
+        let message = ended.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "curl: ", with: "")
         switch status {
         case 0:
             guard let head else { throw FetchError.protocolError(url: url.absoluteString, reason: "curl printed no response") }

@@ -84,31 +84,19 @@ struct CurlBatch {
             guard stat(item.partial, &st) == 0 else { return 0 }
             return Int64(st.st_size) < item.size ? Int64(st.st_size) : 0
         }
-        let spawned: Spawned
+        // The config on stdin, written by the runner while we read.
+        let curl: RunningCommand
         do {
-            spawned = try Spawner.spawn("curl", ["--config", "-"], environment: settings.environment,
-                                        stdin: .pipe, stdout: .pipe, stderr: .null)
+            curl = try ProcessRunner(log: nil, environment: settings.environment)
+                .start(Command("curl", ["--config", "-"], standardInput: Data(config(items, offsets: offsets).utf8)), output: .pipe)
         } catch let error as SpawnError {
             throw FetchError.tool(name: "curl", reason: "\(error)")
         }
-        let child = spawned.child
-        let configData = Data(config(items, offsets: offsets).utf8)
-        let inFD = spawned.standardInput
-        DispatchQueue.global().async {
-            var written = 0
-            while written < configData.count {
-                let n = configData.withUnsafeBytes { write(inFD, $0.baseAddress! + written, configData.count - written) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                written += n
-            }
-            close(inFD)
-        }
-        let fd = spawned.standardOutput
+        let fd = curl.standardOutput
         defer {
-            child.signal(SIGKILL)
+            curl.signal(SIGKILL)
             close(fd)
-            child.wait()
+            curl.finish()
         }
 
         var index = 0

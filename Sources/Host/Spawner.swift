@@ -150,16 +150,23 @@ public enum Spawner {
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     /// The one environment policy for every child: the caller's environment with
-    /// LC_ALL=C (tool output is parsed: it must not follow the user's locale) and a
-    /// PATH of the caller's directories followed by the standard ones it lacks (sbin
-    /// included, as the preflight looks there). `spawn` applies it to what it is given.
+    /// LC_ALL=C (tool output is parsed: it must not follow the user's locale) and the
+    /// PATH of `toolSearchPath`. `spawn` applies it to what it is given.
     public static func toolEnvironment(_ base: [String: String]) -> [String: String] {
         var environment = base
         environment["LC_ALL"] = "C"
-        let given = (base["PATH"] ?? "").split(separator: ":").map(String.init)
-        let standard = defaultPath.split(separator: ":").map(String.init)
-        environment["PATH"] = (given + standard.filter { !given.contains($0) }).joined(separator: ":")
+        environment["PATH"] = toolSearchPath(base)
         return environment
+    }
+
+    /// The one PATH policy: the caller's directories followed by the standard ones
+    /// it lacks (sbin included). What every child runs with, where the preflight
+    /// looks for host tools and where the boot test looks for QEMU, so a tool the
+    /// preflight finds is the tool that runs.
+    public static func toolSearchPath(_ environment: [String: String]) -> String {
+        let given = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        let standard = defaultPath.split(separator: ":").map(String.init)
+        return (given + standard.filter { !given.contains($0) }).joined(separator: ":")
     }
 
     /// `name` as an absolute path: itself when absolute, else the first executable
@@ -181,7 +188,7 @@ public enum Spawner {
     /// Starts `executable` (resolved on the environment's PATH). The returned pid is
     /// registered with `Interruption` (per `registration`) before anyone can signal.
     /// - Parameter onExit: called once, on the reaper thread, with the exit status.
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String],
+    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String],
                              stdin: SpawnInput = .null, stdout: SpawnOutput = .null, stderr: SpawnOutput = .null,
                              registration: SpawnRegistration = .stopOnSignal,
                              onExit: (@Sendable (Int32) -> Void)? = nil) throws -> Spawned {
@@ -299,10 +306,22 @@ extension Spawner {
     /// stdout and stderr pipes to the end, on the calling thread with poll(): no
     /// helper threads, and a child that fills one pipe never blocks on the other.
     /// Closes every parent descriptor of `spawned`.
-    public static func communicate(_ spawned: Spawned, input: Data?) -> (standardOutput: Data, standardError: Data) {
+    static func communicate(_ spawned: Spawned, input: Data?) -> (standardOutput: Data, standardError: Data) {
         var out = Data(), err = Data()
-        var inFD = spawned.standardInput, outFD = spawned.standardOutput, errFD = spawned.standardError
-        let bytes = input ?? Data()
+        communicate(input: spawned.standardInput, bytes: input, outputs: [
+            (spawned.standardOutput, { out.append($0.bindMemory(to: UInt8.self)) }),
+            (spawned.standardError, { err.append($0.bindMemory(to: UInt8.self)) }),
+        ])
+        return (out, err)
+    }
+
+    /// The one way a child's pipes are read: writes `bytes` to `input` (then closes
+    /// it) while handing every block read from each output descriptor to its sink,
+    /// until each is at its end (then closed). Descriptors of -1 are skipped.
+    static func communicate(input: Int32, bytes data: Data?, outputs: [(fd: Int32, sink: (UnsafeRawBufferPointer) -> Void)]) {
+        var inFD = input
+        var open = outputs.filter { $0.fd >= 0 }
+        let bytes = data ?? Data()
         var written = 0
         if inFD >= 0 {
             if bytes.isEmpty { close(inFD); inFD = -1 } else { _ = fcntl(inFD, F_SETFL, fcntl(inFD, F_GETFL) | O_NONBLOCK) }
@@ -310,11 +329,10 @@ extension Spawner {
         let size = 65536
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
-        while inFD >= 0 || outFD >= 0 || errFD >= 0 {
+        while inFD >= 0 || !open.isEmpty {
             var fds: [pollfd] = []
             if inFD >= 0 { fds.append(pollfd(fd: inFD, events: Int16(POLLOUT), revents: 0)) }
-            if outFD >= 0 { fds.append(pollfd(fd: outFD, events: Int16(POLLIN), revents: 0)) }
-            if errFD >= 0 { fds.append(pollfd(fd: errFD, events: Int16(POLLIN), revents: 0)) }
+            for output in open { fds.append(pollfd(fd: output.fd, events: Int16(POLLIN), revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 { if errno == EINTR { continue }; break }
             for entry in fds where entry.revents != 0 {
@@ -323,19 +341,17 @@ extension Spawner {
                     if n > 0 { written += n }
                     // A child that exits early closes its end: EPIPE (SIGPIPE is handled, not fatal).
                     if (n < 0 && errno != EAGAIN && errno != EINTR) || written == bytes.count { close(inFD); inFD = -1 }
-                } else {
+                } else if let index = open.firstIndex(where: { $0.fd == entry.fd }) {
                     let n = read(entry.fd, buffer, size)
                     if n > 0 {
-                        if entry.fd == outFD { out.append(buffer.assumingMemoryBound(to: UInt8.self), count: n) }
-                        else { err.append(buffer.assumingMemoryBound(to: UInt8.self), count: n) }
+                        open[index].sink(UnsafeRawBufferPointer(start: buffer, count: n))
                     } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                         close(entry.fd)
-                        if entry.fd == outFD { outFD = -1 } else { errFD = -1 }
+                        open.remove(at: index)
                     }
                 }
             }
         }
-        return (out, err)
     }
 }
 

@@ -26,16 +26,15 @@ public struct BatchJobSpec: Sendable {
 /// and exits 130) and waits for all of them.
 // Unchecked: `states`, `interrupted` and the drawing state are only touched under `lock`.
 public final class BatchRunner: @unchecked Sendable {
-    // Shared with the job's stderr reader: it touches fields only under `lock`; the run loop reads them after `reader.wait()`.
+    // Shared with the job's stderr reader: it touches fields only under `lock`; the run loop reads them after `process.finish()`.
     final class JobState: @unchecked Sendable {
         var progress: BatchProgress?
         var started: Date?
         var finished: Date?
-        var process: ChildProcess?
+        var process: RunningCommand?
         var result: InstallResult?
         var lastError: String?
         var tail: [String] = []
-        let reader = DispatchGroup()
     }
 
     let executable: String
@@ -127,20 +126,18 @@ public final class BatchRunner: @unchecked Sendable {
         let state = lock.withLock { states[index] }
         try? FileManager.default.removeItem(atPath: spec.resultPath)
         var failure: Error?
-        var errFD: Int32 = -1
         lock.withLock {
             state.started = Date()
             do {
                 // Not registered with Interruption: on a signal we send SIGINT ourselves, so each install unwinds.
                 // The child watches this batch: if it dies (kill -9), the child unwinds instead of running unsupervised.
-                var environment = ProcessInfo.processInfo.environment
-                environment[ParentWatch.variable] = String(getpid())
-                let spawned = try Spawner.spawn(executable, spec.arguments, environment: environment,
-                                                stderr: .pipe, registration: .callerHandles)
-                state.process = spawned.child
-                errFD = spawned.standardError
+                // Its stderr is read line by line (progress lines end in CR) as it comes.
+                let command = Command(executable, spec.arguments, environment: [ParentWatch.variable: String(getpid())])
+                let process = try ProcessRunner(log: nil).start(command, error: .lines { [self] line in consume(line, index: index) },
+                                                                registration: .callerHandles)
+                state.process = process
                 // A signal may have come between the check and the spawn.
-                if interrupted { kill(spawned.child.pid, SIGINT) }
+                if interrupted { kill(process.pid, SIGINT) }
             } catch {
                 failure = error
                 state.finished = Date()
@@ -151,23 +148,6 @@ public final class BatchRunner: @unchecked Sendable {
         }
         if failure != nil { return }
         if !live { write("batch: started \(spec.job.release) -> \(spec.job.target) (log \(spec.logPath))\n") }
-        state.reader.enter()
-        let err = FileHandle(fileDescriptor: errFD, closeOnDealloc: true)
-        DispatchQueue.global().async { [self] in
-            var buffer = Data()
-            while true {
-                let chunk = err.availableData
-                if chunk.isEmpty { break }
-                buffer.append(chunk)
-                while let cut = buffer.firstIndex(where: { $0 == 10 || $0 == 13 }) {
-                    let line = String(decoding: buffer[buffer.startIndex..<cut], as: UTF8.self)
-                    buffer.removeSubrange(buffer.startIndex...cut)
-                    if !line.isEmpty { consume(line, index: index) }
-                }
-            }
-            if !buffer.isEmpty { consume(String(decoding: buffer, as: UTF8.self), index: index) }
-            state.reader.leave()
-        }
     }
 
     func consume(_ line: String, index: Int) {
@@ -192,10 +172,10 @@ public final class BatchRunner: @unchecked Sendable {
     private func finish(_ index: Int) {
         let spec = specs[index], state = lock.withLock { states[index] }
         guard let process = state.process else { return }
-        state.reader.wait()
+        // Every stderr line consumed (the reader takes `lock`), then the status.
+        let status = process.finish().status
         lock.lock()
         defer { lock.unlock() }
-        let status = process.wait()
         let seconds = Date().timeIntervalSince(state.started ?? Date())
         state.finished = Date()
         var result = InstallResult.read(path: spec.resultPath)

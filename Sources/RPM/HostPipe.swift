@@ -6,24 +6,24 @@ import Glibc
 
 /// Runs a host tool (xz, gzip, gpgv, sha256sum) with its stdin read straight
 /// from a file at an offset and its stdout streamed to a consumer, so a 30 MB
-/// payload is never held in memory. This is the streaming counterpart of
-/// `CommandRunner` (whose `Command.standardInput` is a Data); the command is
-/// still a value (`Command`) and is logged the same way.
+/// payload is never held in memory: the runner's `stream` (`ProcessRunner`),
+/// with this module's errors. The command is still a value (`Command`) and is
+/// logged the same way.
 public enum HostPipe {
     public struct Outcome: Sendable {
         public var status: Int32
         public var standardError: String
     }
 
-    /// Runs `command` with stdin = `inputFile` from byte `offset` (or /dev/null), calling `consume`
+    /// Runs `command` with stdin = `inputFile` from byte `offset` (or `inputData`, or /dev/null), calling `consume`
     /// with the read end of its stdout. If `consume` throws, the child is stopped and the error rethrown.
     /// - Parameter log: where the command line and its status go (nil: nowhere).
     public static func run(_ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
                            consume: (Int32) throws -> Void) throws -> Outcome {
         try Interruption.shared.check()
-        log?.write("$ \(command.shellLine)" + (inputFile.map { " < \(shellQuote($0))@\(offset)" } ?? ""))
-        // LC_ALL and PATH: Spawner.toolEnvironment, applied by Spawner.spawn.
-        let environment = ProcessInfo.processInfo.environment.merging(command.environment) { $1 }
+        var command = command
+        if inputFile == nil, let inputData { command.standardInput = inputData }
+        var input = ChildInput.null
         var inputFD: Int32 = -1
         if let inputFile {
             inputFD = open(inputFile, O_RDONLY | O_CLOEXEC)
@@ -35,72 +35,20 @@ public enum HostPipe {
                 close(inputFD)
                 throw RPMError.tool(name: command.executable, reason: "cannot seek '\(inputFile)' to \(offset)")
             }
+            input = .file(descriptor: inputFD, path: inputFile, offset: offset)
         }
-        let stdin: SpawnInput = inputFD >= 0 ? .descriptor(inputFD) : (inputData != nil ? .pipe : .null)
-        let spawned: Spawned
+        defer { if inputFD >= 0 { close(inputFD) } }
+        let result: CommandResult
         do {
-            defer { if inputFD >= 0 { close(inputFD) } }
-            spawned = try Spawner.spawn(command.executable, command.arguments, environment: environment,
-                                        stdin: stdin, stdout: .pipe, stderr: .pipe)
+            result = try ProcessRunner(log: log).stream(command, input: input, consume: consume)
         } catch SpawnError.notFound {
             let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
             throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
         } catch let error as SpawnError {
             throw RPMError.tool(name: command.executable, reason: "\(error)")
         }
-        let child = spawned.child
-        let errData = Locked(Data())
-        let group = DispatchGroup()
-        if spawned.standardInput >= 0 {
-            let inFD = spawned.standardInput, bytes = inputData ?? Data()
-            group.enter()
-            DispatchQueue.global().async {
-                // A child that exits early closes its end; EPIPE is ignored (SIGPIPE is handled, not fatal).
-                var written = 0
-                while written < bytes.count {
-                    let n = bytes.withUnsafeBytes { write(inFD, $0.baseAddress! + written, bytes.count - written) }
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    written += n
-                }
-                close(inFD)
-                group.leave()
-            }
-        }
-        let errFD = spawned.standardError
-        group.enter()
-        DispatchQueue.global().async {
-            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
-            errData.withLock { $0 = data }
-            group.leave()
-        }
-        let readFD = spawned.standardOutput
-        var readOpen = true
-        defer { if readOpen { close(readFD) } }
-        do {
-            try consume(readFD)
-            // Drain what the consumer left (e.g. padding after the cpio trailer) so the child is not blocked.
-            var sink = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let r = sink.withUnsafeMutableBytes { Glibc.read(readFD, $0.baseAddress, 65536) }
-                if r < 0 && errno == EINTR { continue }
-                if r <= 0 { break }
-            }
-        } catch {
-            child.signal(SIGTERM)
-            close(readFD)
-            readOpen = false
-            child.wait()
-            group.wait()
-            log?.write("stopped: \(error)")
-            throw error
-        }
-        let status = child.wait()
-        group.wait()
-        let stderr = String(decoding: errData.value, as: UTF8.self)
-        log?.write("exit \(status)" + (stderr.isEmpty ? "" : "\n[stderr]\n" + stderr))
         try Interruption.shared.check()
-        return Outcome(status: status, standardError: stderr)
+        return Outcome(status: result.status, standardError: result.stderrText)
     }
 
     /// Runs `command` with file input and collects all of stdout (small outputs: digests, gpgv status).

@@ -82,7 +82,7 @@ public final class BootRunner {
     /// Search path for the QEMU binary.
     public var path: String
 
-    public init(log: Log?, path: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") {
+    public init(log: Log?, path: String = Spawner.toolSearchPath(ProcessInfo.processInfo.environment)) {
         self.log = log
         self.path = path + ":/usr/local/bin:/usr/bin:/bin"
     }
@@ -112,22 +112,12 @@ public final class BootRunner {
 
         var command = QEMU.command(config)
         command.executable = qemu
-        log?.write("$ \(command.shellLine)")
-        let stderrData = Locked(Data())
-        let stderrDone = DispatchSemaphore(value: 0)
         let start = Date()
-        let spawned: Spawned
+        let process: RunningCommand
         do {
-            spawned = try Spawner.spawn(qemu, command.arguments, environment: ProcessInfo.processInfo.environment, stderr: .pipe)
+            process = try ProcessRunner(log: log).start(command, error: .collect)
         } catch let error as SpawnError {
             throw VMError.cannotStart(executable: qemu, reason: "\(error)")
-        }
-        let process = spawned.child
-        let errFD = spawned.standardError
-        DispatchQueue.global().async {
-            let data = FileHandle(fileDescriptor: errFD, closeOnDealloc: true).readDataToEndOfFile()
-            stderrData.withLock { $0 = data }
-            stderrDone.signal()
         }
 
         var matcher = ConsoleMatcher(pattern: config.readyPattern)
@@ -148,11 +138,11 @@ public final class BootRunner {
         default: askGuest = true
         }
         let shutdown = stop(process, config: config, askGuest: askGuest)
-        stderrDone.wait()
+        let ended = process.finish()
         matcher.feed(file.readNew())
-        let status = process.wait()
+        let status = ended.status
         let result = BootResult(outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
-                                qemuStderr: String(decoding: stderrData.value, as: UTF8.self),
+                                qemuStderr: ended.stderrText,
                                 totalSeconds: Date().timeIntervalSince(start))
         log?.write("boot-test: \(result.summary); qemu exit \(status)")
         if outcome == .interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
@@ -161,7 +151,7 @@ public final class BootRunner {
 
     /// Ends QEMU and reaps it: the ACPI power button first (when the guest is
     /// up and worth a clean shutdown), then SIGTERM, then SIGKILL.
-    func stop(_ process: ChildProcess, config: BootConfig, askGuest: Bool) -> Shutdown {
+    func stop(_ process: RunningCommand, config: BootConfig, askGuest: Bool) -> Shutdown {
         guard process.isRunning else { return .exitedByItself }
         if askGuest && config.powerOffGrace > 0 {
             do {
