@@ -286,44 +286,27 @@ public enum EBSUploader {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AMIError.imageUnreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        let state = UploadState()
         let start = clock.now()
         let total = scan.blocks.count
-        let workers = max(1, min(settings.jobs, total))
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            group.enter()
-            // Threads of our own: each blocks on its request, and GCD's pool would not grow to `jobs` for that.
-            let thread = Thread {
-                defer { group.leave() }
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(EBSBlocks.blockSize), alignment: 4096)
-                defer { buffer.deallocate() }
-                while let position = state.next(total) {
-                    let index = scan.blocks[position]
-                    do {
-                        let digest = try sendBlock(index: index, fd: fd, buffer: buffer, snapshotID: snapshotID, sender: sender,
-                                                   settings: settings, clock: clock, stop: { state.failed })
-                        state.done(index: index, digest: digest)
-                    } catch {
-                        state.fail(error)
-                        return
-                    }
-                }
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
+        let sent = Locked<[Int: [UInt8]]>([:])
         // The calling thread reports progress until the workers are done.
         var lastReport = clock.now()
-        while group.wait(timeout: .now() + 0.2) == .timedOut {
+        try Parallel.forEach(total, workers: settings.jobs, interval: 0.2, whileWaiting: {
             if clock.now().timeIntervalSince(lastReport) >= settings.progressInterval {
-                progress(UploadProgress(blocksDone: state.count, blocksTotal: total, seconds: clock.now().timeIntervalSince(start)))
+                progress(UploadProgress(blocksDone: sent.value.count, blocksTotal: total, seconds: clock.now().timeIntervalSince(start)))
                 lastReport = clock.now()
             }
+        }) { items in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(EBSBlocks.blockSize), alignment: 4096)
+            defer { buffer.deallocate() }
+            items.forEach { position in
+                let index = scan.blocks[position]
+                let digest = try sendBlock(index: index, fd: fd, buffer: buffer, snapshotID: snapshotID, sender: sender,
+                                           settings: settings, clock: clock, stop: { items.isStopping })
+                sent.withLock { $0[index] = digest }
+            }
         }
-        if let error = state.error { throw error }
-        try Interruption.shared.check()
-        let digests = state.digests
+        let digests = sent.value
         let aggregate = EBSChecksum.aggregate(digests)
         let seconds = clock.now().timeIntervalSince(start)
         progress(UploadProgress(blocksDone: digests.count, blocksTotal: total, seconds: seconds))
@@ -358,29 +341,4 @@ public enum EBSUploader {
             }
         }
     }
-}
-
-/// Shared by the upload workers: the next block to take, the digests so far, the first error.
-// Unchecked: every mutable field is behind `lock`.
-final class UploadState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var position = 0
-    private var _digests: [Int: [UInt8]] = [:]
-    private var _error: Error?
-
-    /// The next position in the block list, or nil when all are taken or something failed.
-    func next(_ total: Int) -> Int? {
-        lock.withLock {
-            guard _error == nil, position < total, !Interruption.shared.isInterrupted else { return nil }
-            defer { position += 1 }
-            return position
-        }
-    }
-
-    func done(index: Int, digest: [UInt8]) { lock.withLock { _digests[index] = digest } }
-    func fail(_ error: Error) { lock.withLock { if _error == nil { _error = error } } }
-    var failed: Bool { lock.withLock { _error != nil } }
-    var error: Error? { lock.withLock { _error } }
-    var count: Int { lock.withLock { _digests.count } }
-    var digests: [Int: [UInt8]] { lock.withLock { _digests } }
 }

@@ -183,58 +183,52 @@ public final class Fetcher: @unchecked Sendable {
             lastSent = nil
         }
 
-        let shared = WorkQueueState()
-        let workers = min(maxConnections, queue.count)
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            group.enter()
-            let thread = Thread { [self] in
-                defer { group.leave() }
-                let client = HTTPClient(settings: settings)
-                client.onConnect = { [self] in lock.withLock { _stats.connections += 1 } }
-                defer { client.closeConnection() }
-                while true {
-                    // One file, or for https a batch for one curl process (FetchCurlBatch.swift).
-                    let items: [RemoteFile] = shared.lock.withLock {
-                        guard shared.firstError == nil, shared.next < queue.count else { return [] }
-                        var taken = [queue[shared.next]]
-                        shared.next += 1
-                        guard Fetcher.isHTTPS(taken[0]) else { return taken }
-                        // Shrinking batches keep the workers' ends close together; never single files while two remain.
-                        let batchSize = min(24, max(2, (queue.count - shared.next + 1) / (workers * 2)))
-                        while taken.count < batchSize, shared.next < queue.count, Fetcher.isHTTPS(queue[shared.next]) {
-                            taken.append(queue[shared.next])
-                            shared.next += 1
-                        }
-                        return taken
-                    }
-                    guard !items.isEmpty else { return }
-                    do {
-                        try Interruption.shared.check()
-                        if Fetcher.isHTTPS(items[0]) { try prefetchHTTPS(items) }
-                        for item in items {
-                            try Interruption.shared.check()
-                            let path = try obtainFromAnyMirror(item, client: client)
-                            shared.lock.withLock { shared.results[item.checksum] = path }
-                        }
-                    } catch {
-                        shared.lock.withLock { if shared.firstError == nil { shared.firstError = error } }
-                        return
-                    }
+        let units = Fetcher.workUnits(queue, workers: min(maxConnections, queue.count))
+        let results = Locked<[Checksum: URL]>([:])
+        // On the first failure no new unit starts; while waiting, say so when no byte has come for a while (a stalled mirror).
+        defer { report(force: true) }
+        try Parallel.forEach(units.count, workers: maxConnections, whileWaiting: { reportStall() }) { [self] items in
+            let client = HTTPClient(settings: settings)
+            client.onConnect = { [self] in lock.withLock { _stats.connections += 1 } }
+            defer { client.closeConnection() }
+            items.forEach { index in
+                let unit = units[index]
+                try Interruption.shared.check()
+                if Fetcher.isHTTPS(unit[0]) { try prefetchHTTPS(unit) }
+                for item in unit {
+                    try Interruption.shared.check()
+                    let path = try obtainFromAnyMirror(item, client: client)
+                    results.withLock { $0[item.checksum] = path }
                 }
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
-        // While waiting, say so when no byte has come for a while (a stalled mirror).
-        while group.wait(timeout: .now() + 1) == .timedOut { reportStall() }
-        report(force: true)
-        if let firstError = shared.firstError { throw firstError }
+        let paths = results.value
         return try files.map { file in
             // Every file either has a path or an error above; a gap would be a bug, never a trap mid-install.
-            guard let path = shared.results[file.checksum] else { throw FetchError.io(path: file.url.absoluteString, reason: "the download finished without a result") }
+            guard let path = paths[file.checksum] else { throw FetchError.io(path: file.url.absoluteString, reason: "the download finished without a result") }
             return path
         }
+    }
+
+    /// What one worker takes at a time, in queue order: one file, or for https a
+    /// batch for one curl process (FetchCurlBatch.swift). Shrinking batches keep the
+    /// workers' ends close together; never single files while two remain.
+    static func workUnits(_ queue: [RemoteFile], workers: Int) -> [[RemoteFile]] {
+        var units: [[RemoteFile]] = []
+        var next = 0
+        while next < queue.count {
+            var taken = [queue[next]]
+            next += 1
+            if isHTTPS(taken[0]) {
+                let batchSize = min(24, max(2, (queue.count - next + 1) / (workers * 2)))
+                while taken.count < batchSize, next < queue.count, isHTTPS(queue[next]) {
+                    taken.append(queue[next])
+                    next += 1
+                }
+            }
+            units.append(taken)
+        }
+        return units
     }
 
     static func isHTTPS(_ file: RemoteFile) -> Bool { file.url.scheme?.lowercased() == "https" && file.sizeIsExact }
@@ -564,13 +558,6 @@ public final class Fetcher: @unchecked Sendable {
 
 /// The work list shared by `fetch`'s worker threads (guarded by `lock`).
 // Unchecked: every field is read and written under `lock`.
-private final class WorkQueueState: @unchecked Sendable {
-    let lock = NSLock()
-    var next = 0
-    var firstError: Error?
-    var results: [Checksum: URL] = [:]
-}
-
 extension FetchError {
     /// The same error, saying how many attempts were made.
     func withAttempts(_ attempts: Int) -> FetchError {
