@@ -38,10 +38,11 @@ let package = Package(
         // Benchmarks/spawn/run.sh's driver for Host.ProcessRunner (not installed).
         .executableTarget(name: "spawn-bench", dependencies: ["Host"], path: "Benchmarks/spawn/spawn-bench"),
 
-        // What the test targets share, for test targets only: golden files, a free port, SplitMix64, the rpm fixtures, newc and gzip builders.
-        .target(name: "TestSupport", path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
+        // What the test targets share, for test targets only: golden files, a free port, SplitMix64, the rpm fixtures, newc and gzip builders,
+        // the recording runner and the test servers started through the runner.
+        .target(name: "TestSupport", dependencies: ["Host"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "VersionsTests", dependencies: ["Versions"]),
-        .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"]),
         .testTarget(name: "DiskTests", dependencies: ["Disk", "Host"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "Versions", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "FetchTests", dependencies: ["Fetch", "Host", "TestSupport"]),
@@ -51,10 +52,10 @@ let package = Package(
         .testTarget(name: "VerdictTests", dependencies: ["Verdict", "Versions", "TestSupport"]),
         .testTarget(name: "SBOMTests", dependencies: ["SBOM", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // SigV4Vectors: AWS's test-suite files, read from the source tree (SOURCE.md there names where they come from).
-        .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions", "VM"], exclude: ["SigV4Vectors"]),
+        .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions", "VM", "TestSupport"], exclude: ["SigV4Vectors"]),
         .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "SBOM", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "VMTests", dependencies: ["VM", "Host"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "Host", "TestSupport"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executables so `swift test` builds the binaries the tests drive.

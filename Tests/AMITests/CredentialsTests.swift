@@ -85,7 +85,7 @@ import VM
         var chain = CredentialChain(environment: offInstance, profile: "proc", home: dir)
         chain.runProcess = { command in
             ran.withLock { $0.append(command) }
-            return ProcessRunner.execute(command, environment: ["PATH": "/usr/bin:/bin"])
+            return ProcessRunner(log: nil, environment: ["PATH": "/usr/bin:/bin"]).run(command)
         }
         let keys = try chain.resolve().current()
         #expect(keys.accessKeyID == "AKIDPROCESS" && keys.secretAccessKey == "process-secret" && keys.sessionToken == "process-token")

@@ -1,6 +1,7 @@
 import Foundation
 @testable import AMI
 import Host
+import TestSupport
 
 /// An in-memory EC2 behind a RecordingRunner: answers the aws CLI calls the way
 /// the service does (JSON on stdout, an error line on stderr with exit 255).

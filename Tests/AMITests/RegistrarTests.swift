@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import AMI
 import Host
+import TestSupport
 
 @Suite(.serialized) struct RegistrarTests {
     func options(_ fake: FakeEC2, clock: FakeClock = FakeClock()) -> RegisterOptions {

@@ -1,5 +1,7 @@
 @testable import AMI
 import Foundation
+import Host
+import TestSupport
 import Testing
 
 /// One case of AWS's SigV4 test suite (Tests/AMITests/SigV4Vectors/SOURCE.md names where they come from).
@@ -93,13 +95,7 @@ struct SigV4Vector {
     static let botocorePython: String? = {
         let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":").map(String.init)
         for dir in dirs where FileManager.default.isExecutableFile(atPath: dir + "/python3") {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: dir + "/python3")
-            p.arguments = ["-c", "import botocore.auth"]
-            p.standardError = FileHandle.nullDevice
-            guard (try? p.run()) != nil else { continue }
-            p.waitUntilExit()
-            if p.terminationStatus == 0 { return dir + "/python3" }
+            if runTool(Command(dir + "/python3", ["-c", "import botocore.auth"])).status == 0 { return dir + "/python3" }
         }
         return nil
     }()
@@ -133,20 +129,10 @@ struct SigV4Vector {
             """
             let input: [String: Any] = ["method": request.httpMethod ?? "", "url": request.url!.absoluteString, "headers": headers,
                                         "ak": credentials.accessKeyID, "sk": credentials.secretAccessKey, "token": credentials.sessionToken!]
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = ["-c", script]
-            let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
-            stdin.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: input))
-            try stdin.fileHandleForWriting.close()
-            let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "\(err)")
+            let result = runTool(Command(python, ["-c", script], standardInput: try JSONSerialization.data(withJSONObject: input)))
+            let out = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            let err = result.stderrText
+            try #require(result.status == 0, "\(err)")
             let ours = try #require(headers["Authorization"]?.components(separatedBy: "Signature=").last)
             #expect(out == ours, "botocore's signature of \(endpoint)")
             #expect(request.value(forHTTPHeaderField: "x-amz-content-sha256") == "UNSIGNED-PAYLOAD")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import AMI
 import Host
+import TestSupport
 
 func scratch(_ name: String) throws -> String {
     let dir = NSTemporaryDirectory() + "ami-tests-\(name)-\(UUID().uuidString.prefix(8))"

@@ -1,4 +1,5 @@
 @testable import Fetch
+import Host
 import Foundation
 import TestSupport
 import Testing
@@ -23,14 +24,7 @@ import Testing
             try fixture.add(name, size: size)
             let path = fixture.mirror + "/Packages/" + name
             let tool = kind == .sha256 ? "/usr/bin/sha256sum" : "/usr/bin/sha1sum"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = [path]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            let output = runTool(Command(tool, [path])).stdoutText
             let expected = String(output.prefix { $0 != " " })
             let data = fixture.files[name]!
             var hasher = ChecksumHasher(kind: kind)

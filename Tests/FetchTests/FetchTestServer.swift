@@ -1,5 +1,6 @@
 @testable import Fetch
 import Foundation
+import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -10,12 +11,9 @@ import Glibc
 /// downloader tests. Stopped by PID in `stop()` (and in deinit, so a failing
 /// test never leaves it running).
 final class FetchTestServer {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var script: String { repoRoot.appendingPathComponent("scripts/testvault/vault-server.py").path }
-
     let root: String
     let port: Int
-    private let process: Process
+    private let server: TestServer
     private let dir: String
 
     let scheme: String
@@ -26,38 +24,19 @@ final class FetchTestServer {
         scheme = tls == nil ? "http" : "https"
         dir = NSTemporaryDirectory() + "vault-server-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [FetchTestServer.script, "--root", root, "--port", "0", "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)] + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? [])
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        var found: Int?
-        while Date() < deadline {
-            if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
-            if !process.isRunning { break }
-            usleep(20_000)
-        }
-        guard let found else {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+        do {
+            server = try TestServer.vault(root: root, directory: dir, delayMs: delayMs, tls: tls)
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
             throw FetchError.tool(name: "vault-server.py", reason: "did not start (no port file)")
         }
-        port = found
+        port = server.port
     }
 
     deinit { stop() }
 
     func stop() {
-        if process.isRunning {
-            let pid = process.processIdentifier
-            kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-        }
+        server.stop()
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -79,15 +58,8 @@ final class FetchTestServer {
     }
 
     private func request(_ path: String, body: String?) throws -> [String: Any] {
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-sS", "--max-time", "10", "--insecure"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]
-        let out = Pipe()
-        curl.standardOutput = out
-        try curl.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        curl.waitUntilExit()
-        guard curl.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        let curl = runTool(Command("curl", ["-sS", "--max-time", "10", "--insecure"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]))
+        guard curl.status == 0, let object = try JSONSerialization.jsonObject(with: curl.standardOutput) as? [String: Any] else {
             throw FetchError.protocolError(url: url(path).absoluteString, reason: "control request failed")
         }
         if let error = object["error"] as? String { throw FetchError.protocolError(url: url(path).absoluteString, reason: error) }
@@ -98,15 +70,9 @@ final class FetchTestServer {
 /// Makes a throw-away self-signed certificate for 127.0.0.1 in `dir` (openssl).
 func makeLoopbackCertificate(in dir: String) throws -> (cert: String, key: String) {
     let cert = dir + "/cert.pem", key = dir + "/key.pem"
-    let openssl = Process()
-    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-    openssl.standardOutput = FileHandle.nullDevice
-    openssl.standardError = FileHandle.nullDevice
-    try openssl.run()
-    openssl.waitUntilExit()
-    guard openssl.terminationStatus == 0 else { throw FetchError.tool(name: "openssl", reason: "req failed") }
+    let openssl = runTool(Command("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                                              "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]))
+    guard openssl.status == 0 else { throw FetchError.tool(name: "openssl", reason: "req failed") }
     return (cert, key)
 }
 

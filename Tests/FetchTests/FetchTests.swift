@@ -293,11 +293,8 @@ import Glibc
         let cache = try fixture.cache()
         let remote = fixture.remote("other.rpm", server: server)
         let blob = cache.path(for: remote.checksum).path
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [cache.lockPath(for: remote.checksum), "/bin/sh", "-c", "sleep 0.8; cp \"$0\" \"$1.tmp\" && mv \"$1.tmp\" \"$1\"", fixture.mirror + path, blob]
-        try holder.run()
-        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }; holder.waitUntilExit() }
+        let holder = try startTool(Command("/usr/bin/flock", [cache.lockPath(for: remote.checksum), "/bin/sh", "-c", "sleep 0.8; cp \"$0\" \"$1.tmp\" && mv \"$1.tmp\" \"$1\"", fixture.mirror + path, blob]))
+        defer { if holder.isRunning { holder.signal(SIGKILL) }; holder.wait() }
         usleep(300_000)
         let fetcher = Fetcher(cache: cache, options: quickOptions())
         let start = Date()
@@ -321,21 +318,18 @@ import Glibc
         let cache = try DownloadCache(root: URL(fileURLWithPath: fixture.dir + "/cache"), lockWait: 1.5, lockNotice: { text in notices.withLock { $0.append(text) } })
         let remote = fixture.remote("stuck.rpm", server: server)
         let lock = cache.lockPath(for: remote.checksum)
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["--close", lock, "/bin/sleep", "4"]
-        try holder.run()
-        // Foundation's waitUntilExit after a SIGKILL still waited for the orphaned sleep: a short one.
-        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }; holder.waitUntilExit() }
+        let holder = try startTool(Command("/usr/bin/flock", ["--close", lock, "/bin/sleep", "4"]))
+        // SIGKILL to its process group: the sleep goes too.
+        defer { if holder.isRunning { holder.signal(SIGKILL) }; holder.wait() }
         for _ in 0..<100 where FileLock.holders(of: lock).isEmpty { usleep(20_000) }
-        #expect(FileLock.holders(of: lock) == [holder.processIdentifier])
+        #expect(FileLock.holders(of: lock) == [holder.pid])
         let start = Date()
         do {
             _ = try Fetcher(cache: cache, options: quickOptions()).fetch([remote])
             Issue.record("a lock held for ever must end the wait")
         } catch let HostError.lockWaitTimedOut(path, holderText, seconds) {
             #expect(path == lock)
-            #expect(holderText.contains("pid \(holder.processIdentifier) (/usr/bin/flock --close \(lock) /bin/sleep 4)"), "\(holderText)")
+            #expect(holderText.contains("pid \(holder.pid) (/usr/bin/flock --close \(lock) /bin/sleep 4)"), "\(holderText)")
             #expect(seconds == 2)
             #expect(HostError.lockWaitTimedOut(path: path, holder: holderText, seconds: seconds).description.contains("CENTOS6_AMI_LOCK_WAIT"))
         }
@@ -343,7 +337,7 @@ import Glibc
         #expect(waited >= 1.4 && waited < 5, "\(waited) s")
         let said = notices.withLock { $0 }
         #expect(said.count == 1)
-        #expect(said.first?.contains("waiting for the lock '\(lock)', held by pid \(holder.processIdentifier)") == true, "\(said)")
+        #expect(said.first?.contains("waiting for the lock '\(lock)', held by pid \(holder.pid)") == true, "\(said)")
         #expect(try server.pathStats("/Packages/stuck.rpm").requests == 0)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Host
+import TestSupport
 
 @Suite struct CommandTests {
     @Test func quotesOnlyWhatNeedsIt() {
@@ -158,12 +159,12 @@ import Testing
         #expect(ProcessRunner.locate("c6-fake-tool", path: "/nonexistent:\(dir)") == tool)
         #expect(ProcessRunner.locate("sh", path: "/usr/bin:/bin") != nil)
         // Not found: refused with 127, not handed to Foundation as a relative path.
-        let result = ProcessRunner.execute(Command("c6-fake-tool"), environment: ["PATH": "."])
+        let result = ProcessRunner(log: nil, environment: ["PATH": "."]).run(Command("c6-fake-tool"))
         #expect(result.status == 127)
         #expect(result.stderrText.contains("cannot start 'c6-fake-tool': not found"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/ran"))
         // A stripped PATH still finds the standard tools (the ones the preflight checked).
-        #expect(ProcessRunner.execute(Command("sha256sum", ["--version"]), environment: ["PATH": ""]).status == 0)
+        #expect(ProcessRunner(log: nil, environment: ["PATH": ""]).run(Command("sha256sum", ["--version"])).status == 0)
     }
 
     @Test func passwordsInURLsAreRedacted() {

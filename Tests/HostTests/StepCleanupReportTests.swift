@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Host
+import TestSupport
 
 /// What the step engine tells a caller about a failed job's cleanup (`onCleanup`), and the
 /// cleanup stack's listing and amend that it rests on.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Host
+import TestSupport
 
 /// What the steps of a test job did, in order.
 // Unchecked: every access goes through `lock`.

@@ -305,8 +305,7 @@ private struct CheckedOutput {
 /// Runs a host tool and throws unless it exits 0 (test code; output kept as bytes for rpm2cpio).
 @discardableResult
 private func checked(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> CheckedOutput {
-    let result = ProcessRunner.execute(Command(executable, arguments, standardInput: stdin),
-                                       environment: ProcessInfo.processInfo.environment.merging(["LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]) { $1 })
+    let result = ProcessRunner(log: nil, environment: ProcessInfo.processInfo.environment.merging(["LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]) { $1 }).run(Command(executable, arguments, standardInput: stdin))
     guard result.status == 0 else {
         throw HarnessFailure("'\(([executable] + arguments).joined(separator: " "))' exited \(result.status): \(result.stderrText.suffix(2000))")
     }

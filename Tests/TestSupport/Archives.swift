@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Testing
 
 /// Builds newc archives in memory, entry by entry.
@@ -31,11 +32,6 @@ public func hostGzip(_ data: [UInt8], level: String = "-9") throws -> [UInt8] {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let file = dir + "/data"
     try Data(data).write(to: URL(fileURLWithPath: file))
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["gzip", level, "-n", file]
-    try p.run()
-    p.waitUntilExit()
-    #expect(p.terminationStatus == 0)
+    #expect(runTool(Command("gzip", [level, "-n", file])).status == 0)
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: file + ".gz")))
 }

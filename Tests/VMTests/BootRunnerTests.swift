@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Host
+import TestSupport
 @testable import VM
 #if canImport(Glibc)
 import Glibc
@@ -143,12 +144,7 @@ import Glibc
         let c = config(try fakeQEMU(console: "", behaviour: "exit 0"))
         try "localhost login: \n".write(toFile: c.serialLog, atomically: true, encoding: .utf8)
         let chattr = { (flag: String) -> Int32 in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-            p.arguments = [flag, c.serialLog]
-            try? p.run()
-            p.waitUntilExit()
-            return p.terminationStatus
+            runTool(Command("/usr/bin/chattr", [flag, c.serialLog])).status
         }
         try #require(chattr("+i") == 0, "chattr +i (root on ext4) must work here")
         defer { _ = chattr("-i") }

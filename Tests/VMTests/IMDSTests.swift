@@ -1,4 +1,6 @@
 import Foundation
+import Host
+import TestSupport
 import Testing
 @testable import VM
 #if canImport(Glibc)
@@ -156,18 +158,13 @@ private func body(_ response: String?) -> String? {
         let prefix = "/bin/bash -c '"
         #expect(command.hasPrefix(prefix) && command.hasSuffix("'"))
         let script = String(command.dropFirst(prefix.count).dropLast())
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data("PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 30\r\n\r\n".utf8))
+        // stdin stays open while the answer comes, as QEMU's guestfwd keeps it.
+        let process = try startTool(Command("/bin/bash", ["-c", script]), input: .pipe, output: .collect)
+        let request = Data("PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 30\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(process.standardInput, $0.baseAddress, $0.count) }
         let start = Date()
-        let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try? input.fileHandleForWriting.close()
+        let answer = process.finish().stdoutText
+        close(process.standardInput)
         #expect(answer.hasPrefix("HTTP/1.0 200 OK"))
         #expect(Date().timeIntervalSince(start) < 5)
         #expect(server.service.requests.count == 1)
@@ -179,18 +176,11 @@ private func body(_ response: String?) -> String? {
         server.stop()
         let command = QEMU.relay(shell: "/bin/bash", host: "127.0.0.1", port: port)
         let script = String(command.dropFirst("/bin/bash -c '".count).dropLast())
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        let output = Pipe(), errors = Pipe()
-        process.standardInput = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(out.isEmpty)
-        #expect(errors.fileHandleForReading.readDataToEndOfFile().isEmpty)  // slirp would hand stderr to the guest
-        #expect(process.terminationStatus == 1)
+        let process = try startTool(Command("/bin/bash", ["-c", script]), input: .pipe, output: .collect, error: .collect)
+        let result = process.finish()
+        close(process.standardInput)
+        #expect(result.standardOutput.isEmpty)
+        #expect(result.standardError.isEmpty)  // slirp would hand stderr to the guest
+        #expect(result.status == 1)
     }
 }
