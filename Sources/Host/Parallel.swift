@@ -25,22 +25,33 @@ public enum Parallel {
                                worker: @Sendable (WorkItems) -> Void) throws {
         let items = WorkItems(count: count, stopOnFailure: stopOnFailure)
         let group = DispatchGroup()
-        // Every thread ends before this returns: `worker` does not outlive the call.
+        // Every worker ends before this returns, so `worker` need not escape; the
+        // threads reach it through a box emptied once they are done (a finished
+        // Thread object may still be alive, and must not hold the closure then).
         withoutActuallyEscaping(worker) { worker in
+            let box = WorkerBox(worker)
             for _ in 0..<min(max(1, workers), count) {
                 group.enter()
                 let thread = Thread {
                     defer { group.leave() }
-                    worker(items)
+                    box.worker?(items)
                 }
                 thread.stackSize = 8 << 20
                 thread.start()
             }
             while group.wait(timeout: .now() + interval) == .timedOut { whileWaiting() }
+            box.worker = nil
         }
         try Interruption.shared.check()
         if let error = items.firstError { throw error }
     }
+}
+
+/// The worker closure shared by the threads of one `Parallel.forEach`.
+// Unchecked: `worker` is set before the threads start and cleared after they all ended.
+private final class WorkerBox: @unchecked Sendable {
+    var worker: (@Sendable (WorkItems) -> Void)?
+    init(_ worker: @escaping @Sendable (WorkItems) -> Void) { self.worker = worker }
 }
 
 /// The items of one `Parallel.forEach`, shared by its workers.

@@ -88,7 +88,7 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
             switch output {
             case .null: return .null
             case let .descriptor(fd): return .descriptor(fd)
-            case .pipe, .collect, .lines: return .pipe
+            case .pipe, .collect, .lines, .blocks: return .pipe
             }
         }
         let spawned: Spawned
@@ -165,6 +165,8 @@ public enum ChildOutput: Sendable {
     case collect
     /// Read by the runner and handed on one non-empty line at a time (ended by LF or CR), as it comes.
     case lines(@Sendable (String) -> Void)
+    /// Read by the runner and handed on block by block, as it comes.
+    case blocks(@Sendable (Data) -> Void)
 }
 
 /// A started command (`ProcessRunner.start`): its pid, the pipes the caller asked
@@ -247,7 +249,7 @@ public final class RunningCommand: @unchecked Sendable {
     }
 }
 
-/// What the runner does with an output it reads: keeps it (`.collect`) or hands it on by lines (`.lines`).
+/// What the runner does with an output it reads: keeps it (`.collect`) or hands it on (`.lines`, `.blocks`).
 // Unchecked: used by the one drain thread of its command only.
 private final class OutputSink: @unchecked Sendable {
     private let kind: ChildOutput
@@ -260,6 +262,7 @@ private final class OutputSink: @unchecked Sendable {
         switch kind {
         case .collect: data.append(block.bindMemory(to: UInt8.self))
         case let .lines(handler): lines.feed(block, handler)
+        case let .blocks(handler): handler(Data(block))
         default: break
         }
     }

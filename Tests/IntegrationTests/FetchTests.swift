@@ -1,5 +1,7 @@
 @testable import Fetch
 import Foundation
+import Host
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -76,20 +78,15 @@ struct FetchIntegrationTests {
         defer { try? FileManager.default.removeItem(atPath: work) }
         try "\(path.dropFirst()) \(big.size) \(big.checksum.hex)\n".write(toFile: work + "/list", atomically: true, encoding: .utf8)
         let arguments = ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", work + "/list", "--cache", work + "/cache"]
-        let job = Process()
-        job.executableURL = URL(fileURLWithPath: driver)
-        job.arguments = arguments
-        job.standardOutput = FileHandle.nullDevice
-        job.standardError = FileHandle.nullDevice
-        try job.run()
-        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL); job.waitUntilExit() } }
+        let job = try startTool(Command(driver, arguments))
+        defer { if job.isRunning { kill(job.pid, SIGKILL); job.wait() } }
         usleep(1_200_000)
         #expect(job.isRunning)
         let sent = Date()
-        kill(job.processIdentifier, SIGINT)
-        while job.isRunning && Date().timeIntervalSince(sent) < 5 { usleep(10_000) }
+        kill(job.pid, SIGINT)
+        let status = job.wait(timeout: 5)
         #expect(Date().timeIntervalSince(sent) < 1.0, "the downloader must stop promptly on SIGINT")
-        #expect(job.terminationStatus == 130)
+        #expect(status == 130)
         let cache = try DownloadCache(root: URL(fileURLWithPath: work + "/cache"))
         #expect(!cache.contains(big.checksum))
         let partials = cache.partialFiles()
@@ -131,17 +128,12 @@ struct FetchIntegrationTests {
             try files.map { "\($0.url.absoluteString.dropFirst(prefix.count)) \($0.size) \($0.checksum.hex)" }.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
             lists.append(list)
         }
-        let jobs = lists.map { list -> Process in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: driver)
-            p.arguments = ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]
-            p.standardOutput = FileHandle.nullDevice
-            return p
+        let jobs = try lists.map { list in
+            try startTool(Command(driver, ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]),
+                          error: .descriptor(2))
         }
-        for job in jobs { try job.run() }
-        defer { for job in jobs where job.isRunning { kill(job.processIdentifier, SIGKILL) } }
-        for job in jobs { job.waitUntilExit() }
-        #expect(jobs.map(\.terminationStatus) == [0, 0])
+        defer { for job in jobs where job.isRunning { kill(job.pid, SIGKILL) } }
+        #expect(jobs.map { $0.wait() } == [0, 0])
         let (requests, bytes) = try server.stats()
         #expect(distinct.count < 160, "the two releases should share packages")
         #expect(requests == distinct.count)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Host
+import TestSupport
 import VM
 #if canImport(Glibc)
 import Glibc
@@ -64,27 +65,13 @@ struct HarnessTests {
         let dir = try Integration.scratchDirectory("imds-serve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try (HarnessTests.key + "\n").write(toFile: dir + "/key.pub", atomically: true, encoding: .utf8)
-        let imds = Process()
-        imds.executableURL = URL(fileURLWithPath: Integration.imdsServe)
-        imds.arguments = ["--key", dir + "/key.pub",
-                          "--port-file", dir + "/port", "--log", dir + "/log.json",
-                          "--refuse-first", "1", "--fail-first", "1", "--expire-tokens", "1"]
-        imds.standardOutput = FileHandle.nullDevice
-        imds.standardError = FileHandle.nullDevice
-        try imds.run()
-        defer {
-            // SIGTERM, and SIGKILL if it is still there 3 s later: never leave it running.
-            imds.terminate()
-            for _ in 0..<60 where imds.isRunning { usleep(50_000) }
-            if imds.isRunning { kill(imds.processIdentifier, SIGKILL) }
-            imds.waitUntilExit()
-        }
-        var port = ""
-        for _ in 0..<100 where port.isEmpty {
-            port = ((try? String(contentsOfFile: dir + "/port", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-            if port.isEmpty { usleep(50_000) }
-        }
-        #expect(!port.isEmpty, "imds-serve never published its port")
+        // SIGTERM, and SIGKILL if it is still there 3 s later: never left running.
+        let imds = try TestServer("imds-serve", Command(Integration.imdsServe, ["--key", dir + "/key.pub",
+                                                                              "--port-file", dir + "/port", "--log", dir + "/log.json",
+                                                                              "--refuse-first", "1", "--fail-first", "1", "--expire-tokens", "1"]),
+                                  timeout: 5, grace: 3, ready: TestServer.portFile(dir + "/port"))
+        defer { imds.stop() }
+        let port = imds.port
         let base = "http://127.0.0.1:\(port)"
         func curl(_ args: [String]) throws -> (code: String, body: String) {
             let out = try Integration.run("curl", ["-s", "-m", "5", "-w", "\n%{http_code}"] + args).stdout
@@ -198,16 +185,12 @@ struct HarnessTests {
         // payload through ProcessRunner's pipes took minutes of CPU here.
         let payload = workDir + "/payload.cpio"
         for rpm in rpms {
-            FileManager.default.createFile(atPath: payload, contents: nil)
-            let out = try FileHandle(forWritingTo: URL(fileURLWithPath: payload))
-            let extract = Process()
-            extract.executableURL = URL(fileURLWithPath: "/usr/bin/rpm2cpio")
-            extract.arguments = [rpm]
-            extract.standardOutput = out
-            try extract.run()
-            extract.waitUntilExit()
-            try out.close()
-            guard extract.terminationStatus == 0 else { throw HarnessFailure("rpm2cpio '\(rpm)' exited \(extract.terminationStatus)") }
+            let out = open(payload, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard out >= 0 else { throw HarnessFailure("cannot create '\(payload)'") }
+            let extract = try startTool(Command("/usr/bin/rpm2cpio", [rpm]), output: .descriptor(out))
+            close(out)
+            let status = extract.finish().status
+            guard status == 0 else { throw HarnessFailure("rpm2cpio '\(rpm)' exited \(status)") }
             try checked("cpio", ["-idmu", "--quiet", "--no-absolute-filenames", "-D", root, "-F", payload])
         }
         try FileManager.default.removeItem(atPath: payload)

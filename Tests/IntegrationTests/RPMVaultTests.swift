@@ -1,4 +1,6 @@
 import Foundation
+import Host
+import TestSupport
 @testable import RPM
 @testable import Signature
 import Testing
@@ -145,16 +147,7 @@ struct RPMVaultTests {
     // MARK: helpers
 
     func rawOutput(_ executable: String, _ arguments: [String]) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return data
+        runTool(Command(executable, arguments)).standardOutput
     }
 
     /// path -> "type mode uid:gid nlink target-or-sha256" for every entry under root.

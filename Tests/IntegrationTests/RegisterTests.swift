@@ -1,5 +1,6 @@
 import AMI
 import Foundation
+import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -9,8 +10,8 @@ import Glibc
 /// `moto_server` on 127.0.0.1 standing in for EC2, with its request recorder on.
 /// Started on a free port, stopped by its PID.
 final class MotoServer: Sendable {
-    let port: Int
-    let process: Process
+    let server: TestServer
+    var port: Int { server.port }
     let recording: String
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
@@ -23,37 +24,16 @@ final class MotoServer: Sendable {
 
     init(directory: String) throws {
         let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
-        port = Int(try freePort())
         recording = directory + "/moto-recording.jsonl"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: server)
-        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
-        process.environment = ProcessInfo.processInfo.environment.merging(["MOTO_RECORDER_FILEPATH": recording]) { $1 }
-        _ = FileManager.default.createFile(atPath: directory + "/moto.log", contents: nil)
-        let log = try #require(FileHandle(forWritingAtPath: directory + "/moto.log"))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if (try? http("GET", "/moto-api/"))?.status == 0 { return }
-            Thread.sleep(forTimeInterval: 0.2)
+        do {
+            self.server = try TestServer.moto(executable: server, directory: directory, recording: recording)
+        } catch {
+            Issue.record("\(error)")
+            throw CancellationError()
         }
-        stop()
-        Issue.record("moto_server did not answer on port \(port) within 30 s (see \(directory)/moto.log)")
-        throw CancellationError()
     }
 
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
+    func stop() { server.stop() }
 
     @discardableResult
     func http(_ method: String, _ path: String) throws -> Integration.Output {
@@ -385,17 +365,12 @@ struct RegisterTests {
         let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
         let path = Integration.repoRoot.appendingPathComponent("scripts/fake-aws").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let volume = try moto.createVolume()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Integration.binary)
-        process.arguments = ["register", "6.9", volume, "--build-id", "it-int", "--endpoint-url", moto.endpoint,
-                             "--results", dir + "/results.json", "--log", dir + "/register.log"]
-        process.environment = ProcessInfo.processInfo.environment.merging(toolEnvironment(
-            ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_SLOW": "describe-snapshots", "FAKE_AWS_SLOW_SECONDS": "60"])) { $1 }
-        let errPipe = Pipe()
-        process.standardError = errPipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+        let process = try startTool(Command(Integration.binary, ["register", "6.9", volume, "--build-id", "it-int", "--endpoint-url", moto.endpoint,
+                                                                 "--results", dir + "/results.json", "--log", dir + "/register.log"]),
+                                    environment: ProcessInfo.processInfo.environment.merging(toolEnvironment(
+                                        ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_SLOW": "describe-snapshots", "FAKE_AWS_SLOW_SECONDS": "60"])) { $1 },
+                                    error: .collect)
+        defer { if process.isRunning { kill(process.pid, SIGKILL); process.wait() } }
         func snapshots() throws -> [String] {
             let out = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-int"])
             return (out["Snapshots"] as? [[String: Any]] ?? []).compactMap { $0["SnapshotId"] as? String }
@@ -403,11 +378,10 @@ struct RegisterTests {
         let deadline = Date().addingTimeInterval(60)
         while try snapshots().isEmpty, Date() < deadline, process.isRunning { Thread.sleep(forTimeInterval: 0.5) }
         #expect(try snapshots().count == 1, "the run got as far as its snapshot")
-        kill(process.processIdentifier, SIGINT)
-        let stderr = errPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: stderr, as: UTF8.self)
-        #expect(process.terminationStatus == 130, "\(text)")
+        kill(process.pid, SIGINT)
+        let ended = process.finish()
+        let text = ended.stderrText
+        #expect(ended.status == 130, "\(text)")
         #expect(text.contains("at step 'wait-snapshot'"), "\(text)")
         #expect(text.contains("deleted what this run created: snapshot 'snap-"), "\(text)")
         #expect(try snapshots().isEmpty)

@@ -1,6 +1,7 @@
 import AMI
 import Foundation
 import Host
+import TestSupport
 import Testing
 import VM
 #if canImport(Glibc)
@@ -11,8 +12,8 @@ import Glibc
 /// botocore (403 on mismatch), every PutSnapshotBlock logged, faults injected on request.
 /// Started on a free port, stopped by its PID. The secret reaches it through its environment.
 final class SigV4Proxy: Sendable {
-    let process: Process
-    let port: Int
+    let server: TestServer
+    var port: Int { server.port }
     let logPath: String
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
@@ -31,44 +32,16 @@ final class SigV4Proxy: Sendable {
 
     init(upstream: MotoServer, directory: String, secret: String = "testing", faults: [String] = []) throws {
         let python = try #require(MotoServer.which("python3"))
-        let script = Integration.repoRoot.appendingPathComponent("scripts/sigv4-proxy.py").path
-        let portFile = directory + "/proxy.port"
         logPath = directory + "/proxy-requests.jsonl"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--upstream", upstream.endpoint, "--port-file", portFile, "--log", logPath] + faults
-        process.environment = ProcessInfo.processInfo.environment.merging(["SIGV4_PROXY_SECRET": secret]) { $1 }
-        _ = FileManager.default.createFile(atPath: directory + "/proxy.err", contents: nil)
-        let err = try #require(FileHandle(forWritingAtPath: directory + "/proxy.err"))
-        process.standardError = err
-        process.standardOutput = err
-        // Unblocked: a test thread's blocked TERM would be inherited, and stop() could not end it.
-        try process.runWithSignalsUnblocked()
-        let deadline = Date().addingTimeInterval(20)
-        var found: Int?
-        while Date() < deadline && found == nil {
-            found = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            if found == nil { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        guard let found else {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-            Issue.record("sigv4-proxy did not start (see \(directory)/proxy.err)")
+        do {
+            server = try TestServer.sigV4Proxy(python: python, upstream: upstream.endpoint, directory: directory, secret: secret, log: logPath, faults: faults)
+        } catch {
+            Issue.record("sigv4-proxy did not start (see \(directory)/proxy.err): \(error)")
             throw CancellationError()
         }
-        port = found
     }
 
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
+    func stop() { server.stop() }
 
     var entries: [Entry] {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import TestSupport
 import Testing
 
 /// Shared facts and helpers for the integration tests (root, loop devices,
@@ -31,28 +32,11 @@ enum Integration {
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
-    /// Runs a program and collects its output (test code: a plain wait is fine).
+    /// Runs a program (a name is looked up on PATH) and collects its output, through the tool's runner.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-        process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-        process.environment = environment.merging(extra) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.runWithSignalsUnblocked()
-        if let stdin { input.fileHandleForWriting.write(stdin); try? input.fileHandleForWriting.close() }
-        let outShared = Locked(Data()), errShared = Locked(Data())
-        let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { let d = out.fileHandleForReading.readDataToEndOfFile(); outShared.withLock { $0 = d }; group.leave() }
-        group.enter(); DispatchQueue.global().async { let d = err.fileHandleForReading.readDataToEndOfFile(); errShared.withLock { $0 = d }; group.leave() }
-        process.waitUntilExit()
-        group.wait()
-        let outData = outShared.value, errData = errShared.value
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        let result = runTool(Command(executable, arguments, standardInput: stdin), environment: environment.merging(extra) { $1 })
+        return Output(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
     }
 
     /// Runs the centos6-ami binary.
@@ -149,40 +133,19 @@ enum Integration {
 }
 
 /// A child started by a test and watched while it runs (for signals mid-run).
-// Unchecked: the collected output is only touched under `lock`.
-final class BackgroundProcess: @unchecked Sendable {
-    let process = Process()
-    private let lock = NSLock()
-    private var errText = ""
-    private var outText = ""
-    private let done = DispatchGroup()
+final class BackgroundProcess: Sendable {
+    let process: RunningCommand
+    private let errText = Locked("")
+    private let outText = Locked("")
 
     init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = Integration.environment.merging(extra) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.runWithSignalsUnblocked()
-        for (pipe, isErr) in [(out, false), (err, true)] {
-            done.enter()
-            DispatchQueue.global().async { [self] in
-                while true {
-                    let chunk = pipe.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    lock.withLock {
-                        if isErr { errText += String(decoding: chunk, as: UTF8.self) } else { outText += String(decoding: chunk, as: UTF8.self) }
-                    }
-                }
-                done.leave()
-            }
-        }
+        process = try startTool(Command(executable, arguments), environment: Integration.environment.merging(extra) { $1 },
+                                output: .blocks { [outText] in let text = String(decoding: $0, as: UTF8.self); outText.withLock { $0 += text } },
+                                error: .blocks { [errText] in let text = String(decoding: $0, as: UTF8.self); errText.withLock { $0 += text } })
     }
 
-    var stderr: String { lock.withLock { errText } }
-    var stdout: String { lock.withLock { outText } }
+    var stderr: String { errText.value }
+    var stdout: String { outText.value }
 
     /// Waits until stderr contains `text`; false on timeout or exit.
     func waitFor(_ text: String, timeout: TimeInterval) -> Bool {
@@ -195,16 +158,13 @@ final class BackgroundProcess: @unchecked Sendable {
         return false
     }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    /// To the child itself (not its process group: the tool stops its own children).
+    func signal(_ sig: Int32) { kill(process.pid, sig) }
 
     /// Waits for the exit (killing it after `timeout`) and returns the status.
     func wait(timeout: TimeInterval) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { process.terminate(); usleep(500_000); kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        done.wait()
-        return process.terminationStatus
+        if process.wait(timeout: timeout) == nil { kill(process.pid, SIGTERM); usleep(500_000); kill(process.pid, SIGKILL) }
+        return process.finish().status
     }
 }
 
@@ -231,40 +191,23 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// scripts/testvault/vault-server.py on 127.0.0.1, started by a test and stopped by PID.
 final class VaultServer {
-    let process = Process()
+    let server: TestServer
     let dir: String
-    let port: Int
+    var port: Int { server.port }
 
     init(root: String = TestVault.root, delayMs: Int = 0) throws {
         dir = try Integration.scratchDirectory("vault-server")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Integration.repoRoot.appendingPathComponent("scripts/testvault/vault-server.py").path,
-                             "--root", root, "--port-file", dir + "/port", "--pid-file", dir + "/pid", "--delay-ms", String(delayMs)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.runWithSignalsUnblocked()
-        var found: Int?
-        for _ in 0..<500 {
-            if let text = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let p = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { found = p; break }
-            usleep(20_000)
-        }
-        guard let found else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        do {
+            server = try TestServer.vault(root: root, directory: dir, delayMs: delayMs)
+        } catch {
             throw TestFailure("vault-server.py wrote no port file")
         }
-        port = found
     }
 
     deinit { stop() }
 
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            for _ in 0..<250 where process.isRunning { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        server.stop()
         try? FileManager.default.removeItem(atPath: dir)
     }
 

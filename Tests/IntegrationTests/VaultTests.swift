@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
@@ -181,22 +182,11 @@ struct VaultTests {
         #expect(names == ["bad/escape-dotdot.rpm", "bad/flipped-payload.rpm", "bad/truncated.rpm", "bad/unsigned.rpm", "bad/wrong-key.rpm"])
     }
 
-    /// Serves DIR on 127.0.0.1 with python3 -m http.server; the caller stops it by PID.
-    static func serve(_ directory: String) throws -> (Process, UInt16) {
-        let port = try freePort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        for _ in 0..<100 {
-            if try Integration.run("curl", ["-fsS", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).status == 0 { return (server, port) }
-            usleep(100_000)
-        }
-        kill(server.processIdentifier, SIGKILL)
-        server.waitUntilExit()
-        throw Failure(description: "python3 -m http.server did not answer on 127.0.0.1:\(port)")
+    /// Serves DIR on 127.0.0.1 with python3 -m http.server on a free port; the caller stops it by PID.
+    static func serve(_ directory: String) throws -> TestServer {
+        let port = Int(try freePort())
+        return try TestServer("python3 -m http.server", Command("python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, String(port)]),
+                              timeout: 10, grace: 5, ready: TestServer.answers(port))
     }
 
     @Test("a chroot bootstrapped by hand from the vault runs yum groupinstall Core --exclude=postfix over HTTP with gpgcheck, then builds a module with kernel-devel")
@@ -210,12 +200,9 @@ struct VaultTests {
             #expect(Integration.mounts(under: scratch).isEmpty, "mounts left under \(scratch)")
             try? FileManager.default.removeItem(atPath: scratch)
         }
-        let (server, port) = try Self.serve(Self.build + "/vault")
-        defer {
-            // SIGKILL: a child of the test process starts with SIGTERM blocked (inherited mask)
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
+        let server = try Self.serve(Self.build + "/vault")
+        let port = server.port
+        defer { server.stop() }
         let script = Integration.repoRoot.path + "/scripts/testvault/bootstrap-chroot-by-hand.sh"
         let kernel = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["kernelVersion"] as? String) ?? "?"
         let result = try Integration.run(script, [root, "http://127.0.0.1:\(port)", "6.9", Self.build, kernel])
