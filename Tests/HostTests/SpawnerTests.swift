@@ -139,6 +139,7 @@ import Glibc
         struct Enough: Error {}
         #expect(throws: Enough.self) { try runner.stream(Command("sh", ["-c", "yes"])) { _ in throw Enough() } }
         let sleeper = try runner.start(Command("sh", ["-c", "trap '' TERM; sleep 30"]))
+        usleep(300_000)  // the trap in place
         #expect(sleeper.terminate(grace: 0.2) == 128 + SIGKILL, "TERM ignored: KILL after the grace period")
     }
 }
