@@ -70,7 +70,7 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     /// servers). Its stdin is `command.standardInput` when it has one (written by the
     /// runner, then closed), else `input`. The line goes to the log now, the exit
     /// status (and what was collected) when it ends. Throws `SpawnError` when it
-    /// cannot start, `HostError.interrupted` after a signal (but while unwinding).
+    /// cannot start, `HostError.interrupted` after a signal (unless unwinding).
     /// - Parameter registration: `.callerHandles` when the caller forwards signals itself.
     public func start(_ command: Command, input: ChildInput = .null, output: ChildOutput = .null, error: ChildOutput = .null,
                       registration: SpawnRegistration? = nil) throws -> RunningCommand {

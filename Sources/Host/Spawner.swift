@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// What a child reads on stdin.
-public enum SpawnInput: Sendable {
+enum SpawnInput: Sendable {
     /// /dev/null.
     case null
     /// A pipe: `Spawned.standardInput` is its write end (the caller writes and closes it).
@@ -14,7 +14,7 @@ public enum SpawnInput: Sendable {
 }
 
 /// Where a child's stdout or stderr goes.
-public enum SpawnOutput: Sendable {
+enum SpawnOutput: Sendable {
     case null
     /// A pipe: the read end is handed back in `Spawned`.
     case pipe
@@ -48,7 +48,7 @@ public enum SpawnError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// A started child and the parent's ends of its pipes (-1 where not a pipe).
 /// The caller owns and closes the descriptors.
-public struct Spawned: Sendable {
+struct Spawned: Sendable {
     public let child: ChildProcess
     public let standardInput: Int32
     public let standardOutput: Int32
@@ -61,7 +61,7 @@ public struct Spawned: Sendable {
 /// every command ~50 ms). The pid leaves `Interruption`'s set before it is
 /// reaped, so a late TERM can never reach a recycled pid.
 // Unchecked: `status` and `onExit` are only touched under `condition`.
-public final class ChildProcess: @unchecked Sendable {
+final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
     public let executable: String
     private let condition = NSCondition()

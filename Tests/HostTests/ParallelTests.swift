@@ -22,4 +22,20 @@ import Testing
         }
         #expect(ran.value == 50, "a failure does not stop the other items")
     }
+
+    @Test func aBoundedPoolStopsAtTheFirstFailureAndSetsUpEachWorkerOnce() {
+        let ran = Locked<[Int]>([]), setups = Locked(0)
+        #expect(throws: Failed(index: 5)) {
+            try Parallel.forEach(1000, workers: 3) { items in
+                setups.withLock { $0 += 1 }
+                items.forEach { index in
+                    ran.withLock { $0.append(index) }
+                    if index == 5 || index == 7 { throw Failed(index: index) }
+                }
+            }
+        }
+        #expect(setups.value == 3)
+        #expect(ran.value.count < 1000, "no item starts after a failure")
+        #expect(Set(ran.value).isSuperset(of: 0...5), "every lower index ran")
+    }
 }
