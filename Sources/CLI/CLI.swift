@@ -146,7 +146,7 @@ public enum CLI {
     /// A file that is not there is a mistake in the command line (exit 64); one that is
     /// there but wrong is reported as it is (exit 1).
     public static func loadVersions(_ path: String?, console: Console, usage: String = CLI.usage) throws -> VersionsFile {
-        if let path = path ?? console.environment["CENTOS6_AMI_VERSIONS"] {
+        if let path = path ?? console.tool.versionsFile {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw UsageError("--versions '\(path)' is not a readable file", usage: usage)
             }
