@@ -23,10 +23,6 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
     case blockFailed(index: Int, offset: Int64, attempts: Int, reason: String)
     /// `--volume-size` below what the image file needs.
     case imageTooBig(requested: Int, needed: Int)
-    /// A step failed after resources existed: what happened to them.
-    case stepFailed(step: String, reason: String, cleanup: String)
-    /// A step asked for what an earlier step makes before that step ran (a wrong step list).
-    case stepOrder(String)
 
     public var description: String {
         switch self {
@@ -67,10 +63,6 @@ public enum AMIError: Error, CustomStringConvertible, Equatable {
             return "block \(index) (offset \(offset)) was not accepted after \(attempts) tries: \(reason)"
         case let .imageTooBig(requested, needed):
             return "'--volume-size \(requested)' is smaller than the image (\(needed) GiB); give at least \(needed)"
-        case let .stepFailed(step, reason, cleanup):
-            return "register failed at step '\(step)': \(reason)\n\(cleanup)"
-        case let .stepOrder(what):
-            return "internal error: \(what) is not known yet (a step ran before the one that makes it)"
         }
     }
 }

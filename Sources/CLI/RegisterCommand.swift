@@ -209,7 +209,7 @@ struct RegisterCommand {
         if let readable = localDevice ?? { if case let .image(path) = target { return path } else { return nil } }() {
             try BuildInProgress.refuse(readable)
         }
-        var variant: AMIVariant = arguments.ena ? .ena : .plain
+        let variant: AMIVariant = arguments.ena ? .ena : .plain
         if variant == .ena && !info.ena.eligible {
             throw UsageError("CentOS \(release) cannot have the ENA driver (\(info.ena.reason ?? "not eligible")); drop --ena", usage: usage)
         }
@@ -240,30 +240,12 @@ struct RegisterCommand {
         let journal = CommandJournal.start("centos6-ami register \(release) \(named)", console: console)
         defer { CommandJournal.finish(journal) }
         options.instanceID = { try InstanceIdentity.current(runner: runner) }
-        // Before any AWS request, read-only: nothing a boot or a person left may reach a
-        // snapshot (the hygiene gate), and where the image boots decides the ENA flag.
-        var readable = localDevice
-        if case let .image(path) = target { readable = path }
-        if let readable {
-            if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
-            // As boot-test: an MBR with a Linux partition, and a filesystem e2fsck finds clean. Nothing broken or GPT is uploaded.
-            do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
-            let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
-                if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
-                // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
-                return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: info, enaAsked: false)))
-            }
-            try hygieneGate(findings, target: readable, allowDirty: arguments.allowDirty, log: log)
-            log.say("'\(readable)' boots on: \(verdict.summary)")
-            if variant == .ena && !verdict.nitro {
-                throw AMIError.enaNotInImage("'\(readable)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
-            }
-            if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
-            variant = verdict.nitro ? .ena : .plain
-            options.bootsOn = verdict.bootsOn
-        } else {
-            log.say("warning: '\(target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
-            if variant == .ena { log.say("warning: '\(target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
+        // The registrar's check-image step reads it before any AWS request, read-only: nothing a
+        // boot or a person left may reach a snapshot (the hygiene gate), and where the image
+        // boots decides the ENA flag.
+        options.readable = localDevice ?? { if case let .image(path) = target { return path } else { return nil } }()
+        options.readImage = { readable in
+            try readImage(readable, target: target, release: info, allowDirty: arguments.allowDirty, runner: runner, log: log, journal: journal)
         }
         var image: String?
         if case let .image(path) = target { image = path }
@@ -318,6 +300,23 @@ struct RegisterCommand {
         let sha256 = try Checksum.of(file: path, kind: .sha256).hex
         log.say("\(what): '\(path)' (sha256 \(sha256))")
         return (path, sha256)
+    }
+
+    /// The image read-only, as the registrar's check-image step asks: its partition table
+    /// and a filesystem e2fsck finds clean (as boot-test: nothing broken or GPT is uploaded),
+    /// an image file's own checks, the hygiene gate, and where it boots.
+    static func readImage(_ readable: String, target: RegisterTarget, release: VersionsFile.Release, allowDirty: Bool,
+                          runner: any CommandRunner, log: Log, journal: RunJournal?) throws -> ImageReading {
+        if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
+        do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
+        let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
+            if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
+            // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
+            return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: release, enaAsked: false)))
+        }
+        try hygieneGate(findings, target: readable, allowDirty: allowDirty, log: log)
+        return ImageReading(bootsOn: verdict.bootsOn, nitro: verdict.nitro, summary: verdict.summary,
+                            nitroReasons: verdict.reasons.filter { $0.hasPrefix("nitro") })
     }
 
     /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
