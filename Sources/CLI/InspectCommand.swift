@@ -63,7 +63,7 @@ struct InspectCommand {
         let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
-            throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+            throw BootVerdict.Failure.targetMissing(path: target)
         }
         if let sbom, isDirectory.boolValue {
             let log = try Log(path: args.value("--log"), progress: { _ in })
@@ -131,11 +131,11 @@ struct InspectCommand {
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
     /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
     static func copyOut(image: String, into root: String, log: Log) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure(description: "cannot read '\(image)'") }
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure.imageUnreadable(path: image) }
         let mbr = [UInt8](handle.readData(ofLength: 512))
         try? handle.close()
         guard let offset = firstPartitionOffset(mbr: mbr) else {
-            throw BootVerdict.Failure(description: "'\(image)' has no msdos partition table with a first partition; is it a built image?")
+            throw BootVerdict.Failure.noPartitionTable(image: image)
         }
         let runner = ProcessRunner(log: log)
         let source = "\(image)?offset=\(offset)"
