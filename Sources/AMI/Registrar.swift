@@ -30,7 +30,7 @@ public struct RegisterOptions: @unchecked Sendable {
     /// For `--region`-less runs: AWS_REGION / AWS_DEFAULT_REGION.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// This instance's id, needed only to find a volume by its xvd/sd attachment name.
-    public var instanceID: () throws -> String = { throw AMIError.badTarget("instance id unknown") }
+    public var instanceID: () throws -> String = { throw AMIError.instanceIDUnknown }
     public var sysfsRoot = "/sys"
     public var mountinfoPath = "/proc/self/mountinfo"
     /// Called before anything is created when the variant is ENA: throws if the image lacks kmod-ena.

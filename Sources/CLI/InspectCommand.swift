@@ -120,7 +120,7 @@ struct InspectCommand {
     static func sbomInput(root: String, name: String, log: Log, journal: RunJournal?) throws -> SBOMInput {
         let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log), journal: journal)
         guard let release = ImageRelease.from(packages: packages) ?? ImageRelease.from(root: root) else {
-            throw RPMDatabaseError(description: "cannot tell the CentOS release of '\(name)': its rpm database has no centos-release package and /etc/redhat-release names none")
+            throw RPMDatabaseError.unknownRelease(image: name)
         }
         let base = (name as NSString).lastPathComponent
         return SBOMInput(imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,

@@ -56,7 +56,7 @@ enum ReadOnlyImage {
         let result = runner.run(Command("e2fsck", ["-fn", partition]))
         guard result.status == 0 else {
             let tail = (result.stdoutText + result.stderrText).split(separator: "\n").suffix(3).joined(separator: " / ")
-            throw AMIError.badTarget("the filesystem on '\(partition)' is not clean (e2fsck -fn exit \(result.status): \(tail)); rebuild the image or repair it with e2fsck -f")
+            throw AMIError.filesystemNotClean(partition: partition, status: result.status, detail: tail)
         }
     }
 

@@ -176,7 +176,7 @@ struct RegisterCommand {
         if let readable {
             if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
             // As boot-test: an MBR with a Linux partition, and a filesystem e2fsck finds clean. Nothing broken or GPT is uploaded.
-            do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
+            try ImageCheck.check(readable)
             let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
                 if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
                 // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
@@ -185,7 +185,7 @@ struct RegisterCommand {
             try hygieneGate(findings, target: readable, allowDirty: args.has("--allow-dirty"), log: log)
             log.say("'\(readable)' boots on: \(verdict.summary)")
             if variant == .ena && !verdict.nitro {
-                throw AMIError.enaNotInImage("'\(readable)' cannot boot on Nitro, so it is not registered with ENA support: \(verdict.reasons.filter { $0.hasPrefix("nitro") }.joined(separator: "; ")); register it without --ena")
+                throw AMIError.enaNotInImage(image: readable, reasons: verdict.reasons.filter { $0.hasPrefix("nitro") })
             }
             if verdict.nitro && variant == .plain { log.say("registering with ENA support: the image boots on Nitro") }
             variant = verdict.nitro ? .ena : .plain

@@ -273,8 +273,8 @@ import Host
     @Test func enaCheckRunsBeforeAnythingIsCreated() throws {
         let fake = FakeEC2()
         var o = options(fake)
-        o.enaCheck = { throw AMIError.enaNotInImage("no ena.ko") }
-        #expect(throws: AMIError.enaNotInImage("no ena.ko")) {
+        o.enaCheck = { throw AMIError.enaNotInImage(image: "x", reasons: ["no ena.ko"]) }
+        #expect(throws: AMIError.enaNotInImage(image: "x", reasons: ["no ena.ko"])) {
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: o, runner: fake.runner, log: nil)
         }
         #expect(fake.operations.isEmpty)
