@@ -19,7 +19,7 @@ public enum AtomicFile {
         var template = Array(((directory.isEmpty ? "." : directory) + "/." + (path as NSString).lastPathComponent + ".XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw failure(path, "cannot make a temporary file in '\(directory)'") }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var open = true
         do {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
