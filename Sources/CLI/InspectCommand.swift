@@ -147,7 +147,7 @@ struct InspectCommand {
         // /etc/redhat-release is a link to centos-release, which debugfs's cat does not follow.
         var release = try debugfs("cat /etc/redhat-release")
         if release.isEmpty { release = try debugfs("cat /etc/centos-release") }
-        try release.write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(release.utf8), to: root + "/etc/redhat-release")
         let kernel = try BootVerdict.defaultBootEntry(root: root).kernel
         _ = try debugfs("rdump /lib/modules/\(kernel) \(root)/lib/modules")
         return root
