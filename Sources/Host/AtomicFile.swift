@@ -12,9 +12,11 @@ public enum AtomicFile {
     /// name is written through), written, fsynced, given `mode`, then renamed over
     /// `path`. On any failure the temporary file is removed and `path` is as it was.
     /// The directory is not fsynced: after a crash the new name may be missing,
-    /// never half of its content.
+    /// never half of its content. Without `mode` the file gets what open(2) would
+    /// give a new one (0666 less the umask): mkstemp's 0600 would hide results and
+    /// summaries from the other users who read them today.
     /// - Throws: `HostError.cannotWrite` naming `path` and why.
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    public static func write(_ data: Data, to path: String, mode: mode_t? = nil) throws {
         let directory = (path as NSString).deletingLastPathComponent
         var template = Array(((directory.isEmpty ? "." : directory) + "/." + (path as NSString).lastPathComponent + ".XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -25,7 +27,7 @@ public enum AtomicFile {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             try writeAll(data, to: fd, path: path)
             guard fsync(fd) == 0 else { throw failure(path, "fsync") }
-            guard fchmod(fd, mode) == 0 else { throw failure(path, "fchmod") }
+            guard fchmod(fd, mode ?? (0o666 & ~processUmask)) == 0 else { throw failure(path, "fchmod") }
             open = false
             guard close(fd) == 0 else { throw failure(path, "close") }
             guard rename(temporary, path) == 0 else { throw failure(path, "rename") }
@@ -47,6 +49,14 @@ public enum AtomicFile {
             }
         }
     }
+
+    /// The process's umask, read from /proc/self/status (Linux 4.7+): umask(2) can only
+    /// be read by setting it, which would race with other threads creating files.
+    static let processUmask: mode_t = {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Umask:") }
+        return line.flatMap { mode_t($0.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8) } ?? 0o022
+    }()
 
     /// The error for a failed system call, read from errno at once.
     static func failure(_ path: String, _ what: String) -> HostError {

@@ -34,3 +34,17 @@ import Glibc
         #expect(throws: HostError.self) { try AtomicFile.write(Data("x".utf8), to: dir + "/missing/file") }
     }
 }
+
+extension AtomicFileTests {
+    /// Without a mode, a new file reads as open(2) would have made it: 0666 less the umask.
+    @Test func withoutAModeTheUmaskDecides() throws {
+        let dir = try TemporaryDirectory.make("atomic-test")
+        defer { TemporaryDirectory.remove(dir) }
+        try AtomicFile.write(Data("x".utf8), to: dir + "/f")
+        let mask = umask(0o022)
+        umask(mask)
+        #expect(AtomicFile.processUmask == mask)
+        var st = stat()
+        #expect(stat(dir + "/f", &st) == 0 && st.st_mode & 0o777 == 0o666 & ~mask)
+    }
+}
