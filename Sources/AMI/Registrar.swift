@@ -30,7 +30,7 @@ public struct RegisterOptions: @unchecked Sendable {
     /// For `--region`-less runs: AWS_REGION / AWS_DEFAULT_REGION.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// This instance's id, needed only to find a volume by its xvd/sd attachment name.
-    public var instanceID: () throws -> String = { throw AMIError.badTarget("instance id unknown") }
+    public var instanceID: () throws -> String = { throw AMIError.instanceIDUnknown }
     public var sysfsRoot = "/sys"
     public var mountinfoPath = "/proc/self/mountinfo"
     /// The image read here before any AWS call (an image file, the device TARGET, or `--device`):
@@ -221,7 +221,7 @@ public enum AMIRegistrar {
         let reading = try read(path)
         run.say("'\(path)' boots on: \(reading.summary)")
         if run.variant == .ena && !reading.nitro {
-            throw AMIError.enaNotInImage("'\(path)' cannot boot on Nitro, so it is not registered with ENA support: \(reading.nitroReasons.joined(separator: "; ")); register it without --ena")
+            throw AMIError.enaNotInImage(image: path, reasons: reading.nitroReasons)
         }
         if reading.nitro && run.variant == .plain { run.say("registering with ENA support: the image boots on Nitro") }
         run.variant = reading.nitro ? .ena : .plain

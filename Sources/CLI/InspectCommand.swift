@@ -74,7 +74,7 @@ struct InspectCommand {
         let versions = try CLI.loadVersions(args.versions, console: console, usage: usage)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
-            throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+            throw BootVerdict.Failure.targetMissing(path: target)
         }
         if let sbom, isDirectory.boolValue {
             let log = try Log(path: args.log, progress: { _ in })
@@ -131,7 +131,7 @@ struct InspectCommand {
     static func sbomInput(root: String, name: String, log: Log, journal: RunJournal?) throws -> SBOMInput {
         let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log), journal: journal)
         guard let release = ImageRelease.from(packages: packages) ?? ImageRelease.from(root: root) else {
-            throw RPMDatabaseError(description: "cannot tell the CentOS release of '\(name)': its rpm database has no centos-release package and /etc/redhat-release names none")
+            throw RPMDatabaseError.unknownRelease(image: name)
         }
         let base = (name as NSString).lastPathComponent
         return SBOMInput(imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,
@@ -142,11 +142,11 @@ struct InspectCommand {
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
     /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
     static func copyOut(image: String, into root: String, log: Log) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure(description: "cannot read '\(image)'") }
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure.imageUnreadable(path: image) }
         let mbr = [UInt8](handle.readData(ofLength: 512))
         try? handle.close()
         guard let offset = firstPartitionOffset(mbr: mbr) else {
-            throw BootVerdict.Failure(description: "'\(image)' has no msdos partition table with a first partition; is it a built image?")
+            throw BootVerdict.Failure.noPartitionTable(image: image)
         }
         let runner = ProcessRunner(log: log)
         let source = "\(image)?offset=\(offset)"
@@ -158,7 +158,7 @@ struct InspectCommand {
         // /etc/redhat-release is a link to centos-release, which debugfs's cat does not follow.
         var release = try debugfs("cat /etc/redhat-release")
         if release.isEmpty { release = try debugfs("cat /etc/centos-release") }
-        try release.write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(release.utf8), to: root + "/etc/redhat-release")
         let kernel = try BootVerdict.defaultBootEntry(root: root).kernel
         _ = try debugfs("rdump /lib/modules/\(kernel) \(root)/lib/modules")
         return root

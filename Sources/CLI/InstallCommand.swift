@@ -341,14 +341,7 @@ struct InstallCommand {
 
     /// Written whole or not at all (temp file, rename): a reader never sees half a file.
     static func writeAtomically(_ data: Data, to path: String) throws {
-        let temp = path + ".tmp-\(getpid())"
-        do {
-            try data.write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, path) == 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
-        } catch {
-            unlink(temp)
-            throw HostError.cannotWrite(path: path, reason: "\(error)")
-        }
+        try AtomicFile.write(data, to: path)
     }
 
     static func defaultLogPath(release: String) throws -> String {

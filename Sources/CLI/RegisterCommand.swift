@@ -308,7 +308,7 @@ struct RegisterCommand {
     static func readImage(_ readable: String, target: RegisterTarget, release: VersionsFile.Release, allowDirty: Bool,
                           runner: any CommandRunner, log: Log, journal: RunJournal?) throws -> ImageReading {
         if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
-        do { try ImageCheck.check(readable) } catch { throw AMIError.badTarget("\(error)") }
+        try ImageCheck.check(readable)
         let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
             if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
             // The hint speaks of the build ("build the image with --ena"), not of register's --ena.

@@ -94,11 +94,11 @@ public enum YumCache: Equatable, Sendable {
         if text.hasPrefix("tmpfs:") { return .tmpfs(bytes: try parseSize(String(text.dropFirst(6)))) }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: text, isDirectory: &isDir) else {
-            throw DiskError.yumCache("'\(text)' is not tmpfs, tmpfs:SIZE, an existing block device or an existing directory")
+            throw DiskError.yumCache(.notRecognized(text))
         }
         if isDir.boolValue { return .directory(text) }
         if BlockDevices.kernelName(of: text) != nil { return .device(text) }
-        throw DiskError.yumCache("'\(text)' is neither a block device nor a directory")
+        throw DiskError.yumCache(.notBlockDeviceOrDirectory(text))
     }
 
     public var summary: String {

@@ -17,7 +17,7 @@ public struct Step<Context>: Sendable {
 
 /// Any error that escaped a step, with that step's name: steps throw their plain
 /// errors (a failed mkfs, a bad checksum) and never type their own name into them.
-public struct StepFailed: Error, CustomStringConvertible {
+public struct StepFailed: ToolError {
     public let step: String
     public let cause: any Error
     /// What the failed job's cleanup did with what it had made, when its caller reports it
@@ -31,7 +31,8 @@ public struct StepFailed: Error, CustomStringConvertible {
         self.aftermath = aftermath
     }
 
-    public var description: String { "step '\(step)' failed: \(cause)" + (aftermath.map { "\n" + $0 } ?? "") }
+    public var failure: String { "step '\(step)' failed" }
+    public var reason: String? { "\(cause)" + (aftermath.map { "\n" + $0 } ?? "") }
 
     /// The cause when `error` is a step failure, else `error` itself (for exit codes and `catch` by type).
     public static func cause(of error: any Error) -> any Error { (error as? StepFailed)?.cause ?? error }
@@ -160,10 +161,10 @@ public struct StepEngine<Context>: Sendable {
     }
 }
 
-public enum StepEngineError: Error, CustomStringConvertible {
+public enum StepEngineError: ToolError {
     case unknownStep(String, valid: [String])
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .unknownStep(name, valid): return "unknown step '\(name)' (steps: \(valid.joined(separator: ", ")))"
         }

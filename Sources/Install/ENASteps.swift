@@ -49,7 +49,7 @@ enum ENASteps {
         try ENAEligibility.check(ctx.release, pin: pin)
         let source = try ENASource.from(option: ctx.options.enaSource, pinnedURL: pin.url)
         if case let .directory(dir) = source, let absent = pin.sourceDirectories.first(where: { !isDirectory(dir + "/" + $0) }) {
-            throw ENAError.source("'\(dir)' has no '\(absent)' directory (the ENA build reads \(pin.sourceDirectories.joined(separator: " and ")); give the top of an amzn-drivers tree, or the release .tar.gz)")
+            throw ENAError.sourceIncomplete(directory: dir, absent: absent, needed: pin.sourceDirectories)
         }
         let scratch = "\(ctx.options.cacheDirectory)/ena-build/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
         ctx.enaState.scratch = scratch
@@ -197,7 +197,7 @@ enum ENASteps {
             let problems = try PinCheck.check(root: root + tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
             guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + tree, problems: problems) }
             guard isDirectory(root + KBuild.kernelDevelDirectory(kver)) else {
-                throw ENAError.build("kernel-devel-\(ctx.release.kernel) did not install '\(KBuild.kernelDevelDirectory(kver))' in the build root")
+                throw ENAError.kernelTreeMissing(kernel: ctx.release.kernel, directory: KBuild.kernelDevelDirectory(kver))
             }
         }
         try runner.checked(KBuild.make(sourceDirectory: src, kernelRelease: kver).inChroot(root))
@@ -232,14 +232,14 @@ enum ENASteps {
     /// against (for the test vault: the Debian release inside kernel-devel).
     static func checkVermagic(module: String, kernelTree: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: module) else {
-            throw ENAError.build("kbuild made no '\((module as NSString).lastPathComponent)' (the Makefile must build a module named ena)")
+            throw ENAError.noModule(name: (module as NSString).lastPathComponent)
         }
-        guard let vermagic = KBuild.vermagic(ofModule: data) else { throw ENAError.build("'\(module)' has no vermagic") }
+        guard let vermagic = KBuild.vermagic(ofModule: data) else { throw ENAError.noVermagic(module: module) }
         let uts = KBuild.utsReleaseHeaders.lazy.compactMap { try? String(contentsOfFile: kernelTree + "/" + $0, encoding: .utf8) }
             .compactMap(KBuild.utsRelease(header:)).first
-        guard let uts else { throw ENAError.build("no utsrelease.h in '\(kernelTree)'") }
+        guard let uts else { throw ENAError.noUTSRelease(kernelTree: kernelTree) }
         guard KBuild.release(ofVermagic: vermagic) == uts else {
-            throw ENAError.build("ena.ko's vermagic '\(vermagic)' does not match the kernel tree's release '\(uts)'")
+            throw ENAError.vermagicMismatch(vermagic: vermagic, kernelRelease: uts)
         }
         return vermagic
     }
@@ -250,7 +250,7 @@ enum ENASteps {
         let data = FileManager.default.contents(atPath: module) ?? Data()
         let version = KBuild.modinfo("version", ofModule: data) ?? "(none)"
         guard KBuild.isPinnedVersion(version, pinned: pinned) else {
-            throw ENAError.build("ena.ko says version '\(version)', but versions.json pins ENA \(pinned)")
+            throw ENAError.versionMismatch(built: version, pinned: pinned)
         }
     }
 

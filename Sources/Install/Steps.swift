@@ -58,7 +58,7 @@ public enum InstallSteps {
         }
         if case let .directory(path) = ctx.options.yumCache {
             try ctx.runner.perform {
-                if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
+                if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache(.directoryNotWritable(path)) }
             }
         }
         try ctx.runner.perform { try checkCacheWritable(ctx.options.cacheDirectory) }
@@ -93,16 +93,16 @@ public enum InstallSteps {
 
     static func checkYumCacheDevice(_ path: String, target: TargetKind) throws {
         guard let name = BlockDevices.kernelName(of: path), let info = BlockDevices.info(kernelName: name) else {
-            throw DiskError.yumCache("'\(path)' is not a block device")
+            throw DiskError.yumCache(.notBlockDevice(path))
         }
         if case let .blockDevice(_, t) = target, t.name == info.name || t.partitions.contains(info.name) {
-            throw DiskError.yumCache("'\(path)' is the target itself")
+            throw DiskError.yumCache(.isTarget(path))
         }
         if let mount = Mounts.current().first(where: { $0.majorMinor == info.majorMinor }) {
-            throw DiskError.yumCache("'\(path)' is mounted on '\(mount.mountPoint)'; unmount it first")
+            throw DiskError.yumCache(.mounted(path: path, mountPoint: mount.mountPoint))
         }
         if Signatures.detect(Signatures.readProbe(path) ?? []).isEmpty {
-            throw DiskError.yumCache("'\(path)' has no filesystem; make one first (e.g. 'mkfs.ext4 \(path)')")
+            throw DiskError.yumCache(.noFilesystem(path))
         }
     }
 

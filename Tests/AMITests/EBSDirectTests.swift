@@ -198,8 +198,8 @@ import Glibc
         }
         o.volumeSize = nil
         o.readable = path
-        o.readImage = { _ in throw AMIError.badTarget("image 'x' failed the 'hygiene' check") }
-        #expect(throws: AMIError.badTarget("image 'x' failed the 'hygiene' check")) {
+        o.readImage = { _ in throw AMIError.imageCheckFailed(image: "x", check: "hygiene", reason: "stray files") }
+        #expect(throws: AMIError.imageCheckFailed(image: "x", check: "hygiene", reason: "stray files")) {
             try AMIRegistrar.register(target: .image(path), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         }
         #expect(fake.operations.isEmpty)

@@ -286,7 +286,7 @@ import Host
         #expect(nitro.primary.variant == .ena && nitro.primary.bootsOn == "xen,nitro")
         #expect(printed.lines.contains { $0.contains("registering with ENA support: the image boots on Nitro") })
         var unread = options(fake)
-        unread.readImage = { _ in Issue.record("nothing to read"); throw AMIError.badTarget("x") }
+        unread.readImage = { _ in Issue.record("nothing to read"); throw AMIError.instanceIDUnknown }
         let trusted = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: unread,
                                                 runner: fake.runner, log: printed.log())
         #expect(trusted.primary.variant == .ena && trusted.primary.bootsOn == nil)
