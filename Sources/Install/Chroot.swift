@@ -19,10 +19,10 @@ enum Chroot {
     /// Mount commands for the chroot's pseudo filesystems, in order, with their mount points.
     static func mountCommands(root: String) -> [(Command, String)] {
         [
-            (Command("mount", ["-t", "proc", "proc", root + "/proc"]), root + "/proc"),
-            (Command("mount", ["-t", "sysfs", "sysfs", root + "/sys"]), root + "/sys"),
+            (Preparation.proc(at: root + "/proc"), root + "/proc"),
+            (Preparation.sysfs(at: root + "/sys"), root + "/sys"),
             // A private minimal /dev (not a bind of the builder's, which would expose its disks).
-            (Command("mount", ["-t", "tmpfs", "-o", "mode=0755,size=1m,nosuid", "centos6-ami-dev", root + "/dev"]), root + "/dev"),
+            (Preparation.minimalDev(at: root + "/dev"), root + "/dev"),
         ]
     }
 
@@ -38,7 +38,7 @@ enum Chroot {
     }
 
     static func devptsCommand(root: String) -> Command {
-        Command("mount", ["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5", "devpts", root + "/dev/pts"])
+        Preparation.devpts(at: root + "/dev/pts")
     }
 
     /// Mounts /proc, /sys, /dev and /dev/pts in the target and pushes their undos

@@ -1,3 +1,4 @@
+import Disk
 import ENA
 import Fetch
 import Foundation
@@ -174,7 +175,7 @@ enum ENASteps {
         ctx.journal?.record(.root(root))
         ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
-        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
+        ctx.cleanup.push(teardown, manual: [Preparation.unmount(root, .recursive).shellLine, "rm -rf \(shellQuote(root))"]) {
             let failures = sub.cleanup.unwind()
             if let first = failures.first { throw InstallError.failed(first) }
             try removeTree(root, runner: runner)

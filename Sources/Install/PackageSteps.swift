@@ -173,7 +173,7 @@ enum PackageSteps {
         let teardown = "tear down the rpm tools root \(tools)"
         let mounts = CleanupStack(log: ctx.log)
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
-        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools))", "rmdir \(shellQuote(tools))"]) {
+        ctx.cleanup.push(teardown, manual: [Preparation.unmount(tools, .recursive).shellLine, "rmdir \(shellQuote(tools))"]) {
             let failures = mounts.unwind()
             if let first = failures.first { throw InstallError.failed(first) }
             try ENASteps.removeTree(tools, runner: runner)
@@ -183,8 +183,8 @@ enum PackageSteps {
         // caps (tmpfs takes what is used): the whole bootstrap set's installed size.
         let installed = ctx.bootstrapSet.reduce(0) { $0 + $1.installedSize }
         let size = max(256 << 20, installed)
-        try runner.checked(Command("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "centos6-ami-rpm-tools", tools]))
-        pushUnmount(mounts, tools, runner: runner)
+        try runner.checked(Preparation.tmpfs("centos6-ami-rpm-tools", bytes: UInt64(size), at: tools))
+        InstallSteps.pushUnmount(mounts, tools, runner: runner)
         try extractTools(ctx, into: tools)
         try mountToolsRoot(ctx, tools: tools, mounts: mounts)
         let target = "/target"
@@ -237,22 +237,15 @@ enum PackageSteps {
     static func mountToolsRoot(_ ctx: InstallContext, tools: String, mounts: CleanupStack) throws {
         let runner = ctx.runner, target = tools + "/target"
         try runner.checked(Command("mkdir", ["-p", tools + "/proc", tools + "/dev", target]))
-        try runner.checked(Command("mount", ["-t", "proc", "proc", tools + "/proc"]))
-        pushUnmount(mounts, tools + "/proc", runner: runner)
+        try runner.checked(Preparation.proc(at: tools + "/proc"))
+        InstallSteps.pushUnmount(mounts, tools + "/proc", runner: runner)
         mounts.push("stop processes left in \(tools)") { runner.perform { Chroot.killProcesses(root: tools) } }
-        try runner.checked(Command("mount", ["--bind", ctx.root + "/dev", tools + "/dev"]))
-        pushUnmount(mounts, tools + "/dev", runner: runner)
-        try runner.checked(Command("mount", ["--rbind", ctx.root, target]))
+        try runner.checked(Preparation.bind(ctx.root + "/dev", at: tools + "/dev"))
+        InstallSteps.pushUnmount(mounts, tools + "/dev", runner: runner)
+        try runner.checked(Preparation.recursiveBind(ctx.root, at: target))
         // Unmounting the copy must not propagate back to the target's own mounts.
-        try runner.checked(Command("mount", ["--make-rslave", target]))
-        pushUnmount(mounts, target, runner: runner, recursive: true)
-    }
-
-    static func pushUnmount(_ stack: CleanupStack, _ point: String, runner: CommandRunner, recursive: Bool = false) {
-        let command = Command("umount", (recursive ? ["-R"] : []) + [point])
-        stack.push("unmount \(point)", manual: [command.shellLine]) {
-            try InstallSteps.unmountRetrying(point, command: command, runner: runner)
-        }
+        try runner.checked(Preparation.makeRecursiveSlave(target))
+        InstallSteps.pushUnmount(mounts, target, runner: runner, style: .recursive)
     }
 
     /// `/etc/yum/vars/releasever` pins the release from the start (yum 3.2.27+ reads it).
@@ -279,14 +272,14 @@ enum PackageSteps {
         try runner.perform("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(packages.count) cached packages into \(mirror)") {
             try fillMirror(mirror, metadataOf: repo, packages: packages, cachedPaths: ctx.cachedPaths)
         }
-        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror"]))
+        try runner.checked(Preparation.bind(mirror, at: inside + "/mirror", readOnly: true))
         InstallSteps.pushUnmount(ctx, inside + "/mirror")
         // A file:// upstream is not visible inside the chroot: bind it too.
         var upstream = ctx.chrootUpstream
         if let url = URL(string: ctx.options.mirror), url.isFileURL {
             let source = repo.baseURL.path
             try runner.checked(Command("mkdir", ["-p", inside + "/upstream"]))
-            try runner.checked(Command("mount", ["--bind", "-o", "ro", source, inside + "/upstream"]))
+            try runner.checked(Preparation.bind(source, at: inside + "/upstream", readOnly: true))
             InstallSteps.pushUnmount(ctx, inside + "/upstream")
             upstream = "file://\(chrootWork)/upstream/"
         }
@@ -339,11 +332,11 @@ enum PackageSteps {
         try runner.perform("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)") {
             try fillMirror(mirror, metadataOf: updates, packages: ours, cachedPaths: ctx.cachedPaths)
         }
-        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror-updates"]))
+        try runner.checked(Preparation.bind(mirror, at: inside + "/mirror-updates", readOnly: true))
         InstallSteps.pushUnmount(ctx, inside + "/mirror-updates")
         if let url = URL(string: ctx.options.mirror), url.isFileURL {
             try runner.checked(Command("mkdir", ["-p", inside + "/upstream-updates"]))
-            try runner.checked(Command("mount", ["--bind", "-o", "ro", updates.baseURL.path, inside + "/upstream-updates"]))
+            try runner.checked(Preparation.bind(updates.baseURL.path, at: inside + "/upstream-updates", readOnly: true))
             InstallSteps.pushUnmount(ctx, inside + "/upstream-updates")
             return "file://\(chrootWork)/upstream-updates/"
         }

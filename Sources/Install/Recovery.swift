@@ -102,10 +102,10 @@ public struct LocalRecovery {
         var points: [String] = []
         for base in mounts + workDirs + scratches { for p in Mounts.mountPoints(under: base) where !points.contains(p) { points.append(p) } }
         for point in points.sorted(by: { $0.count > $1.count }) {
-            var result = runner.run(Command("umount", [point]))
+            var result = runner.run(Preparation.unmount(point))
             if result.status != 0 && Mounts.isMountPoint(point) {
                 // Busy after the kill (a lazy reference): detach it from the tree; the kernel frees it when idle.
-                result = runner.run(Command("umount", ["-l", point]))
+                result = runner.run(Preparation.unmount(point, .lazy))
             }
             act("unmounted \(point)", result.status == 0 || !Mounts.isMountPoint(point), result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
         }

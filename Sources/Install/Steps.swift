@@ -208,9 +208,14 @@ public enum InstallSteps {
 
     /// Pushes an unmount that first checks the mount is still there, and retries a busy one.
     static func pushUnmount(_ ctx: InstallContext, _ mountPoint: String) {
-        let runner = ctx.runner
-        ctx.cleanup.push("unmount \(mountPoint)", manual: ["umount \(shellQuote(mountPoint))"]) {
-            try unmountRetrying(mountPoint, command: Preparation.unmount(mountPoint), runner: runner)
+        pushUnmount(ctx.cleanup, mountPoint, runner: ctx.runner)
+    }
+
+    /// The same on any cleanup stack (a scratch root's own), in any `UnmountStyle`.
+    static func pushUnmount(_ stack: CleanupStack, _ mountPoint: String, runner: CommandRunner, style: UnmountStyle = .plain) {
+        let command = Preparation.unmount(mountPoint, style)
+        stack.push("unmount \(mountPoint)", manual: [command.shellLine]) {
+            try unmountRetrying(mountPoint, command: command, runner: runner)
         }
     }
 
