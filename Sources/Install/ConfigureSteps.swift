@@ -77,7 +77,7 @@ enum ConfigureSteps {
             try ctx.runner.perform("edit \(path)") {
                 let original = try? String(contentsOfFile: path, encoding: .utf8)
                 if original == nil && edit.requiresOriginal {
-                    throw InstallError.failed("'\(file.path)' is missing from the image (its package should have installed it)")
+                    throw InstallError.imageFileMissing(path: file.path)
                 }
                 try ctx.write(edit.apply(to: original ?? ""), to: path, mode: mode)
             }
@@ -135,7 +135,7 @@ enum ConfigureSteps {
                     copied += 1
                 }
             }
-            guard copied > 0 else { throw InstallError.failed("no grub stage files under /usr/share/grub in the image (is the grub package installed?)") }
+            guard copied > 0 else { throw InstallError.noGrubStageFiles }
         }
         let aliases = root + aliasDirectory
         try runner.checked(Command("mkdir", ["-p", aliases]))
@@ -156,7 +156,7 @@ enum ConfigureSteps {
         try runner.perform {
             let output = result.stdoutText + result.stderrText
             guard output.contains("succeeded"), !output.contains("Error ") else {
-                throw InstallError.failed("grub setup (hd0) did not succeed:\n" + output)
+                throw InstallError.grubSetupFailed(output: output)
             }
         }
         ctx.cleanup.unwindEntry(named: "remove grub alias nodes")

@@ -89,10 +89,10 @@ enum ENASteps {
         // --updates: the updates kernel's kernel-devel comes from the updates repository.
         let resolution = Resolver(packages: repo.packages + (ctx.updatesRepository?.packages ?? [])).resolve(seeds: buildTools + [devel])
         if let missing = resolution.unresolved.first(where: { $0.hasPrefix("(seed)") }) {
-            throw InstallError.failed("the repository lacks what the ENA build root needs: \(missing)")
+            throw InstallError.enaBuildRootPackageMissing(missing)
         }
         guard resolution.packages.contains(where: { $0.name == "kernel-devel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.failed("the repository has no '\(devel)' (the headers of the pinned kernel)")
+            throw InstallError.kernelDevelMissing(package: devel)
         }
         if !resolution.unresolved.isEmpty { ctx.log.write("ena build set: yum will resolve these itself: \(resolution.unresolved.joined(separator: "; "))") }
         ctx.enaState.buildSet = resolution.packages
@@ -177,7 +177,7 @@ enum ENASteps {
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
         ctx.cleanup.push(teardown, manual: [Preparation.unmount(root, .recursive).shellLine, "rm -rf \(shellQuote(root))"]) {
             let failures = sub.cleanup.unwind()
-            if let first = failures.first { throw InstallError.failed(first) }
+            if let first = failures.first { throw InstallError.undoFailed(first) }
             try removeTree(root, runner: runner)
         }
         ctx.log.say("ENA build root: \(root)")
@@ -222,7 +222,7 @@ enum ENASteps {
         // Done with the build root: unmount and remove it now (the RPM stays in the scratch dir).
         ctx.cleanup.unwindEntry(named: teardown)
         try runner.perform {
-            if FileManager.default.fileExists(atPath: root) { throw InstallError.failed("the build root '\(root)' could not be removed; see the log") }
+            if FileManager.default.fileExists(atPath: root) { throw InstallError.buildRootNotRemoved(path: root) }
         }
         ctx.log.say(String(format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
                            pin.version, kver, ctx.enaState.buildRootSeconds, ctx.enaState.kbuildSeconds,
@@ -274,7 +274,7 @@ enum ENASteps {
             let dep = (try? String(contentsOfFile: "\(root)/lib/modules/\(kver)/modules.dep", encoding: .utf8)) ?? ""
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
             guard enaLines.count == 1, enaLines[0].hasPrefix("extra/ena/ena.ko:") || enaLines[0].hasPrefix("/lib/modules/\(kver)/extra/ena/ena.ko:") else {
-                throw InstallError.failed("depmod in the target did not pick extra/ena/ena.ko for 'ena' (modules.dep: \(enaLines))")
+                throw InstallError.enaModuleNotPicked(modulesDep: enaLines.map(String.init))
             }
         }
         ctx.enaInstalled = true
@@ -299,7 +299,7 @@ enum ENASteps {
         guard FileManager.default.fileExists(atPath: path) else { return }
         let mounted = Mounts.current().map(\.mountPoint).filter { $0 == path || $0.hasPrefix(path + "/") }
         guard mounted.isEmpty else {
-            throw InstallError.failed("'\(path)' still has mounts (\(mounted.joined(separator: ", "))); not removing it")
+            throw InstallError.stillMounted(path: path, mounts: mounted)
         }
         try runner.checked(Command("rm", ["-rf", "--one-file-system", path]))
     }

@@ -120,7 +120,7 @@ public final class InstallContext: @unchecked Sendable {
     public func pinnedKeyArmored() throws -> String {
         guard let path = options.gpgKeyPath else { return embeddedCentOS6KeyArmored }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("BEGIN PGP PUBLIC KEY BLOCK") else {
-            throw InstallError.failed("--gpg-key '\(path)' must be an armored public key (gpg --armor --export)")
+            throw InstallError.gpgKeyNotArmored(path: path)
         }
         return text
     }

@@ -64,12 +64,12 @@ enum PackageSteps {
         let seeds = BootstrapSet.seeds.filter { requiredSeeds.contains($0) || present.contains($0) }
         let bootstrap = try resolver.bootstrapClosure(seeds: seeds)
         guard let comps = repo.comps else {
-            throw InstallError.failed("repository '\(repo.baseURL.absoluteString)' has no comps group file (yum groupinstall Core needs it)")
+            throw InstallError.noCompsGroupFile(repository: repo.baseURL.absoluteString)
         }
         let kernel = "kernel-" + ctx.release.kernel
         let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
         guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.failed("the repository has no '\(kernel)' (the \(ctx.options.updates ? "updates" : "GA") kernel for \(ctx.options.release))")
+            throw InstallError.kernelMissing(package: kernel, updates: ctx.options.updates, release: ctx.options.release)
         }
         ctx.bootstrapSet = bootstrap.packages
         ctx.installSet = install.packages
@@ -136,7 +136,7 @@ enum PackageSteps {
                 let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
                 shared.withLock { $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 } }
             } catch {
-                throw InstallError.failed("package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
+                throw InstallError.packageRejected(file: all[index].fileName, mirror: ctx.options.mirror, cause: error)
             }
         }
         let (verified, checkedNow, keys) = shared.withLock { ($0.verified, $0.checkedNow, $0.keys) }
@@ -175,7 +175,7 @@ enum PackageSteps {
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
         ctx.cleanup.push(teardown, manual: [Preparation.unmount(tools, .recursive).shellLine, "rmdir \(shellQuote(tools))"]) {
             let failures = mounts.unwind()
-            if let first = failures.first { throw InstallError.failed(first) }
+            if let first = failures.first { throw InstallError.undoFailed(first) }
             try ENASteps.removeTree(tools, runner: runner)
         }
         // In RAM: unpacking is quicker, and removing it is an unmount (deleting
@@ -439,13 +439,13 @@ enum PackageSteps {
         // The target must now hold the pinned kernel and no postfix.
         let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))
         guard kernel.status == 0 else {
-            throw InstallError.failed("kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
+            throw InstallError.kernelNotInstalled(kernel: ctx.release.kernel, rpmOutput: kernel.stdoutText)
         }
         let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(ctx.root)).stdoutText
         ctx.installedPackages = InstalledPackage.parse(all)
         let names = ctx.installedPackages.map(\.name)
         ctx.installedPackageCount = names.count
-        if names.contains("postfix") { throw InstallError.failed("postfix was installed despite --exclude=postfix") }
+        if names.contains("postfix") { throw InstallError.postfixInstalled }
         ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")
     }
 }

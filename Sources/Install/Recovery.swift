@@ -27,13 +27,19 @@ public enum RecoveryCheck {
     }
 }
 
-public enum RecoveryError: Error, CustomStringConvertible, Equatable {
+public enum RecoveryError: ToolError, Equatable {
     case deadRun(target: String, pid: Int32, journal: String)
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .deadRun(target, pid, journal):
-            return "'\(target)' has leftovers of a centos6-ami run (pid \(pid)) that died without cleaning up (journal '\(journal)'); run 'centos6-ami cleanup --local' first"
+            return "'\(target)' has leftovers of a centos6-ami run (pid \(pid)) that died without cleaning up (journal '\(journal)')"
+        }
+    }
+
+    public var remedy: String? {
+        switch self {
+        case .deadRun: return "run 'centos6-ami cleanup --local' first"
         }
     }
 }

@@ -134,7 +134,7 @@ public enum InstallSteps {
         var device = "/dev/loopN"
         try runner.perform("losetup prints the loop device; it is called /dev/loopN below") {
             device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard device.hasPrefix("/dev/loop") else { throw InstallError.failed("losetup printed '\(device)' instead of a loop device") }
+            guard device.hasPrefix("/dev/loop") else { throw InstallError.notALoopDevice(printed: device) }
         }
         ctx.deviceIfKnown = device
         ctx.journal?.record(.loop(device: device, image: path))
@@ -236,7 +236,7 @@ public enum InstallSteps {
     static func unmount(_ ctx: InstallContext) throws {
         let mark = try ctx.made(ctx.deviceMark, "cleanup mark of the device", by: "attach-loop")
         let failures = ctx.runner.unwinding { ctx.cleanup.unwind(downTo: mark) }
-        if let first = failures.first { throw InstallError.failed(first) }
+        if let first = failures.first { throw InstallError.undoFailed(first) }
         // The root was mounted with barrier=0 (Preparation.mountRoot): one flush for the whole build.
         try ctx.runner.checked(Preparation.flush(device: try ctx.device))
     }

@@ -116,7 +116,8 @@ import Versions
             guard case InstallError.noSpace = error.cause else { Issue.record("cause \(error.cause)"); return }
         }
         // Other failures stay as they are, named by their step.
-        let other = InstallStep("download", "x") { _ in throw InstallError.failed("mirror down") }
+        struct MirrorDown: Error, CustomStringConvertible { var description: String { "mirror down" } }
+        let other = InstallStep("download", "x") { _ in throw MirrorDown() }
         #expect(throws: StepFailed.self) { _ = try Pipeline.run(ctx, steps: [other]) }
         do { _ = try Pipeline.run(ctx, steps: [other]) } catch { #expect("\(error)" == "step 'download' failed: mirror down") }
         // A plain command failure is named by its step too.
