@@ -193,12 +193,16 @@ enum ConfigureSteps {
         } else {
             try runner.checked(PackageSteps.yum(ctx, in: root, ["clean", "all"]))
         }
+        // The filesystem's use is measured once it is clean (0 in a dry run).
+        var used: UInt64 = 0
         try runner.perform("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp") {
-            try removeLeftovers(ctx, root: root)
+            used = try removeLeftovers(ctx, root: root)
         }
+        ctx.bytesOnVolumeIfMade = used
     }
 
-    static func removeLeftovers(_ ctx: InstallContext, root: String) throws {
+    /// Returns the bytes the filesystem then uses.
+    static func removeLeftovers(_ ctx: InstallContext, root: String) throws -> UInt64 {
         let fm = FileManager.default
         var removed: [String] = []
         for path in removedFiles where fm.fileExists(atPath: root + path) || isSymlink(root + path) {
@@ -235,7 +239,7 @@ enum ConfigureSteps {
         }
         ctx.log.write("clean: removed \(removed.count) paths: \(removed.joined(separator: " ")); truncated \(truncated) logs")
         var fs = statvfs()
-        if statvfs(root, &fs) == 0 { ctx.bytesOnVolume = UInt64(fs.f_blocks - fs.f_bfree) * UInt64(fs.f_frsize) }
+        return statvfs(root, &fs) == 0 ? UInt64(fs.f_blocks - fs.f_bfree) * UInt64(fs.f_frsize) : 0
     }
 
     static func isSymlink(_ path: String) -> Bool {

@@ -37,8 +37,6 @@ public final class InstallContext: @unchecked Sendable {
     /// Installed after Core, besides the pinned kernel (as the original), plus acpid
     /// and ntp unless `--minimal` (see `init`).
     public let extraPackages: [String]
-    /// Used bytes of the target filesystem, measured by the clean step (0 in a dry run), for the summary.
-    public var bytesOnVolume: UInt64 = 0
 
     // MARK: phases, in the order their steps run (each `…IfMade` set once, by the step named in its accessor)
 
@@ -89,6 +87,10 @@ public final class InstallContext: @unchecked Sendable {
     var enaInstall: InstalledKmod { get throws { try made(enaInstallIfMade, "installed kmod-ena", by: "ena-install") } }
     /// With `--ena`, kmod-ena is in the target (the grub line gets net.ifnames=0).
     public var enaInstalled: Bool { get throws { guard options.ena else { return false }; _ = try enaInstall; return true } }
+
+    /// Used bytes of the target filesystem once clean (0 in a dry run), for the summary.
+    public internal(set) var bytesOnVolumeIfMade: UInt64?
+    public var bytesOnVolume: UInt64 { get throws { try made(bytesOnVolumeIfMade, "measure of the clean filesystem", by: "clean") } }
 
     /// Where the built image boots (Xen, Nitro), read from its filesystem (not in a dry run).
     public internal(set) var bootVerdictIfMade: BootVerdict?

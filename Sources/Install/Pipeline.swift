@@ -62,7 +62,7 @@ public enum Pipeline {
         return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: device,
                               filesystemUUID: ctx.filesystemUUID, stepsRun: stepsRun, seconds: ctx.log.elapsed,
                               kernel: (ctx.planIfMade?.release ?? ctx.release).kernel, packageCount: ctx.installedIfMade?.packages.count ?? 0,
-                              bytesOnVolume: ctx.bytesOnVolume, downloadedBytes: ctx.downloadsIfMade?.downloadedBytes ?? 0,
+                              bytesOnVolume: ctx.bytesOnVolumeIfMade ?? 0, downloadedBytes: ctx.downloadsIfMade?.downloadedBytes ?? 0,
                               bootVerdict: ctx.bootVerdictIfMade)
     }
 
