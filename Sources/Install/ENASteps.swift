@@ -78,7 +78,8 @@ enum ENASteps {
         case .download: archive = scratch + "/ena.tar.gz"
         case .directory: archive = nil
         }
-        let archiveSHA256 = archive != nil && !runner.isDryRun ? try Checksum.of(file: archive!, kind: .sha256).hex : nil
+        // Reads back: the archive's bytes.
+        let archiveSHA256 = try archive.flatMap { runner.isDryRun ? nil : try Checksum.of(file: $0, kind: .sha256).hex }
         ctx.enaSourceIfMade = ENASourceTree(scratch: scratch, tree: tree, archiveSHA256: archiveSHA256)
     }
 
