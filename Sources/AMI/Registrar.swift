@@ -526,7 +526,7 @@ public final class RegisterRun {
     func say(_ text: String) { log?.say(text) }
 
     /// A value the earlier step `step` makes; asking before it ran means the step list is out of order.
-    func needed<T>(_ value: T?, _ what: String, by step: String) throws -> T { try made(value, what, by: step) }
+    func needed<T>(_ value: T?, _ what: String, by step: String) throws -> T { try value.made(what, by: step) }
 
     /// The step that makes the snapshot: uploaded for an image file, else snapshotted from the volume.
     var snapshotStep: String {

@@ -322,14 +322,14 @@ struct InstallCommand {
     /// written atomically (temp file, rename). Returns the manifest's path and the SPDX SBOM's.
     static func writeManifest(_ ctx: InstallContext, logPath: String) throws -> (manifest: String, spdx: String?) {
         var image: String?
-        if case let .imageFile(path, _, _)? = ctx.target { image = path }
+        if case let .imageFile(path, _, _) = try ctx.target { image = path }
         let path = BuildManifest.path(imageFile: image, logPath: logPath)
         let created = Date()
         let manifest = try ctx.manifest(toolVersion: CLI.version, created: created)
         try writeAtomically(manifest.encoded(), to: path)
         ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
         var spdx: String?
-        let input = ctx.sbomInput(imageName: BuildSBOM.imageName(imageFile: image, logPath: logPath), manifest: manifest, created: created)
+        let input = try ctx.sbomInput(imageName: BuildSBOM.imageName(imageFile: image, logPath: logPath), manifest: manifest, created: created)
         for format in SBOMFormat.allCases {
             let sbom = BuildSBOM.path(imageFile: image, logPath: logPath, format: format)
             try writeAtomically(Data(format.render(input).utf8), to: sbom)

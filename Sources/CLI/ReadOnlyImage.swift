@@ -44,7 +44,7 @@ enum ReadOnlyImage {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         try checkPartition?(partition, runner)
         journal?.record(.mount(mountPoint))
-        try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
+        try runner.checked(Preparation.mountForReading(partition: partition, at: mountPoint))
         cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
         return try body(mountPoint)
     }
