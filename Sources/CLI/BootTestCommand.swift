@@ -220,13 +220,13 @@ struct BootTestCommand {
     }
 }
 
-enum BootTestError: Error, CustomStringConvertible {
+enum BootTestError: ToolError {
     case copyFailed(source: String, copy: String, reason: String)
 
-    var description: String {
+    var failure: String {
         switch self {
-        case let .copyFailed(source, copy, reason):
-            return "cannot copy '\(source)' to '\(copy)' for booting (\(reason)); free space there or name another place with --keep-copy"
+        case let .copyFailed(source, copy, reason): return "cannot copy '\(source)' to '\(copy)' for booting (\(reason))"
         }
     }
+    var remedy: String? { "free space there or name another place with --keep-copy" }
 }

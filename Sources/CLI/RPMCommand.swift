@@ -301,11 +301,16 @@ struct RPMCommand {
 }
 
 /// `rpm extract` failures, naming the directory.
-enum RPMCommandError: Error, CustomStringConvertible {
+enum RPMCommandError: ToolError {
     case extract(dir: String, reason: String)
-    var description: String {
+    var failure: String {
         switch self {
-        case let .extract(dir, reason): return "cannot extract into DIR '\(dir)': \(reason)"
+        case let .extract(dir, _): return "cannot extract into DIR '\(dir)'"
+        }
+    }
+    var reason: String? {
+        switch self {
+        case let .extract(_, reason): return reason
         }
     }
 }
