@@ -9,7 +9,8 @@ let package = Package(
         .executable(name: "centos6-ami", targets: ["centos6-ami"]),
     ],
     targets: [
-        .target(name: "Versions"),
+        // Host only for `ToolError`, the one shape of the tool's errors.
+        .target(name: "Versions", dependencies: ["Host"]),
         .target(name: "Host"),
         .target(name: "Disk", dependencies: ["Host"]),
         .target(name: "Templates", dependencies: ["Versions"]),

@@ -12,10 +12,97 @@ import FoundationNetworking
 #endif
 
 /// Why no credentials could be had, and what to do about it.
-public struct CredentialError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { "credentials for the block upload: \(reason)" }
+public indirect enum CredentialError: ToolError, Equatable, Sendable {
+    /// Nothing in the chain: no environment keys, no profile, no instance role.
+    case noneFound(credentialsFile: String, configFile: String)
+    /// One of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY without the other.
+    case environmentHalfSet(set: String, missing: String)
+    case emptyCredentialProcess(profile: String, file: String)
+    /// A profile kind (role_arn, SSO, web identity) the aws CLI resolves and we do not.
+    case unresolvedProfileKind(profile: String, kind: String)
+    case profileMissing(profile: String, credentialsFile: String, configFile: String)
+    case profileWithoutKeys(profile: String)
+    case credentialProcessFailed(profile: String, command: String, status: Int32, stderrTail: String)
+    /// A credential_process's output is not credentials (`problem`: one of the output cases).
+    case credentialProcessOutput(profile: String, command: String, file: String, problem: CredentialError)
+    case unterminatedQuote(line: String, quote: Character)
+    case outputNotJSONObject
+    case outputVersionMissing
+    case outputLacksKeys
+    case outputBadExpiration(String)
+    case badMetadataEndpoint(String)
+    case tokenRefused(endpoint: String, status: Int)
+    /// The metadata service has no role for this instance (404).
+    case noRole
+    /// The metadata service lists no role.
+    case roleListEmpty
+    case badMetadataURL(String)
+    case metadataUnreachable(endpoint: String, path: String, reason: String)
+    case roleWithoutCredentials(role: String, endpoint: String)
+    case metadataStatus(endpoint: String, status: Int, path: String)
+    case roleCredentialsNotJSON(role: String)
+    case roleCredentialsUnusable(role: String, code: String)
+    case roleCredentialsLackKeys(role: String)
+
+    public var failure: String { "credentials for the block upload" }
+    public var reason: String? { detail.reason }
+    public var remedy: String? { detail.remedy }
+
+    private var detail: (reason: String, remedy: String?) {
+        switch self {
+        case let .noneFound(credentialsFile, configFile):
+            return ("none found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --profile (or AWS_PROFILE) naming a profile "
+                + "of \(credentialsFile) or \(configFile) with keys or credential_process, or run on an EC2 instance with an IAM role", nil)
+        case let .environmentHalfSet(set, missing):
+            return ("\(set) is set but \(missing) is not: set both, or unset it to use a profile or the instance role", nil)
+        case let .emptyCredentialProcess(profile, file):
+            return ("credential_process of profile '\(profile)' in \(file) is empty", nil)
+        case let .unresolvedProfileKind(profile, kind):
+            return ("profile '\(profile)' uses \(kind), which centos6-ami does not resolve itself: give that profile a credential_process, "
+                + "or export its keys (eval \"$(aws configure export-credentials --profile \(profile) --format env)\")", nil)
+        case let .profileMissing(profile, credentialsFile, configFile):
+            return ("profile '\(profile)' is in neither \(credentialsFile) nor \(configFile)", "check --profile / AWS_PROFILE")
+        case let .profileWithoutKeys(profile):
+            return ("profile '\(profile)' has no aws_access_key_id/aws_secret_access_key and no credential_process", nil)
+        case let .credentialProcessFailed(profile, command, status, tail):
+            return ("credential_process of profile '\(profile)' (\(command)) exited \(status)\(tail.isEmpty ? "" : ": \(tail)")", "run it by hand to see why")
+        case let .credentialProcessOutput(profile, command, file, problem):
+            return ("credential_process of profile '\(profile)' (\(command)) in \(file): " + (problem.reason ?? ""), problem.remedy)
+        case let .unterminatedQuote(line, quote):
+            return ("credential_process '\(line)' has an unterminated \(quote)", nil)
+        case .outputNotJSONObject:
+            return ("its output is not a JSON object (it must print {\"Version\": 1, \"AccessKeyId\": ..., \"SecretAccessKey\": ...})", nil)
+        case .outputVersionMissing:
+            return ("its JSON has no \"Version\": 1 (the only version there is)", nil)
+        case .outputLacksKeys:
+            return ("its JSON lacks AccessKeyId or SecretAccessKey", nil)
+        case let .outputBadExpiration(text):
+            return ("its Expiration '\(text)' is not an ISO 8601 time", nil)
+        case let .badMetadataEndpoint(endpoint):
+            return ("AWS_EC2_METADATA_SERVICE_ENDPOINT '\(endpoint)' is not a URL", nil)
+        case let .tokenRefused(endpoint, status):
+            return ("the instance metadata service at \(endpoint) answered HTTP \(status) to the IMDSv2 token request",
+                    "check the instance's metadata options (http-tokens, hop limit)")
+        case .noRole:
+            return ("this instance has no IAM role (attach an instance profile with ebs:PutSnapshotBlock, or set AWS_ACCESS_KEY_ID / --profile)", nil)
+        case .roleListEmpty:
+            return ("this instance has no IAM role (attach an instance profile, or set AWS_ACCESS_KEY_ID / --profile)", nil)
+        case let .badMetadataURL(url):
+            return ("'\(url)' is not a URL", nil)
+        case let .metadataUnreachable(endpoint, path, reason):
+            return ("the instance metadata service at \(endpoint) did not answer GET \(path): \(reason)", nil)
+        case let .roleWithoutCredentials(role, endpoint):
+            return ("the role '\(role)' has no credentials at \(endpoint)", nil)
+        case let .metadataStatus(endpoint, status, path):
+            return ("the instance metadata service at \(endpoint) answered HTTP \(status) to GET \(path)", nil)
+        case let .roleCredentialsNotJSON(role):
+            return ("the instance role '\(role)''s credentials are not JSON", nil)
+        case let .roleCredentialsUnusable(role, code):
+            return ("the instance role '\(role)''s credentials are not usable (Code \(code))", nil)
+        case let .roleCredentialsLackKeys(role):
+            return ("the instance role '\(role)''s credentials lack AccessKeyId or SecretAccessKey", nil)
+        }
+    }
 }
 
 /// Credentials that may expire: fetched again shortly before they do (or when the service says they did).
@@ -98,10 +185,7 @@ public struct CredentialChain: Sendable {
                 return source
             }
         }
-        throw CredentialError("""
-            none found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --profile (or AWS_PROFILE) naming a profile \
-            of \(credentialsFile) or \(configFile) with keys or credential_process, or run on an EC2 instance with an IAM role
-            """)
+        throw CredentialError.noneFound(credentialsFile: credentialsFile, configFile: configFile)
     }
 
     var credentialsFile: String { expand(nonEmpty(environment["AWS_SHARED_CREDENTIALS_FILE"]) ?? "~/.aws/credentials") }
@@ -119,9 +203,9 @@ public struct CredentialChain: Sendable {
         case (nil, nil):
             return nil
         case (_?, nil):
-            throw CredentialError("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or unset it to use a profile or the instance role")
+            throw CredentialError.environmentHalfSet(set: "AWS_ACCESS_KEY_ID", missing: "AWS_SECRET_ACCESS_KEY")
         case (nil, _?):
-            throw CredentialError("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both, or unset it to use a profile or the instance role")
+            throw CredentialError.environmentHalfSet(set: "AWS_SECRET_ACCESS_KEY", missing: "AWS_ACCESS_KEY_ID")
         }
     }
 
@@ -141,7 +225,7 @@ public struct CredentialChain: Sendable {
         for (section, file) in [(fromCredentials, credentialsFile), (fromConfig, configFile)] {
             guard let line = nonEmpty(section?["credential_process"]) else { continue }
             let words = try CredentialChain.words(line)
-            guard let executable = words.first else { throw CredentialError("credential_process of profile '\(name)' in \(file) is empty") }
+            guard let executable = words.first else { throw CredentialError.emptyCredentialProcess(profile: name, file: file) }
             let command = Command(executable, Array(words.dropFirst()))
             let run = runProcess
             let source = CredentialSource(now: now) { try CredentialChain.runCredentialProcess(command, profile: name, file: file, run: run) }
@@ -150,16 +234,13 @@ public struct CredentialChain: Sendable {
         }
         let other = [fromCredentials, fromConfig].compactMap { $0 }.flatMap(\.keys).filter { ["role_arn", "sso_session", "sso_start_url", "web_identity_token_file"].contains($0) }
         if let kind = other.first {
-            throw CredentialError("""
-                profile '\(name)' uses \(kind), which centos6-ami does not resolve itself: give that profile a credential_process, \
-                or export its keys (eval "$(aws configure export-credentials --profile \(name) --format env)")
-                """)
+            throw CredentialError.unresolvedProfileKind(profile: name, kind: kind)
         }
         if required && fromCredentials == nil && fromConfig == nil {
-            throw CredentialError("profile '\(name)' is in neither \(credentialsFile) nor \(configFile); check --profile / AWS_PROFILE")
+            throw CredentialError.profileMissing(profile: name, credentialsFile: credentialsFile, configFile: configFile)
         }
         if required {
-            throw CredentialError("profile '\(name)' has no aws_access_key_id/aws_secret_access_key and no credential_process")
+            throw CredentialError.profileWithoutKeys(profile: name)
         }
         return nil
     }
@@ -169,12 +250,12 @@ public struct CredentialChain: Sendable {
         let result = run(command)
         guard result.status == 0 else {
             let tail = result.stderrText.split(separator: "\n").suffix(3).joined(separator: " / ")
-            throw CredentialError("credential_process of profile '\(profile)' (\(command.shellLine)) exited \(result.status)\(tail.isEmpty ? "" : ": \(tail)"); run it by hand to see why")
+            throw CredentialError.credentialProcessFailed(profile: profile, command: command.shellLine, status: result.status, stderrTail: tail)
         }
         do {
             return try processOutput(result.standardOutput, source: "credential_process of profile '\(profile)'")
         } catch let error as CredentialError {
-            throw CredentialError("credential_process of profile '\(profile)' (\(command.shellLine)) in \(file): \(error.reason)")
+            throw CredentialError.credentialProcessOutput(profile: profile, command: command.shellLine, file: file, problem: error)
         }
     }
 
@@ -215,7 +296,7 @@ public struct CredentialChain: Sendable {
                 if inWord { words.append(word); word = ""; inWord = false }
             case "'":
                 inWord = true
-                guard let end = chars.firstIndex(of: "'") else { throw CredentialError("credential_process '\(line)' has an unterminated '") }
+                guard let end = chars.firstIndex(of: "'") else { throw CredentialError.unterminatedQuote(line: line, quote: "'") }
                 word += String(chars[..<end])
                 chars = chars[(end + 1)...]
             case "\"":
@@ -226,7 +307,7 @@ public struct CredentialChain: Sendable {
                     if d == "\\", let next = chars.first, "\\\"$`\n".contains(next) { word.append(next); chars = chars.dropFirst(); continue }
                     word.append(d)
                 }
-                guard closed else { throw CredentialError("credential_process '\(line)' has an unterminated \"") }
+                guard closed else { throw CredentialError.unterminatedQuote(line: line, quote: "\"") }
             case "\\":
                 inWord = true
                 if let next = chars.popFirst() { if next != "\n" { word.append(next) } }
@@ -242,15 +323,15 @@ public struct CredentialChain: Sendable {
     /// credential_process's answer: JSON Version 1 with AccessKeyId, SecretAccessKey, optional SessionToken and Expiration.
     public static func processOutput(_ data: Data, source: String) throws -> AWSCredentials {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CredentialError("its output is not a JSON object (it must print {\"Version\": 1, \"AccessKeyId\": ..., \"SecretAccessKey\": ...})")
+            throw CredentialError.outputNotJSONObject
         }
-        guard (json["Version"] as? NSNumber)?.intValue == 1 else { throw CredentialError("its JSON has no \"Version\": 1 (the only version there is)") }
+        guard (json["Version"] as? NSNumber)?.intValue == 1 else { throw CredentialError.outputVersionMissing }
         guard let id = json["AccessKeyId"] as? String, !id.isEmpty, let secret = json["SecretAccessKey"] as? String, !secret.isEmpty else {
-            throw CredentialError("its JSON lacks AccessKeyId or SecretAccessKey")
+            throw CredentialError.outputLacksKeys
         }
         var expiration: Date?
         if let text = json["Expiration"] as? String {
-            guard let date = iso8601(text) else { throw CredentialError("its Expiration '\(text)' is not an ISO 8601 time") }
+            guard let date = iso8601(text) else { throw CredentialError.outputBadExpiration(text) }
             expiration = date
         }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: json["SessionToken"] as? String, expiration: expiration, source: source)
@@ -291,34 +372,34 @@ public struct IMDSCredentials: Sendable {
         let session = URLSession(configuration: configuration)
         defer { session.finishTasksAndInvalidate() }
         guard let tokenURL = URL(string: endpoint + "/latest/api/token") else {
-            throw CredentialError("AWS_EC2_METADATA_SERVICE_ENDPOINT '\(endpoint)' is not a URL")
+            throw CredentialError.badMetadataEndpoint(endpoint)
         }
         var put = URLRequest(url: tokenURL)
         put.httpMethod = "PUT"
         put.setValue(String(IMDSCredentials.tokenTTL), forHTTPHeaderField: "X-aws-ec2-metadata-token-ttl-seconds")
         guard case let .success(tokenAnswer) = HTTPExchange.perform(session, put, body: nil) else { return nil }
         guard tokenAnswer.status == 200 else {
-            throw CredentialError("the instance metadata service at \(endpoint) answered HTTP \(tokenAnswer.status) to the IMDSv2 token request; check the instance's metadata options (http-tokens, hop limit)")
+            throw CredentialError.tokenRefused(endpoint: endpoint, status: tokenAnswer.status)
         }
         let token = String(decoding: tokenAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let roles = try get(IMDSCredentials.rolesPath, token: token, session: session, missing: "this instance has no IAM role (attach an instance profile with ebs:PutSnapshotBlock, or set AWS_ACCESS_KEY_ID / --profile)")
+        let roles = try get(IMDSCredentials.rolesPath, token: token, session: session, missing: .noRole)
         guard let role = roles.split(whereSeparator: \.isNewline).first.map(String.init), !role.isEmpty else {
-            throw CredentialError("this instance has no IAM role (attach an instance profile, or set AWS_ACCESS_KEY_ID / --profile)")
+            throw CredentialError.roleListEmpty
         }
-        let body = try get(IMDSCredentials.rolesPath + role, token: token, session: session, missing: "the role '\(role)' has no credentials at \(endpoint)")
+        let body = try get(IMDSCredentials.rolesPath + role, token: token, session: session, missing: .roleWithoutCredentials(role: role, endpoint: endpoint))
         return try IMDSCredentials.parse(Data(body.utf8), role: role)
     }
 
-    func get(_ path: String, token: String, session: URLSession, missing: String) throws -> String {
-        guard let url = URL(string: endpoint + path) else { throw CredentialError("'\(endpoint + path)' is not a URL") }
+    func get(_ path: String, token: String, session: URLSession, missing: CredentialError) throws -> String {
+        guard let url = URL(string: endpoint + path) else { throw CredentialError.badMetadataURL(endpoint + path) }
         var request = URLRequest(url: url)
         request.setValue(token, forHTTPHeaderField: "X-aws-ec2-metadata-token")
         switch HTTPExchange.perform(session, request, body: nil) {
         case let .failure(error):
-            throw CredentialError("the instance metadata service at \(endpoint) did not answer GET \(path): \(error.localizedDescription)")
+            throw CredentialError.metadataUnreachable(endpoint: endpoint, path: path, reason: error.localizedDescription)
         case let .success(answer):
-            if answer.status == 404 { throw CredentialError(missing) }
-            guard answer.status == 200 else { throw CredentialError("the instance metadata service at \(endpoint) answered HTTP \(answer.status) to GET \(path)") }
+            if answer.status == 404 { throw missing }
+            guard answer.status == 200 else { throw CredentialError.metadataStatus(endpoint: endpoint, status: answer.status, path: path) }
             return String(decoding: answer.body, as: UTF8.self)
         }
     }
@@ -326,13 +407,13 @@ public struct IMDSCredentials: Sendable {
     /// The role document: Code "Success", AccessKeyId, SecretAccessKey, Token, Expiration.
     public static func parse(_ data: Data, role: String) throws -> AWSCredentials {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CredentialError("the instance role '\(role)''s credentials are not JSON")
+            throw CredentialError.roleCredentialsNotJSON(role: role)
         }
         guard json["Code"] as? String == "Success" else {
-            throw CredentialError("the instance role '\(role)''s credentials are not usable (Code \(json["Code"] as? String ?? "missing"))")
+            throw CredentialError.roleCredentialsUnusable(role: role, code: json["Code"] as? String ?? "missing")
         }
         guard let id = json["AccessKeyId"] as? String, let secret = json["SecretAccessKey"] as? String else {
-            throw CredentialError("the instance role '\(role)''s credentials lack AccessKeyId or SecretAccessKey")
+            throw CredentialError.roleCredentialsLackKeys(role: role)
         }
         let expiration = (json["Expiration"] as? String).flatMap(CredentialChain.iso8601)
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: json["Token"] as? String, expiration: expiration,

@@ -17,7 +17,7 @@ public protocol SnapshotBlockSender: Sendable {
 }
 
 /// Why a PutSnapshotBlock was not accepted, and whether trying again may help.
-public struct BlockPutFailure: Error, Equatable, Sendable, CustomStringConvertible {
+public struct BlockPutFailure: ToolError, Equatable, Sendable {
     /// The HTTP status; nil when no answer came (a reset connection, a timeout).
     public var status: Int?
     /// The service's error code (`ThrottlingException`, `ValidationException`) or the transport's.
@@ -36,13 +36,13 @@ public struct BlockPutFailure: Error, Equatable, Sendable, CustomStringConvertib
         self.refreshCredentials = refreshCredentials
     }
 
-    public var description: String {
-        let what = status.map { "PutSnapshotBlock answered HTTP \($0) \(code)" } ?? "PutSnapshotBlock got no answer (\(code))"
-        var text = message.isEmpty ? what : "\(what): \(message)"
-        if status == 403 && !refreshCredentials {
-            text += " (check the credentials: centos6-ami signs this call itself, with the aws CLI's chain: AWS_ACCESS_KEY_ID, --profile/AWS_PROFILE, the instance role)"
-        }
-        return text
+    public var failure: String {
+        status.map { "PutSnapshotBlock answered HTTP \($0) \(code)" } ?? "PutSnapshotBlock got no answer (\(code))"
+    }
+    public var reason: String? { message.isEmpty ? nil : message }
+    public var remedy: String? {
+        guard status == 403 && !refreshCredentials else { return nil }
+        return "check the credentials: centos6-ami signs this call itself, with the aws CLI's chain: AWS_ACCESS_KEY_ID, --profile/AWS_PROFILE, the instance role"
     }
 
     static let throttlingCodes: Set<String> = [
@@ -142,7 +142,7 @@ public final class EBSBlockClient: SnapshotBlockSender, @unchecked Sendable {
     public static func endpoint(region: String, endpointURL: String?) throws -> URL {
         let text = endpointURL ?? "https://ebs.\(region).amazonaws.com"
         guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw AMIError.badTarget("endpoint '\(text)' is not an http(s) URL; give --endpoint-url as http://HOST:PORT or https://HOST")
+            throw AMIError.badEndpoint(text)
         }
         return url
     }
@@ -157,7 +157,7 @@ public final class EBSBlockClient: SnapshotBlockSender, @unchecked Sendable {
         let path = endpoint.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let resource = "/snapshots/\(SigV4.uriEncode(snapshotID, keepSlash: false))/blocks/\(index)"
         guard let url = URL(string: base + resource), let host = endpoint.host else {
-            throw AMIError.badTarget("endpoint '\(endpoint)' gives no URL for block \(index)")
+            throw AMIError.noBlockURL(endpoint: "\(endpoint)", index: index)
         }
         let hostHeader = endpoint.port.map { "\(host):\($0)" } ?? host
         let headers = [("host", hostHeader), ("x-amz-checksum", checksum), ("x-amz-checksum-algorithm", EBSChecksum.algorithm),

@@ -2,7 +2,7 @@ import Foundation
 import Host
 
 /// What `register` (and `install`/`batch --register`) may change about a registration.
-// Unchecked only for its hook closures (instanceID, enaCheck, preUploadCheck): set by the command, called on the register thread.
+// Unchecked only for its hook closures (instanceID, readImage, makeBlockSender): set by the command, called on the register thread.
 public struct RegisterOptions: @unchecked Sendable {
     public var aws: AWSContext
     /// Tags every resource (`centos6-ami:build-id`) so `cleanup --build-id` finds leftovers;
@@ -30,16 +30,16 @@ public struct RegisterOptions: @unchecked Sendable {
     /// For `--region`-less runs: AWS_REGION / AWS_DEFAULT_REGION.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// This instance's id, needed only to find a volume by its xvd/sd attachment name.
-    public var instanceID: () throws -> String = { throw AMIError.badTarget("instance id unknown") }
+    public var instanceID: () throws -> String = { throw AMIError.instanceIDUnknown }
     public var sysfsRoot = "/sys"
     public var mountinfoPath = "/proc/self/mountinfo"
-    /// Called before anything is created when the variant is ENA: throws if the image lacks kmod-ena.
-    /// `install` knows what it installed and leaves it nil; `register` on a local device checks the files.
-    public var enaCheck: (() throws -> Void)?
-    /// Runs first for an image-file target, before any AWS call: throws to refuse the image.
-    /// This is where the image's hygiene gate and boot verdict plug in (the CLI's default
-    /// mounts the image read-only and checks it holds a kernel).
-    public var preUploadCheck: ((_ imagePath: String) throws -> Void)?
+    /// The image read here before any AWS call (an image file, the device TARGET, or `--device`):
+    /// nil for a volume id that cannot be read from this host (the check step then says so).
+    public var readable: String?
+    /// Reads `readable` read-only: throws to refuse it (a broken image, the hygiene gate's
+    /// findings), else says where it boots. Set by the command (the CLI mounts the image and
+    /// computes its boot verdict); the `check-image` step runs it.
+    public var readImage: ((_ path: String) throws -> ImageReading)?
     /// How an image file is uploaded (blocks in flight, tries per block).
     public var upload = EBSUploader.Settings()
     /// Makes what sends the blocks for the home region; nil: `EBSBlockClient` with the credential chain
@@ -69,6 +69,22 @@ public struct RegisterOptions: @unchecked Sendable {
 
     public static func isValidBuildID(_ id: String) -> Bool {
         !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+}
+
+/// What reading the image before any AWS call found: where it boots.
+public struct ImageReading: Sendable, Equatable {
+    /// `xen,nitro`, `xen`: tagged and recorded.
+    public var bootsOn: String
+    /// It boots on Nitro (nvme at boot, ena installed): registered with ENA support exactly then.
+    public var nitro: Bool
+    /// "Xen and Nitro", "Xen only: <reason>": for the log.
+    public var summary: String
+    /// Why it cannot boot on Nitro (empty when it can).
+    public var nitroReasons: [String]
+
+    public init(bootsOn: String, nitro: Bool, summary: String, nitroReasons: [String] = []) {
+        self.bootsOn = bootsOn; self.nitro = nitro; self.summary = summary; self.nitroReasons = nitroReasons
     }
 }
 
@@ -118,7 +134,7 @@ public enum AMIRegistrar {
     /// Snapshots the target and registers it as an AMI (plus copies); records it in the results file.
     ///
     /// - Important: creates billable EC2 resources (snapshot, AMI, copies). On failure they are
-    ///   deleted again, unless `options.keepOnError`; the thrown `AMIError.stepFailed` names the
+    ///   deleted again, unless `options.keepOnError`; the thrown `StepFailed` names the
     ///   failed step and what was deleted or kept. A check that fails before anything exists
     ///   throws its own error (`publicAccessBlocked`, `volumeTooSmall`, ...).
     public static func register(target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions,
@@ -147,19 +163,16 @@ public enum AMIRegistrar {
     /// Nothing is created before `choose-name` has passed; every check comes first.
     public static func steps(target: RegisterTarget, variant: AMIVariant, options: RegisterOptions,
                              copyRegions: [String]) -> [Step<RegisterRun>] {
-        var steps: [Step<RegisterRun>] = []
+        var steps: [Step<RegisterRun>] = [
+            Step("check-image", "the image read-only before any AWS call: its partition table and filesystem, the hygiene gate, where it boots (which decides ENA support)",
+                 run: { try checkImage($0) }),
+        ]
         if case .image = target {
-            if options.preUploadCheck != nil {
-                steps.append(Step("check-image", "the image's own checks (hygiene, boot verdict), before any AWS call", run: { try checkImage($0) }))
-            }
             steps.append(Step("scan-image", "the image file's blocks that hold data (512 KiB each, all-zero ones skipped) and the volume size it needs",
                               run: { try scanImage($0) }))
         }
-        var checks: [String] = []
-        if variant == .ena && options.enaCheck != nil { checks.append("the image has the ENA driver") }
-        if options.makePublic { checks.append("image block public access allows --public in every region") }
-        if !checks.isEmpty {
-            steps.append(Step("preflight", checks.joined(separator: "; ") + ", before anything is created", run: { try preflight($0) }))
+        if options.makePublic {
+            steps.append(Step("preflight", "image block public access allows --public in every region, before anything is created", run: { try preflight($0) }))
         }
         switch target {
         case .device:
@@ -196,9 +209,23 @@ public enum AMIRegistrar {
 
     // MARK: - Steps
 
+    /// Reads the image before any AWS call and lets where it boots decide the variant: ENA
+    /// support exactly when it boots on Nitro; `--ena` on an image that cannot is refused.
+    /// A volume id this host cannot read is taken on trust, and the log says so.
     static func checkImage(_ run: RegisterRun) throws {
-        guard case let .image(path) = run.target else { return }
-        try run.options.preUploadCheck?(path)
+        guard let path = run.options.readable, let read = run.options.readImage else {
+            run.say("warning: '\(run.target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
+            if run.variant == .ena { run.say("warning: '\(run.target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
+            return
+        }
+        let reading = try read(path)
+        run.say("'\(path)' boots on: \(reading.summary)")
+        if run.variant == .ena && !reading.nitro {
+            throw AMIError.enaNotInImage(image: path, reasons: reading.nitroReasons)
+        }
+        if reading.nitro && run.variant == .plain { run.say("registering with ENA support: the image boots on Nitro") }
+        run.variant = reading.nitro ? .ena : .plain
+        run.options.bootsOn = reading.bootsOn
     }
 
     static func scanImage(_ run: RegisterRun) throws {
@@ -213,11 +240,8 @@ public enum AMIRegistrar {
     }
 
     static func preflight(_ run: RegisterRun) throws {
-        if run.variant == .ena, let check = run.options.enaCheck { try check() }
-        if run.options.makePublic {
-            for region in [run.region] + run.copyRegions {
-                try preflightPublic(client: run.client.inRegion(region), region: region, say: run.say)
-            }
+        for region in [run.region] + run.copyRegions {
+            try preflightPublic(client: run.client.inRegion(region), region: region, say: run.say)
         }
     }
 
@@ -254,7 +278,7 @@ public enum AMIRegistrar {
     }
 
     static func createSnapshot(_ run: RegisterRun) throws {
-        let volume = try run.needed(run.volume, "the volume")
+        let volume = try run.needed(run.volume, "the volume", by: "locate-volume")
         run.say("creating a snapshot of '\(volume.VolumeId)' in '\(run.region)'")
         let snapshot = try run.home.createSnapshot(volumeID: volume.VolumeId, description: run.description, tags: try run.tags())
         run.pushSnapshot(snapshot.SnapshotId)
@@ -262,7 +286,7 @@ public enum AMIRegistrar {
     }
 
     static func startSnapshot(_ run: RegisterRun) throws {
-        let scan = try run.needed(run.scan, "the image scan")
+        let scan = try run.needed(run.scan, "the image scan", by: "scan-image")
         // Credentials first: without them nothing is created.
         run.blockSender = try run.options.makeBlockSender?(run.region) ?? defaultBlockSender(run)
         run.say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(run.region)' (EBS direct APIs)")
@@ -285,10 +309,10 @@ public enum AMIRegistrar {
 
     static func uploadImage(_ run: RegisterRun) throws {
         guard case let .image(path) = run.target else { return }
-        let scan = try run.needed(run.scan, "the image scan")
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
+        let scan = try run.needed(run.scan, "the image scan", by: "scan-image")
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
         let settings = run.options.upload
-        let sender = try run.needed(run.blockSender, "the block sender")
+        let sender = try run.needed(run.blockSender, "the block sender", by: "start-snapshot")
         run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time, SHA-256 by \(FastSHA256.implementation))")
         let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: run.home, sender: sender, settings: settings,
                                         clock: run.options.clock, progress: { run.say($0.line) })
@@ -298,7 +322,7 @@ public enum AMIRegistrar {
     }
 
     static func waitForSnapshot(_ run: RegisterRun) throws {
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
         let done = try Waiter.snapshotCompleted(snapshotID, client: run.home, policy: run.options.snapshotWait, clock: run.options.clock, progress: run.say)
         let size = done.VolumeSize ?? run.snapshotSize ?? run.volume?.Size ?? 8
         if let wanted = run.options.volumeSize, wanted < size { throw AMIError.volumeTooSmall(requested: wanted, snapshot: size) }
@@ -306,9 +330,9 @@ public enum AMIRegistrar {
     }
 
     static func registerImage(_ run: RegisterRun) throws {
-        let name = try run.needed(run.name, "the name")
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot")
-        let snapshotSize = try run.needed(run.snapshotSize, "the snapshot's size")
+        let name = try run.needed(run.name, "the name", by: "choose-name")
+        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
+        let snapshotSize = try run.needed(run.snapshotSize, "the snapshot's size", by: "wait-snapshot")
         var request = EC2Args.RegisterImage(name: name, description: run.description, snapshotID: snapshotID,
                                             volumeSize: max(run.options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: run.variant == .ena)
         request.imdsSupport = run.options.imdsSupport
@@ -328,23 +352,23 @@ public enum AMIRegistrar {
     }
 
     static func tagImage(_ run: RegisterRun) throws {
-        try run.home.createTags(resources: [try run.needed(run.imageID, "the AMI")], tags: try run.tags())
+        try run.home.createTags(resources: [try run.needed(run.imageID, "the AMI", by: "register-image")], tags: try run.tags())
     }
 
     static func waitForImage(_ run: RegisterRun) throws {
-        let imageID = try run.needed(run.imageID, "the AMI")
+        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
         _ = try Waiter.imageAvailable(imageID, client: run.home, region: run.region, policy: run.options.imageWait, clock: run.options.clock, progress: run.say)
     }
 
     static func makePublic(_ run: RegisterRun) throws {
-        let imageID = try run.needed(run.imageID, "the AMI")
+        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
         try run.home.makePublic(imageID: imageID)
         run.say("'\(imageID)' is public")
     }
 
     static func copy(_ run: RegisterRun, to region: String) throws {
-        let imageID = try run.needed(run.imageID, "the AMI")
-        let name = try run.needed(run.name, "the name")
+        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
+        let name = try run.needed(run.name, "the name", by: "choose-name")
         let tags = try run.tags()
         let there = run.client.inRegion(region)
         let copyID = try there.copyImage(sourceImageID: imageID, sourceRegion: run.region, name: name, description: run.description)
@@ -386,7 +410,7 @@ public enum AMIRegistrar {
         guard !created.isEmpty else {
             switch cause {
             case AMIError.callFailed, AMIError.unexpectedAnswer:
-                return AMIError.stepFailed(step: report.step, reason: "\(cause)", cleanup: "nothing had been created")
+                return StepFailed(step: report.step, cause: cause, aftermath: "nothing had been created")
             default:
                 return StepFailed.cause(of: error)
             }
@@ -402,7 +426,7 @@ public enum AMIRegistrar {
                     + "\nrun 'centos6-ami cleanup --build-id \(buildID)' to retry"
             }
         }
-        return AMIError.stepFailed(step: report.step, reason: "\(cause)", cleanup: text)
+        return StepFailed(step: report.step, cause: cause, aftermath: text)
     }
 
     // MARK: - Helpers
@@ -446,8 +470,10 @@ public enum AMIRegistrar {
 public final class RegisterRun {
     public let target: RegisterTarget
     public let release: String
-    public let variant: AMIVariant
-    public let options: RegisterOptions
+    /// As asked, until `check-image` has read where the image boots.
+    public internal(set) var variant: AMIVariant
+    /// As given; `check-image` adds where the image boots (`bootsOn`).
+    public internal(set) var options: RegisterOptions
     /// The home region: `--region`, else the environment's or the aws CLI's default.
     public let region: String
     /// The regions the AMI is copied to (never the home region itself).
@@ -493,16 +519,19 @@ public final class RegisterRun {
     var description: String { AMIRegistrar.description(release: release, variant: variant, options: options) }
 
     func tags() throws -> [Tag] {
-        AMIRegistrar.tags(name: try needed(name, "the name"), release: release, variant: variant, options: options)
+        AMIRegistrar.tags(name: try needed(name, "the name", by: "choose-name"), release: release, variant: variant, options: options)
     }
 
     /// A progress line on stderr and in the log.
     func say(_ text: String) { log?.say(text) }
 
-    /// A value an earlier step makes; asking before it ran means the step list is out of order.
-    func needed<T>(_ value: T?, _ what: String) throws -> T {
-        guard let value else { throw AMIError.stepOrder(what) }
-        return value
+    /// A value the earlier step `step` makes; asking before it ran means the step list is out of order.
+    func needed<T>(_ value: T?, _ what: String, by step: String) throws -> T { try value.made(what, by: step) }
+
+    /// The step that makes the snapshot: uploaded for an image file, else snapshotted from the volume.
+    var snapshotStep: String {
+        if case .image = target { return "start-snapshot" }
+        return "create-snapshot"
     }
 
     /// The run's snapshot: deleted again if a later step fails (a completed one as much as a pending one).
@@ -515,8 +544,8 @@ public final class RegisterRun {
 
     /// The AMI and its copies as the results file records them.
     func result() throws -> RegisteredAMI {
-        var primary = AMIRecord(release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI"),
-                                snapshotId: try needed(snapshotID, "the snapshot"), name: try needed(name, "the name"),
+        var primary = AMIRecord(release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI", by: "register-image"),
+                                snapshotId: try needed(snapshotID, "the snapshot", by: snapshotStep), name: try needed(name, "the name", by: "choose-name"),
                                 date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
         primary.manifest = options.manifestPath
         primary.sbom = options.sbomPath

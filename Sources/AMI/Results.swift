@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Versions
 #if canImport(Glibc)
 import Glibc
@@ -140,15 +141,11 @@ public struct ResultsFile: Codable, Equatable, Sendable {
         } else {
             current = ResultsFile()
         }
-        let temp = path + ".tmp-\(getpid())"
         do {
-            try current.merging(records).encoded().write(to: URL(fileURLWithPath: temp))
-            guard rename(temp, path) == 0 else { throw AMIError.resultsFile(path: path, reason: "cannot rename: \(String(cString: strerror(errno)))") }
-        } catch let error as AMIError {
-            unlink(temp)
-            throw error
+            try AtomicFile.write(current.merging(records).encoded(), to: path)
+        } catch let HostError.cannotWrite(_, reason) {
+            throw AMIError.resultsFile(path: path, reason: "cannot write: \(reason)")
         } catch {
-            unlink(temp)
             throw AMIError.resultsFile(path: path, reason: "cannot write: \(error)")
         }
     }

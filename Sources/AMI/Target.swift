@@ -14,7 +14,7 @@ public enum RegisterTarget: Equatable, Sendable, CustomStringConvertible {
         if text.hasPrefix("/dev/") { return .device(text) }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: text, isDirectory: &isDirectory), !isDirectory.boolValue { return .image(text) }
-        throw AMIError.badTarget("target '\(text)' is neither a volume id ('vol-' and hex digits), a device under /dev nor an existing image file")
+        throw AMIError.notATarget(text)
     }
 
     /// The target of `install … --register`: an attached EBS device, or an image file (uploaded
@@ -22,7 +22,7 @@ public enum RegisterTarget: Equatable, Sendable, CustomStringConvertible {
     public static func forInstall(target: String) throws -> RegisterTarget {
         guard target.hasPrefix("/dev/") else { return .image(target) }
         guard !VolumeLocator.kernelName(target).hasPrefix("loop") else {
-            throw AMIError.badTarget("'\(target)' is a loop device, not an EBS volume; '--register' needs an attached EBS volume or the image file itself")
+            throw AMIError.loopDevice(target)
         }
         return .device(target)
     }
@@ -136,7 +136,7 @@ public enum VolumeLocator {
     public static func quiesce(device: String, sysfsRoot: String = "/sys", mountinfoPath: String = "/proc/self/mountinfo", runner: any CommandRunner) throws {
         let name = kernelName(device)
         let numbers = deviceNumbers(name: name, sysfsRoot: sysfsRoot)
-        guard !numbers.isEmpty else { throw AMIError.badTarget("'\(device)' is not a block device this machine knows (no '\(sysfsRoot)/class/block/\(name)')") }
+        guard !numbers.isEmpty else { throw AMIError.unknownBlockDevice(device: device, missing: "\(sysfsRoot)/class/block/\(name)") }
         let mountinfo = (try? String(contentsOfFile: mountinfoPath, encoding: .utf8)) ?? ""
         if let point = mountPoint(of: numbers, mountinfo: mountinfo) {
             throw AMIError.targetMounted(device: device, mountPoint: point)
@@ -159,7 +159,7 @@ public enum InstanceIdentity {
         let token = try runner.checked(Command("curl", ["-sSf", "--max-time", "3", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", "\(imds)/api/token"])).stdoutText
         let id = try runner.checked(Command("curl", ["-sSf", "--max-time", "3", "-H", "X-aws-ec2-metadata-token: \(token)", "\(imds)/meta-data/instance-id"])).stdoutText
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard id.hasPrefix("i-") else { throw AMIError.badTarget("the instance metadata service answered '\(id)' for instance-id") }
+        guard id.hasPrefix("i-") else { throw AMIError.badInstanceID(id) }
         return id
     }
 }

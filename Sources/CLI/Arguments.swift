@@ -1,11 +1,12 @@
 import Foundation
+import Host
 
 /// A usage error: printed as `error: ...` plus the usage line, exit 64.
-public struct UsageError: Error, CustomStringConvertible {
+public struct UsageError: ToolError {
     public var message: String
     public var usage: String
     public init(_ message: String, usage: String) { self.message = message; self.usage = usage }
-    public var description: String { message }
+    public var failure: String { message }
 }
 
 /// The result of parsing one command's arguments.

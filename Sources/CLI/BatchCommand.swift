@@ -4,6 +4,22 @@ import Host
 import Install
 import Versions
 
+/// What `batch` was given, as its options declare it.
+struct BatchArguments {
+    /// `RELEASE=TARGET` pairs.
+    var pairs: [String] = []
+    var releases: String?
+    var targets: [String] = []
+    var all = false
+    var continueLast = false
+    var jobs: Int?
+    var summary: String?
+    var logDirectory: String?
+    var dryRun = false
+    /// What every install gets: install's options, as install's declarations store them.
+    var install = InstallArguments()
+}
+
 /// `centos6-ami batch`: many releases onto many targets in one run, in parallel,
 /// with one verified download cache; one table (and JSON file) at the end.
 struct BatchCommand {
@@ -12,37 +28,43 @@ struct BatchCommand {
     static let defaultLogDirectory = "/var/log/centos6-ami"
     static let mappingSection = "which release goes where, instead of RELEASE=TARGET pairs:"
     static let passedSection = "passed to every install (as 'centos6-ami install --help' describes them):"
+
+    /// Install's options every install of the batch gets, declared by install.
+    static let sharedOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
+                                "--keep-on-error", "--minimal", "--updates", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"]
+
+    /// Batch's own options, then install's it passes on (stored into `install`, listed under their own heading).
+    static let options = Options<BatchArguments>([
+        .text("--releases", "LIST", \.releases, section: mappingSection, help: "6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with --targets"),
+        .list("--targets", "LIST|DIR", \.targets, section: mappingSection, help: """
+            one target per release, in order (devices or image files,
+            comma-separated), or one directory: DIR/centos6-RELEASE.img each
+            """),
+        .flag("--all", \.all, section: mappingSection, help: "every release of versions.json (6.0-6.10), with --targets"),
+        .flag("--continue", \.continueLast, section: mappingSection, help: """
+            re-run only the installs that did not succeed in the last
+            batch (read from --summary), on the same targets
+            """),
+        .value("--jobs", "N", \.jobs, help: """
+            installs at a time (default: cores, at most one per 2 GiB of
+            memory, at most the number of installs)
+            """, render: String.init, parse: OptionCheck.integer(1...Int.max, "--jobs needs a positive number")),
+        .text("--summary", "FILE", \.summary, help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
+        .text("--log-dir", "DIR", \.logDirectory, help: "where each install's log goes (default \(defaultLogDirectory))"),
+        .flag("--ena", \.install.ena, help: """
+            build kmod-ena into each release that can take it (6.6 and later);
+            the others are installed without it (ENA column: no); installs of
+            one release share one build (install --ena-share)
+            """),
+        .text("--ena-source", "FILE|DIR", \.install.enaSource, needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
+        .flag("--dry-run", \.dryRun, help: "print the mapping and each install's command; change nothing"),
+    ] + InstallCommand.options.named(sharedOptions).map { $0.declared { $0.listed(under: passedSection) }.lifted(\BatchArguments.install) })
+
     static let spec = CommandSpec(
         name: "batch",
         summary: "install several releases onto several targets at once, with one shared download cache",
         forms: [UsageForm("(RELEASE=TARGET... | --releases LIST --targets LIST|DIR | --all --targets LIST|DIR | --continue)")],
-        options: [
-            OptionSpec("--releases", "LIST", section: mappingSection, help: "6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with --targets"),
-            OptionSpec("--targets", "LIST|DIR", repeatable: true, section: mappingSection, help: """
-                one target per release, in order (devices or image files,
-                comma-separated), or one directory: DIR/centos6-RELEASE.img each
-                """),
-            OptionSpec("--all", section: mappingSection, help: "every release of versions.json (6.0-6.10), with --targets"),
-            OptionSpec("--continue", section: mappingSection, help: """
-                re-run only the installs that did not succeed in the last
-                batch (read from --summary), on the same targets
-                """),
-            OptionSpec("--jobs", "N", help: """
-                installs at a time (default: cores, at most one per 2 GiB of
-                memory, at most the number of installs)
-                """),
-            OptionSpec("--summary", "FILE", help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
-            OptionSpec("--log-dir", "DIR", help: "where each install's log goes (default \(defaultLogDirectory))"),
-            OptionSpec("--ena", help: """
-                build kmod-ena into each release that can take it (6.6 and later);
-                the others are installed without it (ENA column: no); installs of
-                one release share one build (install --ena-share)
-                """),
-            OptionSpec("--ena-source", "FILE|DIR", needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
-            OptionSpec("--dry-run", help: "print the mapping and each install's command; change nothing"),
-        ] + InstallCommand.spec.options(named: ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
-                                                "--keep-on-error", "--minimal", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"])
-            .map { $0.listed(under: passedSection) },
+        options: options.specs,
         about: """
             Which release goes where: RELEASE=TARGET ... pairs, explicit (a release may
             repeat: 6.9=a.img 6.9=b.img), or --releases/--all with --targets, or --continue.
@@ -67,19 +89,19 @@ struct BatchCommand {
             """)
     static let usage = spec.usage
 
-    static let passOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time"]
-        + InstallCommand.registerOptions
+    /// Parses batch's words: the pairs and the options.
+    static func parse(_ arguments: [String]) throws -> BatchArguments {
+        try options.parse(arguments, into: BatchArguments(), usage: usage) { values, positionals in values.pairs = positionals }.values
+    }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
-        let summaryPath = absolute(args.value("--summary") ?? defaultSummary)
+        var args = try parse(arguments)
+        let summaryPath = absolute(args.summary ?? defaultSummary)
         var previous: BatchSummary?
         var jobs: [BatchJob]
-        var pass = try passThrough(args)
         do {
-            if args.has("--continue") {
-                if !args.positionals.isEmpty || args.value("--releases") != nil || args.value("--targets") != nil || args.has("--all") {
+            if args.continueLast {
+                if !args.pairs.isEmpty || args.releases != nil || !args.targets.isEmpty || args.all {
                     throw BatchError.usage("--continue takes the releases and targets from the last summary; give no others")
                 }
                 let last = try BatchSummary.read(path: summaryPath)
@@ -90,11 +112,12 @@ struct BatchCommand {
                 }
                 // The same options as last time unless new ones are given; a password the summary
                 // redacted comes from the environment (or the options given again).
-                pass = try BatchSummary.continueArguments(saved: last.installArguments, given: pass,
-                                                          password: console.environment[BatchSummary.passwordVariable])
+                let words = try BatchSummary.continueArguments(saved: last.installArguments, given: InstallCommand.options.words(args.install),
+                                                               password: console.tool.mirrorPassword)
+                args.install = try InstallCommand.options.parse(words, into: InstallArguments(), usage: usage).values
                 previous = last
             } else {
-                jobs = try mapping(args, known: versions.releaseNames)
+                jobs = try mapping(args, known: try CLI.loadVersions(args.install.versions, console: console, usage: usage).releaseNames)
             }
         } catch let error as BatchError {
             if case .usage(let text) = error { throw UsageError(text, usage: usage) }
@@ -102,46 +125,39 @@ struct BatchCommand {
             if case .noSummary(_, let reason) = error, reason == BatchError.missingSummaryReason { throw UsageError("\(error)", usage: usage) }
             throw error
         }
+        let shared = absolutePaths(args.install)
+        let versions = try CLI.loadVersions(shared.versions, console: console, usage: usage)
         jobs = jobs.map { BatchJob(release: $0.release, target: absolute($0.target)) }
-        let wantsENA = pass.contains("--ena")
-        let ena = jobs.map { wantsENA && (versions.release($0.release)?.ena.eligible ?? false) }
-        let parallel: Int
-        if let text = args.value("--jobs") {
-            guard let n = Int(text), n > 0 else { throw UsageError("--jobs needs a positive number", usage: usage) }
-            parallel = min(n, jobs.count)
-        } else {
-            parallel = BatchPlan.defaultJobs(cores: ProcessInfo.processInfo.activeProcessorCount,
-                                             memoryBytes: ProcessInfo.processInfo.physicalMemory, count: jobs.count)
-        }
-        if let cache = value("--yum-cache", in: pass), !cache.hasPrefix("tmpfs"), jobs.count > 1 {
-            throw UsageError("--yum-cache '\(cache)' cannot be shared by \(jobs.count) installs; use tmpfs or tmpfs:SIZE (each install gets its own)", usage: usage)
+        let ena = jobs.map { shared.ena && (versions.release($0.release)?.ena.eligible ?? false) }
+        let parallel = args.jobs.map { min($0, jobs.count) }
+            ?? BatchPlan.defaultJobs(cores: ProcessInfo.processInfo.activeProcessorCount,
+                                     memoryBytes: ProcessInfo.processInfo.physicalMemory, count: jobs.count)
+        if let cache = shared.yumCache, !cache.isDiscardedAtUnmount, jobs.count > 1 {
+            throw UsageError("--yum-cache '\(cache.argument)' cannot be shared by \(jobs.count) installs; use tmpfs or tmpfs:SIZE (each install gets its own)", usage: usage)
         }
 
         console.err("batch: \(jobs.count) install(s), \(parallel) at a time:\n" + BatchPlan.renderMapping(jobs, ena: ena))
-        let dryRun = args.has("--dry-run")
-        if !dryRun { guard geteuid() == 0 else { throw DiskError.notRoot } }
-        try preflight(jobs, dryRun: dryRun, size: try value("--size", in: pass).map(parseSize))
+        if !args.dryRun { guard geteuid() == 0 else { throw DiskError.notRoot } }
+        try preflight(jobs, dryRun: args.dryRun, size: shared.size, journals: RunJournal.directory(workDirectory: console.tool.workDirectory))
         // Before any install starts: --continue depends on this file.
         try BatchSummary.checkWritable(path: summaryPath)
 
-        let logDir = args.value("--log-dir") ?? defaultLogDirectory
+        let logDir = args.logDirectory ?? defaultLogDirectory
         let stamp = Log.fileStamp()
         // Private and unpredictable: the children's result files and the shared kmod-ena.
         let resultDir = try TemporaryDirectory.make("batch")
         defer { TemporaryDirectory.remove(resultDir) }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        // Installs of one release build kmod-ena once: the first builds into the share, the others wait and reuse it.
-        let enaArguments = ["--ena"] + (value("--ena-source", in: pass).map { ["--ena-source", $0] } ?? []) + ["--ena-share", resultDir + "/ena-share"]
         let specs = jobs.enumerated().map { index, job in
             // The batch's pid keeps two batches started in the same second apart.
             let log = "\(absolute(logDir))/batch-\(stamp)-\(getpid())-\(index + 1)-\(job.release).log"
             let result = "\(resultDir)/\(index + 1).json"
-            let install = ["install", job.release, job.target, "--log", log, "--result-json", result]
-                + withoutENA(pass) + (ena[index] ? enaArguments : [])
+            let install = InstallCommand.words(installArguments(shared, job: job, ena: ena[index], log: log, result: result,
+                                                                enaShare: resultDir + "/ena-share"))
             return BatchJobSpec(job: job, arguments: install, logPath: log, resultPath: result,
                                 kernel: versions.release(job.release)?.kernel ?? "", ena: ena[index])
         }
-        if dryRun {
+        if args.dryRun {
             console.err("batch: dry run: every target passed the preflight; the installs would be:")
             for spec in specs { console.out(([executable] + spec.arguments).map(shellQuote).joined(separator: " ")) }
             return ExitCode.success
@@ -150,9 +166,10 @@ struct BatchCommand {
 
         let started = Date()
         let live = isatty(2) == 1 && console.environment["TERM"] != "dumb"
+        let passed = InstallCommand.options.words(shared)
         func summarize(_ results: [InstallResult]) -> BatchSummary {
             var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
-                                       installArguments: pass, results: results)
+                                       installArguments: passed, results: results)
             if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
             return summary
         }
@@ -173,18 +190,45 @@ struct BatchCommand {
         return summary.succeeded && written ? ExitCode.success : ExitCode.failure
     }
 
+    /// One install of the batch: the shared options, its release and target, its log and result
+    /// file, and ENA only where the release can take it (installs of one release build kmod-ena
+    /// once: the first builds into the share, the others wait and reuse it).
+    static func installArguments(_ shared: InstallArguments, job: BatchJob, ena: Bool, log: String, result: String,
+                                 enaShare: String) -> InstallArguments {
+        var install = shared
+        install.release = job.release
+        install.target = job.target
+        install.log = log
+        install.resultJSON = result
+        install.ena = ena
+        install.enaShare = ena ? enaShare : nil
+        if !ena { install.enaSource = nil }
+        return install
+    }
+
+    /// The shared options' paths made absolute: the summary keeps them for a `--continue`
+    /// that may start in another directory.
+    static func absolutePaths(_ shared: InstallArguments) -> InstallArguments {
+        var paths = shared
+        paths.gpgKey = shared.gpgKey.map(absolute)
+        paths.versions = shared.versions.map(absolute)
+        paths.cache = shared.cache.map(absolute)
+        paths.enaSource = shared.enaSource.map(absolute)
+        return paths
+    }
+
     /// The pairs, `--releases`/`--all` with `--targets`.
-    static func mapping(_ args: ParsedArguments, known: [String]) throws -> [BatchJob] {
-        let targets = BatchPlan.splitTargets(args.values["--targets"] ?? [])
-        let listed = args.value("--releases")
-        if !args.positionals.isEmpty {
-            if listed != nil || args.has("--all") || !targets.isEmpty {
+    static func mapping(_ args: BatchArguments, known: [String]) throws -> [BatchJob] {
+        let targets = BatchPlan.splitTargets(args.targets)
+        let listed = args.releases
+        if !args.pairs.isEmpty {
+            if listed != nil || args.all || !targets.isEmpty {
                 throw BatchError.usage("give either RELEASE=TARGET pairs or --releases/--all with --targets, not both")
             }
-            return try BatchPlan.parsePairs(args.positionals, known: known)
+            return try BatchPlan.parsePairs(args.pairs, known: known)
         }
-        if listed != nil && args.has("--all") { throw BatchError.usage("give --releases or --all, not both") }
-        guard listed != nil || args.has("--all") else {
+        if listed != nil && args.all { throw BatchError.usage("give --releases or --all, not both") }
+        guard listed != nil || args.all else {
             throw BatchError.usage("nothing to do: give RELEASE=TARGET pairs, --releases LIST --targets LIST, --all --targets LIST or --continue")
         }
         guard !targets.isEmpty else { throw BatchError.usage("--targets is needed with --releases and --all") }
@@ -195,43 +239,9 @@ struct BatchCommand {
         }
     }
 
-    /// The options every install gets, checked here so a typo fails the batch, not each install.
-    static func passThrough(_ args: ParsedArguments) throws -> [String] {
-        var pass: [String] = []
-        // Every --mirror, in order (primary, then alternatives); one value of the others.
-        for mirror in args.values["--mirror"] ?? [] {
-            if let problem = InstallOptions.validateMirror(mirror) { throw UsageError(problem, usage: usage) }
-            pass += ["--mirror", mirror]
-        }
-        for option in passOptions where option != "--mirror" {
-            guard var value = args.value(option) else { continue }
-            switch option {
-            case "--gpg-key", "--versions":
-                guard FileManager.default.isReadableFile(atPath: value) else { throw UsageError("\(option) '\(value)' is not a readable file", usage: usage) }
-                value = absolute(value)
-            case "--cache", "--ena-source":
-                value = absolute(value)
-            case "--size":
-                guard let bytes = try? parseSize(value), bytes >= minimumTargetBytes else {
-                    throw UsageError("--size '\(value)' is not a size of at least \(minimumTargetBytes >> 30)G", usage: usage)
-                }
-            case "--yum-cache":
-                do { _ = try YumCache.parse(value) } catch { throw UsageError("\(error)", usage: usage) }
-            case "--stop-after":
-                guard InstallSteps.names(ena: args.has("--ena")).contains(value) else { throw UsageError("unknown step '\(value)'", usage: usage) }
-            default: break
-            }
-            pass += [option, value]
-        }
-        if args.has("--keep-on-error") { pass.append("--keep-on-error") }
-        if args.has("--minimal") { pass.append("--minimal") }
-        if args.has("--ena") { pass.append("--ena") }
-        if args.has("--register") { pass.append("--register") }
-        return pass
-    }
-
     /// Install's preflight for every target, plus no target twice; every problem is reported at once.
-    static func preflight(_ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil) throws {
+    static func preflight(_ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil,
+                          journals: String = RunJournal.directory(workDirectory: ToolEnvironment.defaultWorkDirectory)) throws {
         var problems: [String] = []
         var identities: [[String]] = []
         for job in jobs {
@@ -245,7 +255,6 @@ struct BatchCommand {
             var tools = Preflight.requiredTools
             if case .imageFile = kind { tools += Preflight.loopTools }
             // A dead run's loop device or mounts would otherwise read as "in use": name the fix.
-            let journals = RunJournal.directory(workDirectory: ProcessInfo.processInfo.environment["CENTOS6_AMI_WORK_DIR"] ?? "/run/centos6-ami")
             if let dead = RecoveryCheck.deadRunLeftovers(target: kind, journalDirectory: journals) {
                 problems.append("\(job.release) -> \(job.target): \(RecoveryError.deadRun(target: job.target, pid: dead.pid, journal: dead.path))")
                 continue
@@ -267,22 +276,6 @@ struct BatchCommand {
             }
         }
         if !problems.isEmpty { throw BatchError.preflight(problems) }
-    }
-
-    /// The options for a release without ENA: no --ena, no --ena-source.
-    static func withoutENA(_ words: [String]) -> [String] {
-        var out: [String] = [], skip = false
-        for word in words {
-            if skip { skip = false; continue }
-            if word == "--ena-source" { skip = true; continue }
-            if word != "--ena" { out.append(word) }
-        }
-        return out
-    }
-
-    static func value(_ option: String, in words: [String]) -> String? {
-        guard let i = words.lastIndex(of: option), i + 1 < words.count else { return nil }
-        return words[i + 1]
     }
 
     static func absolute(_ path: String) -> String {

@@ -12,28 +12,48 @@ import Glibc
 /// (inside a restricted user network), waits for first boot to finish (the
 /// `login:` prompt on ttyS0, printed after rc.local ran), powers the guest
 /// off, and then checks that ec2-user's authorized_keys holds exactly that key.
+/// What `boot-test` was given, as its options declare it.
+struct BootTestArguments {
+    var image = ""
+    /// `--key`'s public key line, read and checked.
+    var key: String?
+    var timeout: Double?
+    var disk: DiskInterface?
+    var console: String?
+    var keepCopy: String?
+    var log: String?
+}
+
 struct BootTestCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+
+    static let options = Options<BootTestArguments>([
+        .value("--key", "FILE", \.key, help: "OpenSSH public key to serve (default: none; the guest then gets 404)",
+               render: { $0 }, parse: publicKey),
+        .value("--timeout", "SECONDS", \.timeout, help: "limit for reaching login: (default 180)", render: OptionCheck.render,
+               parse: OptionCheck.number(Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude, "--timeout needs a positive number of seconds")),
+        .value("--disk", "nvme|ide|virtio", \.disk, help: """
+            how the guest sees its root disk: nvme (an NVMe controller with a
+            'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
+            from the image's boot verdict (as root): nvme when it can boot on
+            Nitro, else ide. The image must find LABEL=/ through its own initramfs.
+            """, render: \.rawValue) { text in
+            guard let disk = DiskInterface(rawValue: text) else { throw OptionProblem("--disk is nvme, ide or virtio") }
+            return disk
+        },
+        .text("--console", "FILE", \.console, help: """
+            where the serial console is written (default IMAGE.console.log;
+            /var/tmp/NAME.console.log for a device)
+            """),
+        .text("--keep-copy", "PATH", \.keepCopy, help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
+        .text("--log", "FILE", \.log, help: "the run's log"),
+    ])
+
     static let spec = CommandSpec(
         name: "boot-test",
         summary: "boot a built image in QEMU with a local IMDSv2 serving a key; pass when ec2-user gets it",
         forms: [UsageForm("IMAGE|DEVICE")],
-        options: [
-            OptionSpec("--key", "FILE", help: "OpenSSH public key to serve (default: none; the guest then gets 404)"),
-            OptionSpec("--timeout", "SECONDS", help: "limit for reaching login: (default 180)"),
-            OptionSpec("--disk", "nvme|ide|virtio", help: """
-                how the guest sees its root disk: nvme (an NVMe controller with a
-                'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
-                from the image's boot verdict (as root): nvme when it can boot on
-                Nitro, else ide. The image must find LABEL=/ through its own initramfs.
-                """),
-            OptionSpec("--console", "FILE", help: """
-                where the serial console is written (default IMAGE.console.log;
-                /var/tmp/NAME.console.log for a device)
-                """),
-            OptionSpec("--keep-copy", "PATH", help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
-            OptionSpec("--log", "FILE", help: "the run's log"),
-        ],
+        options: options.specs,
         about: """
             Boots a throwaway copy of IMAGE (a raw disk image or a block device holding a
             built system; copied sparse, reflinked where the filesystem can) with
@@ -53,39 +73,38 @@ struct BootTestCommand {
             """)
     static let usage = spec.usage
 
+    /// `--key FILE`: the file's one OpenSSH public key line.
+    static func publicKey(_ path: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw OptionProblem("--key '\(path)' is not a readable file") }
+        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !line.contains("\n"), line.range(of: #"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$"#, options: .regularExpression) != nil else {
+            throw OptionProblem("--key '\(path)' is not an OpenSSH public key (one line: 'ssh-ed25519 AAAA... comment')")
+        }
+        return line
+    }
+
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
-        let image = args.positionals[0]
-        var key: String?
-        if let keyPath = args.value("--key") {
-            guard let text = try? String(contentsOfFile: keyPath, encoding: .utf8) else { throw UsageError("--key '\(keyPath)' is not a readable file", usage: usage) }
-            let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !line.contains("\n"), line.range(of: #"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$"#, options: .regularExpression) != nil else {
-                throw UsageError("--key '\(keyPath)' is not an OpenSSH public key (one line: 'ssh-ed25519 AAAA... comment')", usage: usage)
-            }
-            key = line
+        let args = try options.parse(arguments, into: BootTestArguments(), usage: usage) { values, positionals in
+            guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(positionals[1])'", usage: usage) }
+            values.image = positionals[0]
+        }.values
+        let image = args.image, key = args.key
+        if key != nil {
             guard geteuid() == 0 else { throw UsageError("checking the key in the image needs root (it mounts the image read-only)", usage: usage) }
         }
-        let timeout = try args.value("--timeout").map { text -> Double in
-            guard let v = Double(text), v > 0 else { throw UsageError("--timeout needs a positive number of seconds", usage: usage) }
-            return v
-        } ?? 180
-        let asked = try args.value("--disk").map { text -> DiskInterface in
-            guard let d = DiskInterface(rawValue: text) else { throw UsageError("--disk is nvme, ide or virtio", usage: usage) }
-            return d
-        }
+        let timeout = args.timeout ?? 180
+        let asked = args.disk
         guard FileManager.default.fileExists(atPath: image) else { throw VMError.imageMissing(path: image) }
         try BuildInProgress.refuse(image)
         // Before QEMU starts: a file that is no boot disk would only run into the timeout.
         try ImageCheck.check(image)
-        let keepCopy = args.value("--keep-copy")
+        let keepCopy = args.keepCopy
         if let keepCopy, FileManager.default.fileExists(atPath: keepCopy) {
             throw UsageError("--keep-copy '\(keepCopy)' already exists; name a new file", usage: usage)
         }
 
         Interruption.shared.install()
-        let log = try Log(path: args.value("--log"), progress: console.err)
+        let log = try Log(path: args.log, progress: console.err)
         // Recorded for 'cleanup --local' if this run is killed: its work directory (the copy,
         // the QMP socket), the QEMU child, the read-only mount.
         let journal = CommandJournal.start("centos6-ami boot-test \(image)", console: console)
@@ -113,7 +132,7 @@ struct BootTestCommand {
         let port = try server.start()
         defer { server.stop() }
         // Never beside a device node: /dev is no place for a log.
-        let consolePath = args.value("--console")
+        let consolePath = args.console
             ?? (image.hasPrefix("/dev/") ? "/var/tmp/\((image as NSString).lastPathComponent).console.log" : image + ".console.log")
         var config = BootConfig(image: copy, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
         config.timeout = timeout
@@ -201,13 +220,13 @@ struct BootTestCommand {
     }
 }
 
-enum BootTestError: Error, CustomStringConvertible {
+enum BootTestError: ToolError {
     case copyFailed(source: String, copy: String, reason: String)
 
-    var description: String {
+    var failure: String {
         switch self {
-        case let .copyFailed(source, copy, reason):
-            return "cannot copy '\(source)' to '\(copy)' for booting (\(reason)); free space there or name another place with --keep-copy"
+        case let .copyFailed(source, copy, reason): return "cannot copy '\(source)' to '\(copy)' for booting (\(reason))"
         }
     }
+    var remedy: String? { "free space there or name another place with --keep-copy" }
 }

@@ -6,10 +6,11 @@ import Install
 /// inspect, boot-test and register read an image; one that an install is still
 /// writing is refused, naming the install that holds it (its target lock).
 enum BuildInProgress {
-    struct Refusal: Error, CustomStringConvertible {
+    struct Refusal: ToolError {
         var image: String
         var holder: String
-        var description: String { "'\(image)' is being built by a running install (\(holder)); wait for it to finish" }
+        var failure: String { "'\(image)' is being built by a running install (\(holder))" }
+        var remedy: String? { "wait for it to finish" }
     }
 
     /// Throws when a running install holds one of `image`'s target locks.

@@ -100,9 +100,11 @@ public enum CLI {
         }
     }
 
-    /// What an error says to a user: ours describe themselves; a Foundation error that
-    /// escaped (NSCocoaErrorDomain and the like) is its message and file, never a dump.
+    /// What an error says to a user: ours have the one shape (`ToolError`: what failed, why,
+    /// what to do); a Foundation error that escaped (NSCocoaErrorDomain and the like) is its
+    /// message and file, never a dump.
     static func describe(_ error: Error) -> String {
+        if let ours = error as? any ToolError { return ours.description }
         guard type(of: error) is NSError.Type || error is CocoaError else { return "\(error)" }
         let ns = error as NSError
         let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
@@ -146,7 +148,7 @@ public enum CLI {
     /// A file that is not there is a mistake in the command line (exit 64); one that is
     /// there but wrong is reported as it is (exit 1).
     public static func loadVersions(_ path: String?, console: Console, usage: String = CLI.usage) throws -> VersionsFile {
-        if let path = path ?? console.environment["CENTOS6_AMI_VERSIONS"] {
+        if let path = path ?? console.tool.versionsFile {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw UsageError("--versions '\(path)' is not a readable file", usage: usage)
             }

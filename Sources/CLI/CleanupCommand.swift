@@ -3,20 +3,37 @@ import Foundation
 import Host
 import Install
 
+/// What `cleanup` was given, as its options declare it.
+struct CleanupArguments {
+    var local = false
+    var buildID: String?
+    var regions: [String] = []
+    var endpointURL: String?
+    var dryRun = false
+    var log: String?
+}
+
 struct CleanupCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+
+    static let options = Options<CleanupArguments>([
+        .flag("--local", \.local, help: "undo what dead runs left on this host (takes no other option but --log)").checked { values in
+            values.buildID != nil || values.dryRun ? "--local takes no other option but --log" : nil
+        },
+        .text("--build-id", "ID", \.buildID, help: "the build to remove (required without --local)") { id in
+            RegisterOptions.isValidBuildID(id) ? nil : "build id '\(id)' is not one register makes"
+        },
+        .list("--region", "R", \.regions, help: "a region to search; repeat for several (or R1,R2)"),
+        .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call"),
+        .flag("--dry-run", \.dryRun, help: "only list what would be removed"),
+        .text("--log", "FILE", \.log, help: "the full log (default: none, progress on stderr)"),
+    ])
+
     static let spec = CommandSpec(
         name: "cleanup",
         summary: "remove what a killed run left on this host (--local), or the AMIs and snapshots of a register run (--build-id)",
         forms: [UsageForm("--local | --build-id ID")],
-        options: [
-            OptionSpec("--local", help: "undo what dead runs left on this host (takes no other option but --log)"),
-            OptionSpec("--build-id", "ID", help: "the build to remove (required without --local)"),
-            OptionSpec("--region", "R", repeatable: true, help: "a region to search; repeat for several (or R1,R2)"),
-            OptionSpec("--endpoint-url", "URL", help: "passed to every aws call"),
-            OptionSpec("--dry-run", help: "only list what would be removed"),
-            OptionSpec("--log", "FILE", help: "the full log (default: none, progress on stderr)"),
-        ],
+        options: options.specs,
         about: """
             --local: every install and boot-test writes what it takes on this host (loop
             devices, mounts, tmpfs, work directories, image files it creates, its lock, its
@@ -37,18 +54,13 @@ struct CleanupCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
-        if args.has("--local") {
-            guard args.value("--build-id") == nil, !args.has("--dry-run") else { throw UsageError("--local takes no other option but --log", usage: usage) }
-            return try runLocal(logPath: args.value("--log"), console: console)
-        }
-        guard let buildID = args.value("--build-id") else { throw UsageError("cleanup needs --build-id ID", usage: usage) }
-        guard RegisterOptions.isValidBuildID(buildID) else { throw UsageError("build id '\(buildID)' is not one register makes", usage: usage) }
-        let log = try Log(path: args.value("--log"), progress: console.err)
+        let args = try options.parse(arguments, into: CleanupArguments(), usage: usage, positionals: noPositionals(usage)).values
+        if args.local { return try runLocal(logPath: args.log, console: console) }
+        guard let buildID = args.buildID else { throw UsageError("cleanup needs --build-id ID", usage: usage) }
+        let log = try Log(path: args.log, progress: console.err)
         let runner = ProcessRunner(log: log)
-        let client = EC2Client(context: AWSContext(endpointURL: args.value("--endpoint-url")), runner: runner)
-        var regions = (args.values["--region"] ?? []).flatMap { $0.split(separator: ",").map(String.init) }
+        let client = EC2Client(context: AWSContext(endpointURL: args.endpointURL), runner: runner)
+        var regions = args.regions.flatMap { $0.split(separator: ",").map(String.init) }
         if regions.isEmpty { regions = [try client.resolvedRegion(environment: console.environment)] }
         var failures: [String] = []
         var total = 0
@@ -56,7 +68,7 @@ struct CleanupCommand {
             let found = try AMICleanup.find(buildID: buildID, region: region, client: client.inRegion(region))
             total += found.images.count + found.snapshots.count
             if found.isEmpty { console.err("nothing of build '\(buildID)' in '\(region)'"); continue }
-            if args.has("--dry-run") {
+            if args.dryRun {
                 for id in found.images { console.out("\(region)\timage\t\(id)") }
                 for id in found.snapshots { console.out("\(region)\tsnapshot\t\(id)") }
                 continue
@@ -77,7 +89,7 @@ struct CleanupCommand {
         let log = try Log(path: logPath, progress: console.err)
         let runner = ProcessRunner(log: log)
         runner.isUnwinding = true  // cleanup commands run even after a ^C
-        let workDirectory = console.environment["CENTOS6_AMI_WORK_DIR"] ?? InstallOptions(release: "", target: "", mirror: "").workDirectory
+        let workDirectory = console.tool.workDirectory
         let directory = RunJournal.directory(workDirectory: workDirectory)
         for live in RunJournal.all(in: directory) where !live.isDead() {
             console.out("run \(live.pid) (\(live.command)) is still running; left alone")

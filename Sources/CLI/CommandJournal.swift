@@ -8,7 +8,7 @@ import Install
 /// (not root): the run goes on.
 enum CommandJournal {
     static func start(_ command: String, console: Console) -> RunJournal? {
-        let workDirectory = console.environment["CENTOS6_AMI_WORK_DIR"] ?? InstallOptions(release: "", target: "", mirror: "").workDirectory
+        let workDirectory = console.tool.workDirectory
         let journal = try? RunJournal(directory: RunJournal.directory(workDirectory: workDirectory), command: command)
         Interruption.shared.childObserver = { pid in journal?.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
         return journal

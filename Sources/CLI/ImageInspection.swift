@@ -18,7 +18,7 @@ enum ImageInspection {
     static func runChecks(root: String, image: String) throws {
         for check in checks {
             do { try check.run(root) } catch {
-                throw AMIError.badTarget("image '\(image)' failed the '\(check.name)' check: \(error)")
+                throw AMIError.imageCheckFailed(image: image, check: check.name, reason: "\(error)")
             }
         }
     }
@@ -27,7 +27,7 @@ enum ImageInspection {
     static func requireKernel(root: String) throws {
         let kernels = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? []).filter { $0.hasPrefix("vmlinuz-") }
         guard !kernels.isEmpty else {
-            throw AMIError.badTarget("no kernel ('boot/vmlinuz-*') in it; is it an image built by 'centos6-ami install'?")
+            throw AMIError.noKernelInImage
         }
     }
 

@@ -9,25 +9,40 @@ import Versions
 /// `inspect`: read-only facts about a built image: what a boot or a person
 /// left that `register` refuses to snapshot (the hygiene gate), and its boot
 /// verdict (where it boots on EC2, and why not elsewhere).
+/// What `inspect` was given, as its options declare it.
+struct InspectArguments {
+    var target = ""
+    var json = false
+    var sbom: SBOMFormat?
+    var versions: String?
+    var log: String?
+}
+
 struct InspectCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+
+    static let options = Options<InspectArguments>([
+        .flag("--json", \.json, help: """
+            the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
+            the hygiene findings (hygiene: [{path, what}], null when not checked)
+            """),
+        .value("--sbom", "spdx|cyclonedx", \.sbom, help: """
+            instead: the image's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) on stdout, from
+            its own rpm database, read-only (for images built before install wrote
+            one, or by hand); no package checksums (an image holds no package files)
+            """, render: \.rawValue) { name in
+            guard let format = SBOMFormat(rawValue: name) else { throw OptionProblem("--sbom takes spdx or cyclonedx, not '\(name)'") }
+            return format
+        }.checked { $0.json ? "--sbom and --json: choose one (the SBOM is JSON already)" : nil },
+        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+        .text("--log", "FILE", \.log, help: "the full log (default: none)"),
+    ])
+
     static let spec = CommandSpec(
         name: "inspect",
         summary: "read-only: what a boot or a person left in a built image (register refuses it), and where it boots on EC2 (Xen, Nitro)",
         forms: [UsageForm("IMAGE|DEVICE|DIR")],
-        options: [
-            OptionSpec("--json", help: """
-                the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
-                the hygiene findings (hygiene: [{path, what}], null when not checked)
-                """),
-            OptionSpec("--sbom", "spdx|cyclonedx", help: """
-                instead: the image's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) on stdout, from
-                its own rpm database, read-only (for images built before install wrote
-                one, or by hand); no package checksums (an image holds no package files)
-                """),
-            CommonOptions.versions,
-            OptionSpec("--log", "FILE", help: "the full log (default: none)"),
-        ],
+        options: options.specs,
         about: """
             Reads a built image without changing it: DEVICE (a block device) has its
             first partition mounted read-only (no journal replay; needs root); so has
@@ -51,22 +66,18 @@ struct InspectCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard args.positionals.count == 1 else { throw UsageError(args.positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(args.positionals[1])'", usage: usage) }
-        let target = args.positionals[0]
-        var sbom: SBOMFormat?
-        if let name = args.value("--sbom") {
-            guard let format = SBOMFormat(rawValue: name) else { throw UsageError("--sbom takes spdx or cyclonedx, not '\(name)'", usage: usage) }
-            guard !args.has("--json") else { throw UsageError("--sbom and --json: choose one (the SBOM is JSON already)", usage: usage) }
-            sbom = format
-        }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
+        let args = try options.parse(arguments, into: InspectArguments(), usage: usage) { values, positionals in
+            guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(positionals[1])'", usage: usage) }
+            values.target = positionals[0]
+        }.values
+        let target = args.target, sbom = args.sbom
+        let versions = try CLI.loadVersions(args.versions, console: console, usage: usage)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) else {
-            throw BootVerdict.Failure(description: "'\(target)' does not exist; give a built image file, a device or a mounted root directory")
+            throw BootVerdict.Failure.targetMissing(path: target)
         }
         if let sbom, isDirectory.boolValue {
-            let log = try Log(path: args.value("--log"), progress: { _ in })
+            let log = try Log(path: args.log, progress: { _ in })
             console.out(String(sbom.render(try sbomInput(root: target, name: target, log: log, journal: nil)).dropLast()))
             return ExitCode.success
         }
@@ -84,7 +95,7 @@ struct InspectCommand {
             findings = Hygiene.findings(root: target)
         } else {
             try BuildInProgress.refuse(target)
-            let log = try Log(path: args.value("--log"), progress: { _ in })
+            let log = try Log(path: args.log, progress: { _ in })
             // ^C and SIGTERM unwind (the loop device and mount go); kill -9 leaves a journal for 'cleanup --local'.
             Interruption.shared.install()
             let journal = CommandJournal.start("centos6-ami inspect \(target)", console: console)
@@ -111,7 +122,7 @@ struct InspectCommand {
             }
             try Interruption.shared.check()
         }
-        console.out(args.has("--json") ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
+        console.out(args.json ? renderJSON(result, hygiene: findings) : render(result, target: target, hygiene: findings))
         return findings?.isEmpty == false ? ExitCode.failure : ExitCode.success
     }
     /// The SBOM input of the image whose root is `root`: its rpm database read through a
@@ -120,7 +131,7 @@ struct InspectCommand {
     static func sbomInput(root: String, name: String, log: Log, journal: RunJournal?) throws -> SBOMInput {
         let packages = try RPMDatabase.packages(root: root, runner: ProcessRunner(log: log), journal: journal)
         guard let release = ImageRelease.from(packages: packages) ?? ImageRelease.from(root: root) else {
-            throw RPMDatabaseError(description: "cannot tell the CentOS release of '\(name)': its rpm database has no centos-release package and /etc/redhat-release names none")
+            throw RPMDatabaseError.unknownRelease(image: name)
         }
         let base = (name as NSString).lastPathComponent
         return SBOMInput(imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,
@@ -131,11 +142,11 @@ struct InspectCommand {
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default
     /// kernel's /lib/modules), copied out of partition 1 of the image file by debugfs.
     static func copyOut(image: String, into root: String, log: Log) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure(description: "cannot read '\(image)'") }
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw BootVerdict.Failure.imageUnreadable(path: image) }
         let mbr = [UInt8](handle.readData(ofLength: 512))
         try? handle.close()
         guard let offset = firstPartitionOffset(mbr: mbr) else {
-            throw BootVerdict.Failure(description: "'\(image)' has no msdos partition table with a first partition; is it a built image?")
+            throw BootVerdict.Failure.noPartitionTable(image: image)
         }
         let runner = ProcessRunner(log: log)
         let source = "\(image)?offset=\(offset)"
@@ -147,7 +158,7 @@ struct InspectCommand {
         // /etc/redhat-release is a link to centos-release, which debugfs's cat does not follow.
         var release = try debugfs("cat /etc/redhat-release")
         if release.isEmpty { release = try debugfs("cat /etc/centos-release") }
-        try release.write(toFile: root + "/etc/redhat-release", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(release.utf8), to: root + "/etc/redhat-release")
         let kernel = try BootVerdict.defaultBootEntry(root: root).kernel
         _ = try debugfs("rdump /lib/modules/\(kernel) \(root)/lib/modules")
         return root

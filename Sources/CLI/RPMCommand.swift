@@ -8,8 +8,42 @@ import Signature
 /// `centos6-ami rpm info|verify|extract|resolve|runtime`: the package reader,
 /// verifier and extractor install uses, for troubleshooting by users.
 /// No root needed (ownership is applied only as root).
+/// What `rpm` was given, as its options declare it.
+struct RPMArguments {
+    var action = ""
+    /// The words after the action (FILE, DIR, FILE...).
+    var files: [String] = []
+    var gpgKeys: [String] = []
+    var into: String?
+    var listFiles = false
+    var devices = false
+    var repo: String?
+    var seeds: [String] = []
+    var group: String?
+    var extra: [String] = []
+    var exclude: [String] = []
+}
+
 struct RPMCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+
+    static let options = Options<RPMArguments>([
+        .list("--gpg-key", "KEY", \.gpgKeys, help: """
+            the pinned key (armored or binary OpenPGP public key) instead of the embedded
+            CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE);
+            a file may hold several keys, and the option may be repeated: a package
+            signed by any of them is accepted
+            """),
+        .text("--into", "DIR", \.into, help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
+        .flag("--files", \.listFiles, help: "info: list every file with mode, owner, size and link target"),
+        .flag("--devices", \.devices, help: "extract: create device nodes (root only; skipped and listed by default)"),
+        .text("--repo", "DIR", \.repo, help: "resolve: the repository directory (holding repodata/)"),
+        .list("--seed", "NAME", \.seeds, help: "resolve: a seed package (repeatable)"),
+        .text("--group", "ID", \.group, help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
+        .list("--extra", "NAME", \.extra, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
+        .list("--exclude", "NAME", \.exclude, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
+    ])
+
     static let spec = CommandSpec(
         name: "rpm",
         summary: "inspect, verify or unpack an rpm the way install does (troubleshooting)",
@@ -20,22 +54,7 @@ struct RPMCommand {
             UsageForm("resolve --repo DIR", options: ["--seed", "--group", "--extra", "--exclude"]),
             UsageForm("runtime FILE...", options: ["--gpg-key", "--into"]),
         ],
-        options: [
-            OptionSpec("--gpg-key", "KEY", repeatable: true, help: """
-                the pinned key (armored or binary OpenPGP public key) instead of the embedded
-                CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE);
-                a file may hold several keys, and the option may be repeated: a package
-                signed by any of them is accepted
-                """),
-            OptionSpec("--into", "DIR", help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
-            OptionSpec("--files", help: "info: list every file with mode, owner, size and link target"),
-            OptionSpec("--devices", help: "extract: create device nodes (root only; skipped and listed by default)"),
-            OptionSpec("--repo", "DIR", help: "resolve: the repository directory (holding repodata/)"),
-            OptionSpec("--seed", "NAME", repeatable: true, help: "resolve: a seed package (repeatable)"),
-            OptionSpec("--group", "ID", help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
-            OptionSpec("--extra", "NAME", repeatable: true, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
-            OptionSpec("--exclude", "NAME", repeatable: true, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
-        ],
+        options: options.specs,
         about: """
             actions:
               info FILE        header fields (like rpm -qip), requires/provides, every signature tag
@@ -66,18 +85,21 @@ struct RPMCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard let action = args.positionals.first else { throw UsageError("no action given (info, verify, extract, resolve, runtime)", usage: usage) }
-        let rest = Array(args.positionals.dropFirst())
-        switch action {
+        let args = try options.parse(arguments, into: RPMArguments(), usage: usage) { values, positionals in
+            guard let action = positionals.first else { throw UsageError("no action given (info, verify, extract, resolve, runtime)", usage: usage) }
+            values.action = action
+            values.files = Array(positionals.dropFirst())
+        }.values
+        let rest = args.files
+        switch args.action {
         case "info":
             guard rest.count == 1 else { throw UsageError("info takes one FILE", usage: usage) }
             let rpm = try RPMFile(path: rest[0])
-            console.out(try info(rpm, files: args.has("--files")))
+            console.out(try info(rpm, files: args.listFiles))
             return ExitCode.success
         case "verify":
             guard rest.count == 1 else { throw UsageError("verify takes one FILE", usage: usage) }
-            let key = try loadKey(args.values["--gpg-key"])
+            let key = try loadKey(args.gpgKeys)
             let rpm = try RPMFile(path: rest[0])
             let report = try SignatureVerifier(key: key).verify(rpm, allowHeaderOnly: true)
             if report.payloadVerified {
@@ -94,12 +116,12 @@ struct RPMCommand {
                 throw UsageError("DIR '\(rest[1])' does not exist; make it first (mkdir -p '\(rest[1])')", usage: usage)
             }
             guard isDirectory.boolValue else { throw UsageError("DIR '\(rest[1])' is not a directory; give a directory to extract into", usage: usage) }
-            let key = try loadKey(args.values["--gpg-key"])
+            let key = try loadKey(args.gpgKeys)
             let rpm = try RPMFile(path: rest[0])
             let verified = try SignatureVerifier(key: key).verified(rpm)
             console.out("\(rest[0]): OK: \(describe(verified.report, key: key))")
             let report: ExtractReport
-            do { report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.has("--devices"))) } catch let error as RPMError {
+            do { report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.devices)) } catch let error as RPMError {
                 throw RPMCommandError.extract(dir: rest[1], reason: "\(error)")
             }
             console.out("extracted into \(rest[1]): \(report.files) files (\(report.bytes) bytes), \(report.directories) directories, \(report.symlinks) symlinks, \(report.hardLinks) hard links"
@@ -108,14 +130,14 @@ struct RPMCommand {
             return ExitCode.success
         case "runtime":
             guard !rest.isEmpty else { throw UsageError("runtime takes one or more FILEs (the candidate packages)", usage: usage) }
-            if let into = args.value("--into") { try checkEmptyDirectory(into) }
-            return try runtime(files: rest, key: try loadKey(args.values["--gpg-key"]), into: args.value("--into"), console: console)
+            if let into = args.into { try checkEmptyDirectory(into) }
+            return try runtime(files: rest, key: try loadKey(args.gpgKeys), into: args.into, console: console)
         case "resolve":
             guard rest.isEmpty else { throw UsageError("unexpected argument '\(rest[0])'", usage: usage) }
-            guard let repo = args.value("--repo") else { throw UsageError("resolve needs --repo DIR", usage: usage) }
+            guard let repo = args.repo else { throw UsageError("resolve needs --repo DIR", usage: usage) }
             return try resolve(repo: repo, args: args, console: console)
         default:
-            throw UsageError("unknown action '\(action)' (info, verify, extract, resolve, runtime)", usage: usage)
+            throw UsageError("unknown action '\(args.action)' (info, verify, extract, resolve, runtime)", usage: usage)
         }
     }
 
@@ -255,18 +277,18 @@ struct RPMCommand {
         return String(a)
     }
 
-    static func resolve(repo: String, args: ParsedArguments, console: Console) throws -> Int32 {
+    static func resolve(repo: String, args: RPMArguments, console: Console) throws -> Int32 {
         let t0 = Date()
         let (_, packages, comps) = try Metadata.loadLocal(repository: repo)
         let t1 = Date()
         let resolver = Resolver(packages: packages)
         let resolution: Resolution
-        if let group = args.values["--group"]?.last {
+        if let group = args.group {
             guard let comps else { throw UsageError("the repository has no comps (group) file", usage: usage) }
-            resolution = try resolver.groupInstallSet(comps: comps, group: group, extra: args.values["--extra"] ?? [],
-                                                      exclude: Set(args.values["--exclude"] ?? ["postfix"]))
+            resolution = try resolver.groupInstallSet(comps: comps, group: group, extra: args.extra,
+                                                      exclude: Set(args.exclude.isEmpty ? ["postfix"] : args.exclude))
         } else {
-            resolution = resolver.resolve(seeds: args.values["--seed"] ?? BootstrapSet.seeds)
+            resolution = resolver.resolve(seeds: args.seeds.isEmpty ? BootstrapSet.seeds : args.seeds)
         }
         let t2 = Date()
         for p in resolution.packages { console.out(p.nevra) }
@@ -279,11 +301,16 @@ struct RPMCommand {
 }
 
 /// `rpm extract` failures, naming the directory.
-enum RPMCommandError: Error, CustomStringConvertible {
+enum RPMCommandError: ToolError {
     case extract(dir: String, reason: String)
-    var description: String {
+    var failure: String {
         switch self {
-        case let .extract(dir, reason): return "cannot extract into DIR '\(dir)': \(reason)"
+        case let .extract(dir, _): return "cannot extract into DIR '\(dir)'"
+        }
+    }
+    var reason: String? {
+        switch self {
+        case let .extract(_, reason): return reason
         }
     }
 }

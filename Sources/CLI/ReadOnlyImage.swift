@@ -19,7 +19,7 @@ enum ReadOnlyImage {
     static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, checkPartition: ((String, CommandRunner) throws -> Void)? = nil,
                         _ body: (String) throws -> T) throws -> T {
         // An empty file or one with no Linux partition is said at once, before any loop device.
-        do { try ImageCheck.check(image) } catch let error as VMError { throw BootVerdict.Failure(description: "\(error)") }
+        try ImageCheck.check(image)
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
         runner.isUnwinding = true  // read-only checks: let them run even after a ^C
@@ -44,7 +44,7 @@ enum ReadOnlyImage {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         try checkPartition?(partition, runner)
         journal?.record(.mount(mountPoint))
-        try runner.checked(Command("mount", ["-o", "ro,noload", partition, mountPoint]))
+        try runner.checked(Preparation.mountForReading(partition: partition, at: mountPoint))
         cleanup.push("unmount \(mountPoint)") { _ = runner.run(Preparation.unmount(mountPoint)) }
         return try body(mountPoint)
     }
@@ -56,7 +56,7 @@ enum ReadOnlyImage {
         let result = runner.run(Command("e2fsck", ["-fn", partition]))
         guard result.status == 0 else {
             let tail = (result.stdoutText + result.stderrText).split(separator: "\n").suffix(3).joined(separator: " / ")
-            throw AMIError.badTarget("the filesystem on '\(partition)' is not clean (e2fsck -fn exit \(result.status): \(tail)); rebuild the image or repair it with e2fsck -f")
+            throw AMIError.filesystemNotClean(partition: partition, status: result.status, detail: tail)
         }
     }
 

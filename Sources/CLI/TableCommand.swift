@@ -2,22 +2,38 @@ import AMI
 import Foundation
 import Versions
 
+/// What `table` was given, as its options declare it.
+struct TableArguments {
+    enum Format: String { case markdown, json }
+    var format: Format?
+    var from: String?
+    var packages = false
+    var versions: String?
+}
+
 struct TableCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+
+    static let options = Options<TableArguments>([
+        .value("--format", "markdown|json", \.format, help: "markdown (default) or json", render: \.rawValue) { format in
+            guard let known = TableArguments.Format(rawValue: format) else { throw OptionProblem("unknown format '\(format)' (markdown or json)") }
+            return known
+        },
+        .text("--from", "RESULTS.json", \.from, help: "the results file written by 'register' (one table per region)",
+              problem: OptionCheck.readableFile("--from")),
+        .flag("--packages", \.packages, needs: "--from", help: """
+            with --from: a column with each AMI's package count, from the
+            build manifest the results file names, else its SPDX SBOM
+            ('?' when it has neither)
+            """).checked { $0.from == nil ? "--packages needs --from RESULTS.json" : nil },
+        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+    ])
+
     static let spec = CommandSpec(
         name: "table",
         summary: "print the README-style AMI table (published ids, or --from a results file)",
         forms: [UsageForm("")],
-        options: [
-            OptionSpec("--format", "markdown|json", help: "markdown (default) or json"),
-            OptionSpec("--from", "RESULTS.json", help: "the results file written by 'register' (one table per region)"),
-            OptionSpec("--packages", needs: "--from", help: """
-                with --from: a column with each AMI's package count, from the
-                build manifest the results file names, else its SPDX SBOM
-                ('?' when it has neither)
-                """),
-            CommonOptions.versions,
-        ],
+        options: options.specs,
         about: """
             Without --from, prints the AMIs published in the shipped versions table,
             in the seed README's markdown form: one row per release, ENA variants
@@ -26,20 +42,15 @@ struct TableCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
-        let format = args.value("--format") ?? "markdown"
-        guard ["markdown", "json"].contains(format) else { throw UsageError("unknown format '\(format)' (markdown or json)", usage: usage) }
+        let args = try options.parse(arguments, into: TableArguments(), usage: usage, positionals: noPositionals(usage)).values
         let entries: [AMIEntry]
-        let packages = args.has("--packages")
-        if let from = args.value("--from") {
-            guard FileManager.default.isReadableFile(atPath: from) else { throw UsageError("--from '\(from)' is not a readable file", usage: usage) }
+        let packages = args.packages
+        if let from = args.from {
             entries = try tableEntries(fromResults: from, packages: packages)
         } else {
-            if packages { throw UsageError("--packages needs --from RESULTS.json", usage: usage) }
-            entries = AMITable.entries(from: try CLI.loadVersions(args.value("--versions"), console: console, usage: usage))
+            entries = AMITable.entries(from: try CLI.loadVersions(args.versions, console: console, usage: usage))
         }
-        console.out(format == "json" ? try AMITable.json(entries) : AMITable.markdown(entries, packages: packages))
+        console.out(args.format == .json ? try AMITable.json(entries) : AMITable.markdown(entries, packages: packages))
         return ExitCode.success
     }
 }

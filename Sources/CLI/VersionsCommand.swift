@@ -1,23 +1,29 @@
 import Foundation
 import Versions
 
+/// What `versions` was given, as its options declare it.
+struct VersionsArguments {
+    var json = false
+    var versions: String?
+}
+
 struct VersionsCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
+    static let options = Options<VersionsArguments>([
+        .flag("--json", \.json, help: "print the whole versions table as JSON"),
+        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+    ])
     static let spec = CommandSpec(
         name: "versions",
         summary: "print the versions table: release, GA kernel, ENA eligibility",
         forms: [UsageForm("")],
-        options: [
-            OptionSpec("--json", help: "print the whole versions table as JSON"),
-            CommonOptions.versions,
-        ])
+        options: options.specs)
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try spec.parse(arguments)
-        guard args.positionals.isEmpty else { throw UsageError("unexpected argument '\(args.positionals[0])'", usage: usage) }
-        let versions = try CLI.loadVersions(args.value("--versions"), console: console, usage: usage)
-        if args.has("--json") {
+        let args = try options.parse(arguments, into: VersionsArguments(), usage: usage, positionals: noPositionals(usage)).values
+        let versions = try CLI.loadVersions(args.versions, console: console, usage: usage)
+        if args.json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             console.out(String(decoding: try encoder.encode(versions), as: UTF8.self))

@@ -32,14 +32,23 @@ public enum Preparation {
     /// loop device to the builder's disk); the build needs its writes durable once,
     /// at the end, which `flush(device:)` does after the unmount.
     public static func mountRoot(partition: String, at mountPoint: String) -> Command {
-        Command("mount", ["-t", "ext4", "-o", "noatime,noinit_itable,barrier=0", partition, mountPoint])
+        mount(type: "ext4", options: "noatime,noinit_itable,barrier=0", partition, at: mountPoint)
+    }
+
+    /// An existing filesystem read-only for inspection: `noload` replays no journal,
+    /// so not one block of the image changes.
+    public static func mountForReading(partition: String, at mountPoint: String) -> Command {
+        Command("mount", ["-o", "ro,noload", partition, mountPoint])
     }
 
     /// coreutils `sync FILE` fsyncs the file: for a block device its buffers and
     /// the device's write cache (for a loop device, the image file).
     public static func flush(device: String) -> Command { Command("sync", [device]) }
 
-    public static func unmount(_ mountPoint: String) -> Command { Command("umount", [mountPoint]) }
+    /// The one unmount: `umount [-R|-l] POINT`.
+    public static func unmount(_ mountPoint: String, _ style: UnmountStyle = .plain) -> Command {
+        Command("umount", style.flags + [mountPoint])
+    }
 
     /// Creates a sparse image file of `bytes` (no block is allocated).
     public static func createImage(path: String, bytes: UInt64) -> Command { Command("truncate", ["-s", String(bytes), path]) }
@@ -67,9 +76,72 @@ public enum Preparation {
     /// The yum cache mounted on the target's /var/cache/yum so downloads never touch the volume.
     public static func mountYumCache(_ cache: YumCache, at mountPoint: String) -> Command {
         switch cache {
-        case let .tmpfs(bytes): return Command("mount", ["-t", "tmpfs", "-o", "size=\(bytes),mode=0755", "centos6-ami-yum-cache", mountPoint])
+        case let .tmpfs(bytes): return tmpfs("centos6-ami-yum-cache", bytes: bytes, at: mountPoint)
         case let .device(path): return Command("mount", [path, mountPoint])
-        case let .directory(path): return Command("mount", ["--bind", path, mountPoint])
+        case let .directory(path): return bind(path, at: mountPoint)
+        }
+    }
+
+    // MARK: mounts of the install's trees (chroot filesystems, scratch roots, mirrors)
+
+    /// `mount -t TYPE [-o OPTIONS] SOURCE POINT`: a filesystem of a type, from a device
+    /// or, for the kernel's pseudo filesystems and tmpfs, a name that shows in mountinfo.
+    public static func mount(type: String, options: String? = nil, _ source: String, at mountPoint: String) -> Command {
+        Command("mount", ["-t", type] + (options.map { ["-o", $0] } ?? []) + [source, mountPoint])
+    }
+
+    /// A tmpfs named `name` (what mountinfo shows), capped at `bytes`: it takes only what is used.
+    public static func tmpfs(_ name: String, bytes: UInt64, at mountPoint: String) -> Command {
+        mount(type: "tmpfs", options: "size=\(bytes),mode=0755", name, at: mountPoint)
+    }
+
+    /// `/proc` of a chroot.
+    public static func proc(at mountPoint: String) -> Command { mount(type: "proc", "proc", at: mountPoint) }
+
+    /// `/sys` of a chroot.
+    public static func sysfs(at mountPoint: String) -> Command { mount(type: "sysfs", "sysfs", at: mountPoint) }
+
+    /// A private minimal /dev: a tiny tmpfs the caller fills with nodes (not a bind of the
+    /// builder's /dev, which would expose its disks).
+    public static func minimalDev(at mountPoint: String) -> Command {
+        mount(type: "tmpfs", options: "mode=0755,size=1m,nosuid", "centos6-ami-dev", at: mountPoint)
+    }
+
+    /// A private devpts instance: the chroot's ptys are its own, not the builder's.
+    public static func devpts(at mountPoint: String) -> Command {
+        mount(type: "devpts", options: "newinstance,ptmxmode=0666,mode=0620,gid=5", "devpts", at: mountPoint)
+    }
+
+    /// `mount --bind [-o ro] SOURCE POINT`.
+    public static func bind(_ source: String, at mountPoint: String, readOnly: Bool = false) -> Command {
+        Command("mount", ["--bind"] + (readOnly ? ["-o", "ro"] : []) + [source, mountPoint])
+    }
+
+    /// `mount --rbind SOURCE POINT`: the tree with every mount below it.
+    public static func recursiveBind(_ source: String, at mountPoint: String) -> Command {
+        Command("mount", ["--rbind", source, mountPoint])
+    }
+
+    /// `mount --make-rslave POINT`: unmounting below the copy no longer propagates back to the source.
+    public static func makeRecursiveSlave(_ mountPoint: String) -> Command {
+        Command("mount", ["--make-rslave", mountPoint])
+    }
+}
+
+/// How `Preparation.unmount` detaches a mount point.
+public enum UnmountStyle: Sendable {
+    /// `umount POINT`.
+    case plain
+    /// `umount -R POINT`: the point and everything mounted below it.
+    case recursive
+    /// `umount -l POINT`: detached from the tree now, freed by the kernel once nothing uses it.
+    case lazy
+
+    var flags: [String] {
+        switch self {
+        case .plain: return []
+        case .recursive: return ["-R"]
+        case .lazy: return ["-l"]
         }
     }
 }
@@ -94,11 +166,11 @@ public enum YumCache: Equatable, Sendable {
         if text.hasPrefix("tmpfs:") { return .tmpfs(bytes: try parseSize(String(text.dropFirst(6)))) }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: text, isDirectory: &isDir) else {
-            throw DiskError.yumCache("'\(text)' is not tmpfs, tmpfs:SIZE, an existing block device or an existing directory")
+            throw DiskError.yumCache(.notRecognized(text))
         }
         if isDir.boolValue { return .directory(text) }
         if BlockDevices.kernelName(of: text) != nil { return .device(text) }
-        throw DiskError.yumCache("'\(text)' is neither a block device nor a directory")
+        throw DiskError.yumCache(.notBlockDeviceOrDirectory(text))
     }
 
     public var summary: String {

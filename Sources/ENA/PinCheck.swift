@@ -51,7 +51,7 @@ public enum PinCheck {
             let full = relative.isEmpty ? directory : directory + "/" + relative
             let names: [String]
             do { names = try fm.contentsOfDirectory(atPath: full) } catch {
-                throw ENAError.source("cannot list '\(full)': \(error.localizedDescription)")
+                throw ENAError.cannotList(path: full, reason: error.localizedDescription)
             }
             for name in names.sorted() {
                 let path = relative.isEmpty ? name : relative + "/" + name

@@ -17,7 +17,7 @@ public enum ENASource: Equatable, Sendable {
         guard let path = option else { return .download(pinnedURL) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ENAError.source("'\(path)' does not exist (give the ena_linux release .tar.gz or an extracted amzn-drivers directory)")
+            throw ENAError.sourceMissing(path: path)
         }
         return isDirectory.boolValue ? .directory(path) : .archive(path)
     }
@@ -76,10 +76,10 @@ public enum ENASource: Equatable, Sendable {
             let build = candidate + "/" + buildDirectory
             guard FileManager.default.fileExists(atPath: build, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
             guard (build as NSString).resolvingSymlinksInPath == (root as NSString).resolvingSymlinksInPath + String(build.dropFirst(root.count)) else {
-                throw ENAError.source("'\(buildDirectory)' is reached through a symlink in the source; refusing it")
+                throw ENAError.buildDirectoryThroughSymlink(buildDirectory)
             }
             return candidate
         }
-        throw ENAError.source("no '\(buildDirectory)' directory in the source (expected an amzn-drivers tree or release archive)")
+        throw ENAError.noBuildDirectory(buildDirectory)
     }
 }

@@ -65,16 +65,20 @@ public struct CommandResult: Equatable, Sendable {
 
 /// A command exited non-zero (or could not start). Prints the command, the
 /// status and the tail of its stderr.
-public struct CommandFailed: Error, CustomStringConvertible, Sendable {
+public struct CommandFailed: ToolError, Sendable {
     public var command: Command
     public var result: CommandResult
     public init(command: Command, result: CommandResult) {
         self.command = command
         self.result = result
     }
-    public var description: String {
+    public var failure: String {
+        let outcome = result.status == 127 ? "could not be started (is '\(command.executable)' installed?)" : "exited with status \(result.status)"
+        return "command '\(command.shellLine)' \(outcome)"
+    }
+    /// The last lines of its stderr, one per line below the command.
+    public var reason: String? {
         let tail = result.stderrText.split(separator: "\n", omittingEmptySubsequences: true).suffix(8).joined(separator: "\n    ")
-        let reason = result.status == 127 ? "could not be started (is '\(command.executable)' installed?)" : "exited with status \(result.status)"
-        return "command '\(command.shellLine)' \(reason)" + (tail.isEmpty ? "" : ":\n    \(tail)")
+        return tail.isEmpty ? nil : "\n    \(tail)"
     }
 }

@@ -77,7 +77,7 @@ public final class Log: @unchecked Sendable {
     }
 }
 
-public enum HostError: Error, CustomStringConvertible, Equatable {
+public enum HostError: ToolError, Equatable {
     case cannotWrite(path: String, reason: String)
     case cannotRead(path: String, reason: String)
     case interrupted(signal: Int32)
@@ -87,16 +87,22 @@ public enum HostError: Error, CustomStringConvertible, Equatable {
     /// An environment variable of ours with a value we cannot use.
     case badSetting(name: String, value: String, expected: String)
 
-    public var description: String {
+    public var failure: String { parts.failure }
+    public var reason: String? { parts.reason }
+    public var remedy: String? { parts.remedy }
+
+    private var parts: (failure: String, reason: String?, remedy: String?) {
         switch self {
-        case let .cannotWrite(path, reason): return "cannot write '\(path)': \(reason)"
-        case let .cannotRead(path, reason): return "cannot read '\(path)': \(reason)"
-        case let .interrupted(signal): return "interrupted by signal \(signal)"
-        case let .lockHeld(path, holder): return "'\(path)' is in use by another centos6-ami run (\(holder)); wait for it to finish or pick another target"
+        case let .cannotWrite(path, reason): return ("cannot write '\(path)'", reason, nil)
+        case let .cannotRead(path, reason): return ("cannot read '\(path)'", reason, nil)
+        case let .interrupted(signal): return ("interrupted by signal \(signal)", nil, nil)
+        case let .lockHeld(path, holder):
+            return ("'\(path)' is in use by another centos6-ami run (\(holder))", nil, "wait for it to finish or pick another target")
         case let .lockWaitTimedOut(path, holder, seconds):
-            return "gave up after \(seconds) s waiting for the lock '\(path)', held by \(holder); that process may be stuck: check on it (stop it if it is), or wait longer with \(FileLock.waitVariable)=SECONDS"
+            return ("gave up after \(seconds) s waiting for the lock '\(path)', held by \(holder)", nil,
+                    "that process may be stuck: check on it (stop it if it is), or wait longer with \(FileLock.waitVariable)=SECONDS")
         case let .badSetting(name, value, expected):
-            return "\(name)='\(value)' is not usable: it must be \(expected); fix or unset it"
+            return ("\(name)='\(value)' is not usable", "it must be \(expected)", "fix or unset it")
         }
     }
 }

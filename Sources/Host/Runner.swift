@@ -66,12 +66,7 @@ public final class DryRunPrinter: CommandRunner, @unchecked Sendable {
 
 /// Writes a file of the tool's own making: atomic (temporary file, rename), then `mode`.
 public func writeToolFile(_ text: String, to path: String, mode: Int) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-    } catch {
-        throw HostError.cannotWrite(path: path, reason: "\(error)")
-    }
+    try AtomicFile.write(Data(text.utf8), to: path, mode: mode_t(mode))
 }
 
 /// How a file write reads in the plan and the log.

@@ -32,16 +32,25 @@ public enum SpawnRegistration: Sendable {
     case callerHandles
 }
 
-public enum SpawnError: Error, CustomStringConvertible, Equatable, Sendable {
+public enum SpawnError: ToolError, Equatable, Sendable {
     case notFound(name: String, path: String)
     case cannotStart(executable: String, reason: String)
 
-    public var description: String {
+    public var failure: String {
         switch self {
-        case let .notFound(name, path):
-            return "cannot start '\(name)': not found in PATH's absolute directories (\(path)); install the package that provides it"
-        case let .cannotStart(executable, reason):
-            return "cannot start '\(executable)': \(reason)"
+        case let .notFound(name, _), let .cannotStart(name, _): return "cannot start '\(name)'"
+        }
+    }
+    public var reason: String? {
+        switch self {
+        case let .notFound(_, path): return "not found in PATH's absolute directories (\(path))"
+        case let .cannotStart(_, reason): return reason
+        }
+    }
+    public var remedy: String? {
+        switch self {
+        case .notFound: return "install the package that provides it"
+        case .cannotStart: return nil
         }
     }
 }

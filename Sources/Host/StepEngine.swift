@@ -17,17 +17,22 @@ public struct Step<Context>: Sendable {
 
 /// Any error that escaped a step, with that step's name: steps throw their plain
 /// errors (a failed mkfs, a bad checksum) and never type their own name into them.
-public struct StepFailed: Error, CustomStringConvertible {
+public struct StepFailed: ToolError {
     public let step: String
     public let cause: any Error
+    /// What the failed job's cleanup did with what it had made, when its caller reports it
+    /// (register: deleted, or kept with --keep-on-error), on the lines after the cause.
+    public let aftermath: String?
 
-    public init(step: String, cause: any Error) {
+    public init(step: String, cause: any Error, aftermath: String? = nil) {
         self.step = step
         // One level only: a step that runs an inner job reports the outer step's name.
         self.cause = (cause as? StepFailed)?.cause ?? cause
+        self.aftermath = aftermath
     }
 
-    public var description: String { "step '\(step)' failed: \(cause)" }
+    public var failure: String { "step '\(step)' failed" }
+    public var reason: String? { "\(cause)" + (aftermath.map { "\n" + $0 } ?? "") }
 
     /// The cause when `error` is a step failure, else `error` itself (for exit codes and `catch` by type).
     public static func cause(of error: any Error) -> any Error { (error as? StepFailed)?.cause ?? error }
@@ -156,10 +161,10 @@ public struct StepEngine<Context>: Sendable {
     }
 }
 
-public enum StepEngineError: Error, CustomStringConvertible {
+public enum StepEngineError: ToolError {
     case unknownStep(String, valid: [String])
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .unknownStep(name, valid): return "unknown step '\(name)' (steps: \(valid.joined(separator: ", ")))"
         }

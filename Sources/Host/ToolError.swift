@@ -18,7 +18,9 @@ extension ToolError {
     public var description: String { toolErrorText(failure: failure, reason: reason, remedy: remedy) }
 }
 
-/// `failure: reason; remedy`, leaving out the parts that are nil.
+/// `failure: reason; remedy`, leaving out the parts that are nil. A reason that is a
+/// block of lines (it starts with a newline: a command's stderr tail, a list of
+/// unresolved requirements) follows the colon directly, so no line ends in a space.
 public func toolErrorText(failure: String, reason: String?, remedy: String?) -> String {
-    failure + (reason.map { ": \($0)" } ?? "") + (remedy.map { "; \($0)" } ?? "")
+    failure + (reason.map { ($0.hasPrefix("\n") ? ":" : ": ") + $0 } ?? "") + (remedy.map { "; \($0)" } ?? "")
 }

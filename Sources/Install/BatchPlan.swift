@@ -1,5 +1,6 @@
 import Disk
 import Foundation
+import Host
 import Versions
 
 /// One install of a batch: a release onto a target.
@@ -11,7 +12,7 @@ public struct BatchJob: Equatable, Sendable, Codable {
 
 /// Everything that stops a batch before anything is written. Lower-case, names
 /// the thing in quotes, says what to do.
-public enum BatchError: Error, CustomStringConvertible, Equatable {
+public enum BatchError: ToolError, Equatable {
     /// Bad arguments (the CLI turns it into a usage error, exit 64).
     case usage(String)
     case duplicateTarget(target: String, releases: [String], same: String)
@@ -26,21 +27,33 @@ public enum BatchError: Error, CustomStringConvertible, Equatable {
     /// `noSummary`'s reason for a file that is not there.
     public static let missingSummaryReason = "no such file or not readable"
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .usage(text): return text
-        case let .duplicateTarget(target, releases, same):
-            return "target '\(target)' is given twice (for \(releases.joined(separator: " and ")); \(same)); give every install its own volume or image file"
-        case let .targetRefused(release, target, reason):
-            return "\(release) -> '\(target)': \(reason)"
-        case let .noSummary(path, reason):
-            return "--continue needs the summary of the last batch: cannot read '\(path)' (\(reason)); give it with --summary FILE"
-        case let .summaryNotWritable(path, reason):
-            return "cannot write the batch summary '\(path)': \(reason); 'batch --continue' needs it: give a writable path with --summary FILE"
-        case let .nothingToContinue(path):
-            return "nothing to continue: every install in '\(path)' succeeded"
-        case let .preflight(problems):
-            return "the batch was refused before anything was written:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
+        case let .duplicateTarget(target, releases, same): return "target '\(target)' is given twice (for \(releases.joined(separator: " and ")); \(same))"
+        case let .targetRefused(release, target, _): return "\(release) -> '\(target)'"
+        case let .noSummary(path, reason): return "--continue needs the summary of the last batch: cannot read '\(path)' (\(reason))"
+        case let .summaryNotWritable(path, _): return "cannot write the batch summary '\(path)'"
+        case let .nothingToContinue(path): return "nothing to continue: every install in '\(path)' succeeded"
+        case .preflight: return "the batch was refused before anything was written"
+        }
+    }
+
+    public var reason: String? {
+        switch self {
+        case let .targetRefused(_, _, reason), let .summaryNotWritable(_, reason): return reason
+        // One refusal a line, under the first.
+        case let .preflight(problems): return "\n" + problems.map { "  " + $0 }.joined(separator: "\n")
+        default: return nil
+        }
+    }
+
+    public var remedy: String? {
+        switch self {
+        case .duplicateTarget: return "give every install its own volume or image file"
+        case .noSummary: return "give it with --summary FILE"
+        case .summaryNotWritable: return "'batch --continue' needs it: give a writable path with --summary FILE"
+        default: return nil
         }
     }
 }

@@ -38,8 +38,8 @@ public struct InstallResult: Codable, Equatable, Sendable {
 
     /// Writes the JSON atomically (a batch reads it after the child exits).
     public func write(to path: String) throws {
-        do { try BatchJSON.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw BatchError.summaryNotWritable(path: path, reason: (error as NSError).localizedDescription)
+        do { try AtomicFile.write(BatchJSON.encode(self), to: path) } catch {
+            throw BatchError.summaryNotWritable(path: path, reason: (error as? HostError)?.reason ?? (error as NSError).localizedDescription)
         }
     }
 
@@ -71,9 +71,9 @@ public struct BatchSummary: Codable, Equatable, Sendable {
     public func write(to path: String) throws {
         do {
             let text = redactCredentials(String(decoding: try BatchJSON.encode(self), as: UTF8.self))
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try AtomicFile.write(Data(text.utf8), to: path)
         } catch {
-            throw BatchError.summaryNotWritable(path: path, reason: (error as NSError).localizedDescription)
+            throw BatchError.summaryNotWritable(path: path, reason: (error as? HostError)?.reason ?? (error as NSError).localizedDescription)
         }
     }
 

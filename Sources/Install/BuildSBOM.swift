@@ -37,12 +37,12 @@ public enum BuildSBOM {
 
 extension InstallContext {
     /// This build's SBOM input (after a successful pipeline and its manifest).
-    public func sbomInput(imageName: String, manifest: BuildManifest, created: Date = Date(), serial: UUID = UUID()) -> SBOMInput {
+    public func sbomInput(imageName: String, manifest: BuildManifest, created: Date = Date(), serial: UUID = UUID()) throws -> SBOMInput {
         let pin = versions.ena
-        let kmod = enaInstalled
-            ? (source: BuiltSource(name: "amzn-drivers ena_linux", version: pin.version, url: pin.url, archiveSHA256: enaState.sourceArchiveSHA256),
-               rpmSHA256: enaState.rpmSHA256)
+        let kmod = try enaInstalled
+            ? (source: BuiltSource(name: "amzn-drivers ena_linux", version: pin.version, url: pin.url, archiveSHA256: try enaSource.archiveSHA256),
+               rpmSHA256: try enaInstall.rpmSHA256)
             : nil
-        return BuildSBOM.input(imageName: imageName, manifest: manifest, installed: installedPackages, kmodENA: kmod, created: created, serial: serial)
+        return BuildSBOM.input(imageName: imageName, manifest: manifest, installed: try imagePackages, kmodENA: kmod, created: created, serial: serial)
     }
 }

@@ -19,10 +19,10 @@ enum Chroot {
     /// Mount commands for the chroot's pseudo filesystems, in order, with their mount points.
     static func mountCommands(root: String) -> [(Command, String)] {
         [
-            (Command("mount", ["-t", "proc", "proc", root + "/proc"]), root + "/proc"),
-            (Command("mount", ["-t", "sysfs", "sysfs", root + "/sys"]), root + "/sys"),
+            (Preparation.proc(at: root + "/proc"), root + "/proc"),
+            (Preparation.sysfs(at: root + "/sys"), root + "/sys"),
             // A private minimal /dev (not a bind of the builder's, which would expose its disks).
-            (Command("mount", ["-t", "tmpfs", "-o", "mode=0755,size=1m,nosuid", "centos6-ami-dev", root + "/dev"]), root + "/dev"),
+            (Preparation.minimalDev(at: root + "/dev"), root + "/dev"),
         ]
     }
 
@@ -38,48 +38,48 @@ enum Chroot {
     }
 
     static func devptsCommand(root: String) -> Command {
-        Command("mount", ["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5", "devpts", root + "/dev/pts"])
+        Preparation.devpts(at: root + "/dev/pts")
     }
 
-    /// Mounts /proc, /sys, /dev and /dev/pts in the target and pushes their undos
-    /// (plus one that stops every process still running inside the chroot).
-    static func enter(_ ctx: InstallContext) throws {
-        let root = ctx.root, runner = ctx.runner
+    /// Mounts /proc, /sys, /dev and /dev/pts in the tree and pushes their undos on its
+    /// stack (plus one that stops every process still running inside the chroot).
+    static func enter(_ ctx: InstallContext, _ tree: RootTree) throws {
+        let root = tree.root, runner = ctx.runner, cleanup = tree.cleanup
         try runner.checked(Command("mkdir", ["-p", root + "/proc", root + "/sys", root + "/dev", root + "/etc"]))
         for (command, point) in mountCommands(root: root) {
             try runner.checked(command)
-            InstallSteps.pushUnmount(ctx, point)
+            InstallSteps.pushUnmount(cleanup, point, runner: runner)
             if point.hasSuffix("/proc") {
                 // Before /proc goes: nothing of the target may outlive the install.
-                ctx.cleanup.push("stop processes left in \(root)") { runner.perform { killProcesses(root: root) } }
+                cleanup.push("stop processes left in \(root)") { runner.perform { killProcesses(root: root) } }
             }
         }
         for command in devCommands(root: root) { try runner.checked(command) }
         try runner.checked(devptsCommand(root: root))
-        InstallSteps.pushUnmount(ctx, root + "/dev/pts")
+        InstallSteps.pushUnmount(cleanup, root + "/dev/pts", runner: runner)
         // CentOS 6 tools (mount, dracut via new-kernel-pkg) read /etc/mtab.
         // Reads back: the target may have its own.
         if runner.isDryRun || !FileManager.default.fileExists(atPath: root + "/etc/mtab") {
             try runner.checked(Command("ln", ["-sf", "/proc/mounts", root + "/etc/mtab"]))
-            ctx.cleanup.push("remove /etc/mtab link") {
+            cleanup.push("remove /etc/mtab link") {
                 // The image's own /etc/mtab is written by rc.sysinit at boot; only our link goes (reads back).
                 let ours = runner.isDryRun || (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/mtab")) == "/proc/mounts"
                 if ours { try runner.checked(Command("rm", ["-f", root + "/etc/mtab"])) }
             }
         }
-        try copyResolvConf(ctx)
+        try copyResolvConf(ctx, tree)
     }
 
     /// The builder's resolv.conf, so yum inside can resolve the mirror; removed (or the
     /// package's own restored) afterwards: no builder DNS settings stay in the image.
-    static func copyResolvConf(_ ctx: InstallContext) throws {
-        let target = ctx.root + "/etc/resolv.conf", saved = ctx.workDir + "/resolv.conf.target"
+    static func copyResolvConf(_ ctx: InstallContext, _ tree: RootTree) throws {
+        let target = tree.root + "/etc/resolv.conf", saved = tree.workDir + "/resolv.conf.target"
         let runner = ctx.runner
         // Reads back: whether the target has its own.
         let hadOwn = !runner.isDryRun && FileManager.default.fileExists(atPath: target)
         if hadOwn { try runner.checked(Command("cp", ["-a", target, saved])) }
         try runner.checked(Command("cp", ["-L", "/etc/resolv.conf", target]))
-        ctx.cleanup.push("remove the builder's resolv.conf", manual: ["rm -f \(target)"]) {
+        tree.cleanup.push("remove the builder's resolv.conf", manual: ["rm -f \(target)"]) {
             if hadOwn {
                 try runner.checked(Command("mv", ["-f", saved, target]))
             } else {

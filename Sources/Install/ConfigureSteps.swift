@@ -15,11 +15,12 @@ enum ConfigureSteps {
 
     static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on") { try configure($0) }
     static func configure(_ ctx: InstallContext) throws {
-        var config = ImageConfiguration(release: ctx.release, mirrors: ctx.versions.mirrors, ena: ctx.enaInstalled)
+        let root = try ctx.root
+        var config = ImageConfiguration(release: try ctx.plan.release, mirrors: ctx.versions.mirrors, ena: try ctx.enaInstalled)
         config.timeSync = !ctx.options.minimal
         for file in imageFiles(config) {
             try Interruption.shared.check()
-            try apply(file, root: ctx.root, ctx: ctx)
+            try apply(file, root: root, ctx: ctx)
         }
         try createUsers(ctx)
         if !ctx.options.minimal { try enableServices(ctx) }
@@ -27,8 +28,9 @@ enum ConfigureSteps {
 
     /// `chkconfig NAME on`, as CentOS 6 enables a service (S??NAME links in rc[2345].d).
     static func enableServices(_ ctx: InstallContext) throws {
+        let root = try ctx.root
         for service in Services.enabled {
-            try ctx.runner.checked(Command("chkconfig", [service, "on"]).inChroot(ctx.root))
+            try ctx.runner.checked(Command("chkconfig", [service, "on"]).inChroot(root))
         }
     }
 
@@ -39,27 +41,29 @@ enum ConfigureSteps {
     /// dracut rebuilds it (never the builder's, which would build for the builder).
     static let initramfsStep = InstallStep("initramfs", "keep the initramfs the kernel's %posttrans built when it holds ec2.conf's drivers and nothing it copied changed since; else the target's own dracut rebuilds it") { try initramfs($0) }
     static func initramfs(_ ctx: InstallContext) throws {
-        let kernel = GrubMenu.installedKernel(ctx.release.kernel)
+        let root = try ctx.root, version = try ctx.plan.kernel
+        let kernel = GrubMenu.installedKernel(version)
         let image = "/boot/initramfs-\(kernel).img"
         // The dry run cannot read an image that was never built: it shows the rebuild.
         var reason: String? = "(dry run: decided from the image the kernel's %posttrans builds)"
         try ctx.runner.perform("check \(image): ec2.conf's drivers in it, nothing it copied from the image written after it") {
-            reason = try InitramfsCheck.rebuildReason(root: ctx.root, kernel: kernel, image: image)
+            reason = try InitramfsCheck.rebuildReason(root: root, kernel: kernel, image: image)
         }
         guard let reason else {
-            ctx.log.say("initramfs: kept the one kernel-\(ctx.release.kernel)'s %posttrans built (it holds ec2.conf's drivers; nothing it copied changed since)")
+            ctx.log.say("initramfs: kept the one kernel-\(version)'s %posttrans built (it holds ec2.conf's drivers; nothing it copied changed since)")
             return
         }
         ctx.log.say("initramfs: rebuilding it: \(reason)")
-        try ctx.runner.checked(Command("dracut", ["-f", image, kernel]).inChroot(ctx.root))
+        try ctx.runner.checked(Command("dracut", ["-f", image, kernel]).inChroot(root))
     }
 
     /// Where the image boots, from its own files (read only).
     static let bootVerdictStep = InstallStep("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro") { try bootVerdict($0) }
     static func bootVerdict(_ ctx: InstallContext) throws {
+        let root = try ctx.root, release = try ctx.plan.release
         try ctx.runner.perform("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target") {
-            let verdict = try BootVerdict.compute(root: ctx.root, enaHint: BootVerdict.enaHint(release: ctx.release, enaAsked: ctx.options.ena))
-            ctx.bootVerdict = verdict
+            let verdict = try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: release, enaAsked: ctx.options.ena))
+            ctx.bootVerdictIfMade = verdict
             ctx.log.say("boots on: \(verdict.summary)")
         }
     }
@@ -77,7 +81,7 @@ enum ConfigureSteps {
             try ctx.runner.perform("edit \(path)") {
                 let original = try? String(contentsOfFile: path, encoding: .utf8)
                 if original == nil && edit.requiresOriginal {
-                    throw InstallError.failed("'\(file.path)' is missing from the image (its package should have installed it)")
+                    throw InstallError.imageFileMissing(path: file.path)
                 }
                 try ctx.write(edit.apply(to: original ?? ""), to: path, mode: mode)
             }
@@ -100,12 +104,12 @@ enum ConfigureSteps {
     /// ec2-user with a locked password (rc.local adds the launch key at first
     /// boot); root's password locked too.
     static func createUsers(_ ctx: InstallContext) throws {
-        let user = Accounts.user, runner = ctx.runner
+        let user = Accounts.user, runner = ctx.runner, root = try ctx.root
         // Reads back: whether a package made the user.
-        let exists = !runner.isDryRun && runner.run(Command("id", [user]).inChroot(ctx.root)).status == 0
-        if !exists { try runner.checked(Command("useradd", ["-m", user]).inChroot(ctx.root)) }
-        try runner.checked(Command("passwd", ["-l", user]).inChroot(ctx.root))
-        try runner.checked(Command("passwd", ["-l", "root"]).inChroot(ctx.root))
+        let exists = !runner.isDryRun && runner.run(Command("id", [user]).inChroot(root)).status == 0
+        if !exists { try runner.checked(Command("useradd", ["-m", user]).inChroot(root)) }
+        try runner.checked(Command("passwd", ["-l", user]).inChroot(root))
+        try runner.checked(Command("passwd", ["-l", "root"]).inChroot(root))
     }
 
     // MARK: bootloader
@@ -122,7 +126,7 @@ enum ConfigureSteps {
 
     static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes") { try installBootloader($0) }
     static func installBootloader(_ ctx: InstallContext) throws {
-        let root = ctx.root, runner = ctx.runner
+        let root = try ctx.root, runner = ctx.runner
         // The stage files from the grub package, as the original copied them.
         try runner.perform("copy /usr/share/grub/*/*stage* of the image into /boot/grub") {
             let shareDir = root + "/usr/share/grub"
@@ -135,7 +139,7 @@ enum ConfigureSteps {
                     copied += 1
                 }
             }
-            guard copied > 0 else { throw InstallError.failed("no grub stage files under /usr/share/grub in the image (is the grub package installed?)") }
+            guard copied > 0 else { throw InstallError.noGrubStageFiles }
         }
         let aliases = root + aliasDirectory
         try runner.checked(Command("mkdir", ["-p", aliases]))
@@ -156,7 +160,7 @@ enum ConfigureSteps {
         try runner.perform {
             let output = result.stdoutText + result.stderrText
             guard output.contains("succeeded"), !output.contains("Error ") else {
-                throw InstallError.failed("grub setup (hd0) did not succeed:\n" + output)
+                throw InstallError.grubSetupFailed(output: output)
             }
         }
         ctx.cleanup.unwindEntry(named: "remove grub alias nodes")
@@ -180,21 +184,25 @@ enum ConfigureSteps {
 
     static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp") { try clean($0) }
     static func clean(_ ctx: InstallContext) throws {
-        let root = ctx.root, runner = ctx.runner
+        let root = try ctx.root, runner = ctx.runner
         // yum's cache is a mount over the image's /var/cache/yum (Preparation.mountYumCache), so
         // `yum clean all` never touches the image: a tmpfs cache is discarded at unmount anyway;
         // a device or directory given with --yum-cache is cleaned as the original script did.
         if ctx.options.yumCache.isDiscardedAtUnmount {
             ctx.note("yum clean all: not needed, the tmpfs yum cache is discarded at unmount")
         } else {
-            try runner.checked(PackageSteps.yum(ctx, ["clean", "all"]))
+            try runner.checked(PackageSteps.yum(ctx, in: root, ["clean", "all"]))
         }
+        // The filesystem's use is measured once it is clean (0 in a dry run).
+        var used: UInt64 = 0
         try runner.perform("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp") {
-            try removeLeftovers(ctx, root: root)
+            used = try removeLeftovers(ctx, root: root)
         }
+        ctx.bytesOnVolumeIfMade = used
     }
 
-    static func removeLeftovers(_ ctx: InstallContext, root: String) throws {
+    /// Returns the bytes the filesystem then uses.
+    static func removeLeftovers(_ ctx: InstallContext, root: String) throws -> UInt64 {
         let fm = FileManager.default
         var removed: [String] = []
         for path in removedFiles where fm.fileExists(atPath: root + path) || isSymlink(root + path) {
@@ -231,7 +239,7 @@ enum ConfigureSteps {
         }
         ctx.log.write("clean: removed \(removed.count) paths: \(removed.joined(separator: " ")); truncated \(truncated) logs")
         var fs = statvfs()
-        if statvfs(root, &fs) == 0 { ctx.bytesOnVolume = UInt64(fs.f_blocks - fs.f_bfree) * UInt64(fs.f_frsize) }
+        return statvfs(root, &fs) == 0 ? UInt64(fs.f_blocks - fs.f_bfree) * UInt64(fs.f_frsize) : 0
     }
 
     static func isSymlink(_ path: String) -> Bool {

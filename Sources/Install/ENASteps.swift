@@ -1,3 +1,4 @@
+import Disk
 import ENA
 import Fetch
 import Foundation
@@ -5,26 +6,29 @@ import Host
 import Repository
 import Versions
 
-/// What the ENA steps hand to each other.
-struct ENAState {
+/// ena-source: the pin-checked ENA source on the builder.
+struct ENASourceTree {
     /// Ours on the builder (under the download cache, never on the target):
     /// `source/` (the fetched tree), `root/` (the build root), the built RPM.
-    var scratch: String?
+    var scratch: String
     /// The top of the pin-checked tree under `scratch/source` (it holds
     /// `kernel/linux/ena` and `kernel/linux/common/ena_com`).
-    var sourceTree: String?
-    /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure.
-    var buildSet: [RepoPackage] = []
-    /// The built (or, with --ena-share, reused) kmod-ena package in `scratch`.
-    var rpmPath: String?
-    /// Read from the built module (nil in a dry run).
-    var vermagic: String?
-    /// sha256 of the source archive (`--ena-source FILE` or the download); nil for a tree. For the SBOMs.
-    var sourceArchiveSHA256: String?
-    /// sha256 of the kmod-ena package file installed into the target. For the SBOMs.
+    var tree: String
+    /// sha256 of the source archive (`--ena-source FILE` or the download); nil for a tree or in a dry run. For the SBOMs.
+    var archiveSHA256: String?
+}
+
+/// ena-build: the built (or, with --ena-share, reused) kmod-ena package in the scratch directory.
+struct BuiltKmod {
+    var rpmPath: String
+}
+
+/// ena-install: kmod-ena in the target.
+struct InstalledKmod {
+    /// Its entry in the target's rpm database (empty in a dry run).
+    var packages: [InstalledPackage] = []
+    /// sha256 of the package file installed (nil in a dry run). For the SBOMs.
     var rpmSHA256: String?
-    var buildRootSeconds = 0.0
-    var kbuildSeconds = 0.0
 }
 
 /// ENA for 6.6-6.10 (`--ena`). Everything up to a built, checked kmod-ena RPM
@@ -39,7 +43,7 @@ enum ENASteps {
     static let steps = [sourceStep, resolveStep, buildStep, installStep]
 
     /// The kernel's modules directory name: `2.6.32-696.el6.x86_64`.
-    static func kernelRelease(_ ctx: InstallContext) -> String { ctx.release.kernel + ".x86_64" }
+    static func kernelRelease(_ ctx: InstallContext) throws -> String { try ctx.plan.kernel + ".x86_64" }
 
     // MARK: ena-source (before metadata is fetched, before any write)
 
@@ -49,10 +53,9 @@ enum ENASteps {
         try ENAEligibility.check(ctx.release, pin: pin)
         let source = try ENASource.from(option: ctx.options.enaSource, pinnedURL: pin.url)
         if case let .directory(dir) = source, let absent = pin.sourceDirectories.first(where: { !isDirectory(dir + "/" + $0) }) {
-            throw ENAError.source("'\(dir)' has no '\(absent)' directory (the ENA build reads \(pin.sourceDirectories.joined(separator: " and ")); give the top of an amzn-drivers tree, or the release .tar.gz)")
+            throw ENAError.sourceIncomplete(directory: dir, absent: absent, needed: pin.sourceDirectories)
         }
-        let scratch = "\(ctx.options.cacheDirectory)/ena-build/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
-        ctx.enaState.scratch = scratch
+        let scratch = "\(ctx.options.cacheDirectory)/ena-build/\(ctx.stamp())"
         try runner.checked(Command("mkdir", ["-p", (scratch as NSString).deletingLastPathComponent]))
         try runner.checked(Command("mkdir", ["-m", "0700", scratch]))
         ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
@@ -68,7 +71,6 @@ enum ENASteps {
             guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
             ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
         }
-        ctx.enaState.sourceTree = tree
         // The SBOMs name the archive kmod-ena was built from by its sha256 (a tree has none).
         let archive: String?
         switch source {
@@ -76,27 +78,28 @@ enum ENASteps {
         case .download: archive = scratch + "/ena.tar.gz"
         case .directory: archive = nil
         }
-        if let archive, !runner.isDryRun { ctx.enaState.sourceArchiveSHA256 = try Checksum.of(file: archive, kind: .sha256).hex }
+        // Reads back: the archive's bytes.
+        let archiveSHA256 = try archive.flatMap { runner.isDryRun ? nil : try Checksum.of(file: $0, kind: .sha256).hex }
+        ctx.enaSourceIfMade = ENASourceTree(scratch: scratch, tree: tree, archiveSHA256: archiveSHA256)
     }
 
     // MARK: ena-resolve (the build root's packages join the verified download)
 
     static let resolveStep = InstallStep("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)") { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
-        let repo = try ctx.made(ctx.repository, "repository metadata", by: "fetch-metadata")
-        let devel = "kernel-devel-" + ctx.release.kernel
+        let plan = try ctx.plan
+        let devel = "kernel-devel-" + plan.kernel
         // --updates: the updates kernel's kernel-devel comes from the updates repository.
-        let resolution = Resolver(packages: repo.packages + (ctx.updatesRepository?.packages ?? [])).resolve(seeds: buildTools + [devel])
+        let resolution = Resolver(packages: plan.repository.packages + (plan.updatesRepository?.packages ?? [])).resolve(seeds: buildTools + [devel])
         if let missing = resolution.unresolved.first(where: { $0.hasPrefix("(seed)") }) {
-            throw InstallError.failed("the repository lacks what the ENA build root needs: \(missing)")
+            throw InstallError.enaBuildRootPackageMissing(missing)
         }
-        guard resolution.packages.contains(where: { $0.name == "kernel-devel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.failed("the repository has no '\(devel)' (the headers of the pinned kernel)")
+        guard resolution.packages.contains(where: { $0.name == "kernel-devel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel }) else {
+            throw InstallError.kernelDevelMissing(package: devel)
         }
         if !resolution.unresolved.isEmpty { ctx.log.write("ena build set: yum will resolve these itself: \(resolution.unresolved.joined(separator: "; "))") }
-        ctx.enaState.buildSet = resolution.packages
         // Downloaded and signature-checked by the next two steps together with the rest.
-        ctx.installSet = PackageSteps.uniquePackages(ctx.installSet + resolution.packages)
+        ctx.enaBuildSetIfMade = resolution.packages
         ctx.log.say("ENA build set: \(resolution.packages.count) packages (\(buildTools.joined(separator: ", ")), \(devel) and their closure)")
     }
 
@@ -114,7 +117,7 @@ enum ENASteps {
     /// for it under a lock and reuses it, so a batch makes one build root per release.
     static func buildShared(_ ctx: InstallContext, share: String) throws {
         let runner = ctx.runner, pin = ctx.versions.ena
-        let lines = pin.files.keys.sorted().map { "\(pin.files[$0]!)  \($0)\n" }.joined() + "kernel \(ctx.release.kernel)\n"
+        let lines = pin.files.keys.sorted().map { "\(pin.files[$0]!)  \($0)\n" }.joined() + "kernel \(try ctx.plan.kernel)\n"
         // In-process (no tool for bytes in memory); the plan shows a placeholder as before.
         let digest = runner.isDryRun ? "PIN" : String(Checksum.of(Data(lines.utf8), kind: .sha256).hex.prefix(16))
         let dir = "\(share)/\(ctx.options.release)-\(pin.version)-\(digest)", shared = dir + "/" + rpmName(ctx)
@@ -140,106 +143,102 @@ enum ENASteps {
             }
         }
         defer { lock?.release() }
-        let mine = try scratch(ctx) + "/" + rpmName(ctx)
+        let mine = try ctx.enaSource.scratch + "/" + rpmName(ctx)
         if FileManager.default.fileExists(atPath: shared) {
             try runner.checked(Command("cp", [shared, mine]))
-            ctx.enaState.rpmPath = mine
+            ctx.kmodIfMade = BuiltKmod(rpmPath: mine)
             ctx.log.say("ENA: reusing kmod-ena built by another install of this batch (\(shared)); no build root")
             return
         }
         try buildInBuildRoot(ctx)
-        try runner.checked(Command("cp", [try builtRPM(ctx), shared + ".part"]))
+        try runner.checked(Command("cp", [try ctx.kmod.rpmPath, shared + ".part"]))
         try runner.checked(Command("mv", ["-f", shared + ".part", shared]))
     }
 
     static func buildInBuildRoot(_ ctx: InstallContext) throws {
-        let runner = ctx.runner, pin = ctx.versions.ena, kver = kernelRelease(ctx)
+        let runner = ctx.runner, pin = ctx.versions.ena, kver = try kernelRelease(ctx), kernel = try ctx.plan.kernel
+        let source = try ctx.enaSource
         let started = Date()
-        // The build root is a second install context over the same options,
-        // repository and verified cache: the same bootstrap, chroot mounts and
-        // chroot yum as the target, with its own cleanup stack that one entry
-        // of ours unwinds (unmounts first, then the tree goes).
-        let sub = try InstallContext(options: ctx.options, versions: ctx.versions, runner: runner, log: ctx.log,
-                                     filesystemUUID: "ena-" + ctx.filesystemUUID, workDir: try scratch(ctx))
-        sub.repository = ctx.repository
-        sub.updatesRepository = ctx.updatesRepository
-        sub.release = ctx.release
-        sub.bootstrapSet = ctx.bootstrapSet
-        sub.installSet = ctx.enaState.buildSet
-        sub.cachedPaths = ctx.cachedPaths
-        sub.verifiedPackages = ctx.verifiedPackages
-        let root = sub.root
+        // The build root is a second tree bootstrapped from the same plan,
+        // downloads and verified packages as the target: the same bootstrap,
+        // chroot mounts and chroot yum, with its own cleanup stack that one
+        // entry of ours unwinds (unmounts first, then the tree goes).
+        let buildRoot = RootTree(root: source.scratch + "/root", workDir: source.scratch, cleanup: CleanupStack(log: ctx.log), stamp: ctx.stamp(tag: "ena-"))
+        let root = buildRoot.root
         let teardown = "tear down the ENA build root \(root)"
         // For 'cleanup --local' after a kill: what runs in the build root, and its mounts.
         ctx.journal?.record(.root(root))
         ctx.journal?.record(.mount(root))
         try runner.checked(Command("mkdir", ["-m", "0755", root]))
-        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(root))", "rm -rf \(shellQuote(root))"]) {
-            let failures = sub.cleanup.unwind()
-            if let first = failures.first { throw InstallError.failed(first) }
+        ctx.cleanup.push(teardown, manual: [Preparation.unmount(root, .recursive).shellLine, "rm -rf \(shellQuote(root))"]) {
+            let failures = buildRoot.cleanup.unwind()
+            if let first = failures.first { throw InstallError.undoFailed(first) }
             try removeTree(root, runner: runner)
         }
         ctx.log.say("ENA build root: \(root)")
-        try PackageSteps.bootstrap(sub)
-        try runner.checked(PackageSteps.yum(sub, ["install"] + buildTools + ["kernel-devel-" + ctx.release.kernel]))
+        // Its local mirror offers what its yum installs: the bootstrap set and the build set.
+        let plan = try ctx.plan
+        try PackageSteps.bootstrap(ctx, into: buildRoot, mirroring: PackageSteps.uniquePackages(plan.bootstrapSet + (try ctx.enaBuildSet)))
+        try runner.checked(PackageSteps.yum(ctx, in: root, ["install"] + buildTools + ["kernel-devel-" + kernel]))
         let rootReady = Date()
-        ctx.enaState.buildRootSeconds = rootReady.timeIntervalSince(started)
+        let buildRootSeconds = rootReady.timeIntervalSince(started)
 
         // The verified directories, and nothing else of the tree, copied in at
         // their relative paths (the Makefile reaches ../common/ena_com) and
         // checked again right before they are compiled.
         let tree = work + "/src", src = tree + "/" + pin.buildDirectory
-        let sourceTree = try ctx.made(ctx.enaState.sourceTree, "checked ENA source", by: "ena-source")
-        for command in ENASource.copyCommands(from: sourceTree, to: root + tree, directories: pin.sourceDirectories) {
+        for command in ENASource.copyCommands(from: source.tree, to: root + tree, directories: pin.sourceDirectories) {
             try runner.checked(command)
         }
         try runner.perform {
             let problems = try PinCheck.check(root: root + tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
             guard problems.isEmpty else { throw ENAError.pinMismatch(source: root + tree, problems: problems) }
             guard isDirectory(root + KBuild.kernelDevelDirectory(kver)) else {
-                throw ENAError.build("kernel-devel-\(ctx.release.kernel) did not install '\(KBuild.kernelDevelDirectory(kver))' in the build root")
+                throw ENAError.kernelTreeMissing(kernel: kernel, directory: KBuild.kernelDevelDirectory(kver))
             }
         }
         try runner.checked(KBuild.make(sourceDirectory: src, kernelRelease: kver).inChroot(root))
         let built = Date()
-        ctx.enaState.kbuildSeconds = built.timeIntervalSince(rootReady)
+        let kbuildSeconds = built.timeIntervalSince(rootReady)
+        // Read from the built module (none in a dry run).
+        var vermagic: String?
         try runner.perform {
-            ctx.enaState.vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver))
+            vermagic = try checkVermagic(module: root + src + "/ena.ko", kernelTree: root + KBuild.kernelDevelDirectory(kver))
             try checkModuleVersion(module: root + src + "/ena.ko", pinned: pin.version)
         }
 
         // Our own spec, built by the build root's rpmbuild.
-        let spec = KmodSpec(version: pin.version, kernelRelease: kver, kernelVersion: ctx.release.kernel, builtModule: src + "/ena.ko")
+        let spec = KmodSpec(version: pin.version, kernelRelease: kver, kernelVersion: kernel, builtModule: src + "/ena.ko")
         let topdir = work + "/rpmbuild"
         try runner.checked(Command("mkdir", ["-p"] + KBuild.rpmTree(root + topdir)))
         try ctx.write(spec.render(), to: root + work + "/kmod-ena.spec", mode: 0o644)
         try runner.checked(KBuild.rpmbuild(spec: work + "/kmod-ena.spec", topdir: topdir).inChroot(root))
-        let rpm = try scratch(ctx) + "/" + rpmName(ctx)
+        let rpm = source.scratch + "/" + rpmName(ctx)
         try runner.checked(Command("cp", [root + topdir + "/RPMS/x86_64/" + rpmName(ctx), rpm]))
-        ctx.enaState.rpmPath = rpm
+        ctx.kmodIfMade = BuiltKmod(rpmPath: rpm)
 
         // Done with the build root: unmount and remove it now (the RPM stays in the scratch dir).
         ctx.cleanup.unwindEntry(named: teardown)
         try runner.perform {
-            if FileManager.default.fileExists(atPath: root) { throw InstallError.failed("the build root '\(root)' could not be removed; see the log") }
+            if FileManager.default.fileExists(atPath: root) { throw InstallError.buildRootNotRemoved(path: root) }
         }
         ctx.log.say(String(format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
-                           pin.version, kver, ctx.enaState.buildRootSeconds, ctx.enaState.kbuildSeconds,
-                           Date().timeIntervalSince(started), ctx.enaState.vermagic ?? ""))
+                           pin.version, kver, buildRootSeconds, kbuildSeconds,
+                           Date().timeIntervalSince(started), vermagic ?? ""))
     }
 
     /// The module's vermagic must name the release of the tree it was built
     /// against (for the test vault: the Debian release inside kernel-devel).
     static func checkVermagic(module: String, kernelTree: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: module) else {
-            throw ENAError.build("kbuild made no '\((module as NSString).lastPathComponent)' (the Makefile must build a module named ena)")
+            throw ENAError.noModule(name: (module as NSString).lastPathComponent)
         }
-        guard let vermagic = KBuild.vermagic(ofModule: data) else { throw ENAError.build("'\(module)' has no vermagic") }
+        guard let vermagic = KBuild.vermagic(ofModule: data) else { throw ENAError.noVermagic(module: module) }
         let uts = KBuild.utsReleaseHeaders.lazy.compactMap { try? String(contentsOfFile: kernelTree + "/" + $0, encoding: .utf8) }
             .compactMap(KBuild.utsRelease(header:)).first
-        guard let uts else { throw ENAError.build("no utsrelease.h in '\(kernelTree)'") }
+        guard let uts else { throw ENAError.noUTSRelease(kernelTree: kernelTree) }
         guard KBuild.release(ofVermagic: vermagic) == uts else {
-            throw ENAError.build("ena.ko's vermagic '\(vermagic)' does not match the kernel tree's release '\(uts)'")
+            throw ENAError.vermagicMismatch(vermagic: vermagic, kernelRelease: uts)
         }
         return vermagic
     }
@@ -250,7 +249,7 @@ enum ENASteps {
         let data = FileManager.default.contents(atPath: module) ?? Data()
         let version = KBuild.modinfo("version", ofModule: data) ?? "(none)"
         guard KBuild.isPinnedVersion(version, pinned: pinned) else {
-            throw ENAError.build("ena.ko says version '\(version)', but versions.json pins ENA \(pinned)")
+            throw ENAError.versionMismatch(built: version, pinned: pinned)
         }
     }
 
@@ -258,32 +257,30 @@ enum ENASteps {
 
     static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0") { try install($0) }
     static func install(_ ctx: InstallContext) throws {
-        let runner = ctx.runner, root = ctx.root, kver = kernelRelease(ctx)
-        let rpm = try builtRPM(ctx)
+        let runner = ctx.runner, root = try ctx.root, kver = try kernelRelease(ctx)
+        let rpm = try ctx.kmod.rpmPath
+        var installed = InstalledKmod()
         // On the yum-cache mount: the package file never lands on the volume.
         let inside = PackageSteps.chrootWork + "/" + (rpm as NSString).lastPathComponent
         try runner.checked(Command("cp", [rpm, root + inside]))
-        if !runner.isDryRun { ctx.enaState.rpmSHA256 = try Checksum.of(file: rpm, kind: .sha256).hex }
+        if !runner.isDryRun { installed.rpmSHA256 = try Checksum.of(file: rpm, kind: .sha256).hex }
         try runner.checked(Command("rpm", ["-K", "--nosignature", inside]).inChroot(root))
         try runner.checked(Command("rpm", ["-ivh", inside]).inChroot(root))
         try runner.checked(Command("rm", ["-f", root + inside]))
         try runner.perform {
             let kmod = try runner.checked(Command("rpm", ["-q", "--qf", InstalledPackage.queryFormat, "kmod-ena"]).inChroot(root))
-            ctx.installedPackages += InstalledPackage.parse(kmod.stdoutText)
+            installed.packages = InstalledPackage.parse(kmod.stdoutText)
             let dep = (try? String(contentsOfFile: "\(root)/lib/modules/\(kver)/modules.dep", encoding: .utf8)) ?? ""
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
             guard enaLines.count == 1, enaLines[0].hasPrefix("extra/ena/ena.ko:") || enaLines[0].hasPrefix("/lib/modules/\(kver)/extra/ena/ena.ko:") else {
-                throw InstallError.failed("depmod in the target did not pick extra/ena/ena.ko for 'ena' (modules.dep: \(enaLines))")
+                throw InstallError.enaModuleNotPicked(modulesDep: enaLines.map(String.init))
             }
         }
-        ctx.enaInstalled = true
+        ctx.enaInstallIfMade = installed
         ctx.log.say("kmod-ena installed in the target (/lib/modules/\(kver)/extra/ena/ena.ko); the kernel line gets net.ifnames=0")
     }
 
     // MARK: helpers
-
-    static func scratch(_ ctx: InstallContext) throws -> String { try ctx.made(ctx.enaState.scratch, "ENA scratch directory", by: "ena-source") }
-    static func builtRPM(_ ctx: InstallContext) throws -> String { try ctx.made(ctx.enaState.rpmPath, "kmod-ena package", by: "ena-build") }
 
     static func isDirectory(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
@@ -298,7 +295,7 @@ enum ENASteps {
         guard FileManager.default.fileExists(atPath: path) else { return }
         let mounted = Mounts.current().map(\.mountPoint).filter { $0 == path || $0.hasPrefix(path + "/") }
         guard mounted.isEmpty else {
-            throw InstallError.failed("'\(path)' still has mounts (\(mounted.joined(separator: ", "))); not removing it")
+            throw InstallError.stillMounted(path: path, mounts: mounted)
         }
         try runner.checked(Command("rm", ["-rf", "--one-file-system", path]))
     }

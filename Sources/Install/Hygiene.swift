@@ -104,10 +104,11 @@ public enum Hygiene {
     }
 }
 
-public enum HygieneError: Error, CustomStringConvertible, Equatable {
+public enum HygieneError: ToolError, Equatable {
     case dirty(target: String, findings: [HygieneFinding])
 
-    public var description: String {
+    /// The whole refusal: its findings and what to do each stand on lines of their own.
+    public var failure: String {
         switch self {
         case let .dirty(target, findings): return Hygiene.refusal(target: target, findings: findings)
         }

@@ -8,86 +8,116 @@ import Templates
 import Verdict
 import Versions
 
-/// The typed state the steps share: options, the runner, the log, the
-/// cleanup stack and what earlier steps made (device, partition, mounts).
+/// What the steps share: options, the runner, the log, the cleanup stack, and
+/// the install's state in phases (Phases.swift): each a value one step makes
+/// and the later steps read through an accessor that throws, naming that step,
+/// when it was not made.
 // Unchecked: the steps run one after another on one thread; parallel work inside a step only reads it.
 public final class InstallContext: @unchecked Sendable {
     public let options: InstallOptions
-    /// versions.json's entry; with --updates, resolve sets its kernel to the updates kernel.
-    public var release: VersionsFile.Release
+    /// versions.json's entry for the release, as asked (the plan's may carry the updates kernel).
+    public let release: VersionsFile.Release
     public let versions: VersionsFile
     public let runner: CommandRunner
     public let log: Log
     public let cleanup: CleanupStack
 
-    /// What preflight found the target to be.
-    public var target: TargetKind?
-    /// The whole-disk device being written: the block device (preflight), or the
-    /// loop device of an image file (attach-loop).
-    public var device: String { get throws { try made(deviceIfKnown, "target device", by: "preflight or attach-loop") } }
-    public internal(set) var deviceIfKnown: String?
-    /// The partition the filesystem goes on (partition).
-    public var partition: String { get throws { try made(partitionIfKnown, "partition", by: "partition") } }
-    public internal(set) var partitionIfKnown: String?
     /// The new filesystem's UUID (the options' fixed one, else a fresh random one), chosen up front: it names the work directory and scratch trees.
     public let filesystemUUID: String
     /// Private directory for this target's mounts.
     public let workDir: String
-    public var root: String { workDir + "/root" }
-    /// Cleanup-stack mark below which entries outlive the unmount step (loop device, lock); set by attach-loop.
-    public internal(set) var deviceMark: Int?
+    /// Where the target's filesystem is mounted (by the mount step; `mounted` reads it).
+    public var rootPath: String { workDir + "/root" }
     /// The target's locks (`TargetIdentity`), held until the end.
     public var locks: [FileLock] = []
     /// What this run holds, for `cleanup --local` after a run that could not unwind (nil: dry run, tests).
     public var journal: RunJournal?
     /// Set when the run ends with something still held (a failed undo, --keep-on-error): its journal stays.
     public var leftovers = false
-
-    // Packages (PackageSteps.swift).
-    public var repository: ReleaseRepository?
-    /// --updates: the release's updates repository, fetched and verified like `repository`.
-    public var updatesRepository: ReleaseRepository?
-    public var bootstrapSet: [RepoPackage] = []
-    public var installSet: [RepoPackage] = []
-    /// Verified cache path of each package, by its location in the repository.
-    public var cachedPaths: [String: String] = [:]
-    /// What verify-packages established, by location: later steps unpack these without asking gpgv again.
-    public var verifiedPackages: [String: VerifiedRPM] = [:]
-    public var downloadedBytes: Int64 = 0
-    public var installedPackageCount = 0
-    /// The target's rpm database after the install (for the manifest).
-    public var installedPackages: [InstalledPackage] = []
-    /// The key id whose signature verify-packages checked, by repository location.
-    public var signingKeys: [String: String] = [:]
-    /// Set when kmod-ena was installed (ena-install): the grub line gets net.ifnames=0.
-    public var enaInstalled = false
-    /// What the ENA steps carry between them (ENASteps.swift).
-    var enaState = ENAState()
-    /// Used bytes of the target filesystem, measured before unmount.
-    public var bytesOnVolume: UInt64 = 0
     /// Installed after Core, besides the pinned kernel (as the original), plus acpid
     /// and ntp unless `--minimal` (see `init`).
-    public var extraPackages = ["xfsprogs", "grub"]
-    /// Where the built image boots (Xen, Nitro), read from its filesystem by the boot-verdict step.
-    public var bootVerdict: BootVerdict?
+    public let extraPackages: [String]
+
+    // MARK: phases, in the order their steps run (each `…IfMade` set once, by the step named in its accessor)
+
+    /// What preflight found the target to be.
+    public internal(set) var targetIfMade: TargetKind?
+    public var target: TargetKind { get throws { try made(targetIfMade, "target", by: "preflight") } }
+
+    var enaSourceIfMade: ENASourceTree?
+    var enaSource: ENASourceTree { get throws { try made(enaSourceIfMade, "checked ENA source", by: "ena-source") } }
+
+    public internal(set) var repositoriesIfMade: Repositories?
+    public var repositories: Repositories { get throws { try made(repositoriesIfMade, "repository metadata", by: "fetch-metadata") } }
+
+    public internal(set) var planIfMade: PackagePlan?
+    public var plan: PackagePlan { get throws { try made(planIfMade, "package plan", by: "resolve") } }
+
+    var enaBuildSetIfMade: [RepoPackage]?
+    /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure (`--ena` only).
+    var enaBuildSet: [RepoPackage] { get throws { try made(enaBuildSetIfMade, "ENA build set", by: "ena-resolve") } }
+
+    public internal(set) var downloadsIfMade: Downloads?
+    public var downloads: Downloads { get throws { try made(downloadsIfMade, "downloaded packages", by: "download") } }
+
+    public internal(set) var verifiedIfMade: VerifiedPackages?
+    public var verified: VerifiedPackages { get throws { try made(verifiedIfMade, "verified packages", by: "verify-packages") } }
+
+    var kmodIfMade: BuiltKmod?
+    var kmod: BuiltKmod { get throws { try made(kmodIfMade, "kmod-ena package", by: "ena-build") } }
+
+    public internal(set) var diskIfMade: AttachedDisk?
+    public var disk: AttachedDisk { get throws { try made(diskIfMade, "target device", by: "attach-loop") } }
+    /// The whole-disk device being written.
+    public var device: String { get throws { try disk.device } }
+
+    /// The partition the filesystem goes on.
+    public internal(set) var partitionIfMade: String?
+    public var partition: String { get throws { try made(partitionIfMade, "partition", by: "partition") } }
+
+    public internal(set) var mountedIfMade: RootTree?
+    /// The target's filesystem, mounted at `rootPath`.
+    public var mounted: RootTree { get throws { try made(mountedIfMade, "mounted target filesystem", by: "mount") } }
+    public var root: String { get throws { try mounted.root } }
+
+    public internal(set) var installedIfMade: InstalledPackages?
+    public var installed: InstalledPackages { get throws { try made(installedIfMade, "installed packages", by: "install-packages") } }
+
+    var enaInstallIfMade: InstalledKmod?
+    var enaInstall: InstalledKmod { get throws { try made(enaInstallIfMade, "installed kmod-ena", by: "ena-install") } }
+    /// With `--ena`, kmod-ena is in the target (the grub line gets net.ifnames=0).
+    public var enaInstalled: Bool { get throws { guard options.ena else { return false }; _ = try enaInstall; return true } }
+
+    /// Used bytes of the target filesystem once clean (0 in a dry run), for the summary.
+    public internal(set) var bytesOnVolumeIfMade: UInt64?
+    public var bytesOnVolume: UInt64 { get throws { try made(bytesOnVolumeIfMade, "measure of the clean filesystem", by: "clean") } }
+
+    /// Where the built image boots (Xen, Nitro), read from its filesystem (not in a dry run).
+    public internal(set) var bootVerdictIfMade: BootVerdict?
+    public var bootVerdict: BootVerdict { get throws { try made(bootVerdictIfMade, "boot verdict", by: "boot-verdict") } }
+
+    /// The rpm database of the image: install-packages' and, with `--ena`, kmod-ena.
+    public var imagePackages: [InstalledPackage] { get throws { try installed.packages + (options.ena ? try enaInstall.packages : []) } }
+
     private var fetcher: Fetcher?
     private var key: PinnedKey?
 
-    /// `filesystemUUID` and `workDir` default to the options' (a fresh random UUID when none is given);
-    /// the ENA build root, a second context, passes its own.
-    public init(options: InstallOptions, versions: VersionsFile, runner: CommandRunner, log: Log,
-                filesystemUUID: String? = nil, workDir: String? = nil) throws {
+    /// `filesystemUUID` defaults to the options' (a fresh random UUID when none is given).
+    public init(options: InstallOptions, versions: VersionsFile, runner: CommandRunner, log: Log) throws {
         self.options = options
-        let uuid = filesystemUUID ?? options.filesystemUUID ?? UUID().uuidString.lowercased()
+        let uuid = options.filesystemUUID ?? UUID().uuidString.lowercased()
         self.filesystemUUID = uuid
-        self.workDir = workDir ?? "\(options.workDirectory)/\(options.release)-\(uuid.prefix(8))"
+        self.workDir = "\(options.workDirectory)/\(options.release)-\(uuid.prefix(8))"
         self.versions = versions
         self.release = try versions.require(options.release)
         self.runner = runner
         self.log = log
         self.cleanup = CleanupStack(log: log)
-        if !options.minimal { extraPackages += Services.packages }
+        self.extraPackages = ["xfsprogs", "grub"] + (options.minimal ? [] : Services.packages)
     }
+
+    /// Names a scratch directory of this run under the cache: `6.9-0b7e0f2a` (`tag` goes before the UUID: `6.9-ena-0b7e`).
+    func stamp(tag: String = "") -> String { "\(options.release)-\((tag + filesystemUUID).prefix(8))" }
 
     /// One fetcher per install, on the shared cache; progress on a terminal only.
     public func makeFetcher() throws -> Fetcher {
@@ -120,7 +150,7 @@ public final class InstallContext: @unchecked Sendable {
     public func pinnedKeyArmored() throws -> String {
         guard let path = options.gpgKeyPath else { return embeddedCentOS6KeyArmored }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("BEGIN PGP PUBLIC KEY BLOCK") else {
-            throw InstallError.failed("--gpg-key '\(path)' must be an armored public key (gpg --armor --export)")
+            throw InstallError.gpgKeyNotArmored(path: path)
         }
         return text
     }
@@ -148,8 +178,5 @@ public final class InstallContext: @unchecked Sendable {
     public func note(_ text: String) { runner.note(text) }
 
     /// What an earlier step made, or an error naming that step (a step list out of order).
-    func made<T>(_ value: T?, _ what: String, by step: String) throws -> T {
-        guard let value else { throw InstallError.notYetMade(what, by: step) }
-        return value
-    }
+    func made<T>(_ value: T?, _ what: String, by step: String) throws -> T { try value.made(what, by: step) }
 }

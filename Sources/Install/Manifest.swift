@@ -108,11 +108,12 @@ public struct BuildManifest: Codable, Equatable, Sendable {
 extension InstallContext {
     /// This build's manifest (after a successful pipeline).
     public func manifest(toolVersion: String, created: Date = Date()) throws -> BuildManifest {
-        let paths = cachedPaths
+        let plan = try plan, downloads = try downloads
+        let paths = downloads.cachedPaths
         return try BuildManifest.make(
-            release: options.release, kernel: release.kernel, mirror: repository?.metadataMirror ?? options.mirror, repomdRevision: repository?.repomd.revision,
-            toolVersion: toolVersion, enaVersion: enaInstalled ? versions.ena.version : nil, bootVerdict: bootVerdict?.bootsOn, created: created,
-            installed: installedPackages, repository: bootstrapSet + installSet, signingKeys: signingKeys,
+            release: options.release, kernel: plan.kernel, mirror: plan.repository.metadataMirror ?? options.mirror, repomdRevision: plan.repository.repomd.revision,
+            toolVersion: toolVersion, enaVersion: try enaInstalled ? versions.ena.version : nil, bootVerdict: try bootVerdict.bootsOn, created: created,
+            installed: try imagePackages, repository: downloads.packages, signingKeys: try verified.signingKeys,
             sha256: { package in
                 if package.checksum.kind == .sha256 { return package.checksum.hex }
                 return try Checksum.of(file: paths[package.location] ?? "", kind: .sha256).hex

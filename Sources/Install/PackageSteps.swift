@@ -29,11 +29,13 @@ enum PackageSteps {
         let mirrors = ctx.options.mirrors
         ctx.log.write("metadata from \(ctx.options.mirror)" + (mirrors.count > 1 ? " (alternatives: \(ctx.options.alternativeMirrors.joined(separator: ", ")))" : ""))
         let log = ctx.log
-        ctx.repository = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, fetcher: fetcher, note: { log.say($0) })
+        let repo = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, fetcher: fetcher, note: { log.say($0) })
+        var updates: ReleaseRepository?
         if ctx.options.updates {
-            ctx.updatesRepository = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, repo: "updates", fetcher: fetcher, note: { log.say($0) })
+            updates = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, repo: "updates", fetcher: fetcher, note: { log.say($0) })
         }
-        if let repo = ctx.repository, mirrors.count > 1 {
+        ctx.repositoriesIfMade = Repositories(os: repo, updates: updates)
+        if mirrors.count > 1 {
             ctx.log.say("metadata: revision \(repo.repomd.revision ?? "(none)") from \(repo.baseURL.absoluteString)"
                         + (repo.alternativeBaseURLs.isEmpty ? "; no alternative mirror agrees with it" : "; packages fail over to \(repo.alternativeBaseURLs.map(\.absoluteString).joined(separator: ", "))"))
         }
@@ -44,19 +46,15 @@ enum PackageSteps {
         packages.filter { $0.name == "kernel" }.max { $0.evr < $1.evr }.map { "\($0.evr.version)-\($0.evr.release)" }
     }
 
-    /// The repository a resolved package is downloaded from.
-    static func source(of package: RepoPackage, _ ctx: InstallContext) -> ReleaseRepository? {
-        if let updates = ctx.updatesRepository, updates.packages.contains(where: { $0.location == package.location }) { return updates }
-        return ctx.repository
-    }
-
     static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install") { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
-        guard let repo = ctx.repository else { return }
-        let updates = ctx.updatesRepository?.packages ?? []
+        let repositories = try ctx.repositories
+        let repo = repositories.os
+        let updates = repositories.updates?.packages ?? []
+        var release = ctx.release
         if let kernel = updatesKernel(updates) {
-            ctx.log.say("--updates: kernel-\(kernel) from the updates repository instead of the GA kernel-\(ctx.release.kernel)")
-            ctx.release.kernel = kernel
+            ctx.log.say("--updates: kernel-\(kernel) from the updates repository instead of the GA kernel-\(release.kernel)")
+            release.kernel = kernel
         }
         let resolver = Resolver(packages: repo.packages + updates)
         let present = Set(repo.packages.map(\.name))
@@ -64,27 +62,27 @@ enum PackageSteps {
         let seeds = BootstrapSet.seeds.filter { requiredSeeds.contains($0) || present.contains($0) }
         let bootstrap = try resolver.bootstrapClosure(seeds: seeds)
         guard let comps = repo.comps else {
-            throw InstallError.failed("repository '\(repo.baseURL.absoluteString)' has no comps group file (yum groupinstall Core needs it)")
+            throw InstallError.noCompsGroupFile(repository: repo.baseURL.absoluteString)
         }
-        let kernel = "kernel-" + ctx.release.kernel
+        let kernel = "kernel-" + release.kernel
         let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
-        guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel }) else {
-            throw InstallError.failed("the repository has no '\(kernel)' (the \(ctx.options.updates ? "updates" : "GA") kernel for \(ctx.options.release))")
+        guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == release.kernel }) else {
+            throw InstallError.kernelMissing(package: kernel, updates: ctx.options.updates, release: ctx.options.release)
         }
-        ctx.bootstrapSet = bootstrap.packages
-        ctx.installSet = install.packages
+        let plan = PackagePlan(release: release, repositories: repositories, bootstrapSet: bootstrap.packages, installSet: install.packages)
+        ctx.planIfMade = plan
         let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
         ctx.log.say("bootstrap set: \(bootstrap.packages.count) packages (\(mb(bootstrap.downloadBytes))); install set: \(install.packages.count) packages (\(mb(install.downloadBytes)))")
         ctx.note("bootstrap set (\(bootstrap.packages.count)): " + bootstrap.packages.map(\.nevra).joined(separator: " "))
         if !install.unresolved.isEmpty { ctx.log.write("install set: yum will resolve these itself: \(install.unresolved.joined(separator: "; "))") }
-        try checkImageSpace(ctx)
+        try checkImageSpace(ctx, plan)
     }
 
     /// An image file's filesystem must hold what the install writes (the unpacked
     /// packages, not the sparse size), checked before anything is downloaded or written.
-    static func checkImageSpace(_ ctx: InstallContext) throws {
-        guard case let .imageFile(path, exists, _) = ctx.target else { return }
-        let installed = uniquePackages(ctx.bootstrapSet + ctx.installSet).reduce(UInt64(0)) { $0 + UInt64(max(0, $1.installedSize)) }
+    static func checkImageSpace(_ ctx: InstallContext, _ plan: PackagePlan) throws {
+        guard case let .imageFile(path, exists, _) = try ctx.target else { return }
+        let installed = uniquePackages(plan.bootstrapSet + plan.installSet).reduce(UInt64(0)) { $0 + UInt64(max(0, $1.installedSize)) }
         let needed = Preflight.bytesWritten(installedBytes: installed)
         let holder = exists ? path : ((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
         guard let free = Preflight.freeSpace(at: holder) else { return }
@@ -96,30 +94,36 @@ enum PackageSteps {
 
     static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)") { try download($0) }
     static func download(_ ctx: InstallContext) throws {
-        guard let repo = ctx.repository else { return }
-        let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
-        try ctx.runner.perform("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(repo.baseURL.absoluteString)") {
+        let plan = try ctx.plan
+        // With --ena, the build root's packages are fetched and verified with the rest.
+        let all = uniquePackages(plan.bootstrapSet + plan.installSet + (ctx.options.ena ? try ctx.enaBuildSet : []))
+        var downloads = Downloads(packages: all)
+        try ctx.runner.perform("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(plan.repository.baseURL.absoluteString)") {
             let fetcher = try ctx.makeFetcher()
-            let paths = try fetcher.fetch(all.map { (source(of: $0, ctx) ?? repo).remoteFile($0) })
-            for (package, path) in zip(all, paths) { ctx.cachedPaths[package.location] = path.path }
+            let paths = try fetcher.fetch(all.map { plan.source(of: $0).remoteFile($0) })
+            for (package, path) in zip(all, paths) { downloads.cachedPaths[package.location] = path.path }
             let stats = fetcher.stats
-            ctx.downloadedBytes = stats.downloadedBytes
+            downloads.downloadedBytes = stats.downloadedBytes
             ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles)
                         + (stats.failovers > 0 ? ", \(stats.failovers) from an alternative mirror (each named in the log)" : ""))
         }
+        ctx.downloadsIfMade = downloads
     }
 
     /// Every package's signature by the pinned key, before anything is unpacked
     /// (yum checks again inside, with gpgcheck=1).
     static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked") { try verifyPackages($0) }
     static func verifyPackages(_ ctx: InstallContext) throws {
-        let all = uniquePackages(ctx.bootstrapSet + ctx.installSet)
-        try ctx.runner.perform("verify the signature of each of the \(all.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)") {
-            try verifySignatures(ctx, all)
+        let downloads = try ctx.downloads
+        var verified = VerifiedPackages()
+        try ctx.runner.perform("verify the signature of each of the \(downloads.packages.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)") {
+            verified = try verifySignatures(ctx, downloads)
         }
+        ctx.verifiedIfMade = verified
     }
 
-    static func verifySignatures(_ ctx: InstallContext, _ all: [RepoPackage]) throws {
+    static func verifySignatures(_ ctx: InstallContext, _ downloads: Downloads) throws -> VerifiedPackages {
+        let all = downloads.packages
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
         let records = VerificationRecords(cacheRoot: URL(fileURLWithPath: ctx.options.cacheDirectory))
         struct Outcome: Sendable {
@@ -130,21 +134,20 @@ enum PackageSteps {
         let shared = Locked(Outcome())
         try Parallel.forEach(all.count) { index in
             do {
-                let path = ctx.cachedPaths[all[index].location] ?? ""
+                let path = downloads.cachedPaths[all[index].location] ?? ""
                 let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
                 // The signature packet's issuer; the pinned key is the only one that can have verified it.
                 let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
                 shared.withLock { $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 } }
             } catch {
-                throw InstallError.failed("package '\(all[index].fileName)' from \(ctx.options.mirror): \(error)")
+                throw InstallError.packageRejected(file: all[index].fileName, mirror: ctx.options.mirror, cause: error)
             }
         }
         let (verified, checkedNow, keys) = shared.withLock { ($0.verified, $0.checkedNow, $0.keys) }
-        ctx.verifiedPackages = verified
-        ctx.signingKeys = keys
         // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
-        ctx.log.write("verified files (\(all.count)):\n" + all.map { ctx.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
+        ctx.log.write("verified files (\(all.count)):\n" + all.map { downloads.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
         ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
+        return VerifiedPackages(byLocation: verified, signingKeys: keys)
     }
 
     static func uniquePackages(_ list: [RepoPackage]) -> [RepoPackage] {
@@ -164,35 +167,42 @@ enum PackageSteps {
     /// Package payloads reach the volume once, written by rpm.
     static let bootstrapStep = InstallStep("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set") { try bootstrap($0) }
     static func bootstrap(_ ctx: InstallContext) throws {
-        let runner = ctx.runner
-        try writeReleasever(ctx)
-        try Chroot.enter(ctx)
-        try makeLocalMirror(ctx)
+        // The target's local mirror offers its yum every package downloaded.
+        try bootstrap(ctx, into: try ctx.mounted, mirroring: try ctx.downloads.packages)
+    }
+
+    /// The bootstrap of `tree` (the target, or the ENA build root) from the plan's verified
+    /// bootstrap set; `packages` are what the tree's local mirror offers its yum.
+    static func bootstrap(_ ctx: InstallContext, into tree: RootTree, mirroring packages: [RepoPackage]) throws {
+        let runner = ctx.runner, plan = try ctx.plan
+        try writeReleasever(ctx, root: tree.root)
+        try Chroot.enter(ctx, tree)
+        try makeLocalMirror(ctx, tree, packages: packages)
         // Its mount point next to the download cache (as the ENA build root), never on the volume.
-        let tools = "\(ctx.options.cacheDirectory)/rpm-tools/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
+        let tools = "\(ctx.options.cacheDirectory)/rpm-tools/\(tree.stamp)"
         let teardown = "tear down the rpm tools root \(tools)"
         let mounts = CleanupStack(log: ctx.log)
         try runner.checked(Command("mkdir", ["-p", "-m", "0755", tools]))
-        ctx.cleanup.push(teardown, manual: ["umount -R \(shellQuote(tools))", "rmdir \(shellQuote(tools))"]) {
+        tree.cleanup.push(teardown, manual: [Preparation.unmount(tools, .recursive).shellLine, "rmdir \(shellQuote(tools))"]) {
             let failures = mounts.unwind()
-            if let first = failures.first { throw InstallError.failed(first) }
+            if let first = failures.first { throw InstallError.undoFailed(first) }
             try ENASteps.removeTree(tools, runner: runner)
         }
         // In RAM: unpacking is quicker, and removing it is an unmount (deleting
         // thousands of files from the builder's disk cost ~2 s). The limit only
         // caps (tmpfs takes what is used): the whole bootstrap set's installed size.
-        let installed = ctx.bootstrapSet.reduce(0) { $0 + $1.installedSize }
+        let installed = plan.bootstrapSet.reduce(0) { $0 + $1.installedSize }
         let size = max(256 << 20, installed)
-        try runner.checked(Command("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0755", "centos6-ami-rpm-tools", tools]))
-        pushUnmount(mounts, tools, runner: runner)
+        try runner.checked(Preparation.tmpfs("centos6-ami-rpm-tools", bytes: UInt64(size), at: tools))
+        InstallSteps.pushUnmount(mounts, tools, runner: runner)
         try extractTools(ctx, into: tools)
-        try mountToolsRoot(ctx, tools: tools, mounts: mounts)
+        try mountToolsRoot(ctx, tools: tools, target: tree.root, mounts: mounts)
         let target = "/target"
         let rpm = { (arguments: [String]) in Command("rpm", ["--root", target] + arguments).inChroot(tools) }
         try runner.checked(rpm(["--initdb"]))
         try runner.checked(rpm(["--import", target + chrootWork + "/RPM-GPG-KEY"]))
-        try runner.checked(rpm(["-i"] + ctx.bootstrapSet.map { "\(target)\(chrootWork)/mirror/\($0.location)" }))
-        ctx.cleanup.unwindEntry(named: teardown)
+        try runner.checked(rpm(["-i"] + plan.bootstrapSet.map { "\(target)\(chrootWork)/mirror/\($0.location)" }))
+        tree.cleanup.unwindEntry(named: teardown)
     }
 
     /// Unpacks what rpm needs to run (RPMRuntime) into `tools`, round by round:
@@ -207,13 +217,14 @@ enum PackageSteps {
 
     static func extractRuntime(_ ctx: InstallContext, into tools: String) throws {
         let verifier = SignatureVerifier(key: try ctx.pinnedKey(), log: ctx.log)
+        let bootstrapSet = try ctx.plan.bootstrapSet, checked = try ctx.verified.byLocation, cachedPaths = try ctx.downloads.cachedPaths
         // Verified in verify-packages (checksum, then signature or its remembered result).
         @Sendable func verified(_ package: RepoPackage) throws -> VerifiedRPM {
-            try ctx.verifiedPackages[package.location] ?? verifier.verified(try RPMFile(path: ctx.cachedPaths[package.location] ?? ""))
+            try checked[package.location] ?? verifier.verified(try RPMFile(path: cachedPaths[package.location] ?? ""))
         }
         var byLocation: [String: RepoPackage] = [:]
-        for package in ctx.bootstrapSet where byLocation[package.location] == nil { byLocation[package.location] = package }
-        let runtime = RPMRuntime(packages: try ctx.bootstrapSet.map {
+        for package in bootstrapSet where byLocation[package.location] == nil { byLocation[package.location] = package }
+        let runtime = RPMRuntime(packages: try bootstrapSet.map {
             RPMRuntime.Package(rpm: try verified($0).rpm, location: $0.location)
         })
         let unpacked = try runtime.lay(into: tools) { locations in
@@ -222,8 +233,8 @@ enum PackageSteps {
             try extractInParallel(round.filter { $0.name != "filesystem" }, into: tools, log: ctx.log, verified: verified)
         }
         let names = Set(unpacked)
-        let taken = ctx.bootstrapSet.filter { names.contains($0.location) }.map(\.name)
-        ctx.log.write("rpm's runtime: \(taken.count) of the \(ctx.bootstrapSet.count) bootstrap packages unpacked into \(tools): \(taken.joined(separator: " "))")
+        let taken = bootstrapSet.filter { names.contains($0.location) }.map(\.name)
+        ctx.log.write("rpm's runtime: \(taken.count) of the \(bootstrapSet.count) bootstrap packages unpacked into \(tools): \(taken.joined(separator: " "))")
     }
 
     /// Unpacks verified packages into `tools`, one per core at a time.
@@ -232,33 +243,26 @@ enum PackageSteps {
         try Parallel.forEach(packages.count) { index in try Payload.extract(try verified(packages[index]), into: tools, log: log) }
     }
 
-    /// /proc and the target's minimal /dev in the tools root, and the target's
+    /// /proc and the tree's minimal /dev in the tools root, and the tree's
     /// whole mount tree (its /proc, /dev, yum cache, mirror) under `/target`.
-    static func mountToolsRoot(_ ctx: InstallContext, tools: String, mounts: CleanupStack) throws {
+    static func mountToolsRoot(_ ctx: InstallContext, tools: String, target root: String, mounts: CleanupStack) throws {
         let runner = ctx.runner, target = tools + "/target"
         try runner.checked(Command("mkdir", ["-p", tools + "/proc", tools + "/dev", target]))
-        try runner.checked(Command("mount", ["-t", "proc", "proc", tools + "/proc"]))
-        pushUnmount(mounts, tools + "/proc", runner: runner)
+        try runner.checked(Preparation.proc(at: tools + "/proc"))
+        InstallSteps.pushUnmount(mounts, tools + "/proc", runner: runner)
         mounts.push("stop processes left in \(tools)") { runner.perform { Chroot.killProcesses(root: tools) } }
-        try runner.checked(Command("mount", ["--bind", ctx.root + "/dev", tools + "/dev"]))
-        pushUnmount(mounts, tools + "/dev", runner: runner)
-        try runner.checked(Command("mount", ["--rbind", ctx.root, target]))
+        try runner.checked(Preparation.bind(root + "/dev", at: tools + "/dev"))
+        InstallSteps.pushUnmount(mounts, tools + "/dev", runner: runner)
+        try runner.checked(Preparation.recursiveBind(root, at: target))
         // Unmounting the copy must not propagate back to the target's own mounts.
-        try runner.checked(Command("mount", ["--make-rslave", target]))
-        pushUnmount(mounts, target, runner: runner, recursive: true)
-    }
-
-    static func pushUnmount(_ stack: CleanupStack, _ point: String, runner: CommandRunner, recursive: Bool = false) {
-        let command = Command("umount", (recursive ? ["-R"] : []) + [point])
-        stack.push("unmount \(point)", manual: [command.shellLine]) {
-            try InstallSteps.unmountRetrying(point, command: command, runner: runner)
-        }
+        try runner.checked(Preparation.makeRecursiveSlave(target))
+        InstallSteps.pushUnmount(mounts, target, runner: runner, style: .recursive)
     }
 
     /// `/etc/yum/vars/releasever` pins the release from the start (yum 3.2.27+ reads it).
-    static func writeReleasever(_ ctx: InstallContext) throws {
-        try ctx.runner.checked(Command("mkdir", ["-p", ctx.root + "/etc/yum/vars"]))
-        try ctx.write(releaseverFile(ctx.options.release), to: ctx.root + "/etc/yum/vars/releasever", mode: 0o644)
+    static func writeReleasever(_ ctx: InstallContext, root: String) throws {
+        try ctx.runner.checked(Command("mkdir", ["-p", root + "/etc/yum/vars"]))
+        try ctx.write(releaseverFile(ctx.options.release), to: root + "/etc/yum/vars/releasever", mode: 0o644)
     }
 
     static func releaseverFile(_ release: String) -> String { release + "\n" }
@@ -268,31 +272,31 @@ enum PackageSteps {
     /// bind-mounted read-only under the yum-cache mount. yum lists it first in
     /// baseurl and the upstream second, so a package we did not predict is
     /// fetched by yum itself (and checked by its gpgcheck).
-    static func makeLocalMirror(_ ctx: InstallContext) throws {
-        guard let repo = ctx.repository else { return }
+    static func makeLocalMirror(_ ctx: InstallContext, _ tree: RootTree, packages: [RepoPackage]) throws {
+        let plan = try ctx.plan, cachedPaths = try ctx.downloads.cachedPaths
+        let repo = plan.repository
         let runner = ctx.runner
-        let mirror = "\(ctx.options.cacheDirectory)/mirrors/\(ctx.options.release)-\(ctx.filesystemUUID.prefix(8))"
-        let inside = ctx.root + chrootWork
+        let mirror = "\(ctx.options.cacheDirectory)/mirrors/\(tree.stamp)"
+        let inside = tree.root + chrootWork
         try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror"]))
-        pushRemoveMirror(ctx, mirror)
-        let packages = uniquePackages(ctx.bootstrapSet + ctx.installSet)
+        pushRemoveMirror(ctx, tree, mirror)
         try runner.perform("copy \(repo.keptMetadata.count) verified metadata files and hard-link \(packages.count) cached packages into \(mirror)") {
-            try fillMirror(mirror, metadataOf: repo, packages: packages, cachedPaths: ctx.cachedPaths)
+            try fillMirror(mirror, metadataOf: repo, packages: packages, cachedPaths: cachedPaths)
         }
-        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror"]))
-        InstallSteps.pushUnmount(ctx, inside + "/mirror")
+        try runner.checked(Preparation.bind(mirror, at: inside + "/mirror", readOnly: true))
+        InstallSteps.pushUnmount(tree.cleanup, inside + "/mirror", runner: runner)
         // A file:// upstream is not visible inside the chroot: bind it too.
         var upstream = ctx.chrootUpstream
         if let url = URL(string: ctx.options.mirror), url.isFileURL {
             let source = repo.baseURL.path
             try runner.checked(Command("mkdir", ["-p", inside + "/upstream"]))
-            try runner.checked(Command("mount", ["--bind", "-o", "ro", source, inside + "/upstream"]))
-            InstallSteps.pushUnmount(ctx, inside + "/upstream")
+            try runner.checked(Preparation.bind(source, at: inside + "/upstream", readOnly: true))
+            InstallSteps.pushUnmount(tree.cleanup, inside + "/upstream", runner: runner)
             upstream = "file://\(chrootWork)/upstream/"
         }
         var updatesUpstream: String?
-        if let updates = ctx.updatesRepository {
-            updatesUpstream = try makeUpdatesMirror(ctx, updates, mirror: mirror + "-updates")
+        if let updates = plan.updatesRepository {
+            updatesUpstream = try makeUpdatesMirror(ctx, tree, updates, packages: packages, mirror: mirror + "-updates")
         }
         let keyText = try ctx.pinnedKeyArmored()
         try ctx.write(keyText, to: inside + "/RPM-GPG-KEY", mode: 0o644)
@@ -301,9 +305,9 @@ enum PackageSteps {
     }
 
     /// Removes a local mirror (hard links into the cache: the cached files stay) when the install ends.
-    static func pushRemoveMirror(_ ctx: InstallContext, _ mirror: String) {
+    static func pushRemoveMirror(_ ctx: InstallContext, _ tree: RootTree, _ mirror: String) {
         let runner = ctx.runner
-        ctx.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
+        tree.cleanup.push("remove local mirror \(mirror)", manual: ["rm -rf \(mirror)"]) {
             _ = runner.run(Command("rm", ["-rf", mirror]))
         }
     }
@@ -330,21 +334,21 @@ enum PackageSteps {
     /// --updates: the updates repository's local mirror (its verified repodata and
     /// the verified packages resolved from it), bind-mounted read-only as
     /// `mirror-updates`; returns the upstream yum falls back to.
-    static func makeUpdatesMirror(_ ctx: InstallContext, _ updates: ReleaseRepository, mirror: String) throws -> String {
-        let runner = ctx.runner
-        let inside = ctx.root + chrootWork
+    static func makeUpdatesMirror(_ ctx: InstallContext, _ tree: RootTree, _ updates: ReleaseRepository, packages: [RepoPackage], mirror: String) throws -> String {
+        let runner = ctx.runner, cachedPaths = try ctx.downloads.cachedPaths
+        let inside = tree.root + chrootWork
         try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror-updates"]))
-        pushRemoveMirror(ctx, mirror)
-        let ours = uniquePackages(ctx.bootstrapSet + ctx.installSet).filter { p in updates.packages.contains { $0.location == p.location } }
+        pushRemoveMirror(ctx, tree, mirror)
+        let ours = packages.filter { p in updates.packages.contains { $0.location == p.location } }
         try runner.perform("copy \(updates.keptMetadata.count) verified updates metadata files and hard-link \(ours.count) cached packages into \(mirror)") {
-            try fillMirror(mirror, metadataOf: updates, packages: ours, cachedPaths: ctx.cachedPaths)
+            try fillMirror(mirror, metadataOf: updates, packages: ours, cachedPaths: cachedPaths)
         }
-        try runner.checked(Command("mount", ["--bind", "-o", "ro", mirror, inside + "/mirror-updates"]))
-        InstallSteps.pushUnmount(ctx, inside + "/mirror-updates")
+        try runner.checked(Preparation.bind(mirror, at: inside + "/mirror-updates", readOnly: true))
+        InstallSteps.pushUnmount(tree.cleanup, inside + "/mirror-updates", runner: runner)
         if let url = URL(string: ctx.options.mirror), url.isFileURL {
             try runner.checked(Command("mkdir", ["-p", inside + "/upstream-updates"]))
-            try runner.checked(Command("mount", ["--bind", "-o", "ro", updates.baseURL.path, inside + "/upstream-updates"]))
-            InstallSteps.pushUnmount(ctx, inside + "/upstream-updates")
+            try runner.checked(Preparation.bind(updates.baseURL.path, at: inside + "/upstream-updates", readOnly: true))
+            InstallSteps.pushUnmount(tree.cleanup, inside + "/upstream-updates", runner: runner)
             return "file://\(chrootWork)/upstream-updates/"
         }
         return ctx.chrootUpdatesUpstream
@@ -397,18 +401,21 @@ enum PackageSteps {
         ["install", "@core", "kernel-" + kernel] + extraPackages + ["--exclude=postfix"]
     }
 
-    static func yum(_ ctx: InstallContext, _ arguments: [String]) -> Command {
-        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (ctx.updatesRepository == nil ? "" : "," + updatesRepoID),
-                        "--releasever=" + ctx.options.release] + arguments).inChroot(ctx.root)
+    /// The chroot yum of `root` (the target, or the ENA build root) on its local mirror.
+    static func yum(_ ctx: InstallContext, in root: String, _ arguments: [String]) throws -> Command {
+        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (try ctx.plan.updatesRepository == nil ? "" : "," + updatesRepoID),
+                        "--releasever=" + ctx.options.release] + arguments).inChroot(root)
     }
 
     /// The target's own yum, in one transaction: Core without postfix, the pinned kernel, xfsprogs and grub.
     static let installPackagesStep = InstallStep("install-packages", "the target's yum, one transaction: install @core, the pinned kernel, xfsprogs, grub (acpid, ntp) --exclude=postfix") { try installPackages($0) }
     static func installPackages(_ ctx: InstallContext) throws {
-        let runner = ctx.runner
+        let runner = ctx.runner, root = try ctx.root
         try writeDracutConfiguration(ctx)
-        try runner.checked(yum(ctx, installArguments(kernel: ctx.release.kernel, extraPackages: ctx.extraPackages)))
-        try runner.perform { try checkInstalled(ctx) }
+        try runner.checked(yum(ctx, in: root, installArguments(kernel: try ctx.plan.kernel, extraPackages: ctx.extraPackages)))
+        var installed = InstalledPackages()
+        try runner.perform { installed.packages = try checkInstalled(ctx) }
+        ctx.installedIfMade = installed
     }
 
     /// dracut's ec2.conf before the transaction: the kernel's %posttrans (new-kernel-pkg
@@ -416,18 +423,20 @@ enum PackageSteps {
     /// initramfs step keeps that image instead of building a second one.
     static func writeDracutConfiguration(_ ctx: InstallContext) throws {
         var nvme = true
-        try ctx.runner.perform("ec2.conf lists nvme only if the kernel-\(ctx.release.kernel) package ships an nvme module") {
+        try ctx.runner.perform("ec2.conf lists nvme only if the kernel-\(try ctx.plan.kernel) package ships an nvme module") {
             nvme = try kernelShipsModule("nvme", ctx)
         }
-        for file in dracutImageFiles(nvme: nvme) { try ConfigureSteps.apply(file, root: ctx.root, ctx: ctx) }
+        let root = try ctx.root
+        for file in dracutImageFiles(nvme: nvme) { try ConfigureSteps.apply(file, root: root, ctx: ctx) }
     }
 
     /// Whether the verified package of the kernel to install ships `/lib/modules/<kver>/…/NAME.ko[.xz|.gz]`
     /// (read from its header's file list: the kernel is not installed yet).
     static func kernelShipsModule(_ name: String, _ ctx: InstallContext) throws -> Bool {
-        let kernel = try ctx.made(ctx.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == ctx.release.kernel },
-                                  "kernel-\(ctx.release.kernel) package", by: "resolve")
-        let rpm = try ctx.made(ctx.verifiedPackages[kernel.location], "verified kernel-\(ctx.release.kernel)", by: "verify-packages").rpm
+        let plan = try ctx.plan
+        let kernel = try ctx.made(plan.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel },
+                                  "kernel-\(plan.kernel) package", by: "resolve")
+        let rpm = try ctx.made(try ctx.verified.byLocation[kernel.location], "verified kernel-\(plan.kernel)", by: "verify-packages").rpm
         return shipsModule(name, files: rpm.fileNames)
     }
 
@@ -440,19 +449,19 @@ enum PackageSteps {
         }
     }
 
-    /// The target must now hold the pinned kernel and no postfix (reads its rpm database back).
-    static func checkInstalled(_ ctx: InstallContext) throws {
-        let runner = ctx.runner
+    /// The target must now hold the pinned kernel and no postfix (reads its rpm database back, which it returns).
+    static func checkInstalled(_ ctx: InstallContext) throws -> [InstalledPackage] {
+        let runner = ctx.runner, root = try ctx.root, kernelVersion = try ctx.plan.kernel
         // The target must now hold the pinned kernel and no postfix.
-        let kernel = runner.run(Command("rpm", ["-q", "kernel-" + ctx.release.kernel]).inChroot(ctx.root))
+        let kernel = runner.run(Command("rpm", ["-q", "kernel-" + kernelVersion]).inChroot(root))
         guard kernel.status == 0 else {
-            throw InstallError.failed("kernel-\(ctx.release.kernel) is not installed: \(kernel.stdoutText)")
+            throw InstallError.kernelNotInstalled(kernel: kernelVersion, rpmOutput: kernel.stdoutText)
         }
-        let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(ctx.root)).stdoutText
-        ctx.installedPackages = InstalledPackage.parse(all)
-        let names = ctx.installedPackages.map(\.name)
-        ctx.installedPackageCount = names.count
-        if names.contains("postfix") { throw InstallError.failed("postfix was installed despite --exclude=postfix") }
-        ctx.log.say("installed \(names.count) packages, kernel-\(ctx.release.kernel)")
+        let all = try runner.checked(Command("rpm", ["-qa", "--qf", InstalledPackage.queryFormat]).inChroot(root)).stdoutText
+        let installed = InstalledPackage.parse(all)
+        let names = installed.map(\.name)
+        if names.contains("postfix") { throw InstallError.postfixInstalled }
+        ctx.log.say("installed \(names.count) packages, kernel-\(kernelVersion)")
+        return installed
     }
 }

@@ -50,12 +50,20 @@ public enum Pipeline {
         engine.explain = { step, error in noSpace(ctx, error: error) }
         engine.onKept = { _ in ctx.leftovers = true }
         engine.onLeftovers = { _ in ctx.leftovers = true }
-        engine.onSuccess = { if case let .imageFile(path, _, _) = ctx.target { ctx.journal?.record(.finished(path)) } }
+        engine.onSuccess = { if case let .imageFile(path, _, _) = ctx.targetIfMade { ctx.journal?.record(.finished(path)) } }
         let report = try engine.run(ctx)
-        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: ctx.deviceIfKnown,
-                              filesystemUUID: ctx.filesystemUUID, stepsRun: report.ran, seconds: ctx.log.elapsed,
-                              kernel: ctx.release.kernel, packageCount: ctx.installedPackageCount, bytesOnVolume: ctx.bytesOnVolume,
-                              downloadedBytes: ctx.downloadedBytes, bootVerdict: ctx.bootVerdict)
+        return summary(ctx, stepsRun: report.ran)
+    }
+
+    /// What the run made, so far as it went (`--stop-after`): each figure from its phase, if that was made.
+    static func summary(_ ctx: InstallContext, stepsRun: [String]) -> InstallSummary {
+        var device = ctx.diskIfMade?.device
+        if device == nil, case let .blockDevice(path, _)? = ctx.targetIfMade { device = path }
+        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: device,
+                              filesystemUUID: ctx.filesystemUUID, stepsRun: stepsRun, seconds: ctx.log.elapsed,
+                              kernel: (ctx.planIfMade?.release ?? ctx.release).kernel, packageCount: ctx.installedIfMade?.packages.count ?? 0,
+                              bytesOnVolume: ctx.bytesOnVolumeIfMade ?? 0, downloadedBytes: ctx.downloadsIfMade?.downloadedBytes ?? 0,
+                              bootVerdict: ctx.bootVerdictIfMade)
     }
 
     /// A failure caused by a full filesystem, said so: ENOSPC in the error, or a
@@ -66,8 +74,8 @@ public enum Pipeline {
         if case DiskError.noSpaceForImage = error { return nil }
         let text = "\(error)"
         var places: [String] = []
-        if case let .imageFile(path, _, _)? = ctx.target { places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent) }
-        places += [ctx.root + "/var/cache/yum", ctx.root]
+        if case let .imageFile(path, _, _)? = ctx.targetIfMade { places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent) }
+        places += [ctx.rootPath + "/var/cache/yum", ctx.rootPath]
         places.append(ctx.options.cacheDirectory)
         let full = places.compactMap { path -> String? in
             guard !path.isEmpty, let free = Preflight.freeSpace(at: path), free.bytes < 1 << 20 else { return nil }
@@ -87,7 +95,7 @@ public enum Pipeline {
     static func hold(_ ctx: InstallContext) throws {
         // Dry run: nothing is mounted to hold.
         guard ctx.options.holdSeconds > 0, !ctx.runner.isDryRun else { return }
-        ctx.log.say("holding for \(ctx.options.holdSeconds) s (--hold); mounted at \(ctx.root)")
+        ctx.log.say("holding for \(ctx.options.holdSeconds) s (--hold); mounted at \(ctx.rootPath)")
         let deadline = Date().addingTimeInterval(ctx.options.holdSeconds)
         while Date() < deadline {
             try Interruption.shared.check()

@@ -211,12 +211,13 @@ extension RPMRuntime {
     }
 }
 
-public enum RPMRuntimeError: Error, CustomStringConvertible, Equatable {
+public enum RPMRuntimeError: ToolError, Equatable {
     case noRPMBinary
     case libraryNotInBootstrapSet(library: String, neededBy: String)
     case requiredLibraryMissing(requirement: String, package: String)
 
-    public var description: String {
+    /// Each message is one sentence (its parenthesis says what it means for the install).
+    public var failure: String {
         switch self {
         case .noRPMBinary: return "no bootstrap package holds /bin/rpm or /usr/bin/rpm"
         case let .libraryNotInBootstrapSet(library, file): return "'\(file)' needs '\(library)', which no candidate package holds (rpm could not run)"

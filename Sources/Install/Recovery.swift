@@ -27,13 +27,19 @@ public enum RecoveryCheck {
     }
 }
 
-public enum RecoveryError: Error, CustomStringConvertible, Equatable {
+public enum RecoveryError: ToolError, Equatable {
     case deadRun(target: String, pid: Int32, journal: String)
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .deadRun(target, pid, journal):
-            return "'\(target)' has leftovers of a centos6-ami run (pid \(pid)) that died without cleaning up (journal '\(journal)'); run 'centos6-ami cleanup --local' first"
+            return "'\(target)' has leftovers of a centos6-ami run (pid \(pid)) that died without cleaning up (journal '\(journal)')"
+        }
+    }
+
+    public var remedy: String? {
+        switch self {
+        case .deadRun: return "run 'centos6-ami cleanup --local' first"
         }
     }
 }
@@ -102,10 +108,10 @@ public struct LocalRecovery {
         var points: [String] = []
         for base in mounts + workDirs + scratches { for p in Mounts.mountPoints(under: base) where !points.contains(p) { points.append(p) } }
         for point in points.sorted(by: { $0.count > $1.count }) {
-            var result = runner.run(Command("umount", [point]))
+            var result = runner.run(Preparation.unmount(point))
             if result.status != 0 && Mounts.isMountPoint(point) {
                 // Busy after the kill (a lazy reference): detach it from the tree; the kernel frees it when idle.
-                result = runner.run(Command("umount", ["-l", point]))
+                result = runner.run(Preparation.unmount(point, .lazy))
             }
             act("unmounted \(point)", result.status == 0 || !Mounts.isMountPoint(point), result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
         }

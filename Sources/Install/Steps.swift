@@ -34,7 +34,6 @@ public enum InstallSteps {
     static let preflightStep = InstallStep("preflight", "check root, release, target, host tools; lock the target") { try preflight($0) }
     static func preflight(_ ctx: InstallContext) throws {
         let target = try inspectTarget(ctx.options.target)
-        ctx.target = target
         // The lock comes first: another run's own loop device and mounts must not be reported as ours.
         try ctx.runner.perform {
             for path in TargetIdentity.lockPaths(target, directory: ctx.options.lockDirectory) { try lockTarget(ctx, lockPath: path) }
@@ -58,11 +57,12 @@ public enum InstallSteps {
         }
         if case let .directory(path) = ctx.options.yumCache {
             try ctx.runner.perform {
-                if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache("directory '\(path)' is not writable") }
+                if FileManager.default.isWritableFile(atPath: path) == false { throw DiskError.yumCache(.directoryNotWritable(path)) }
             }
         }
         try ctx.runner.perform { try checkCacheWritable(ctx.options.cacheDirectory) }
-        if case let .blockDevice(path, _) = target { ctx.deviceIfKnown = path; ctx.journal?.record(.target(path)) }
+        if case let .blockDevice(path, _) = target { ctx.journal?.record(.target(path)) }
+        ctx.targetIfMade = target
     }
 
     /// `--cache` must take downloads: said before anything starts, naming the option.
@@ -93,22 +93,22 @@ public enum InstallSteps {
 
     static func checkYumCacheDevice(_ path: String, target: TargetKind) throws {
         guard let name = BlockDevices.kernelName(of: path), let info = BlockDevices.info(kernelName: name) else {
-            throw DiskError.yumCache("'\(path)' is not a block device")
+            throw DiskError.yumCache(.notBlockDevice(path))
         }
         if case let .blockDevice(_, t) = target, t.name == info.name || t.partitions.contains(info.name) {
-            throw DiskError.yumCache("'\(path)' is the target itself")
+            throw DiskError.yumCache(.isTarget(path))
         }
         if let mount = Mounts.current().first(where: { $0.majorMinor == info.majorMinor }) {
-            throw DiskError.yumCache("'\(path)' is mounted on '\(mount.mountPoint)'; unmount it first")
+            throw DiskError.yumCache(.mounted(path: path, mountPoint: mount.mountPoint))
         }
         if Signatures.detect(Signatures.readProbe(path) ?? []).isEmpty {
-            throw DiskError.yumCache("'\(path)' has no filesystem; make one first (e.g. 'mkfs.ext4 \(path)')")
+            throw DiskError.yumCache(.noFilesystem(path))
         }
     }
 
     static let createImageStep = InstallStep("create-image", "create the sparse image file (image targets that do not exist yet)") { try createImage($0) }
     static func createImage(_ ctx: InstallContext) throws {
-        guard case let .imageFile(path, exists, _) = ctx.target, !exists else { return }
+        guard case let .imageFile(path, exists, _) = try ctx.target, !exists else { return }
         // A half-built image is worse than none: remove it if the install fails. Pushed
         // before truncate runs: a truncate that fails ("File too large") still leaves
         // an empty file that the next run would take for an existing image.
@@ -127,30 +127,34 @@ public enum InstallSteps {
 
     static let attachLoopStep = InstallStep("attach-loop", "attach the image file to a loop device with partition scanning") { try attachLoop($0) }
     static func attachLoop(_ ctx: InstallContext) throws {
-        guard case let .imageFile(path, _, _) = ctx.target else { ctx.deviceMark = ctx.cleanup.count; return }
+        let target = try ctx.target
+        guard case let .imageFile(path, _, _) = target else {
+            // A block device is written as it is: nothing to attach.
+            ctx.diskIfMade = AttachedDisk(device: target.path, cleanupMark: ctx.cleanup.count)
+            return
+        }
         ctx.journal?.record(.loopOf(path))
         let result = try ctx.runner.checked(Preparation.attachLoop(image: path))
         let runner = ctx.runner
         var device = "/dev/loopN"
         try runner.perform("losetup prints the loop device; it is called /dev/loopN below") {
             device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard device.hasPrefix("/dev/loop") else { throw InstallError.failed("losetup printed '\(device)' instead of a loop device") }
+            guard device.hasPrefix("/dev/loop") else { throw InstallError.notALoopDevice(printed: device) }
         }
-        ctx.deviceIfKnown = device
         ctx.journal?.record(.loop(device: device, image: path))
         ctx.cleanup.push("detach \(device)", manual: ["losetup -d \(device)"]) {
             // Only if it is still attached to our image (reads back).
             guard runner.isDryRun || BlockDevices.loopDevices(backing: path).contains(device) else { return }
             try runner.checked(Preparation.detachLoop(device))
         }
-        ctx.deviceMark = ctx.cleanup.count
+        ctx.diskIfMade = AttachedDisk(device: device, cleanupMark: ctx.cleanup.count)
     }
 
     static let partitionStep = InstallStep("partition", "msdos label, one bootable primary partition from 1 MiB to the end") { try partition($0) }
     static func partition(_ ctx: InstallContext) throws {
         let device = try ctx.device
         try ctx.runner.checked(Preparation.partition(device: device))
-        ctx.partitionIfKnown = BlockDevices.partitionPath(disk: device, number: 1)
+        ctx.partitionIfMade = BlockDevices.partitionPath(disk: device, number: 1)
     }
 
     static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)") { try waitPartition($0) }
@@ -183,7 +187,7 @@ public enum InstallSteps {
     static let mountStep = InstallStep("mount", "mount the new filesystem on a private directory") { try mountRoot($0) }
     static func mountRoot(_ ctx: InstallContext) throws {
         let runner = ctx.runner
-        let workDir = ctx.workDir, root = ctx.root
+        let workDir = ctx.workDir, root = ctx.rootPath
         ctx.journal?.record(.workDir(workDir))
         ctx.journal?.record(.root(root))
         ctx.journal?.record(.mount(root))
@@ -196,11 +200,12 @@ public enum InstallSteps {
         try ensurePartitionNode(ctx)
         try runner.checked(Preparation.mountRoot(partition: try ctx.partition, at: root))
         pushUnmount(ctx, root)
+        ctx.mountedIfMade = RootTree(root: root, workDir: workDir, cleanup: ctx.cleanup, stamp: ctx.stamp())
     }
 
     static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum") { try mountYumCache($0) }
     static func mountYumCache(_ ctx: InstallContext) throws {
-        let cacheDir = ctx.root + "/var/cache/yum"
+        let cacheDir = try ctx.root + "/var/cache/yum"
         try ctx.runner.checked(Command("mkdir", ["-p", cacheDir]))
         try ctx.runner.checked(Preparation.mountYumCache(ctx.options.yumCache, at: cacheDir))
         pushUnmount(ctx, cacheDir)
@@ -208,9 +213,14 @@ public enum InstallSteps {
 
     /// Pushes an unmount that first checks the mount is still there, and retries a busy one.
     static func pushUnmount(_ ctx: InstallContext, _ mountPoint: String) {
-        let runner = ctx.runner
-        ctx.cleanup.push("unmount \(mountPoint)", manual: ["umount \(shellQuote(mountPoint))"]) {
-            try unmountRetrying(mountPoint, command: Preparation.unmount(mountPoint), runner: runner)
+        pushUnmount(ctx.cleanup, mountPoint, runner: ctx.runner)
+    }
+
+    /// The same on any cleanup stack (a scratch root's own), in any `UnmountStyle`.
+    static func pushUnmount(_ stack: CleanupStack, _ mountPoint: String, runner: CommandRunner, style: UnmountStyle = .plain) {
+        let command = Preparation.unmount(mountPoint, style)
+        stack.push("unmount \(mountPoint)", manual: [command.shellLine]) {
+            try unmountRetrying(mountPoint, command: command, runner: runner)
         }
     }
 
@@ -229,9 +239,9 @@ public enum InstallSteps {
 
     static let unmountStep = InstallStep("unmount", "unmount the yum cache and the root; flush the device once (sync)") { try unmount($0) }
     static func unmount(_ ctx: InstallContext) throws {
-        let mark = try ctx.made(ctx.deviceMark, "cleanup mark of the device", by: "attach-loop")
+        let mark = try ctx.disk.cleanupMark
         let failures = ctx.runner.unwinding { ctx.cleanup.unwind(downTo: mark) }
-        if let first = failures.first { throw InstallError.failed(first) }
+        if let first = failures.first { throw InstallError.undoFailed(first) }
         // The root was mounted with barrier=0 (Preparation.mountRoot): one flush for the whole build.
         try ctx.runner.checked(Preparation.flush(device: try ctx.device))
     }

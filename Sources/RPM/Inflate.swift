@@ -1,10 +1,49 @@
 import Foundation
+import Host
 
 /// gzip (RFC 1952) and DEFLATE (RFC 1951) decoding in Swift, so an initramfs
 /// can be read without host tools (and without root) by `BootVerdict`.
 public enum Gzip {
-    public struct Failure: Error, CustomStringConvertible, Equatable {
-        public var description: String
+    /// Why a stream is not gzip/DEFLATE we can decode (or decodes to too much).
+    public enum Failure: ToolError, Equatable {
+        case notGzip
+        case notDeflate(method: UInt8)
+        case truncatedHeader
+        /// The output would pass the caller's limit: a corrupt or hostile input (a gzip bomb).
+        case tooLarge(limit: Int)
+        case truncatedStream
+        case badHuffmanCode
+        case badBlockType
+        case truncatedStoredBlock
+        case storedLengthMismatch
+        case repeatWithoutLength
+        case tooManyCodeLengths
+        case badLengthSymbol
+        case badDistanceSymbol
+        case distanceTooFar
+
+        public var failure: String {
+            switch self {
+            case .notGzip: return "not gzip data"
+            case let .notDeflate(method): return "gzip member with compression method \(method), not deflate"
+            case .truncatedHeader: return "truncated gzip header"
+            case let .tooLarge(limit): return "the data decompresses to more than \(limit) bytes"
+            case .truncatedStream: return "truncated deflate stream"
+            case .badHuffmanCode: return "bad Huffman code in deflate stream"
+            case .badBlockType: return "invalid deflate block type"
+            case .truncatedStoredBlock: return "truncated stored block"
+            case .storedLengthMismatch: return "stored block length check failed"
+            case .repeatWithoutLength: return "repeat with no previous length"
+            case .tooManyCodeLengths: return "too many code lengths"
+            case .badLengthSymbol: return "bad length symbol"
+            case .badDistanceSymbol: return "bad distance symbol"
+            case .distanceTooFar: return "distance too far back"
+            }
+        }
+        public var remedy: String? {
+            if case .tooLarge = self { return "refused (corrupt or hostile: a gzip bomb)" }
+            return nil
+        }
     }
 
     /// Whether `data` starts with the gzip magic number.
@@ -20,14 +59,14 @@ public enum Gzip {
             // Padding zeros after the last member (some writers add them) end the stream.
             if data[offset...].allSatisfy({ $0 == 0 }) { break }
             guard data.count - offset >= 18, data[offset] == 0x1f, data[offset + 1] == 0x8b else {
-                if out.isEmpty { throw Failure(description: "not gzip data") }
+                if out.isEmpty { throw Failure.notGzip }
                 break
             }
-            guard data[offset + 2] == 8 else { throw Failure(description: "gzip member with compression method \(data[offset + 2]), not deflate") }
+            guard data[offset + 2] == 8 else { throw Failure.notDeflate(method: data[offset + 2]) }
             let flags = data[offset + 3]
             var p = offset + 10
             if flags & 0x04 != 0 {  // FEXTRA
-                guard p + 2 <= data.count else { throw Failure(description: "truncated gzip header") }
+                guard p + 2 <= data.count else { throw Failure.truncatedHeader }
                 p += 2 + Int(data[p]) | Int(data[p + 1]) << 8
             }
             for flag in [UInt8(0x08), 0x10] where flags & flag != 0 {  // FNAME, FCOMMENT: zero-terminated
@@ -35,7 +74,7 @@ public enum Gzip {
                 p += 1
             }
             if flags & 0x02 != 0 { p += 2 }  // FHCRC
-            guard p <= data.count else { throw Failure(description: "truncated gzip header") }
+            guard p <= data.count else { throw Failure.truncatedHeader }
             var inflater = Inflater(data, start: p, limit: limit)
             try inflater.run(into: &out)
             offset = inflater.byteOffset + 8  // CRC32 and ISIZE
@@ -61,7 +100,7 @@ struct Inflater {
 
     /// Throws when `count` more bytes would take `out` past the limit.
     @inline(__always) func room(_ out: [UInt8], _ count: Int) throws {
-        if out.count > limit - count { throw Gzip.Failure(description: "the data decompresses to more than \(limit) bytes; refused (corrupt or hostile: a gzip bomb)") }
+        if out.count > limit - count { throw Gzip.Failure.tooLarge(limit: limit) }
     }
 
     /// The first byte after the last block (the partial byte of the final block counts as read).
@@ -69,7 +108,7 @@ struct Inflater {
 
     mutating func bits(_ n: Int) throws -> Int {
         while bitCount < n {
-            guard pos < data.count else { throw Gzip.Failure(description: "truncated deflate stream") }
+            guard pos < data.count else { throw Gzip.Failure.truncatedStream }
             bitBuffer |= UInt32(data[pos]) << UInt32(bitCount)
             pos += 1
             bitCount += 8
@@ -109,7 +148,7 @@ struct Inflater {
             first <<= 1
             code <<= 1
         }
-        throw Gzip.Failure(description: "bad Huffman code in deflate stream")
+        throw Gzip.Failure.badHuffmanCode
     }
 
     static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
@@ -134,7 +173,7 @@ struct Inflater {
             case 2:
                 let (lit, dist) = try dynamicTables()
                 try codes(lit, dist, into: &out)
-            default: throw Gzip.Failure(description: "invalid deflate block type")
+            default: throw Gzip.Failure.badBlockType
             }
         } while final == 0
     }
@@ -143,12 +182,12 @@ struct Inflater {
         bitBuffer = 0
         pos -= bitCount / 8
         bitCount = 0
-        guard pos + 4 <= data.count else { throw Gzip.Failure(description: "truncated stored block") }
+        guard pos + 4 <= data.count else { throw Gzip.Failure.truncatedStoredBlock }
         let len = Int(data[pos]) | Int(data[pos + 1]) << 8
         let nlen = Int(data[pos + 2]) | Int(data[pos + 3]) << 8
-        guard len == (~nlen & 0xffff) else { throw Gzip.Failure(description: "stored block length check failed") }
+        guard len == (~nlen & 0xffff) else { throw Gzip.Failure.storedLengthMismatch }
         pos += 4
-        guard pos + len <= data.count else { throw Gzip.Failure(description: "truncated stored block") }
+        guard pos + len <= data.count else { throw Gzip.Failure.truncatedStoredBlock }
         try room(out, len)
         out.append(contentsOf: data[pos..<(pos + len)])
         pos += len
@@ -166,13 +205,13 @@ struct Inflater {
             switch symbol {
             case 0..<16: lengths.append(symbol)
             case 16:
-                guard let last = lengths.last else { throw Gzip.Failure(description: "repeat with no previous length") }
+                guard let last = lengths.last else { throw Gzip.Failure.repeatWithoutLength }
                 lengths += [Int](repeating: last, count: 3 + (try bits(2)))
             case 17: lengths += [Int](repeating: 0, count: 3 + (try bits(3)))
             default: lengths += [Int](repeating: 0, count: 11 + (try bits(7)))
             }
         }
-        guard lengths.count == nlen + ndist else { throw Gzip.Failure(description: "too many code lengths") }
+        guard lengths.count == nlen + ndist else { throw Gzip.Failure.tooManyCodeLengths }
         return (try Huffman(lengths: Array(lengths[0..<nlen])), try Huffman(lengths: Array(lengths[nlen...])))
     }
 
@@ -182,12 +221,12 @@ struct Inflater {
             if symbol < 256 { try room(out, 1); out.append(UInt8(symbol)); continue }
             if symbol == 256 { return }
             let li = symbol - 257
-            guard li < Self.lengthBase.count else { throw Gzip.Failure(description: "bad length symbol") }
+            guard li < Self.lengthBase.count else { throw Gzip.Failure.badLengthSymbol }
             let length = Self.lengthBase[li] + (try bits(Self.lengthExtra[li]))
             let di = try decode(dist)
-            guard di < Self.distBase.count else { throw Gzip.Failure(description: "bad distance symbol") }
+            guard di < Self.distBase.count else { throw Gzip.Failure.badDistanceSymbol }
             let distance = Self.distBase[di] + (try bits(Self.distExtra[di]))
-            guard distance <= out.count else { throw Gzip.Failure(description: "distance too far back") }
+            guard distance <= out.count else { throw Gzip.Failure.distanceTooFar }
             let start = out.count - distance
             try room(out, length)
             for i in 0..<length { out.append(out[start + i]) }

@@ -127,7 +127,7 @@ public struct ReleaseRepository: Sendable {
 
     static func write(_ data: Data, to url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try data.write(to: url, options: .atomic)
+        try AtomicFile.write(data, to: url.path)
     }
 
     /// The remote file of a package (its size is the download limit).

@@ -24,9 +24,43 @@ public enum RPMQuery {
     }
 }
 
-public struct RPMDatabaseError: Error, CustomStringConvertible {
-    public let description: String
-    public init(description: String) { self.description = description }
+/// Why an image's rpm database could not be read.
+public enum RPMDatabaseError: ToolError, Equatable {
+    /// The image has no database directory (`path`), or its links lead out of the image.
+    case noDirectory(path: String)
+    /// The directory holds neither a sqlite nor a Berkeley DB database.
+    case noDatabase(path: String)
+    case cannotReadImageFile(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
+    /// The builder's rpm failed on the copy (`stderr`: the start of what it said).
+    case rpmFailed(backend: String, stderr: String)
+    case noPackages(backend: String)
+    /// Neither the database nor /etc/redhat-release names the image's CentOS release.
+    case unknownRelease(image: String)
+
+    public var failure: String { parts.failure }
+    public var reason: String? { parts.reason }
+    public var remedy: String? { parts.remedy }
+
+    private var parts: (failure: String, reason: String?, remedy: String?) {
+        switch self {
+        case let .noDirectory(path):
+            return ("the image has no directory \(path) (or its links lead nowhere inside it)", nil, "is it a CentOS image?")
+        case let .noDatabase(path):
+            return ("the image's \(path) holds no rpm database (neither rpmdb.sqlite nor Packages)", nil, "is it a CentOS image?")
+        case let .cannotReadImageFile(path, reason):
+            return ("cannot read the image's '\(path)'", reason, nil)
+        case let .cannotWrite(path, reason):
+            return ("cannot write '\(path)'", reason, nil)
+        case let .rpmFailed(backend, stderr):
+            return ("the builder's rpm could not read the image's rpm database (\(backend))", stderr,
+                    "install Debian's 'rpm' package (4.16 or later, with bdb_ro)")
+        case let .noPackages(backend):
+            return ("the image's rpm database (\(backend)) lists no packages", nil, nil)
+        case let .unknownRelease(image):
+            return ("cannot tell the CentOS release of '\(image)'", "its rpm database has no centos-release package and /etc/redhat-release names none", nil)
+        }
+    }
 }
 
 /// Reads an image's rpm database without trusting the image: the directory is found
@@ -67,7 +101,7 @@ public enum RPMDatabase {
         // Host.ImageRoot: a symlink on the way (`/var/lib/rpm -> /etc`) resolves inside the image.
         var st = stat()
         guard let dir = ImageRoot.hostPath(path, in: root), lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-            throw RPMDatabaseError(description: "the image has no directory \(path) (or its links lead nowhere inside it); is it a CentOS image?")
+            throw RPMDatabaseError.noDirectory(path: path)
         }
         var copied: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
@@ -77,7 +111,7 @@ public enum RPMDatabase {
             copied.append(name)
         }
         guard let backend = backend(files: copied) else {
-            throw RPMDatabaseError(description: "the image's \(path) holds no rpm database (neither rpmdb.sqlite nor Packages); is it a CentOS image?")
+            throw RPMDatabaseError.noDatabase(path: path)
         }
         return backend
     }
@@ -85,20 +119,20 @@ public enum RPMDatabase {
     /// Opens with O_NOFOLLOW: a file swapped for a symlink after the check is not followed.
     static func copyRegular(_ from: String, to: String) throws {
         let input = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard input >= 0 else { throw RPMDatabaseError(description: "cannot read the image's '\(from)': \(String(cString: strerror(errno)))") }
+        guard input >= 0 else { throw RPMDatabaseError.cannotReadImageFile(path: from, reason: String(cString: strerror(errno))) }
         defer { close(input) }
         let output = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw RPMDatabaseError(description: "cannot write '\(to)': \(String(cString: strerror(errno)))") }
+        guard output >= 0 else { throw RPMDatabaseError.cannotWrite(path: to, reason: String(cString: strerror(errno))) }
         defer { close(output) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
             if n == 0 { break }
-            guard n > 0 else { throw RPMDatabaseError(description: "cannot read the image's '\(from)': \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw RPMDatabaseError.cannotReadImageFile(path: from, reason: String(cString: strerror(errno))) }
             var done = 0
             while done < n {
                 let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
-                guard w > 0 else { throw RPMDatabaseError(description: "cannot write '\(to)': \(String(cString: strerror(errno)))") }
+                guard w > 0 else { throw RPMDatabaseError.cannotWrite(path: to, reason: String(cString: strerror(errno))) }
                 done += w
             }
         }
@@ -114,11 +148,11 @@ public enum RPMDatabase {
         let backend = try copy(root: root, into: copyDir)
         let result = runner.run(query(dbpath: copyDir, backend: backend))
         guard result.status == 0 else {
-            throw RPMDatabaseError(description: "the builder's rpm could not read the image's rpm database (\(backend.rawValue)): "
-                + "\(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)); install Debian's 'rpm' package (4.16 or later, with bdb_ro)")
+            throw RPMDatabaseError.rpmFailed(backend: backend.rawValue,
+                                             stderr: String(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)))
         }
         let packages = RPMQuery.parse(result.stdoutText)
-        guard !packages.isEmpty else { throw RPMDatabaseError(description: "the image's rpm database (\(backend.rawValue)) lists no packages") }
+        guard !packages.isEmpty else { throw RPMDatabaseError.noPackages(backend: backend.rawValue) }
         return packages
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import RPM
 
 /// Just enough OpenPGP (RFC 4880) framing to DISPLAY signature packets and
@@ -20,32 +21,32 @@ public enum OpenPGP {
         while p < data.count {
             let start = p
             let b = data[p]
-            guard b & 0x80 != 0 else { throw OpenPGPError("byte \(p) is not a packet header (0x\(String(b, radix: 16)))") }
+            guard b & 0x80 != 0 else { throw OpenPGPError.notAPacketHeader(offset: p, byte: b) }
             p += 1
             var tag: Int
             var length: Int
             if b & 0x40 != 0 {
                 tag = Int(b & 0x3f)
-                guard p < data.count else { throw OpenPGPError("packet header cut short") }
+                guard p < data.count else { throw OpenPGPError.headerCutShort }
                 let o1 = Int(data[p]); p += 1
                 if o1 < 192 { length = o1 }
                 else if o1 < 224 {
-                    guard p < data.count else { throw OpenPGPError("packet length cut short") }
+                    guard p < data.count else { throw OpenPGPError.lengthCutShort }
                     length = ((o1 - 192) << 8) + Int(data[p]) + 192; p += 1
                 } else if o1 == 255 {
-                    guard p + 4 <= data.count else { throw OpenPGPError("packet length cut short") }
+                    guard p + 4 <= data.count else { throw OpenPGPError.lengthCutShort }
                     length = Int(be32(data, p)); p += 4
-                } else { throw OpenPGPError("partial-length packets are not supported") }
+                } else { throw OpenPGPError.partialLength }
             } else {
                 tag = Int((b >> 2) & 0x0f)
                 switch b & 3 {
-                case 0: guard p + 1 <= data.count else { throw OpenPGPError("packet length cut short") }; length = Int(data[p]); p += 1
-                case 1: guard p + 2 <= data.count else { throw OpenPGPError("packet length cut short") }; length = Int(data[p]) << 8 | Int(data[p + 1]); p += 2
-                case 2: guard p + 4 <= data.count else { throw OpenPGPError("packet length cut short") }; length = Int(be32(data, p)); p += 4
+                case 0: guard p + 1 <= data.count else { throw OpenPGPError.lengthCutShort }; length = Int(data[p]); p += 1
+                case 1: guard p + 2 <= data.count else { throw OpenPGPError.lengthCutShort }; length = Int(data[p]) << 8 | Int(data[p + 1]); p += 2
+                case 2: guard p + 4 <= data.count else { throw OpenPGPError.lengthCutShort }; length = Int(be32(data, p)); p += 4
                 default: length = data.count - p // indeterminate: to the end
                 }
             }
-            guard length >= 0, p + length <= data.count else { throw OpenPGPError("packet (tag \(tag)) of \(length) bytes runs past the end of the data") }
+            guard length >= 0, p + length <= data.count else { throw OpenPGPError.pastEnd(tag: tag, length: length) }
             out.append(Packet(tag: tag, body: Array(data[p..<(p + length)]), raw: Array(data[start..<(p + length)])))
             p += length
         }
@@ -63,7 +64,7 @@ public enum OpenPGP {
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard var begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN PGP") }) else {
-            throw OpenPGPError("no '-----BEGIN PGP' armor line")
+            throw OpenPGPError.noArmor
         }
         var binary: [UInt8] = []
         while true {
@@ -92,13 +93,13 @@ public enum OpenPGP {
             if line.hasPrefix("=") && line.count == 5 { crc = String(line.dropFirst()); continue }
             base64 += line
         }
-        guard let data = Data(base64Encoded: base64), !data.isEmpty else { throw OpenPGPError("the armored block is not valid base64") }
+        guard let data = Data(base64Encoded: base64), !data.isEmpty else { throw OpenPGPError.badBase64 }
         let bytes = [UInt8](data)
         if let crc {
-            guard let want = Data(base64Encoded: crc), want.count == 3 else { throw OpenPGPError("bad armor checksum line") }
+            guard let want = Data(base64Encoded: crc), want.count == 3 else { throw OpenPGPError.badChecksumLine }
             let got = crc24(bytes)
             guard [UInt8(got >> 16 & 0xff), UInt8(got >> 8 & 0xff), UInt8(got & 0xff)] == [UInt8](want) else {
-                throw OpenPGPError("armor checksum (CRC-24) mismatch: the key file is damaged")
+                throw OpenPGPError.checksumMismatch
             }
         }
         return (bytes, i)
@@ -143,9 +144,35 @@ public enum OpenPGP {
     }
 }
 
-public struct OpenPGPError: Error, CustomStringConvertible {
-    public var description: String
-    init(_ d: String) { description = d }
+/// Why bytes are not the OpenPGP packets or ASCII armor they should be.
+public enum OpenPGPError: ToolError, Equatable {
+    case notAPacketHeader(offset: Int, byte: UInt8)
+    case headerCutShort
+    case lengthCutShort
+    case partialLength
+    case pastEnd(tag: Int, length: Int)
+    case noArmor
+    case badBase64
+    case badChecksumLine
+    case checksumMismatch
+
+    public var failure: String {
+        switch self {
+        case let .notAPacketHeader(offset, byte): return "byte \(offset) is not a packet header (0x\(String(byte, radix: 16)))"
+        case .headerCutShort: return "packet header cut short"
+        case .lengthCutShort: return "packet length cut short"
+        case .partialLength: return "partial-length packets are not supported"
+        case let .pastEnd(tag, length): return "packet (tag \(tag)) of \(length) bytes runs past the end of the data"
+        case .noArmor: return "no '-----BEGIN PGP' armor line"
+        case .badBase64: return "the armored block is not valid base64"
+        case .badChecksumLine: return "bad armor checksum line"
+        case .checksumMismatch: return "armor checksum (CRC-24) mismatch"
+        }
+    }
+    public var reason: String? {
+        if case .checksumMismatch = self { return "the key file is damaged" }
+        return nil
+    }
 }
 
 /// A signature packet (V3 or V4), for display and for naming the signing key

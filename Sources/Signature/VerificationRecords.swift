@@ -70,8 +70,8 @@ public struct VerificationRecords: Sendable {
         return VerificationReport(method: record.method, packet: packet, signedAt: record.signedAt, keyExpiredAt: record.keyExpiredAt, payloadVerified: true)
     }
 
-    /// Remembers a full (header and payload) verification. Written to a temp
-    /// file and renamed, so readers see a whole record or none. A failure to
+    /// Remembers a full (header and payload) verification. Written whole or not
+    /// at all (`AtomicFile`), so readers see a whole record or none. A failure to
     /// write only costs a gpgv run next time.
     func remember(_ rpm: RPMFile, checksum: Checksum, key: PinnedKey, report: VerificationReport, tag: Int32) {
         guard report.payloadVerified, let id = VerificationRecords.identity(of: rpm.path) else { return }
@@ -82,9 +82,7 @@ public struct VerificationRecords: Sendable {
         guard let data = try? JSONEncoder().encode(record),
               (try? FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)) != nil
         else { return }
-        let temp = target.deletingLastPathComponent().appendingPathComponent(".\(checksum.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        guard (try? data.write(to: temp)) != nil else { return }
-        if rename(temp.path, target.path) != 0 { try? FileManager.default.removeItem(at: temp) }
+        try? AtomicFile.write(data, to: target.path)
     }
 }
 

@@ -4,7 +4,7 @@ import Host
 import Glibc
 #endif
 
-public enum VMError: Error, CustomStringConvertible, Equatable {
+public enum VMError: ToolError, Equatable {
     case imageMissing(path: String)
     case notAnImage(path: String, reason: String)
     case qemuMissing(executable: String)
@@ -13,22 +13,26 @@ public enum VMError: Error, CustomStringConvertible, Equatable {
     case imds(reason: String)
     case console(path: String, reason: String)
 
-    public var description: String {
+    public var failure: String { parts.failure }
+    public var reason: String? { parts.reason }
+    public var remedy: String? { parts.remedy }
+
+    private var parts: (failure: String, reason: String?, remedy: String?) {
         switch self {
         case let .imageMissing(path):
-            return "disk image '\(path)' does not exist or is not readable; give the path of a raw image file or block device"
+            return ("disk image '\(path)' does not exist or is not readable", nil, "give the path of a raw image file or block device")
         case let .notAnImage(path, reason):
-            return "'\(path)' is not a disk image centos6-ami made: \(reason); give the image file or device 'centos6-ami install' wrote"
+            return ("'\(path)' is not a disk image centos6-ami made", reason, "give the image file or device 'centos6-ami install' wrote")
         case let .qemuMissing(executable):
-            return "'\(executable)' was not found; install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86)"
+            return ("'\(executable)' was not found", nil, "install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86)")
         case let .cannotStart(executable, reason):
-            return "cannot start '\(executable)': \(reason)"
+            return ("cannot start '\(executable)'", reason, nil)
         case let .qmp(socket, reason):
-            return "qemu control socket '\(socket)': \(reason)"
+            return ("qemu control socket '\(socket)'", reason, nil)
         case let .imds(reason):
-            return "metadata service for the guest: \(reason)"
+            return ("metadata service for the guest", reason, nil)
         case let .console(path, reason):
-            return "console log '\(path)': \(reason)"
+            return ("console log '\(path)'", reason, nil)
         }
     }
 }

@@ -59,9 +59,59 @@ public struct BootVerdict: Codable, Equatable, Sendable {
 
     // MARK: computing it
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-        public init(description: String) { self.description = description }
+    /// Why the verdict cannot be read: the image, or a file of it, is not what a built image holds.
+    public enum Failure: ToolError, Equatable {
+        /// The default kernel has no modules directory.
+        case noModules(kernel: String, root: String)
+        /// The initramfs is not a regular file inside the image, or is larger than one dracut makes.
+        case initramfsUnreadable(path: String, limitMiB: Int)
+        /// The initramfs's contents cannot be listed (`cause`: why).
+        case initramfsCorrupt(path: String, cause: String)
+        case noKernel(root: String)
+        case notAnInitramfs
+        case corruptCpioHeader(offset: Int)
+        case corruptCpioArchive(offset: Int)
+        case truncatedCpioName(offset: Int)
+        case truncatedCpioData(name: String)
+        /// What `inspect` was given does not exist.
+        case targetMissing(path: String)
+        case imageUnreadable(path: String)
+        case noPartitionTable(image: String)
+
+        public var failure: String { parts.failure }
+        public var reason: String? { parts.reason }
+        public var remedy: String? { parts.remedy }
+
+        private var parts: (failure: String, reason: String?, remedy: String?) {
+            switch self {
+            case let .noModules(kernel, root):
+                return ("the image's default kernel \(kernel) has no '/lib/modules/\(kernel)'", nil, "is '\(root)' a built image?")
+            case let .initramfsUnreadable(path, limitMiB):
+                // One sentence with its hint in parentheses, as the tests and users know it.
+                return ("cannot read the initramfs '\(path)' of the image as a regular file of at most \(limitMiB) MiB inside it (a larger one is not one dracut made", nil,
+                        "run as root, or rebuild it with dracut in the image)")
+            case let .initramfsCorrupt(path, cause):
+                return ("the initramfs '\(path)' of the image", cause, "rebuild it with dracut in the image")
+            case let .noKernel(root):
+                return ("no kernel ('/boot/vmlinuz-*') in the image at '\(root)'", nil, "is it a built image?")
+            case .notAnInitramfs:
+                return ("not an initramfs (neither a newc cpio archive nor gzip-compressed)", nil, nil)
+            case let .corruptCpioHeader(offset):
+                return ("corrupt cpio header at offset \(offset)", nil, nil)
+            case let .corruptCpioArchive(offset):
+                return ("truncated or corrupt cpio archive at offset \(offset)", nil, nil)
+            case let .truncatedCpioName(offset):
+                return ("truncated cpio name at offset \(offset)", nil, nil)
+            case let .truncatedCpioData(name):
+                return ("truncated cpio data of '\(name)'", nil, nil)
+            case let .targetMissing(path):
+                return ("'\(path)' does not exist", nil, "give a built image file, a device or a mounted root directory")
+            case let .imageUnreadable(path):
+                return ("cannot read '\(path)'", nil, nil)
+            case let .noPartitionTable(image):
+                return ("'\(image)' has no msdos partition table with a first partition", nil, "is it a built image?")
+            }
+        }
     }
 
     /// The verdict for the image whose root filesystem is at `root` (read only).
@@ -71,16 +121,16 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         let kver = boot.kernel
         // Every path from the image (grub.conf names the kernel and initrd) is read inside its root.
         guard let modulesDir = ImageRoot.hostPath("/lib/modules/" + kver, in: root), FileManager.default.fileExists(atPath: modulesDir) else {
-            throw Failure(description: "the image's default kernel \(kver) has no '/lib/modules/\(kver)'; is '\(root)' a built image?")
+            throw Failure.noModules(kernel: kver, root: root)
         }
         let installed = installedModules(modulesDir)
         let builtin = builtinDrivers(root: root, kernel: kver)
         guard let initrd = ImageRoot.contents(boot.initrd, in: root, limit: maxInitramfsBytes) else {
-            throw Failure(description: "cannot read the initramfs '\(boot.initrd)' of the image as a regular file of at most \(maxInitramfsBytes >> 20) MiB inside it (a larger one is not one dracut made; run as root, or rebuild it with dracut in the image)")
+            throw Failure.initramfsUnreadable(path: boot.initrd, limitMiB: maxInitramfsBytes >> 20)
         }
         let inInitramfs: Set<String>
         do { inInitramfs = try initramfsModules([UInt8](initrd)) } catch {
-            throw Failure(description: "the initramfs '\(boot.initrd)' of the image: \(error); rebuild it with dracut in the image")
+            throw Failure.initramfsCorrupt(path: boot.initrd, cause: "\(error)")
         }
         return verdict(kernel: kver, inInitramfs: inInitramfs, installed: installed, builtin: builtin, enaHint: enaHint)
     }
@@ -144,7 +194,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         // No boot loader configuration: the only kernel in /boot.
         let kernels = ImageRoot.list("/boot", in: root)
             .filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }.sorted()
-        guard let kver = kernels.last else { throw Failure(description: "no kernel ('/boot/vmlinuz-*') in the image at '\(root)'; is it a built image?") }
+        guard let kver = kernels.last else { throw Failure.noKernel(root: root) }
         return (kver, "/boot/initramfs-\(kver).img")
     }
 
@@ -240,7 +290,7 @@ public struct BootVerdict: Codable, Equatable, Sendable {
             }
             guard bytes.count - offset >= 110, let magic = String(bytes: bytes[offset..<(offset + 6)], encoding: .ascii),
                   magic == "070701" || magic == "070702" else {
-                if names.isEmpty { throw Failure(description: "not an initramfs (neither a newc cpio archive nor gzip-compressed)") }
+                if names.isEmpty { throw Failure.notAnInitramfs }
                 break  // another compression after the first archive: not used by CentOS 6's dracut
             }
             offset = try readArchive(bytes, from: offset, into: &names)
@@ -253,23 +303,23 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         var p = start
         func hex(_ at: Int) throws -> Int {
             guard let s = String(bytes: b[at..<(at + 8)], encoding: .ascii), let v = Int(s, radix: 16) else {
-                throw Failure(description: "corrupt cpio header at offset \(at)")
+                throw Failure.corruptCpioHeader(offset: at)
             }
             return v
         }
         while true {
             guard p + 110 <= b.count, let magic = String(bytes: b[p..<(p + 6)], encoding: .ascii), magic.hasPrefix("07070") else {
-                throw Failure(description: "truncated or corrupt cpio archive at offset \(p)")
+                throw Failure.corruptCpioArchive(offset: p)
             }
             let fileSize = try hex(p + 54), nameSize = try hex(p + 94)
             let nameStart = p + 110
-            guard nameSize > 0, nameStart + nameSize <= b.count else { throw Failure(description: "truncated cpio name at offset \(p)") }
+            guard nameSize > 0, nameStart + nameSize <= b.count else { throw Failure.truncatedCpioName(offset: p) }
             let name = String(decoding: b[nameStart..<(nameStart + nameSize - 1)], as: UTF8.self)
             var dataStart = nameStart + nameSize
             dataStart = (dataStart + 3) & ~3
             p = (dataStart + fileSize + 3) & ~3
             if name == "TRAILER!!!" { return min(p, b.count) }
-            guard p <= b.count + 3 else { throw Failure(description: "truncated cpio data of '\(name)'") }
+            guard p <= b.count + 3 else { throw Failure.truncatedCpioData(name: name) }
             names.append(name.hasPrefix("./") ? String(name.dropFirst(2)) : name)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// The versions table (versions.json): every release the tool can build and
 /// the facts that drive it. Pure data: knows nothing of processes or disks.
@@ -67,7 +68,7 @@ public struct VersionsFile: Codable, Equatable, Sendable {
     public var releaseNames: [String] { releases.map(\.release) }
 }
 
-public enum VersionsError: Error, CustomStringConvertible, Equatable {
+public enum VersionsError: ToolError, Equatable {
     case unreadable(path: String, reason: String)
     case malformed(field: String, reason: String)
     case invalid(field: String, reason: String)
@@ -75,15 +76,29 @@ public enum VersionsError: Error, CustomStringConvertible, Equatable {
     /// A problem of the file at `path` (a `--versions FILE`).
     indirect case inFile(path: String, problem: VersionsError)
 
-    public var description: String {
+    public var failure: String {
         switch self {
         case let .inFile(path, problem):
-            let text = problem.description
+            let text = problem.failure
             return "versions file '\(path)': " + (text.hasPrefix("versions file: ") ? String(text.dropFirst("versions file: ".count)) : text)
-        case let .unreadable(path, reason): return "cannot read versions file '\(path)': \(reason)"
+        case let .unreadable(path, _): return "cannot read versions file '\(path)'"
         case let .malformed(field, reason): return "versions file: \(JSONProblem(field: field, problem: reason))"
         case let .invalid(field, reason): return "versions file: field '\(field)' \(reason)"
-        case let .unknownRelease(name, valid): return "unknown release '\(name)'; valid releases: \(valid.joined(separator: ", "))"
+        case let .unknownRelease(name, _): return "unknown release '\(name)'"
+        }
+    }
+    public var reason: String? {
+        switch self {
+        case let .inFile(_, problem): return problem.reason
+        case let .unreadable(_, reason): return reason
+        default: return nil
+        }
+    }
+    public var remedy: String? {
+        switch self {
+        case let .inFile(_, problem): return problem.remedy
+        case let .unknownRelease(_, valid): return "valid releases: \(valid.joined(separator: ", "))"
+        default: return nil
         }
     }
 }

@@ -13,6 +13,7 @@
 // status), rewritten atomically after each, so a test may SIGKILL the process
 // and still read all of it. Runs until a signal ends it.
 import Foundation
+import Host
 import VM
 #if canImport(Glibc)
 import Glibc
@@ -56,9 +57,7 @@ struct ServeOptions {
 
 /// Writes `data` to `path` through a temporary file and a rename: a reader never sees half of it.
 func writeAtomically(_ data: Data, to path: String) {
-    let temporary = path + ".tmp"
-    guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }
-    _ = rename(temporary, path)
+    try? AtomicFile.write(data, to: path)
 }
 
 func fail(_ message: String) -> Never {

@@ -127,11 +127,15 @@ import Glibc
         let path = try EBSBlockTests.makeSparseFile(size: size)
         defer { unlink(path) }
         let fake = FakeEC2(), clock = FakeClock()
-        var checked: [String] = []
+        let checked = Locked<[String]>([])
         var o = options(fake, clock: clock)
-        o.preUploadCheck = { checked.append($0) }
+        o.readable = path
+        o.readImage = { path in
+            checked.withLock { $0.append(path) }
+            return ImageReading(bootsOn: "xen", nitro: false, summary: "Xen only")
+        }
         let result = try AMIRegistrar.register(target: .image(path), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
-        #expect(checked == [path], "the pre-upload check ran once, first")
+        #expect(checked.value == [path], "the image check ran once, first")
         let ops = fake.operations
         #expect(ops.first == "describe-images" && ops[1] == "start-snapshot")
         #expect(fake.blockPuts.sorted() == [0, 100])
@@ -170,9 +174,9 @@ import Glibc
         do {
             _ = try AMIRegistrar.register(target: .image(path), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
             Issue.record("register succeeded")
-        } catch let error as AMIError {
+        } catch let error as StepFailed {
             let text = error.description
-            #expect(text.hasPrefix("register failed at step 'upload-image': block 100 (offset 52428800) was not accepted after 3 tries: PutSnapshotBlock answered HTTP 500 InternalServerException: injected"), "\(text)")
+            #expect(text.hasPrefix("step 'upload-image' failed: block 100 (offset 52428800) was not accepted after 3 tries: PutSnapshotBlock answered HTTP 500 InternalServerException: injected"), "\(text)")
             #expect(text.contains("deleted what this run created: snapshot 'snap-"))
         }
         #expect(fake.blockPuts.filter { $0 == 100 }.count == 3, "block 100 three times")
@@ -193,8 +197,9 @@ import Glibc
             try AMIRegistrar.register(target: .image(path), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         }
         o.volumeSize = nil
-        o.preUploadCheck = { _ in throw AMIError.badTarget("image 'x' failed the 'hygiene' check") }
-        #expect(throws: AMIError.badTarget("image 'x' failed the 'hygiene' check")) {
+        o.readable = path
+        o.readImage = { _ in throw AMIError.imageCheckFailed(image: "x", check: "hygiene", reason: "stray files") }
+        #expect(throws: AMIError.imageCheckFailed(image: "x", check: "hygiene", reason: "stray files")) {
             try AMIRegistrar.register(target: .image(path), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         }
         #expect(fake.operations.isEmpty)

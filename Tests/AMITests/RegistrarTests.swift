@@ -57,11 +57,10 @@ import TestSupport
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
                                           options: options(fake), runner: fake.runner, log: nil)
             Issue.record("register must fail")
-        } catch let error as AMIError {
-            guard case let .stepFailed(step, _, cleanup) = error else { Issue.record("wrong error \(error)"); return }
-            #expect(step == "register-image")
-            #expect(cleanup.contains("deleted what this run created: snapshot 'snap-"))
-            #expect("\(error)".hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
+        } catch let error as StepFailed {
+            #expect(error.step == "register-image")
+            #expect(error.aftermath?.contains("deleted what this run created: snapshot 'snap-") == true)
+            #expect("\(error)".hasPrefix("step 'register-image' failed: 'aws ec2 register-image' failed"))
         }
         #expect(fake.snapshots.isEmpty)
         #expect(fake.images.isEmpty)
@@ -75,7 +74,7 @@ import TestSupport
         o.keepOnError = true
         let error = try failure(fake, o, log: printed.log())
         let snap = try #require(fake.snapshots.keys.first)
-        #expect(error.hasPrefix("register failed at step 'register-image': 'aws ec2 register-image' failed"))
+        #expect(error.hasPrefix("step 'register-image' failed: 'aws ec2 register-image' failed"))
         #expect(error.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
         #expect(error.contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
         // The manual lines go where the install's go: the engine's --keep-on-error message.
@@ -94,7 +93,7 @@ import TestSupport
         o.keepOnError = true
         let error = try failure(fake, o, log: printed.log())
         let snap = try #require(fake.snapshots.keys.first), ami = try #require(fake.images.keys.first)
-        #expect(error.contains("at step 'make-public'"))
+        #expect(error.hasPrefix("step 'make-public' failed: "))
         #expect(error.contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
                 "newest first, the AMI by its id")
         let manual = "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
@@ -108,20 +107,16 @@ import TestSupport
         var o = RegisterOptions.forTests(buildID: "b")
         o.resultsFile = nil
         #expect(AMIRegistrar.steps(target: .volume("vol-0123456789abcdef0"), variant: .plain, options: o, copyRegions: []).map(\.name)
-                == ["locate-volume", "choose-name", "create-snapshot", "wait-snapshot", "register-image", "tag-image", "wait-image"])
-        #expect(AMIRegistrar.steps(target: .device("/dev/nvme1n1"), variant: .ena, options: o, copyRegions: []).map(\.name).first == "locate-volume",
-                "no preflight without an ENA check or --public")
+                == ["check-image", "locate-volume", "choose-name", "create-snapshot", "wait-snapshot", "register-image", "tag-image", "wait-image"])
+        #expect(AMIRegistrar.steps(target: .device("/dev/nvme1n1"), variant: .ena, options: o, copyRegions: []).map(\.name).prefix(2) == ["check-image", "locate-volume"],
+                "no preflight without --public")
         var all = o
         all.makePublic = true
         all.resultsFile = "results.json"
-        all.enaCheck = {}
-        all.preUploadCheck = { _ in }
         #expect(AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .ena, options: all, copyRegions: ["us-east-1", "eu-west-1"]).map(\.name)
                 == ["check-image", "scan-image", "preflight", "choose-name", "start-snapshot", "upload-image", "wait-snapshot", "register-image",
                     "tag-image", "wait-image", "make-public", "copy-to-us-east-1", "copy-to-eu-west-1", "record-results"])
-        all.preUploadCheck = nil
         let plain = AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .plain, options: all, copyRegions: []).map(\.name)
-        #expect(plain.prefix(3) == ["scan-image", "preflight", "choose-name"])
         #expect(!plain.contains("locate-volume") && !plain.contains("create-snapshot") && !plain.contains { $0.hasPrefix("copy-to-") })
     }
 
@@ -133,8 +128,8 @@ import TestSupport
         _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
                                       log: printed.log())
         let headers = printed.lines.compactMap { line in line.range(of: #"\[[0-9]+/[0-9]+\] [a-z0-9-]+"#, options: .regularExpression).map { String(line[$0]) } }
-        #expect(headers == ["[1/8] locate-volume", "[2/8] choose-name", "[3/8] create-snapshot", "[4/8] wait-snapshot", "[5/8] register-image",
-                            "[6/8] tag-image", "[7/8] wait-image", "[8/8] copy-to-us-east-1"])
+        #expect(headers == ["[1/9] check-image", "[2/9] locate-volume", "[3/9] choose-name", "[4/9] create-snapshot", "[5/9] wait-snapshot",
+                            "[6/9] register-image", "[7/9] tag-image", "[8/9] wait-image", "[9/9] copy-to-us-east-1"])
         #expect(!printed.text.contains("copy-to-ap-northeast-1"))
         #expect(!printed.text.contains("cleaning up"), "a successful registration keeps what it made and says nothing about cleanup")
     }
@@ -142,7 +137,7 @@ import TestSupport
     @Test func snapshotErrorFailsFastAndCleansUp() throws {
         let fake = FakeEC2(), clock = FakeClock()
         fake.snapshotStates = ["pending", "error"]
-        #expect(throws: AMIError.self) {
+        #expect(throws: StepFailed.self) {
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
                                           options: options(fake, clock: clock), runner: fake.runner, log: nil)
         }
@@ -160,7 +155,7 @@ import TestSupport
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
             Issue.record("must time out")
         } catch {
-            #expect("\(error)".contains("at step 'wait-snapshot'"))
+            #expect("\(error)".hasPrefix("step 'wait-snapshot' failed: "))
             #expect("\(error)".contains("did not finish within 60 s"))
         }
         #expect(clock.sleeps == [20, 20, 20])
@@ -176,7 +171,7 @@ import TestSupport
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
             Issue.record("must fail")
         } catch {
-            #expect("\(error)".contains("at step 'copy-to-us-east-1'"))
+            #expect("\(error)".hasPrefix("step 'copy-to-us-east-1' failed: "))
             #expect("\(error)".contains("went to state 'failed'"))
             #expect("\(error)".contains("deleted what this run created: copy 'ami-"))
         }
@@ -194,7 +189,7 @@ import TestSupport
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .ena, options: o, runner: fake.runner, log: nil)
             Issue.record("must fail")
         } catch {
-            #expect("\(error)".contains("at step 'make-public'"))
+            #expect("\(error)".hasPrefix("step 'make-public' failed: "))
         }
         #expect(fake.images.isEmpty)
         #expect(fake.snapshots.isEmpty)
@@ -271,16 +266,32 @@ import TestSupport
         #expect(!fake.operations.contains("create-snapshot"))
     }
 
-    @Test func enaCheckRunsBeforeAnythingIsCreated() throws {
-        let fake = FakeEC2()
+    /// The image is read in the engine's first step, before any AWS call: where it boots decides
+    /// ENA support, --ena on an image that cannot boot on Nitro is refused, and a volume id that
+    /// cannot be read here is taken on trust with a warning.
+    @Test func checkImageRunsFirstAndWhereTheImageBootsDecidesENA() throws {
+        let fake = FakeEC2(), printed = PrintedLines()
         var o = options(fake)
-        o.enaCheck = { throw AMIError.enaNotInImage("no ena.ko") }
-        #expect(throws: AMIError.enaNotInImage("no ena.ko")) {
+        o.readable = "/dev/loop9"
+        o.readImage = { _ in ImageReading(bootsOn: "xen", nitro: false, summary: "Xen only: no nvme", nitroReasons: ["nitro: nvme is missing"]) }
+        do {
             _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: o, runner: fake.runner, log: nil)
+            Issue.record("--ena on a Xen-only image must be refused")
+        } catch {
+            #expect("\(error)".contains("'/dev/loop9' cannot boot on Nitro, so it is not registered with ENA support: nitro: nvme is missing"), "\(error)")
         }
-        #expect(fake.operations.isEmpty)
-        o.enaCheck = { Issue.record("the ENA check is only for the ENA variant") }
-        _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+        #expect(fake.operations.isEmpty, "refused before any AWS call")
+        o.readImage = { _ in ImageReading(bootsOn: "xen,nitro", nitro: true, summary: "Xen and Nitro") }
+        let nitro = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o,
+                                              runner: fake.runner, log: printed.log())
+        #expect(nitro.primary.variant == .ena && nitro.primary.bootsOn == "xen,nitro")
+        #expect(printed.lines.contains { $0.contains("registering with ENA support: the image boots on Nitro") })
+        var unread = options(fake)
+        unread.readImage = { _ in Issue.record("nothing to read"); throw AMIError.instanceIDUnknown }
+        let trusted = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: unread,
+                                                runner: fake.runner, log: printed.log())
+        #expect(trusted.primary.variant == .ena && trusted.primary.bootsOn == nil)
+        #expect(printed.lines.contains { $0.contains("is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") })
     }
 
     @Test func regionComesFromTheEnvironmentOrTheCLIConfig() throws {

@@ -12,7 +12,7 @@ import TestSupport
         "install": (["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
                     ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source",
                      "--ena-share", "--result-json", "--speed-limit", "--speed-time", "--region", "--endpoint-url", "--results", "--build-id", "--copy-to"], ["--mirror"]),
-        "batch": (["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal"],
+        "batch": (["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal", "--updates"],
                   ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time",
                    "--region", "--endpoint-url", "--results", "--build-id", "--copy-to", "--releases", "--targets", "--jobs", "--summary", "--log-dir"],
                   ["--targets", "--mirror"]),

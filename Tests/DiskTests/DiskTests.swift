@@ -29,6 +29,24 @@ import Host
         #expect(Preparation.mknodPartition(path: "/dev/loop3p1", majorMinor: "259:0")?.arguments == ["-m", "0660", "/dev/loop3p1", "b", "259", "0"])
     }
 
+    /// Every mount of the install's trees and the one unmount, as the plans print them.
+    @Test func chrootAndScratchMountsAndTheOneUnmount() {
+        let lines = [
+            Preparation.proc(at: "/r/proc"), Preparation.sysfs(at: "/r/sys"), Preparation.minimalDev(at: "/r/dev"), Preparation.devpts(at: "/r/dev/pts"),
+            Preparation.tmpfs("centos6-ami-rpm-tools", bytes: 268_435_456, at: "/t"), Preparation.bind("/r/dev", at: "/t/dev"),
+            Preparation.bind("/m", at: "/r/mirror", readOnly: true), Preparation.recursiveBind("/r", at: "/t/target"),
+            Preparation.makeRecursiveSlave("/t/target"), Preparation.mountForReading(partition: "/dev/loop3p1", at: "/w/root"),
+            Preparation.unmount("/r"), Preparation.unmount("/t/target", .recursive), Preparation.unmount("/r", .lazy),
+        ].map(\.shellLine)
+        #expect(lines == [
+            "mount -t proc proc /r/proc", "mount -t sysfs sysfs /r/sys", "mount -t tmpfs -o mode=0755,size=1m,nosuid centos6-ami-dev /r/dev",
+            "mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /r/dev/pts",
+            "mount -t tmpfs -o size=268435456,mode=0755 centos6-ami-rpm-tools /t", "mount --bind /r/dev /t/dev",
+            "mount --bind -o ro /m /r/mirror", "mount --rbind /r /t/target", "mount --make-rslave /t/target", "mount -o ro,noload /dev/loop3p1 /w/root",
+            "umount /r", "umount -R /t/target", "umount -l /r",
+        ])
+    }
+
     @Test(arguments: [("/dev/xvdb", "/dev/xvdb1"), ("/dev/sdf", "/dev/sdf1"), ("/dev/nvme1n1", "/dev/nvme1n1p1"),
                       ("/dev/loop3", "/dev/loop3p1"), ("/dev/loopN", "/dev/loopNp1")])
     func partitionNaming(_ disk: String, _ part: String) {

@@ -116,7 +116,8 @@ import Versions
             guard case InstallError.noSpace = error.cause else { Issue.record("cause \(error.cause)"); return }
         }
         // Other failures stay as they are, named by their step.
-        let other = InstallStep("download", "x") { _ in throw InstallError.failed("mirror down") }
+        struct MirrorDown: Error, CustomStringConvertible { var description: String { "mirror down" } }
+        let other = InstallStep("download", "x") { _ in throw MirrorDown() }
         #expect(throws: StepFailed.self) { _ = try Pipeline.run(ctx, steps: [other]) }
         do { _ = try Pipeline.run(ctx, steps: [other]) } catch { #expect("\(error)" == "step 'download' failed: mirror down") }
         // A plain command failure is named by its step too.
@@ -124,5 +125,30 @@ import Versions
             throw CommandFailed(command: Command("mkfs.ext4", ["/dev/loop9p1"]), result: CommandResult(status: 1, standardError: Data("mkfs.ext4: bad\n".utf8)))
         }
         do { _ = try Pipeline.run(ctx, steps: [mkfs]) } catch { #expect("\(error)".hasPrefix("step 'format' failed: "), "\(error)") }
+    }
+}
+
+/// Nothing is skipped silently: a step whose input an earlier step makes, run
+/// without that step, fails naming it.
+@Suite struct PhaseOrderTests {
+    func failure(_ steps: [InstallStep], ena: Bool = false) throws -> String {
+        var options = InstallOptions(release: "6.9", target: "/tmp/centos6-ami-phase-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
+        options.cacheDirectory = DryRunPlanTests.cache
+        options.ena = ena
+        options.dryRun = true
+        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: DryRunPrinter { _ in }, log: try Log(path: nil, progress: { _ in }))
+        do { _ = try Pipeline.run(ctx, steps: steps) } catch { return "\(error)" }
+        return "(no failure)"
+    }
+
+    @Test func aMissingInputNamesTheStepThatMakesIt() throws {
+        #expect(try failure([PackageSteps.resolveStep]) == "step 'resolve' failed: no repository metadata yet: the 'fetch-metadata' step makes it (a step list out of order)")
+        #expect(try failure([PackageSteps.downloadStep]) == "step 'download' failed: no package plan yet: the 'resolve' step makes it (a step list out of order)")
+        #expect(try failure([InstallSteps.partitionStep]) == "step 'partition' failed: no target device yet: the 'attach-loop' step makes it (a step list out of order)")
+        #expect(try failure([PackageSteps.bootstrapStep]) == "step 'bootstrap' failed: no mounted target filesystem yet: the 'mount' step makes it (a step list out of order)")
+        // With --ena the download needs the build root's packages too.
+        let upToDownload = [InstallSteps.preflightStep, PackageSteps.fetchMetadataStep, PackageSteps.resolveStep, PackageSteps.downloadStep]
+        #expect(try failure(upToDownload, ena: true) == "step 'download' failed: no ENA build set yet: the 'ena-resolve' step makes it (a step list out of order)")
+        #expect(try failure(upToDownload) == "(no failure)")
     }
 }

@@ -185,7 +185,7 @@ struct RegisterImageTests {
                                        environment: try environment(dir))
         #expect(out.status == 1)
         let offset = failing * 524_288
-        #expect(out.stderr.contains("error: register failed at step 'upload-image': block \(failing) (offset \(offset)) was not accepted after 4 tries: PutSnapshotBlock answered HTTP 500 InternalServerException"), "\(out.stderr)")
+        #expect(out.stderr.contains("error: step 'upload-image' failed: block \(failing) (offset \(offset)) was not accepted after 4 tries: PutSnapshotBlock answered HTTP 500 InternalServerException"), "\(out.stderr)")
         #expect(out.stderr.contains("injected by scripts/sigv4-proxy.py"))
         #expect(out.stderr.contains("deleted what this run created: snapshot 'snap-"), "\(out.stderr)")
         let log = calls(dir)

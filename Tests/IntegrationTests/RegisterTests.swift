@@ -328,7 +328,7 @@ struct RegisterTests {
         let env = ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_FAIL_ONCE": dir + "/failed-once"]
         let failed = try register(moto, ["6.9", volume, "--build-id", "it-fail"], dir: dir, env: env)
         #expect(failed.status == 1)
-        #expect(failed.stderr.contains("error: register failed at step 'register-image': 'aws ec2 register-image' failed"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("error: step 'register-image' failed: 'aws ec2 register-image' failed"), "\(failed.stderr)")
         #expect(failed.stderr.contains("injected by scripts/fake-aws"))
         #expect(failed.stderr.contains("deleted what this run created: snapshot 'snap-"))
         #expect(FileManager.default.fileExists(atPath: dir + "/failed-once"), "the fake aws was used")
@@ -342,7 +342,7 @@ struct RegisterTests {
         let left = try snapshots("it-keep")
         #expect(left.count == 1)
         let snap = left.first ?? "snap-?"
-        #expect(kept.stderr.contains("at step 'register-image'"))
+        #expect(kept.stderr.contains("step 'register-image' failed: "))
         #expect(kept.stderr.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"), "\(kept.stderr)")
         #expect(kept.stderr.contains("delete-snapshot --snapshot-id \(snap)"))
 
@@ -382,7 +382,7 @@ struct RegisterTests {
         let ended = process.finish()
         let text = ended.stderrText
         #expect(ended.status == 130, "\(text)")
-        #expect(text.contains("at step 'wait-snapshot'"), "\(text)")
+        #expect(text.contains("step 'wait-snapshot' failed: "), "\(text)")
         #expect(text.contains("deleted what this run created: snapshot 'snap-"), "\(text)")
         #expect(try snapshots().isEmpty)
         try? FileManager.default.removeItem(atPath: dir)
