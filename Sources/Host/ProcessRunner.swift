@@ -209,7 +209,8 @@ public final class RunningCommand: @unchecked Sendable {
             log?.write(text)
             drained.signal()
         }
-        thread.stackSize = 256 * 1024
+        // Room for the caller's line and block handlers (batch's progress parsing and redaction).
+        thread.stackSize = 1 << 20
         thread.start()
     }
 
