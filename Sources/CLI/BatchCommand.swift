@@ -29,9 +29,13 @@ struct BatchCommand {
     static let mappingSection = "which release goes where, instead of RELEASE=TARGET pairs:"
     static let passedSection = "passed to every install (as 'centos6-ami install --help' describes them):"
 
-    /// Install's options every install of the batch gets, declared by install.
-    static let sharedOptions = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
-                                "--keep-on-error", "--minimal", "--updates", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"]
+    /// Install's options batch does not pass on as given: it sets them for each install
+    /// (the log, the result file, ENA and its share) or has its own (--dry-run, --ena).
+    /// Every other install option reaches every install, declared by install alone.
+    static let notShared: Set<String> = ["--ena", "--ena-source", "--ena-share", "--dry-run", "--log", "--hold", "--result-json"]
+    /// The order batch's help lists the shared ones in; an option not named here follows, as install declares it.
+    static let sharedOrder = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
+                              "--keep-on-error", "--minimal", "--updates", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"]
 
     /// Batch's own options, then install's it passes on (stored into `install`, listed under their own heading).
     static let options = Options<BatchArguments>([
@@ -51,14 +55,14 @@ struct BatchCommand {
             """, render: String.init, parse: OptionCheck.integer(1...Int.max, "--jobs needs a positive number")),
         .text("--summary", "FILE", \.summary, help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
         .text("--log-dir", "DIR", \.logDirectory, help: "where each install's log goes (default \(defaultLogDirectory))"),
-        .flag("--ena", \.install.ena, help: """
+        .flag("--ena", \.install.options.ena, help: """
             build kmod-ena into each release that can take it (6.6 and later);
             the others are installed without it (ENA column: no); installs of
             one release share one build (install --ena-share)
             """),
-        .text("--ena-source", "FILE|DIR", \.install.enaSource, needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
+        .text("--ena-source", "FILE|DIR", \.install.options.enaSource, needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
         .flag("--dry-run", \.dryRun, help: "print the mapping and each install's command; change nothing"),
-    ] + InstallCommand.options.named(sharedOptions).map { $0.declared { $0.listed(under: passedSection) }.lifted(\BatchArguments.install) })
+    ] + InstallCommand.options.all(except: notShared, first: sharedOrder).map { $0.declared { $0.listed(under: passedSection) }.lifted(\BatchArguments.install) }, defaults: BatchArguments())
 
     static let spec = CommandSpec(
         name: "batch",
@@ -91,7 +95,7 @@ struct BatchCommand {
 
     /// Parses batch's words: the pairs and the options.
     static func parse(_ arguments: [String]) throws -> BatchArguments {
-        try options.parse(arguments, into: BatchArguments(), usage: usage) { values, positionals in values.pairs = positionals }.values
+        try options.parse(arguments, usage: usage) { values, positionals in values.pairs = positionals }.values
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
@@ -114,7 +118,7 @@ struct BatchCommand {
                 // redacted comes from the environment (or the options given again).
                 let words = try BatchSummary.continueArguments(saved: last.installArguments, given: InstallCommand.options.words(args.install),
                                                                password: console.tool.mirrorPassword)
-                args.install = try InstallCommand.options.parse(words, into: InstallArguments(), usage: usage).values
+                args.install = try InstallCommand.options.parse(words, usage: usage).values
                 previous = last
             } else {
                 jobs = try mapping(args, known: try CLI.loadVersions(args.install.versions, console: console, usage: usage).releaseNames)
@@ -128,11 +132,12 @@ struct BatchCommand {
         let shared = absolutePaths(args.install)
         let versions = try CLI.loadVersions(shared.versions, console: console, usage: usage)
         jobs = jobs.map { BatchJob(release: $0.release, target: absolute($0.target)) }
-        let ena = jobs.map { shared.ena && (versions.release($0.release)?.ena.eligible ?? false) }
+        let ena = jobs.map { shared.options.ena && (versions.release($0.release)?.ena.eligible ?? false) }
         let parallel = args.jobs.map { min($0, jobs.count) }
             ?? BatchPlan.defaultJobs(cores: ProcessInfo.processInfo.activeProcessorCount,
                                      memoryBytes: ProcessInfo.processInfo.physicalMemory, count: jobs.count)
-        if let cache = shared.yumCache, !cache.isDiscardedAtUnmount, jobs.count > 1 {
+        if !shared.options.yumCache.isDiscardedAtUnmount, jobs.count > 1 {
+            let cache = shared.options.yumCache
             throw UsageError("--yum-cache '\(cache.argument)' cannot be shared by \(jobs.count) installs; use tmpfs or tmpfs:SIZE (each install gets its own)", usage: usage)
         }
 
@@ -198,11 +203,11 @@ struct BatchCommand {
         var install = shared
         install.release = job.release
         install.target = job.target
-        install.log = log
+        install.options.logPath = log
         install.resultJSON = result
-        install.ena = ena
-        install.enaShare = ena ? enaShare : nil
-        if !ena { install.enaSource = nil }
+        install.options.ena = ena
+        install.options.enaShareDirectory = ena ? enaShare : nil
+        if !ena { install.options.enaSource = nil }
         return install
     }
 
@@ -210,10 +215,10 @@ struct BatchCommand {
     /// that may start in another directory.
     static func absolutePaths(_ shared: InstallArguments) -> InstallArguments {
         var paths = shared
-        paths.gpgKey = shared.gpgKey.map(absolute)
+        paths.options.gpgKeyPath = shared.options.gpgKeyPath.map(absolute)
         paths.versions = shared.versions.map(absolute)
-        paths.cache = shared.cache.map(absolute)
-        paths.enaSource = shared.enaSource.map(absolute)
+        paths.options.cacheDirectory = absolute(shared.options.cacheDirectory)
+        paths.options.enaSource = shared.options.enaSource.map(absolute)
         return paths
     }
 

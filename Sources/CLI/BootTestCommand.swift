@@ -47,7 +47,7 @@ struct BootTestCommand {
             """),
         .text("--keep-copy", "PATH", \.keepCopy, help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
         .text("--log", "FILE", \.log, help: "the run's log"),
-    ])
+    ], defaults: BootTestArguments())
 
     static let spec = CommandSpec(
         name: "boot-test",
@@ -84,7 +84,7 @@ struct BootTestCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: BootTestArguments(), usage: usage) { values, positionals in
+        let args = try options.parse(arguments, usage: usage) { values, positionals in
             guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(positionals[1])'", usage: usage) }
             values.image = positionals[0]
         }.values

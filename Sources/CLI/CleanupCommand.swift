@@ -27,7 +27,7 @@ struct CleanupCommand {
         .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call"),
         .flag("--dry-run", \.dryRun, help: "only list what would be removed"),
         .text("--log", "FILE", \.log, help: "the full log (default: none, progress on stderr)"),
-    ])
+    ], defaults: CleanupArguments())
 
     static let spec = CommandSpec(
         name: "cleanup",
@@ -54,7 +54,7 @@ struct CleanupCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: CleanupArguments(), usage: usage, positionals: noPositionals(usage)).values
+        let args = try options.parse(arguments, usage: usage, positionals: noPositionals(usage)).values
         if args.local { return try runLocal(logPath: args.log, console: console) }
         guard let buildID = args.buildID else { throw UsageError("cleanup needs --build-id ID", usage: usage) }
         let log = try Log(path: args.log, progress: console.err)

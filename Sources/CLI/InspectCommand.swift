@@ -36,7 +36,7 @@ struct InspectCommand {
         }.checked { $0.json ? "--sbom and --json: choose one (the SBOM is JSON already)" : nil },
         .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
         .text("--log", "FILE", \.log, help: "the full log (default: none)"),
-    ])
+    ], defaults: InspectArguments())
 
     static let spec = CommandSpec(
         name: "inspect",
@@ -66,7 +66,7 @@ struct InspectCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: InspectArguments(), usage: usage) { values, positionals in
+        let args = try options.parse(arguments, usage: usage) { values, positionals in
             guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(positionals[1])'", usage: usage) }
             values.target = positionals[0]
         }.values

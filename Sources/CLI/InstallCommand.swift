@@ -6,34 +6,36 @@ import Install
 import SBOM
 import Versions
 
-/// What `install` was given, as its options declare it: the install's own settings, the
-/// registration `--register` runs afterwards (register's options, declared there) and the
-/// files around the run. `batch` holds one for what it passes to every install.
+/// What `install` was given, as its options declare it: the install's own settings (the
+/// declarations store them straight into its `InstallOptions`), the mirrors as given
+/// (versions.json's are the default), the registration `--register` runs afterwards
+/// (register's options, declared there) and the files around the run. `batch` holds one
+/// for what it passes to every install.
 struct InstallArguments {
-    var release = ""
-    var target = ""
-    var yumCache: YumCache?
+    var options = InstallOptions(release: "", target: "", mirror: "")
     var mirrors: [String] = []
-    var size: UInt64?
-    var gpgKey: String?
-    var cache: String?
-    var ena = false
-    var enaSource: String?
-    var enaShare: String?
-    var minimal = false
-    var updates = false
-    var speedLimit: Int?
-    var speedTime: Double?
-    var dryRun = false
-    var log: String?
-    var keepOnError = false
-    var stopAfter: String?
-    var hold: Double?
     var register = false
     /// What `--register` passes on: register's own options, as its declarations store them.
     var registration = RegisterArguments()
     var versions: String?
     var resultJSON: String?
+
+    var release: String {
+        get { options.release }
+        set { options.release = newValue }
+    }
+    var target: String {
+        get { options.target }
+        set { options.target = newValue }
+    }
+    /// `--size`: the image's size, and that it was given (an existing image must then have it).
+    var size: UInt64? {
+        get { options.sizeGiven ? options.imageSize : nil }
+        set {
+            options.sizeGiven = newValue != nil
+            options.imageSize = newValue ?? InstallOptions(release: "", target: "", mirror: "").imageSize
+        }
+    }
 }
 
 struct InstallCommand {
@@ -42,7 +44,7 @@ struct InstallCommand {
     /// Every option of install, declared once: its parsing, checks, help and the words that
     /// pass it on (batch's installs, `--register`'s registration).
     static let options = Options<InstallArguments>([
-        .value("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", \.yumCache, help: """
+        .setting("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", \.options.yumCache, help: """
             where the target's /var/cache/yum lives during the install, so
             nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
             tmpfs:SIZE, a block device with a filesystem, or a directory
@@ -61,63 +63,63 @@ struct InstallCommand {
             guard bytes >= minimumTargetBytes else { throw OptionProblem("--size must be at least \(minimumTargetBytes >> 30)G") }
             return bytes
         },
-        .text("--gpg-key", "FILE", \.gpgKey, help: "verify packages with this key instead of the embedded CentOS 6 key",
+        .text("--gpg-key", "FILE", \.options.gpgKeyPath, help: "verify packages with this key instead of the embedded CentOS 6 key",
               problem: OptionCheck.readableFile("--gpg-key")),
-        .text("--cache", "DIR", \.cache, help: """
+        .setting("--cache", "DIR", \.options.cacheDirectory, help: """
             the verified download cache on the builder (default /var/cache/centos6-ami;
             shared by runs and releases, never on the target)
-            """),
-        .flag("--ena", \.ena, help: """
+            """, render: { $0 }, parse: { $0 }),
+        .flag("--ena", \.options.ena, help: """
             build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
             against the release's kernel in a scratch build root on the builder and
             install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
             """),
-        .text("--ena-source", "FILE|DIR", \.enaSource, needs: "--ena", help: """
+        .text("--ena-source", "FILE|DIR", \.options.enaSource, needs: "--ena", help: """
             with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
             (default: download versions.json's pinned URL); every file of
             kernel/linux/ena must match versions.json's sha256 list
             """),
-        .text("--ena-share", "DIR", \.enaShare, needs: "--ena", help: """
+        .text("--ena-share", "DIR", \.options.enaShareDirectory, needs: "--ena", help: """
             with --ena (batch passes it): the first install of a release builds
             kmod-ena into DIR, the others of that release wait for it and reuse it
             """),
-        .flag("--minimal", \.minimal, help: """
+        .flag("--minimal", \.options.minimal, help: """
             the original script's package set: no acpid, no ntp (by default both are
             installed and enabled; ntpd uses the Amazon Time Sync Service)
             """),
-        .flag("--updates", \.updates, help: """
+        .flag("--updates", \.options.updates, help: """
             also the release's updates repository (<release>/updates/x86_64/, verified
             like os): the newest kernel and packages of that minor release instead of
             the GA set versions.json pins
             """),
-        .value("--speed-limit", "BYTES", \.speedLimit, help: """
+        .setting("--speed-limit", "BYTES", \.options.lowSpeedLimit, help: """
             a download slower than BYTES per second for --speed-time seconds fails,
             naming the URL (default 1000, as curl's option of this name)
             """, render: String.init,
             parse: OptionCheck.integer(1...Int.max, "--speed-limit needs a whole number of bytes per second (at least 1)")),
-        .value("--speed-time", "SECONDS", \.speedTime, help: "how long a download may stay below --speed-limit (default 30, as curl's)",
+        .setting("--speed-time", "SECONDS", \.options.lowSpeedTime, help: "how long a download may stay below --speed-limit (default 30, as curl's)",
                render: OptionCheck.render, parse: OptionCheck.number(1...3600, "--speed-time needs a number of seconds from 1 to 3600")),
-        .flag("--dry-run", \.dryRun, help: "print the full ordered plan, one command per line; change nothing"),
-        .text("--log", "FILE", \.log, help: "the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)"),
-        .flag("--keep-on-error", \.keepOnError, help: "on failure leave mounts and devices in place and print how to clean up"),
-        .text("--stop-after", "STEP", \.stopAfter, help: """
+        .flag("--dry-run", \.options.dryRun, help: "print the full ordered plan, one command per line; change nothing"),
+        .text("--log", "FILE", \.options.logPath, help: "the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)"),
+        .flag("--keep-on-error", \.options.keepOnError, help: "on failure leave mounts and devices in place and print how to clean up"),
+        .text("--stop-after", "STEP", \.options.stopAfter, help: """
             stop after STEP and unwind normally (for inspection); steps:
             \(InstallSteps.names(ena: true).joined(separator: ", ")) (the ena-* steps only with --ena)
             """).checked { values in
-                guard let stop = values.stopAfter else { return nil }
-                let steps = InstallSteps.names(ena: values.ena)
+                guard let stop = values.options.stopAfter else { return nil }
+                let steps = InstallSteps.names(ena: values.options.ena)
                 guard !steps.contains(stop) else { return nil }
                 let enaOnly = InstallSteps.names(ena: true).contains(stop) ? " without --ena" : ""
                 return "unknown step '\(stop)'\(enaOnly) (steps: \(steps.joined(separator: ", ")))"
             },
-        .value("--hold", "SECONDS", \.hold, needs: "--stop-after", help: "with --stop-after: keep everything mounted this long first",
+        .setting("--hold", "SECONDS", \.options.holdSeconds, needs: "--stop-after", help: "with --stop-after: keep everything mounted this long first",
                render: OptionCheck.render, parse: OptionCheck.number(0...Double.greatestFiniteMagnitude, "--hold needs a number of seconds")),
         .flag("--register", \.register, help: """
             afterwards, register the AMI ('centos6-ami help register'): an attached
             EBS volume is snapshotted, an image file uploaded through the EBS
             direct APIs (no builder in AWS needed)
             """).checked { values in
-                guard values.register, values.stopAfter != nil || values.dryRun else { return nil }
+                guard values.register, values.options.stopAfter != nil || values.options.dryRun else { return nil }
                 return "--register makes no sense with --stop-after or --dry-run"
             },
     ] + RegisterCommand.options.named(registerOptions).map {
@@ -128,7 +130,7 @@ struct InstallCommand {
             write the install's result as JSON to FILE at the end, success or not
             (batch reads it)
             """),
-    ])
+    ], defaults: InstallArguments())
 
     static let spec = CommandSpec(
         name: "install",
@@ -155,7 +157,7 @@ struct InstallCommand {
 
     /// Parses install's words: VERSION, TARGET and the options.
     static func parse(_ arguments: [String]) throws -> InstallArguments {
-        try options.parse(arguments, into: InstallArguments(), usage: usage) { values, positionals in
+        try options.parse(arguments, usage: usage) { values, positionals in
             guard positionals.count == 2 else {
                 throw UsageError(positionals.count < 2 ? "install needs VERSION and TARGET" : "unexpected argument '\(positionals[2])'", usage: usage)
             }
@@ -210,8 +212,8 @@ struct InstallCommand {
         var registration = arguments.registration
         registration.release = arguments.release
         registration.target = arguments.target
-        registration.ena = arguments.ena
-        registration.keepOnError = arguments.keepOnError
+        registration.ena = arguments.options.ena
+        registration.keepOnError = arguments.options.keepOnError
         return registration
     }
 
@@ -239,33 +241,18 @@ struct InstallCommand {
         return try RegisterCommand.run(registration, console: console)
     }
 
-    /// Install's arguments as the install's options: versions.json's defaults where nothing
-    /// was given; every problem here is a usage error.
+    /// Install's arguments as the install's options: the mirrors resolved against versions.json
+    /// (its own where none was given); every problem here is a usage error.
     static func makeOptions(_ arguments: InstallArguments, versions: VersionsFile, environment: [String: String]) throws -> InstallOptions {
         // An unknown or malformed release is a mistake in the command line: exit 64 (README, exit status).
         do { _ = try versions.require(arguments.release) } catch { throw UsageError("\(error)", usage: usage) }
         let mirrors = InstallOptions.mirrorList(given: arguments.mirrors, versions: versions.mirrors)
-        var options = InstallOptions(release: arguments.release, target: arguments.target, mirror: mirrors[0])
-        options.alternativeMirrors = Array(mirrors.dropFirst())
         for mirror in mirrors {
             if let problem = InstallOptions.validateMirror(mirror) { throw UsageError(problem, usage: usage) }
         }
-        if let cache = arguments.yumCache { options.yumCache = cache }
-        if let size = arguments.size { options.imageSize = size; options.sizeGiven = true }
-        if let limit = arguments.speedLimit { options.lowSpeedLimit = limit }
-        if let seconds = arguments.speedTime { options.lowSpeedTime = seconds }
-        options.dryRun = arguments.dryRun
-        options.keepOnError = arguments.keepOnError
-        options.logPath = arguments.log
-        if let cache = arguments.cache { options.cacheDirectory = cache }
-        options.gpgKeyPath = arguments.gpgKey
-        options.ena = arguments.ena
-        options.minimal = arguments.minimal
-        options.updates = arguments.updates
-        options.enaSource = arguments.enaSource
-        options.enaShareDirectory = arguments.enaShare
-        options.stopAfter = arguments.stopAfter
-        if let hold = arguments.hold { options.holdSeconds = hold }
+        var options = arguments.options
+        options.mirror = mirrors[0]
+        options.alternativeMirrors = Array(mirrors.dropFirst())
         options.workDirectory = ToolEnvironment(environment).workDirectory
         return options
     }

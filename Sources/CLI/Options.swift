@@ -21,8 +21,10 @@ struct Option<Values>: @unchecked Sendable {
     /// A check against the other options, once every option is stored (`--stop-after`'s
     /// step must exist with or without `--ena`): the problem, or nil.
     var check: (Values) -> String? = { _ in nil }
-    /// The words that give its setting in `values` again; none when it is not set.
-    let words: (Values) -> [String]
+    /// The words that give its setting in `values` (the first) again; none when it is not
+    /// set, or where it is a setting with a default (the second: the command's defaults) and
+    /// has that value.
+    let words: (Values, Values) -> [String]
 
     var name: String { spec.name }
 
@@ -31,7 +33,7 @@ struct Option<Values>: @unchecked Sendable {
                      section: String = OptionSpec.defaultSection, help: String) -> Option {
         Option(spec: OptionSpec(name, needs: needs, section: section, help: help),
                store: { values, _ in values[keyPath: key] = true },
-               words: { values in values[keyPath: key] ? [name] : [] })
+               words: { values, _ in values[keyPath: key] ? [name] : [] })
     }
 
     /// `--log FILE`: the text as given, once `problem` (nil: none) has accepted it.
@@ -51,7 +53,17 @@ struct Option<Values>: @unchecked Sendable {
                          render: @escaping (T) -> String, parse: @escaping (String) throws -> T) -> Option {
         Option(spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
                store: { values, given in values[keyPath: key] = try given.last.map(parse) },
-               words: { values in values[keyPath: key].map { [name, render($0)] } ?? [] })
+               words: { values, _ in values[keyPath: key].map { [name, render($0)] } ?? [] })
+    }
+
+    /// A setting with a default (`--speed-limit BYTES` into `lowSpeedLimit`, 1000): `parse` and
+    /// `render` as for `value`; passed on only where it differs from the command's default.
+    static func setting<T: Equatable>(_ name: String, _ valueName: String, _ key: WritableKeyPath<Values, T>, needs: String? = nil,
+                                      section: String = OptionSpec.defaultSection, help: String,
+                                      render: @escaping (T) -> String, parse: @escaping (String) throws -> T) -> Option {
+        Option(spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
+               store: { values, given in if let text = given.last { values[keyPath: key] = try parse(text) } },
+               words: { values, defaults in values[keyPath: key] == defaults[keyPath: key] ? [] : [name, render(values[keyPath: key])] })
     }
 
     /// `--mirror URL`, repeatable: every value, in order, each accepted by `problem` first.
@@ -63,7 +75,7 @@ struct Option<Values>: @unchecked Sendable {
                    for text in given { if let message = problem(text) { throw OptionProblem(message) } }
                    values[keyPath: key] = given
                },
-               words: { values in values[keyPath: key].flatMap { [name, $0] } })
+               words: { values, _ in values[keyPath: key].flatMap { [name, $0] } })
     }
 
     /// The same option with `check` run against the other options once all are stored.
@@ -87,7 +99,7 @@ struct Option<Values>: @unchecked Sendable {
         return Option<Outer>(spec: spec,
                              store: { outer, given in try store(&outer[keyPath: key], given) },
                              check: { outer in check(outer[keyPath: key]) },
-                             words: { outer in words(outer[keyPath: key]) })
+                             words: { outer, defaults in words(outer[keyPath: key], defaults[keyPath: key]) })
     }
 }
 
@@ -101,18 +113,26 @@ struct Parsed<Values> {
 /// come from this list.
 struct Options<Values>: @unchecked Sendable {
     var all: [Option<Values>]
-    init(_ all: [Option<Values>]) { self.all = all }
+    /// The command's options value before any option is given.
+    var defaults: Values
+    init(_ all: [Option<Values>], defaults: Values) { self.all = all; self.defaults = defaults }
 
     var specs: [OptionSpec] { all.map(\.spec) }
 
     /// The declared options of these names, in this order.
     func named(_ names: [String]) -> [Option<Values>] { names.compactMap { name in all.first { $0.name == name } } }
 
-    /// Parses `arguments` into `defaults` (see `parseArguments` for the words): stores every
+    /// Every declared option but these, `first` in that order, then the others as declared.
+    func all(except left: Set<String>, first: [String]) -> [Option<Values>] {
+        let rest = all.filter { !left.contains($0.name) }
+        return named(first).filter { !left.contains($0.name) } + rest.filter { !first.contains($0.name) }
+    }
+
+    /// Parses `arguments` into the defaults (see `parseArguments` for the words): stores every
     /// option given, in declaration order, then the words that are not options (`positionals`:
     /// the command's own, throwing `UsageError` for too few or too many), then runs each
     /// option's `check` and checks its `needs`. Every problem is a `UsageError` with `usage`.
-    func parse(_ arguments: [String], into defaults: Values, usage: String,
+    func parse(_ arguments: [String], usage: String,
                positionals: (inout Values, [String]) throws -> Void = { _, _ in }) throws -> Parsed<Values> {
         let specs = self.specs
         let words = try parseArguments(arguments, flags: Set(specs.filter(\.isFlag).map(\.name)),
@@ -138,7 +158,7 @@ struct Options<Values>: @unchecked Sendable {
     }
 
     /// The words that give `values`' settings again, in declaration order.
-    func words(_ values: Values) -> [String] { all.flatMap { $0.words(values) } }
+    func words(_ values: Values) -> [String] { all.flatMap { $0.words(values, defaults) } }
 }
 
 /// Checks shared by several options' declarations.

@@ -42,7 +42,7 @@ struct RPMCommand {
         .text("--group", "ID", \.group, help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
         .list("--extra", "NAME", \.extra, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
         .list("--exclude", "NAME", \.exclude, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
-    ])
+    ], defaults: RPMArguments())
 
     static let spec = CommandSpec(
         name: "rpm",
@@ -85,7 +85,7 @@ struct RPMCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: RPMArguments(), usage: usage) { values, positionals in
+        let args = try options.parse(arguments, usage: usage) { values, positionals in
             guard let action = positionals.first else { throw UsageError("no action given (info, verify, extract, resolve, runtime)", usage: usage) }
             values.action = action
             values.files = Array(positionals.dropFirst())

@@ -111,7 +111,7 @@ struct RegisterCommand {
             """),
         .text("--log", "FILE", \.log, help: "the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)"),
         .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ])
+    ], defaults: RegisterArguments())
 
     static let spec = CommandSpec(
         name: "register",
@@ -166,7 +166,7 @@ struct RegisterCommand {
 
     /// Parses register's words: VERSION, TARGET (or `--volume ID`) and the options.
     static func parse(_ arguments: [String]) throws -> RegisterArguments {
-        try options.parse(arguments, into: RegisterArguments(), usage: usage) { values, given in
+        try options.parse(arguments, usage: usage) { values, given in
             let positionals = given + (values.volume.map { [$0] } ?? [])
             guard positionals.count == 2 else {
                 throw UsageError(positionals.count < 2 ? "register needs VERSION and TARGET (a volume id or a device)" : "unexpected argument '\(positionals[2])'", usage: usage)

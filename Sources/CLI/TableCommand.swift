@@ -27,7 +27,7 @@ struct TableCommand {
             ('?' when it has neither)
             """).checked { $0.from == nil ? "--packages needs --from RESULTS.json" : nil },
         .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ])
+    ], defaults: TableArguments())
 
     static let spec = CommandSpec(
         name: "table",
@@ -42,7 +42,7 @@ struct TableCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: TableArguments(), usage: usage, positionals: noPositionals(usage)).values
+        let args = try options.parse(arguments, usage: usage, positionals: noPositionals(usage)).values
         let entries: [AMIEntry]
         let packages = args.packages
         if let from = args.from {

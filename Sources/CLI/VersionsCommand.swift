@@ -12,7 +12,7 @@ struct VersionsCommand {
     static let options = Options<VersionsArguments>([
         .flag("--json", \.json, help: "print the whole versions table as JSON"),
         .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ])
+    ], defaults: VersionsArguments())
     static let spec = CommandSpec(
         name: "versions",
         summary: "print the versions table: release, GA kernel, ENA eligibility",
@@ -21,7 +21,7 @@ struct VersionsCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, into: VersionsArguments(), usage: usage, positionals: noPositionals(usage)).values
+        let args = try options.parse(arguments, usage: usage, positionals: noPositionals(usage)).values
         let versions = try CLI.loadVersions(args.versions, console: console, usage: usage)
         if args.json {
             let encoder = JSONEncoder()

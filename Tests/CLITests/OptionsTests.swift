@@ -16,14 +16,14 @@ import Testing
     @Test func installsOptionsArriveTypedAndPassOnAsWordsThatParseToTheSame() throws {
         let given = try InstallCommand.parse(Self.everyInstallOption)
         #expect(given.release == "6.9" && given.target == "/x.img")
-        #expect(given.yumCache == .tmpfs(bytes: 512 << 20))
+        #expect(given.options.yumCache == .tmpfs(bytes: 512 << 20))
         #expect(given.mirrors == ["http://a", "file:///b"])
         #expect(given.size == 10 << 30)
-        #expect(given.speedLimit == 2000 && given.speedTime == 45)
-        #expect(given.ena && given.minimal && given.updates && given.keepOnError && given.register)
+        #expect(given.options.lowSpeedLimit == 2000 && given.options.lowSpeedTime == 45)
+        #expect(given.options.ena && given.options.minimal && given.options.updates && given.options.keepOnError && given.register)
         let stopping = try InstallCommand.parse(["6.9", "/x.img", "--ena", "--stop-after", "ena-build", "--hold", "2.5"])
-        #expect(stopping.stopAfter == "ena-build" && stopping.hold == 2.5)
-        #expect(try InstallCommand.parse(Array(InstallCommand.words(stopping).dropFirst())).hold == 2.5)
+        #expect(stopping.options.stopAfter == "ena-build" && stopping.options.holdSeconds == 2.5)
+        #expect(try InstallCommand.parse(Array(InstallCommand.words(stopping).dropFirst())).options.holdSeconds == 2.5)
         #expect(given.registration.region == "eu-west-1" && given.registration.copyTo == ["us-east-1", "ap-northeast-1"])
         #expect(given.registration.buildID == "b-1" && given.registration.results == "/r.json")
         let again = try InstallCommand.parse(Array(InstallCommand.words(given).dropFirst()))
@@ -52,9 +52,9 @@ import Testing
         let batch = try BatchCommand.parse(["6.5=/a.img", "6.9=/b.img", "--updates", "--minimal", "--ena", "--ena-source", "e.tar.gz",
                                             "--size", "4G", "--mirror", "http://m", "--jobs", "2"])
         #expect(batch.pairs == ["6.5=/a.img", "6.9=/b.img"] && batch.jobs == 2)
-        #expect(batch.install.updates && batch.install.minimal && batch.install.ena && batch.install.size == 4 << 30)
+        #expect(batch.install.options.updates && batch.install.options.minimal && batch.install.options.ena && batch.install.size == 4 << 30)
         let shared = BatchCommand.absolutePaths(batch.install)
-        #expect(shared.enaSource == FileManager.default.currentDirectoryPath + "/e.tar.gz")
+        #expect(shared.options.enaSource == FileManager.default.currentDirectoryPath + "/e.tar.gz")
         let old = BatchCommand.installArguments(shared, job: BatchJob(release: "6.5", target: "/a.img"), ena: false,
                                                 log: "/l1", result: "/r1", enaShare: "/s")
         let new = BatchCommand.installArguments(shared, job: BatchJob(release: "6.9", target: "/b.img"), ena: true,
@@ -65,7 +65,18 @@ import Testing
         #expect(newWords.contains("--updates") && newWords.contains("--ena") && newWords.contains("--ena-share"))
         // What an install is started with is what install itself parses back.
         let parsed = try InstallCommand.parse(Array(newWords.dropFirst()))
-        #expect(parsed.updates && parsed.ena && parsed.enaShare == "/s" && parsed.log == "/l2" && parsed.resultJSON == "/r2" && parsed.size == 4 << 30)
+        #expect(parsed.options.updates && parsed.options.ena && parsed.options.enaShareDirectory == "/s" && parsed.options.logPath == "/l2" && parsed.resultJSON == "/r2" && parsed.size == 4 << 30)
+    }
+
+    /// A new install option reaches batch (and every install it starts) with nothing but its
+    /// declaration: batch lists every install option except those it sets for each install.
+    @Test func everyInstallOptionButTheOnesBatchSetsIsBatchsToo() {
+        let install = Set(InstallCommand.options.all.map(\.name)), batch = Set(BatchCommand.options.all.map(\.name))
+        #expect(install.subtracting(BatchCommand.notShared).isSubset(of: batch))
+        #expect(BatchCommand.notShared.isSubset(of: install), "only install's options are left out")
+        let extra = Option<InstallArguments>.flag("--new-option", \.options.minimal, help: "a newcomer's")
+        let grown = Options(InstallCommand.options.all + [extra], defaults: InstallArguments())
+        #expect(grown.all(except: BatchCommand.notShared, first: BatchCommand.sharedOrder).last?.name == "--new-option")
     }
 
     /// `install --register` hands register a typed registration: register's own declarations
