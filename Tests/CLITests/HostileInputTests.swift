@@ -26,7 +26,8 @@ import Versions
         (["install", "6.9", "/dev/xvdb", "--size", "99999999T"], "size '99999999T' is too big"),
         (["install", "6.9", "/dev/xvdb", "--gpg-key", "/nonexistent/key.asc"], "--gpg-key '/nonexistent/key.asc' is not a readable file"),
         (["install", "6.9", "/dev/xvdb", "--versions", "/nonexistent/v.json"], "--versions '/nonexistent/v.json' is not a readable file"),
-        (["install", "6.9", "/dev/xvdb", "--cache", "/a", "--cache", "/b"], "option '--cache' is given twice ('/a' and '/b')"),  // --mirror may repeat (alternatives)
+        // --mirror may repeat (alternatives); --cache may not.
+        (["install", "6.9", "/dev/xvdb", "--cache", "/a", "--cache", "/b"], "option '--cache' is given twice ('/a' and '/b')"),
         (["install", "6.9", "/dev/xvdb", "--size", "8G", "--size=9G"], "option '--size' is given twice"),
         (["install", "6.9", "/dev/xvdb", "--speed-time", "0"], "--speed-time needs a number of seconds"),
         (["batch", "6.99=/tmp/x.img"], "unknown release '6.99'"),
