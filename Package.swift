@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
     name: "centos6-ami",
     products: [
-        .executable(name: "centos6-ami", targets: ["centos6-ami"]),
+        .executable(name: "centos6-ami", targets: ["centos6-ami"])
     ],
     targets: [
         // Host only for `ToolError`, the one shape of the tool's errors.
@@ -30,7 +30,11 @@ let package = Package(
         .target(name: "SBOM", dependencies: ["Host"]),
         .target(name: "VM", dependencies: ["Host"]),
         .target(name: "Install", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "SBOM"]),
-        .target(name: "CLI", dependencies: ["Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "AMI", "Install", "VM", "SBOM"]),
+        .target(
+            name: "CLI",
+            dependencies: [
+                "Host", "Versions", "Disk", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Templates", "ENA", "AMI", "Install", "VM", "SBOM",
+            ]),
         .executableTarget(name: "centos6-ami", dependencies: ["CLI"]),
         // The IMDSv2 service of VM as a process of its own, for the rc.local tests (not installed).
         .executableTarget(name: "imds-serve", dependencies: ["VM"]),
@@ -54,13 +58,20 @@ let package = Package(
         .testTarget(name: "SBOMTests", dependencies: ["SBOM", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // SigV4Vectors: AWS's test-suite files, read from the source tree (SOURCE.md there names where they come from).
         .testTarget(name: "AMITests", dependencies: ["AMI", "Host", "Versions", "VM", "TestSupport"], exclude: ["SigV4Vectors"]),
-        .testTarget(name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "SBOM", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(
+            name: "InstallTests", dependencies: ["Install", "Host", "Versions", "Disk", "Fetch", "RPM", "Repository", "Signature", "SBOM", "TestSupport"],
+            exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "Versions", "Verdict", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "VMTests", dependencies: ["VM", "Host", "TestSupport"]),
         .testTarget(name: "ENATests", dependencies: ["ENA", "Versions", "Host", "TestSupport"], resources: [.copy("Golden")]),
         // Root, loop devices, the test vault, QEMU: enabled by CENTOS6_AMI_INTEGRATION=1 (scripts/test.sh sets it).
         // Depends on the executables so `swift test` builds the binaries the tests drive.
-        .testTarget(name: "IntegrationTests", dependencies: ["centos6-ami", "imds-serve", "CLI", "Install", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Disk", "Host", "Versions", "AMI", "ENA", "VM", "Templates", "SBOM", "TestSupport"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "centos6-ami", "imds-serve", "CLI", "Install", "Fetch", "RPM", "Signature", "Repository", "Verdict", "Disk", "Host", "Versions", "AMI", "ENA",
+                "VM", "Templates", "SBOM", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -82,7 +82,9 @@ public enum AMIError: ToolError, Equatable {
         case let .noBlockURL(endpoint, index):
             return ("endpoint '\(endpoint)' gives no URL for block \(index)", nil, nil)
         case let .filesystemNotClean(partition, status, detail):
-            return ("the filesystem on '\(partition)' is not clean (e2fsck -fn exit \(status): \(detail))", nil, "rebuild the image or repair it with e2fsck -f")
+            return (
+                "the filesystem on '\(partition)' is not clean (e2fsck -fn exit \(status): \(detail))", nil, "rebuild the image or repair it with e2fsck -f"
+            )
         case let .imageCheckFailed(image, check, reason):
             return ("image '\(image)' failed the '\(check)' check", reason, nil)
         case .noKernelInImage:
@@ -92,10 +94,12 @@ public enum AMIError: ToolError, Equatable {
         case let .volumeTooSmall(requested, snapshot):
             return ("'--volume-size \(requested)' is smaller than the snapshot (\(snapshot) GiB)", nil, "give at least \(snapshot)")
         case let .publicAccessBlocked(region, state):
-            return ("image block public access is on in '\(region)' (state '\(state)')",
-                    "EC2 refuses to make any AMI public there. "
-                        + "An account administrator can lift it with 'aws ec2 disable-image-block-public-access --region \(region)' "
-                        + "(it is account-wide and can take up to 10 minutes), or register without '--public'", nil)
+            return (
+                "image block public access is on in '\(region)' (state '\(state)')",
+                "EC2 refuses to make any AMI public there. "
+                    + "An account administrator can lift it with 'aws ec2 disable-image-block-public-access --region \(region)' "
+                    + "(it is account-wide and can take up to 10 minutes), or register without '--public'", nil
+            )
         case let .enaNotInImage(image, reasons):
             return ("'\(image)' cannot boot on Nitro, so it is not registered with ENA support", reasons.joined(separator: "; "), "register it without --ena")
         case let .nameTaken(name, region):

@@ -29,7 +29,8 @@ public struct AMIEntry: Codable, Equatable, Sendable {
 public enum AMITable {
     public static let footnote = "*1 ... ENA driver (ENA Linux 2.9.1) installed; it must be rebuilt when the kernel changes."
     /// For ids whose image was checked to boot on Nitro (results files of `register` on a local device).
-    public static let nitroFootnote = "*2 ... boots on Nitro instance types too (NVMe root volume and ENA driver checked in the image); the others boot on Xen-based types only."
+    public static let nitroFootnote =
+        "*2 ... boots on Nitro instance types too (NVMe root volume and ENA driver checked in the image); the others boot on Xen-based types only."
 
     /// Entries of the shipped versions table, in release order.
     public static func entries(from versions: VersionsFile) -> [AMIEntry] {

@@ -8,7 +8,7 @@
 import Foundation
 import Host
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Why no credentials could be had, and what to do about it.
@@ -51,15 +51,19 @@ public indirect enum CredentialError: ToolError, Equatable, Sendable {
     private var detail: (reason: String, remedy: String?) {
         switch self {
         case let .noneFound(credentialsFile, configFile):
-            return ("none found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --profile (or AWS_PROFILE) naming a profile "
-                + "of \(credentialsFile) or \(configFile) with keys or credential_process, or run on an EC2 instance with an IAM role", nil)
+            return (
+                "none found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give --profile (or AWS_PROFILE) naming a profile "
+                    + "of \(credentialsFile) or \(configFile) with keys or credential_process, or run on an EC2 instance with an IAM role", nil
+            )
         case let .environmentHalfSet(set, missing):
             return ("\(set) is set but \(missing) is not: set both, or unset it to use a profile or the instance role", nil)
         case let .emptyCredentialProcess(profile, file):
             return ("credential_process of profile '\(profile)' in \(file) is empty", nil)
         case let .unresolvedProfileKind(profile, kind):
-            return ("profile '\(profile)' uses \(kind), which centos6-ami does not resolve itself: give that profile a credential_process, "
-                + "or export its keys (eval \"$(aws configure export-credentials --profile \(profile) --format env)\")", nil)
+            return (
+                "profile '\(profile)' uses \(kind), which centos6-ami does not resolve itself: give that profile a credential_process, "
+                    + "or export its keys (eval \"$(aws configure export-credentials --profile \(profile) --format env)\")", nil
+            )
         case let .profileMissing(profile, credentialsFile, configFile):
             return ("profile '\(profile)' is in neither \(credentialsFile) nor \(configFile)", "check --profile / AWS_PROFILE")
         case let .profileWithoutKeys(profile):
@@ -81,8 +85,10 @@ public indirect enum CredentialError: ToolError, Equatable, Sendable {
         case let .badMetadataEndpoint(endpoint):
             return ("AWS_EC2_METADATA_SERVICE_ENDPOINT '\(endpoint)' is not a URL", nil)
         case let .tokenRefused(endpoint, status):
-            return ("the instance metadata service at \(endpoint) answered HTTP \(status) to the IMDSv2 token request",
-                    "check the instance's metadata options (http-tokens, hop limit)")
+            return (
+                "the instance metadata service at \(endpoint) answered HTTP \(status) to the IMDSv2 token request",
+                "check the instance's metadata options (http-tokens, hop limit)"
+            )
         case .noRole:
             return ("this instance has no IAM role (attach an instance profile with ebs:PutSnapshotBlock, or set AWS_ACCESS_KEY_ID / --profile)", nil)
         case .roleListEmpty:
@@ -158,8 +164,10 @@ public struct CredentialChain: Sendable {
     public var imdsTimeout: TimeInterval = 1
     public var now: @Sendable () -> Date = { Date() }
 
-    public init(environment: [String: String], profile: String? = nil, home: String? = nil,
-                runProcess: @escaping @Sendable (Command) -> CommandResult = { ProcessRunner(log: nil).run($0) }) {
+    public init(
+        environment: [String: String], profile: String? = nil, home: String? = nil,
+        runProcess: @escaping @Sendable (Command) -> CommandResult = { ProcessRunner(log: nil).run($0) }
+    ) {
         self.environment = environment
         self.profile = profile
         self.home = home ?? environment["HOME"] ?? NSHomeDirectory()
@@ -198,8 +206,9 @@ public struct CredentialChain: Sendable {
         let id = nonEmpty(env["AWS_ACCESS_KEY_ID"]), secret = nonEmpty(env["AWS_SECRET_ACCESS_KEY"])
         switch (id, secret) {
         case let (id?, secret?):
-            return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: nonEmpty(env["AWS_SESSION_TOKEN"]) ?? nonEmpty(env["AWS_SECURITY_TOKEN"]),
-                                  source: "the environment (AWS_ACCESS_KEY_ID)")
+            return AWSCredentials(
+                accessKeyID: id, secretAccessKey: secret, sessionToken: nonEmpty(env["AWS_SESSION_TOKEN"]) ?? nonEmpty(env["AWS_SECURITY_TOKEN"]),
+                source: "the environment (AWS_ACCESS_KEY_ID)")
         case (nil, nil):
             return nil
         case (_?, nil):
@@ -219,8 +228,10 @@ public struct CredentialChain: Sendable {
         let fromConfig = config[name == "default" ? "default" : "profile \(name)"] ?? (name == "default" ? config["profile default"] : nil)
         for (section, file) in [(fromCredentials, credentialsFile), (fromConfig, configFile)] {
             guard let section, let id = nonEmpty(section["aws_access_key_id"]), let secret = nonEmpty(section["aws_secret_access_key"]) else { continue }
-            return CredentialSource(AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: nonEmpty(section["aws_session_token"]),
-                                                   source: "profile '\(name)' (\(file))"))
+            return CredentialSource(
+                AWSCredentials(
+                    accessKeyID: id, secretAccessKey: secret, sessionToken: nonEmpty(section["aws_session_token"]),
+                    source: "profile '\(name)' (\(file))"))
         }
         for (section, file) in [(fromCredentials, credentialsFile), (fromConfig, configFile)] {
             guard let line = nonEmpty(section?["credential_process"]) else { continue }
@@ -232,7 +243,9 @@ public struct CredentialChain: Sendable {
             _ = try source.current()
             return source
         }
-        let other = [fromCredentials, fromConfig].compactMap { $0 }.flatMap(\.keys).filter { ["role_arn", "sso_session", "sso_start_url", "web_identity_token_file"].contains($0) }
+        let other = [fromCredentials, fromConfig].compactMap { $0 }.flatMap(\.keys).filter {
+            ["role_arn", "sso_session", "sso_start_url", "web_identity_token_file"].contains($0)
+        }
         if let kind = other.first {
             throw CredentialError.unresolvedProfileKind(profile: name, kind: kind)
         }
@@ -416,7 +429,8 @@ public struct IMDSCredentials: Sendable {
             throw CredentialError.roleCredentialsLackKeys(role: role)
         }
         let expiration = (json["Expiration"] as? String).flatMap(CredentialChain.iso8601)
-        return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: json["Token"] as? String, expiration: expiration,
-                              source: "the instance role '\(role)' (IMDSv2)")
+        return AWSCredentials(
+            accessKeyID: id, secretAccessKey: secret, sessionToken: json["Token"] as? String, expiration: expiration,
+            source: "the instance role '\(role)' (IMDSv2)")
     }
 }

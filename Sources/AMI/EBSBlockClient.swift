@@ -7,7 +7,7 @@
 import Foundation
 import Host
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Sends one block of a pending snapshot. The uploader retries what `BlockPutFailure.retryable` says to.
@@ -42,7 +42,8 @@ public struct BlockPutFailure: ToolError, Equatable, Sendable {
     public var reason: String? { message.isEmpty ? nil : message }
     public var remedy: String? {
         guard status == 403 && !refreshCredentials else { return nil }
-        return "check the credentials: centos6-ami signs this call itself, with the aws CLI's chain: AWS_ACCESS_KEY_ID, --profile/AWS_PROFILE, the instance role"
+        return
+            "check the credentials: centos6-ami signs this call itself, with the aws CLI's chain: AWS_ACCESS_KEY_ID, --profile/AWS_PROFILE, the instance role"
     }
 
     static let throttlingCodes: Set<String> = [
@@ -58,11 +59,13 @@ public struct BlockPutFailure: ToolError, Equatable, Sendable {
         guard !(200..<300).contains(status) else { return nil }
         let lower = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        var code = lower["x-amzn-errortype"].map { String($0.split(separator: ":").first ?? "") }
+        var code =
+            lower["x-amzn-errortype"].map { String($0.split(separator: ":").first ?? "") }
             ?? (json?["__type"] as? String) ?? (json?["code"] as? String) ?? (json?["Code"] as? String) ?? ""
         if let hash = code.lastIndex(of: "#") { code = String(code[code.index(after: hash)...]) }
         if code.isEmpty { code = status >= 500 ? "InternalServerError" : "HTTP\(status)" }
-        let message = (json?["message"] as? String) ?? (json?["Message"] as? String)
+        let message =
+            (json?["message"] as? String) ?? (json?["Message"] as? String)
             ?? String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let expired = expiredCodes.contains(code)
         let retryable = status >= 500 || status == 429 || throttlingCodes.contains(code) || expired
@@ -105,7 +108,8 @@ enum HTTPExchange {
             box.withLock { $0 = result }
             done.signal()
         }
-        let task = body.map { session.uploadTask(with: request, from: $0, completionHandler: handler) }
+        let task =
+            body.map { session.uploadTask(with: request, from: $0, completionHandler: handler) }
             ?? session.dataTask(with: request, completionHandler: handler)
         task.resume()
         done.wait()
@@ -151,8 +155,10 @@ public final class EBSBlockClient: SnapshotBlockSender, @unchecked Sendable {
     /// The body is not signed (botocore's EBS model: PutSnapshotBlock is `v4-unsigned-body`): the payload hash
     /// is `UNSIGNED-PAYLOAD`, sent as `x-amz-content-sha256` and signed, so a verifier that re-computes the
     /// signature over http (where botocore would hash the body) takes the header's value, as AWS does.
-    public static func request(endpoint: URL, snapshotID: String, index: Int, checksum: String, credentials: AWSCredentials,
-                               region: String, date: Date) throws -> URLRequest {
+    public static func request(
+        endpoint: URL, snapshotID: String, index: Int, checksum: String, credentials: AWSCredentials,
+        region: String, date: Date
+    ) throws -> URLRequest {
         let base = endpoint.absoluteString.hasSuffix("/") ? String(endpoint.absoluteString.dropLast()) : endpoint.absoluteString
         let path = endpoint.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let resource = "/snapshots/\(SigV4.uriEncode(snapshotID, keepSlash: false))/blocks/\(index)"
@@ -160,10 +166,13 @@ public final class EBSBlockClient: SnapshotBlockSender, @unchecked Sendable {
             throw AMIError.noBlockURL(endpoint: "\(endpoint)", index: index)
         }
         let hostHeader = endpoint.port.map { "\(host):\($0)" } ?? host
-        let headers = [("host", hostHeader), ("x-amz-checksum", checksum), ("x-amz-checksum-algorithm", EBSChecksum.algorithm),
-                       ("x-amz-content-sha256", SigV4.unsignedPayload), ("x-amz-data-length", String(EBSBlocks.blockSize))]
-        let signing = SigV4.sign(method: "PUT", path: (path.isEmpty ? "" : "/" + path) + resource, headers: headers,
-                                 payloadHash: SigV4.unsignedPayload, credentials: credentials, region: region, service: "ebs", date: date)
+        let headers = [
+            ("host", hostHeader), ("x-amz-checksum", checksum), ("x-amz-checksum-algorithm", EBSChecksum.algorithm),
+            ("x-amz-content-sha256", SigV4.unsignedPayload), ("x-amz-data-length", String(EBSBlocks.blockSize)),
+        ]
+        let signing = SigV4.sign(
+            method: "PUT", path: (path.isEmpty ? "" : "/" + path) + resource, headers: headers,
+            payloadHash: SigV4.unsignedPayload, credentials: credentials, region: region, service: "ebs", date: date)
         var request = URLRequest(url: url)
         request.httpMethod = "PUT"
         // The session sets Host itself (the same value, from the URL).
@@ -175,8 +184,9 @@ public final class EBSBlockClient: SnapshotBlockSender, @unchecked Sendable {
     public func putBlock(snapshotID: String, index: Int, block: Data, checksum: String) throws {
         var keys = try credentials.current()
         for attempt in 0..<2 {
-            let request = try EBSBlockClient.request(endpoint: endpoint, snapshotID: snapshotID, index: index, checksum: checksum,
-                                                     credentials: keys, region: region, date: Date())
+            let request = try EBSBlockClient.request(
+                endpoint: endpoint, snapshotID: snapshotID, index: index, checksum: checksum,
+                credentials: keys, region: region, date: Date())
             switch HTTPExchange.perform(session, request, body: block) {
             case let .failure(error):
                 throw BlockPutFailure.classify(transport: error)

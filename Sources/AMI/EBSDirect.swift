@@ -8,7 +8,7 @@ import Fetch
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Which 512 KiB blocks of an image file hold data.
@@ -186,13 +186,17 @@ public enum EBSArgs {
     /// StartSnapshot, tagged in the same call so an interrupted run's snapshot is found by build id.
     /// `timeout` (minutes): AWS cancels a snapshot nobody writes to or completes for that long.
     public static func startSnapshot(volumeSizeGiB: Int, description: String, tags: [Tag], timeoutMinutes: Int = 60) -> [String] {
-        ["--volume-size", String(volumeSizeGiB), "--description", description, "--tags", EC2Args.json(tags),
-         "--timeout", String(timeoutMinutes)]
+        [
+            "--volume-size", String(volumeSizeGiB), "--description", description, "--tags", EC2Args.json(tags),
+            "--timeout", String(timeoutMinutes),
+        ]
     }
 
     public static func completeSnapshot(snapshotID: String, changedBlocks: Int, checksum: String) -> [String] {
-        ["--snapshot-id", snapshotID, "--changed-blocks-count", String(changedBlocks), "--checksum", checksum,
-         "--checksum-algorithm", EBSChecksum.algorithm, "--checksum-aggregation-method", EBSChecksum.aggregationMethod]
+        [
+            "--snapshot-id", snapshotID, "--changed-blocks-count", String(changedBlocks), "--checksum", checksum,
+            "--checksum-algorithm", EBSChecksum.algorithm, "--checksum-aggregation-method", EBSChecksum.aggregationMethod,
+        ]
     }
 }
 
@@ -281,8 +285,10 @@ public enum EBSUploader {
     /// Sends every block of `scan` to the pending snapshot `snapshotID`, then completes it (aws CLI) with the
     /// changed-blocks count and the LINEAR aggregate checksum. Throws `AMIError.blockFailed` naming the
     /// block when one still fails after `settings.attempts` (or at once when retrying cannot help); the caller deletes the snapshot.
-    public static func send(image path: String, scan: EBSBlocks.Scan, snapshotID: String, client: EC2Client, sender: any SnapshotBlockSender,
-                            settings: Settings, clock: AMIClock, progress: (UploadProgress) -> Void) throws -> Result {
+    public static func send(
+        image path: String, scan: EBSBlocks.Scan, snapshotID: String, client: EC2Client, sender: any SnapshotBlockSender,
+        settings: Settings, clock: AMIClock, progress: (UploadProgress) -> Void
+    ) throws -> Result {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AMIError.imageUnreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -291,18 +297,22 @@ public enum EBSUploader {
         let sent = Locked<[Int: [UInt8]]>([:])
         // The calling thread reports progress until the workers are done.
         var lastReport = clock.now()
-        try Parallel.forEach(total, workers: settings.jobs, interval: 0.2, whileWaiting: {
-            if clock.now().timeIntervalSince(lastReport) >= settings.progressInterval {
-                progress(UploadProgress(blocksDone: sent.value.count, blocksTotal: total, seconds: clock.now().timeIntervalSince(start)))
-                lastReport = clock.now()
+        try Parallel.forEach(
+            total, workers: settings.jobs, interval: 0.2,
+            whileWaiting: {
+                if clock.now().timeIntervalSince(lastReport) >= settings.progressInterval {
+                    progress(UploadProgress(blocksDone: sent.value.count, blocksTotal: total, seconds: clock.now().timeIntervalSince(start)))
+                    lastReport = clock.now()
+                }
             }
-        }) { items in
+        ) { items in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(EBSBlocks.blockSize), alignment: 4096)
             defer { buffer.deallocate() }
             items.forEach { position in
                 let index = scan.blocks[position]
-                let digest = try sendBlock(index: index, fd: fd, buffer: buffer, snapshotID: snapshotID, sender: sender,
-                                           settings: settings, clock: clock, stop: { items.isStopping })
+                let digest = try sendBlock(
+                    index: index, fd: fd, buffer: buffer, snapshotID: snapshotID, sender: sender,
+                    settings: settings, clock: clock, stop: { items.isStopping })
                 sent.withLock { $0[index] = digest }
             }
         }
@@ -320,8 +330,10 @@ public enum EBSUploader {
     }
 
     /// Reads, hashes (libcrypto's SHA-256: C speed in debug builds too) and sends one block, retrying what may pass next time.
-    static func sendBlock(index: Int, fd: Int32, buffer: UnsafeMutableRawBufferPointer, snapshotID: String, sender: any SnapshotBlockSender,
-                          settings: Settings, clock: AMIClock, stop: () -> Bool) throws -> [UInt8] {
+    static func sendBlock(
+        index: Int, fd: Int32, buffer: UnsafeMutableRawBufferPointer, snapshotID: String, sender: any SnapshotBlockSender,
+        settings: Settings, clock: AMIClock, stop: () -> Bool
+    ) throws -> [UInt8] {
         try EBSBlocks.read(fd: fd, index: index, into: buffer)
         let digest = FastSHA256.digest(UnsafeRawBufferPointer(buffer))
         let checksum = EBSChecksum.base64(digest)

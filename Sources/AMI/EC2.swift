@@ -91,8 +91,10 @@ public enum EC2Args {
 
     /// CreateSnapshot, tagged in the same call so an interrupted run's snapshot is still findable by build id.
     public static func createSnapshot(volumeID: String, description: String, tags: [Tag]) -> [String] {
-        ["--volume-id", volumeID, "--description", description,
-         "--tag-specifications", json([TagSpecification(ResourceType: "snapshot", Tags: tags)])]
+        [
+            "--volume-id", volumeID, "--description", description,
+            "--tag-specifications", json([TagSpecification(ResourceType: "snapshot", Tags: tags)]),
+        ]
     }
 
     public static func describeSnapshots(ids: [String]) -> [String] {
@@ -134,21 +136,28 @@ public enum EC2Args {
 
         /// The root device, backed by the snapshot.
         public var blockDeviceMappings: [BlockDeviceMapping] {
-            [BlockDeviceMapping(DeviceName: rootDeviceName,
-                                Ebs: .init(SnapshotId: snapshotID, VolumeSize: volumeSize, DeleteOnTermination: true, VolumeType: volumeType))]
+            [
+                BlockDeviceMapping(
+                    DeviceName: rootDeviceName,
+                    Ebs: .init(SnapshotId: snapshotID, VolumeSize: volumeSize, DeleteOnTermination: true, VolumeType: volumeType))
+            ]
         }
     }
 
     /// RegisterImage. `--ena-support` only for an image that holds the ENA driver
     /// for its kernel: an instance type that needs ENA would otherwise boot without network.
     public static func registerImage(_ r: RegisterImage) -> [String] {
-        var args = ["--name", r.name, "--description", r.description,
-                    "--architecture", r.architecture,
-                    "--virtualization-type", r.virtualizationType,
-                    "--boot-mode", r.bootMode]
+        var args = [
+            "--name", r.name, "--description", r.description,
+            "--architecture", r.architecture,
+            "--virtualization-type", r.virtualizationType,
+            "--boot-mode", r.bootMode,
+        ]
         if let imds = r.imdsSupport { args += ["--imds-support", imds] }
-        args += ["--root-device-name", r.rootDeviceName,
-                 "--block-device-mappings", json(r.blockDeviceMappings)]
+        args += [
+            "--root-device-name", r.rootDeviceName,
+            "--block-device-mappings", json(r.blockDeviceMappings),
+        ]
         if r.enaSupport { args.append("--ena-support") }
         return args
     }

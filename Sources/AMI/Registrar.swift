@@ -119,8 +119,10 @@ public enum AMIRegistrar {
     static func iso(_ date: Date) -> String { UTCTime.string(date, format: "yyyy-MM-dd'T'HH:mm:ss'Z'") }
 
     public static func tags(name: String, release: String, variant: AMIVariant, options: RegisterOptions) -> [Tag] {
-        [Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
-         Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion)]
+        [
+            Tag("Name", name), Tag(TagKey.buildID, options.buildID), Tag(TagKey.release, release),
+            Tag(TagKey.variant, variant.rawValue), Tag(TagKey.toolVersion, options.toolVersion),
+        ]
             + (options.manifestSHA256.map { [Tag(TagKey.manifestSHA256, $0)] } ?? [])
             + (options.sbomSHA256.map { [Tag(TagKey.sbomSHA256, $0)] } ?? [])
             + (options.bootsOn.map { [Tag(TagKey.bootsOn, $0)] } ?? [])
@@ -137,15 +139,19 @@ public enum AMIRegistrar {
     ///   deleted again, unless `options.keepOnError`; the thrown `StepFailed` names the
     ///   failed step and what was deleted or kept. A check that fails before anything exists
     ///   throws its own error (`publicAccessBlocked`, `volumeTooSmall`, ...).
-    public static func register(target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions,
-                                runner: any CommandRunner, log: Log?) throws -> RegisteredAMI {
+    public static func register(
+        target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions,
+        runner: any CommandRunner, log: Log?
+    ) throws -> RegisteredAMI {
         let client = EC2Client(context: options.aws, runner: runner)
         // The home region decides which copies there are, so it is known before the step list.
         let region = try client.resolvedRegion(environment: options.environment)
-        let run = RegisterRun(target: target, release: release, variant: variant, options: options, region: region,
-                              client: client, cleanup: CleanupStack(log: log), log: log)
-        var engine = StepEngine(steps: steps(target: target, variant: variant, options: options, copyRegions: run.copyRegions),
-                                log: log, cleanup: run.cleanup, runner: runner)
+        let run = RegisterRun(
+            target: target, release: release, variant: variant, options: options, region: region,
+            client: client, cleanup: CleanupStack(log: log), log: log)
+        var engine = StepEngine(
+            steps: steps(target: target, variant: variant, options: options, copyRegions: run.copyRegions),
+            log: log, cleanup: run.cleanup, runner: runner)
         engine.keepOnError = options.keepOnError
         // The engine's report of the failed run's cleanup, read after `run` threw.
         let report = Locked<StepCleanup?>(nil)
@@ -161,15 +167,21 @@ public enum AMIRegistrar {
     /// The steps of one registration: only those the target and the options ask for
     /// (no upload for a volume, no make-public without `makePublic`, one copy step a region).
     /// Nothing is created before `choose-name` has passed; every check comes first.
-    public static func steps(target: RegisterTarget, variant: AMIVariant, options: RegisterOptions,
-                             copyRegions: [String]) -> [Step<RegisterRun>] {
+    public static func steps(
+        target: RegisterTarget, variant: AMIVariant, options: RegisterOptions,
+        copyRegions: [String]
+    ) -> [Step<RegisterRun>] {
         var steps: [Step<RegisterRun>] = [
-            Step("check-image", "the image read-only before any AWS call: its partition table and filesystem, the hygiene gate, where it boots (which decides ENA support)",
-                 run: { try checkImage($0) }),
+            Step(
+                "check-image",
+                "the image read-only before any AWS call: its partition table and filesystem, the hygiene gate, where it boots (which decides ENA support)",
+                run: { try checkImage($0) })
         ]
         if case .image = target {
-            steps.append(Step("scan-image", "the image file's blocks that hold data (512 KiB each, all-zero ones skipped) and the volume size it needs",
-                              run: { try scanImage($0) }))
+            steps.append(
+                Step(
+                    "scan-image", "the image file's blocks that hold data (512 KiB each, all-zero ones skipped) and the volume size it needs",
+                    run: { try scanImage($0) }))
         }
         if options.makePublic {
             steps.append(Step("preflight", "image block public access allows --public in every region, before anything is created", run: { try preflight($0) }))
@@ -182,10 +194,13 @@ public enum AMIRegistrar {
         case .image:
             break
         }
-        steps.append(Step("choose-name", "the AMI's name, free in every region (the build id appended when the plain name is taken)", run: { try chooseName($0) }))
+        steps.append(
+            Step("choose-name", "the AMI's name, free in every region (the build id appended when the plain name is taken)", run: { try chooseName($0) }))
         if case .image = target {
-            steps.append(Step("start-snapshot", "StartSnapshot (EBS direct APIs) of the image's size, tagged with the build id", run: { try startSnapshot($0) }))
-            steps.append(Step("upload-image", "PutSnapshotBlock for every block that holds data, each with its SHA-256; CompleteSnapshot", run: { try uploadImage($0) }))
+            steps.append(
+                Step("start-snapshot", "StartSnapshot (EBS direct APIs) of the image's size, tagged with the build id", run: { try startSnapshot($0) }))
+            steps.append(
+                Step("upload-image", "PutSnapshotBlock for every block that holds data, each with its SHA-256; CompleteSnapshot", run: { try uploadImage($0) }))
         } else {
             steps.append(Step("create-snapshot", "CreateSnapshot of the volume, tagged with the build id", run: { try createSnapshot($0) }))
         }
@@ -197,9 +212,10 @@ public enum AMIRegistrar {
             steps.append(Step("make-public", "launch permission for everyone (--public)", run: { try makePublic($0) }))
         }
         for region in copyRegions {
-            steps.append(Step("copy-to-\(region)", "CopyImage to \(region), tagged (its snapshot too) and waited for\(options.makePublic ? ", made public" : "")") {
-                try copy($0, to: region)
-            })
+            steps.append(
+                Step("copy-to-\(region)", "CopyImage to \(region), tagged (its snapshot too) and waited for\(options.makePublic ? ", made public" : "")") {
+                    try copy($0, to: region)
+                })
         }
         if let path = options.resultsFile {
             steps.append(Step("record-results", "merge the AMI\(copyRegions.isEmpty ? "" : " and its copies") into '\(path)'", run: { try recordResults($0) }))
@@ -214,8 +230,12 @@ public enum AMIRegistrar {
     /// A volume id this host cannot read is taken on trust, and the log says so.
     static func checkImage(_ run: RegisterRun) throws {
         guard let path = run.options.readable, let read = run.options.readImage else {
-            run.say("warning: '\(run.target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume")
-            if run.variant == .ena { run.say("warning: '\(run.target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") }
+            run.say(
+                "warning: '\(run.target)' cannot be read from this host, so it was not checked for host keys, authorized_keys, histories, net rules or logs; check the image with 'centos6-ami inspect' before it becomes a volume"
+            )
+            if run.variant == .ena {
+                run.say("warning: '\(run.target)' is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust")
+            }
             return
         }
         let reading = try read(path)
@@ -234,7 +254,8 @@ public enum AMIRegistrar {
         if let wanted = run.options.volumeSize, wanted < scan.volumeSizeGiB {
             throw AMIError.imageTooBig(requested: wanted, needed: scan.volumeSizeGiB)
         }
-        run.say("'\(path)': \(scan.size) bytes (\(scan.volumeSizeGiB) GiB volume), \(scan.blocks.count) blocks of 512 KiB hold data"
+        run.say(
+            "'\(path)': \(scan.size) bytes (\(scan.volumeSizeGiB) GiB volume), \(scan.blocks.count) blocks of 512 KiB hold data"
                 + " (\(scan.zeroBlocksSkipped) all-zero blocks in its data extents skipped)")
         run.scan = scan
     }
@@ -314,11 +335,14 @@ public enum AMIRegistrar {
         let settings = run.options.upload
         let sender = try run.needed(run.blockSender, "the block sender", by: "start-snapshot")
         run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time, SHA-256 by \(FastSHA256.implementation))")
-        let sent = try EBSUploader.send(image: path, scan: scan, snapshotID: snapshotID, client: run.home, sender: sender, settings: settings,
-                                        clock: run.options.clock, progress: { run.say($0.line) })
+        let sent = try EBSUploader.send(
+            image: path, scan: scan, snapshotID: snapshotID, client: run.home, sender: sender, settings: settings,
+            clock: run.options.clock, progress: { run.say($0.line) })
         let megabytes = Double(sent.blocksSent) * Double(EBSBlocks.blockSize) / 1e6
-        run.say(String(format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
-                       sent.blocksSent, megabytes, sent.seconds, sent.seconds > 0 ? megabytes / sent.seconds : 0, sent.aggregateChecksum))
+        run.say(
+            String(
+                format: "uploaded %d blocks (%.1f MB) in %.1f s (%.1f MB/s); snapshot completed with checksum %@",
+                sent.blocksSent, megabytes, sent.seconds, sent.seconds > 0 ? megabytes / sent.seconds : 0, sent.aggregateChecksum))
     }
 
     static func waitForSnapshot(_ run: RegisterRun) throws {
@@ -333,8 +357,9 @@ public enum AMIRegistrar {
         let name = try run.needed(run.name, "the name", by: "choose-name")
         let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
         let snapshotSize = try run.needed(run.snapshotSize, "the snapshot's size", by: "wait-snapshot")
-        var request = EC2Args.RegisterImage(name: name, description: run.description, snapshotID: snapshotID,
-                                            volumeSize: max(run.options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: run.variant == .ena)
+        var request = EC2Args.RegisterImage(
+            name: name, description: run.description, snapshotID: snapshotID,
+            volumeSize: max(run.options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: run.variant == .ena)
         request.imdsSupport = run.options.imdsSupport
         request.bootMode = run.options.bootMode
         // Pushed before the call: if the answer is lost (interrupted, network), the undo finds the AMI by its
@@ -346,8 +371,9 @@ public enum AMIRegistrar {
         }
         let imageID = try home.registerImage(request)
         run.imageID = imageID
-        run.cleanup.amend(pending, to: "image '\(imageID)' in '\(run.region)'",
-                          manual: [home.context.ec2("deregister-image", EC2Args.deregisterImage(id: imageID)).shellLine])
+        run.cleanup.amend(
+            pending, to: "image '\(imageID)' in '\(run.region)'",
+            manual: [home.context.ec2("deregister-image", EC2Args.deregisterImage(id: imageID)).shellLine])
         run.say("registered '\(imageID)' ('\(name)') in '\(run.region)'")
     }
 
@@ -372,9 +398,11 @@ public enum AMIRegistrar {
         let tags = try run.tags()
         let there = run.client.inRegion(region)
         let copyID = try there.copyImage(sourceImageID: imageID, sourceRegion: run.region, name: name, description: run.description)
-        run.cleanup.push("copy '\(copyID)' in '\(region)'",
-                         manual: [there.context.ec2("deregister-image", EC2Args.deregisterImage(id: copyID)).shellLine + "  # and its snapshot"],
-                         onlyOnFailure: true) {
+        run.cleanup.push(
+            "copy '\(copyID)' in '\(region)'",
+            manual: [there.context.ec2("deregister-image", EC2Args.deregisterImage(id: copyID)).shellLine + "  # and its snapshot"],
+            onlyOnFailure: true
+        ) {
             try deregisterAll(client: there, id: copyID, name: nil, keepSnapshots: [])
         }
         run.say("copying '\(imageID)' to '\(region)' as '\(copyID)'")
@@ -384,9 +412,10 @@ public enum AMIRegistrar {
             try? there.createTags(resources: [copySnapshot], tags: tags)
         }
         if run.options.makePublic { try there.makePublic(imageID: copyID) }
-        var record = AMIRecord(release: run.release, region: region, variant: run.variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
-                               name: name, date: iso(run.options.date), buildId: run.options.buildID, copiedFrom: imageID,
-                               public: run.options.makePublic, bootsOn: run.options.bootsOn)
+        var record = AMIRecord(
+            release: run.release, region: region, variant: run.variant, amiId: copyID, snapshotId: image.snapshotIDs.first ?? "",
+            name: name, date: iso(run.options.date), buildId: run.options.buildID, copiedFrom: imageID,
+            public: run.options.makePublic, bootsOn: run.options.bootsOn)
         record.manifest = run.options.manifestPath
         record.sbom = run.options.sbomPath
         run.copies.append(record)
@@ -417,12 +446,14 @@ public enum AMIRegistrar {
         }
         var text: String
         if report.kept {
-            text = "kept what this run created (--keep-on-error): " + created.joined(separator: ", ")
+            text =
+                "kept what this run created (--keep-on-error): " + created.joined(separator: ", ")
                 + "\nremove it with 'centos6-ami cleanup --build-id \(buildID)' or by hand with the commands printed above (also in the log)"
         } else {
             text = "deleted what this run created: " + created.joined(separator: ", ")
             if !report.failures.isEmpty {
-                text += "\nsome cleanup failed: " + report.failures.joined(separator: "; ")
+                text +=
+                    "\nsome cleanup failed: " + report.failures.joined(separator: "; ")
                     + "\nrun 'centos6-ami cleanup --build-id \(buildID)' to retry"
             }
         }
@@ -502,8 +533,10 @@ public final class RegisterRun {
     /// copy-to-REGION: one record a copy.
     public internal(set) var copies: [AMIRecord] = []
 
-    init(target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions, region: String,
-         client: EC2Client, cleanup: CleanupStack, log: Log?) {
+    init(
+        target: RegisterTarget, release: String, variant: AMIVariant, options: RegisterOptions, region: String,
+        client: EC2Client, cleanup: CleanupStack, log: Log?
+    ) {
         self.target = target
         self.release = release
         self.variant = variant
@@ -538,15 +571,18 @@ public final class RegisterRun {
     func pushSnapshot(_ id: String) {
         snapshotID = id
         let home = home
-        cleanup.push("snapshot '\(id)' in '\(region)'", manual: [home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: id)).shellLine],
-                     onlyOnFailure: true) { try home.deleteSnapshot(id: id) }
+        cleanup.push(
+            "snapshot '\(id)' in '\(region)'", manual: [home.context.ec2("delete-snapshot", EC2Args.deleteSnapshot(id: id)).shellLine],
+            onlyOnFailure: true
+        ) { try home.deleteSnapshot(id: id) }
     }
 
     /// The AMI and its copies as the results file records them.
     func result() throws -> RegisteredAMI {
-        var primary = AMIRecord(release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI", by: "register-image"),
-                                snapshotId: try needed(snapshotID, "the snapshot", by: snapshotStep), name: try needed(name, "the name", by: "choose-name"),
-                                date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
+        var primary = AMIRecord(
+            release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI", by: "register-image"),
+            snapshotId: try needed(snapshotID, "the snapshot", by: snapshotStep), name: try needed(name, "the name", by: "choose-name"),
+            date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
         primary.manifest = options.manifestPath
         primary.sbom = options.sbomPath
         return RegisteredAMI(primary: primary, copies: copies)

@@ -2,7 +2,7 @@ import Foundation
 import Host
 import Versions
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The two images a release can have: without and with the ENA driver (the README's `(*1)`).
@@ -33,8 +33,10 @@ public struct AMIRecord: Codable, Equatable, Sendable {
     /// Where the image boots (`xen,nitro`, `xen`), when `register` read it from the image; nil when taken on trust.
     public var bootsOn: String?
 
-    public init(release: String, region: String, variant: AMIVariant, amiId: String, snapshotId: String, name: String,
-                date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false, bootsOn: String? = nil) {
+    public init(
+        release: String, region: String, variant: AMIVariant, amiId: String, snapshotId: String, name: String,
+        date: String, buildId: String, copiedFrom: String? = nil, public isPublic: Bool = false, bootsOn: String? = nil
+    ) {
         self.bootsOn = bootsOn
         self.release = release
         self.region = region
@@ -120,7 +122,9 @@ public struct ResultsFile: Codable, Equatable, Sendable {
         guard fd >= 0 else { throw AMIError.resultsFile(path: path, reason: "cannot open lock '\(lockPath)': \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // Another run holding it now is fine (merge waits); only a lock that cannot be taken at all is not.
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN) } else if errno != EWOULDBLOCK {
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+        } else if errno != EWOULDBLOCK {
             throw AMIError.resultsFile(path: path, reason: "cannot lock '\(lockPath)': \(String(cString: strerror(errno)))")
         }
     }

@@ -9,7 +9,7 @@ import Fetch
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SHA-256 for the upload and the signer: `Checksum.digest` (the host's libcrypto
@@ -101,8 +101,10 @@ public enum SigV4 {
     /// The canonical request. `headers` are the signed ones (any case; several values of a name joined by `,`).
     public static func canonicalRequest(method: String, path: String, query: String, headers: [(String, String)], payloadHash: String) -> String {
         let (canonical, signed) = canonicalHeaders(headers)
-        return [method.uppercased(), uriEncode(path.isEmpty ? "/" : path, keepSlash: true), canonicalQuery(query),
-                canonical + "\n", signed, payloadHash].joined(separator: "\n")
+        return [
+            method.uppercased(), uriEncode(path.isEmpty ? "/" : path, keepSlash: true), canonicalQuery(query),
+            canonical + "\n", signed, payloadHash,
+        ].joined(separator: "\n")
     }
 
     /// (`name:value` lines sorted by name, `name;name`).
@@ -136,16 +138,19 @@ public enum SigV4 {
 
     /// What signing adds to a request: `X-Amz-Date`, `X-Amz-Security-Token` (temporary credentials)
     /// and `Authorization`. Every header in `headers` plus those two is signed; `host` must be among them.
-    public static func sign(method: String, path: String, query: String = "", headers: [(String, String)], payloadHash: String,
-                            credentials: AWSCredentials, region: String, service: String, date: Date) -> [(String, String)] {
+    public static func sign(
+        method: String, path: String, query: String = "", headers: [(String, String)], payloadHash: String,
+        credentials: AWSCredentials, region: String, service: String, date: Date
+    ) -> [(String, String)] {
         let stamp = timestamp(date)
         var added = [("X-Amz-Date", stamp)]
         if let token = credentials.sessionToken { added.append(("X-Amz-Security-Token", token)) }
         let all = headers + added
         let canonical = canonicalRequest(method: method, path: path, query: query, headers: all, payloadHash: payloadHash)
         let scope = scope(timestamp: stamp, region: region, service: service)
-        let signature = signature(secret: credentials.secretAccessKey, timestamp: stamp, region: region, service: service,
-                                  stringToSign: stringToSign(timestamp: stamp, scope: scope, canonicalRequest: canonical))
+        let signature = signature(
+            secret: credentials.secretAccessKey, timestamp: stamp, region: region, service: service,
+            stringToSign: stringToSign(timestamp: stamp, scope: scope, canonicalRequest: canonical))
         let signed = canonicalHeaders(all).1
         return added + [("Authorization", "\(algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature)")]
     }

@@ -64,9 +64,10 @@ public enum VolumeLocator {
 
     /// The kernel's name of a device path (`/dev/disk/by-id/…` symlinks resolved).
     public static func kernelName(_ device: String) -> String {
-        let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: device)).map { link -> String in
-            link.hasPrefix("/") ? link : ((device as NSString).deletingLastPathComponent as NSString).appendingPathComponent(link)
-        } ?? device
+        let resolved =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: device)).map { link -> String in
+                link.hasPrefix("/") ? link : ((device as NSString).deletingLastPathComponent as NSString).appendingPathComponent(link)
+            } ?? device
         return ((resolved as NSString).standardizingPath as NSString).lastPathComponent
     }
 
@@ -82,7 +83,8 @@ public enum VolumeLocator {
     public static func check(device: String, isVolume id: String, sysfsRoot: String = "/sys") -> DeviceCheck {
         let name = kernelName(device)
         guard let serial = try? String(contentsOfFile: "\(sysfsRoot)/block/\(name)/device/serial", encoding: .utf8),
-              let found = volumeID(fromNVMeSerial: serial) else { return .unknown }
+            let found = volumeID(fromNVMeSerial: serial)
+        else { return .unknown }
         return found == id ? .same : .other(found)
     }
 
@@ -91,7 +93,8 @@ public enum VolumeLocator {
     public static func locate(device: String, sysfsRoot: String = "/sys", instanceID: () throws -> String, client: EC2Client) throws -> String {
         let name = kernelName(device)
         if let serial = try? String(contentsOfFile: "\(sysfsRoot)/block/\(name)/device/serial", encoding: .utf8),
-           let id = volumeID(fromNVMeSerial: serial) {
+            let id = volumeID(fromNVMeSerial: serial)
+        {
             return id
         }
         if name.hasPrefix("loop") {
@@ -106,7 +109,8 @@ public enum VolumeLocator {
         }
         let volumes = try client.describeVolumes(instanceID: instance, devices: attachmentNames(forDevice: device))
         guard volumes.count == 1 else {
-            throw AMIError.volumeNotFound(device: device, detail: "\(volumes.count) volumes attached to '\(instance)' as \(attachmentNames(forDevice: device).joined(separator: " or "))")
+            throw AMIError.volumeNotFound(
+                device: device, detail: "\(volumes.count) volumes attached to '\(instance)' as \(attachmentNames(forDevice: device).joined(separator: " or "))")
         }
         return volumes[0].VolumeId
     }
@@ -117,7 +121,9 @@ public enum VolumeLocator {
         let dir = "\(sysfsRoot)/class/block/\(name)"
         if let dev = try? String(contentsOfFile: dir + "/dev", encoding: .utf8) { numbers.insert(dev.trimmingCharacters(in: .whitespacesAndNewlines)) }
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where entry.hasPrefix(name) {
-            if let dev = try? String(contentsOfFile: "\(dir)/\(entry)/dev", encoding: .utf8) { numbers.insert(dev.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if let dev = try? String(contentsOfFile: "\(dir)/\(entry)/dev", encoding: .utf8) {
+                numbers.insert(dev.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
         }
         return numbers
     }
@@ -156,8 +162,11 @@ public enum InstanceIdentity {
             if id.hasPrefix("i-") { return id }
         }
         let imds = "http://169.254.169.254/latest"
-        let token = try runner.checked(Command("curl", ["-sSf", "--max-time", "3", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", "\(imds)/api/token"])).stdoutText
-        let id = try runner.checked(Command("curl", ["-sSf", "--max-time", "3", "-H", "X-aws-ec2-metadata-token: \(token)", "\(imds)/meta-data/instance-id"])).stdoutText
+        let token = try runner.checked(
+            Command("curl", ["-sSf", "--max-time", "3", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", "\(imds)/api/token"])
+        ).stdoutText
+        let id = try runner.checked(Command("curl", ["-sSf", "--max-time", "3", "-H", "X-aws-ec2-metadata-token: \(token)", "\(imds)/meta-data/instance-id"]))
+            .stdoutText
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard id.hasPrefix("i-") else { throw AMIError.badInstanceID(id) }
         return id

@@ -11,12 +11,14 @@ public struct AMIClock: Sendable {
     }
 
     /// Real time; sleeps in short slices so a ^C is noticed within a fraction of a second.
-    public static let system = AMIClock(now: { Date() }, sleep: { seconds in
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end, !Interruption.shared.isInterrupted {
-            Thread.sleep(forTimeInterval: min(0.2, max(0, end.timeIntervalSinceNow)))
-        }
-    })
+    public static let system = AMIClock(
+        now: { Date() },
+        sleep: { seconds in
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end, !Interruption.shared.isInterrupted {
+                Thread.sleep(forTimeInterval: min(0.2, max(0, end.timeIntervalSinceNow)))
+            }
+        })
 }
 
 /// Our own deadline and progress instead of the aws CLI's fixed waiters
@@ -40,8 +42,10 @@ public enum Waiter {
     /// The loop both waiters share: look, report a changed state, give up at
     /// the deadline, sleep. A "not found" right after creation counts as
     /// pending (eventual consistency); `look` throws for a failed state.
-    static func poll<T>(_ what: String, policy: WaitPolicy, clock: AMIClock, progress: (String) -> Void,
-                        look: () throws -> Look<T>) throws -> T {
+    static func poll<T>(
+        _ what: String, policy: WaitPolicy, clock: AMIClock, progress: (String) -> Void,
+        look: () throws -> Look<T>
+    ) throws -> T {
         let start = clock.now()
         var last = "not yet listed"
         var reported = ""
@@ -68,8 +72,10 @@ public enum Waiter {
     }
 
     /// Polls DescribeSnapshots until `completed`; fails at once on `error`.
-    public static func snapshotCompleted(_ id: String, client: EC2Client, policy: WaitPolicy, clock: AMIClock,
-                                         progress: (String) -> Void) throws -> Snapshot {
+    public static func snapshotCompleted(
+        _ id: String, client: EC2Client, policy: WaitPolicy, clock: AMIClock,
+        progress: (String) -> Void
+    ) throws -> Snapshot {
         try poll("snapshot '\(id)'", policy: policy, clock: clock, progress: progress) {
             let snapshot = try client.describeSnapshot(id: id)
             switch snapshot.State {
@@ -85,8 +91,10 @@ public enum Waiter {
     }
 
     /// Polls DescribeImages until `available`; fails at once on `failed`, `error`, `invalid`, `deregistered`.
-    public static func imageAvailable(_ id: String, client: EC2Client, region: String, policy: WaitPolicy, clock: AMIClock,
-                                      progress: (String) -> Void) throws -> Image {
+    public static func imageAvailable(
+        _ id: String, client: EC2Client, region: String, policy: WaitPolicy, clock: AMIClock,
+        progress: (String) -> Void
+    ) throws -> Image {
         try poll("image '\(id)' in '\(region)'", policy: policy, clock: clock, progress: progress) {
             let image = try client.describeImage(id: id)
             let state = image.State ?? "unknown"

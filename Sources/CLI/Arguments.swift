@@ -26,8 +26,10 @@ public struct ParsedArguments: Equatable {
 /// usage errors naming the option, and so is an option with a value given twice
 /// unless it is in `repeatable` (a silent last-wins would hide a typo in a long
 /// line); a flag may repeat, it means the same.
-public func parseArguments(_ arguments: [String], flags: Set<String> = [], options: Set<String> = [], repeatable: Set<String> = [],
-                           usage: String) throws -> ParsedArguments {
+public func parseArguments(
+    _ arguments: [String], flags: Set<String> = [], options: Set<String> = [], repeatable: Set<String> = [],
+    usage: String
+) throws -> ParsedArguments {
     var parsed = ParsedArguments()
     var index = 0
     var onlyPositionals = false
@@ -51,7 +53,9 @@ public func parseArguments(_ arguments: [String], flags: Set<String> = [], optio
             parsed.flags.insert(name)
         } else if options.contains(name) {
             let value: String
-            if let inlineValue { value = inlineValue } else {
+            if let inlineValue {
+                value = inlineValue
+            } else {
                 guard index < arguments.count else { throw UsageError("option '\(name)' needs a value", usage: usage) }
                 value = arguments[index]
                 index += 1

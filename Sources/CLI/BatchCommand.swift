@@ -34,35 +34,50 @@ struct BatchCommand {
     /// Every other install option reaches every install, declared by install alone.
     static let notShared: Set<String> = ["--ena", "--ena-source", "--ena-share", "--dry-run", "--log", "--hold", "--result-json"]
     /// The order batch's help lists the shared ones in; an option not named here follows, as install declares it.
-    static let sharedOrder = ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
-                              "--keep-on-error", "--minimal", "--updates", "--stop-after", "--register"] + InstallCommand.registerOptions + ["--versions"]
+    static let sharedOrder =
+        [
+            "--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--speed-limit", "--speed-time",
+            "--keep-on-error", "--minimal", "--updates", "--stop-after", "--register",
+        ] + InstallCommand.registerOptions + ["--versions"]
 
     /// Batch's own options, then install's it passes on (stored into `install`, listed under their own heading).
-    static let options = Options<BatchArguments>([
-        .text("--releases", "LIST", \.releases, section: mappingSection, help: "6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with --targets"),
-        .list("--targets", "LIST|DIR", \.targets, section: mappingSection, help: """
-            one target per release, in order (devices or image files,
-            comma-separated), or one directory: DIR/centos6-RELEASE.img each
-            """),
-        .flag("--all", \.all, section: mappingSection, help: "every release of versions.json (6.0-6.10), with --targets"),
-        .flag("--continue", \.continueLast, section: mappingSection, help: """
-            re-run only the installs that did not succeed in the last
-            batch (read from --summary), on the same targets
-            """),
-        .value("--jobs", "N", \.jobs, help: """
-            installs at a time (default: cores, at most one per 2 GiB of
-            memory, at most the number of installs)
-            """, render: String.init, parse: OptionCheck.integer(1...Int.max, "--jobs needs a positive number")),
-        .text("--summary", "FILE", \.summary, help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
-        .text("--log-dir", "DIR", \.logDirectory, help: "where each install's log goes (default \(defaultLogDirectory))"),
-        .flag("--ena", \.install.options.ena, help: """
-            build kmod-ena into each release that can take it (6.6 and later);
-            the others are installed without it (ENA column: no); installs of
-            one release share one build (install --ena-share)
-            """),
-        .text("--ena-source", "FILE|DIR", \.install.options.enaSource, needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
-        .flag("--dry-run", \.dryRun, help: "print the mapping and each install's command; change nothing"),
-    ] + InstallCommand.options.all(except: notShared, first: sharedOrder).map { $0.declared { $0.listed(under: passedSection) }.lifted(\BatchArguments.install) }, defaults: BatchArguments())
+    static let options = Options<BatchArguments>(
+        [
+            .text("--releases", "LIST", \.releases, section: mappingSection, help: "6.8,6.9 or a range 6.0-6.10 (or both: 6.0-6.2,6.9), with --targets"),
+            .list(
+                "--targets", "LIST|DIR", \.targets, section: mappingSection,
+                help: """
+                    one target per release, in order (devices or image files,
+                    comma-separated), or one directory: DIR/centos6-RELEASE.img each
+                    """),
+            .flag("--all", \.all, section: mappingSection, help: "every release of versions.json (6.0-6.10), with --targets"),
+            .flag(
+                "--continue", \.continueLast, section: mappingSection,
+                help: """
+                    re-run only the installs that did not succeed in the last
+                    batch (read from --summary), on the same targets
+                    """),
+            .value(
+                "--jobs", "N", \.jobs,
+                help: """
+                    installs at a time (default: cores, at most one per 2 GiB of
+                    memory, at most the number of installs)
+                    """, render: String.init, parse: OptionCheck.integer(1...Int.max, "--jobs needs a positive number")),
+            .text("--summary", "FILE", \.summary, help: "the JSON summary (default ./\(defaultSummary)); --continue reads it"),
+            .text("--log-dir", "DIR", \.logDirectory, help: "where each install's log goes (default \(defaultLogDirectory))"),
+            .flag(
+                "--ena", \.install.options.ena,
+                help: """
+                    build kmod-ena into each release that can take it (6.6 and later);
+                    the others are installed without it (ENA column: no); installs of
+                    one release share one build (install --ena-share)
+                    """),
+            .text("--ena-source", "FILE|DIR", \.install.options.enaSource, needs: "--ena", help: "with --ena: passed to the installs that build ENA"),
+            .flag("--dry-run", \.dryRun, help: "print the mapping and each install's command; change nothing"),
+        ]
+            + InstallCommand.options.all(except: notShared, first: sharedOrder).map {
+                $0.declared { $0.listed(under: passedSection) }.lifted(\BatchArguments.install)
+            }, defaults: BatchArguments())
 
     static let spec = CommandSpec(
         name: "batch",
@@ -116,8 +131,9 @@ struct BatchCommand {
                 }
                 // The same options as last time unless new ones are given; a password the summary
                 // redacted comes from the environment (or the options given again).
-                let words = try BatchSummary.continueArguments(saved: last.installArguments, given: InstallCommand.options.words(args.install),
-                                                               password: console.tool.mirrorPassword)
+                let words = try BatchSummary.continueArguments(
+                    saved: last.installArguments, given: InstallCommand.options.words(args.install),
+                    password: console.tool.mirrorPassword)
                 args.install = try InstallCommand.options.parse(words, usage: usage).values
                 previous = last
             } else {
@@ -133,12 +149,15 @@ struct BatchCommand {
         let versions = try CLI.loadVersions(shared.versions, console: console, usage: usage)
         jobs = jobs.map { BatchJob(release: $0.release, target: absolute($0.target)) }
         let ena = jobs.map { shared.options.ena && (versions.release($0.release)?.ena.eligible ?? false) }
-        let parallel = args.jobs.map { min($0, jobs.count) }
-            ?? BatchPlan.defaultJobs(cores: ProcessInfo.processInfo.activeProcessorCount,
-                                     memoryBytes: ProcessInfo.processInfo.physicalMemory, count: jobs.count)
+        let parallel =
+            args.jobs.map { min($0, jobs.count) }
+            ?? BatchPlan.defaultJobs(
+                cores: ProcessInfo.processInfo.activeProcessorCount,
+                memoryBytes: ProcessInfo.processInfo.physicalMemory, count: jobs.count)
         if !shared.options.yumCache.isDiscardedAtUnmount, jobs.count > 1 {
             let cache = shared.options.yumCache
-            throw UsageError("--yum-cache '\(cache.argument)' cannot be shared by \(jobs.count) installs; use tmpfs or tmpfs:SIZE (each install gets its own)", usage: usage)
+            throw UsageError(
+                "--yum-cache '\(cache.argument)' cannot be shared by \(jobs.count) installs; use tmpfs or tmpfs:SIZE (each install gets its own)", usage: usage)
         }
 
         console.err("batch: \(jobs.count) install(s), \(parallel) at a time:\n" + BatchPlan.renderMapping(jobs, ena: ena))
@@ -157,10 +176,13 @@ struct BatchCommand {
             // The batch's pid keeps two batches started in the same second apart.
             let log = "\(absolute(logDir))/batch-\(stamp)-\(getpid())-\(index + 1)-\(job.release).log"
             let result = "\(resultDir)/\(index + 1).json"
-            let install = InstallCommand.words(installArguments(shared, job: job, ena: ena[index], log: log, result: result,
-                                                                enaShare: resultDir + "/ena-share"))
-            return BatchJobSpec(job: job, arguments: install, logPath: log, resultPath: result,
-                                kernel: versions.release(job.release)?.kernel ?? "", ena: ena[index])
+            let install = InstallCommand.words(
+                installArguments(
+                    shared, job: job, ena: ena[index], log: log, result: result,
+                    enaShare: resultDir + "/ena-share"))
+            return BatchJobSpec(
+                job: job, arguments: install, logPath: log, resultPath: result,
+                kernel: versions.release(job.release)?.kernel ?? "", ena: ena[index])
         }
         if args.dryRun {
             console.err("batch: dry run: every target passed the preflight; the installs would be:")
@@ -173,15 +195,17 @@ struct BatchCommand {
         let live = isatty(2) == 1 && console.environment["TERM"] != "dumb"
         let passed = InstallCommand.options.words(shared)
         func summarize(_ results: [InstallResult]) -> BatchSummary {
-            var summary = BatchSummary(started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
-                                       installArguments: passed, results: results)
+            var summary = BatchSummary(
+                started: Log.timestamp(started), seconds: Date().timeIntervalSince(started), jobs: parallel,
+                installArguments: passed, results: results)
             if let previous { summary.results = BatchPlan.merge(previous.results, rerun: results) }
             return summary
         }
         // Written as installs finish (what has not run yet says so): a batch killed outright
         // leaves a summary that --continue runs the rest from.
-        let runner = BatchRunner(executable: executable, specs: specs, parallel: parallel, live: live,
-                                 onResults: { results in try? summarize(results).write(to: summaryPath) })
+        let runner = BatchRunner(
+            executable: executable, specs: specs, parallel: parallel, live: live,
+            onResults: { results in try? summarize(results).write(to: summaryPath) })
         let (results, interrupted) = runner.run()
         let summary = summarize(results)
         var written = true
@@ -198,8 +222,10 @@ struct BatchCommand {
     /// One install of the batch: the shared options, its release and target, its log and result
     /// file, and ENA only where the release can take it (installs of one release build kmod-ena
     /// once: the first builds into the share, the others wait and reuse it).
-    static func installArguments(_ shared: InstallArguments, job: BatchJob, ena: Bool, log: String, result: String,
-                                 enaShare: String) -> InstallArguments {
+    static func installArguments(
+        _ shared: InstallArguments, job: BatchJob, ena: Bool, log: String, result: String,
+        enaShare: String
+    ) -> InstallArguments {
         var install = shared
         install.release = job.release
         install.target = job.target
@@ -245,8 +271,10 @@ struct BatchCommand {
     }
 
     /// Install's preflight for every target, plus no target twice; every problem is reported at once.
-    static func preflight(_ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil,
-                          journals: String = RunJournal.directory(workDirectory: ToolEnvironment.defaultWorkDirectory)) throws {
+    static func preflight(
+        _ jobs: [BatchJob], dryRun: Bool, size: UInt64? = nil,
+        journals: String = RunJournal.directory(workDirectory: ToolEnvironment.defaultWorkDirectory)
+    ) throws {
         var problems: [String] = []
         var identities: [[String]] = []
         for job in jobs {
@@ -275,9 +303,12 @@ struct BatchCommand {
         for index in identities.indices where !reported.contains(index) {
             for other in identities.indices where other > index && !reported.contains(other) && !Set(identities[index]).isDisjoint(with: identities[other]) {
                 reported.insert(other)
-                let same = jobs[index].target == jobs[other].target ? "the same path"
+                let same =
+                    jobs[index].target == jobs[other].target
+                    ? "the same path"
                     : "'\(jobs[index].target)' and '\(jobs[other].target)' are the same \(identities[index].contains { $0.hasPrefix("dev-") } || identities[other].contains { $0.hasPrefix("dev-") } ? "disk" : "file")"
-                problems.append(BatchError.duplicateTarget(target: jobs[other].target, releases: [jobs[index].release, jobs[other].release], same: same).description)
+                problems.append(
+                    BatchError.duplicateTarget(target: jobs[other].target, releases: [jobs[index].release, jobs[other].release], same: same).description)
             }
         }
         if !problems.isEmpty { throw BatchError.preflight(problems) }

@@ -4,7 +4,7 @@ import Host
 import VM
 import Verdict
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `boot-test`: the check before registering. Boots the image in QEMU (TCG)
@@ -27,27 +27,35 @@ struct BootTestArguments {
 struct BootTestCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
-    static let options = Options<BootTestArguments>([
-        .value("--key", "FILE", \.key, help: "OpenSSH public key to serve (default: none; the guest then gets 404)",
-               render: { $0 }, parse: publicKey),
-        .value("--timeout", "SECONDS", \.timeout, help: "limit for reaching login: (default 180)", render: OptionCheck.render,
-               parse: OptionCheck.number(Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude, "--timeout needs a positive number of seconds")),
-        .value("--disk", "nvme|ide|virtio", \.disk, help: """
-            how the guest sees its root disk: nvme (an NVMe controller with a
-            'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
-            from the image's boot verdict (as root): nvme when it can boot on
-            Nitro, else ide. The image must find LABEL=/ through its own initramfs.
-            """, render: \.rawValue) { text in
-            guard let disk = DiskInterface(rawValue: text) else { throw OptionProblem("--disk is nvme, ide or virtio") }
-            return disk
-        },
-        .text("--console", "FILE", \.console, help: """
-            where the serial console is written (default IMAGE.console.log;
-            /var/tmp/NAME.console.log for a device)
-            """),
-        .text("--keep-copy", "PATH", \.keepCopy, help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
-        .text("--log", "FILE", \.log, help: "the run's log"),
-    ], defaults: BootTestArguments())
+    static let options = Options<BootTestArguments>(
+        [
+            .value(
+                "--key", "FILE", \.key, help: "OpenSSH public key to serve (default: none; the guest then gets 404)",
+                render: { $0 }, parse: publicKey),
+            .value(
+                "--timeout", "SECONDS", \.timeout, help: "limit for reaching login: (default 180)", render: OptionCheck.render,
+                parse: OptionCheck.number(Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude, "--timeout needs a positive number of seconds")),
+            .value(
+                "--disk", "nvme|ide|virtio", \.disk,
+                help: """
+                    how the guest sees its root disk: nvme (an NVMe controller with a
+                    'vol…' serial, as Nitro attaches EBS volumes), ide or virtio. Default:
+                    from the image's boot verdict (as root): nvme when it can boot on
+                    Nitro, else ide. The image must find LABEL=/ through its own initramfs.
+                    """, render: \.rawValue
+            ) { text in
+                guard let disk = DiskInterface(rawValue: text) else { throw OptionProblem("--disk is nvme, ide or virtio") }
+                return disk
+            },
+            .text(
+                "--console", "FILE", \.console,
+                help: """
+                    where the serial console is written (default IMAGE.console.log;
+                    /var/tmp/NAME.console.log for a device)
+                    """),
+            .text("--keep-copy", "PATH", \.keepCopy, help: "keep the booted copy there (a raw image; it is not clean: do not register it)"),
+            .text("--log", "FILE", \.log, help: "the run's log"),
+        ], defaults: BootTestArguments())
 
     static let spec = CommandSpec(
         name: "boot-test",
@@ -77,7 +85,9 @@ struct BootTestCommand {
     static func publicKey(_ path: String) throws -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw OptionProblem("--key '\(path)' is not a readable file") }
         let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !line.contains("\n"), line.range(of: #"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$"#, options: .regularExpression) != nil else {
+        guard !line.contains("\n"),
+            line.range(of: #"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$"#, options: .regularExpression) != nil
+        else {
             throw OptionProblem("--key '\(path)' is not an OpenSSH public key (one line: 'ssh-ed25519 AAAA... comment')")
         }
         return line
@@ -85,7 +95,9 @@ struct BootTestCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try options.parse(arguments, usage: usage) { values, positionals in
-            guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(positionals[1])'", usage: usage) }
+            guard positionals.count == 1 else {
+                throw UsageError(positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(positionals[1])'", usage: usage)
+            }
             values.image = positionals[0]
         }.values
         let image = args.image, key = args.key
@@ -132,7 +144,8 @@ struct BootTestCommand {
         let port = try server.start()
         defer { server.stop() }
         // Never beside a device node: /dev is no place for a log.
-        let consolePath = args.console
+        let consolePath =
+            args.console
             ?? (image.hasPrefix("/dev/") ? "/var/tmp/\((image as NSString).lastPathComponent).console.log" : image + ".console.log")
         var config = BootConfig(image: copy, serialLog: consolePath, qmpSocket: work + "/qmp.sock", imdsPort: port)
         config.timeout = timeout
@@ -146,16 +159,19 @@ struct BootTestCommand {
             journal?.record(.finished(copy))
             log.say("the booted copy is kept in '\(copy)' (--keep-copy); it holds what the boot left: do not register it")
         }
-        return try conclude(result, image: image, copy: copy, key: key, readyPattern: config.readyPattern, disk: disk,
-                            consolePath: consolePath, console: console, log: log, journal: journal)
+        return try conclude(
+            result, image: image, copy: copy, key: key, readyPattern: config.readyPattern, disk: disk,
+            consolePath: consolePath, console: console, log: log, journal: journal)
     }
 
     /// After the boot: the verdict of the console, then the key read back from the copy.
     /// Kept out of `run` (never inlined): there, the switches over the boot's outcome
     /// crashed the Swift 6.3 optimizer (CopyPropagation) in release builds.
     @inline(never)
-    static func conclude(_ result: BootResult, image: String, copy: String, key: String?, readyPattern: String, disk: DiskInterface,
-                         consolePath: String, console: Console, log: Log, journal: RunJournal?) throws -> Int32 {
+    static func conclude(
+        _ result: BootResult, image: String, copy: String, key: String?, readyPattern: String, disk: DiskInterface,
+        consolePath: String, console: Console, log: Log, journal: RunJournal?
+    ) throws -> Int32 {
         log.say("boot: \(result.summary)")
         guard result.passed else {
             console.err(String(result.console.suffix(2000)))
@@ -174,7 +190,9 @@ struct BootTestCommand {
         guard found.text.trimmingCharacters(in: .whitespacesAndNewlines) == key, found.mode == 0o600 else {
             // Named, never echoed: what an image holds is not the tool's to print.
             let lines = found.text.split(separator: "\n").count
-            log.say("boot-test failed: /home/ec2-user/.ssh/authorized_keys (mode \(String(found.mode, radix: 8)), \(lines) lines) does not hold exactly the served key with mode 600")
+            log.say(
+                "boot-test failed: /home/ec2-user/.ssh/authorized_keys (mode \(String(found.mode, radix: 8)), \(lines) lines) does not hold exactly the served key with mode 600"
+            )
             return ExitCode.failure
         }
         log.say(String(format: "boot-test passed: login: after %.1f s; ec2-user's authorized_keys holds exactly the key", result.secondsToReady ?? 0))
@@ -187,8 +205,10 @@ struct BootTestCommand {
     static func failureLine(_ outcome: WatchOutcome, image: String, readyPattern: String, disk: DiskInterface, consolePath: String) -> String {
         switch outcome {
         case let .failed(pattern, seconds) where QEMU.rootNotFoundPatterns.contains(pattern):
-            return String(format: "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
-                          disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath)
+            return String(
+                format:
+                    "boot-test failed: root filesystem not found: the guest's initramfs found no root device on its %@ disk (%.1f s after start; its kernel or initramfs has no %@ driver?); console in %@",
+                disk.rawValue, seconds, disk == .nvme ? "nvme" : disk.rawValue, consolePath)
         default:
             return "boot-test failed: \(image) did not reach '\(readyPattern)'; console in \(consolePath)"
         }
@@ -214,7 +234,8 @@ struct BootTestCommand {
             // Inside the image only: a symlink to a host file must not be read, let alone printed.
             let path = "/home/ec2-user/.ssh/authorized_keys"
             guard let info = ImageRoot.status(path, in: root), info.st_mode & S_IFMT == S_IFREG,
-                  let text = ImageRoot.text(path, in: root, limit: 1 << 20) else { return nil }
+                let text = ImageRoot.text(path, in: root, limit: 1 << 20)
+            else { return nil }
             return (text, Int(info.st_mode & 0o7777))
         }
     }

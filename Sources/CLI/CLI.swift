@@ -8,9 +8,11 @@ public final class Console: @unchecked Sendable {
     public var out: (String) -> Void
     public var err: (String) -> Void
     public var environment: [String: String]
-    public init(out: @escaping (String) -> Void = { print($0) },
-                err: @escaping (String) -> Void = { Output.stderr(($0 + "\n")) },
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        out: @escaping (String) -> Void = { print($0) },
+        err: @escaping (String) -> Void = { Output.stderr(($0 + "\n")) },
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.out = out
         self.err = err
         self.environment = environment

@@ -16,18 +16,19 @@ struct CleanupArguments {
 struct CleanupCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
-    static let options = Options<CleanupArguments>([
-        .flag("--local", \.local, help: "undo what dead runs left on this host (takes no other option but --log)").checked { values in
-            values.buildID != nil || values.dryRun ? "--local takes no other option but --log" : nil
-        },
-        .text("--build-id", "ID", \.buildID, help: "the build to remove (required without --local)") { id in
-            RegisterOptions.isValidBuildID(id) ? nil : "build id '\(id)' is not one register makes"
-        },
-        .list("--region", "R", \.regions, help: "a region to search; repeat for several (or R1,R2)"),
-        .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call"),
-        .flag("--dry-run", \.dryRun, help: "only list what would be removed"),
-        .text("--log", "FILE", \.log, help: "the full log (default: none, progress on stderr)"),
-    ], defaults: CleanupArguments())
+    static let options = Options<CleanupArguments>(
+        [
+            .flag("--local", \.local, help: "undo what dead runs left on this host (takes no other option but --log)").checked { values in
+                values.buildID != nil || values.dryRun ? "--local takes no other option but --log" : nil
+            },
+            .text("--build-id", "ID", \.buildID, help: "the build to remove (required without --local)") { id in
+                RegisterOptions.isValidBuildID(id) ? nil : "build id '\(id)' is not one register makes"
+            },
+            .list("--region", "R", \.regions, help: "a region to search; repeat for several (or R1,R2)"),
+            .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call"),
+            .flag("--dry-run", \.dryRun, help: "only list what would be removed"),
+            .text("--log", "FILE", \.log, help: "the full log (default: none, progress on stderr)"),
+        ], defaults: CleanupArguments())
 
     static let spec = CommandSpec(
         name: "cleanup",
@@ -88,7 +89,7 @@ struct CleanupCommand {
         guard geteuid() == 0 else { throw UsageError("cleanup --local needs root (it unmounts and detaches loop devices)", usage: usage) }
         let log = try Log(path: logPath, progress: console.err)
         let runner = ProcessRunner(log: log)
-        runner.isUnwinding = true  // cleanup commands run even after a ^C
+        runner.isUnwinding = true // cleanup commands run even after a ^C
         let workDirectory = console.tool.workDirectory
         let directory = RunJournal.directory(workDirectory: workDirectory)
         for live in RunJournal.all(in: directory) where !live.isDead() {
@@ -98,7 +99,11 @@ struct CleanupCommand {
             console.out("cleanup --local: nothing to do; no dead centos6-ami run left anything on this host")
             return ExitCode.success
         }
-        let recovery = LocalRecovery(runner: runner, say: { log.write($0); console.out($0) })
+        let recovery = LocalRecovery(
+            runner: runner,
+            say: {
+                log.write($0); console.out($0)
+            })
         let (actions, problems) = recovery.run(journalDirectory: directory)
         guard problems.isEmpty else {
             console.err("error: cleanup --local could not undo \(problems.count) thing(s); fix them by hand and run it again:")

@@ -17,8 +17,10 @@ public struct OptionSpec: Sendable, Equatable {
 
     public static let defaultSection = "options:"
 
-    public init(_ name: String, _ valueName: String? = nil, repeatable: Bool = false, needs: String? = nil,
-                section: String = OptionSpec.defaultSection, help: String) {
+    public init(
+        _ name: String, _ valueName: String? = nil, repeatable: Bool = false, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String
+    ) {
         self.name = name; self.valueName = valueName; self.repeatable = repeatable
         self.needs = needs; self.help = help; self.section = section
     }

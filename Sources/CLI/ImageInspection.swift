@@ -2,7 +2,7 @@ import AMI
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Looks into a built image file read-only before `register` uploads it.

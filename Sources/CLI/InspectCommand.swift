@@ -21,22 +21,28 @@ struct InspectArguments {
 struct InspectCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
-    static let options = Options<InspectArguments>([
-        .flag("--json", \.json, help: """
-            the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
-            the hygiene findings (hygiene: [{path, what}], null when not checked)
-            """),
-        .value("--sbom", "spdx|cyclonedx", \.sbom, help: """
-            instead: the image's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) on stdout, from
-            its own rpm database, read-only (for images built before install wrote
-            one, or by hand); no package checksums (an image holds no package files)
-            """, render: \.rawValue) { name in
-            guard let format = SBOMFormat(rawValue: name) else { throw OptionProblem("--sbom takes spdx or cyclonedx, not '\(name)'") }
-            return format
-        }.checked { $0.json ? "--sbom and --json: choose one (the SBOM is JSON already)" : nil },
-        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-        .text("--log", "FILE", \.log, help: "the full log (default: none)"),
-    ], defaults: InspectArguments())
+    static let options = Options<InspectArguments>(
+        [
+            .flag(
+                "--json", \.json,
+                help: """
+                    the verdict as JSON (bootsOn, summary, kernel, drivers, reasons) and
+                    the hygiene findings (hygiene: [{path, what}], null when not checked)
+                    """),
+            .value(
+                "--sbom", "spdx|cyclonedx", \.sbom,
+                help: """
+                    instead: the image's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) on stdout, from
+                    its own rpm database, read-only (for images built before install wrote
+                    one, or by hand); no package checksums (an image holds no package files)
+                    """, render: \.rawValue
+            ) { name in
+                guard let format = SBOMFormat(rawValue: name) else { throw OptionProblem("--sbom takes spdx or cyclonedx, not '\(name)'") }
+                return format
+            }.checked { $0.json ? "--sbom and --json: choose one (the SBOM is JSON already)" : nil },
+            .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+            .text("--log", "FILE", \.log, help: "the full log (default: none)"),
+        ], defaults: InspectArguments())
 
     static let spec = CommandSpec(
         name: "inspect",
@@ -67,7 +73,9 @@ struct InspectCommand {
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
         let args = try options.parse(arguments, usage: usage) { values, positionals in
-            guard positionals.count == 1 else { throw UsageError(positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(positionals[1])'", usage: usage) }
+            guard positionals.count == 1 else {
+                throw UsageError(positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(positionals[1])'", usage: usage)
+            }
             values.target = positionals[0]
         }.values
         let target = args.target, sbom = args.sbom
@@ -134,9 +142,10 @@ struct InspectCommand {
             throw RPMDatabaseError.unknownRelease(image: name)
         }
         let base = (name as NSString).lastPathComponent
-        return SBOMInput(imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,
-                         kernel: try? BootVerdict.defaultBootEntry(root: root).kernel, toolVersion: CLI.version,
-                         created: Date(), serial: UUID(), packages: packages)
+        return SBOMInput(
+            imageName: base.hasSuffix(".img") ? String(base.dropLast(4)) : base, release: release,
+            kernel: try? BootVerdict.defaultBootEntry(root: root).kernel, toolVersion: CLI.version,
+            created: Date(), serial: UUID(), packages: packages)
     }
 
     /// Without root: the files the verdict reads (/boot, /etc/redhat-release, the default

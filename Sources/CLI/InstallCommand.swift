@@ -43,94 +43,126 @@ struct InstallCommand {
 
     /// Every option of install, declared once: its parsing, checks, help and the words that
     /// pass it on (batch's installs, `--register`'s registration).
-    static let options = Options<InstallArguments>([
-        .setting("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", \.options.yumCache, help: """
-            where the target's /var/cache/yum lives during the install, so
-            nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
-            tmpfs:SIZE, a block device with a filesystem, or a directory
-            """, render: \.argument) { text in
+    static let options = Options<InstallArguments>(
+        [
+            .setting(
+                "--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", \.options.yumCache,
+                help: """
+                    where the target's /var/cache/yum lives during the install, so
+                    nothing transient lands on the volume: tmpfs (default, \(YumCache.defaultTmpfsBytes >> 20) MiB),
+                    tmpfs:SIZE, a block device with a filesystem, or a directory
+                    """, render: \.argument
+            ) { text in
                 do { return try YumCache.parse(text) } catch { throw OptionProblem("\(error)") }
             },
-        .list("--mirror", "URL", \.mirrors, help: """
-            CentOS vault to download from (http, https or file URL;
-            default from versions.json: https://archive.kernel.org/centos-vault,
-            then its alternatives); repeat it for alternatives, tried in order
-            for a file the first cannot serve (metadata must agree)
-            """, problem: InstallOptions.validateMirror),
-        .value("--size", "SIZE", \.size, help: "size of a new image file (default 8G)", render: sizeArgument) { text in
-            let bytes: UInt64
-            do { bytes = try parseSize(text) } catch { throw OptionProblem("\(error)") }
-            guard bytes >= minimumTargetBytes else { throw OptionProblem("--size must be at least \(minimumTargetBytes >> 30)G") }
-            return bytes
-        },
-        .text("--gpg-key", "FILE", \.options.gpgKeyPath, help: "verify packages with this key instead of the embedded CentOS 6 key",
-              problem: OptionCheck.readableFile("--gpg-key")),
-        .setting("--cache", "DIR", \.options.cacheDirectory, help: """
-            the verified download cache on the builder (default /var/cache/centos6-ami;
-            shared by runs and releases, never on the target)
-            """, render: { $0 }, parse: { $0 }),
-        .flag("--ena", \.options.ena, help: """
-            build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
-            against the release's kernel in a scratch build root on the builder and
-            install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
-            """),
-        .text("--ena-source", "FILE|DIR", \.options.enaSource, needs: "--ena", help: """
-            with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
-            (default: download versions.json's pinned URL); every file of
-            kernel/linux/ena must match versions.json's sha256 list
-            """),
-        .text("--ena-share", "DIR", \.options.enaShareDirectory, needs: "--ena", help: """
-            with --ena (batch passes it): the first install of a release builds
-            kmod-ena into DIR, the others of that release wait for it and reuse it
-            """),
-        .flag("--minimal", \.options.minimal, help: """
-            the original script's package set: no acpid, no ntp (by default both are
-            installed and enabled; ntpd uses the Amazon Time Sync Service)
-            """),
-        .flag("--updates", \.options.updates, help: """
-            also the release's updates repository (<release>/updates/x86_64/, verified
-            like os): the newest kernel and packages of that minor release instead of
-            the GA set versions.json pins
-            """),
-        .setting("--speed-limit", "BYTES", \.options.lowSpeedLimit, help: """
-            a download slower than BYTES per second for --speed-time seconds fails,
-            naming the URL (default 1000, as curl's option of this name)
-            """, render: String.init,
-            parse: OptionCheck.integer(1...Int.max, "--speed-limit needs a whole number of bytes per second (at least 1)")),
-        .setting("--speed-time", "SECONDS", \.options.lowSpeedTime, help: "how long a download may stay below --speed-limit (default 30, as curl's)",
-               render: OptionCheck.render, parse: OptionCheck.number(1...3600, "--speed-time needs a number of seconds from 1 to 3600")),
-        .flag("--dry-run", \.options.dryRun, help: "print the full ordered plan, one command per line; change nothing"),
-        .text("--log", "FILE", \.options.logPath, help: "the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)"),
-        .flag("--keep-on-error", \.options.keepOnError, help: "on failure leave mounts and devices in place and print how to clean up"),
-        .text("--stop-after", "STEP", \.options.stopAfter, help: """
-            stop after STEP and unwind normally (for inspection); steps:
-            \(InstallSteps.names(ena: true).joined(separator: ", ")) (the ena-* steps only with --ena)
-            """).checked { values in
+            .list(
+                "--mirror", "URL", \.mirrors,
+                help: """
+                    CentOS vault to download from (http, https or file URL;
+                    default from versions.json: https://archive.kernel.org/centos-vault,
+                    then its alternatives); repeat it for alternatives, tried in order
+                    for a file the first cannot serve (metadata must agree)
+                    """, problem: InstallOptions.validateMirror),
+            .value("--size", "SIZE", \.size, help: "size of a new image file (default 8G)", render: sizeArgument) { text in
+                let bytes: UInt64
+                do { bytes = try parseSize(text) } catch { throw OptionProblem("\(error)") }
+                guard bytes >= minimumTargetBytes else { throw OptionProblem("--size must be at least \(minimumTargetBytes >> 30)G") }
+                return bytes
+            },
+            .text(
+                "--gpg-key", "FILE", \.options.gpgKeyPath, help: "verify packages with this key instead of the embedded CentOS 6 key",
+                problem: OptionCheck.readableFile("--gpg-key")),
+            .setting(
+                "--cache", "DIR", \.options.cacheDirectory,
+                help: """
+                    the verified download cache on the builder (default /var/cache/centos6-ami;
+                    shared by runs and releases, never on the target)
+                    """, render: { $0 }, parse: { $0 }),
+            .flag(
+                "--ena", \.options.ena,
+                help: """
+                    build Amazon's ENA driver (versions.json's pinned version, 6.6 to 6.10 only)
+                    against the release's kernel in a scratch build root on the builder and
+                    install it as the kmod-ena package; adds net.ifnames=0 to the kernel line
+                    """),
+            .text(
+                "--ena-source", "FILE|DIR", \.options.enaSource, needs: "--ena",
+                help: """
+                    with --ena: the ENA release .tar.gz or an extracted amzn-drivers tree
+                    (default: download versions.json's pinned URL); every file of
+                    kernel/linux/ena must match versions.json's sha256 list
+                    """),
+            .text(
+                "--ena-share", "DIR", \.options.enaShareDirectory, needs: "--ena",
+                help: """
+                    with --ena (batch passes it): the first install of a release builds
+                    kmod-ena into DIR, the others of that release wait for it and reuse it
+                    """),
+            .flag(
+                "--minimal", \.options.minimal,
+                help: """
+                    the original script's package set: no acpid, no ntp (by default both are
+                    installed and enabled; ntpd uses the Amazon Time Sync Service)
+                    """),
+            .flag(
+                "--updates", \.options.updates,
+                help: """
+                    also the release's updates repository (<release>/updates/x86_64/, verified
+                    like os): the newest kernel and packages of that minor release instead of
+                    the GA set versions.json pins
+                    """),
+            .setting(
+                "--speed-limit", "BYTES", \.options.lowSpeedLimit,
+                help: """
+                    a download slower than BYTES per second for --speed-time seconds fails,
+                    naming the URL (default 1000, as curl's option of this name)
+                    """, render: String.init,
+                parse: OptionCheck.integer(1...Int.max, "--speed-limit needs a whole number of bytes per second (at least 1)")),
+            .setting(
+                "--speed-time", "SECONDS", \.options.lowSpeedTime, help: "how long a download may stay below --speed-limit (default 30, as curl's)",
+                render: OptionCheck.render, parse: OptionCheck.number(1...3600, "--speed-time needs a number of seconds from 1 to 3600")),
+            .flag("--dry-run", \.options.dryRun, help: "print the full ordered plan, one command per line; change nothing"),
+            .text("--log", "FILE", \.options.logPath, help: "the full log (default /var/log/centos6-ami/install-VERSION-TIMESTAMP-PID.log)"),
+            .flag("--keep-on-error", \.options.keepOnError, help: "on failure leave mounts and devices in place and print how to clean up"),
+            .text(
+                "--stop-after", "STEP", \.options.stopAfter,
+                help: """
+                    stop after STEP and unwind normally (for inspection); steps:
+                    \(InstallSteps.names(ena: true).joined(separator: ", ")) (the ena-* steps only with --ena)
+                    """
+            ).checked { values in
                 guard let stop = values.options.stopAfter else { return nil }
                 let steps = InstallSteps.names(ena: values.options.ena)
                 guard !steps.contains(stop) else { return nil }
                 let enaOnly = InstallSteps.names(ena: true).contains(stop) ? " without --ena" : ""
                 return "unknown step '\(stop)'\(enaOnly) (steps: \(steps.joined(separator: ", ")))"
             },
-        .setting("--hold", "SECONDS", \.options.holdSeconds, needs: "--stop-after", help: "with --stop-after: keep everything mounted this long first",
-               render: OptionCheck.render, parse: OptionCheck.number(0...Double.greatestFiniteMagnitude, "--hold needs a number of seconds")),
-        .flag("--register", \.register, help: """
-            afterwards, register the AMI ('centos6-ami help register'): an attached
-            EBS volume is snapshotted, an image file uploaded through the EBS
-            direct APIs (no builder in AWS needed)
-            """).checked { values in
+            .setting(
+                "--hold", "SECONDS", \.options.holdSeconds, needs: "--stop-after", help: "with --stop-after: keep everything mounted this long first",
+                render: OptionCheck.render, parse: OptionCheck.number(0...Double.greatestFiniteMagnitude, "--hold needs a number of seconds")),
+            .flag(
+                "--register", \.register,
+                help: """
+                    afterwards, register the AMI ('centos6-ami help register'): an attached
+                    EBS volume is snapshotted, an image file uploaded through the EBS
+                    direct APIs (no builder in AWS needed)
+                    """
+            ).checked { values in
                 guard values.register, values.options.stopAfter != nil || values.options.dryRun else { return nil }
                 return "--register makes no sense with --stop-after or --dry-run"
             },
-    ] + RegisterCommand.options.named(registerOptions).map {
-        $0.declared { $0.passedOn(needs: "--register", helpPrefix: "with --register: ") }.lifted(\InstallArguments.registration)
-    } + [
-        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-        .text("--result-json", "FILE", \.resultJSON, help: """
-            write the install's result as JSON to FILE at the end, success or not
-            (batch reads it)
-            """),
-    ], defaults: InstallArguments())
+        ]
+            + RegisterCommand.options.named(registerOptions).map {
+                $0.declared { $0.passedOn(needs: "--register", helpPrefix: "with --register: ") }.lifted(\InstallArguments.registration)
+            } + [
+                .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+                .text(
+                    "--result-json", "FILE", \.resultJSON,
+                    help: """
+                        write the install's result as JSON to FILE at the end, success or not
+                        (batch reads it)
+                        """),
+            ], defaults: InstallArguments())
 
     static let spec = CommandSpec(
         name: "install",
@@ -187,16 +219,24 @@ struct InstallCommand {
         let started = Date(), kernel = (try? versions.require(options.release).kernel) ?? ""
         do {
             let outcome = try execute(options, versions: versions, console: console) { summary, log in
-                try? InstallResult(release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
-                                   seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
-                                   bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons).write(to: resultPath)
+                try? InstallResult(
+                    release: options.release, target: options.target, kernel: summary.kernel, ena: options.ena, result: InstallResult.ok,
+                    seconds: summary.seconds, bytesOnVolume: summary.bytesOnVolume, log: log,
+                    bootsOn: summary.bootVerdict?.bootsOn, bootReasons: summary.bootVerdict?.reasons
+                ).write(to: resultPath)
             }
             return try registerAfterInstall(registration, outcome: outcome, console: console)
         } catch {
-            let interrupted = Interruption.shared.isInterrupted || { if case HostError.interrupted = StepFailed.cause(of: error) { return true }; return false }()
-            try? InstallResult(release: options.release, target: options.target, kernel: kernel, ena: options.ena,
-                               result: interrupted ? InstallResult.interrupted : InstallResult.failed,
-                               seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)").write(to: resultPath)
+            let interrupted =
+                Interruption.shared.isInterrupted
+                || {
+                    if case HostError.interrupted = StepFailed.cause(of: error) { return true }; return false
+                }()
+            try? InstallResult(
+                release: options.release, target: options.target, kernel: kernel, ena: options.ena,
+                result: interrupted ? InstallResult.interrupted : InstallResult.failed,
+                seconds: Date().timeIntervalSince(started), log: options.logPath, error: "\(error)"
+            ).write(to: resultPath)
             throw error
         }
     }
@@ -259,8 +299,10 @@ struct InstallCommand {
 
     /// Runs the install (or prints its plan); `finished` sees the summary and the log before
     /// the final report. What it wrote for `--register` comes back in the outcome.
-    static func execute(_ options: InstallOptions, versions: VersionsFile, console: Console,
-                        finished: ((InstallSummary, String) -> Void)? = nil) throws -> Outcome {
+    static func execute(
+        _ options: InstallOptions, versions: VersionsFile, console: Console,
+        finished: ((InstallSummary, String) -> Void)? = nil
+    ) throws -> Outcome {
         if options.dryRun {
             let printer = DryRunPrinter(echo: console.out)
             let log = try Log(path: nil, progress: { _ in })
@@ -280,8 +322,9 @@ struct InstallCommand {
         let ctx = try InstallContext(options: options, versions: versions, runner: ProcessRunner(log: log), log: log)
         defer { console.err("log: \(logPath)") }
         // Written as resources are taken, so 'cleanup --local' can undo a run that is killed outright.
-        let journal = try RunJournal(directory: RunJournal.directory(workDirectory: options.workDirectory),
-                                     command: "centos6-ami install \(options.release) \(options.target)")
+        let journal = try RunJournal(
+            directory: RunJournal.directory(workDirectory: options.workDirectory),
+            command: "centos6-ami install \(options.release) \(options.target)")
         ctx.journal = journal
         Interruption.shared.childObserver = { pid in journal.record(.child(pid: pid, start: RunJournal.startTime(pid) ?? 0)) }
         defer {
@@ -292,7 +335,8 @@ struct InstallCommand {
         var outcome = Outcome(status: ExitCode.success, log: logFile)
         // A device's manifest goes next to the log; with no log file, under /var/tmp.
         if options.stopAfter == nil {
-            (outcome.manifest, outcome.sbom) = try writeManifest(ctx, logPath: logFile ?? "/var/tmp/centos6-ami-install-\(options.release)-\(Log.fileStamp()).log")
+            (outcome.manifest, outcome.sbom) = try writeManifest(
+                ctx, logPath: logFile ?? "/var/tmp/centos6-ami-install-\(options.release)-\(Log.fileStamp()).log")
         }
         finished?(summary, logPath)
         if options.stopAfter != nil {

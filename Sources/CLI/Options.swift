@@ -29,17 +29,22 @@ struct Option<Values>: @unchecked Sendable {
     var name: String { spec.name }
 
     /// `--ena`: true when given.
-    static func flag(_ name: String, _ key: WritableKeyPath<Values, Bool>, needs: String? = nil,
-                     section: String = OptionSpec.defaultSection, help: String) -> Option {
-        Option(spec: OptionSpec(name, needs: needs, section: section, help: help),
-               store: { values, _ in values[keyPath: key] = true },
-               words: { values, _ in values[keyPath: key] ? [name] : [] })
+    static func flag(
+        _ name: String, _ key: WritableKeyPath<Values, Bool>, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String
+    ) -> Option {
+        Option(
+            spec: OptionSpec(name, needs: needs, section: section, help: help),
+            store: { values, _ in values[keyPath: key] = true },
+            words: { values, _ in values[keyPath: key] ? [name] : [] })
     }
 
     /// `--log FILE`: the text as given, once `problem` (nil: none) has accepted it.
-    static func text(_ name: String, _ valueName: String, _ key: WritableKeyPath<Values, String?>, needs: String? = nil,
-                     section: String = OptionSpec.defaultSection, help: String,
-                     problem: @escaping (String) -> String? = { _ in nil }) -> Option {
+    static func text(
+        _ name: String, _ valueName: String, _ key: WritableKeyPath<Values, String?>, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String,
+        problem: @escaping (String) -> String? = { _ in nil }
+    ) -> Option {
         value(name, valueName, key, needs: needs, section: section, help: help, render: { $0 }) { text in
             if let message = problem(text) { throw OptionProblem(message) }
             return text
@@ -48,34 +53,43 @@ struct Option<Values>: @unchecked Sendable {
 
     /// A typed value: `parse` turns the text into it (throwing `OptionProblem` when it
     /// cannot), `render` writes it back as text that parses to the same value.
-    static func value<T>(_ name: String, _ valueName: String, _ key: WritableKeyPath<Values, T?>, needs: String? = nil,
-                         section: String = OptionSpec.defaultSection, help: String,
-                         render: @escaping (T) -> String, parse: @escaping (String) throws -> T) -> Option {
-        Option(spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
-               store: { values, given in values[keyPath: key] = try given.last.map(parse) },
-               words: { values, _ in values[keyPath: key].map { [name, render($0)] } ?? [] })
+    static func value<T>(
+        _ name: String, _ valueName: String, _ key: WritableKeyPath<Values, T?>, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String,
+        render: @escaping (T) -> String, parse: @escaping (String) throws -> T
+    ) -> Option {
+        Option(
+            spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
+            store: { values, given in values[keyPath: key] = try given.last.map(parse) },
+            words: { values, _ in values[keyPath: key].map { [name, render($0)] } ?? [] })
     }
 
     /// A setting with a default (`--speed-limit BYTES` into `lowSpeedLimit`, 1000): `parse` and
     /// `render` as for `value`; passed on only where it differs from the command's default.
-    static func setting<T: Equatable>(_ name: String, _ valueName: String, _ key: WritableKeyPath<Values, T>, needs: String? = nil,
-                                      section: String = OptionSpec.defaultSection, help: String,
-                                      render: @escaping (T) -> String, parse: @escaping (String) throws -> T) -> Option {
-        Option(spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
-               store: { values, given in if let text = given.last { values[keyPath: key] = try parse(text) } },
-               words: { values, defaults in values[keyPath: key] == defaults[keyPath: key] ? [] : [name, render(values[keyPath: key])] })
+    static func setting<T: Equatable>(
+        _ name: String, _ valueName: String, _ key: WritableKeyPath<Values, T>, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String,
+        render: @escaping (T) -> String, parse: @escaping (String) throws -> T
+    ) -> Option {
+        Option(
+            spec: OptionSpec(name, valueName, needs: needs, section: section, help: help),
+            store: { values, given in if let text = given.last { values[keyPath: key] = try parse(text) } },
+            words: { values, defaults in values[keyPath: key] == defaults[keyPath: key] ? [] : [name, render(values[keyPath: key])] })
     }
 
     /// `--mirror URL`, repeatable: every value, in order, each accepted by `problem` first.
-    static func list(_ name: String, _ valueName: String, _ key: WritableKeyPath<Values, [String]>, needs: String? = nil,
-                     section: String = OptionSpec.defaultSection, help: String,
-                     problem: @escaping (String) -> String? = { _ in nil }) -> Option {
-        Option(spec: OptionSpec(name, valueName, repeatable: true, needs: needs, section: section, help: help),
-               store: { values, given in
-                   for text in given { if let message = problem(text) { throw OptionProblem(message) } }
-                   values[keyPath: key] = given
-               },
-               words: { values, _ in values[keyPath: key].flatMap { [name, $0] } })
+    static func list(
+        _ name: String, _ valueName: String, _ key: WritableKeyPath<Values, [String]>, needs: String? = nil,
+        section: String = OptionSpec.defaultSection, help: String,
+        problem: @escaping (String) -> String? = { _ in nil }
+    ) -> Option {
+        Option(
+            spec: OptionSpec(name, valueName, repeatable: true, needs: needs, section: section, help: help),
+            store: { values, given in
+                for text in given { if let message = problem(text) { throw OptionProblem(message) } }
+                values[keyPath: key] = given
+            },
+            words: { values, _ in values[keyPath: key].flatMap { [name, $0] } })
     }
 
     /// The same option with `check` run against the other options once all are stored.
@@ -96,10 +110,11 @@ struct Option<Values>: @unchecked Sendable {
     /// install's, install's holds the registration it passes on).
     func lifted<Outer>(_ key: WritableKeyPath<Outer, Values>) -> Option<Outer> {
         let store = self.store, check = self.check, words = self.words
-        return Option<Outer>(spec: spec,
-                             store: { outer, given in try store(&outer[keyPath: key], given) },
-                             check: { outer in check(outer[keyPath: key]) },
-                             words: { outer, defaults in words(outer[keyPath: key], defaults[keyPath: key]) })
+        return Option<Outer>(
+            spec: spec,
+            store: { outer, given in try store(&outer[keyPath: key], given) },
+            check: { outer in check(outer[keyPath: key]) },
+            words: { outer, defaults in words(outer[keyPath: key], defaults[keyPath: key]) })
     }
 }
 
@@ -132,12 +147,15 @@ struct Options<Values>: @unchecked Sendable {
     /// option given, in declaration order, then the words that are not options (`positionals`:
     /// the command's own, throwing `UsageError` for too few or too many), then runs each
     /// option's `check` and checks its `needs`. Every problem is a `UsageError` with `usage`.
-    func parse(_ arguments: [String], usage: String,
-               positionals: (inout Values, [String]) throws -> Void = { _, _ in }) throws -> Parsed<Values> {
+    func parse(
+        _ arguments: [String], usage: String,
+        positionals: (inout Values, [String]) throws -> Void = { _, _ in }
+    ) throws -> Parsed<Values> {
         let specs = self.specs
-        let words = try parseArguments(arguments, flags: Set(specs.filter(\.isFlag).map(\.name)),
-                                       options: Set(specs.filter { !$0.isFlag }.map(\.name)),
-                                       repeatable: Set(specs.filter(\.repeatable).map(\.name)), usage: usage)
+        let words = try parseArguments(
+            arguments, flags: Set(specs.filter(\.isFlag).map(\.name)),
+            options: Set(specs.filter { !$0.isFlag }.map(\.name)),
+            repeatable: Set(specs.filter(\.repeatable).map(\.name)), usage: usage)
         let given = Set(words.flags).union(words.values.keys)
         var values = defaults
         do {

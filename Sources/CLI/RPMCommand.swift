@@ -27,22 +27,25 @@ struct RPMArguments {
 struct RPMCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
-    static let options = Options<RPMArguments>([
-        .list("--gpg-key", "KEY", \.gpgKeys, help: """
-            the pinned key (armored or binary OpenPGP public key) instead of the embedded
-            CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE);
-            a file may hold several keys, and the option may be repeated: a package
-            signed by any of them is accepted
-            """),
-        .text("--into", "DIR", \.into, help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
-        .flag("--files", \.listFiles, help: "info: list every file with mode, owner, size and link target"),
-        .flag("--devices", \.devices, help: "extract: create device nodes (root only; skipped and listed by default)"),
-        .text("--repo", "DIR", \.repo, help: "resolve: the repository directory (holding repodata/)"),
-        .list("--seed", "NAME", \.seeds, help: "resolve: a seed package (repeatable)"),
-        .text("--group", "ID", \.group, help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
-        .list("--extra", "NAME", \.extra, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
-        .list("--exclude", "NAME", \.exclude, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
-    ], defaults: RPMArguments())
+    static let options = Options<RPMArguments>(
+        [
+            .list(
+                "--gpg-key", "KEY", \.gpgKeys,
+                help: """
+                    the pinned key (armored or binary OpenPGP public key) instead of the embedded
+                    CentOS 6 key (fingerprint C1DA C52D 1664 E8A4 386D BA43 0946 FCA2 C105 B9DE);
+                    a file may hold several keys, and the option may be repeated: a package
+                    signed by any of them is accepted
+                    """),
+            .text("--into", "DIR", \.into, help: "runtime: verify and unpack the packages rpm needs into DIR (made if missing; must be empty)"),
+            .flag("--files", \.listFiles, help: "info: list every file with mode, owner, size and link target"),
+            .flag("--devices", \.devices, help: "extract: create device nodes (root only; skipped and listed by default)"),
+            .text("--repo", "DIR", \.repo, help: "resolve: the repository directory (holding repodata/)"),
+            .list("--seed", "NAME", \.seeds, help: "resolve: a seed package (repeatable)"),
+            .text("--group", "ID", \.group, help: "resolve: a comps group (e.g. core); its mandatory+default packages"),
+            .list("--extra", "NAME", \.extra, needs: "--group", help: "resolve --group: more names, e.g. kernel-2.6.32-696.el6 (repeatable)"),
+            .list("--exclude", "NAME", \.exclude, needs: "--group", help: "resolve --group: names to leave out (default: postfix)"),
+        ], defaults: RPMArguments())
 
     static let spec = CommandSpec(
         name: "rpm",
@@ -124,8 +127,9 @@ struct RPMCommand {
             do { report = try Payload.extract(verified, into: rest[1], options: ExtractOptions(createDevices: args.devices)) } catch let error as RPMError {
                 throw RPMCommandError.extract(dir: rest[1], reason: "\(error)")
             }
-            console.out("extracted into \(rest[1]): \(report.files) files (\(report.bytes) bytes), \(report.directories) directories, \(report.symlinks) symlinks, \(report.hardLinks) hard links"
-                        + (report.fifos > 0 ? ", \(report.fifos) fifos" : "") + (report.devices > 0 ? ", \(report.devices) device nodes" : ""))
+            console.out(
+                "extracted into \(rest[1]): \(report.files) files (\(report.bytes) bytes), \(report.directories) directories, \(report.symlinks) symlinks, \(report.hardLinks) hard links"
+                    + (report.fifos > 0 ? ", \(report.fifos) fifos" : "") + (report.devices > 0 ? ", \(report.devices) device nodes" : ""))
             for skipped in report.skipped { console.out("skipped (device node or socket; --devices creates device nodes as root): \(skipped)") }
             return ExitCode.success
         case "runtime":
@@ -219,9 +223,19 @@ struct RPMCommand {
             row("Packager", rpm.packager), row("Vendor", rpm.vendor), row("URL", rpm.url), row("Summary", rpm.summary),
         ]
         let present: String
-        do { try rpm.checkPayloadPresent(); present = "present" } catch { present = "MISSING or truncated (\(max(0, rpm.fileSize - rpm.payloadOffset)) bytes in the file)" }
-        lines.append(row("Payload", "\(rpm.payloadFormat), \(rpm.payloadCompressor)-compressed\(rpm.payloadFlags.map { " (flags \($0))" } ?? ""), from byte \(rpm.payloadOffset), \(present)"))
-        lines.append(row("Header", "bytes \(rpm.header.range.lowerBound)..<\(rpm.header.range.upperBound) (\(rpm.header.entries.count) tags); signature header \(rpm.signature.range.lowerBound)..<\(rpm.signature.range.upperBound)"))
+        do { try rpm.checkPayloadPresent(); present = "present" } catch {
+            present = "MISSING or truncated (\(max(0, rpm.fileSize - rpm.payloadOffset)) bytes in the file)"
+        }
+        lines.append(
+            row(
+                "Payload",
+                "\(rpm.payloadFormat), \(rpm.payloadCompressor)-compressed\(rpm.payloadFlags.map { " (flags \($0))" } ?? ""), from byte \(rpm.payloadOffset), \(present)"
+            ))
+        lines.append(
+            row(
+                "Header",
+                "bytes \(rpm.header.range.lowerBound)..<\(rpm.header.range.upperBound) (\(rpm.header.entries.count) tags); signature header \(rpm.signature.range.lowerBound)..<\(rpm.signature.range.upperBound)"
+            ))
         if let d = rpm.payloadDigest { lines.append(row("PayloadDigest", "algo \(d.algorithm) \(d.hex)")) }
         lines.append("Signature tags:")
         for e in rpm.signature.entries {
@@ -285,16 +299,19 @@ struct RPMCommand {
         let resolution: Resolution
         if let group = args.group {
             guard let comps else { throw UsageError("the repository has no comps (group) file", usage: usage) }
-            resolution = try resolver.groupInstallSet(comps: comps, group: group, extra: args.extra,
-                                                      exclude: Set(args.exclude.isEmpty ? ["postfix"] : args.exclude))
+            resolution = try resolver.groupInstallSet(
+                comps: comps, group: group, extra: args.extra,
+                exclude: Set(args.exclude.isEmpty ? ["postfix"] : args.exclude))
         } else {
             resolution = resolver.resolve(seeds: args.seeds.isEmpty ? BootstrapSet.seeds : args.seeds)
         }
         let t2 = Date()
         for p in resolution.packages { console.out(p.nevra) }
-        console.err(String(format: "%d packages in the repository; %d resolved (%.1f MB to download); parse %.3f s, resolve %.3f s",
-                           packages.count, resolution.packages.count, Double(resolution.downloadBytes) / 1e6,
-                           t1.timeIntervalSince(t0), t2.timeIntervalSince(t1)))
+        console.err(
+            String(
+                format: "%d packages in the repository; %d resolved (%.1f MB to download); parse %.3f s, resolve %.3f s",
+                packages.count, resolution.packages.count, Double(resolution.downloadBytes) / 1e6,
+                t1.timeIntervalSince(t0), t2.timeIntervalSince(t1)))
         guard resolution.unresolved.isEmpty else { throw RepositoryError.unresolved(resolution.unresolved) }
         return ExitCode.success
     }

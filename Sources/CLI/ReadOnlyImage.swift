@@ -6,7 +6,7 @@ import Install
 import VM
 import Verdict
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Looks into a built image without changing a byte of it: boot-test's key
@@ -16,17 +16,21 @@ enum ReadOnlyImage {
     /// block device read-only without journal replay (`ro,noload`), runs `body` on
     /// the mount point, and undoes everything before returning.
     /// `checkPartition` runs on partition 1's device before it is mounted.
-    static func with<T>(_ image: String, log: Log, journal: RunJournal? = nil, checkPartition: ((String, CommandRunner) throws -> Void)? = nil,
-                        _ body: (String) throws -> T) throws -> T {
+    static func with<T>(
+        _ image: String, log: Log, journal: RunJournal? = nil, checkPartition: ((String, CommandRunner) throws -> Void)? = nil,
+        _ body: (String) throws -> T
+    ) throws -> T {
         // An empty file or one with no Linux partition is said at once, before any loop device.
         try ImageCheck.check(image)
         let runner = ProcessRunner(log: log)
         let cleanup = CleanupStack(log: log)
-        runner.isUnwinding = true  // read-only checks: let them run even after a ^C
+        runner.isUnwinding = true // read-only checks: let them run even after a ^C
         defer { cleanup.unwind() }
         let work = try TemporaryDirectory.make("ro")
         journal?.record(.workDir(work))
-        cleanup.push("remove \(work)") { rmdir(work + "/root"); rmdir(work) }
+        cleanup.push("remove \(work)") {
+            rmdir(work + "/root"); rmdir(work)
+        }
         var disk = image
         if case .imageFile = try inspectTarget(image) {
             journal?.record(.loopOf(image))

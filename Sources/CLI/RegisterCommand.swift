@@ -40,78 +40,107 @@ struct RegisterCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
     /// Every option of register, declared once (install passes some of them on).
-    static let options = Options<RegisterArguments>([
-        .flag("--ena", \.ena, help: """
-            register with --ena-support and mark it (*1). On a local device or
-            an image file the image's boot verdict decides (read-only, before any
-            AWS call): ENA support exactly when it boots on Nitro (nvme in its
-            initramfs and ena installed), with or without --ena, and --ena on an
-            image that cannot is refused with the reason. For a volume id the
-            verdict cannot be read: --ena is taken on trust (a warning).
-            Only for releases that can have it.
-            """),
-        .text("--region", "R", \.region, help: "region of the volume (default: AWS_REGION / the profile's)"),
-        .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call and used for PutSnapshotBlock (a test endpoint, a VPC endpoint)"),
-        .text("--profile", "NAME", \.profile, help: """
-            the AWS profile (~/.aws/credentials, ~/.aws/config): passed to every aws
-            call and the credentials of the block upload (default: AWS_PROFILE)
-            """),
-        .flag("--public", \.makePublic, help: """
-            make the AMI (and copies) public; checked first against the
-            account's image block public access setting
-            """),
-        .value("--copy-to", "R1,R2", \.copyTo, help: "copy the AMI to these regions (tagged, waited for)",
-               render: { $0.joined(separator: ",") }) { text in
-            let regions = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !regions.isEmpty, regions.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }) else {
-                throw OptionProblem("--copy-to needs a comma-separated list of regions, e.g. us-east-1,eu-west-1")
-            }
-            return regions
-        },
-        .text("--results", "FILE", \.results, help: "results file to merge into (default centos6-ami-results.json)"),
-        .text("--build-id", "ID", \.buildID, help: """
-            tag value and name suffix (default: UTC time + 4 hex digits);
-            letters, digits, '.', '_', '-'
-            """) { id in
-            RegisterOptions.isValidBuildID(id) ? nil : "build id '\(id)' may hold only letters, digits, '.', '_' and '-' (at most 64)"
-        },
-        .value("--imds-support", "v2.0|none", \.imdsSupport, help: "v2.0 (default: IMDSv2 only) or none (account default)",
-               render: { $0 ?? "none" }) { text in
-            switch text {
-            case "v2.0": return "v2.0"
-            case "none": return nil
-            default: throw OptionProblem("--imds-support must be v2.0 or none, not '\(text)'")
-            }
-        },
-        .value("--volume-size", "GIB", \.volumeSize, help: "root volume size of instances (default: the snapshot's size)",
-               render: String.init, parse: OptionCheck.integer(1...16384, "--volume-size needs a whole number of GiB (1-16384)")),
-        .value("--timeout", "MINUTES", \.timeoutMinutes, help: "give up waiting for the snapshot / each image after this (default 60)",
-               render: OptionCheck.render, parse: OptionCheck.number(Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude,
-                                                                     "--timeout needs a positive number of minutes")),
-        .value("--poll", "SECONDS", \.pollSeconds, help: "how often to ask EC2 while waiting (default 15)",
-               render: OptionCheck.render, parse: OptionCheck.number(Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude,
-                                                                     "--poll needs a positive number of seconds")),
-        .flag("--keep-on-error", \.keepOnError, help: "on failure keep the snapshot/AMIs this run made and name them"),
-        .text("--volume", "ID", \.volume, help: "the volume id, given as an option instead of TARGET"),
-        .text("--device", "DEV", \.device, help: """
-            with a volume id: the local device that volume is (checked read-only
-            by the hygiene gate and for --ena); for tests, a loop device
-            """),
-        .flag("--allow-dirty", \.allowDirty, help: "snapshot even with hygiene findings (they are printed as a warning)"),
-        .value("--upload-jobs", "N", \.uploadJobs, help: """
-            image file: PutSnapshotBlock requests in flight at once
-            (default 16)
-            """, render: String.init, parse: OptionCheck.integer(1...256, "--upload-jobs needs a whole number from 1 to 256")),
-        .text("--manifest", "FILE", \.manifest, help: """
-            the build's package manifest
-            (default for an image: IMAGE.manifest.json, if present)
-            """),
-        .text("--sbom", "FILE", \.sbom, help: """
-            the build's SPDX SBOM (default for an image: IMAGE.spdx.json, if present)
-            """),
-        .text("--log", "FILE", \.log, help: "the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)"),
-        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ], defaults: RegisterArguments())
+    static let options = Options<RegisterArguments>(
+        [
+            .flag(
+                "--ena", \.ena,
+                help: """
+                    register with --ena-support and mark it (*1). On a local device or
+                    an image file the image's boot verdict decides (read-only, before any
+                    AWS call): ENA support exactly when it boots on Nitro (nvme in its
+                    initramfs and ena installed), with or without --ena, and --ena on an
+                    image that cannot is refused with the reason. For a volume id the
+                    verdict cannot be read: --ena is taken on trust (a warning).
+                    Only for releases that can have it.
+                    """),
+            .text("--region", "R", \.region, help: "region of the volume (default: AWS_REGION / the profile's)"),
+            .text("--endpoint-url", "URL", \.endpointURL, help: "passed to every aws call and used for PutSnapshotBlock (a test endpoint, a VPC endpoint)"),
+            .text(
+                "--profile", "NAME", \.profile,
+                help: """
+                    the AWS profile (~/.aws/credentials, ~/.aws/config): passed to every aws
+                    call and the credentials of the block upload (default: AWS_PROFILE)
+                    """),
+            .flag(
+                "--public", \.makePublic,
+                help: """
+                    make the AMI (and copies) public; checked first against the
+                    account's image block public access setting
+                    """),
+            .value(
+                "--copy-to", "R1,R2", \.copyTo, help: "copy the AMI to these regions (tagged, waited for)",
+                render: { $0.joined(separator: ",") }
+            ) { text in
+                let regions = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard !regions.isEmpty, regions.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }) else {
+                    throw OptionProblem("--copy-to needs a comma-separated list of regions, e.g. us-east-1,eu-west-1")
+                }
+                return regions
+            },
+            .text("--results", "FILE", \.results, help: "results file to merge into (default centos6-ami-results.json)"),
+            .text(
+                "--build-id", "ID", \.buildID,
+                help: """
+                    tag value and name suffix (default: UTC time + 4 hex digits);
+                    letters, digits, '.', '_', '-'
+                    """
+            ) { id in
+                RegisterOptions.isValidBuildID(id) ? nil : "build id '\(id)' may hold only letters, digits, '.', '_' and '-' (at most 64)"
+            },
+            .value(
+                "--imds-support", "v2.0|none", \.imdsSupport, help: "v2.0 (default: IMDSv2 only) or none (account default)",
+                render: { $0 ?? "none" }
+            ) { text in
+                switch text {
+                case "v2.0": return "v2.0"
+                case "none": return nil
+                default: throw OptionProblem("--imds-support must be v2.0 or none, not '\(text)'")
+                }
+            },
+            .value(
+                "--volume-size", "GIB", \.volumeSize, help: "root volume size of instances (default: the snapshot's size)",
+                render: String.init, parse: OptionCheck.integer(1...16384, "--volume-size needs a whole number of GiB (1-16384)")),
+            .value(
+                "--timeout", "MINUTES", \.timeoutMinutes, help: "give up waiting for the snapshot / each image after this (default 60)",
+                render: OptionCheck.render,
+                parse: OptionCheck.number(
+                    Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude,
+                    "--timeout needs a positive number of minutes")),
+            .value(
+                "--poll", "SECONDS", \.pollSeconds, help: "how often to ask EC2 while waiting (default 15)",
+                render: OptionCheck.render,
+                parse: OptionCheck.number(
+                    Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude,
+                    "--poll needs a positive number of seconds")),
+            .flag("--keep-on-error", \.keepOnError, help: "on failure keep the snapshot/AMIs this run made and name them"),
+            .text("--volume", "ID", \.volume, help: "the volume id, given as an option instead of TARGET"),
+            .text(
+                "--device", "DEV", \.device,
+                help: """
+                    with a volume id: the local device that volume is (checked read-only
+                    by the hygiene gate and for --ena); for tests, a loop device
+                    """),
+            .flag("--allow-dirty", \.allowDirty, help: "snapshot even with hygiene findings (they are printed as a warning)"),
+            .value(
+                "--upload-jobs", "N", \.uploadJobs,
+                help: """
+                    image file: PutSnapshotBlock requests in flight at once
+                    (default 16)
+                    """, render: String.init, parse: OptionCheck.integer(1...256, "--upload-jobs needs a whole number from 1 to 256")),
+            .text(
+                "--manifest", "FILE", \.manifest,
+                help: """
+                    the build's package manifest
+                    (default for an image: IMAGE.manifest.json, if present)
+                    """),
+            .text(
+                "--sbom", "FILE", \.sbom,
+                help: """
+                    the build's SPDX SBOM (default for an image: IMAGE.spdx.json, if present)
+                    """),
+            .text("--log", "FILE", \.log, help: "the full log (default /var/log/centos6-ami/register-VERSION-TIMESTAMP.log)"),
+            .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+        ], defaults: RegisterArguments())
 
     static let spec = CommandSpec(
         name: "register",
@@ -169,7 +198,9 @@ struct RegisterCommand {
         try options.parse(arguments, usage: usage) { values, given in
             let positionals = given + (values.volume.map { [$0] } ?? [])
             guard positionals.count == 2 else {
-                throw UsageError(positionals.count < 2 ? "register needs VERSION and TARGET (a volume id or a device)" : "unexpected argument '\(positionals[2])'", usage: usage)
+                throw UsageError(
+                    positionals.count < 2 ? "register needs VERSION and TARGET (a volume id or a device)" : "unexpected argument '\(positionals[2])'",
+                    usage: usage)
             }
             values.release = positionals[0]
             values.target = positionals[1]
@@ -200,7 +231,7 @@ struct RegisterCommand {
         case let (.device(path), nil): localDevice = path
         case (.device, _?): throw UsageError("--device goes with a volume id, not with a device target", usage: usage)
         case let (.volume, device): localDevice = device
-        case (.image, nil): localDevice = nil  // read through its own loop device before the upload
+        case (.image, nil): localDevice = nil // read through its own loop device before the upload
         case (.image, _?): throw UsageError("--device goes with a volume id, not with an image file", usage: usage)
         }
         if let localDevice, !FileManager.default.fileExists(atPath: localDevice) {
@@ -222,8 +253,10 @@ struct RegisterCommand {
         if case let .volume(id) = target, let device = localDevice {
             switch VolumeLocator.check(device: device, isVolume: id, sysfsRoot: console.tool.sysfsRoot) {
             case .same: deviceCheck = "'\(device)' is \(id) (its NVMe serial says so)"
-            case let .other(found): throw UsageError("--device '\(device)' is \(found), not \(id) (its NVMe serial says so); name the device of \(id)", usage: usage)
-            case .unknown: deviceCheck = "could not check that '\(device)' is \(id): it has no EBS NVMe serial (a Xen instance, or not an EBS volume); taken on trust"
+            case let .other(found):
+                throw UsageError("--device '\(device)' is \(found), not \(id) (its NVMe serial says so); name the device of \(id)", usage: usage)
+            case .unknown:
+                deviceCheck = "could not check that '\(device)' is \(id): it has no EBS NVMe serial (a Xen instance, or not an EBS volume); taken on trust"
             }
         }
         var options = makeOptions(arguments, console: console)
@@ -268,8 +301,9 @@ struct RegisterCommand {
 
     /// Register's arguments as the registrar's options: the defaults where nothing was given.
     static func makeOptions(_ arguments: RegisterArguments, console: Console) -> RegisterOptions {
-        var options = RegisterOptions(aws: AWSContext(region: arguments.region, endpointURL: arguments.endpointURL, profile: arguments.profile),
-                                      buildID: arguments.buildID ?? RegisterOptions.newBuildID(), toolVersion: CLI.version)
+        var options = RegisterOptions(
+            aws: AWSContext(region: arguments.region, endpointURL: arguments.endpointURL, profile: arguments.profile),
+            buildID: arguments.buildID ?? RegisterOptions.newBuildID(), toolVersion: CLI.version)
         options.environment = console.environment
         options.makePublic = arguments.makePublic
         options.keepOnError = arguments.keepOnError
@@ -305,18 +339,22 @@ struct RegisterCommand {
     /// The image read-only, as the registrar's check-image step asks: its partition table
     /// and a filesystem e2fsck finds clean (as boot-test: nothing broken or GPT is uploaded),
     /// an image file's own checks, the hygiene gate, and where it boots.
-    static func readImage(_ readable: String, target: RegisterTarget, release: VersionsFile.Release, allowDirty: Bool,
-                          runner: any CommandRunner, log: Log, journal: RunJournal?) throws -> ImageReading {
+    static func readImage(
+        _ readable: String, target: RegisterTarget, release: VersionsFile.Release, allowDirty: Bool,
+        runner: any CommandRunner, log: Log, journal: RunJournal?
+    ) throws -> ImageReading {
         if case .volume = target { _ = runner.run(Command("blockdev", ["--flushbufs", readable])) }
         try ImageCheck.check(readable)
-        let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) { root -> ([HygieneFinding], BootVerdict) in
+        let (findings, verdict) = try ReadOnlyImage.with(readable, log: log, journal: journal, checkPartition: ReadOnlyImage.requireCleanFilesystem) {
+            root -> ([HygieneFinding], BootVerdict) in
             if case .image = target { try ImageInspection.runChecks(root: root, image: readable) }
             // The hint speaks of the build ("build the image with --ena"), not of register's --ena.
             return (Hygiene.findings(root: root), try BootVerdict.compute(root: root, enaHint: BootVerdict.enaHint(release: release, enaAsked: false)))
         }
         try hygieneGate(findings, target: readable, allowDirty: allowDirty, log: log)
-        return ImageReading(bootsOn: verdict.bootsOn, nitro: verdict.nitro, summary: verdict.summary,
-                            nitroReasons: verdict.reasons.filter { $0.hasPrefix("nitro") })
+        return ImageReading(
+            bootsOn: verdict.bootsOn, nitro: verdict.nitro, summary: verdict.summary,
+            nitroReasons: verdict.reasons.filter { $0.hasPrefix("nitro") })
     }
 
     /// The hygiene gate's verdict on `findings`: refuse with the list and the fix,
@@ -327,7 +365,8 @@ struct RegisterCommand {
             return
         }
         guard allowDirty else { throw HygieneError.dirty(target: target, findings: findings) }
-        log.say("WARNING: --allow-dirty: registering '\(target)' although it holds what a boot or a person left; every instance inherits:\n"
+        log.say(
+            "WARNING: --allow-dirty: registering '\(target)' although it holds what a boot or a person left; every instance inherits:\n"
                 + findings.map { "  \($0.path): \($0.what)" }.joined(separator: "\n"))
     }
 

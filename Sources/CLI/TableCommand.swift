@@ -14,20 +14,25 @@ struct TableArguments {
 struct TableCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
 
-    static let options = Options<TableArguments>([
-        .value("--format", "markdown|json", \.format, help: "markdown (default) or json", render: \.rawValue) { format in
-            guard let known = TableArguments.Format(rawValue: format) else { throw OptionProblem("unknown format '\(format)' (markdown or json)") }
-            return known
-        },
-        .text("--from", "RESULTS.json", \.from, help: "the results file written by 'register' (one table per region)",
-              problem: OptionCheck.readableFile("--from")),
-        .flag("--packages", \.packages, needs: "--from", help: """
-            with --from: a column with each AMI's package count, from the
-            build manifest the results file names, else its SPDX SBOM
-            ('?' when it has neither)
-            """).checked { $0.from == nil ? "--packages needs --from RESULTS.json" : nil },
-        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ], defaults: TableArguments())
+    static let options = Options<TableArguments>(
+        [
+            .value("--format", "markdown|json", \.format, help: "markdown (default) or json", render: \.rawValue) { format in
+                guard let known = TableArguments.Format(rawValue: format) else { throw OptionProblem("unknown format '\(format)' (markdown or json)") }
+                return known
+            },
+            .text(
+                "--from", "RESULTS.json", \.from, help: "the results file written by 'register' (one table per region)",
+                problem: OptionCheck.readableFile("--from")),
+            .flag(
+                "--packages", \.packages, needs: "--from",
+                help: """
+                    with --from: a column with each AMI's package count, from the
+                    build manifest the results file names, else its SPDX SBOM
+                    ('?' when it has neither)
+                    """
+            ).checked { $0.from == nil ? "--packages needs --from RESULTS.json" : nil },
+            .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+        ], defaults: TableArguments())
 
     static let spec = CommandSpec(
         name: "table",

@@ -9,10 +9,11 @@ struct VersionsArguments {
 
 struct VersionsCommand {
     static let subcommand = Subcommand(spec: spec, run: run)
-    static let options = Options<VersionsArguments>([
-        .flag("--json", \.json, help: "print the whole versions table as JSON"),
-        .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
-    ], defaults: VersionsArguments())
+    static let options = Options<VersionsArguments>(
+        [
+            .flag("--json", \.json, help: "print the whole versions table as JSON"),
+            .text("--versions", "FILE", \.versions, help: CommonOptions.versions.help),
+        ], defaults: VersionsArguments())
     static let spec = CommandSpec(
         name: "versions",
         summary: "print the versions table: release, GA kernel, ENA eligibility",
@@ -36,8 +37,9 @@ struct VersionsCommand {
     static func table(_ versions: VersionsFile) -> String {
         var lines = [pad("RELEASE", 8) + pad("KERNEL", 22) + "ENA"]
         for r in versions.releases {
-            lines.append(pad(r.release, 8) + pad(r.kernel, 22) + (r.ena.eligible ? "yes (\(versions.ena.version))" : "no: \(r.ena.reason ?? "")")
-                         + (r.updatesKernel.map { "; updates bring kernel \($0)" } ?? ""))
+            lines.append(
+                pad(r.release, 8) + pad(r.kernel, 22) + (r.ena.eligible ? "yes (\(versions.ena.version))" : "no: \(r.ena.reason ?? "")")
+                    + (r.updatesKernel.map { "; updates bring kernel \($0)" } ?? ""))
         }
         return lines.joined(separator: "\n")
     }

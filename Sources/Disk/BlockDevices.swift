@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What sysfs says about one block device.
@@ -62,8 +62,9 @@ public enum BlockDevices {
         let partitions = children.filter { $0.hasPrefix(name) && FileManager.default.fileExists(atPath: "/sys/block/\(name)/\($0)/partition") }.sorted()
         let sectors = UInt64(read("\(base)/size") ?? "0") ?? 0
         let holders = (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/holders")) ?? []
-        return BlockDeviceInfo(name: name, majorMinor: dev, isPartition: isPartition, parentDisk: parent,
-                               partitions: partitions, sizeBytes: sectors * 512, holders: holders.sorted())
+        return BlockDeviceInfo(
+            name: name, majorMinor: dev, isPartition: isPartition, parentDisk: parent,
+            partitions: partitions, sizeBytes: sectors * 512, holders: holders.sorted())
     }
 
     static func read(_ path: String) -> String? {

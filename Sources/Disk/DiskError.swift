@@ -67,7 +67,9 @@ public enum DiskError: ToolError, Equatable {
         case .notRoot:
             return ("centos6-ami install must run as root (it partitions, formats and mounts the target)", nil, "try 'sudo centos6-ami ...'")
         case let .targetMissing(p):
-            return ("target '\(p)' does not exist (give a whole-disk block device such as /dev/xvdb, or an image file path ending in .img/.raw to create)", nil, nil)
+            return (
+                "target '\(p)' does not exist (give a whole-disk block device such as /dev/xvdb, or an image file path ending in .img/.raw to create)", nil, nil
+            )
         case let .notBlockDeviceOrFile(p):
             return ("target '\(p)' is neither a block device nor a regular image file", nil, nil)
         case let .isPartition(p, disk):
@@ -81,10 +83,15 @@ public enum DiskError: ToolError, Equatable {
         case let .busy(p, reason):
             return ("target '\(p)' is in use by something else (\(reason))", nil, "stop whatever holds it (lsof, dmsetup ls, mdadm) or pick another volume")
         case let .inUseByRun(p, holder):
-            return ("target '\(p)' is in use by another centos6-ami run (\(holder))", nil,
-                    "the same disk or file counts whatever its name (symlink, hard link, loop device); wait for that run to finish or pick another target")
+            return (
+                "target '\(p)' is in use by another centos6-ami run (\(holder))", nil,
+                "the same disk or file counts whatever its name (symlink, hard link, loop device); wait for that run to finish or pick another target"
+            )
         case let .hasSignature(p, found):
-            return ("target '\(p)' already has \(found)", nil, "refusing to overwrite it (wipe it first with 'wipefs -a \(p)' if you are sure, or pick another volume)")
+            return (
+                "target '\(p)' already has \(found)", nil,
+                "refusing to overwrite it (wipe it first with 'wipefs -a \(p)' if you are sure, or pick another volume)"
+            )
         case let .attachedToLoop(p, loop):
             return ("image file '\(p)' is already attached to '\(loop)'", nil, "detach it ('losetup -d \(loop)') or pick another file")
         case let .missingTools(list):
@@ -94,19 +101,25 @@ public enum DiskError: ToolError, Equatable {
         case let .sizeTooLarge(s, maximum):
             return ("size '\(s)' is too big", "CentOS 6's ext4 (no 64bit feature) holds at most \(maximum >> 40)T", "give a smaller size")
         case let .sizeOfExistingFile(p, bytes, requested):
-            return ("image file '\(p)' exists with \(bytes) bytes but --size asks for \(requested)", nil,
-                    "an existing file is used as it is: drop --size, or remove the file to have it made with --size")
+            return (
+                "image file '\(p)' exists with \(bytes) bytes but --size asks for \(requested)", nil,
+                "an existing file is used as it is: drop --size, or remove the file to have it made with --size"
+            )
         case let .noSpaceForImage(p, fs, free, needed):
-            return ("no space left on '\(fs)' for image file '\(p)'",
-                    String(format: "the install writes about %.0f MB into it and the filesystem has %.0f MB free", Double(needed) / 1e6, Double(free) / 1e6),
-                    "free some space or put the image on another filesystem")
+            return (
+                "no space left on '\(fs)' for image file '\(p)'",
+                String(format: "the install writes about %.0f MB into it and the filesystem has %.0f MB free", Double(needed) / 1e6, Double(free) / 1e6),
+                "free some space or put the image on another filesystem"
+            )
         case let .tooSmall(p, bytes, minimum):
             return ("target '\(p)' has \(bytes) bytes", nil, "at least \(minimum) are needed for CentOS 6 (give a bigger volume or --size)")
         case let .yumCache(problem):
             return ("--yum-cache: " + problem.failure, nil, problem.remedy)
         case .vsyscallDisabled:
-            return ("this builder runs with vsyscall=none", "every CentOS 6 binary (glibc 2.12) would crash in the chroot (exit 139)",
-                    "boot the builder with vsyscall=emulate or the default xonly")
+            return (
+                "this builder runs with vsyscall=none", "every CentOS 6 binary (glibc 2.12) would crash in the chroot (exit 139)",
+                "boot the builder with vsyscall=emulate or the default xonly"
+            )
         case let .partitionNodeMissing(p):
             return ("partition node '\(p)' did not appear after partitioning (no udev? tried partx, blockdev --rereadpt and mknod from /sys)", nil, nil)
         }

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A host tool the install runs, and the package that usually provides it
@@ -31,9 +31,11 @@ public struct PreflightFacts: Sendable {
     /// The builder's kernel command line (/proc/cmdline).
     public var kernelCommandLine: String = ""
 
-    public init(isRoot: Bool, target: TargetKind, mounts: [MountEntry] = [], swapNames: [String] = [], rootMajorMinor: String? = nil,
-                partitionMajorMinors: [String: String] = [:], exclusiveOpenFailure: String? = nil, signatures: [String] = [],
-                loopAttachments: [String] = [], missingTools: [HostTool] = []) {
+    public init(
+        isRoot: Bool, target: TargetKind, mounts: [MountEntry] = [], swapNames: [String] = [], rootMajorMinor: String? = nil,
+        partitionMajorMinors: [String: String] = [:], exclusiveOpenFailure: String? = nil, signatures: [String] = [],
+        loopAttachments: [String] = [], missingTools: [HostTool] = []
+    ) {
         self.isRoot = isRoot
         self.target = target
         self.mounts = mounts
@@ -175,7 +177,9 @@ public enum Preflight {
         if stat(path, &st) == 0 {
             let majorMinor = "\(BlockDevices.major(st.st_dev)):\(BlockDevices.minor(st.st_dev))"
             mountPoint = Mounts.current().last { $0.majorMinor == majorMinor }?.mountPoint ?? path
-        } else { mountPoint = path }
+        } else {
+            mountPoint = path
+        }
         return (UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize), mountPoint)
     }
 }

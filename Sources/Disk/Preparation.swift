@@ -8,8 +8,10 @@ public enum Preparation {
     /// (README.md, the format step). `none,` first clears the host's mke2fs.conf defaults
     /// (metadata_csum, 64bit, orphan_file, metadata_csum_seed...), so the set
     /// is the same whatever the builder's e2fsprogs version.
-    public static let ext4Features = ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
-                                      "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize"]
+    public static let ext4Features = [
+        "has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+        "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize",
+    ]
 
     /// sfdisk script: msdos label, one primary Linux partition from 1 MiB (sector 2048) to the end, bootable.
     public static let sfdiskScript = "label: dos\nstart=2048, type=83, bootable\n"
@@ -22,8 +24,12 @@ public enum Preparation {
     /// - Important: erases PARTITION. No zero-filling at build time: lazy inode
     ///   table and journal init, no discard (every written block costs snapshot space).
     public static func mkfs(partition: String, uuid: String) -> Command {
-        Command("mkfs.ext4", ["-q", "-F", "-O", "none," + ext4Features.joined(separator: ","), "-I", "256", "-L", "/", "-U", uuid,
-                              "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", partition])
+        Command(
+            "mkfs.ext4",
+            [
+                "-q", "-F", "-O", "none," + ext4Features.joined(separator: ","), "-I", "256", "-L", "/", "-U", uuid,
+                "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", partition,
+            ])
     }
 
     /// `noinit_itable`: the kernel must not zero the inode tables in the background either.
@@ -60,8 +66,10 @@ public enum Preparation {
     public static func rereadPartitions(device: String, udev: Bool) -> [Command] {
         // partx -a adds partitions through BLKPG: seen needed here when the kernel's own
         // scan (partscan, BLKRRPART) silently added nothing.
-        (udev ? [Command("udevadm", ["settle"])] : []) + [Command("blockdev", ["--rereadpt", device]), Command("partx", ["-a", device]),
-                                                          Command("partx", ["-u", device])]
+        (udev ? [Command("udevadm", ["settle"])] : []) + [
+            Command("blockdev", ["--rereadpt", device]), Command("partx", ["-a", device]),
+            Command("partx", ["-u", device]),
+        ]
     }
 
     /// Last resort without udev/devtmpfs: a node made from /sys/class/block/<part>/dev.

@@ -13,8 +13,11 @@ public enum Signatures {
             offset + magic.count <= bytes.count && Array(bytes[offset..<(offset + magic.count)]) == magic
         }
         var found: [String] = []
-        if at(512, Array("EFI PART".utf8)) { found.append("a gpt partition table") }
-        else if at(510, [0x55, 0xAA]) { found.append("an msdos partition table or boot sector") }
+        if at(512, Array("EFI PART".utf8)) {
+            found.append("a gpt partition table")
+        } else if at(510, [0x55, 0xAA]) {
+            found.append("an msdos partition table or boot sector")
+        }
         if at(1080, [0x53, 0xEF]) { found.append("an ext2/3/4 filesystem") }
         if at(0, Array("XFSB".utf8)) { found.append("an xfs filesystem") }
         if at(0, [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE]) { found.append("a LUKS header") }

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the user named as TARGET, after looking at it (read-only).
@@ -23,7 +23,11 @@ public enum TargetKind: Equatable, Sendable {
 public func parseSize(_ text: String) throws -> UInt64 {
     let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
     var digits = text.uppercased()
-    if digits.hasSuffix("IB") { digits.removeLast(2) } else if digits.hasSuffix("B") && digits.count > 1 && units[digits[digits.index(digits.endIndex, offsetBy: -2)]] != nil { digits.removeLast() }
+    if digits.hasSuffix("IB") {
+        digits.removeLast(2)
+    } else if digits.hasSuffix("B") && digits.count > 1 && units[digits[digits.index(digits.endIndex, offsetBy: -2)]] != nil {
+        digits.removeLast()
+    }
     var multiplier: UInt64 = 1
     if let last = digits.last, let unit = units[last] { multiplier = unit; digits.removeLast() }
     guard !digits.isEmpty, digits.allSatisfy(\.isNumber) else { throw DiskError.badSize(text) }
@@ -50,7 +54,8 @@ public func inspectTarget(_ path: String) throws -> TargetKind {
         let parent = (path as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: parent.isEmpty ? "." : parent, isDirectory: &isDir), isDir.boolValue,
-              !path.hasPrefix("/dev/") else { throw DiskError.targetMissing(path) }
+            !path.hasPrefix("/dev/")
+        else { throw DiskError.targetMissing(path) }
         return .imageFile(path: path, exists: false, sizeBytes: 0)
     }
     switch st.st_mode & S_IFMT {

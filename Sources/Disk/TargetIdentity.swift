@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a target IS, independent of the name it was given: the keys its
@@ -51,7 +51,8 @@ public enum TargetIdentity {
         for _ in 0..<40 {
             var st = stat()
             guard lstat(current, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK,
-                  let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { break }
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current)
+            else { break }
             current = target.hasPrefix("/") ? target : (current as NSString).deletingLastPathComponent + "/" + target
         }
         let parent = (current as NSString).deletingLastPathComponent

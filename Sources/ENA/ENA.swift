@@ -35,8 +35,10 @@ public enum ENAError: ToolError, Equatable {
         case let .sourceMissing(path):
             return ("ENA source: '\(path)' does not exist (give the ena_linux release .tar.gz or an extracted amzn-drivers directory)", nil, nil)
         case let .sourceIncomplete(directory, absent, needed):
-            return ("ENA source: '\(directory)' has no '\(absent)' directory (the ENA build reads \(needed.joined(separator: " and ")))", nil,
-                    "give the top of an amzn-drivers tree, or the release .tar.gz")
+            return (
+                "ENA source: '\(directory)' has no '\(absent)' directory (the ENA build reads \(needed.joined(separator: " and ")))", nil,
+                "give the top of an amzn-drivers tree, or the release .tar.gz"
+            )
         case let .buildDirectoryThroughSymlink(directory):
             return ("ENA source: '\(directory)' is reached through a symlink in the source", nil, "refusing it")
         case let .noBuildDirectory(directory):
@@ -47,8 +49,10 @@ public enum ENAError: ToolError, Equatable {
             // The problems are a block of lines below the failure.
             let shown = problems.prefix(20).map { "  " + $0.description }.joined(separator: "\n")
             let more = problems.count > 20 ? "\n  ... and \(problems.count - 20) more" : ""
-            return ("ENA source '\(source)' does not match the pinned sha256 list (\(problems.count) problem(s)); refusing to compile it (get the genuine release archive)",
-                    "\n\(shown)\(more)", nil)
+            return (
+                "ENA source '\(source)' does not match the pinned sha256 list (\(problems.count) problem(s)); refusing to compile it (get the genuine release archive)",
+                "\n\(shown)\(more)", nil
+            )
         case let .kernelTreeMissing(kernel, directory):
             return ("ENA build: kernel-devel-\(kernel) did not install '\(directory)' in the build root", nil, nil)
         case let .noModule(name):

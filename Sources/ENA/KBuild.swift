@@ -17,8 +17,10 @@ public enum KBuild {
     /// The ENA Makefile's own interface: `BUILD_KERNEL` names the kernel and
     /// `KERNEL_BUILD_DIR` its build tree, so `uname -r` (the builder's kernel) is never asked.
     public static func make(sourceDirectory: String, kernelRelease: String, jobs: Int = 2) -> Command {
-        clean(["make", "-C", sourceDirectory, "-j\(max(1, jobs))",
-               "BUILD_KERNEL=\(kernelRelease)", "KERNEL_BUILD_DIR=\(kernelDevelDirectory(kernelRelease))"])
+        clean([
+            "make", "-C", sourceDirectory, "-j\(max(1, jobs))",
+            "BUILD_KERNEL=\(kernelRelease)", "KERNEL_BUILD_DIR=\(kernelDevelDirectory(kernelRelease))",
+        ])
     }
 
     /// The rpmbuild directories under `topdir`.

@@ -40,13 +40,21 @@ public enum ENASource: Equatable, Sendable {
         let into = scratch + "/source"
         switch self {
         case let .archive(path):
-            return [Command("mkdir", ["-p", into]),
-                    Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"])]
+            return [
+                Command("mkdir", ["-p", into]),
+                Command("tar", ["-xzf", path, "-C", into, "--no-same-owner", "--no-same-permissions"]),
+            ]
         case let .download(url):
-            return [Command("mkdir", ["-p", into]),
-                    Command("curl", ["-fsSL", "--proto", "=https", "--retry", "3", "--connect-timeout", "15",
-                                     "--speed-limit", String(lowSpeedLimit), "--speed-time", String(lowSpeedTime), "-o", scratch + "/ena.tar.gz", url]),
-                    Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"])]
+            return [
+                Command("mkdir", ["-p", into]),
+                Command(
+                    "curl",
+                    [
+                        "-fsSL", "--proto", "=https", "--retry", "3", "--connect-timeout", "15",
+                        "--speed-limit", String(lowSpeedLimit), "--speed-time", String(lowSpeedTime), "-o", scratch + "/ena.tar.gz", url,
+                    ]),
+                Command("tar", ["-xzf", scratch + "/ena.tar.gz", "-C", into, "--no-same-owner", "--no-same-permissions"]),
+            ]
         case let .directory(path):
             return Self.copyCommands(from: path, to: into, directories: directories)
         }

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A content checksum as repository metadata gives it (`<checksum type="sha256">…`).

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The download cache on the builder (never on the target volume),
@@ -33,8 +33,10 @@ public final class DownloadCache: Sendable {
 
     /// Opens (creating if needed) the cache at `root`. `lockWait` defaults to
     /// `CENTOS6_AMI_LOCK_WAIT` (seconds; `FileLock.defaultWait` when unset).
-    public init(root: URL, lockWait: TimeInterval? = nil, lockNotice: (@Sendable (String) -> Void)? = nil,
-                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    public init(
+        root: URL, lockWait: TimeInterval? = nil, lockNotice: (@Sendable (String) -> Void)? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         self.root = root.standardizedFileURL
         self.lockWait = try lockWait ?? FileLock.waitLimit(environment: environment).get()
         self.lockNotice = lockNotice
@@ -137,7 +139,8 @@ public final class DownloadCache: Sendable {
     public func store(_ data: Data, as checksum: Checksum) throws -> URL {
         let actual = Checksum.of(data, kind: checksum.kind)
         guard actual == checksum else {
-            throw FetchError.checksumMismatch(url: "(memory)", file: path(for: checksum).lastPathComponent, expected: checksum.description, actual: actual.description)
+            throw FetchError.checksumMismatch(
+                url: "(memory)", file: path(for: checksum).lastPathComponent, expected: checksum.description, actual: actual.description)
         }
         return try withLock(checksum) {
             if contains(checksum, size: Int64(data.count)) { return path(for: checksum) }

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// https:// through the host's curl, one process per file: curl does TLS and
@@ -14,15 +14,17 @@ struct CurlTransport {
     let settings: TransportSettings
 
     func arguments(_ url: URL, rangeStart: Int64, limit: Int64) -> [String] {
-        var args = ["--silent", "--show-error", "--include", "--location", "--max-redirs", "5",
-                    // Redirects as RedirectPolicy.swift allows: never a scheme change but http→https.
-                    "--proto", "=https,http", "--proto-redir", RedirectPolicy.curlProtoRedir(from: url.scheme ?? "https"),
-                    "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
-                    // The same low-speed rule as our http client (RateWatch in FetchHTTP.swift).
-                    "--speed-limit", String(max(1, settings.lowSpeedLimit)),
-                    "--speed-time", String(Int(min(settings.idleTimeout, settings.lowSpeedTime > 0 ? settings.lowSpeedTime : settings.idleTimeout).rounded(.up))),
-                    "--user-agent", settings.userAgent,
-                    "--output", "-"]
+        var args = [
+            "--silent", "--show-error", "--include", "--location", "--max-redirs", "5",
+            // Redirects as RedirectPolicy.swift allows: never a scheme change but http→https.
+            "--proto", "=https,http", "--proto-redir", RedirectPolicy.curlProtoRedir(from: url.scheme ?? "https"),
+            "--connect-timeout", String(Int(settings.connectTimeout.rounded(.up))),
+            // The same low-speed rule as our http client (RateWatch in FetchHTTP.swift).
+            "--speed-limit", String(max(1, settings.lowSpeedLimit)),
+            "--speed-time", String(Int(min(settings.idleTimeout, settings.lowSpeedTime > 0 ? settings.lowSpeedTime : settings.idleTimeout).rounded(.up))),
+            "--user-agent", settings.userAgent,
+            "--output", "-",
+        ]
         if rangeStart > 0 { args += ["--range", "\(rangeStart)-"] }
         return args + ["--", url.absoluteString]
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// https:// with connection reuse and no TLS code of ours: one curl process
@@ -169,7 +169,7 @@ struct CurlBatch {
                     }
                     guard let blank = findBlank(pending) else { break }
                     guard let head = parseResponseHead(String(decoding: pending[0..<blank], as: UTF8.self)) else {
-                        return outcomes  // unreadable output: everything left goes the per-file way
+                        return outcomes // unreadable output: everything left goes the per-file way
                     }
                     pending.removeSubrange(0..<(blank + 4))
                     let followed = (300..<400).contains(head.status) && head.headers["location"] != nil

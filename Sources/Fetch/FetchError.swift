@@ -45,19 +45,35 @@ public enum FetchError: ToolError, Equatable, Sendable {
         case let .notFound(url):
             return ("'\(url)' was not found on the mirror (404)", nil, "check the mirror URL and that the release has this file")
         case let .httpStatus(url, status, attempts):
-            return ("'\(url)' answered HTTP \(status)\(attempts > 1 ? " (\(attempts) attempts)" : "")", nil, "the mirror is failing, try again later or use another mirror")
+            return (
+                "'\(url)' answered HTTP \(status)\(attempts > 1 ? " (\(attempts) attempts)" : "")", nil,
+                "the mirror is failing, try again later or use another mirror"
+            )
         case let .connection(url, reason, attempts):
-            return ("cannot download '\(url)'", "\(reason)\(attempts > 1 ? " (gave up after \(attempts) attempts)" : "")", "check that the mirror is up and reachable")
+            return (
+                "cannot download '\(url)'", "\(reason)\(attempts > 1 ? " (gave up after \(attempts) attempts)" : "")",
+                "check that the mirror is up and reachable"
+            )
         case let .tooSlow(url, reason):
-            return ("cannot download '\(url)'", "the transfer is \(reason)", "the mirror is too slow or stalled: use another mirror (or lower --speed-limit / raise --speed-time)")
+            return (
+                "cannot download '\(url)'", "the transfer is \(reason)",
+                "the mirror is too slow or stalled: use another mirror (or lower --speed-limit / raise --speed-time)"
+            )
         case let .tooLarge(url, limit):
-            return ("'\(url)' sent more than the \(limit) bytes the repository metadata allows", nil,
-                    "download aborted (the mirror is broken or the metadata is stale: use another mirror)")
+            return (
+                "'\(url)' sent more than the \(limit) bytes the repository metadata allows", nil,
+                "download aborted (the mirror is broken or the metadata is stale: use another mirror)"
+            )
         case let .sizeMismatch(url, expected, actual):
-            return ("'\(url)' is \(actual) bytes but the repository metadata says \(expected)", nil, "the mirror's file does not match its metadata (use another mirror)")
+            return (
+                "'\(url)' is \(actual) bytes but the repository metadata says \(expected)", nil,
+                "the mirror's file does not match its metadata (use another mirror)"
+            )
         case let .checksumMismatch(url, file, expected, actual):
-            return ("checksum mismatch for '\(file)' from '\(url)'", "expected \(expected), got \(actual)",
-                    "the file was discarded (the mirror is corrupt or tampered with: use another mirror)")
+            return (
+                "checksum mismatch for '\(file)' from '\(url)'", "expected \(expected), got \(actual)",
+                "the file was discarded (the mirror is corrupt or tampered with: use another mirror)"
+            )
         case let .badChecksum(type, value, reason):
             return ("cannot use checksum '\(type):\(value)' from the repository metadata", reason, nil)
         case let .unsupportedURL(url):
@@ -65,8 +81,10 @@ public enum FetchError: ToolError, Equatable, Sendable {
         case let .redirects(url, count):
             return ("'\(url)' redirected \(count) times", nil, "giving up (check the mirror URL)")
         case let .redirectRefused(from, to):
-            return ("'\(from)' redirected to '\(to)'", nil,
-                    "refused: a redirect may keep its scheme or go from http to https, never to another (check the mirror URL, or give the mirror's final address)")
+            return (
+                "'\(from)' redirected to '\(to)'", nil,
+                "refused: a redirect may keep its scheme or go from http to https, never to another (check the mirror URL, or give the mirror's final address)"
+            )
         case let .protocolError(url, reason):
             return ("'\(url)' sent a malformed HTTP response (\(reason))", nil, "check the mirror URL or any proxy in between")
         case let .io(path, reason):
@@ -74,7 +92,10 @@ public enum FetchError: ToolError, Equatable, Sendable {
         case let .tool(name, reason):
             return ("cannot run '\(name)'", "\(reason) (https mirrors need curl installed)", nil)
         case let .noMirror(file, failures):
-            return ("'\(file)' could not be fetched from any of \(failures.count) mirrors", failures.joined(separator: "; "), "check the mirrors (--mirror) or try again later")
+            return (
+                "'\(file)' could not be fetched from any of \(failures.count) mirrors", failures.joined(separator: "; "),
+                "check the mirrors (--mirror) or try again later"
+            )
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The transports behind `Fetcher`: plain HTTP/1.1 over our own sockets,
@@ -81,8 +81,9 @@ struct RateWatch: Equatable {
         let span = now - windowStart
         guard limit > 0, window > 0, span >= window else { return nil }
         if Double(windowBytes) < Double(limit) * span {
-            return String(format: "slower than %d bytes/s for %.0f s (%lld bytes in the last %.1f s; gave up after %.1f s)",
-                          limit, window, windowBytes, span, now - started)
+            return String(
+                format: "slower than %d bytes/s for %.0f s (%lld bytes in the last %.1f s; gave up after %.1f s)",
+                limit, window, windowBytes, span, now - started)
         }
         windowStart = now
         windowBytes = 0
@@ -189,7 +190,7 @@ final class HTTPConnection {
             var pfd = pollfd(fd: fd, events: events, revents: 0)
             let n = poll(&pfd, 1, 200)
             if n > 0 { return true }
-            if n < 0 && errno != EINTR { return true }  // let the read/write report the error
+            if n < 0 && errno != EINTR { return true } // let the read/write report the error
             if Date() >= deadline { return false }
         }
     }
@@ -310,7 +311,7 @@ final class HTTPConnection {
                     throw FetchError.protocolError(url: url, reason: "bad chunk size '\(sizeLine.prefix(20))'")
                 }
                 if size == 0 {
-                    while try !readLine(url: url).isEmpty {}  // trailers
+                    while try !readLine(url: url).isEmpty {} // trailers
                     return !connectionClose
                 }
                 var left = size
@@ -342,7 +343,8 @@ final class HTTPConnection {
 /// The HTTP proxy for `host`, from http_proxy/HTTP_PROXY unless no_proxy matches; never for loopback.
 func httpProxy(for host: String, environment: [String: String]) -> (host: String, port: Int)? {
     guard let value = environment["http_proxy"] ?? environment["HTTP_PROXY"], !value.isEmpty,
-          let proxy = URL(string: value.contains("://") ? value : "http://" + value), let proxyHost = proxy.host else { return nil }
+        let proxy = URL(string: value.contains("://") ? value : "http://" + value), let proxyHost = proxy.host
+    else { return nil }
     let lower = host.lowercased()
     if lower == "localhost" || lower.hasPrefix("127.") || lower == "::1" { return nil }
     let noProxy = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -384,7 +386,8 @@ final class HTTPClient {
             target = path
         }
         let hostHeader = url.port.map { "\(host):\($0)" } ?? host
-        var request = "GET \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: \(settings.userAgent)\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n"
+        var request =
+            "GET \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: \(settings.userAgent)\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n"
         if rangeStart > 0 { request += "Range: bytes=\(rangeStart)-\r\n" }
         request += "\r\n"
         let bytes = Array(request.utf8)
@@ -396,7 +399,8 @@ final class HTTPClient {
         for fresh in [false, true] {
             if fresh || connection?.key != key || connection?.fd ?? -1 < 0 {
                 closeConnection()
-                connection = try HTTPConnection.open(host: proxy?.host ?? host, port: proxy?.port ?? port, key: key, settings: settings, url: url.absoluteString)
+                connection = try HTTPConnection.open(
+                    host: proxy?.host ?? host, port: proxy?.port ?? port, key: key, settings: settings, url: url.absoluteString)
                 onConnect()
             }
             let conn = connection!

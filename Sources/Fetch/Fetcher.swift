@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file named by repository metadata: where to get it, how big it is and
@@ -45,8 +45,9 @@ public struct FetchProgress: Sendable, Equatable {
     /// `412/1024 files, 37.5/120.0 MB (31%), 11.2 MB/s`: one line, no newline.
     public var line: String {
         let percent = bytesTotal > 0 ? Int(Double(bytesDone) * 100 / Double(bytesTotal)) : 100
-        return String(format: "%d/%d files, %.1f/%.1f MB (%d%%), %.1f MB/s", filesDone, filesTotal,
-                      Double(bytesDone) / 1e6, Double(bytesTotal) / 1e6, percent, bytesPerSecond / 1e6)
+        return String(
+            format: "%d/%d files, %.1f/%.1f MB (%d%%), %.1f MB/s", filesDone, filesTotal,
+            Double(bytesDone) / 1e6, Double(bytesTotal) / 1e6, percent, bytesPerSecond / 1e6)
             + (stalledSeconds > 0 ? ", stalled: no data for \(stalledSeconds) s" : "")
     }
 }
@@ -150,7 +151,9 @@ public final class Fetcher: @unchecked Sendable {
     ///   - retries: extra attempts after a retryable failure.
     ///   - progress: called from worker threads (serialised, at most every
     ///     `options.progressInterval`, and once at the end of each batch).
-    public init(cache: DownloadCache, maxConnections: Int = 8, retries: Int = 4, options: FetchOptions = FetchOptions(), progress: ((FetchProgress) -> Void)? = nil) {
+    public init(
+        cache: DownloadCache, maxConnections: Int = 8, retries: Int = 4, options: FetchOptions = FetchOptions(), progress: ((FetchProgress) -> Void)? = nil
+    ) {
         self.cache = cache
         self.maxConnections = max(1, min(64, maxConnections))
         self.retries = max(0, retries)
@@ -161,8 +164,9 @@ public final class Fetcher: @unchecked Sendable {
     public var stats: FetchStats { lock.withLock { _stats } }
 
     private var settings: TransportSettings {
-        TransportSettings(connectTimeout: options.connectTimeout, idleTimeout: options.idleTimeout, userAgent: options.userAgent, environment: options.environment,
-                          lowSpeedLimit: options.lowSpeedLimit, lowSpeedTime: options.lowSpeedTime)
+        TransportSettings(
+            connectTimeout: options.connectTimeout, idleTimeout: options.idleTimeout, userAgent: options.userAgent, environment: options.environment,
+            lowSpeedLimit: options.lowSpeedLimit, lowSpeedTime: options.lowSpeedTime)
     }
 
     // MARK: - Public API
@@ -248,7 +252,7 @@ public final class Fetcher: @unchecked Sendable {
             locks.append(fd)
             items.append(CurlBatch.Item(url: file.url, checksum: file.checksum, size: file.size, partial: cache.partialPath(for: file.checksum).path))
         }
-        guard items.count > 1 else { return }  // one file: the per-file path is the same work
+        guard items.count > 1 else { return } // one file: the per-file path is the same work
         let outcomes = try CurlBatch(settings: settings).run(items) { [self] n in
             lock.withLock {
                 _stats.downloadedBytes += Int64(n)
@@ -308,7 +312,8 @@ public final class Fetcher: @unchecked Sendable {
                 failures.append((url, error))
             }
         }
-        throw failures.count == 1 ? failures[0].error : FetchError.noMirror(file: file.url.lastPathComponent, failures: failures.map { "\($0.url.absoluteString): \($0.error)" })
+        throw failures.count == 1
+            ? failures[0].error : FetchError.noMirror(file: file.url.lastPathComponent, failures: failures.map { "\($0.url.absoluteString): \($0.error)" })
     }
 
     /// `urls` with those on a mirror known to be down moved to the end (kept in order otherwise).
@@ -349,7 +354,8 @@ public final class Fetcher: @unchecked Sendable {
     /// With no failure of its own, the first URL was skipped: its mirror had failed before.
     static func failoverNote(file: RemoteFile, servedBy url: URL, failures: [(url: URL, error: FetchError)]) -> String {
         "mirror failover: '\(file.url.lastPathComponent)' from the alternative \(url.absoluteString) ("
-            + (failures.isEmpty ? "\(file.url.absoluteString) skipped: its mirror failed earlier"
+            + (failures.isEmpty
+                ? "\(file.url.absoluteString) skipped: its mirror failed earlier"
                 : failures.map { "\($0.url.absoluteString) failed: \($0.error)" }.joined(separator: "; ")) + ")"
     }
 
@@ -393,14 +399,14 @@ public final class Fetcher: @unchecked Sendable {
                         resumed = true
                         lock.withLock { _stats.resumes += 1 }
                     }
-                    if let size, sink.offset == size { return }  // complete from an earlier run; verify below
-                    _ = try transfer(url: url, resumeFrom: sink.offset, limit: size ?? limit, expectedSize: size, client: client, sink: sink, counted: \.downloadedBytes)
+                    if let size, sink.offset == size { return } // complete from an earlier run; verify below
+                    _ = try transfer(
+                        url: url, resumeFrom: sink.offset, limit: size ?? limit, expectedSize: size, client: client, sink: sink, counted: \.downloadedBytes)
                 }
             } catch {
                 sink.close()
                 // Content errors make the partial file worthless; transport errors keep it for a resume.
-                if let fetchError = error as? FetchError, !fetchError.isRetryable { sink.discard() }
-                else if sink.offset == 0 { sink.discard() }
+                if let fetchError = error as? FetchError, !fetchError.isRetryable { sink.discard() } else if sink.offset == 0 { sink.discard() }
                 throw error
             }
             let actual = try sink.finish()
@@ -415,7 +421,8 @@ public final class Fetcher: @unchecked Sendable {
                     freshRetryDone = true
                     continue
                 }
-                throw FetchError.checksumMismatch(url: url.absoluteString, file: url.lastPathComponent, expected: checksum.description, actual: actual.description)
+                throw FetchError.checksumMismatch(
+                    url: url.absoluteString, file: url.lastPathComponent, expected: checksum.description, actual: actual.description)
             }
             let path = try cache.admit(partial, as: checksum)
             lock.withLock {
@@ -455,20 +462,23 @@ public final class Fetcher: @unchecked Sendable {
 
     /// One attempt: GET (following redirects) into `sink` from `resumeFrom`.
     /// Throws for any status but 200/206; resets the sink when the server restarts the body.
-    private func transfer(url: URL, resumeFrom: Int64, limit: Int64, expectedSize: Int64?, client: HTTPClient, sink: Sink, counted: WritableKeyPath<FetchStats, Int64>) throws -> ResponseHead {
+    private func transfer(
+        url: URL, resumeFrom: Int64, limit: Int64, expectedSize: Int64?, client: HTTPClient, sink: Sink, counted: WritableKeyPath<FetchStats, Int64>
+    ) throws -> ResponseHead {
         var current = url
         for _ in 0...5 {
             let want: (ResponseHead) throws -> BodySink? = { [self] head in
                 guard head.status == 200 || head.status == 206 else { return nil }
                 if head.status == 206 {
                     guard resumeFrom > 0, head.rangeStart == resumeFrom else {
-                        throw FetchError.protocolError(url: current.absoluteString, reason: "unexpected partial content starting at \(head.rangeStart.map(String.init) ?? "?")")
+                        throw FetchError.protocolError(
+                            url: current.absoluteString, reason: "unexpected partial content starting at \(head.rangeStart.map(String.init) ?? "?")")
                     }
                     if let total = head.rangeTotal, let expectedSize, total != expectedSize {
                         throw FetchError.sizeMismatch(url: current.absoluteString, expected: expectedSize, actual: total)
                     }
                 } else {
-                    if resumeFrom > 0 { try sink.restart() }  // no Range support: from the start
+                    if resumeFrom > 0 { try sink.restart() } // no Range support: from the start
                     if let length = head.contentLength {
                         if let expectedSize, length != expectedSize {
                             throw FetchError.sizeMismatch(url: current.absoluteString, expected: expectedSize, actual: length)
@@ -501,7 +511,8 @@ public final class Fetcher: @unchecked Sendable {
             switch head.status {
             case 200, 206:
                 if let expectedSize, sink.offset < expectedSize {
-                    throw FetchError.connection(url: current.absoluteString, reason: "the transfer ended after \(sink.offset) of \(expectedSize) bytes", attempts: 1)
+                    throw FetchError.connection(
+                        url: current.absoluteString, reason: "the transfer ended after \(sink.offset) of \(expectedSize) bytes", attempts: 1)
                 }
                 return head
             case 301, 302, 303, 307, 308:
@@ -532,7 +543,9 @@ public final class Fetcher: @unchecked Sendable {
             let quiet = Int(Date().timeIntervalSince(batch.lastByte))
             guard quiet >= 5 else { return nil }
             let elapsed = max(0.001, Date().timeIntervalSince(batch.start))
-            var made = FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+            var made = FetchProgress(
+                bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal,
+                bytesPerSecond: Double(batch.networkBytes) / elapsed)
             made.stalledSeconds = quiet
             return made
         }
@@ -546,7 +559,9 @@ public final class Fetcher: @unchecked Sendable {
             guard force || now.timeIntervalSince(lastProgress) >= options.progressInterval else { return nil }
             lastProgress = now
             let elapsed = max(0.001, now.timeIntervalSince(batch.start))
-            let made = FetchProgress(bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal, bytesPerSecond: Double(batch.networkBytes) / elapsed)
+            let made = FetchProgress(
+                bytesDone: batch.bytesDone, bytesTotal: batch.bytesTotal, filesDone: batch.filesDone, filesTotal: batch.filesTotal,
+                bytesPerSecond: Double(batch.networkBytes) / elapsed)
             // The closing report repeats nothing already said (a caller may print a newline when done).
             if force, let last = lastSent, last.filesDone == made.filesDone, last.bytesDone == made.bytesDone { return nil }
             lastSent = made

@@ -87,7 +87,9 @@ public final class CleanupStack: @unchecked Sendable {
     /// Drops every entry without running it (`--keep-on-error`), returning the
     /// commands a user should run by hand, in unwind order.
     public func abandon() -> [String] {
-        let taken = lock.withLock { () -> [Entry] in let e = entries; entries = []; return e }
+        let taken = lock.withLock { () -> [Entry] in
+            let e = entries; entries = []; return e
+        }
         return taken.reversed().flatMap(\.manual)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An exclusive, non-blocking flock(2) lock on a file, held until released
@@ -38,7 +38,7 @@ public final class FileLock: @unchecked Sendable {
         for _ in 0..<100 {
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            if fd < 0 && errno == ENOENT { continue }  // a releaser removed the directory meanwhile
+            if fd < 0 && errno == ENOENT { continue } // a releaser removed the directory meanwhile
             guard fd >= 0 else { throw HostError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
@@ -117,7 +117,9 @@ public final class FileLock: @unchecked Sendable {
             }
             if !noticed, waited >= min(noticeAfter, timeout / 2), let notice {
                 noticed = true
-                notice("waiting for the lock '\(path)', held by \(describeHolders(of: path)) (giving up after \(Int(timeout.rounded())) s; \(waitVariable) sets that)")
+                notice(
+                    "waiting for the lock '\(path)', held by \(describeHolders(of: path)) (giving up after \(Int(timeout.rounded())) s; \(waitVariable) sets that)"
+                )
             }
             usleep(UInt32(min(50_000, max(1_000, (timeout - waited) * 1e6))))
         }
@@ -157,7 +159,8 @@ public final class FileLock: @unchecked Sendable {
             guard fields.count >= 6, !fields.contains("->") else { continue }
             let id = fields[5].split(separator: ":")
             guard id.count == 3, UInt64(id[0], radix: 16) == major, UInt64(id[1], radix: 16) == minor, UInt64(id[2]) == inode,
-                  let pid = Int32(fields[4]), !found.contains(pid) else { continue }
+                let pid = Int32(fields[4]), !found.contains(pid)
+            else { continue }
             found.append(pid)
         }
         return found

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Paths read from an image (a built root filesystem, mounted or copied out), confined
@@ -62,7 +62,8 @@ public enum ImageRoot {
     public static func status(_ path: String, in root: String) -> stat? {
         let name = (path as NSString).lastPathComponent
         guard !name.isEmpty, name != "/", name != ".", name != "..",
-              let parent = hostPath((path as NSString).deletingLastPathComponent, in: root) else { return nil }
+            let parent = hostPath((path as NSString).deletingLastPathComponent, in: root)
+        else { return nil }
         var info = stat()
         return lstat(parent + "/" + name, &info) == 0 ? info : nil
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Dispatch
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SIGINT, SIGTERM and SIGHUP handling. The first signal marks the run
@@ -102,5 +102,9 @@ public final class Interruption: @unchecked Sendable {
     }
 
     /// Tests only: forget a previous interruption.
-    public func reset() { lock.withLock { _signal = 0; _count = 0 } }
+    public func reset() {
+        lock.withLock {
+            _signal = 0; _count = 0
+        }
+    }
 }

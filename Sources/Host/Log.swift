@@ -99,8 +99,10 @@ public enum HostError: ToolError, Equatable {
         case let .lockHeld(path, holder):
             return ("'\(path)' is in use by another centos6-ami run (\(holder))", nil, "wait for it to finish or pick another target")
         case let .lockWaitTimedOut(path, holder, seconds):
-            return ("gave up after \(seconds) s waiting for the lock '\(path)', held by \(holder)", nil,
-                    "that process may be stuck: check on it (stop it if it is), or wait longer with \(FileLock.waitVariable)=SECONDS")
+            return (
+                "gave up after \(seconds) s waiting for the lock '\(path)', held by \(holder)", nil,
+                "that process may be stuck: check on it (stop it if it is), or wait longer with \(FileLock.waitVariable)=SECONDS"
+            )
         case let .badSetting(name, value, expected):
             return ("\(name)='\(value)' is not usable", "it must be \(expected)", "fix or unset it")
         }

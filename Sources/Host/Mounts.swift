@@ -25,8 +25,9 @@ public enum Mounts {
         text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
             guard fields.count >= 10, let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count else { return nil }
-            return MountEntry(majorMinor: fields[2], root: unescape(fields[3]), mountPoint: unescape(fields[4]),
-                              fsType: fields[dash + 1], source: unescape(fields[dash + 2]))
+            return MountEntry(
+                majorMinor: fields[2], root: unescape(fields[3]), mountPoint: unescape(fields[4]),
+                fsType: fields[dash + 1], source: unescape(fields[dash + 2]))
         }
     }
 

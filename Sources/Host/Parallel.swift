@@ -21,8 +21,10 @@ public enum Parallel {
     /// with the shared items: a worker sets up what it keeps across its items (a
     /// connection, a buffer), then calls `items.forEach`. The calling thread calls
     /// `whileWaiting` every `interval` seconds until all are done (progress lines).
-    public static func forEach(_ count: Int, workers: Int, stopOnFailure: Bool = true, interval: TimeInterval = 1, whileWaiting: () -> Void = {},
-                               worker: @Sendable (WorkItems) -> Void) throws {
+    public static func forEach(
+        _ count: Int, workers: Int, stopOnFailure: Bool = true, interval: TimeInterval = 1, whileWaiting: () -> Void = {},
+        worker: @Sendable (WorkItems) -> Void
+    ) throws {
         let items = WorkItems(count: count, stopOnFailure: stopOnFailure)
         let group = DispatchGroup()
         // Every worker ends before this returns, so `worker` need not escape; the

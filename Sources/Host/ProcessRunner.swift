@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs commands for real through `Spawner`. Every command, its exit status
@@ -38,8 +38,9 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
             return CommandResult(status: 130, standardError: Data("not started: interrupted".utf8))
         }
         log?.write("$ \(command.shellLine)")
-        let result = ProcessRunner.execute(command, environment: baseEnvironment.merging(command.environment) { $1 },
-                                           registration: isUnwinding ? .cleanup : .stopOnSignal)
+        let result = ProcessRunner.execute(
+            command, environment: baseEnvironment.merging(command.environment) { $1 },
+            registration: isUnwinding ? .cleanup : .stopOnSignal)
         var text = "exit \(result.status)"
         if !result.standardOutput.isEmpty { text += "\n[stdout]\n" + result.stdoutText }
         if !result.standardError.isEmpty { text += "\n[stderr]\n" + result.stderrText }
@@ -52,9 +53,10 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     private static func execute(_ command: Command, environment: [String: String], registration: SpawnRegistration = .stopOnSignal) -> CommandResult {
         let spawned: Spawned
         do {
-            spawned = try Spawner.spawn(command.executable, command.arguments, environment: environment,
-                                        stdin: command.standardInput != nil ? .pipe : .null, stdout: .pipe, stderr: .pipe,
-                                        registration: registration)
+            spawned = try Spawner.spawn(
+                command.executable, command.arguments, environment: environment,
+                stdin: command.standardInput != nil ? .pipe : .null, stdout: .pipe, stderr: .pipe,
+                registration: registration)
         } catch let error as HostError {
             return CommandResult(status: 130, standardError: Data("not started: \(error)".utf8))
         } catch {
@@ -72,8 +74,10 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
     /// status (and what was collected) when it ends. Throws `SpawnError` when it
     /// cannot start, `HostError.interrupted` after a signal (unless unwinding).
     /// - Parameter registration: `.callerHandles` when the caller forwards signals itself.
-    public func start(_ command: Command, input: ChildInput = .null, output: ChildOutput = .null, error: ChildOutput = .null,
-                      registration: SpawnRegistration? = nil) throws -> RunningCommand {
+    public func start(
+        _ command: Command, input: ChildInput = .null, output: ChildOutput = .null, error: ChildOutput = .null,
+        registration: SpawnRegistration? = nil
+    ) throws -> RunningCommand {
         let shownInput: String
         if case let .file(_, path, offset) = input, command.standardInput == nil { shownInput = " < \(shellQuote(path))@\(offset)" } else { shownInput = "" }
         log?.write("$ \(command.shellLine)" + shownInput)
@@ -93,15 +97,17 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         }
         let spawned: Spawned
         do {
-            spawned = try Spawner.spawn(command.executable, command.arguments, environment: baseEnvironment.merging(command.environment) { $1 },
-                                        stdin: stdin, stdout: spawnOutput(output), stderr: spawnOutput(error),
-                                        registration: registration ?? (isUnwinding ? .cleanup : .stopOnSignal))
+            spawned = try Spawner.spawn(
+                command.executable, command.arguments, environment: baseEnvironment.merging(command.environment) { $1 },
+                stdin: stdin, stdout: spawnOutput(output), stderr: spawnOutput(error),
+                registration: registration ?? (isUnwinding ? .cleanup : .stopOnSignal))
         } catch {
             log?.write("not started: \(error)")
             throw error
         }
-        return RunningCommand(command: command, spawned: spawned, writesInput: command.standardInput != nil,
-                              output: output, error: error, log: log)
+        return RunningCommand(
+            command: command, spawned: spawned, writesInput: command.standardInput != nil,
+            output: output, error: error, log: log)
     }
 
     /// Runs `command` with its stdout streamed to `consume` (given the read end of the
@@ -141,7 +147,6 @@ public final class ProcessRunner: CommandRunner, @unchecked Sendable {
         return Spawner.resolve(name, path: path)
     }
 }
-
 
 /// What a started command reads on stdin (when its `Command` carries no input).
 public enum ChildInput: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a child reads on stdin.
@@ -147,7 +147,7 @@ public enum Spawner {
     private static let pipeWritesReturnEPIPE: Void = {
         var current = sigaction()
         sigaction(SIGPIPE, nil, &current)
-        if current.__sigaction_handler.sa_handler == nil {  // SIG_DFL
+        if current.__sigaction_handler.sa_handler == nil { // SIG_DFL
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { _ in }
             sigemptyset(&action.sa_mask)
@@ -197,10 +197,12 @@ public enum Spawner {
     /// Starts `executable` (resolved on the environment's PATH). The returned pid is
     /// registered with `Interruption` (per `registration`) before anyone can signal.
     /// - Parameter onExit: called once, on the reaper thread, with the exit status.
-    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String],
-                             stdin: SpawnInput = .null, stdout: SpawnOutput = .null, stderr: SpawnOutput = .null,
-                             registration: SpawnRegistration = .stopOnSignal,
-                             onExit: (@Sendable (Int32) -> Void)? = nil) throws -> Spawned {
+    static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String],
+        stdin: SpawnInput = .null, stdout: SpawnOutput = .null, stderr: SpawnOutput = .null,
+        registration: SpawnRegistration = .stopOnSignal,
+        onExit: (@Sendable (Int32) -> Void)? = nil
+    ) throws -> Spawned {
         _ = pipeWritesReturnEPIPE
         let environment = toolEnvironment(environment)
         // The standard directories are on it too: a stripped PATH finds the same tools as the preflight.
@@ -317,10 +319,12 @@ extension Spawner {
     /// Closes every parent descriptor of `spawned`.
     static func communicate(_ spawned: Spawned, input: Data?) -> (standardOutput: Data, standardError: Data) {
         var out = Data(), err = Data()
-        communicate(input: spawned.standardInput, bytes: input, outputs: [
-            (spawned.standardOutput, { out.append($0.bindMemory(to: UInt8.self)) }),
-            (spawned.standardError, { err.append($0.bindMemory(to: UInt8.self)) }),
-        ])
+        communicate(
+            input: spawned.standardInput, bytes: input,
+            outputs: [
+                (spawned.standardOutput, { out.append($0.bindMemory(to: UInt8.self)) }),
+                (spawned.standardError, { err.append($0.bindMemory(to: UInt8.self)) }),
+            ])
         return (out, err)
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Private scratch directories: made by mkdtemp (mode 0700, a name nobody can

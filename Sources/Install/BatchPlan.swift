@@ -77,7 +77,8 @@ public enum BatchPlan {
             }
         }
         if let twice = firstDuplicate(out) {
-            throw BatchError.usage("release '\(twice)' is listed twice; to install one release onto several targets give explicit pairs (\(twice)=TARGET1 \(twice)=TARGET2)")
+            throw BatchError.usage(
+                "release '\(twice)' is listed twice; to install one release onto several targets give explicit pairs (\(twice)=TARGET1 \(twice)=TARGET2)")
         }
         return out
     }
@@ -108,7 +109,9 @@ public enum BatchPlan {
             return releases.map { BatchJob(release: $0, target: "\(dir)/centos6-\($0).img") }
         }
         guard targets.count == releases.count else {
-            throw BatchError.usage("\(releases.count) release(s) (\(releases.joined(separator: ", "))) but \(targets.count) target(s); give one target per release, or one directory for image files")
+            throw BatchError.usage(
+                "\(releases.count) release(s) (\(releases.joined(separator: ", "))) but \(targets.count) target(s); give one target per release, or one directory for image files"
+            )
         }
         return zip(releases, targets).map { BatchJob(release: $0, target: $1) }
     }
@@ -156,7 +159,8 @@ public enum BatchPlan {
         var pending = rerun
         return earlier.map { row in
             guard row.result != InstallResult.ok,
-                  let i = pending.firstIndex(where: { $0.release == row.release && $0.target == row.target }) else { return row }
+                let i = pending.firstIndex(where: { $0.release == row.release && $0.target == row.target })
+            else { return row }
             return pending.remove(at: i)
         }
     }

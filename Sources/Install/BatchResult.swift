@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Host
 import Versions
@@ -29,8 +29,10 @@ public struct InstallResult: Codable, Equatable, Sendable {
     public var bootsOn: String?
     public var bootReasons: [String]?
 
-    public init(release: String, target: String, kernel: String, ena: Bool, result: String, seconds: Double,
-                bytesOnVolume: UInt64? = nil, log: String? = nil, error: String? = nil, bootsOn: String? = nil, bootReasons: [String]? = nil) {
+    public init(
+        release: String, target: String, kernel: String, ena: Bool, result: String, seconds: Double,
+        bytesOnVolume: UInt64? = nil, log: String? = nil, error: String? = nil, bootsOn: String? = nil, bootReasons: [String]? = nil
+    ) {
         self.release = release; self.target = target; self.kernel = kernel; self.ena = ena; self.result = result
         self.seconds = seconds; self.bytesOnVolume = bytesOnVolume; self.log = log; self.error = error
         self.bootsOn = bootsOn; self.bootReasons = bootReasons
@@ -89,7 +91,9 @@ public struct BatchSummary: Codable, Equatable, Sendable {
         return try saved.map { word in
             guard word.contains(":***@"), word.contains("://") else { return word }
             guard let password, !password.isEmpty else {
-                throw BatchError.usage("the last batch's '\(word)' had a password, which the summary does not keep; set \(passwordVariable) to it, or give the install options again with --continue (the --mirror with its password)")
+                throw BatchError.usage(
+                    "the last batch's '\(word)' had a password, which the summary does not keep; set \(passwordVariable) to it, or give the install options again with --continue (the --mirror with its password)"
+                )
             }
             // Percent-encoded as a URL's userinfo needs it (an '@' or ':' in the password).
             var allowed = CharacterSet.urlUserAllowed
@@ -126,8 +130,10 @@ public struct BatchSummary: Codable, Equatable, Sendable {
     public func renderTable() -> String {
         let header = ["RELEASE", "TARGET", "KERNEL", "ENA", "BOOTS ON", "RESULT", "TIME", "BYTES ON VOLUME", "LOG"]
         let rows = results.map { r in
-            [r.release, r.target, r.kernel, r.ena ? "yes" : "no", r.bootsOn ?? "-", r.result,
-             String(format: "%.1f s", r.seconds), r.bytesOnVolume.map { String($0) } ?? "-", r.log ?? "-"]
+            [
+                r.release, r.target, r.kernel, r.ena ? "yes" : "no", r.bootsOn ?? "-", r.result,
+                String(format: "%.1f s", r.seconds), r.bytesOnVolume.map { String($0) } ?? "-", r.log ?? "-",
+            ]
         }
         var widths = header.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }

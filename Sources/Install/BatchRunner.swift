@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One child install of a batch, ready to start.
@@ -53,8 +53,10 @@ public final class BatchRunner: @unchecked Sendable {
     /// Called with every job's result so far (not-run ones included) each time an install finishes.
     let onResults: ([InstallResult]) -> Void
 
-    public init(executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
-                write: @escaping (String) -> Void = { Output.stderr(redactCredentials($0)) }, onResults: @escaping ([InstallResult]) -> Void = { _ in }) {
+    public init(
+        executable: String, specs: [BatchJobSpec], parallel: Int, live: Bool,
+        write: @escaping (String) -> Void = { Output.stderr(redactCredentials($0)) }, onResults: @escaping ([InstallResult]) -> Void = { _ in }
+    ) {
         self.onResults = onResults
         self.executable = executable
         self.specs = specs
@@ -102,9 +104,11 @@ public final class BatchRunner: @unchecked Sendable {
     func currentResults() -> [InstallResult] {
         lock.withLock {
             specs.indices.map { index in
-                states[index].result ?? InstallResult(release: specs[index].job.release, target: specs[index].job.target,
-                                                      kernel: specs[index].kernel, ena: specs[index].ena, result: InstallResult.notRun,
-                                                      seconds: 0, log: nil, error: interrupted ? "not started: the batch was interrupted" : "not finished")
+                states[index].result
+                    ?? InstallResult(
+                        release: specs[index].job.release, target: specs[index].job.target,
+                        kernel: specs[index].kernel, ena: specs[index].ena, result: InstallResult.notRun,
+                        seconds: 0, log: nil, error: interrupted ? "not started: the batch was interrupted" : "not finished")
             }
         }
     }
@@ -133,17 +137,19 @@ public final class BatchRunner: @unchecked Sendable {
                 // The child watches this batch: if it dies (kill -9), the child unwinds instead of running unsupervised.
                 // Its stderr is read line by line (progress lines end in CR) as it comes.
                 let command = Command(executable, spec.arguments, environment: [ParentWatch.variable: String(getpid())])
-                let process = try ProcessRunner(log: nil).start(command, error: .lines { [self] line in consume(line, index: index) },
-                                                                registration: .callerHandles)
+                let process = try ProcessRunner(log: nil).start(
+                    command, error: .lines { [self] line in consume(line, index: index) },
+                    registration: .callerHandles)
                 state.process = process
                 // A signal may have come between the check and the spawn.
                 if interrupted { kill(process.pid, SIGINT) }
             } catch {
                 failure = error
                 state.finished = Date()
-                state.result = InstallResult(release: spec.job.release, target: spec.job.target, kernel: spec.kernel, ena: spec.ena,
-                                             result: InstallResult.failed, seconds: 0, log: spec.logPath,
-                                             error: "cannot start '\(executable)': \(error)")
+                state.result = InstallResult(
+                    release: spec.job.release, target: spec.job.target, kernel: spec.kernel, ena: spec.ena,
+                    result: InstallResult.failed, seconds: 0, log: spec.logPath,
+                    error: "cannot start '\(executable)': \(error)")
             }
         }
         if failure != nil { return }
@@ -164,7 +170,9 @@ public final class BatchRunner: @unchecked Sendable {
             }
         }
         if let changed, !live {
-            write(String(format: "[%6.1fs] %@ -> %@: [%d/%d] %@\n", changed.elapsed, spec.job.release, spec.job.target, changed.index, changed.total, changed.step))
+            write(
+                String(
+                    format: "[%6.1fs] %@ -> %@: [%d/%d] %@\n", changed.elapsed, spec.job.release, spec.job.target, changed.index, changed.total, changed.step))
         }
     }
 
@@ -178,7 +186,8 @@ public final class BatchRunner: @unchecked Sendable {
         defer { lock.unlock() }
         let seconds = Date().timeIntervalSince(state.started ?? Date())
         state.finished = Date()
-        var result = InstallResult.read(path: spec.resultPath)
+        var result =
+            InstallResult.read(path: spec.resultPath)
             ?? InstallResult(release: spec.job.release, target: spec.job.target, kernel: spec.kernel, ena: spec.ena, result: "", seconds: seconds)
         result.ena = spec.ena
         result.log = spec.logPath
@@ -217,7 +226,8 @@ public final class BatchRunner: @unchecked Sendable {
                 }
                 var target = spec.job.target
                 if target.count > targetWidth { target = "…" + target.suffix(targetWidth - 1) }
-                let line = spec.job.release.padding(toLength: releaseWidth, withPad: " ", startingAt: 0) + "  "
+                let line =
+                    spec.job.release.padding(toLength: releaseWidth, withPad: " ", startingAt: 0) + "  "
                     + target.padding(toLength: targetWidth, withPad: " ", startingAt: 0) + "  " + status
                 return String(line.prefix(width))
             }

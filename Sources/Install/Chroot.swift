@@ -2,7 +2,7 @@ import Disk
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What CentOS 6 tools need inside the target while they run:

@@ -5,7 +5,7 @@ import Templates
 import Verdict
 import Versions
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Configure the image from the Templates module's file list, install
@@ -13,7 +13,10 @@ import Glibc
 enum ConfigureSteps {
     // MARK: configure
 
-    static let configureStep = InstallStep("configure", "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on") { try configure($0) }
+    static let configureStep = InstallStep(
+        "configure",
+        "fstab, grub.conf (+ menu.lst link), sysconfig/kernel, network, SELinux off, GMT, repos, sshd, sudoers, rc.local (IMDSv2), ntp.conf; ec2-user and root locked; chkconfig acpid, ntpd on"
+    ) { try configure($0) }
     static func configure(_ ctx: InstallContext) throws {
         let root = try ctx.root
         var config = ImageConfiguration(release: try ctx.plan.release, mirrors: ctx.versions.mirrors, ena: try ctx.enaInstalled)
@@ -39,7 +42,10 @@ enum ConfigureSteps {
     /// kept when it holds every driver ec2.conf names that the kernel has as a module
     /// and no file it copied from the image has changed since; else the target's own
     /// dracut rebuilds it (never the builder's, which would build for the builder).
-    static let initramfsStep = InstallStep("initramfs", "keep the initramfs the kernel's %posttrans built when it holds ec2.conf's drivers and nothing it copied changed since; else the target's own dracut rebuilds it") { try initramfs($0) }
+    static let initramfsStep = InstallStep(
+        "initramfs",
+        "keep the initramfs the kernel's %posttrans built when it holds ec2.conf's drivers and nothing it copied changed since; else the target's own dracut rebuilds it"
+    ) { try initramfs($0) }
     static func initramfs(_ ctx: InstallContext) throws {
         let root = try ctx.root, version = try ctx.plan.kernel
         let kernel = GrubMenu.installedKernel(version)
@@ -58,7 +64,9 @@ enum ConfigureSteps {
     }
 
     /// Where the image boots, from its own files (read only).
-    static let bootVerdictStep = InstallStep("boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro") { try bootVerdict($0) }
+    static let bootVerdictStep = InstallStep(
+        "boot-verdict", "read-only: which of xen-blkfront, xen-netfront, nvme, ena the default kernel has at boot: Xen, Nitro"
+    ) { try bootVerdict($0) }
     static func bootVerdict(_ ctx: InstallContext) throws {
         let root = try ctx.root, release = try ctx.plan.release
         try ctx.runner.perform("boot verdict: read /boot/grub/grub.conf, the default kernel's initramfs, modules.builtin and /lib/modules of the target") {
@@ -124,7 +132,8 @@ enum ConfigureSteps {
         "device (hd0) \(disk)\nroot (hd0,0)\nsetup (hd0)\nquit\n"
     }
 
-    static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes") { try installBootloader($0) }
+    static let installBootloaderStep = InstallStep("install-bootloader", "grub-legacy stage files into /boot/grub and setup (hd0) through private alias nodes")
+    { try installBootloader($0) }
     static func installBootloader(_ ctx: InstallContext) throws {
         let root = try ctx.root, runner = ctx.runner
         // The stage files from the grub package, as the original copied them.
@@ -169,7 +178,9 @@ enum ConfigureSteps {
     /// `(major, minor)` of a block device from sysfs (placeholders in a dry run).
     static func majorMinor(of device: String, runner: CommandRunner) -> (String, String) {
         // Reads back: sysfs.
-        guard !runner.isDryRun, let name = BlockDevices.kernelName(of: device), let info = BlockDevices.info(kernelName: name) else { return ("MAJOR", "MINOR") }
+        guard !runner.isDryRun, let name = BlockDevices.kernelName(of: device), let info = BlockDevices.info(kernelName: name) else {
+            return ("MAJOR", "MINOR")
+        }
         let parts = info.majorMinor.split(separator: ":").map(String.init)
         return (parts[0], parts[1])
     }
@@ -182,7 +193,9 @@ enum ConfigureSteps {
         "/var/lib/yum/uuid", "/root/.bash_history", "/root/.ssh", "/root/.viminfo", "/root/.lesshst",
     ]
 
-    static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp") { try clean($0) }
+    static let cleanStep = InstallStep("clean", "remove host keys, keys, history, udev net rules, yum uuid and cache; truncate logs; empty /tmp") {
+        try clean($0)
+    }
     static func clean(_ ctx: InstallContext) throws {
         let root = try ctx.root, runner = ctx.runner
         // yum's cache is a mount over the image's /var/cache/yum (Preparation.mountYumCache), so
@@ -195,7 +208,9 @@ enum ConfigureSteps {
         }
         // The filesystem's use is measured once it is clean (0 in a dry run).
         var used: UInt64 = 0
-        try runner.perform("remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp") {
+        try runner.perform(
+            "remove host keys, authorized_keys, known_hosts, private keys, shell history, persistent udev rules, /var/lib/yum/uuid; truncate logs; empty /tmp and /var/tmp"
+        ) {
             used = try removeLeftovers(ctx, root: root)
         }
         ctx.bytesOnVolumeIfMade = used
@@ -214,8 +229,10 @@ enum ConfigureSteps {
             removed.append("/etc/ssh/" + name)
         }
         // Anywhere in the image: history, authorized keys, known hosts, private keys.
-        let secrets: Set<String> = [".bash_history", ".sh_history", ".ash_history", ".python_history", "authorized_keys", "authorized_keys2",
-                                    "known_hosts", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
+        let secrets: Set<String> = [
+            ".bash_history", ".sh_history", ".ash_history", ".python_history", "authorized_keys", "authorized_keys2",
+            "known_hosts", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
+        ]
         for found in findFiles(root: root, excluding: ["/proc", "/sys", "/dev", "/var/cache/yum"], named: secrets) {
             try fm.removeItem(atPath: root + found)
             removed.append(found)
@@ -233,7 +250,8 @@ enum ConfigureSteps {
             truncated += 1
         }
         if let hostname = try? String(contentsOfFile: root + "/etc/hostname", encoding: .utf8),
-           hostname.trimmingCharacters(in: .whitespacesAndNewlines) == ProcessInfo.processInfo.hostName {
+            hostname.trimmingCharacters(in: .whitespacesAndNewlines) == ProcessInfo.processInfo.hostName
+        {
             try fm.removeItem(atPath: root + "/etc/hostname")
             removed.append("/etc/hostname")
         }

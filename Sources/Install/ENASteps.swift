@@ -47,7 +47,9 @@ enum ENASteps {
 
     // MARK: ena-source (before metadata is fetched, before any write)
 
-    static let sourceStep = InstallStep("ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin") { try source($0) }
+    static let sourceStep = InstallStep(
+        "ena-source", "--ena: eligibility from versions.json; the ENA source extracted on the builder and checked file by file against the pin"
+    ) { try source($0) }
     static func source(_ ctx: InstallContext) throws {
         let pin = ctx.versions.ena, runner = ctx.runner
         try ENAEligibility.check(ctx.release, pin: pin)
@@ -61,12 +63,16 @@ enum ENASteps {
         ctx.cleanup.push("remove ENA scratch \(scratch)", manual: ["rm -rf \(shellQuote(scratch))"]) {
             try removeTree(scratch, runner: runner)
         }
-        for command in source.fetchCommands(scratch: scratch, directories: pin.sourceDirectories,
-                                            lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up))) { try runner.checked(command) }
+        for command in source.fetchCommands(
+            scratch: scratch, directories: pin.sourceDirectories,
+            lowSpeedLimit: ctx.options.lowSpeedLimit, lowSpeedTime: Int(ctx.options.lowSpeedTime.rounded(.up)))
+        { try runner.checked(command) }
         let directories = pin.sourceDirectories.joined(separator: " and ")
         // Reads back: where the archive's tree is.
         let tree = runner.isDryRun ? "\(scratch)/source" : try ENASource.locateTree(scratch: scratch, buildDirectory: pin.buildDirectory)
-        try runner.perform("check every file of \(directories) under \(tree) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal") {
+        try runner.perform(
+            "check every file of \(directories) under \(tree) against the \(pin.files.count) sha256 sums of versions.json (ENA \(pin.version)); any missing, extra or different file is fatal"
+        ) {
             let problems = try PinCheck.check(root: tree, directories: pin.sourceDirectories, pinned: pin.files, runner: runner)
             guard problems.isEmpty else { throw ENAError.pinMismatch(source: source.description, problems: problems) }
             ctx.log.say("ENA \(pin.version) source: all \(pin.files.count) files of \(directories) match versions.json (\(source.description))")
@@ -85,7 +91,9 @@ enum ENASteps {
 
     // MARK: ena-resolve (the build root's packages join the verified download)
 
-    static let resolveStep = InstallStep("ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)") { try resolve($0) }
+    static let resolveStep = InstallStep(
+        "ena-resolve", "--ena: gcc, make, rpm-build and kernel-devel-<kernel> for the build root (downloaded and verified with the rest)"
+    ) { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
         let plan = try ctx.plan
         let devel = "kernel-devel-" + plan.kernel
@@ -105,7 +113,9 @@ enum ENASteps {
 
     // MARK: ena-build (a scratch build root on the builder)
 
-    static let buildStep = InstallStep("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed") { try build($0) }
+    static let buildStep = InstallStep("ena-build", "--ena: scratch build root on the builder, kbuild against kernel-devel, kmod-ena RPM; build root removed") {
+        try build($0)
+    }
     static func build(_ ctx: InstallContext) throws {
         if let share = ctx.options.enaShareDirectory { try buildShared(ctx, share: share) } else { try buildInBuildRoot(ctx) }
     }
@@ -133,7 +143,9 @@ enum ENASteps {
         var said = false
         while lock == nil {
             try Interruption.shared.check()
-            do { lock = try FileLock.acquire(dir + "/lock", holderDescription: "centos6-ami install \(ctx.options.release) \(ctx.options.target): ENA build") } catch HostError.lockHeld {
+            do {
+                lock = try FileLock.acquire(dir + "/lock", holderDescription: "centos6-ami install \(ctx.options.release) \(ctx.options.target): ENA build")
+            } catch HostError.lockHeld {
                 // Unbounded: the holder is building kmod-ena, which takes minutes; but say who it is.
                 if !said, Date().timeIntervalSince(waitStart) >= FileLock.noticeAfter {
                     said = true
@@ -222,9 +234,11 @@ enum ENASteps {
         try runner.perform {
             if FileManager.default.fileExists(atPath: root) { throw InstallError.buildRootNotRemoved(path: root) }
         }
-        ctx.log.say(String(format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
-                           pin.version, kver, buildRootSeconds, kbuildSeconds,
-                           Date().timeIntervalSince(started), vermagic ?? ""))
+        ctx.log.say(
+            String(
+                format: "ENA %@ built for %@: build root %.1f s, kbuild %.1f s, total %.1f s (vermagic '%@')",
+                pin.version, kver, buildRootSeconds, kbuildSeconds,
+                Date().timeIntervalSince(started), vermagic ?? ""))
     }
 
     /// The module's vermagic must name the release of the tree it was built
@@ -255,7 +269,9 @@ enum ENASteps {
 
     // MARK: ena-install (the target's own rpm)
 
-    static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0") { try install($0) }
+    static let installStep = InstallStep("ena-install", "--ena: the target's rpm installs kmod-ena (depmod); the kernel line gets net.ifnames=0") {
+        try install($0)
+    }
     static func install(_ ctx: InstallContext) throws {
         let runner = ctx.runner, root = try ctx.root, kver = try kernelRelease(ctx)
         let rpm = try ctx.kmod.rpmPath

@@ -2,7 +2,7 @@ import Foundation
 import Host
 import Verdict
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whether the initramfs the kernel's %posttrans built can stay, so an install runs
@@ -17,7 +17,8 @@ enum InitramfsCheck {
     static func rebuildReason(root: String, kernel: String, image: String) throws -> String? {
         var info = stat()
         guard let path = ImageRoot.hostPath(image, in: root), lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return "\(image) is missing" }
-        guard let data = ImageRoot.contents(image, in: root, limit: BootVerdict.maxInitramfsBytes), let entries = try? BootVerdict.initramfsNames([UInt8](data)) else {
+        guard let data = ImageRoot.contents(image, in: root, limit: BootVerdict.maxInitramfsBytes), let entries = try? BootVerdict.initramfsNames([UInt8](data))
+        else {
             return "\(image) is not a readable initramfs"
         }
         let modules = Set(entries.compactMap { BootVerdict.moduleName(path: Substring($0)) })
@@ -44,7 +45,9 @@ enum InitramfsCheck {
     /// The `add_drivers+=" … "` / `add_drivers=" … "` words of /etc/dracut.conf and
     /// /etc/dracut.conf.d/*.conf, in the order dracut sources them.
     static func configuredDrivers(root: String) -> [String] {
-        let files = ["/etc/dracut.conf"] + ImageRoot.list("/etc/dracut.conf.d", in: root)
+        let files =
+            ["/etc/dracut.conf"]
+            + ImageRoot.list("/etc/dracut.conf.d", in: root)
             .filter { $0.hasSuffix(".conf") }.sorted().map { "/etc/dracut.conf.d/" + $0 }
         return files.flatMap { file -> [String] in
             addDrivers(ImageRoot.text(file, in: root, limit: 1 << 20) ?? "")
@@ -60,7 +63,8 @@ enum InitramfsCheck {
             guard key == "add_drivers" || key == "add_drivers+" else { return [] }
             let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
             guard let quote = value.first, quote == "\"" || quote == "'",
-                  let end = value.dropFirst().firstIndex(of: quote) else { return [] }
+                let end = value.dropFirst().firstIndex(of: quote)
+            else { return [] }
             return value[value.index(after: value.startIndex)..<end].split(separator: " ").map(String.init)
         }
     }

@@ -130,10 +130,13 @@ public final class InstallContext: @unchecked Sendable {
         fetchOptions.lowSpeedTime = options.lowSpeedTime
         // Which mirror served a file when it is not the first: one line per file, in the log.
         fetchOptions.note = { log.write($0) }
-        let made = Fetcher(cache: cache, maxConnections: options.connections, options: fetchOptions, progress: onTerminal ? { progress in
-            Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
-            if progress.filesDone == progress.filesTotal { Output.stderr("\n") }
-        } : nil)
+        let made = Fetcher(
+            cache: cache, maxConnections: options.connections, options: fetchOptions,
+            progress: onTerminal
+                ? { progress in
+                    Output.stderr(("\r\u{1B}[K" + log.prefix + "download: " + progress.line))
+                    if progress.filesDone == progress.filesTotal { Output.stderr("\n") }
+                } : nil)
         fetcher = made
         return made
     }

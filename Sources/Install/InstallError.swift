@@ -50,7 +50,8 @@ public enum InstallError: ToolError {
         case let .notALoopDevice(printed): return "losetup printed '\(printed)' instead of a loop device"
         case let .undoFailed(undo): return undo
         case let .noCompsGroupFile(repository): return "repository '\(repository)' has no comps group file (yum groupinstall Core needs it)"
-        case let .kernelMissing(package, updates, release): return "the repository has no '\(package)' (the \(updates ? "updates" : "GA") kernel for \(release))"
+        case let .kernelMissing(package, updates, release):
+            return "the repository has no '\(package)' (the \(updates ? "updates" : "GA") kernel for \(release))"
         case let .packageRejected(file, mirror, _): return "package '\(file)' from \(mirror)"
         case let .kernelNotInstalled(kernel, _): return "kernel-\(kernel) is not installed"
         case .postfixInstalled: return "postfix was installed despite --exclude=postfix"

@@ -27,8 +27,9 @@ public struct InstalledPackage: Codable, Equatable, Sendable {
     /// (imported keys, not packages) are left out.
     public static func parse(_ text: String) -> [InstalledPackage] {
         RPMQuery.parse(text).map {
-            InstalledPackage(name: $0.name, epoch: $0.epoch ?? 0, version: $0.version, release: $0.release, arch: $0.arch,
-                             license: $0.license, vendor: $0.vendor, headerSHA1: $0.headerSHA1)
+            InstalledPackage(
+                name: $0.name, epoch: $0.epoch ?? 0, version: $0.version, release: $0.release, arch: $0.arch,
+                license: $0.license, vendor: $0.vendor, headerSHA1: $0.headerSHA1)
         }
     }
 }
@@ -71,20 +72,24 @@ public struct BuildManifest: Codable, Equatable, Sendable {
     /// to the repository packages they were installed from (checksum, verified signing key).
     /// `sha256` gives the sha256 of a repository package (the metadata's own, or computed for a
     /// SHA-1 repository).
-    public static func make(release: String, kernel: String, mirror: String, repomdRevision: String?, toolVersion: String,
-                            enaVersion: String?, bootVerdict: String? = nil, created: Date, installed: [InstalledPackage], repository: [RepoPackage],
-                            signingKeys: [String: String], sha256: (RepoPackage) throws -> String) rethrows -> BuildManifest {
+    public static func make(
+        release: String, kernel: String, mirror: String, repomdRevision: String?, toolVersion: String,
+        enaVersion: String?, bootVerdict: String? = nil, created: Date, installed: [InstalledPackage], repository: [RepoPackage],
+        signingKeys: [String: String], sha256: (RepoPackage) throws -> String
+    ) rethrows -> BuildManifest {
         var byNEVRA: [String: RepoPackage] = [:]
         for package in repository where byNEVRA[package.nevra] == nil { byNEVRA[package.nevra] = package }
         let packages = try installed.sorted { ($0.name, $0.nevra) < ($1.name, $1.nevra) }.map { p -> Package in
             let source = byNEVRA[p.nevra]
-            return Package(nevra: p.nevra, name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch,
-                           sha256: try source.map(sha256), signingKeyID: source.flatMap { signingKeys[$0.location] }, location: source?.location)
+            return Package(
+                nevra: p.nevra, name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch,
+                sha256: try source.map(sha256), signingKeyID: source.flatMap { signingKeys[$0.location] }, location: source?.location)
         }
         let f = ISO8601DateFormatter()
         f.timeZone = TimeZone(identifier: "UTC")
-        return BuildManifest(release: release, kernel: kernel, bootVerdict: bootVerdict, enaVersion: enaVersion, mirror: mirror,
-                             repomdRevision: repomdRevision, toolVersion: toolVersion, created: f.string(from: created), packages: packages)
+        return BuildManifest(
+            release: release, kernel: kernel, bootVerdict: bootVerdict, enaVersion: enaVersion, mirror: mirror,
+            repomdRevision: repomdRevision, toolVersion: toolVersion, created: f.string(from: created), packages: packages)
     }
 
     public func encoded() -> Data {
@@ -111,7 +116,8 @@ extension InstallContext {
         let plan = try plan, downloads = try downloads
         let paths = downloads.cachedPaths
         return try BuildManifest.make(
-            release: options.release, kernel: plan.kernel, mirror: plan.repository.metadataMirror ?? options.mirror, repomdRevision: plan.repository.repomd.revision,
+            release: options.release, kernel: plan.kernel, mirror: plan.repository.metadataMirror ?? options.mirror,
+            repomdRevision: plan.repository.repomd.revision,
             toolVersion: toolVersion, enaVersion: try enaInstalled ? versions.ena.version : nil, bootVerdict: try bootVerdict.bootsOn, created: created,
             installed: try imagePackages, repository: downloads.packages, signingKeys: try verified.signingKeys,
             sha256: { package in

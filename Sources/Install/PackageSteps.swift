@@ -23,11 +23,13 @@ enum PackageSteps {
 
     // MARK: before any write
 
-    static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd") { try fetchMetadata($0) }
+    static let fetchMetadataStep = InstallStep("fetch-metadata", "repomd.xml, primary and comps of <mirror>/<release>/os/x86_64/, each checked against repomd")
+    { try fetchMetadata($0) }
     static func fetchMetadata(_ ctx: InstallContext) throws {
         let fetcher = try ctx.makeFetcher()
         let mirrors = ctx.options.mirrors
-        ctx.log.write("metadata from \(ctx.options.mirror)" + (mirrors.count > 1 ? " (alternatives: \(ctx.options.alternativeMirrors.joined(separator: ", ")))" : ""))
+        ctx.log.write(
+            "metadata from \(ctx.options.mirror)" + (mirrors.count > 1 ? " (alternatives: \(ctx.options.alternativeMirrors.joined(separator: ", ")))" : ""))
         let log = ctx.log
         let repo = try ReleaseRepository.fetch(mirrors: mirrors, release: ctx.options.release, fetcher: fetcher, note: { log.say($0) })
         var updates: ReleaseRepository?
@@ -36,8 +38,11 @@ enum PackageSteps {
         }
         ctx.repositoriesIfMade = Repositories(os: repo, updates: updates)
         if mirrors.count > 1 {
-            ctx.log.say("metadata: revision \(repo.repomd.revision ?? "(none)") from \(repo.baseURL.absoluteString)"
-                        + (repo.alternativeBaseURLs.isEmpty ? "; no alternative mirror agrees with it" : "; packages fail over to \(repo.alternativeBaseURLs.map(\.absoluteString).joined(separator: ", "))"))
+            ctx.log.say(
+                "metadata: revision \(repo.repomd.revision ?? "(none)") from \(repo.baseURL.absoluteString)"
+                    + (repo.alternativeBaseURLs.isEmpty
+                        ? "; no alternative mirror agrees with it"
+                        : "; packages fail over to \(repo.alternativeBaseURLs.map(\.absoluteString).joined(separator: ", "))"))
         }
     }
 
@@ -46,7 +51,8 @@ enum PackageSteps {
         packages.filter { $0.name == "kernel" }.max { $0.evr < $1.evr }.map { "\($0.evr.version)-\($0.evr.release)" }
     }
 
-    static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install") { try resolve($0) }
+    static let resolveStep = InstallStep("resolve", "the bootstrap set (closure of yum, rpm, bash, coreutils, centos-release...) and the set yum will install")
+    { try resolve($0) }
     static func resolve(_ ctx: InstallContext) throws {
         let repositories = try ctx.repositories
         let repo = repositories.os
@@ -66,13 +72,17 @@ enum PackageSteps {
         }
         let kernel = "kernel-" + release.kernel
         let install = try resolver.groupInstallSet(comps: comps, extra: [kernel] + ctx.extraPackages, exclude: ["postfix"])
-        guard install.names.contains("kernel"), install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == release.kernel }) else {
+        guard install.names.contains("kernel"),
+            install.packages.contains(where: { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == release.kernel })
+        else {
             throw InstallError.kernelMissing(package: kernel, updates: ctx.options.updates, release: ctx.options.release)
         }
         let plan = PackagePlan(release: release, repositories: repositories, bootstrapSet: bootstrap.packages, installSet: install.packages)
         ctx.planIfMade = plan
         let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
-        ctx.log.say("bootstrap set: \(bootstrap.packages.count) packages (\(mb(bootstrap.downloadBytes))); install set: \(install.packages.count) packages (\(mb(install.downloadBytes)))")
+        ctx.log.say(
+            "bootstrap set: \(bootstrap.packages.count) packages (\(mb(bootstrap.downloadBytes))); install set: \(install.packages.count) packages (\(mb(install.downloadBytes)))"
+        )
         ctx.note("bootstrap set (\(bootstrap.packages.count)): " + bootstrap.packages.map(\.nevra).joined(separator: " "))
         if !install.unresolved.isEmpty { ctx.log.write("install set: yum will resolve these itself: \(install.unresolved.joined(separator: "; "))") }
         try checkImageSpace(ctx, plan)
@@ -88,35 +98,49 @@ enum PackageSteps {
         guard let free = Preflight.freeSpace(at: holder) else { return }
         var st = stat()
         let allocated = exists && stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
-        ctx.log.write(String(format: "space: the image needs about %.0f MB; '%@' has %.0f MB free", Double(needed) / 1e6, free.mountPoint, Double(free.bytes) / 1e6))
-        if let error = Preflight.spaceError(imagePath: path, filesystem: free.mountPoint, freeBytes: free.bytes, needed: needed, alreadyAllocated: allocated) { throw error }
+        ctx.log.write(
+            String(format: "space: the image needs about %.0f MB; '%@' has %.0f MB free", Double(needed) / 1e6, free.mountPoint, Double(free.bytes) / 1e6))
+        if let error = Preflight.spaceError(imagePath: path, filesystem: free.mountPoint, freeBytes: free.bytes, needed: needed, alreadyAllocated: allocated) {
+            throw error
+        }
     }
 
-    static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)") { try download($0) }
+    static let downloadStep = InstallStep("download", "every package into the verified, content-addressed cache on the builder (parallel, resumable)") {
+        try download($0)
+    }
     static func download(_ ctx: InstallContext) throws {
         let plan = try ctx.plan
         // With --ena, the build root's packages are fetched and verified with the rest.
         let all = uniquePackages(plan.bootstrapSet + plan.installSet + (ctx.options.ena ? try ctx.enaBuildSet : []))
         var downloads = Downloads(packages: all)
-        try ctx.runner.perform("download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(plan.repository.baseURL.absoluteString)") {
+        try ctx.runner.perform(
+            "download \(all.count) packages into \(ctx.options.cacheDirectory) (cache hits cost nothing), then verify each: \(plan.repository.baseURL.absoluteString)"
+        ) {
             let fetcher = try ctx.makeFetcher()
             let paths = try fetcher.fetch(all.map { plan.source(of: $0).remoteFile($0) })
             for (package, path) in zip(all, paths) { downloads.cachedPaths[package.location] = path.path }
             let stats = fetcher.stats
             downloads.downloadedBytes = stats.downloadedBytes
-            ctx.log.say(String(format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6, stats.cachedFiles)
-                        + (stats.failovers > 0 ? ", \(stats.failovers) from an alternative mirror (each named in the log)" : ""))
+            ctx.log.say(
+                String(
+                    format: "packages: %d downloaded (%.1f MB), %d from the cache", stats.downloadedFiles, Double(stats.downloadedBytes) / 1e6,
+                    stats.cachedFiles)
+                    + (stats.failovers > 0 ? ", \(stats.failovers) from an alternative mirror (each named in the log)" : ""))
         }
         ctx.downloadsIfMade = downloads
     }
 
     /// Every package's signature by the pinned key, before anything is unpacked
     /// (yum checks again inside, with gpgcheck=1).
-    static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked") { try verifyPackages($0) }
+    static let verifyPackagesStep = InstallStep("verify-packages", "each package's signature by the pinned key (gpgv), before anything is unpacked") {
+        try verifyPackages($0)
+    }
     static func verifyPackages(_ ctx: InstallContext) throws {
         let downloads = try ctx.downloads
         var verified = VerifiedPackages()
-        try ctx.runner.perform("verify the signature of each of the \(downloads.packages.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)") {
+        try ctx.runner.perform(
+            "verify the signature of each of the \(downloads.packages.count) packages with gpgv against key \(try ctx.pinnedKey().fingerprint)"
+        ) {
             verified = try verifySignatures(ctx, downloads)
         }
         ctx.verifiedIfMade = verified
@@ -138,7 +162,9 @@ enum PackageSteps {
                 let (token, ran) = try verifier.verifiedUsingRecords(try RPMFile(path: path), checksum: all[index].checksum, records: records)
                 // The signature packet's issuer; the pinned key is the only one that can have verified it.
                 let keyID = (token.report.packet.keyID ?? (try? ctx.pinnedKey().keyID) ?? "").lowercased()
-                shared.withLock { $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 } }
+                shared.withLock {
+                    $0.verified[all[index].location] = token; $0.keys[all[index].location] = keyID; if ran { $0.checkedNow += 1 }
+                }
             } catch {
                 throw InstallError.packageRejected(file: all[index].fileName, mirror: ctx.options.mirror, cause: error)
             }
@@ -146,7 +172,9 @@ enum PackageSteps {
         let (verified, checkedNow, keys) = shared.withLock { ($0.verified, $0.checkedNow, $0.keys) }
         // The exact file set, for the log reader (Benchmarks/install unpacks the same files).
         ctx.log.write("verified files (\(all.count)):\n" + all.map { downloads.cachedPaths[$0.location] ?? $0.location }.joined(separator: "\n"))
-        ctx.log.say("signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)")
+        ctx.log.say(
+            "signatures: \(all.count) packages good (key \(try ctx.pinnedKey().fingerprint); \(checkedNow) checked by gpgv now, \(all.count - checkedNow) remembered from the cache, every file's checksum recomputed)"
+        )
         return VerifiedPackages(byLocation: verified, signingKeys: keys)
     }
 
@@ -165,7 +193,9 @@ enum PackageSteps {
     /// off the volume; that rpm then works on the target with `--root` (as
     /// `yum --installroot` does), and the scratch root goes.
     /// Package payloads reach the volume once, written by rpm.
-    static let bootstrapStep = InstallStep("bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set") { try bootstrap($0) }
+    static let bootstrapStep = InstallStep(
+        "bootstrap", "unpack the verified bootstrap set; /proc, /sys, /dev in the target; rpm --initdb, import the key, register the set"
+    ) { try bootstrap($0) }
     static func bootstrap(_ ctx: InstallContext) throws {
         // The target's local mirror offers its yum every package downloaded.
         try bootstrap(ctx, into: try ctx.mounted, mirroring: try ctx.downloads.packages)
@@ -210,7 +240,9 @@ enum PackageSteps {
     /// rpm and its configuration, then the packages holding the libraries the
     /// unpacked ELF files need; each round's packages in parallel, one per core.
     static func extractTools(_ ctx: InstallContext, into tools: String) throws {
-        try ctx.runner.perform("unpack what rpm needs to run into \(tools) (our cpio extractor, in parallel): the packages holding rpm and its configuration, then round by round those holding the libraries their ELF files need (PT_INTERP, DT_NEEDED)") {
+        try ctx.runner.perform(
+            "unpack what rpm needs to run into \(tools) (our cpio extractor, in parallel): the packages holding rpm and its configuration, then round by round those holding the libraries their ELF files need (PT_INTERP, DT_NEEDED)"
+        ) {
             try extractRuntime(ctx, into: tools)
         }
     }
@@ -224,9 +256,10 @@ enum PackageSteps {
         }
         var byLocation: [String: RepoPackage] = [:]
         for package in bootstrapSet where byLocation[package.location] == nil { byLocation[package.location] = package }
-        let runtime = RPMRuntime(packages: try bootstrapSet.map {
-            RPMRuntime.Package(rpm: try verified($0).rpm, location: $0.location)
-        })
+        let runtime = RPMRuntime(
+            packages: try bootstrapSet.map {
+                RPMRuntime.Package(rpm: try verified($0).rpm, location: $0.location)
+            })
         let unpacked = try runtime.lay(into: tools) { locations in
             let round = locations.compactMap { byLocation[$0] }
             try extractInParallel(round.filter { $0.name == "filesystem" }, into: tools, log: ctx.log, verified: verified)
@@ -238,8 +271,10 @@ enum PackageSteps {
     }
 
     /// Unpacks verified packages into `tools`, one per core at a time.
-    static func extractInParallel(_ packages: [RepoPackage], into tools: String, log: Log?,
-                                  verified: @Sendable (RepoPackage) throws -> VerifiedRPM) throws {
+    static func extractInParallel(
+        _ packages: [RepoPackage], into tools: String, log: Log?,
+        verified: @Sendable (RepoPackage) throws -> VerifiedRPM
+    ) throws {
         try Parallel.forEach(packages.count) { index in try Payload.extract(try verified(packages[index]), into: tools, log: log) }
     }
 
@@ -334,7 +369,9 @@ enum PackageSteps {
     /// --updates: the updates repository's local mirror (its verified repodata and
     /// the verified packages resolved from it), bind-mounted read-only as
     /// `mirror-updates`; returns the upstream yum falls back to.
-    static func makeUpdatesMirror(_ ctx: InstallContext, _ tree: RootTree, _ updates: ReleaseRepository, packages: [RepoPackage], mirror: String) throws -> String {
+    static func makeUpdatesMirror(_ ctx: InstallContext, _ tree: RootTree, _ updates: ReleaseRepository, packages: [RepoPackage], mirror: String) throws
+        -> String
+    {
         let runner = ctx.runner, cachedPaths = try ctx.downloads.cachedPaths
         let inside = tree.root + chrootWork
         try runner.checked(Command("mkdir", ["-p", mirror + "/repodata", inside + "/mirror-updates"]))
@@ -378,19 +415,20 @@ enum PackageSteps {
         gpgkey=file://\(chrootWork)/RPM-GPG-KEY
         enabled=1
 
-        """ + (updatesUpstream.map { updates in
-            """
+        """
+            + (updatesUpstream.map { updates in
+                """
 
-            [\(updatesRepoID)]
-            name=CentOS $releasever updates (centos6-ami: verified local mirror, then upstream)
-            baseurl=file://\(chrootWork)/mirror-updates/
-                    \(updates)
-            gpgcheck=1
-            gpgkey=file://\(chrootWork)/RPM-GPG-KEY
-            enabled=1
+                [\(updatesRepoID)]
+                name=CentOS $releasever updates (centos6-ami: verified local mirror, then upstream)
+                baseurl=file://\(chrootWork)/mirror-updates/
+                        \(updates)
+                gpgcheck=1
+                gpgkey=file://\(chrootWork)/RPM-GPG-KEY
+                enabled=1
 
-            """
-        } ?? "")
+                """
+            } ?? "")
     }
 
     /// `install @core ...`: yum 3.2's `@group` form of install (its `_at_groupinstall`, the same
@@ -403,12 +441,20 @@ enum PackageSteps {
 
     /// The chroot yum of `root` (the target, or the ENA build root) on its local mirror.
     static func yum(_ ctx: InstallContext, in root: String, _ arguments: [String]) throws -> Command {
-        Command("yum", ["-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*", "--enablerepo=" + repoID + (try ctx.plan.updatesRepository == nil ? "" : "," + updatesRepoID),
-                        "--releasever=" + ctx.options.release] + arguments).inChroot(root)
+        Command(
+            "yum",
+            [
+                "-y", "-c", chrootWork + "/yum.conf", "--disablerepo=*",
+                "--enablerepo=" + repoID + (try ctx.plan.updatesRepository == nil ? "" : "," + updatesRepoID),
+                "--releasever=" + ctx.options.release,
+            ] + arguments
+        ).inChroot(root)
     }
 
     /// The target's own yum, in one transaction: Core without postfix, the pinned kernel, xfsprogs and grub.
-    static let installPackagesStep = InstallStep("install-packages", "the target's yum, one transaction: install @core, the pinned kernel, xfsprogs, grub (acpid, ntp) --exclude=postfix") { try installPackages($0) }
+    static let installPackagesStep = InstallStep(
+        "install-packages", "the target's yum, one transaction: install @core, the pinned kernel, xfsprogs, grub (acpid, ntp) --exclude=postfix"
+    ) { try installPackages($0) }
     static func installPackages(_ ctx: InstallContext) throws {
         let runner = ctx.runner, root = try ctx.root
         try writeDracutConfiguration(ctx)
@@ -434,8 +480,9 @@ enum PackageSteps {
     /// (read from its header's file list: the kernel is not installed yet).
     static func kernelShipsModule(_ name: String, _ ctx: InstallContext) throws -> Bool {
         let plan = try ctx.plan
-        let kernel = try ctx.made(plan.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel },
-                                  "kernel-\(plan.kernel) package", by: "resolve")
+        let kernel = try ctx.made(
+            plan.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel },
+            "kernel-\(plan.kernel) package", by: "resolve")
         let rpm = try ctx.made(try ctx.verified.byLocation[kernel.location], "verified kernel-\(plan.kernel)", by: "verify-packages").rpm
         return shipsModule(name, files: rpm.fileNames)
     }

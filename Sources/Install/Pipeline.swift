@@ -59,11 +59,12 @@ public enum Pipeline {
     static func summary(_ ctx: InstallContext, stepsRun: [String]) -> InstallSummary {
         var device = ctx.diskIfMade?.device
         if device == nil, case let .blockDevice(path, _)? = ctx.targetIfMade { device = path }
-        return InstallSummary(release: ctx.options.release, target: ctx.options.target, device: device,
-                              filesystemUUID: ctx.filesystemUUID, stepsRun: stepsRun, seconds: ctx.log.elapsed,
-                              kernel: (ctx.planIfMade?.release ?? ctx.release).kernel, packageCount: ctx.installedIfMade?.packages.count ?? 0,
-                              bytesOnVolume: ctx.bytesOnVolumeIfMade ?? 0, downloadedBytes: ctx.downloadsIfMade?.downloadedBytes ?? 0,
-                              bootVerdict: ctx.bootVerdictIfMade)
+        return InstallSummary(
+            release: ctx.options.release, target: ctx.options.target, device: device,
+            filesystemUUID: ctx.filesystemUUID, stepsRun: stepsRun, seconds: ctx.log.elapsed,
+            kernel: (ctx.planIfMade?.release ?? ctx.release).kernel, packageCount: ctx.installedIfMade?.packages.count ?? 0,
+            bytesOnVolume: ctx.bytesOnVolumeIfMade ?? 0, downloadedBytes: ctx.downloadsIfMade?.downloadedBytes ?? 0,
+            bootVerdict: ctx.bootVerdictIfMade)
     }
 
     /// A failure caused by a full filesystem, said so: ENOSPC in the error, or a
@@ -74,7 +75,9 @@ public enum Pipeline {
         if case DiskError.noSpaceForImage = error { return nil }
         let text = "\(error)"
         var places: [String] = []
-        if case let .imageFile(path, _, _)? = ctx.targetIfMade { places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent) }
+        if case let .imageFile(path, _, _)? = ctx.targetIfMade {
+            places.append(FileManager.default.fileExists(atPath: path) ? path : (path as NSString).deletingLastPathComponent)
+        }
         places += [ctx.rootPath + "/var/cache/yum", ctx.rootPath]
         places.append(ctx.options.cacheDirectory)
         let full = places.compactMap { path -> String? in
@@ -83,7 +86,9 @@ public enum Pipeline {
         }
         let saysENOSPC = text.contains("No space left on device") || text.contains("ENOSPC")
         // A failed download discards its partial file, so the cache may have room again: the path in the error says where.
-        let named = saysENOSPC ? places.filter { !$0.isEmpty && text.contains($0 + "/") }.max { $0.count < $1.count }.flatMap { Preflight.freeSpace(at: $0)?.mountPoint } : nil
+        let named =
+            saysENOSPC
+            ? places.filter { !$0.isEmpty && text.contains($0 + "/") }.max { $0.count < $1.count }.flatMap { Preflight.freeSpace(at: $0)?.mountPoint } : nil
         guard saysENOSPC || !full.isEmpty else { return nil }
         // The line that says so, else the error's first line.
         let lines = text.split(separator: "\n").map(String.init)

@@ -46,7 +46,7 @@ public struct RPMRuntime: Sendable {
         self.packages = packages
         var libraries: [String: (location: String, path: String)] = [:]
         var byLocation: [String: Package] = [:]
-        var providing = Set<String>()  // basenames whose owner so far also Provides them
+        var providing = Set<String>() // basenames whose owner so far also Provides them
         for package in packages {
             if byLocation[package.location] == nil { byLocation[package.location] = package }
             for path in package.files where Self.isLibraryPath(path) {
@@ -98,8 +98,9 @@ public struct RPMRuntime: Sendable {
         var seen = Set<String>(), loads: [String] = []
         for requirement in package.requires {
             guard let soname = soname(ofRequirement: requirement), !shipped.contains(soname),
-                  !(programNeeds.contains(soname) && !libraryNeeds.contains(soname)),
-                  seen.insert(soname).inserted else { continue }
+                !(programNeeds.contains(soname) && !libraryNeeds.contains(soname)),
+                seen.insert(soname).inserted
+            else { continue }
             loads.append(requirement)
         }
         return loads
@@ -125,7 +126,9 @@ public struct RPMRuntime: Sendable {
     /// requirements of the packages just unpacked (`loads`: package location → requirements,
     /// from `runtimeLoads`), the packages not yet unpacked that hold them and the library
     /// paths to read next. Throws for a library no candidate package holds (rpm could not run).
-    public func nextRound(needed: [String: [String]], loads: [String: [String]] = [:], unpacked: Set<String>, read: Set<String>) throws -> (locations: [String], elfFiles: [String]) {
+    public func nextRound(needed: [String: [String]], loads: [String: [String]] = [:], unpacked: Set<String>, read: Set<String>) throws -> (
+        locations: [String], elfFiles: [String]
+    ) {
         var locations: [String] = [], files: [String] = []
         func take(_ owner: (location: String, path: String)) {
             if !unpacked.contains(owner.location) && !locations.contains(owner.location) { locations.append(owner.location) }
@@ -196,8 +199,9 @@ public struct RPMRuntime: Sendable {
 extension RPMRuntime.Package {
     /// A package's file list and Requires, from its header.
     public init(rpm: RPMFile, location: String) {
-        self.init(location: location, name: rpm.name, files: rpm.fileNames, requires: rpm.requires.map(\.name), nevra: rpm.nvra,
-                  provides: rpm.provides.map(\.name))
+        self.init(
+            location: location, name: rpm.name, files: rpm.fileNames, requires: rpm.requires.map(\.name), nevra: rpm.nvra,
+            provides: rpm.provides.map(\.name))
     }
 }
 
@@ -222,7 +226,8 @@ public enum RPMRuntimeError: ToolError, Equatable {
         case .noRPMBinary: return "no bootstrap package holds /bin/rpm or /usr/bin/rpm"
         case let .libraryNotInBootstrapSet(library, file): return "'\(file)' needs '\(library)', which no candidate package holds (rpm could not run)"
         case let .requiredLibraryMissing(requirement, package):
-            return "'\(package)' requires '\(requirement)' (a library it loads at run time, named only in its Requires), which no candidate package holds (rpm could not run)"
+            return
+                "'\(package)' requires '\(requirement)' (a library it loads at run time, named only in its Requires), which no candidate package holds (rpm could not run)"
         }
     }
 }
@@ -260,7 +265,8 @@ public enum ELFDependencies {
         }
         // \x7fELF, ELFCLASS64, ELFDATA2LSB.
         guard bytes.count >= 64, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46, bytes[4] == 2, bytes[5] == 1,
-              let phoff = u64(0x20), let phentsize = u16(0x36), let phnum = u16(0x38), phentsize >= 56 else { return [] }
+            let phoff = u64(0x20), let phentsize = u16(0x36), let phnum = u16(0x38), phentsize >= 56
+        else { return [] }
         struct Segment { var type: Int; var offset: UInt64; var vaddr: UInt64; var filesz: UInt64 }
         var segments: [Segment] = []
         for index in 0..<phnum {
@@ -275,8 +281,8 @@ public enum ELFDependencies {
         var at = Int(clamping: dynamic.offset)
         let end = at + Int(clamping: dynamic.filesz)
         while at + 16 <= end, let tag = u64(at), let value = u64(at + 8), tag != 0 {
-            if tag == 1 { needed.append(value) }        // DT_NEEDED
-            if tag == 5 { strtab = value }              // DT_STRTAB (an address)
+            if tag == 1 { needed.append(value) } // DT_NEEDED
+            if tag == 5 { strtab = value } // DT_STRTAB (an address)
             at += 16
         }
         // The string table's address, mapped to its file offset through the PT_LOAD that holds it.

@@ -2,7 +2,7 @@ import Disk
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The install and batch preflights: a run that died (SIGKILL, OOM, a crash)
@@ -22,7 +22,8 @@ public enum RecoveryCheck {
     }
 
     static func absolute(_ p: String) -> String {
-        p.hasPrefix("/") ? (p as NSString).standardizingPath
+        p.hasPrefix("/")
+            ? (p as NSString).standardizingPath
             : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(p) as NSString).standardizingPath
     }
 }
@@ -84,14 +85,31 @@ public struct LocalRecovery {
             if ok { say("  " + text) } else { problems.append("\(text): \(why())"); say("  failed: \(text): \(why())") }
         }
         let e = record.entries
-        let roots = e.compactMap { if case let .root(p) = $0 { return p }; return nil }
-        let mounts = e.compactMap { if case let .mount(p) = $0 { return p }; return nil }
-        let workDirs = e.compactMap { if case let .workDir(p) = $0 { return p }; return nil }
-        let scratches = e.compactMap { if case let .scratch(p) = $0 { return p }; return nil }
-        let images = e.compactMap { if case let .image(p) = $0 { return p }; return nil }
-        let finished = Set(e.compactMap { if case let .finished(p) = $0 { return p }; return nil })
-        var loopImages = e.compactMap { if case let .loopOf(p) = $0 { return p }; return nil }
-        loopImages += e.compactMap { if case let .loop(_, i) = $0 { return i }; return nil }
+        let roots = e.compactMap {
+            if case let .root(p) = $0 { return p }; return nil
+        }
+        let mounts = e.compactMap {
+            if case let .mount(p) = $0 { return p }; return nil
+        }
+        let workDirs = e.compactMap {
+            if case let .workDir(p) = $0 { return p }; return nil
+        }
+        let scratches = e.compactMap {
+            if case let .scratch(p) = $0 { return p }; return nil
+        }
+        let images = e.compactMap {
+            if case let .image(p) = $0 { return p }; return nil
+        }
+        let finished = Set(
+            e.compactMap {
+                if case let .finished(p) = $0 { return p }; return nil
+            })
+        var loopImages = e.compactMap {
+            if case let .loopOf(p) = $0 { return p }; return nil
+        }
+        loopImages += e.compactMap {
+            if case let .loop(_, i) = $0 { return i }; return nil
+        }
 
         // 1. Processes: the run's own children, then anything whose root is inside its chroots.
         var victims: [Int32] = []
@@ -186,7 +204,10 @@ public struct LocalRecovery {
             }
         }
         for image in Set(images).sorted() { for device in BlockDevices.loopDevices(backing: image) { left.append("loop device \(device) (\(image))") } }
-        let finished = Set(e.compactMap { if case let .finished(p) = $0 { return p }; return nil })
+        let finished = Set(
+            e.compactMap {
+                if case let .finished(p) = $0 { return p }; return nil
+            })
         for case let .image(p) in e where !finished.contains(p) && FileManager.default.fileExists(atPath: p) { left.append("unfinished image \(p)") }
         for case let .scratch(p) in e where FileManager.default.fileExists(atPath: p) { left.append("scratch directory \(p)") }
         return left

@@ -81,8 +81,9 @@ public enum InstallSteps {
         let described = URL(fileURLWithPath: ctx.options.target).standardizedFileURL.path
         let lock: FileLock
         do {
-            lock = try FileLock.acquire(lockPath, holderDescription: "centos6-ami install \(ctx.options.release) \(described)",
-                                        removeOnRelease: true, base: ctx.options.lockDirectory)
+            lock = try FileLock.acquire(
+                lockPath, holderDescription: "centos6-ami install \(ctx.options.release) \(described)",
+                removeOnRelease: true, base: ctx.options.lockDirectory)
         } catch let HostError.lockHeld(_, holder) {
             throw DiskError.inUseByRun(path: ctx.options.target, holder: holder)
         }
@@ -157,10 +158,13 @@ public enum InstallSteps {
         ctx.partitionIfMade = BlockDevices.partitionPath(disk: device, number: 1)
     }
 
-    static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)") { try waitPartition($0) }
+    static let waitPartitionStep = InstallStep("wait-partition", "wait for the partition node (udev settle, re-read, mknod from /sys)") {
+        try waitPartition($0)
+    }
     static func waitPartition(_ ctx: InstallContext) throws {
         let partition = try ctx.partition
-        try ctx.runner.perform("wait for \(partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block") {
+        try ctx.runner.perform("wait for \(partition): udevadm settle where there is udev, else blockdev --rereadpt / partx, else mknod from /sys/class/block")
+        {
             try ensurePartitionNode(ctx)
         }
     }
@@ -178,7 +182,9 @@ public enum InstallSteps {
         }
     }
 
-    static let formatStep = InstallStep("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling") { try format($0) }
+    static let formatStep = InstallStep("format", "ext4 with CentOS 6's feature set, 256-byte inodes, label '/', a fresh UUID, no zero-filling") {
+        try format($0)
+    }
     static func format(_ ctx: InstallContext) throws {
         try ensurePartitionNode(ctx)
         try ctx.runner.checked(Preparation.mkfs(partition: try ctx.partition, uuid: ctx.filesystemUUID))
@@ -203,7 +209,9 @@ public enum InstallSteps {
         ctx.mountedIfMade = RootTree(root: root, workDir: workDir, cleanup: ctx.cleanup, stamp: ctx.stamp())
     }
 
-    static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum") { try mountYumCache($0) }
+    static let mountYumCacheStep = InstallStep("mount-yum-cache", "mount the yum cache (tmpfs, device or directory) on the target's /var/cache/yum") {
+        try mountYumCache($0)
+    }
     static func mountYumCache(_ ctx: InstallContext) throws {
         let cacheDir = try ctx.root + "/var/cache/yum"
         try ctx.runner.checked(Command("mkdir", ["-p", cacheDir]))

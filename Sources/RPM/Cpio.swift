@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How to extract.
@@ -137,7 +137,9 @@ public final class CpioExtractor {
         let magic = String(decoding: b[0..<6], as: UTF8.self)
         guard magic == "070701" || magic == "070702" else {
             if magic == "07070X" { throw RPMError.unsupportedPayload(file: file, reason: "rpm's large-file cpio variant (07070X) is not supported") }
-            throw RPMError.cpio(file: file, reason: "bad entry magic '\(magic.unicodeScalars.map { $0.isASCII && $0.value >= 32 ? String($0) : "?" }.joined())' (not newc 070701/070702)")
+            throw RPMError.cpio(
+                file: file,
+                reason: "bad entry magic '\(magic.unicodeScalars.map { $0.isASCII && $0.value >= 32 ? String($0) : "?" }.joined())' (not newc 070701/070702)")
         }
         var fields = [Int]()
         for i in 0..<13 {
@@ -185,7 +187,9 @@ public final class CpioExtractor {
             let h = try CpioExtractor.parseHeader(raw, file: file)
             guard h.nameSize >= 2, h.nameSize <= 4097 else { throw RPMError.cpio(file: file, reason: "implausible name size \(h.nameSize)") }
             let nameBytes = try readExact(h.nameSize, what: "an entry name")
-            guard nameBytes.last == 0, !nameBytes.dropLast().contains(0) else { throw RPMError.cpio(file: file, reason: "entry name is not one NUL-terminated string") }
+            guard nameBytes.last == 0, !nameBytes.dropLast().contains(0) else {
+                throw RPMError.cpio(file: file, reason: "entry name is not one NUL-terminated string")
+            }
             let name = String(decoding: nameBytes.dropLast(), as: UTF8.self)
             try skipPadding(after: 110 + h.nameSize)
             if name == "TRAILER!!!" { break }
@@ -255,7 +259,9 @@ public final class CpioExtractor {
                 // An existing symlink where the archive has a directory (e.g. /lib -> usr/lib):
                 // keep it, as rpm does, but only if it leads to a directory inside the root.
                 let (resolved, missing) = try resolve(parts, entry: name)
-                guard missing.isEmpty else { throw RPMError.extractFailed(file: file, entry: name, reason: "an existing symlink stands where the directory goes and leads nowhere") }
+                guard missing.isEmpty else {
+                    throw RPMError.extractFailed(file: file, entry: name, reason: "an existing symlink stands where the directory goes and leads nowhere")
+                }
                 _ = resolved
                 return
             }

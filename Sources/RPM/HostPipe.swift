@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs a host tool (xz, gzip, gpgv, sha256sum) with its stdin read straight
@@ -18,8 +18,10 @@ public enum HostPipe {
     /// Runs `command` with stdin = `inputFile` from byte `offset` (or `inputData`, or /dev/null), calling `consume`
     /// with the read end of its stdout. If `consume` throws, the child is stopped and the error rethrown.
     /// - Parameter log: where the command line and its status go (nil: nowhere).
-    public static func run(_ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
-                           consume: (Int32) throws -> Void) throws -> Outcome {
+    public static func run(
+        _ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
+        consume: (Int32) throws -> Void
+    ) throws -> Outcome {
         try Interruption.shared.check()
         var command = command
         if inputFile == nil, let inputData { command.standardInput = inputData }
@@ -42,8 +44,11 @@ public enum HostPipe {
         do {
             result = try ProcessRunner(log: log).stream(command, input: input, consume: consume)
         } catch SpawnError.notFound {
-            let package = ["xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils"][command.executable]
-            throw RPMError.tool(name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
+            let package = [
+                "xz": "xz-utils", "gzip": "gzip", "bzip2": "bzip2", "zstd": "zstd", "cat": "coreutils", "sha256sum": "coreutils", "sha1sum": "coreutils",
+            ][command.executable]
+            throw RPMError.tool(
+                name: command.executable, reason: "not found in PATH (install \(package.map { "package '\($0)'" } ?? "the package that provides it"))")
         } catch let error as SpawnError {
             throw RPMError.tool(name: command.executable, reason: "\(error)")
         }
@@ -53,8 +58,10 @@ public enum HostPipe {
 
     /// Runs `command` with file input and collects all of stdout (small outputs: digests, gpgv status).
     /// `chunk` sees every block as it arrives (e.g. to hash while the child still works).
-    public static func collect(_ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
-                               chunk: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> (Outcome, Data) {
+    public static func collect(
+        _ command: Command, inputFile: String?, offset: Int = 0, inputData: Data? = nil, log: Log? = nil,
+        chunk: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> (Outcome, Data) {
         var data = Data()
         let outcome = try run(command, inputFile: inputFile, offset: offset, inputData: inputData, log: log) { fd in
             let size = 1 << 20

@@ -65,19 +65,19 @@ public enum Gzip {
             guard data[offset + 2] == 8 else { throw Failure.notDeflate(method: data[offset + 2]) }
             let flags = data[offset + 3]
             var p = offset + 10
-            if flags & 0x04 != 0 {  // FEXTRA
+            if flags & 0x04 != 0 { // FEXTRA
                 guard p + 2 <= data.count else { throw Failure.truncatedHeader }
                 p += 2 + Int(data[p]) | Int(data[p + 1]) << 8
             }
-            for flag in [UInt8(0x08), 0x10] where flags & flag != 0 {  // FNAME, FCOMMENT: zero-terminated
+            for flag in [UInt8(0x08), 0x10] where flags & flag != 0 { // FNAME, FCOMMENT: zero-terminated
                 while p < data.count && data[p] != 0 { p += 1 }
                 p += 1
             }
-            if flags & 0x02 != 0 { p += 2 }  // FHCRC
+            if flags & 0x02 != 0 { p += 2 } // FHCRC
             guard p <= data.count else { throw Failure.truncatedHeader }
             var inflater = Inflater(data, start: p, limit: limit)
             try inflater.run(into: &out)
-            offset = inflater.byteOffset + 8  // CRC32 and ISIZE
+            offset = inflater.byteOffset + 8 // CRC32 and ISIZE
         }
         return out
     }
@@ -153,8 +153,10 @@ struct Inflater {
 
     static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
     static let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
-    static let distBase = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
-                           4097, 6145, 8193, 12289, 16385, 24577]
+    static let distBase = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
+        4097, 6145, 8193, 12289, 16385, 24577,
+    ]
     static let distExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
     static let fixed: (Huffman, Huffman) = {
         var lengths = [Int](repeating: 8, count: 288)

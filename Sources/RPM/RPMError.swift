@@ -32,8 +32,11 @@ public enum RPMError: ToolError, Equatable, Sendable {
         case let .truncated(file, reason):
             return ("'\(file)' is truncated", "\(reason) (download it again)", nil)
         case let .payloadMissing(file, expected, available):
-            return ("'\(file)': payload missing or truncated",
-                    "the header announces \(expected) bytes of header+payload, the file has \(available) (a header-only file, or an interrupted download: fetch it again)", nil)
+            return (
+                "'\(file)': payload missing or truncated",
+                "the header announces \(expected) bytes of header+payload, the file has \(available) (a header-only file, or an interrupted download: fetch it again)",
+                nil
+            )
         case let .unsupportedPayload(file, reason):
             return ("'\(file)': unsupported payload", reason, nil)
         case let .unsafeEntry(file, entry, reason):

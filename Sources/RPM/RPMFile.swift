@@ -138,9 +138,10 @@ public struct RPMFile: Sendable {
         let mtimes = header.integers(Tag.fileMtimes)
         func at<T>(_ a: [T], _ i: Int, _ d: T) -> T { i < a.count ? a[i] : d }
         return names.enumerated().map { i, p in
-            RPMFileEntry(path: p, mode: at(modes, i, 0), size: at(sizes, i, 0), digest: at(digests, i, ""),
-                         linkTo: at(links, i, ""), user: at(users, i, ""), group: at(groups, i, ""),
-                         flags: at(flags, i, 0), mtime: at(mtimes, i, 0))
+            RPMFileEntry(
+                path: p, mode: at(modes, i, 0), size: at(sizes, i, 0), digest: at(digests, i, ""),
+                linkTo: at(links, i, ""), user: at(users, i, ""), group: at(groups, i, ""),
+                flags: at(flags, i, 0), mtime: at(mtimes, i, 0))
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Random access to the bytes of a package: a file (pread, so only the
@@ -126,13 +126,19 @@ public struct RPMHeader: Sendable {
     /// Reads the header that starts at `offset` of `source`.
     public init(source: ByteSource, at offset: Int, file: String, what: String) throws {
         let intro = try source.read(at: offset, count: 16)
-        guard intro.count == 16 else { throw RPMError.truncated(file: file, reason: "\(what) ends at byte \(source.size), its intro needs 16 bytes at \(offset)") }
+        guard intro.count == 16 else {
+            throw RPMError.truncated(file: file, reason: "\(what) ends at byte \(source.size), its intro needs 16 bytes at \(offset)")
+        }
         guard Array(intro[0..<4]) == RPMHeader.magic else {
             throw RPMError.malformed(file: file, reason: "no \(what) magic (8e ad e8 01) at byte \(offset)")
         }
         let count = Int(be32(intro, 8)), storeSize = Int(be32(intro, 12))
-        guard count >= 1, count <= RPMHeader.maxEntries else { throw RPMError.malformed(file: file, reason: "\(what) has an implausible \(count) index entries") }
-        guard storeSize <= RPMHeader.maxStore else { throw RPMError.malformed(file: file, reason: "\(what) has an implausible data store of \(storeSize) bytes") }
+        guard count >= 1, count <= RPMHeader.maxEntries else {
+            throw RPMError.malformed(file: file, reason: "\(what) has an implausible \(count) index entries")
+        }
+        guard storeSize <= RPMHeader.maxStore else {
+            throw RPMError.malformed(file: file, reason: "\(what) has an implausible data store of \(storeSize) bytes")
+        }
         let total = 16 + 16 * count + storeSize
         let body = try source.read(at: offset + 16, count: total - 16)
         guard body.count == total - 16 else {

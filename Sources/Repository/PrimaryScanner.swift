@@ -245,12 +245,17 @@ struct XMLScanner {
             while e < r.upperBound && b[e] != 59 && e - k < 12 { e += 1 }
             guard e < r.upperBound, b[e] == 59 else { throw fail("unterminated entity reference", at: k) }
             let ent = (k + 1)..<e
-            if equals(ent, "amp") { out.append(38) }
-            else if equals(ent, "lt") { out.append(60) }
-            else if equals(ent, "gt") { out.append(62) }
-            else if equals(ent, "quot") { out.append(34) }
-            else if equals(ent, "apos") { out.append(39) }
-            else if b[ent.lowerBound] == 35 { // &#N; or &#xN;
+            if equals(ent, "amp") {
+                out.append(38)
+            } else if equals(ent, "lt") {
+                out.append(60)
+            } else if equals(ent, "gt") {
+                out.append(62)
+            } else if equals(ent, "quot") {
+                out.append(34)
+            } else if equals(ent, "apos") {
+                out.append(39)
+            } else if b[ent.lowerBound] == 35 { // &#N; or &#xN;
                 let hexForm = ent.count > 1 && (b[ent.lowerBound + 1] == 120 || b[ent.lowerBound + 1] == 88)
                 let digits = String(decoding: b[(ent.lowerBound + (hexForm ? 2 : 1))..<ent.upperBound], as: UTF8.self)
                 guard let v = UInt32(digits, radix: hexForm ? 16 : 10), let scalar = Unicode.Scalar(v) else {
@@ -312,11 +317,17 @@ extension Primary {
                             dep.evr = EVR(epoch: s.intAttribute("epoch") ?? 0, version: ver, release: try s.attribute("rel") ?? "")
                         }
                         if let f = s.attributeRange("flags") {
-                            if s.equals(f.value, "EQ") { dep.flags = Dependency.equal }
-                            else if s.equals(f.value, "GE") { dep.flags = Dependency.greater | Dependency.equal }
-                            else if s.equals(f.value, "LE") { dep.flags = Dependency.less | Dependency.equal }
-                            else if s.equals(f.value, "LT") { dep.flags = Dependency.less }
-                            else if s.equals(f.value, "GT") { dep.flags = Dependency.greater }
+                            if s.equals(f.value, "EQ") {
+                                dep.flags = Dependency.equal
+                            } else if s.equals(f.value, "GE") {
+                                dep.flags = Dependency.greater | Dependency.equal
+                            } else if s.equals(f.value, "LE") {
+                                dep.flags = Dependency.less | Dependency.equal
+                            } else if s.equals(f.value, "LT") {
+                                dep.flags = Dependency.less
+                            } else if s.equals(f.value, "GT") {
+                                dep.flags = Dependency.greater
+                            }
                         }
                         if let p = s.attributeRange("pre") { dep.pre = s.equals(p.value, "1") }
                         switch list {
@@ -333,22 +344,34 @@ extension Primary {
                     evr = EVR(version: "")
                     provides = []; requires = []; conflicts = []; obsoletes = []; files = []
                 } else if inPackage {
-                    if s.equals(el, "file") { capture = 4; text = "" }
-                    else if depth == packageDepth + 1 && s.equals(el, "name") { capture = 1; text = "" }
-                    else if depth == packageDepth + 1 && s.equals(el, "arch") { capture = 2; text = "" }
-                    else if depth == packageDepth + 1 && s.equals(el, "checksum") { capture = 3; text = ""; checksumType = try s.attribute("type") ?? "" }
-                    else if s.equals(el, "version") && depth == packageDepth + 1 {
-                        evr = EVR(epoch: Int(try s.attribute("epoch") ?? "0") ?? 0, version: try s.attribute("ver") ?? "", release: try s.attribute("rel") ?? "")
+                    if s.equals(el, "file") {
+                        capture = 4; text = ""
+                    } else if depth == packageDepth + 1 && s.equals(el, "name") {
+                        capture = 1; text = ""
+                    } else if depth == packageDepth + 1 && s.equals(el, "arch") {
+                        capture = 2; text = ""
+                    } else if depth == packageDepth + 1 && s.equals(el, "checksum") {
+                        capture = 3; text = ""; checksumType = try s.attribute("type") ?? ""
+                    } else if s.equals(el, "version") && depth == packageDepth + 1 {
+                        evr = EVR(
+                            epoch: Int(try s.attribute("epoch") ?? "0") ?? 0, version: try s.attribute("ver") ?? "", release: try s.attribute("rel") ?? "")
                     } else if s.equals(el, "size") && depth == packageDepth + 1 {
                         packageSize = Int(try s.attribute("package") ?? "") ?? 0
                         installedSize = Int(try s.attribute("installed") ?? "") ?? 0
                     } else if s.equals(el, "location") && depth == packageDepth + 1 {
                         location = try s.attribute("href") ?? ""
-                    } else if s.equals(el, "rpm:provides") { list = 1 }
-                    else if s.equals(el, "rpm:requires") { list = 2 }
-                    else if s.equals(el, "rpm:conflicts") { list = 3 }
-                    else if s.equals(el, "rpm:obsoletes") { list = 4 }
-                    else if s.equals(el, "rpm:suggests") || s.equals(el, "rpm:recommends") || s.equals(el, "rpm:enhances") || s.equals(el, "rpm:supplements") { list = 5 }
+                    } else if s.equals(el, "rpm:provides") {
+                        list = 1
+                    } else if s.equals(el, "rpm:requires") {
+                        list = 2
+                    } else if s.equals(el, "rpm:conflicts") {
+                        list = 3
+                    } else if s.equals(el, "rpm:obsoletes") {
+                        list = 4
+                    } else if s.equals(el, "rpm:suggests") || s.equals(el, "rpm:recommends") || s.equals(el, "rpm:enhances") || s.equals(el, "rpm:supplements")
+                    {
+                        list = 5
+                    }
                 }
                 _ = selfClosing
             case .text(let r, let decode):
@@ -376,12 +399,16 @@ extension Primary {
                     guard let (ct, cv) = checksum else { throw fail("package '\(name)' has no checksum") }
                     let sum: Checksum
                     do { sum = try Checksum(metadataType: ct, value: cv) } catch { throw fail("package '\(name)': \(error)") }
-                    packages.append(RepoPackage(name: name, arch: arch, evr: evr, checksum: sum, packageSize: packageSize,
-                                                installedSize: installedSize, location: location, provides: provides,
-                                                requires: requires, conflicts: conflicts, obsoletes: obsoletes, files: files))
-                } else if list != 0 && (s.equals(el, "rpm:provides") || s.equals(el, "rpm:requires") || s.equals(el, "rpm:conflicts")
-                                        || s.equals(el, "rpm:obsoletes") || s.equals(el, "rpm:suggests") || s.equals(el, "rpm:recommends")
-                                        || s.equals(el, "rpm:enhances") || s.equals(el, "rpm:supplements")) {
+                    packages.append(
+                        RepoPackage(
+                            name: name, arch: arch, evr: evr, checksum: sum, packageSize: packageSize,
+                            installedSize: installedSize, location: location, provides: provides,
+                            requires: requires, conflicts: conflicts, obsoletes: obsoletes, files: files))
+                } else if list != 0
+                    && (s.equals(el, "rpm:provides") || s.equals(el, "rpm:requires") || s.equals(el, "rpm:conflicts")
+                        || s.equals(el, "rpm:obsoletes") || s.equals(el, "rpm:suggests") || s.equals(el, "rpm:recommends")
+                        || s.equals(el, "rpm:enhances") || s.equals(el, "rpm:supplements"))
+                {
                     list = 0
                 }
             }

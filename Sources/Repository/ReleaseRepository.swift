@@ -49,8 +49,10 @@ public struct ReleaseRepository: Sendable {
     /// revision, other checksums) is not used for this repository, and one that
     /// did not answer is not either; `note` says which mirror serves the
     /// metadata when it is not the primary, and why each alternative is left out.
-    public static func fetch(mirrors: [String], release: String, repo: String = "os", fetcher: Fetcher,
-                             note: (String) -> Void = { _ in }) throws -> ReleaseRepository {
+    public static func fetch(
+        mirrors: [String], release: String, repo: String = "os", fetcher: Fetcher,
+        note: (String) -> Void = { _ in }
+    ) throws -> ReleaseRepository {
         precondition(!mirrors.isEmpty, "ReleaseRepository.fetch needs a mirror")
         var answers: [RepomdAnswer] = []
         var failures: [(mirror: String, error: Error)] = []
@@ -58,7 +60,8 @@ public struct ReleaseRepository: Sendable {
             let base = try baseURL(mirror: mirror, release: release, repo: repo)
             do {
                 let data = try fetcher.fetchSmall(url: base.appendingPathComponent("repodata/repomd.xml"), expected: nil, sizeLimit: 1 << 20)
-                answers.append(RepomdAnswer(mirror: mirror, base: base, data: data, repomd: try RepoMD.parse(data, name: base.absoluteString + "repodata/repomd.xml")))
+                answers.append(
+                    RepomdAnswer(mirror: mirror, base: base, data: data, repomd: try RepoMD.parse(data, name: base.absoluteString + "repodata/repomd.xml")))
             } catch let error as FetchError where mirrors.count > 1 {
                 failures.append((mirror, error))
             } catch let error as RepositoryError where mirrors.count > 1 {
@@ -66,18 +69,23 @@ public struct ReleaseRepository: Sendable {
             }
         }
         guard let chosen = answers.first else {
-            throw failures.count == 1 ? failures[0].error
-                : RepositoryError.metadata(file: "\(release)/\(repo)/x86_64/repodata/repomd.xml",
-                                           reason: "no mirror serves it: " + failures.map { "\($0.mirror): \($0.error)" }.joined(separator: "; "))
+            throw failures.count == 1
+                ? failures[0].error
+                : RepositoryError.metadata(
+                    file: "\(release)/\(repo)/x86_64/repodata/repomd.xml",
+                    reason: "no mirror serves it: " + failures.map { "\($0.mirror): \($0.error)" }.joined(separator: "; "))
         }
         if chosen.base != (try baseURL(mirror: mirrors[0], release: release, repo: repo)) {
-            note("mirror failover: the metadata of \(release)/\(repo) from the alternative \(chosen.base.absoluteString) ("
-                 + failures.map { "\($0.mirror) failed: \($0.error)" }.joined(separator: "; ") + ")")
+            note(
+                "mirror failover: the metadata of \(release)/\(repo) from the alternative \(chosen.base.absoluteString) ("
+                    + failures.map { "\($0.mirror) failed: \($0.error)" }.joined(separator: "; ") + ")")
         }
         var agreeing: [URL] = []
         for other in answers.dropFirst() {
             if let why = chosen.repomd.disagreement(with: other.repomd) {
-                note("mirror \(other.base.absoluteString) is not used for \(release)/\(repo): its repomd.xml \(why) as on \(chosen.base.absoluteString), which serves the metadata")
+                note(
+                    "mirror \(other.base.absoluteString) is not used for \(release)/\(repo): its repomd.xml \(why) as on \(chosen.base.absoluteString), which serves the metadata"
+                )
             } else {
                 agreeing.append(other.base)
             }
@@ -103,8 +111,9 @@ public struct ReleaseRepository: Sendable {
         // mirror the chroot's yum reads carries repomd.xml verbatim, so all it names must be there.
         let wanted = [primary] + repomd.files.values.filter { $0.location != primary.location }.sorted { $0.location < $1.location }
         let remote = wanted.map { file in
-            RemoteFile(url: base.appendingPathComponent(file.location), size: Int64(file.size ?? 64 << 20), checksum: file.checksum, sizeIsExact: file.size != nil,
-                       alternatives: alternatives.map { $0.appendingPathComponent(file.location) })
+            RemoteFile(
+                url: base.appendingPathComponent(file.location), size: Int64(file.size ?? 64 << 20), checksum: file.checksum, sizeIsExact: file.size != nil,
+                alternatives: alternatives.map { $0.appendingPathComponent(file.location) })
         }
         // Sizes from repomd are limits; without one, 64 MiB bounds a hostile body.
         let paths = try fetcher.fetch(remote)
@@ -132,8 +141,9 @@ public struct ReleaseRepository: Sendable {
 
     /// The remote file of a package (its size is the download limit).
     public func remoteFile(_ package: RepoPackage) -> RemoteFile {
-        RemoteFile(url: baseURL.appendingPathComponent(package.location), size: Int64(package.packageSize), checksum: package.checksum,
-                   alternatives: alternativeBaseURLs.map { $0.appendingPathComponent(package.location) })
+        RemoteFile(
+            url: baseURL.appendingPathComponent(package.location), size: Int64(package.packageSize), checksum: package.checksum,
+            alternatives: alternativeBaseURLs.map { $0.appendingPathComponent(package.location) })
     }
 
     /// Metadata files (relative paths) kept in `metadataDirectory`: repomd.xml and all it names.

@@ -2,7 +2,7 @@ import Fetch
 import Foundation
 import RPM
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 import Host
 
@@ -143,10 +143,13 @@ public enum Metadata {
     public static func decompressChecked(_ data: Data, name: String, open file: RepoDataFile?, cap: Int = maxDecompressedBytes) throws -> Data {
         let bytes = [UInt8](data.prefix(6))
         let tool: String
-        if bytes.starts(with: [0x1f, 0x8b]) { tool = "gzip" }
-        else if bytes.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { tool = "xz" }
-        else if bytes.starts(with: [0x42, 0x5a, 0x68]) { tool = "bzip2" }
-        else {
+        if bytes.starts(with: [0x1f, 0x8b]) {
+            tool = "gzip"
+        } else if bytes.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            tool = "xz"
+        } else if bytes.starts(with: [0x42, 0x5a, 0x68]) {
+            tool = "bzip2"
+        } else {
             if let file { try verifyOpen(data: data, against: file) }
             return data
         }
@@ -172,7 +175,8 @@ public enum Metadata {
             }
         }
         guard outcome.status == 0 else {
-            throw RepositoryError.metadata(file: name, reason: "\(tool) -dc failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw RepositoryError.metadata(
+                file: name, reason: "\(tool) -dc failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         if let file {
             if let size = file.openSize, size != raw.count {
@@ -237,7 +241,10 @@ public enum Metadata {
         let t2 = t1
         let packages = try Primary.parse(raw, name: file.location)
         if ProcessInfo.processInfo.environment["CENTOS6_AMI_TIMING"] != nil {
-            Output.stderr(String(format: "timing: gunzip %.3f s, open-checksum %.3f s, parse %.3f s\n", t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), Date().timeIntervalSince(t2)))
+            Output.stderr(
+                String(
+                    format: "timing: gunzip %.3f s, open-checksum %.3f s, parse %.3f s\n", t1.timeIntervalSince(t0), t2.timeIntervalSince(t1),
+                    Date().timeIntervalSince(t2)))
         }
         return packages
     }
@@ -339,7 +346,8 @@ final class RepoMDParser: NSObject, MetadataParserDelegate {
             do {
                 let sum = try Checksum(metadataType: ct, value: cv)
                 let open = try openChecksum.map { try Checksum(metadataType: $0.0, value: $0.1) }
-                files[type] = RepoDataFile(type: type, location: location, checksum: sum, openChecksum: open, size: size, openSize: openSize, timestamp: timestamp)
+                files[type] = RepoDataFile(
+                    type: type, location: location, checksum: sum, openChecksum: open, size: size, openSize: openSize, timestamp: timestamp)
             } catch {
                 fail(parser, "<data type=\"\(type)\">: \(error)")
             }
@@ -431,7 +439,7 @@ final class PrimaryParser: NSObject, MetadataParserDelegate {
         case "arch": if capture { arch = text.trimmingCharacters(in: .whitespacesAndNewlines) }
         case "checksum": if capture { checksum = (checksumType, text.trimmingCharacters(in: .whitespacesAndNewlines)) }
         case "rpm:provides", "rpm:requires", "rpm:conflicts", "rpm:obsoletes",
-             "rpm:suggests", "rpm:recommends", "rpm:enhances", "rpm:supplements":
+            "rpm:suggests", "rpm:recommends", "rpm:enhances", "rpm:supplements":
             list = .none
         case "package":
             inPackage = false
@@ -444,9 +452,11 @@ final class PrimaryParser: NSObject, MetadataParserDelegate {
             guard let (ct, cv) = checksum else { fail(parser, "package '\(name)' has no checksum"); return }
             let sum: Checksum
             do { sum = try Checksum(metadataType: ct, value: cv) } catch { fail(parser, "package '\(name)': \(error)"); return }
-            packages.append(RepoPackage(name: name, arch: arch, evr: evr, checksum: sum, packageSize: packageSize,
-                                        installedSize: installedSize, location: location, provides: provides,
-                                        requires: requires, conflicts: conflicts, obsoletes: obsoletes, files: files))
+            packages.append(
+                RepoPackage(
+                    name: name, arch: arch, evr: evr, checksum: sum, packageSize: packageSize,
+                    installedSize: installedSize, location: location, provides: provides,
+                    requires: requires, conflicts: conflicts, obsoletes: obsoletes, files: files))
         default: break
         }
         capture = false

@@ -193,7 +193,9 @@ public struct Resolver: Sendable {
         }
         let seeds = g.installedByDefault.filter { !exclude.contains($0) && byName[$0] != nil } + extra
         var r = resolve(seeds: seeds, exclude: exclude)
-        let conditional = g.packages.filter { $0.type == .conditional && !exclude.contains($0.name) && byName[$0.name] != nil && $0.requires.map { r.reasons[$0] != nil } == true }
+        let conditional = g.packages.filter {
+            $0.type == .conditional && !exclude.contains($0.name) && byName[$0.name] != nil && $0.requires.map { r.reasons[$0] != nil } == true
+        }
         if !conditional.isEmpty {
             r = resolve(seeds: seeds + conditional.map(\.name), exclude: exclude)
         }

@@ -81,30 +81,35 @@ public enum CycloneDX {
             var properties = [Property(name: "centos6-ami:rpm:nevra", value: package.nevra)]
             if let license = package.license { properties.append(Property(name: "centos6-ami:rpm:license", value: license)) }
             if let sha1 = package.headerSHA1 { properties.append(Property(name: "centos6-ami:rpm:header-sha1", value: sha1)) }
-            components.append(Component(
-                type: package.builtHere != nil ? "device-driver" : "library", bomRef: ref,
-                supplier: supplierName(package).map { Supplier(name: $0) }, name: package.name, version: package.evr,
-                hashes: package.fileSHA256.map { [Hash(alg: "SHA-256", content: $0)] },
-                licenses: licenses(package.license), purl: purl,
-                pedigree: package.builtHere.map { source in
-                    Pedigree(ancestors: [Component(
-                        type: "file", name: source.name, version: source.version,
-                        description: source.archiveSHA256 == nil
-                            ? "built from a source tree, not an archive: every source file matched the sha256 list pinned in the tool's versions.json"
-                            : "the source archive the package was built from on the builder by centos6-ami",
-                        hashes: source.archiveSHA256.map { [Hash(alg: "SHA-256", content: $0)] },
-                        externalReferences: [ExternalReference(type: "distribution", url: source.url)])])
-                },
-                properties: properties))
+            components.append(
+                Component(
+                    type: package.builtHere != nil ? "device-driver" : "library", bomRef: ref,
+                    supplier: supplierName(package).map { Supplier(name: $0) }, name: package.name, version: package.evr,
+                    hashes: package.fileSHA256.map { [Hash(alg: "SHA-256", content: $0)] },
+                    licenses: licenses(package.license), purl: purl,
+                    pedigree: package.builtHere.map { source in
+                        Pedigree(ancestors: [
+                            Component(
+                                type: "file", name: source.name, version: source.version,
+                                description: source.archiveSHA256 == nil
+                                    ? "built from a source tree, not an archive: every source file matched the sha256 list pinned in the tool's versions.json"
+                                    : "the source archive the package was built from on the builder by centos6-ami",
+                                hashes: source.archiveSHA256.map { [Hash(alg: "SHA-256", content: $0)] },
+                                externalReferences: [ExternalReference(type: "distribution", url: source.url)])
+                        ])
+                    },
+                    properties: properties))
         }
-        let image = Component(type: "operating-system", bomRef: imageRef, name: input.imageName, version: input.release,
-                              description: SPDX.imageDescription(input))
+        let image = Component(
+            type: "operating-system", bomRef: imageRef, name: input.imageName, version: input.release,
+            description: SPDX.imageDescription(input))
         let bom = BOM(
             serialNumber: "urn:uuid:" + input.serial.uuidString.lowercased(),
-            metadata: Metadata(timestamp: input.createdText,
-                               tools: Tools(components: [Component(type: "application", name: "centos6-ami", version: input.toolVersion)]),
-                               component: image,
-                               properties: [Property(name: "centos6-ami:checksums", value: checksumNote)]),
+            metadata: Metadata(
+                timestamp: input.createdText,
+                tools: Tools(components: [Component(type: "application", name: "centos6-ami", version: input.toolVersion)]),
+                component: image,
+                properties: [Property(name: "centos6-ami:checksums", value: checksumNote)]),
             components: components,
             dependencies: [Dependency(ref: imageRef, dependsOn: components.compactMap(\.bomRef))])
         return encodeJSON(bom)

@@ -23,8 +23,10 @@ public struct SBOMPackage: Equatable, Sendable {
     /// Set for the package this tool built on the builder (kmod-ena).
     public var builtHere: BuiltSource?
 
-    public init(name: String, epoch: Int? = nil, version: String, release: String, arch: String, license: String? = nil,
-                vendor: String? = nil, headerSHA1: String? = nil, fileSHA256: String? = nil, builtHere: BuiltSource? = nil) {
+    public init(
+        name: String, epoch: Int? = nil, version: String, release: String, arch: String, license: String? = nil,
+        vendor: String? = nil, headerSHA1: String? = nil, fileSHA256: String? = nil, builtHere: BuiltSource? = nil
+    ) {
         self.name = name
         self.epoch = epoch
         self.version = version

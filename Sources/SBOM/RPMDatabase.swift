@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The rpm query both `install` (the image's own rpm, in the chroot) and `inspect`
@@ -18,8 +18,9 @@ public enum RPMQuery {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map { $0 == "(none)" ? nil : String($0) }
             guard f.count == 5 || f.count == 8, let name = f[0], name != "gpg-pubkey" else { return nil }
             func field(_ i: Int) -> String? { i < f.count ? f[i] : nil }
-            return SBOMPackage(name: name, epoch: field(1).flatMap { Int($0) }, version: field(2) ?? "", release: field(3) ?? "",
-                               arch: field(4) ?? "", license: field(5), vendor: field(6), headerSHA1: field(7))
+            return SBOMPackage(
+                name: name, epoch: field(1).flatMap { Int($0) }, version: field(2) ?? "", release: field(3) ?? "",
+                arch: field(4) ?? "", license: field(5), vendor: field(6), headerSHA1: field(7))
         }
     }
 }
@@ -53,8 +54,10 @@ public enum RPMDatabaseError: ToolError, Equatable {
         case let .cannotWrite(path, reason):
             return ("cannot write '\(path)'", reason, nil)
         case let .rpmFailed(backend, stderr):
-            return ("the builder's rpm could not read the image's rpm database (\(backend))", stderr,
-                    "install Debian's 'rpm' package (4.16 or later, with bdb_ro)")
+            return (
+                "the builder's rpm could not read the image's rpm database (\(backend))", stderr,
+                "install Debian's 'rpm' package (4.16 or later, with bdb_ro)"
+            )
         case let .noPackages(backend):
             return ("the image's rpm database (\(backend)) lists no packages", nil, nil)
         case let .unknownRelease(image):
@@ -148,8 +151,9 @@ public enum RPMDatabase {
         let backend = try copy(root: root, into: copyDir)
         let result = runner.run(query(dbpath: copyDir, backend: backend))
         guard result.status == 0 else {
-            throw RPMDatabaseError.rpmFailed(backend: backend.rawValue,
-                                             stderr: String(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)))
+            throw RPMDatabaseError.rpmFailed(
+                backend: backend.rawValue,
+                stderr: String(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)))
         }
         let packages = RPMQuery.parse(result.stdoutText)
         guard !packages.isEmpty else { throw RPMDatabaseError.noPackages(backend: backend.rawValue) }
@@ -162,14 +166,16 @@ public enum ImageRelease {
     /// From the rpm database: `centos-release-6-9.el6.12.3` is 6.9 (VERSION, then RELEASE's first number).
     public static func from(packages: [SBOMPackage]) -> String? {
         guard let package = packages.first(where: { $0.name == "centos-release" }),
-              let minor = package.release.split(separator: ".").first, Int(minor) != nil, Int(package.version) != nil else { return nil }
+            let minor = package.release.split(separator: ".").first, Int(minor) != nil, Int(package.version) != nil
+        else { return nil }
         return "\(package.version).\(minor)"
     }
 
     /// From `/etc/redhat-release` (`CentOS release 6.9 (Final)`), read inside the image; only the number is kept.
     public static func from(root: String) -> String? {
         guard let text = ImageRoot.text("/etc/redhat-release", in: root, limit: 4096),
-              let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
+            let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression)
+        else { return nil }
         return String(text[range].dropFirst("release ".count))
     }
 }

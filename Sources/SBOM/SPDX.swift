@@ -62,9 +62,10 @@ public enum SPDX {
     /// The document for `input` (pure: the serial and the time are the caller's).
     public static func render(_ input: SBOMInput) -> String {
         var packages: [Package] = [
-            Package(SPDXID: imageID, name: input.imageName, versionInfo: input.release, supplier: nil, downloadLocation: "NOASSERTION",
-                    licenseDeclared: "NOASSERTION", primaryPackagePurpose: "OPERATING-SYSTEM",
-                    description: imageDescription(input)),
+            Package(
+                SPDXID: imageID, name: input.imageName, versionInfo: input.release, supplier: nil, downloadLocation: "NOASSERTION",
+                licenseDeclared: "NOASSERTION", primaryPackagePurpose: "OPERATING-SYSTEM",
+                description: imageDescription(input))
         ]
         var relationships = [Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: imageID)]
         var extracted: [String: String] = [:]
@@ -76,24 +77,28 @@ public enum SPDX {
                 // Two names that become one id (rare): the reference stands for both texts.
                 extracted[ref] = extracted[ref].map { $0 == text || $0.contains(" | \(text)") || $0.hasPrefix("\(text) | ") ? $0 : "\($0) | \(text)" } ?? text
             }
-            packages.append(Package(
-                SPDXID: id, name: package.name, versionInfo: package.evr,
-                supplier: supplierName(package).map { "Organization: \($0)" } ?? "NOASSERTION",
-                downloadLocation: "NOASSERTION",
-                checksums: package.fileSHA256.map { [Checksum(algorithm: "SHA256", checksumValue: $0)] },
-                licenseDeclared: license?.expression ?? "NOASSERTION",
-                externalRefs: [ExternalRef(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: Purl.rpm(package, release: input.release))],
-                description: nil, comment: packageComment(package)))
+            packages.append(
+                Package(
+                    SPDXID: id, name: package.name, versionInfo: package.evr,
+                    supplier: supplierName(package).map { "Organization: \($0)" } ?? "NOASSERTION",
+                    downloadLocation: "NOASSERTION",
+                    checksums: package.fileSHA256.map { [Checksum(algorithm: "SHA256", checksumValue: $0)] },
+                    licenseDeclared: license?.expression ?? "NOASSERTION",
+                    externalRefs: [
+                        ExternalRef(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: Purl.rpm(package, release: input.release))
+                    ],
+                    description: nil, comment: packageComment(package)))
             relationships.append(Relationship(spdxElementId: imageID, relationshipType: "CONTAINS", relatedSpdxElement: id))
             if let source = package.builtHere {
                 let sourceID = uniqueID("SPDXRef-Source-" + idText(package.name), &ids)
-                packages.append(Package(
-                    SPDXID: sourceID, name: source.name, versionInfo: source.version, supplier: nil, downloadLocation: source.url,
-                    checksums: source.archiveSHA256.map { [Checksum(algorithm: "SHA256", checksumValue: $0)] },
-                    licenseDeclared: "NOASSERTION", primaryPackagePurpose: "SOURCE",
-                    comment: source.archiveSHA256 == nil
-                        ? "built from a source tree, not an archive: every source file matched the sha256 list pinned in the tool's versions.json"
-                        : "the checksum is the sha256 of the source archive the package was built from"))
+                packages.append(
+                    Package(
+                        SPDXID: sourceID, name: source.name, versionInfo: source.version, supplier: nil, downloadLocation: source.url,
+                        checksums: source.archiveSHA256.map { [Checksum(algorithm: "SHA256", checksumValue: $0)] },
+                        licenseDeclared: "NOASSERTION", primaryPackagePurpose: "SOURCE",
+                        comment: source.archiveSHA256 == nil
+                            ? "built from a source tree, not an archive: every source file matched the sha256 list pinned in the tool's versions.json"
+                            : "the checksum is the sha256 of the source archive the package was built from"))
                 relationships.append(Relationship(spdxElementId: id, relationshipType: "GENERATED_FROM", relatedSpdxElement: sourceID))
             }
         }
@@ -102,9 +107,11 @@ public enum SPDX {
             documentNamespace: "https://centos6-ami.invalid/spdx/\(Purl.encode(input.imageName))-\(input.serial.uuidString.lowercased())",
             creationInfo: CreationInfo(created: input.createdText, creators: ["Tool: centos6-ami-\(input.toolVersion)"], comment: creationComment),
             packages: packages, relationships: relationships,
-            hasExtractedLicensingInfos: extracted.isEmpty ? nil : extracted.keys.sorted().map {
-                ExtractedLicense(licenseId: $0, name: extracted[$0]!, extractedText: extracted[$0]!)
-            })
+            hasExtractedLicensingInfos: extracted.isEmpty
+                ? nil
+                : extracted.keys.sorted().map {
+                    ExtractedLicense(licenseId: $0, name: extracted[$0]!, extractedText: extracted[$0]!)
+                })
         return encodeJSON(document)
     }
 
@@ -112,7 +119,8 @@ public enum SPDX {
     /// itself, not a source package); nil when `data` is not such a document.
     public static func packageCount(_ data: Data) -> Int? {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              object["spdxVersion"] as? String == "SPDX-2.3", let packages = object["packages"] as? [[String: Any]] else { return nil }
+            object["spdxVersion"] as? String == "SPDX-2.3", let packages = object["packages"] as? [[String: Any]]
+        else { return nil }
         return packages.filter { package in
             ((package["externalRefs"] as? [[String: Any]]) ?? []).contains { $0["referenceType"] as? String == "purl" }
         }.count

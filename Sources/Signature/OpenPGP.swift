@@ -29,14 +29,17 @@ public enum OpenPGP {
                 tag = Int(b & 0x3f)
                 guard p < data.count else { throw OpenPGPError.headerCutShort }
                 let o1 = Int(data[p]); p += 1
-                if o1 < 192 { length = o1 }
-                else if o1 < 224 {
+                if o1 < 192 {
+                    length = o1
+                } else if o1 < 224 {
                     guard p < data.count else { throw OpenPGPError.lengthCutShort }
                     length = ((o1 - 192) << 8) + Int(data[p]) + 192; p += 1
                 } else if o1 == 255 {
                     guard p + 4 <= data.count else { throw OpenPGPError.lengthCutShort }
                     length = Int(be32(data, p)); p += 4
-                } else { throw OpenPGPError.partialLength }
+                } else {
+                    throw OpenPGPError.partialLength
+                }
             } else {
                 tag = Int((b >> 2) & 0x0f)
                 switch b & 3 {
@@ -240,8 +243,9 @@ public struct SignaturePacket: Sendable, Equatable {
         while p < area.count {
             let o1 = Int(area[p]); p += 1
             var len: Int
-            if o1 < 192 { len = o1 }
-            else if o1 < 255 {
+            if o1 < 192 {
+                len = o1
+            } else if o1 < 255 {
                 guard p < area.count else { throw RPMError.malformed(file: file, reason: "signature subpacket cut short") }
                 len = ((o1 - 192) << 8) + Int(area[p]) + 192; p += 1
             } else {

@@ -26,7 +26,7 @@ public enum Payload {
     /// The host command that decompresses a payload with this PAYLOADCOMPRESSOR to stdout.
     public static func decompressor(_ compressor: String, file: String) throws -> Command {
         switch compressor {
-        case "xz", "lzma": return Command("xz", ["-dc"])   // xz -d reads .lzma too (format auto-detected)
+        case "xz", "lzma": return Command("xz", ["-dc"]) // xz -d reads .lzma too (format auto-detected)
         case "gzip": return Command("gzip", ["-dc"])
         case "bzip2": return Command("bzip2", ["-dc"])
         case "zstd": return Command("zstd", ["-dc", "-q"])
@@ -57,7 +57,11 @@ public enum Payload {
             report = try extractor.extract()
         }
         guard outcome.status == 0 else {
-            throw RPMError.tool(name: command.executable, reason: "decompressing the payload of '\(rpm.path)' failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw RPMError.tool(
+                name: command.executable,
+                reason:
+                    "decompressing the payload of '\(rpm.path)' failed (exit \(outcome.status)): \(outcome.standardError.trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
         }
         return report
     }

@@ -3,7 +3,7 @@ import Fetch
 import Host
 import RPM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The key packages must be signed by: the embedded CentOS 6 key, or the
@@ -123,8 +123,11 @@ public struct SignatureVerifier: Sendable {
         if payloadPresent, let tag = wholeTags.first {
             let bytes = rpm.signature.binary(tag)!
             let packet = try SignaturePacket(parsing: bytes, file: file)
-            let (signedAt, expired) = try runGPGV(signature: bytes, dataFile: file, offset: rpm.header.range.lowerBound, dataBytes: nil, file: file, packet: packet)
-            return VerificationReport(method: "\(tag == SigTag.pgp ? "SIGPGP" : "SIGGPG") over header+payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired, payloadVerified: true)
+            let (signedAt, expired) = try runGPGV(
+                signature: bytes, dataFile: file, offset: rpm.header.range.lowerBound, dataBytes: nil, file: file, packet: packet)
+            return VerificationReport(
+                method: "\(tag == SigTag.pgp ? "SIGPGP" : "SIGGPG") over header+payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired,
+                payloadVerified: true)
         }
 
         guard let tag = headerTags.first else { throw SignatureError.unsigned(file: file) }
@@ -135,11 +138,14 @@ public struct SignatureVerifier: Sendable {
         let (signedAt, expired) = try runGPGV(signature: bytes, dataFile: nil, offset: 0, dataBytes: headerBytes, file: file, packet: packet)
         let name = tag == SigTag.rsaHeader ? "RSAHEADER" : "DSAHEADER"
         guard payloadPresent else {
-            return VerificationReport(method: "\(name) over the header (payload missing: not verified)", packet: packet, signedAt: signedAt, keyExpiredAt: expired, payloadVerified: false)
+            return VerificationReport(
+                method: "\(name) over the header (payload missing: not verified)", packet: packet, signedAt: signedAt, keyExpiredAt: expired,
+                payloadVerified: false)
         }
         // The header is authentic; now the payload through the digest the signed header carries.
         guard let (algorithm, want) = rpm.payloadDigest else {
-            throw SignatureError.badSignature(file: file, reason: "only the header is signed (\(name)) and the header carries no PAYLOADDIGEST, so nothing signed covers the payload")
+            throw SignatureError.badSignature(
+                file: file, reason: "only the header is signed (\(name)) and the header carries no PAYLOADDIGEST, so nothing signed covers the payload")
         }
         let tool: String
         switch algorithm {
@@ -152,7 +158,9 @@ public struct SignatureVerifier: Sendable {
         guard got == want.lowercased() else {
             throw SignatureError.digestMismatch(file: file, what: "payload digest (\(tool.dropLast(3)))", expected: want.lowercased(), actual: got)
         }
-        return VerificationReport(method: "\(name) over the header + PAYLOADDIGEST \(tool.dropLast(3)) over the payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired, payloadVerified: true)
+        return VerificationReport(
+            method: "\(name) over the header + PAYLOADDIGEST \(tool.dropLast(3)) over the payload", packet: packet, signedAt: signedAt, keyExpiredAt: expired,
+            payloadVerified: true)
     }
 
     /// Writes the keyring and the detached signature in a private temporary
@@ -175,8 +183,9 @@ public struct SignatureVerifier: Sendable {
         if outcome.status == 127 || (outcome.status == 2 && out.isEmpty) {
             throw RPMError.tool(name: "gpgv", reason: "exit \(outcome.status): \(outcome.standardError)")
         }
-        return try SignatureVerifier.evaluate(status: String(decoding: out, as: UTF8.self), exitStatus: outcome.status,
-                                              pinned: key.fingerprints, file: file, packet: packet)
+        return try SignatureVerifier.evaluate(
+            status: String(decoding: out, as: UTF8.self), exitStatus: outcome.status,
+            pinned: key.fingerprints, file: file, packet: packet)
     }
 
     /// Decides from gpgv's status lines (pure, unit-tested). Accepts only:

@@ -28,7 +28,9 @@ public enum SignatureError: ToolError, Equatable, Sendable {
         case let .badSignature(file, reason):
             return ("'\(file)': bad signature", reason, "refusing it (the file is corrupt or was tampered with)")
         case let .wrongKey(file, keyID, pinned):
-            return ("'\(file)' is signed by key \(keyID), not by the pinned key \(pinned)", nil, "refusing it (pass --gpg-key FILE if this key is the right one)")
+            return (
+                "'\(file)' is signed by key \(keyID), not by the pinned key \(pinned)", nil, "refusing it (pass --gpg-key FILE if this key is the right one)"
+            )
         case let .digestMismatch(file, what, expected, actual):
             return ("'\(file)': \(what) mismatch", "header says \(expected), the bytes give \(actual)", "refusing it")
         case let .badKey(path, reason):

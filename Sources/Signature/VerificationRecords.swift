@@ -3,7 +3,7 @@ import Foundation
 import Host
 import RPM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Signature verifications remembered in the download cache, so a blob
@@ -59,13 +59,13 @@ public struct VerificationRecords: Sendable {
     /// The remembered report for `rpm` (stored as `checksum`) under `key`, nil when there is none or it no longer applies.
     func lookup(_ rpm: RPMFile, checksum: Checksum, key: PinnedKey) -> VerificationReport? {
         guard let data = FileManager.default.contents(atPath: path(checksum, key: key).path),
-              let record = try? JSONDecoder().decode(Record.self, from: data),
-              record.format == 1, record.checksum == checksum.description,
-              record.fingerprint == key.fingerprint, record.keyringSHA256 == VerificationRecords.keyringDigest(key),
-              let now = VerificationRecords.identity(of: rpm.path),
-              now.device == record.device, now.inode == record.inode, now.size == record.size, now.mtime == record.mtimeNanoseconds,
-              rpm.signature.has(record.signatureTag), let bytes = rpm.signature.binary(record.signatureTag),
-              let packet = try? SignaturePacket(parsing: bytes, file: rpm.path)
+            let record = try? JSONDecoder().decode(Record.self, from: data),
+            record.format == 1, record.checksum == checksum.description,
+            record.fingerprint == key.fingerprint, record.keyringSHA256 == VerificationRecords.keyringDigest(key),
+            let now = VerificationRecords.identity(of: rpm.path),
+            now.device == record.device, now.inode == record.inode, now.size == record.size, now.mtime == record.mtimeNanoseconds,
+            rpm.signature.has(record.signatureTag), let bytes = rpm.signature.binary(record.signatureTag),
+            let packet = try? SignaturePacket(parsing: bytes, file: rpm.path)
         else { return nil }
         return VerificationReport(method: record.method, packet: packet, signedAt: record.signedAt, keyExpiredAt: record.keyExpiredAt, payloadVerified: true)
     }
@@ -75,12 +75,13 @@ public struct VerificationRecords: Sendable {
     /// write only costs a gpgv run next time.
     func remember(_ rpm: RPMFile, checksum: Checksum, key: PinnedKey, report: VerificationReport, tag: Int32) {
         guard report.payloadVerified, let id = VerificationRecords.identity(of: rpm.path) else { return }
-        let record = Record(checksum: checksum.description, fingerprint: key.fingerprint, keyringSHA256: VerificationRecords.keyringDigest(key),
-                            device: id.device, inode: id.inode, size: id.size, mtimeNanoseconds: id.mtime,
-                            method: report.method, signatureTag: tag, signedAt: report.signedAt, keyExpiredAt: report.keyExpiredAt)
+        let record = Record(
+            checksum: checksum.description, fingerprint: key.fingerprint, keyringSHA256: VerificationRecords.keyringDigest(key),
+            device: id.device, inode: id.inode, size: id.size, mtimeNanoseconds: id.mtime,
+            method: report.method, signatureTag: tag, signedAt: report.signedAt, keyExpiredAt: report.keyExpiredAt)
         let target = path(checksum, key: key)
         guard let data = try? JSONEncoder().encode(record),
-              (try? FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)) != nil
+            (try? FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)) != nil
         else { return }
         try? AtomicFile.write(data, to: target.path)
     }

@@ -5,7 +5,7 @@ public enum SSHD {
 
     /// The global settings the image needs, in the order they are applied.
     public static let settings: [(keyword: String, value: String)] = [
-        ("UseDNS", "no"),                   // no login delay when the VPC has no reverse DNS
+        ("UseDNS", "no"), // no login delay when the VPC has no reverse DNS
         ("PermitRootLogin", "no"),
         ("PasswordAuthentication", "no"),
     ]

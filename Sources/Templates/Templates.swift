@@ -47,7 +47,7 @@ public struct ImageFile: Equatable, Sendable {
         /// Whether a missing original is an error (the package should have shipped it) or edited as empty text.
         public var requiresOriginal: Bool {
             switch self {
-            case .selinuxDisabled: return false  // selinux-policy may be absent from a minimal install
+            case .selinuxDisabled: return false // selinux-policy may be absent from a minimal install
             case .centosBaseRepo, .sshdConfig, .sudoersIncludeDir: return true
             }
         }
@@ -92,8 +92,9 @@ public struct ImageConfiguration: Equatable, Sendable {
 
     /// From the versions table: GA kernel of the release (x86_64) and the image mirrors.
     public init(release: VersionsFile.Release, mirrors: VersionsFile.Mirrors, ena: Bool, root: RootReference = .label) {
-        self.init(release: release.release, kernel: GrubMenu.installedKernel(release.kernel), ena: ena, root: root,
-                  mirror: mirrors.image, commentedMirror: mirrors.imageCommented)
+        self.init(
+            release: release.release, kernel: GrubMenu.installedKernel(release.kernel), ena: ena, root: root,
+            mirror: mirrors.image, commentedMirror: mirrors.imageCommented)
     }
 }
 
@@ -112,25 +113,25 @@ public func imageFiles(_ c: ImageConfiguration) -> [ImageFile] {
         ImageFile(path: "/boot/grub", content: .directory, mode: 0o755),
         ImageFile(path: GrubMenu.configPath, content: .text(GrubMenu.render(release: c.release, kernel: c.kernel, ena: c.ena)), mode: 0o600),
     ]
-    + GrubMenu.links.map { ImageFile(path: $0.path, content: .symlink(target: $0.target), mode: 0o777) }
-    + [
-        ImageFile(path: SysconfigKernel.path, content: .text(SysconfigKernel.text), mode: 0o644),
-        ImageFile(path: "/etc/sysconfig/network-scripts/ifcfg-eth0", content: .text(Network.ifcfgEth0), mode: 0o644),
-        ImageFile(path: "/etc/sysconfig/network", content: .text(Network.sysconfigNetwork), mode: 0o644),
-        ImageFile(path: SELinux.configPath, content: .edit(.selinuxDisabled), mode: 0o644),
-        ImageFile(path: Clock.localtimePath, content: .copy(fromImagePath: Clock.zoneinfoSource), mode: 0o644),
-        ImageFile(path: Clock.clockPath, content: .text(Clock.sysconfigClock), mode: 0o644),
-        ImageFile(path: YumRepos.centosBasePath, content: .edit(.centosBaseRepo(mirror: c.mirror, commentedMirror: c.commentedMirror)), mode: 0o644),
-        ImageFile(path: "/etc/yum/vars", content: .directory, mode: 0o755),
-        ImageFile(path: YumRepos.releaseverPath, content: .text(YumRepos.releasever(c.release)), mode: 0o644),
-        ImageFile(path: SSHD.configPath, content: .edit(.sshdConfig), mode: 0o600),
-        ImageFile(path: Sudoers.path, content: .edit(.sudoersIncludeDir), mode: Sudoers.mode),
-        ImageFile(path: Sudoers.directory, content: .directory, mode: Sudoers.directoryMode),
-        ImageFile(path: Sudoers.ec2UserPath, content: .text(Sudoers.ec2UserRule), mode: Sudoers.ec2UserMode),
-        ImageFile(path: RcLocal.path, content: .text(RcLocal.script), mode: RcLocal.mode),
-        ImageFile(path: RcLocal.linkPath, content: .symlink(target: RcLocal.linkTarget), mode: 0o777),
-    ]
-    + (c.timeSync ? [ImageFile(path: NTPConf.path, content: .text(NTPConf.text), mode: 0o644)] : [])
+        + GrubMenu.links.map { ImageFile(path: $0.path, content: .symlink(target: $0.target), mode: 0o777) }
+        + [
+            ImageFile(path: SysconfigKernel.path, content: .text(SysconfigKernel.text), mode: 0o644),
+            ImageFile(path: "/etc/sysconfig/network-scripts/ifcfg-eth0", content: .text(Network.ifcfgEth0), mode: 0o644),
+            ImageFile(path: "/etc/sysconfig/network", content: .text(Network.sysconfigNetwork), mode: 0o644),
+            ImageFile(path: SELinux.configPath, content: .edit(.selinuxDisabled), mode: 0o644),
+            ImageFile(path: Clock.localtimePath, content: .copy(fromImagePath: Clock.zoneinfoSource), mode: 0o644),
+            ImageFile(path: Clock.clockPath, content: .text(Clock.sysconfigClock), mode: 0o644),
+            ImageFile(path: YumRepos.centosBasePath, content: .edit(.centosBaseRepo(mirror: c.mirror, commentedMirror: c.commentedMirror)), mode: 0o644),
+            ImageFile(path: "/etc/yum/vars", content: .directory, mode: 0o755),
+            ImageFile(path: YumRepos.releaseverPath, content: .text(YumRepos.releasever(c.release)), mode: 0o644),
+            ImageFile(path: SSHD.configPath, content: .edit(.sshdConfig), mode: 0o600),
+            ImageFile(path: Sudoers.path, content: .edit(.sudoersIncludeDir), mode: Sudoers.mode),
+            ImageFile(path: Sudoers.directory, content: .directory, mode: Sudoers.directoryMode),
+            ImageFile(path: Sudoers.ec2UserPath, content: .text(Sudoers.ec2UserRule), mode: Sudoers.ec2UserMode),
+            ImageFile(path: RcLocal.path, content: .text(RcLocal.script), mode: RcLocal.mode),
+            ImageFile(path: RcLocal.linkPath, content: .symlink(target: RcLocal.linkTarget), mode: 0o777),
+        ]
+        + (c.timeSync ? [ImageFile(path: NTPConf.path, content: .text(NTPConf.text), mode: 0o644)] : [])
 }
 
 /// dracut's configuration, written before the package transaction (not by the configure

@@ -45,15 +45,17 @@ public enum YumRepos {
 
     static func rewriteSection(name: String, lines: [String], mirror: String, commentedMirror: String) -> [String] {
         let repo = repoDirectory(section: name, lines: lines)
-        let ours = ["#baseurl=\(commentedMirror)/$releasever/\(repo)/$basearch/",
-                    "baseurl=\(mirror)/$releasever/\(repo)/$basearch/"]
+        let ours = [
+            "#baseurl=\(commentedMirror)/$releasever/\(repo)/$basearch/",
+            "baseurl=\(mirror)/$releasever/\(repo)/$basearch/",
+        ]
         var kept: [String] = []
-        var anchor: Int? = nil       // after the (commented) mirrorlist
-        var nameLine: Int? = nil     // else after name=
+        var anchor: Int? = nil // after the (commented) mirrorlist
+        var nameLine: Int? = nil // else after name=
         var inActiveBaseurl = false
         for line in lines {
             if inActiveBaseurl, line.first == " " || line.first == "\t", !line.trimmingLeadingSpaces.isEmpty {
-                continue  // a continuation URL of the baseurl being dropped
+                continue // a continuation URL of the baseurl being dropped
             }
             inActiveBaseurl = false
             switch key(of: line) {

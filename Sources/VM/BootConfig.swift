@@ -123,23 +123,24 @@ public enum QEMU {
     /// private socket, the NIC without its iPXE option ROM (nothing to netboot),
     /// `-no-reboot` so a guest reboot or panic ends the run.
     public static func command(_ config: BootConfig) -> Command {
-        var args = [
-            "-accel", "tcg",
-            "-machine", "pc",
-            "-m", String(config.memoryMiB),
-            "-smp", String(config.cpus),
-            "-display", "none",
-            "-vga", "std",
-            "-monitor", "none",
-            "-serial", "file:" + config.serialLog,
-            "-qmp", "unix:\(config.qmpSocket),server=on,wait=off",
-            "-drive", drive(image: config.image, interface: config.diskInterface),
-        ] + (config.diskInterface == .nvme ? ["-device", "nvme,drive=root,serial=\(nvmeSerial)"] : []) + [
-            "-netdev", netdev(imdsHost: config.imdsHost, imdsPort: config.imdsPort, shell: config.relayShell),
-            "-device", "virtio-net-pci,netdev=n0,romfile=",
-            "-boot", "order=c",
-            "-no-reboot",
-        ]
+        var args =
+            [
+                "-accel", "tcg",
+                "-machine", "pc",
+                "-m", String(config.memoryMiB),
+                "-smp", String(config.cpus),
+                "-display", "none",
+                "-vga", "std",
+                "-monitor", "none",
+                "-serial", "file:" + config.serialLog,
+                "-qmp", "unix:\(config.qmpSocket),server=on,wait=off",
+                "-drive", drive(image: config.image, interface: config.diskInterface),
+            ] + (config.diskInterface == .nvme ? ["-device", "nvme,drive=root,serial=\(nvmeSerial)"] : []) + [
+                "-netdev", netdev(imdsHost: config.imdsHost, imdsPort: config.imdsPort, shell: config.relayShell),
+                "-device", "virtio-net-pci,netdev=n0,romfile=",
+                "-boot", "order=c",
+                "-no-reboot",
+            ]
         if config.snapshot { args.append("-snapshot") }
         return Command(config.qemu, args)
     }

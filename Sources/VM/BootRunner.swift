@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum VMError: ToolError, Equatable {
@@ -126,9 +126,10 @@ public final class BootRunner {
 
         var matcher = ConsoleMatcher(pattern: config.readyPattern)
         let file = GrowingFile(descriptor: consoleFD)
-        var outcome = watchConsole(file: file, matcher: &matcher, start: start, timeout: config.timeout, failures: config.failurePatterns,
-                                   stillRunning: { process.isRunning },
-                                   interrupted: { Interruption.shared.isInterrupted })
+        var outcome = watchConsole(
+            file: file, matcher: &matcher, start: start, timeout: config.timeout, failures: config.failurePatterns,
+            stillRunning: { process.isRunning },
+            interrupted: { Interruption.shared.isInterrupted })
         // QEMU writes by path: what it wrote must be the file this run made and reads.
         if case .ready = outcome, !ConsoleLog.isSameFile(config.serialLog, descriptor: consoleFD) {
             outcome = .failed(pattern: ConsoleLog.replacedPattern, seconds: Date().timeIntervalSince(start))
@@ -145,9 +146,10 @@ public final class BootRunner {
         let ended = process.finish()
         matcher.feed(file.readNew())
         let status = ended.status
-        let result = BootResult(outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
-                                qemuStderr: ended.stderrText,
-                                totalSeconds: Date().timeIntervalSince(start))
+        let result = BootResult(
+            outcome: outcome, console: matcher.text, shutdown: shutdown, qemuStatus: status,
+            qemuStderr: ended.stderrText,
+            totalSeconds: Date().timeIntervalSince(start))
         log?.write("boot-test: \(result.summary); qemu exit \(status)")
         if outcome == .interrupted { throw HostError.interrupted(signal: Interruption.shared.signal) }
         return result

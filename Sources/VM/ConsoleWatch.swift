@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Accumulates a console as it grows and says when the ready pattern appears.
@@ -98,7 +98,11 @@ public enum ConsoleLog {
             }
             if unlink(path) != 0 {
                 let reason = String(cString: strerror(errno))
-                throw VMError.console(path: path, reason: "an old console log is there and cannot be replaced (\(reason); immutable? see lsattr, chattr -i); remove it or name another file with --console")
+                throw VMError.console(
+                    path: path,
+                    reason:
+                        "an old console log is there and cannot be replaced (\(reason); immutable? see lsattr, chattr -i); remove it or name another file with --console"
+                )
             }
         }
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
@@ -133,11 +137,13 @@ public enum WatchOutcome: Equatable, Sendable {
 /// Polls `file` until `matcher` sees its pattern, the timeout passes, the
 /// producer stops, or `interrupted` turns true. The clock starts at `start`.
 /// Reads once more after the producer stopped, so its last words count.
-public func watchConsole(file: GrowingFile, matcher: inout ConsoleMatcher, start: Date = Date(), timeout: TimeInterval,
-                         pollInterval: TimeInterval = 0.1,
-                         failures: [String] = [],
-                         stillRunning: () -> Bool = { true },
-                         interrupted: () -> Bool = { false }) -> WatchOutcome {
+public func watchConsole(
+    file: GrowingFile, matcher: inout ConsoleMatcher, start: Date = Date(), timeout: TimeInterval,
+    pollInterval: TimeInterval = 0.1,
+    failures: [String] = [],
+    stillRunning: () -> Bool = { true },
+    interrupted: () -> Bool = { false }
+) -> WatchOutcome {
     var failureMatchers = failures.map(ConsoleMatcher.init(pattern:))
     while true {
         let running = stillRunning()

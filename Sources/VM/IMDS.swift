@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The instance metadata service (IMDSv2) as far as a first boot uses it,
@@ -54,9 +54,11 @@ public struct IMDSRole: Sendable, Equatable {
     /// The document as EC2 serves it (Code, LastUpdated, Type, AccessKeyId, SecretAccessKey, Token, Expiration).
     public var document: String {
         let formatter = ISO8601DateFormatter()
-        let object: [String: String] = ["Code": "Success", "LastUpdated": formatter.string(from: expiration.addingTimeInterval(-21600)),
-                                        "Type": "AWS-HMAC", "AccessKeyId": accessKeyID, "SecretAccessKey": secretAccessKey,
-                                        "Token": token, "Expiration": formatter.string(from: expiration)]
+        let object: [String: String] = [
+            "Code": "Success", "LastUpdated": formatter.string(from: expiration.addingTimeInterval(-21600)),
+            "Type": "AWS-HMAC", "AccessKeyId": accessKeyID, "SecretAccessKey": secretAccessKey,
+            "Token": token, "Expiration": formatter.string(from: expiration),
+        ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
@@ -84,8 +86,10 @@ public enum IMDSEvent: Sendable, Equatable {
         case .refused:
             return ["event": "refused"]
         case let .request(r):
-            return ["event": "request", "method": r.method, "path": r.path, "token": r.tokenSent,
-                    "token_valid": r.tokenValid, "ttl": r.ttl as Any? ?? NSNull(), "status": r.status]
+            return [
+                "event": "request", "method": r.method, "path": r.path, "token": r.tokenSent,
+                "token_valid": r.tokenValid, "ttl": r.ttl as Any? ?? NSNull(), "status": r.status,
+            ]
         }
     }
 }
@@ -123,8 +127,10 @@ public struct HTTPResponse: Sendable, Equatable {
         a.status == b.status && a.body == b.body && a.headers.map { "\($0.0): \($0.1)" } == b.headers.map { "\($0.0): \($0.1)" }
     }
 
-    static let reasons = [200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                          405: "Method Not Allowed", 503: "Service Unavailable"]
+    static let reasons = [
+        200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+        405: "Method Not Allowed", 503: "Service Unavailable",
+    ]
 
     /// HTTP/1.0 bytes, `Connection: close`.
     public var serialized: Data {
@@ -182,8 +188,11 @@ public final class IMDSService: @unchecked Sendable {
             let token = request.headers[IMDSService.tokenHeader.lowercased()]
             let valid = token.map { t in tokens[t].map { now() < $0 } ?? false } ?? false
             let response = route(request, tokenValid: valid)
-            record(.request(IMDSRequest(method: request.method, path: request.path, tokenSent: token != nil, tokenValid: valid,
-                                        status: response.status, ttl: request.headers[IMDSService.ttlHeader.lowercased()])))
+            record(
+                .request(
+                    IMDSRequest(
+                        method: request.method, path: request.path, tokenSent: token != nil, tokenValid: valid,
+                        status: response.status, ttl: request.headers[IMDSService.ttlHeader.lowercased()])))
             return response
         }
     }
@@ -203,7 +212,8 @@ public final class IMDSService: @unchecked Sendable {
             guard request.method == "PUT" else { return HTTPResponse(status: 405, body: "Method Not Allowed", headers: [("Allow", "PUT")]) }
             if request.headers["x-forwarded-for"] != nil { return HTTPResponse(status: 403, body: "Forbidden") }
             guard let text = request.headers[IMDSService.ttlHeader.lowercased()],
-                  text.allSatisfy(\.isASCII), let ttl = Int(text), (1...21600).contains(ttl) else {
+                text.allSatisfy(\.isASCII), let ttl = Int(text), (1...21600).contains(ttl)
+            else {
                 return HTTPResponse(status: 400, body: "Bad Request")
             }
             var life = TimeInterval(min(ttl, settings.maxTTL ?? ttl))
@@ -289,7 +299,9 @@ public final class IMDSServer: @unchecked Sendable {
             close(fd)
             throw VMError.imds(reason: "'\(host)' is not an IPv4 address")
         }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard bound == 0, listen(fd, 16) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
@@ -317,7 +329,9 @@ public final class IMDSServer: @unchecked Sendable {
 
     /// Stops accepting and waits for the accept loop to end.
     public func stop() {
-        let fd: Int32 = lock.withLock { let f = listener; listener = -1; return f }
+        let fd: Int32 = lock.withLock {
+            let f = listener; listener = -1; return f
+        }
         guard fd >= 0 else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
@@ -332,7 +346,7 @@ public final class IMDSServer: @unchecked Sendable {
             let client = accept(fd, nil, nil)
             if client < 0 {
                 if errno == EINTR { continue }
-                return  // listener closed by stop()
+                return // listener closed by stop()
             }
             if service.takeRefusal() {
                 // RST, not FIN: what a client of a refused port sees, as near as a listening socket gets.

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The least of QMP (QEMU's JSON control protocol) the harness needs: connect
@@ -31,7 +31,7 @@ enum QMP {
         }
         guard connected == 0 else { throw VMError.qmp(socket: socketPath, reason: String(cString: strerror(errno))) }
         var reader = LineReader(fd: fd)
-        _ = try reader.line(socketPath)  // greeting {"QMP": ...}
+        _ = try reader.line(socketPath) // greeting {"QMP": ...}
         try send(fd, "{\"execute\":\"qmp_capabilities\"}\n", socketPath)
         _ = try reader.reply(socketPath)
         try send(fd, "{\"execute\":\"\(command)\"}\n", socketPath)

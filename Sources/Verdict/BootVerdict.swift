@@ -88,8 +88,11 @@ public struct BootVerdict: Codable, Equatable, Sendable {
                 return ("the image's default kernel \(kernel) has no '/lib/modules/\(kernel)'", nil, "is '\(root)' a built image?")
             case let .initramfsUnreadable(path, limitMiB):
                 // One sentence with its hint in parentheses, as the tests and users know it.
-                return ("cannot read the initramfs '\(path)' of the image as a regular file of at most \(limitMiB) MiB inside it (a larger one is not one dracut made", nil,
-                        "run as root, or rebuild it with dracut in the image)")
+                return (
+                    "cannot read the initramfs '\(path)' of the image as a regular file of at most \(limitMiB) MiB inside it (a larger one is not one dracut made",
+                    nil,
+                    "run as root, or rebuild it with dracut in the image)"
+                )
             case let .initramfsCorrupt(path, cause):
                 return ("the initramfs '\(path)' of the image", cause, "rebuild it with dracut in the image")
             case let .noKernel(root):
@@ -140,10 +143,15 @@ public struct BootVerdict: Codable, Equatable, Sendable {
         var drivers: [String: Source] = [:]
         for name in driverNames {
             let n = moduleName(name)
-            if builtin.contains(n) { drivers[name] = .builtin }
-            else if inInitramfs.contains(n) { drivers[name] = .initramfs }
-            else if installed.contains(n) { drivers[name] = .installed }
-            else { drivers[name] = .missing }
+            if builtin.contains(n) {
+                drivers[name] = .builtin
+            } else if inInitramfs.contains(n) {
+                drivers[name] = .initramfs
+            } else if installed.contains(n) {
+                drivers[name] = .installed
+            } else {
+                drivers[name] = .missing
+            }
         }
         let short = kernel.hasSuffix(".x86_64") ? String(kernel.dropLast(".x86_64".count)) : kernel
         var reasons: [String] = []
@@ -171,7 +179,8 @@ public struct BootVerdict: Codable, Equatable, Sendable {
     /// The release an image says it is (`CentOS release 6.9 (Final)` in /etc/redhat-release).
     public static func release(root: String) -> String? {
         guard let text = ImageRoot.text("/etc/redhat-release", in: root, limit: 4096),
-              let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression) else { return nil }
+            let range = text.range(of: #"release [0-9]+\.[0-9]+"#, options: .regularExpression)
+        else { return nil }
         return String(text[range].dropFirst("release ".count))
     }
 
@@ -241,8 +250,10 @@ public struct BootVerdict: Codable, Equatable, Sendable {
     }
 
     /// Config symbols of the drivers, for kernels without modules.builtin.
-    static let configSymbols = ["xen-blkfront": "CONFIG_XEN_BLKDEV_FRONTEND", "xen-netfront": "CONFIG_XEN_NETDEV_FRONTEND",
-                                "nvme": "CONFIG_BLK_DEV_NVME", "ena": "CONFIG_ENA_ETHERNET"]
+    static let configSymbols = [
+        "xen-blkfront": "CONFIG_XEN_BLKDEV_FRONTEND", "xen-netfront": "CONFIG_XEN_NETDEV_FRONTEND",
+        "nvme": "CONFIG_BLK_DEV_NVME", "ena": "CONFIG_ENA_ETHERNET",
+    ]
 
     /// Drivers built into the kernel: modules.builtin if the kernel ships it, else `=y` in its config.
     public static func builtinDrivers(root: String, kernel: String) -> Set<String> {
@@ -289,9 +300,10 @@ public struct BootVerdict: Codable, Equatable, Sendable {
                 continue
             }
             guard bytes.count - offset >= 110, let magic = String(bytes: bytes[offset..<(offset + 6)], encoding: .ascii),
-                  magic == "070701" || magic == "070702" else {
+                magic == "070701" || magic == "070702"
+            else {
                 if names.isEmpty { throw Failure.notAnInitramfs }
-                break  // another compression after the first archive: not used by CentOS 6's dracut
+                break // another compression after the first archive: not used by CentOS 6's dracut
             }
             offset = try readArchive(bytes, from: offset, into: &names)
         }

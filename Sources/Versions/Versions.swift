@@ -148,7 +148,8 @@ extension VersionsFile {
     /// them and every directory pinned file by file.
     func validateENAPin() throws {
         func isRelativeInside(_ path: String) -> Bool {
-            !path.isEmpty && !path.hasPrefix("/") && !path.hasSuffix("/") && !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == ".." || $0 == "." }
+            !path.isEmpty && !path.hasPrefix("/") && !path.hasSuffix("/")
+                && !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == ".." || $0 == "." }
         }
         guard !ena.sourceDirectories.isEmpty else {
             throw VersionsError.invalid(field: "ena.sourceDirectories", reason: "is empty; name every directory the ENA build reads")
@@ -183,10 +184,12 @@ extension VersionsFile {
 
     public func validate() throws {
         guard schema == Self.schemaVersion else { throw VersionsError.invalid(field: "schema", reason: Self.schemaReason(schema)) }
-        for (field, url, schemes) in [("mirrors.download", mirrors.download, ["https", "http", "file"]),
-                                      ("mirrors.image", mirrors.image, ["http", "https"]),
-                                      ("mirrors.imageCommented", mirrors.imageCommented, ["http", "https"]),
-                                      ("ena.url", ena.url, ["https"])] {
+        for (field, url, schemes) in [
+            ("mirrors.download", mirrors.download, ["https", "http", "file"]),
+            ("mirrors.image", mirrors.image, ["http", "https"]),
+            ("mirrors.imageCommented", mirrors.imageCommented, ["http", "https"]),
+            ("ena.url", ena.url, ["https"]),
+        ] {
             try Self.requireURL(url, schemes: schemes, field: field)
         }
         for (i, url) in mirrors.downloadAlternatives.enumerated() {
@@ -208,8 +211,10 @@ extension VersionsFile {
                 throw VersionsError.invalid(field: "\(at).kernel", reason: "'\(r.kernel)' is not a CentOS 6 kernel version like 2.6.32-696.el6")
             }
             // An updates kernel of a minor release keeps its GA kernel's number (696 -> 696.30.1).
-            if let updates = r.updatesKernel, !updates.hasPrefix(String(r.kernel.dropLast(".el6".count)) + ".")
-                || updates.range(of: #"^2\.6\.32-\d+(\.\d+)+\.el6$"#, options: .regularExpression) == nil {
+            if let updates = r.updatesKernel,
+                !updates.hasPrefix(String(r.kernel.dropLast(".el6".count)) + ".")
+                    || updates.range(of: #"^2\.6\.32-\d+(\.\d+)+\.el6$"#, options: .regularExpression) == nil
+            {
                 throw VersionsError.invalid(field: "\(at).updatesKernel", reason: "'\(updates)' is not an update of \(r.kernel) (like 2.6.32-696.30.1.el6)")
             }
             if r.ena.eligible {

@@ -1,7 +1,7 @@
 import CLI
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Modes in an image must not depend on the caller's umask: every file and

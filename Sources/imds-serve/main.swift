@@ -16,7 +16,7 @@ import Foundation
 import Host
 import VM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The command line, parsed.
@@ -28,7 +28,8 @@ struct ServeOptions {
     var keyFile: String?
     var settings = IMDSSettings()
 
-    static let usage = "usage: imds-serve [--bind ADDR] [--port N] [--port-file F] [--log F] [--key FILE] [--instance-id ID] "
+    static let usage =
+        "usage: imds-serve [--bind ADDR] [--port N] [--port-file F] [--log F] [--key FILE] [--instance-id ID] "
         + "[--refuse-first N] [--fail-first N] [--delay S] [--max-ttl S] [--expire-tokens N]"
 
     static func parse(_ arguments: [String]) -> ServeOptions? {

@@ -13,8 +13,9 @@ import Testing
     }
 
     @Test func recordsCarryTheVerdictAndOldFilesStillRead() throws {
-        let record = AMIRecord(release: "6.9", region: "ap-northeast-1", variant: .ena, amiId: "ami-1", snapshotId: "snap-1", name: "n",
-                               date: "2026-12-05T00:00:00Z", buildId: "b", bootsOn: "xen,nitro")
+        let record = AMIRecord(
+            release: "6.9", region: "ap-northeast-1", variant: .ena, amiId: "ami-1", snapshotId: "snap-1", name: "n",
+            date: "2026-12-05T00:00:00Z", buildId: "b", bootsOn: "xen,nitro")
         let data = try JSONEncoder().encode(record)
         #expect(try JSONDecoder().decode(AMIRecord.self, from: data) == record)
         #expect(record.tableEntry.nitro)
@@ -25,10 +26,12 @@ import Testing
     }
 
     @Test func nitroCapableIdsGetTheSecondFootnote() {
-        let entries = [AMIEntry(release: "6.4", region: "r", variant: "plain", id: "ami-64", bootsOn: "xen"),
-                       AMIEntry(release: "6.9", region: "r", variant: "plain", id: "ami-69", bootsOn: "xen"),
-                       AMIEntry(release: "6.9", region: "r", variant: "ena", id: "ami-69e", bootsOn: "xen,nitro"),
-                       AMIEntry(release: "6.10", region: "r", variant: "ena", id: "ami-610e")]
+        let entries = [
+            AMIEntry(release: "6.4", region: "r", variant: "plain", id: "ami-64", bootsOn: "xen"),
+            AMIEntry(release: "6.9", region: "r", variant: "plain", id: "ami-69", bootsOn: "xen"),
+            AMIEntry(release: "6.9", region: "r", variant: "ena", id: "ami-69e", bootsOn: "xen,nitro"),
+            AMIEntry(release: "6.10", region: "r", variant: "ena", id: "ami-610e"),
+        ]
         let lines = AMITable.markdown(entries).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.contains("| CentOS 6.4  |  ami-64  |"))
         #expect(lines.contains("| CentOS 6.9  |  ami-69, ami-69e (*1) (*2) |"))

@@ -31,29 +31,32 @@ import VM
     }
 
     @Test func aProfileOfTheSharedFilesStaticKeys() throws {
-        let dir = try home(credentials: """
-            [default]
-            aws_access_key_id = AKIDDEFAULT
-            aws_secret_access_key = default-secret
+        let dir = try home(
+            credentials: """
+                [default]
+                aws_access_key_id = AKIDDEFAULT
+                aws_secret_access_key = default-secret
 
-            # a comment
-            [build]
-            aws_access_key_id=AKIDBUILD
-            aws_secret_access_key=build-secret
-            aws_session_token = build-token
-            """, config: """
-            [profile other]
-            region = eu-west-1
-            aws_access_key_id = AKIDCONFIG
-            aws_secret_access_key = config-secret
-            s3 =
-              max_concurrent_requests = 20
-            """)
+                # a comment
+                [build]
+                aws_access_key_id=AKIDBUILD
+                aws_secret_access_key=build-secret
+                aws_session_token = build-token
+                """,
+            config: """
+                [profile other]
+                region = eu-west-1
+                aws_access_key_id = AKIDCONFIG
+                aws_secret_access_key = config-secret
+                s3 =
+                  max_concurrent_requests = 20
+                """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try CredentialChain(environment: offInstance, home: dir).resolve().current().accessKeyID == "AKIDDEFAULT")
         let build = try CredentialChain(environment: offInstance, profile: "build", home: dir).resolve().current()
         #expect(build.accessKeyID == "AKIDBUILD" && build.secretAccessKey == "build-secret" && build.sessionToken == "build-token")
-        #expect(try CredentialChain(environment: offInstance.merging(["AWS_PROFILE": "other"]) { $1 }, home: dir).resolve().current().accessKeyID == "AKIDCONFIG")
+        #expect(
+            try CredentialChain(environment: offInstance.merging(["AWS_PROFILE": "other"]) { $1 }, home: dir).resolve().current().accessKeyID == "AKIDCONFIG")
         // --profile skips the environment's keys, as the aws CLI does.
         let env = offInstance.merging(["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"]) { $1 }
         #expect(try CredentialChain(environment: env, profile: "build", home: dir).resolve().current().accessKeyID == "AKIDBUILD")
@@ -72,11 +75,11 @@ import VM
     @Test func credentialProcessIsRunAsACommandAndItsJSONRead() throws {
         let script = NSTemporaryDirectory() + "cred-process-\(UUID().uuidString.prefix(8)).sh"
         try """
-            #!/bin/sh
-            # $1 is the profile word, passed as one argument (quotes in the config line)
-            [ "$1" = "my build" ] || { echo "bad argument: $1" >&2; exit 3; }
-            echo '{"Version": 1, "AccessKeyId": "AKIDPROCESS", "SecretAccessKey": "process-secret", "SessionToken": "process-token", "Expiration": "2099-01-01T00:00:00Z"}'
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        # $1 is the profile word, passed as one argument (quotes in the config line)
+        [ "$1" = "my build" ] || { echo "bad argument: $1" >&2; exit 3; }
+        echo '{"Version": 1, "AccessKeyId": "AKIDPROCESS", "SecretAccessKey": "process-secret", "SessionToken": "process-token", "Expiration": "2099-01-01T00:00:00Z"}'
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         defer { unlink(script) }
         let dir = try home(config: "[profile proc]\ncredential_process = \(script) \"my build\"\n")
@@ -99,7 +102,8 @@ import VM
     }
 
     @Test func credentialProcessLinesSplitAsBotocoreSplitsThem() throws {
-        #expect(try CredentialChain.words(#"/opt/bin/get-creds --profile 'a b' "c \" d" e\ f"#) == ["/opt/bin/get-creds", "--profile", "a b", #"c " d"#, "e f"])
+        #expect(
+            try CredentialChain.words(#"/opt/bin/get-creds --profile 'a b' "c \" d" e\ f"#) == ["/opt/bin/get-creds", "--profile", "a b", #"c " d"#, "e f"])
         #expect(try CredentialChain.words("  x  ") == ["x"])
         #expect(throws: CredentialError.self) { try CredentialChain.words("x 'open") }
         #expect(throws: CredentialError.self) {
@@ -110,8 +114,9 @@ import VM
 
     @Test func theInstanceRoleThroughIMDSv2AndItsRefreshBeforeExpiration() throws {
         // Expires in 5 minutes: inside the 10-minute refresh margin, so every use fetches again.
-        let role = IMDSRole(name: "builder-role", accessKeyID: "ASIAROLE", secretAccessKey: "role-secret", token: "role-token",
-                            expiration: Date().addingTimeInterval(300))
+        let role = IMDSRole(
+            name: "builder-role", accessKeyID: "ASIAROLE", secretAccessKey: "role-secret", token: "role-token",
+            expiration: Date().addingTimeInterval(300))
         var settings = IMDSSettings()
         settings.role = role
         let server = IMDSServer(settings: settings)

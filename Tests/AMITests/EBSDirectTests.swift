@@ -3,7 +3,7 @@ import Testing
 @testable import AMI
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct EBSBlockTests {
@@ -70,7 +70,9 @@ import Glibc
     }
 
     @Test func scanRefusesWhatIsNotAFile() {
-        #expect(throws: AMIError.imageUnreadable(path: "/nonexistent/x.img", reason: "No such file or directory")) { try EBSBlocks.scan(path: "/nonexistent/x.img") }
+        #expect(throws: AMIError.imageUnreadable(path: "/nonexistent/x.img", reason: "No such file or directory")) {
+            try EBSBlocks.scan(path: "/nonexistent/x.img")
+        }
         #expect(throws: AMIError.imageUnreadable(path: "/tmp", reason: "not a regular file")) { try EBSBlocks.scan(path: "/tmp") }
     }
 }
@@ -92,14 +94,21 @@ import Glibc
     }
 
     @Test func argumentLists() {
-        #expect(EBSArgs.completeSnapshot(snapshotID: "snap-1", changedBlocks: 7, checksum: "x=") ==
-                ["--snapshot-id", "snap-1", "--changed-blocks-count", "7", "--checksum", "x=", "--checksum-algorithm", "SHA256",
-                 "--checksum-aggregation-method", "LINEAR"])
-        #expect(EBSArgs.startSnapshot(volumeSizeGiB: 8, description: "d", tags: [Tag("k", "v")]) ==
-                ["--volume-size", "8", "--description", "d", "--tags", #"[{"Key":"k","Value":"v"}]"#, "--timeout", "60"])
+        #expect(
+            EBSArgs.completeSnapshot(snapshotID: "snap-1", changedBlocks: 7, checksum: "x=") == [
+                "--snapshot-id", "snap-1", "--changed-blocks-count", "7", "--checksum", "x=", "--checksum-algorithm", "SHA256",
+                "--checksum-aggregation-method", "LINEAR",
+            ])
+        #expect(
+            EBSArgs.startSnapshot(volumeSizeGiB: 8, description: "d", tags: [Tag("k", "v")]) == [
+                "--volume-size", "8", "--description", "d", "--tags", #"[{"Key":"k","Value":"v"}]"#, "--timeout", "60",
+            ])
         let command = AWSContext(region: "us-east-1", endpointURL: "http://127.0.0.1:5000").ebs("list-snapshot-blocks", ["--snapshot-id", "s"])
-        #expect(command.arguments == ["ebs", "list-snapshot-blocks", "--snapshot-id", "s", "--output", "json", "--region", "us-east-1",
-                                      "--endpoint-url", "http://127.0.0.1:5000"])
+        #expect(
+            command.arguments == [
+                "ebs", "list-snapshot-blocks", "--snapshot-id", "s", "--output", "json", "--region", "us-east-1",
+                "--endpoint-url", "http://127.0.0.1:5000",
+            ])
     }
 
     @Test func progressLine() {
@@ -176,7 +185,10 @@ import Glibc
             Issue.record("register succeeded")
         } catch let error as StepFailed {
             let text = error.description
-            #expect(text.hasPrefix("step 'upload-image' failed: block 100 (offset 52428800) was not accepted after 3 tries: PutSnapshotBlock answered HTTP 500 InternalServerException: injected"), "\(text)")
+            #expect(
+                text.hasPrefix(
+                    "step 'upload-image' failed: block 100 (offset 52428800) was not accepted after 3 tries: PutSnapshotBlock answered HTTP 500 InternalServerException: injected"
+                ), "\(text)")
             #expect(text.contains("deleted what this run created: snapshot 'snap-"))
         }
         #expect(fake.blockPuts.filter { $0 == 100 }.count == 3, "block 100 three times")
@@ -208,19 +220,22 @@ import Glibc
 
 @Suite struct PackageColumnTests {
     @Test func theTableCanCarryEachAMIsPackageCount() {
-        let entries = [AMIEntry(release: "6.9", region: "r", variant: "ena", id: "ami-2", packages: 185),
-                       AMIEntry(release: "6.9", region: "r", variant: "plain", id: "ami-1", packages: 184),
-                       AMIEntry(release: "6.10", region: "r", variant: "plain", id: "ami-3")]
-        #expect(AMITable.markdown(entries, packages: true) == """
-        Region: r
+        let entries = [
+            AMIEntry(release: "6.9", region: "r", variant: "ena", id: "ami-2", packages: 185),
+            AMIEntry(release: "6.9", region: "r", variant: "plain", id: "ami-1", packages: 184),
+            AMIEntry(release: "6.10", region: "r", variant: "plain", id: "ami-3"),
+        ]
+        #expect(
+            AMITable.markdown(entries, packages: true) == """
+                Region: r
 
-        | version  | AMI ID | packages |
-        | ------------- | ------------- | ------------- |
-        | CentOS 6.9  |  ami-1, ami-2 (*1) | 184, 185 |
-        | CentOS 6.10  |  ami-3  | ? |
+                | version  | AMI ID | packages |
+                | ------------- | ------------- | ------------- |
+                | CentOS 6.9  |  ami-1, ami-2 (*1) | 184, 185 |
+                | CentOS 6.10  |  ami-3  | ? |
 
-        \(AMITable.footnote)
-        """)
+                \(AMITable.footnote)
+                """)
         #expect(!AMITable.markdown(entries).contains("packages"), "the seed README's form by default")
     }
 

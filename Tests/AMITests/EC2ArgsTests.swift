@@ -30,8 +30,11 @@ func value(after flag: String, in args: [String]) -> String? {
 
     @Test func regionAndEndpointArePassedThrough() {
         let ctx = AWSContext(region: "ap-northeast-1", endpointURL: "http://127.0.0.1:5000")
-        #expect(ctx.ec2("delete-snapshot", ["--snapshot-id", "snap-1"]).arguments ==
-                ["ec2", "delete-snapshot", "--snapshot-id", "snap-1", "--output", "json", "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:5000"])
+        #expect(
+            ctx.ec2("delete-snapshot", ["--snapshot-id", "snap-1"]).arguments == [
+                "ec2", "delete-snapshot", "--snapshot-id", "snap-1", "--output", "json", "--region", "ap-northeast-1", "--endpoint-url",
+                "http://127.0.0.1:5000",
+            ])
         let other = ctx.inRegion("us-east-1")
         #expect(value(after: "--region", in: other.ec2("copy-image").arguments) == "us-east-1")
         #expect(value(after: "--endpoint-url", in: other.ec2("copy-image").arguments) == "http://127.0.0.1:5000")
@@ -40,7 +43,8 @@ func value(after flag: String, in args: [String]) -> String? {
 
 @Suite struct EC2ArgsTests {
     @Test func createSnapshotTagsInTheSameCall() throws {
-        let args = EC2Args.createSnapshot(volumeID: "vol-0abc", description: "CentOS 6.9, build b1", tags: [Tag("Name", "CentOS 6.9 x86_64 2024-05-01"), Tag(TagKey.buildID, "b1")])
+        let args = EC2Args.createSnapshot(
+            volumeID: "vol-0abc", description: "CentOS 6.9, build b1", tags: [Tag("Name", "CentOS 6.9 x86_64 2024-05-01"), Tag(TagKey.buildID, "b1")])
         #expect(Array(args.prefix(4)) == ["--volume-id", "vol-0abc", "--description", "CentOS 6.9, build b1"])
         let spec = try #require(try jsonArgument("--tag-specifications", in: args) as? [[String: Any]])
         #expect(spec.count == 1)
@@ -115,8 +119,10 @@ func value(after flag: String, in args: [String]) -> String? {
         #expect(Array(pub.prefix(3)) == ["--image-id", "ami-1", "--launch-permission"])
         let perm = try #require(try jsonValue(pub[3]) as? [String: Any])
         #expect(perm["Add"] as? [[String: String]] == [["Group": "all"]])
-        #expect(EC2Args.copyImage(sourceImageID: "ami-1", sourceRegion: "ap-northeast-1", name: "n", description: "d") ==
-                ["--source-image-id", "ami-1", "--source-region", "ap-northeast-1", "--name", "n", "--description", "d"])
+        #expect(
+            EC2Args.copyImage(sourceImageID: "ami-1", sourceRegion: "ap-northeast-1", name: "n", description: "d") == [
+                "--source-image-id", "ami-1", "--source-region", "ap-northeast-1", "--name", "n", "--description", "d",
+            ])
     }
 }
 
@@ -124,19 +130,19 @@ func value(after flag: String, in args: [String]) -> String? {
 @Suite struct DecodingTests {
     @Test func createSnapshot() throws {
         let json = """
-        {
-            "Description": "This is my root volume snapshot",
-            "Tags": [{"Key": "centos6-ami:build-id", "Value": "b1"}],
-            "Encrypted": false,
-            "VolumeId": "vol-1234567890abcdef0",
-            "State": "pending",
-            "VolumeSize": 8,
-            "StartTime": "2019-02-28T21:06:01.000Z",
-            "Progress": "",
-            "OwnerId": "012345678910",
-            "SnapshotId": "snap-066877671789bd71b"
-        }
-        """
+            {
+                "Description": "This is my root volume snapshot",
+                "Tags": [{"Key": "centos6-ami:build-id", "Value": "b1"}],
+                "Encrypted": false,
+                "VolumeId": "vol-1234567890abcdef0",
+                "State": "pending",
+                "VolumeSize": 8,
+                "StartTime": "2019-02-28T21:06:01.000Z",
+                "Progress": "",
+                "OwnerId": "012345678910",
+                "SnapshotId": "snap-066877671789bd71b"
+            }
+            """
         let s = try decodeAWS(Snapshot.self, from: Data(json.utf8), call: "create-snapshot")
         #expect(s.SnapshotId == "snap-066877671789bd71b")
         #expect(s.State == "pending")
@@ -146,10 +152,10 @@ func value(after flag: String, in args: [String]) -> String? {
 
     @Test func describeSnapshots() throws {
         let json = """
-        {"Snapshots": [{"Description": "x", "Encrypted": false, "VolumeId": "vol-049df61146c4d7901", "State": "error",
-          "StateMessage": "Snapshot failed", "VolumeSize": 8, "StartTime": "2019-02-28T21:28:32.000Z", "Progress": "40%",
-          "OwnerId": "012345678910", "SnapshotId": "snap-1234567890abcdef0"}]}
-        """
+            {"Snapshots": [{"Description": "x", "Encrypted": false, "VolumeId": "vol-049df61146c4d7901", "State": "error",
+              "StateMessage": "Snapshot failed", "VolumeSize": 8, "StartTime": "2019-02-28T21:28:32.000Z", "Progress": "40%",
+              "OwnerId": "012345678910", "SnapshotId": "snap-1234567890abcdef0"}]}
+            """
         let out = try decodeAWS(DescribeSnapshotsOutput.self, from: Data(json.utf8), call: "describe-snapshots")
         #expect(out.Snapshots.map(\.State) == ["error"])
         #expect(out.Snapshots[0].StateMessage == "Snapshot failed")
@@ -158,12 +164,12 @@ func value(after flag: String, in args: [String]) -> String? {
 
     @Test func describeVolumes() throws {
         let json = """
-        {"Volumes": [{"AvailabilityZone": "us-east-1a", "Attachments": [{"AttachTime": "2013-12-18T22:35:00.000Z",
-          "InstanceId": "i-1234567890abcdef0", "VolumeId": "vol-049df61146c4d7901", "State": "attached",
-          "DeleteOnTermination": true, "Device": "/dev/sda1"}], "Encrypted": true, "VolumeType": "gp2",
-          "VolumeId": "vol-049df61146c4d7901", "State": "in-use", "Iops": 100, "SnapshotId": "snap-1234567890abcdef0",
-          "CreateTime": "2013-12-18T22:35:00.084Z", "Size": 8}]}
-        """
+            {"Volumes": [{"AvailabilityZone": "us-east-1a", "Attachments": [{"AttachTime": "2013-12-18T22:35:00.000Z",
+              "InstanceId": "i-1234567890abcdef0", "VolumeId": "vol-049df61146c4d7901", "State": "attached",
+              "DeleteOnTermination": true, "Device": "/dev/sda1"}], "Encrypted": true, "VolumeType": "gp2",
+              "VolumeId": "vol-049df61146c4d7901", "State": "in-use", "Iops": 100, "SnapshotId": "snap-1234567890abcdef0",
+              "CreateTime": "2013-12-18T22:35:00.084Z", "Size": 8}]}
+            """
         let out = try decodeAWS(DescribeVolumesOutput.self, from: Data(json.utf8), call: "describe-volumes")
         #expect(out.Volumes[0].VolumeId == "vol-049df61146c4d7901")
         #expect(out.Volumes[0].Size == 8)
@@ -172,21 +178,24 @@ func value(after flag: String, in args: [String]) -> String? {
     }
 
     @Test func registerAndCopyImage() throws {
-        #expect(try decodeAWS(ImageIDOutput.self, from: Data(#"{"ImageId": "ami-1a2b3c4d5eEXAMPLE"}"#.utf8), call: "register-image").ImageId == "ami-1a2b3c4d5eEXAMPLE")
-        #expect(try decodeAWS(ImageIDOutput.self, from: Data(#"{"ImageId": "ami-0123456789abcdefg"}"#.utf8), call: "copy-image").ImageId == "ami-0123456789abcdefg")
+        #expect(
+            try decodeAWS(ImageIDOutput.self, from: Data(#"{"ImageId": "ami-1a2b3c4d5eEXAMPLE"}"#.utf8), call: "register-image").ImageId
+                == "ami-1a2b3c4d5eEXAMPLE")
+        #expect(
+            try decodeAWS(ImageIDOutput.self, from: Data(#"{"ImageId": "ami-0123456789abcdefg"}"#.utf8), call: "copy-image").ImageId == "ami-0123456789abcdefg")
     }
 
     @Test func describeImages() throws {
         let json = """
-        {"Images": [{"VirtualizationType": "hvm", "Description": "Provided by Red Hat, Inc.", "PlatformDetails": "Red Hat Enterprise Linux",
-          "EnaSupport": true, "Hypervisor": "xen", "State": "available", "SriovNetSupport": "simple", "ImageId": "ami-0123456789EXAMPLE",
-          "UsageOperation": "RunInstances:0010", "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": "snap-111222333444aaabb",
-          "DeleteOnTermination": true, "VolumeType": "gp2", "VolumeSize": 10, "Encrypted": false}}], "Architecture": "x86_64",
-          "ImageLocation": "123456789012/RHEL-8.0.0_HVM-20190618-x86_64-1-Hourly2-GP2", "RootDeviceType": "ebs", "OwnerId": "123456789012",
-          "RootDeviceName": "/dev/sda1", "CreationDate": "2019-05-10T13:17:12.000Z", "Public": true, "ImageType": "machine",
-          "Name": "RHEL-8.0.0_HVM-20190618-x86_64-1-Hourly2-GP2"},
-          {"ImageId": "ami-failed", "State": "failed", "StateReason": {"Code": "Server.InternalError", "Message": "copy failed"}}]}
-        """
+            {"Images": [{"VirtualizationType": "hvm", "Description": "Provided by Red Hat, Inc.", "PlatformDetails": "Red Hat Enterprise Linux",
+              "EnaSupport": true, "Hypervisor": "xen", "State": "available", "SriovNetSupport": "simple", "ImageId": "ami-0123456789EXAMPLE",
+              "UsageOperation": "RunInstances:0010", "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": "snap-111222333444aaabb",
+              "DeleteOnTermination": true, "VolumeType": "gp2", "VolumeSize": 10, "Encrypted": false}}], "Architecture": "x86_64",
+              "ImageLocation": "123456789012/RHEL-8.0.0_HVM-20190618-x86_64-1-Hourly2-GP2", "RootDeviceType": "ebs", "OwnerId": "123456789012",
+              "RootDeviceName": "/dev/sda1", "CreationDate": "2019-05-10T13:17:12.000Z", "Public": true, "ImageType": "machine",
+              "Name": "RHEL-8.0.0_HVM-20190618-x86_64-1-Hourly2-GP2"},
+              {"ImageId": "ami-failed", "State": "failed", "StateReason": {"Code": "Server.InternalError", "Message": "copy failed"}}]}
+            """
         let out = try decodeAWS(DescribeImagesOutput.self, from: Data(json.utf8), call: "describe-images")
         #expect(out.Images.count == 2)
         #expect(out.Images[0].snapshotIDs == ["snap-111222333444aaabb"])
@@ -197,7 +206,9 @@ func value(after flag: String, in args: [String]) -> String? {
 
     @Test func imageBlockPublicAccessState() throws {
         let json = #"{"ImageBlockPublicAccessState": "block-new-sharing"}"#
-        #expect(try decodeAWS(ImageBlockPublicAccessStateOutput.self, from: Data(json.utf8), call: "get-image-block-public-access-state").ImageBlockPublicAccessState == "block-new-sharing")
+        #expect(
+            try decodeAWS(ImageBlockPublicAccessStateOutput.self, from: Data(json.utf8), call: "get-image-block-public-access-state")
+                .ImageBlockPublicAccessState == "block-new-sharing")
     }
 
     @Test func garbageNamesTheCall() {

@@ -73,14 +73,18 @@ final class FakeEC2: @unchecked Sendable {
 
     func snapJSON(_ s: inout Snap) -> [String: Any] {
         let state = s.states.count > 1 ? s.states.removeFirst() : s.states[0]
-        return ["SnapshotId": s.id, "State": state, "VolumeSize": s.size, "Progress": state == "completed" ? "100%" : "50%", "Tags": tagsJSON(s.tags),
-                "StateMessage": state == "error" ? "internal error" : ""]
+        return [
+            "SnapshotId": s.id, "State": state, "VolumeSize": s.size, "Progress": state == "completed" ? "100%" : "50%", "Tags": tagsJSON(s.tags),
+            "StateMessage": state == "error" ? "internal error" : "",
+        ]
     }
 
     func imgJSON(_ i: inout Img) -> [String: Any] {
         let state = i.states.count > 1 ? i.states.removeFirst() : i.states[0]
-        return ["ImageId": i.id, "Name": i.name, "State": state, "Tags": tagsJSON(i.tags),
-                "BlockDeviceMappings": i.snapshots.map { ["DeviceName": "/dev/sda1", "Ebs": ["SnapshotId": $0]] }]
+        return [
+            "ImageId": i.id, "Name": i.name, "State": state, "Tags": tagsJSON(i.tags),
+            "BlockDeviceMappings": i.snapshots.map { ["DeviceName": "/dev/sda1", "Ebs": ["SnapshotId": $0]] },
+        ]
     }
 
     func answer(_ command: Command) -> CommandResult {
@@ -207,7 +211,13 @@ final class FakeClock: @unchecked Sendable {
     var sleeps: [TimeInterval] = []
     let lock = NSLock() // upload workers sleep from several threads
     var clock: AMIClock {
-        AMIClock(now: { self.lock.withLock { self.time } }, sleep: { s in self.lock.withLock { self.sleeps.append(s); self.time += s } })
+        AMIClock(
+            now: { self.lock.withLock { self.time } },
+            sleep: { s in
+                self.lock.withLock {
+                    self.sleeps.append(s); self.time += s
+                }
+            })
     }
 }
 

@@ -7,7 +7,9 @@ import TestSupport
 @Suite(.serialized) struct RegistrarTests {
     func options(_ fake: FakeEC2, clock: FakeClock = FakeClock()) -> RegisterOptions {
         var o = RegisterOptions.forTests(buildID: "20240501-000000-abcd", clock: clock)
-        o.instanceID = { Issue.record("the instance id must not be needed for a volume id"); return "i-0" }
+        o.instanceID = {
+            Issue.record("the instance id must not be needed for a volume id"); return "i-0"
+        }
         return o
     }
 
@@ -24,10 +26,14 @@ import TestSupport
 
     @Test func registersTagsAndWaitsInOrder() throws {
         let fake = FakeEC2(), clock = FakeClock()
-        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena,
-                                               options: options(fake, clock: clock), runner: fake.runner, log: nil)
-        #expect(fake.operations == ["describe-volumes", "describe-images", "create-snapshot", "describe-snapshots", "describe-snapshots",
-                                    "register-image", "create-tags", "describe-images", "describe-images"])
+        let result = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena,
+            options: options(fake, clock: clock), runner: fake.runner, log: nil)
+        #expect(
+            fake.operations == [
+                "describe-volumes", "describe-images", "create-snapshot", "describe-snapshots", "describe-snapshots",
+                "register-image", "create-tags", "describe-images", "describe-images",
+            ])
         #expect(result.primary.name == "CentOS 6.9 x86_64 ENA 2024-05-01")
         #expect(result.primary.variant == .ena)
         #expect(result.primary.region == "ap-northeast-1")
@@ -43,8 +49,9 @@ import TestSupport
 
     @Test func plainVariantHasNoENAFlag() throws {
         let fake = FakeEC2()
-        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.4", variant: .plain,
-                                               options: options(fake), runner: fake.runner, log: nil)
+        let result = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.4", variant: .plain,
+            options: options(fake), runner: fake.runner, log: nil)
         #expect(result.primary.name == "CentOS 6.4 x86_64 2024-05-01")
         let register = fake.runner.commands.first { $0.arguments[1] == "register-image" }!.arguments
         #expect(!register.contains { $0.contains("ena-support") })
@@ -54,8 +61,9 @@ import TestSupport
         let fake = FakeEC2()
         fake.failures["register-image"] = "InvalidParameterValue"
         do {
-            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
-                                          options: options(fake), runner: fake.runner, log: nil)
+            _ = try AMIRegistrar.register(
+                target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+                options: options(fake), runner: fake.runner, log: nil)
             Issue.record("register must fail")
         } catch let error as StepFailed {
             #expect(error.step == "register-image")
@@ -78,8 +86,9 @@ import TestSupport
         #expect(error.contains("kept what this run created (--keep-on-error): snapshot '\(snap)' in 'ap-northeast-1'"))
         #expect(error.contains("centos6-ami cleanup --build-id 20240501-000000-abcd"))
         // The manual lines go where the install's go: the engine's --keep-on-error message.
-        #expect(printed.text.contains("--keep-on-error: left everything in place; to clean up by hand run:\n  aws ec2 delete-snapshot --snapshot-id \(snap)"),
-                "\(printed.text)")
+        #expect(
+            printed.text.contains("--keep-on-error: left everything in place; to clean up by hand run:\n  aws ec2 delete-snapshot --snapshot-id \(snap)"),
+            "\(printed.text)")
         #expect(fake.snapshots.count == 1)
         #expect(!fake.operations.contains("delete-snapshot"))
         #expect(!printed.text.contains("cleaning up"), "nothing unwound")
@@ -94,9 +103,11 @@ import TestSupport
         let error = try failure(fake, o, log: printed.log())
         let snap = try #require(fake.snapshots.keys.first), ami = try #require(fake.images.keys.first)
         #expect(error.hasPrefix("step 'make-public' failed: "))
-        #expect(error.contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
-                "newest first, the AMI by its id")
-        let manual = "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
+        #expect(
+            error.contains("kept what this run created (--keep-on-error): image '\(ami)' in 'ap-northeast-1', snapshot '\(snap)' in 'ap-northeast-1'"),
+            "newest first, the AMI by its id")
+        let manual =
+            "to clean up by hand run:\n  aws ec2 deregister-image --image-id \(ami) --output json --region ap-northeast-1"
             + "\n  aws ec2 delete-snapshot --snapshot-id \(snap) --output json --region ap-northeast-1"
         #expect(printed.text.contains(manual), "\(printed.text)")
         #expect(fake.images.count == 1 && fake.snapshots.count == 1)
@@ -106,16 +117,23 @@ import TestSupport
     @Test func theStepListFollowsTheTargetAndTheOptions() {
         var o = RegisterOptions.forTests(buildID: "b")
         o.resultsFile = nil
-        #expect(AMIRegistrar.steps(target: .volume("vol-0123456789abcdef0"), variant: .plain, options: o, copyRegions: []).map(\.name)
+        #expect(
+            AMIRegistrar.steps(target: .volume("vol-0123456789abcdef0"), variant: .plain, options: o, copyRegions: []).map(\.name)
                 == ["check-image", "locate-volume", "choose-name", "create-snapshot", "wait-snapshot", "register-image", "tag-image", "wait-image"])
-        #expect(AMIRegistrar.steps(target: .device("/dev/nvme1n1"), variant: .ena, options: o, copyRegions: []).map(\.name).prefix(2) == ["check-image", "locate-volume"],
-                "no preflight without --public")
+        #expect(
+            AMIRegistrar.steps(target: .device("/dev/nvme1n1"), variant: .ena, options: o, copyRegions: []).map(\.name).prefix(2) == [
+                "check-image", "locate-volume",
+            ],
+            "no preflight without --public")
         var all = o
         all.makePublic = true
         all.resultsFile = "results.json"
-        #expect(AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .ena, options: all, copyRegions: ["us-east-1", "eu-west-1"]).map(\.name)
-                == ["check-image", "scan-image", "preflight", "choose-name", "start-snapshot", "upload-image", "wait-snapshot", "register-image",
-                    "tag-image", "wait-image", "make-public", "copy-to-us-east-1", "copy-to-eu-west-1", "record-results"])
+        #expect(
+            AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .ena, options: all, copyRegions: ["us-east-1", "eu-west-1"]).map(\.name)
+                == [
+                    "check-image", "scan-image", "preflight", "choose-name", "start-snapshot", "upload-image", "wait-snapshot", "register-image",
+                    "tag-image", "wait-image", "make-public", "copy-to-us-east-1", "copy-to-eu-west-1", "record-results",
+                ])
         let plain = AMIRegistrar.steps(target: .image("/srv/c69.img"), variant: .plain, options: all, copyRegions: []).map(\.name)
         #expect(!plain.contains("locate-volume") && !plain.contains("create-snapshot") && !plain.contains { $0.hasPrefix("copy-to-") })
     }
@@ -125,11 +143,16 @@ import TestSupport
         var o = options(fake)
         o.copyTo = ["ap-northeast-1", "us-east-1"]
         o.resultsFile = nil
-        _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
-                                      log: printed.log())
-        let headers = printed.lines.compactMap { line in line.range(of: #"\[[0-9]+/[0-9]+\] [a-z0-9-]+"#, options: .regularExpression).map { String(line[$0]) } }
-        #expect(headers == ["[1/9] check-image", "[2/9] locate-volume", "[3/9] choose-name", "[4/9] create-snapshot", "[5/9] wait-snapshot",
-                            "[6/9] register-image", "[7/9] tag-image", "[8/9] wait-image", "[9/9] copy-to-us-east-1"])
+        _ = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner,
+            log: printed.log())
+        let headers = printed.lines.compactMap { line in line.range(of: #"\[[0-9]+/[0-9]+\] [a-z0-9-]+"#, options: .regularExpression).map { String(line[$0]) }
+        }
+        #expect(
+            headers == [
+                "[1/9] check-image", "[2/9] locate-volume", "[3/9] choose-name", "[4/9] create-snapshot", "[5/9] wait-snapshot",
+                "[6/9] register-image", "[7/9] tag-image", "[8/9] wait-image", "[9/9] copy-to-us-east-1",
+            ])
         #expect(!printed.text.contains("copy-to-ap-northeast-1"))
         #expect(!printed.text.contains("cleaning up"), "a successful registration keeps what it made and says nothing about cleanup")
     }
@@ -138,8 +161,9 @@ import TestSupport
         let fake = FakeEC2(), clock = FakeClock()
         fake.snapshotStates = ["pending", "error"]
         #expect(throws: StepFailed.self) {
-            _ = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
-                                          options: options(fake, clock: clock), runner: fake.runner, log: nil)
+            _ = try AMIRegistrar.register(
+                target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+                options: options(fake, clock: clock), runner: fake.runner, log: nil)
         }
         #expect(clock.sleeps == [10], "no waiting after the error state")
         #expect(fake.snapshots.isEmpty)
@@ -203,7 +227,8 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         o.resultsFile = dir + "/results.json"
-        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .plain, options: o, runner: fake.runner, log: nil)
+        let result = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.10", variant: .plain, options: o, runner: fake.runner, log: nil)
         #expect(result.copies.map(\.region) == ["us-east-1"], "the home region is not copied to itself")
         let copy = result.copies[0]
         #expect(copy.copiedFrom == result.primary.amiId)
@@ -237,16 +262,19 @@ import TestSupport
         fake.publicAccess = nil
         var o = options(fake)
         o.makePublic = true
-        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
+        let result = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         #expect(result.primary.public)
         #expect(fake.operations.contains("modify-image-attribute"))
     }
 
     @Test func takenNameGetsTheBuildID() throws {
         let fake = FakeEC2()
-        fake.images["ami-old"] = .init(id: "ami-old", region: "ap-northeast-1", name: "CentOS 6.9 x86_64 2024-05-01", snapshots: [], states: ["available"], tags: [])
-        let result = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
-                                               options: options(fake), runner: fake.runner, log: nil)
+        fake.images["ami-old"] = .init(
+            id: "ami-old", region: "ap-northeast-1", name: "CentOS 6.9 x86_64 2024-05-01", snapshots: [], states: ["available"], tags: [])
+        let result = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain,
+            options: options(fake), runner: fake.runner, log: nil)
         #expect(result.primary.name == "CentOS 6.9 x86_64 2024-05-01 20240501-000000-abcd")
     }
 
@@ -282,14 +310,18 @@ import TestSupport
         }
         #expect(fake.operations.isEmpty, "refused before any AWS call")
         o.readImage = { _ in ImageReading(bootsOn: "xen,nitro", nitro: true, summary: "Xen and Nitro") }
-        let nitro = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o,
-                                              runner: fake.runner, log: printed.log())
+        let nitro = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .plain, options: o,
+            runner: fake.runner, log: printed.log())
         #expect(nitro.primary.variant == .ena && nitro.primary.bootsOn == "xen,nitro")
         #expect(printed.lines.contains { $0.contains("registering with ENA support: the image boots on Nitro") })
         var unread = options(fake)
-        unread.readImage = { _ in Issue.record("nothing to read"); throw AMIError.instanceIDUnknown }
-        let trusted = try AMIRegistrar.register(target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: unread,
-                                                runner: fake.runner, log: printed.log())
+        unread.readImage = { _ in
+            Issue.record("nothing to read"); throw AMIError.instanceIDUnknown
+        }
+        let trusted = try AMIRegistrar.register(
+            target: .volume("vol-0123456789abcdef0"), release: "6.9", variant: .ena, options: unread,
+            runner: fake.runner, log: printed.log())
         #expect(trusted.primary.variant == .ena && trusted.primary.bootsOn == nil)
         #expect(printed.lines.contains { $0.contains("is a volume id, so where it boots is not checked: --ena (ENA support) is taken on trust") })
     }
@@ -334,7 +366,8 @@ final class PrintedLines: Sendable {
         fake.snapshots["snap-other"] = .init(id: "snap-other", region: "ap-northeast-1", states: ["completed"], size: 8, tags: [Tag(TagKey.buildID, "b2")])
         fake.images["ami-tagged"] = .init(id: "ami-tagged", region: "ap-northeast-1", name: "x", snapshots: ["snap-b"], states: ["available"], tags: tag)
         fake.images["ami-untagged"] = .init(id: "ami-untagged", region: "ap-northeast-1", name: "y", snapshots: ["snap-a"], states: ["available"], tags: [])
-        fake.images["ami-unrelated"] = .init(id: "ami-unrelated", region: "ap-northeast-1", name: "z", snapshots: ["snap-other"], states: ["available"], tags: [])
+        fake.images["ami-unrelated"] = .init(
+            id: "ami-unrelated", region: "ap-northeast-1", name: "z", snapshots: ["snap-other"], states: ["available"], tags: [])
         let found = try AMICleanup.find(buildID: "b1", region: "ap-northeast-1", client: fake.client)
         #expect(found.images == ["ami-tagged", "ami-untagged"])
         #expect(Set(found.snapshots) == ["snap-a", "snap-b"])
@@ -352,7 +385,9 @@ final class PrintedLines: Sendable {
         let fake = FakeEC2()
         fake.snapshots["snap-busy"] = .init(id: "snap-busy", region: "ap-northeast-1", states: ["completed"], size: 8, tags: [])
         fake.images["ami-keep"] = .init(id: "ami-keep", region: "ap-northeast-1", name: "k", snapshots: ["snap-busy"], states: ["available"], tags: [])
-        let failures = AMICleanup.remove(.init(region: "ap-northeast-1", images: ["ami-gone"], snapshots: ["snap-gone", "snap-busy"]), client: fake.client) { _ in }
+        let failures = AMICleanup.remove(.init(region: "ap-northeast-1", images: ["ami-gone"], snapshots: ["snap-gone", "snap-busy"]), client: fake.client) {
+            _ in
+        }
         #expect(failures.count == 1)
         #expect(failures[0].contains("snap-busy") && failures[0].contains("InvalidSnapshot.InUse"))
     }

@@ -34,13 +34,15 @@ struct SigV4Vector {
             let colon = line.firstIndex(of: ":")!
             return (String(line[..<colon]), String(line[line.index(after: colon)...]))
         }
-        return SigV4Vector(name: name, method: String(first[0]), path: String(first[1]), headers: headers, body: body,
-                           credentials: AWSCredentials(accessKeyID: keys["access_key_id"]!, secretAccessKey: keys["secret_access_key"]!,
-                                                       sessionToken: keys["token"], source: "test"),
-                           region: context["region"] as! String, service: context["service"] as! String,
-                           signBody: context["sign_body"] as? Bool ?? false,
-                           canonicalRequest: try text("header-canonical-request.txt"), stringToSign: try text("header-string-to-sign.txt"),
-                           signature: try text("header-signature.txt").trimmingCharacters(in: .whitespacesAndNewlines))
+        return SigV4Vector(
+            name: name, method: String(first[0]), path: String(first[1]), headers: headers, body: body,
+            credentials: AWSCredentials(
+                accessKeyID: keys["access_key_id"]!, secretAccessKey: keys["secret_access_key"]!,
+                sessionToken: keys["token"], source: "test"),
+            region: context["region"] as! String, service: context["service"] as! String,
+            signBody: context["sign_body"] as? Bool ?? false,
+            canonicalRequest: try text("header-canonical-request.txt"), stringToSign: try text("header-string-to-sign.txt"),
+            signature: try text("header-signature.txt").trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
 
@@ -62,8 +64,9 @@ struct SigV4Vector {
         let scope = SigV4.scope(timestamp: stamp, region: v.region, service: v.service)
         let sts = SigV4.stringToSign(timestamp: stamp, scope: scope, canonicalRequest: canonical)
         #expect(sts == v.stringToSign)
-        let added = SigV4.sign(method: v.method, path: v.path, headers: headers, payloadHash: payloadHash, credentials: v.credentials,
-                               region: v.region, service: v.service, date: date)
+        let added = SigV4.sign(
+            method: v.method, path: v.path, headers: headers, payloadHash: payloadHash, credentials: v.credentials,
+            region: v.region, service: v.service, date: date)
         let authorization = try #require(added.first { $0.0 == "Authorization" }?.1)
         #expect(authorization.hasSuffix("Signature=\(v.signature)"), "\(authorization)")
         #expect(authorization.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders="))
@@ -72,7 +75,8 @@ struct SigV4Vector {
     @Test func sha256AndHMACAgreeWithTheirReferences() {
         // FIPS 180-4 "abc"; RFC 4231 test case 2.
         #expect(FastSHA256.hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(FastSHA256.hexString(FastSHA256.hmac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8)))
+        #expect(
+            FastSHA256.hexString(FastSHA256.hmac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8)))
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         let block = Data(repeating: 1, count: 524_288)
         #expect(EBSChecksum.base64(FastSHA256.digest(block)) == "M6FQvOsTwamSIx5ltPrRaBUhL8Bs20CJltMu6yzvnrs=")
@@ -105,30 +109,34 @@ struct SigV4Vector {
     @Test(.enabled(if: botocorePython != nil, "needs python3 with botocore (scripts/setup-host.sh installs the aws CLI)"))
     func botocoreComputesTheSameSignatureForAPutSnapshotBlock() throws {
         let python = try #require(SigV4Tests.botocorePython)
-        let credentials = AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                         sessionToken: "session-token-123", source: "test")
+        let credentials = AWSCredentials(
+            accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            sessionToken: "session-token-123", source: "test")
         for endpoint in ["https://ebs.eu-west-1.amazonaws.com", "http://127.0.0.1:4566"] {
-            let request = try EBSBlockClient.request(endpoint: URL(string: endpoint)!, snapshotID: "snap-0123456789abcdef0", index: 42,
-                                                     checksum: "M6FQvOsTwamSIx5ltPrRaBUhL8Bs20CJltMu6yzvnrs=", credentials: credentials,
-                                                     region: "eu-west-1", date: date)
+            let request = try EBSBlockClient.request(
+                endpoint: URL(string: endpoint)!, snapshotID: "snap-0123456789abcdef0", index: 42,
+                checksum: "M6FQvOsTwamSIx5ltPrRaBUhL8Bs20CJltMu6yzvnrs=", credentials: credentials,
+                region: "eu-west-1", date: date)
             let headers = request.allHTTPHeaderFields ?? [:]
             let script = """
-            import json, sys
-            from botocore.auth import SigV4Auth
-            from botocore.awsrequest import AWSRequest
-            from botocore.credentials import Credentials
-            r = json.load(sys.stdin)
-            auth = r["headers"]["Authorization"]
-            signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
-            headers = {k: v for k, v in r["headers"].items() if k.lower() in signed}
-            req = AWSRequest(method=r["method"], url=r["url"], headers=headers)
-            req.context["timestamp"] = r["headers"]["X-Amz-Date"]
-            s = SigV4Auth(Credentials(r["ak"], r["sk"], r["token"]), "ebs", "eu-west-1")
-            cr = s.canonical_request(req)
-            print(s.signature(s.string_to_sign(req, cr), req))
-            """
-            let input: [String: Any] = ["method": request.httpMethod ?? "", "url": request.url!.absoluteString, "headers": headers,
-                                        "ak": credentials.accessKeyID, "sk": credentials.secretAccessKey, "token": credentials.sessionToken!]
+                import json, sys
+                from botocore.auth import SigV4Auth
+                from botocore.awsrequest import AWSRequest
+                from botocore.credentials import Credentials
+                r = json.load(sys.stdin)
+                auth = r["headers"]["Authorization"]
+                signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+                headers = {k: v for k, v in r["headers"].items() if k.lower() in signed}
+                req = AWSRequest(method=r["method"], url=r["url"], headers=headers)
+                req.context["timestamp"] = r["headers"]["X-Amz-Date"]
+                s = SigV4Auth(Credentials(r["ak"], r["sk"], r["token"]), "ebs", "eu-west-1")
+                cr = s.canonical_request(req)
+                print(s.signature(s.string_to_sign(req, cr), req))
+                """
+            let input: [String: Any] = [
+                "method": request.httpMethod ?? "", "url": request.url!.absoluteString, "headers": headers,
+                "ak": credentials.accessKeyID, "sk": credentials.secretAccessKey, "token": credentials.sessionToken!,
+            ]
             let result = runTool(Command(python, ["-c", script], standardInput: try JSONSerialization.data(withJSONObject: input)))
             let out = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
             let err = result.stderrText
@@ -136,7 +144,10 @@ struct SigV4Vector {
             let ours = try #require(headers["Authorization"]?.components(separatedBy: "Signature=").last)
             #expect(out == ours, "botocore's signature of \(endpoint)")
             #expect(request.value(forHTTPHeaderField: "x-amz-content-sha256") == "UNSIGNED-PAYLOAD")
-            #expect(headers["Authorization"]?.contains("SignedHeaders=host;x-amz-checksum;x-amz-checksum-algorithm;x-amz-content-sha256;x-amz-data-length;x-amz-date;x-amz-security-token,") == true)
+            #expect(
+                headers["Authorization"]?.contains(
+                    "SignedHeaders=host;x-amz-checksum;x-amz-checksum-algorithm;x-amz-content-sha256;x-amz-data-length;x-amz-date;x-amz-security-token,")
+                    == true)
         }
     }
 }
@@ -150,7 +161,9 @@ struct SigV4Vector {
         #expect(throttled?.retryable == true && throttled?.code == "ThrottlingException" && throttled?.message == "Rate exceeded")
         #expect(BlockPutFailure.classify(status: 429, headers: [:], body: Data())?.retryable == true)
         #expect(BlockPutFailure.classify(status: 503, headers: [:], body: Data())?.retryable == true)
-        #expect(BlockPutFailure.classify(status: 400, headers: [:], body: Data(#"{"__type": "com.amazon#RequestThrottledException"}"#.utf8))?.code == "RequestThrottledException")
+        #expect(
+            BlockPutFailure.classify(status: 400, headers: [:], body: Data(#"{"__type": "com.amazon#RequestThrottledException"}"#.utf8))?.code
+                == "RequestThrottledException")
         let invalid = BlockPutFailure.classify(status: 400, headers: ["x-amzn-ErrorType": "ValidationException"], body: json)
         #expect(invalid?.retryable == false, "a bad request fails at once")
         let denied = BlockPutFailure.classify(status: 403, headers: ["x-amzn-ErrorType": "SignatureDoesNotMatch"], body: json)

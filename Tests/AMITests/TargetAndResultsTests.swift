@@ -53,8 +53,12 @@ func write(_ text: String, to path: String) throws {
         defer { try? FileManager.default.removeItem(atPath: sys) }
         try write("vol0abcdef0123456789\n", to: sys + "/block/nvme1n1/device/serial")
         let runner = RecordingRunner()
-        let id = try VolumeLocator.locate(device: "/dev/nvme1n1", sysfsRoot: sys, instanceID: { Issue.record("no IMDS for NVMe"); return "" },
-                                          client: EC2Client(context: AWSContext(), runner: runner))
+        let id = try VolumeLocator.locate(
+            device: "/dev/nvme1n1", sysfsRoot: sys,
+            instanceID: {
+                Issue.record("no IMDS for NVMe"); return ""
+            },
+            client: EC2Client(context: AWSContext(), runner: runner))
         #expect(id == "vol-0abcdef0123456789")
         #expect(runner.commands.isEmpty)
     }
@@ -63,9 +67,14 @@ func write(_ text: String, to path: String) throws {
         let sys = try scratch("sys")
         defer { try? FileManager.default.removeItem(atPath: sys) }
         let runner = RecordingRunner { _ in
-            CommandResult(status: 0, standardOutput: Data(#"{"Volumes":[{"VolumeId":"vol-0fedcba9876543210","Size":8,"Attachments":[{"Device":"/dev/sdf","InstanceId":"i-0abc","State":"attached"}]}]}"#.utf8))
+            CommandResult(
+                status: 0,
+                standardOutput: Data(
+                    #"{"Volumes":[{"VolumeId":"vol-0fedcba9876543210","Size":8,"Attachments":[{"Device":"/dev/sdf","InstanceId":"i-0abc","State":"attached"}]}]}"#
+                        .utf8))
         }
-        let id = try VolumeLocator.locate(device: "/dev/xvdf", sysfsRoot: sys, instanceID: { "i-0abc" }, client: EC2Client(context: AWSContext(region: "ap-northeast-1"), runner: runner))
+        let id = try VolumeLocator.locate(
+            device: "/dev/xvdf", sysfsRoot: sys, instanceID: { "i-0abc" }, client: EC2Client(context: AWSContext(region: "ap-northeast-1"), runner: runner))
         #expect(id == "vol-0fedcba9876543210")
         #expect(runner.commands.count == 1)
         #expect(runner.commands[0].arguments[1] == "describe-volumes")
@@ -86,10 +95,11 @@ func write(_ text: String, to path: String) throws {
         try write("259:4\n", to: sys + "/class/block/nvme1n1/dev")
         try write("259:5\n", to: sys + "/class/block/nvme1n1/nvme1n1p1/dev")
         let mounted = sys + "/mountinfo-mounted"
-        try write("""
-        22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p1 rw
-        95 22 259:5 / /mnt/target rw,relatime shared:50 - ext4 /dev/nvme1n1p1 rw
-        """, to: mounted)
+        try write(
+            """
+            22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p1 rw
+            95 22 259:5 / /mnt/target rw,relatime shared:50 - ext4 /dev/nvme1n1p1 rw
+            """, to: mounted)
         let runner = RecordingRunner()
         #expect(throws: AMIError.targetMounted(device: "/dev/nvme1n1", mountPoint: "/mnt/target")) {
             try VolumeLocator.quiesce(device: "/dev/nvme1n1", sysfsRoot: sys, mountinfoPath: mounted, runner: runner)
@@ -113,7 +123,9 @@ func write(_ text: String, to path: String) throws {
         o.sysfsRoot = sys
         o.mountinfoPath = sys + "/mountinfo"
         o.clock = FakeClock().clock
-        o.instanceID = { Issue.record("never the IMDS in tests"); return "" }
+        o.instanceID = {
+            Issue.record("never the IMDS in tests"); return ""
+        }
         _ = try AMIRegistrar.register(target: .device("/dev/nvme1n1"), release: "6.9", variant: .plain, options: o, runner: fake.runner, log: nil)
         #expect(fake.runner.lines.first == "sync /dev/nvme1n1")
         #expect(fake.runner.commands[1].arguments.contains("vol-0123456789abcdef0"))
@@ -123,12 +135,16 @@ func write(_ text: String, to path: String) throws {
 @Suite struct WaiterTests {
     @Test func imageFailureIsReportedWithItsReason() throws {
         let runner = RecordingRunner { _ in
-            CommandResult(status: 0, standardOutput: Data(#"{"Images":[{"ImageId":"ami-1","State":"failed","StateReason":{"Code":"Client.InvalidSnapshot","Message":"bad snapshot"}}]}"#.utf8))
+            CommandResult(
+                status: 0,
+                standardOutput: Data(
+                    #"{"Images":[{"ImageId":"ami-1","State":"failed","StateReason":{"Code":"Client.InvalidSnapshot","Message":"bad snapshot"}}]}"#.utf8))
         }
         let clock = FakeClock()
         #expect(throws: AMIError.imageFailed(id: "ami-1", region: "r", state: "failed", message: "bad snapshot")) {
-            _ = try Waiter.imageAvailable("ami-1", client: EC2Client(context: AWSContext(), runner: runner), region: "r",
-                                          policy: WaitPolicy(timeout: 60, interval: 5), clock: clock.clock, progress: { _ in })
+            _ = try Waiter.imageAvailable(
+                "ami-1", client: EC2Client(context: AWSContext(), runner: runner), region: "r",
+                policy: WaitPolicy(timeout: 60, interval: 5), clock: clock.clock, progress: { _ in })
         }
         #expect(clock.sleeps.isEmpty)
     }
@@ -137,13 +153,16 @@ func write(_ text: String, to path: String) throws {
         var answers = [
             CommandResult(status: 255, standardError: Data("An error occurred (InvalidSnapshot.NotFound) when calling the DescribeSnapshots operation".utf8)),
             CommandResult(status: 0, standardOutput: Data(#"{"Snapshots":[{"SnapshotId":"snap-1","State":"pending","Progress":"12%"}]}"#.utf8)),
-            CommandResult(status: 0, standardOutput: Data(#"{"Snapshots":[{"SnapshotId":"snap-1","State":"completed","Progress":"100%","VolumeSize":8}]}"#.utf8)),
+            CommandResult(
+                status: 0, standardOutput: Data(#"{"Snapshots":[{"SnapshotId":"snap-1","State":"completed","Progress":"100%","VolumeSize":8}]}"#.utf8)),
         ]
         let runner = RecordingRunner { _ in answers.removeFirst() }
         var progress: [String] = []
         let clock = FakeClock()
-        let snap = try Waiter.snapshotCompleted("snap-1", client: EC2Client(context: AWSContext(), runner: runner),
-                                                policy: WaitPolicy(timeout: 600, interval: 30), clock: clock.clock) { progress.append($0) }
+        let snap = try Waiter.snapshotCompleted(
+            "snap-1", client: EC2Client(context: AWSContext(), runner: runner),
+            policy: WaitPolicy(timeout: 600, interval: 30), clock: clock.clock
+        ) { progress.append($0) }
         #expect(snap.VolumeSize == 8)
         #expect(clock.sleeps == [30, 30])
         #expect(progress == ["snapshot 'snap-1': not yet listed (0 s)", "snapshot 'snap-1': pending 12% (30 s)", "snapshot 'snap-1' completed"])
@@ -152,8 +171,10 @@ func write(_ text: String, to path: String) throws {
     @Test func otherCallErrorsStopTheWait() {
         let runner = RecordingRunner { _ in CommandResult(status: 255, standardError: Data("An error occurred (UnauthorizedOperation)".utf8)) }
         #expect(throws: AMIError.self) {
-            _ = try Waiter.snapshotCompleted("snap-1", client: EC2Client(context: AWSContext(), runner: runner),
-                                             policy: WaitPolicy(timeout: 600, interval: 30), clock: FakeClock().clock) { _ in }
+            _ = try Waiter.snapshotCompleted(
+                "snap-1", client: EC2Client(context: AWSContext(), runner: runner),
+                policy: WaitPolicy(timeout: 600, interval: 30), clock: FakeClock().clock
+            ) { _ in }
         }
         #expect(runner.commands.count == 1)
     }
@@ -161,7 +182,8 @@ func write(_ text: String, to path: String) throws {
 
 @Suite struct ResultsTests {
     func record(_ id: String, release: String = "6.9", region: String = "ap-northeast-1", variant: AMIVariant = .plain) -> AMIRecord {
-        AMIRecord(release: release, region: region, variant: variant, amiId: id, snapshotId: "snap-\(id)", name: "n", date: "2024-05-01T00:00:00Z", buildId: "b")
+        AMIRecord(
+            release: release, region: region, variant: variant, amiId: id, snapshotId: "snap-\(id)", name: "n", date: "2024-05-01T00:00:00Z", buildId: "b")
     }
 
     @Test func mergeAppendsAndReplacesByRegionAndID() {
@@ -186,9 +208,9 @@ func write(_ text: String, to path: String) throws {
 
     @Test func fileFormatIsStable() throws {
         let json = """
-        {"schema": 1, "amis": [{"release": "6.9", "region": "ap-northeast-1", "variant": "ena", "amiId": "ami-1", "snapshotId": "snap-1",
-          "name": "CentOS 6.9 x86_64 ENA 2024-05-01", "date": "2024-05-01T00:00:00Z", "buildId": "b", "public": false}]}
-        """
+            {"schema": 1, "amis": [{"release": "6.9", "region": "ap-northeast-1", "variant": "ena", "amiId": "ami-1", "snapshotId": "snap-1",
+              "name": "CentOS 6.9 x86_64 ENA 2024-05-01", "date": "2024-05-01T00:00:00Z", "buildId": "b", "public": false}]}
+            """
         let file = try ResultsFile.decode(Data(json.utf8), path: "x")
         #expect(file.amis[0].variant == .ena)
         #expect(file.amis[0].tableEntry == AMIEntry(release: "6.9", region: "ap-northeast-1", variant: "ena", id: "ami-1"))
@@ -198,8 +220,10 @@ func write(_ text: String, to path: String) throws {
     }
 
     @Test func tableFromRecordsHasTheSeedForm() {
-        let records = [record("ami-0e", release: "6.9", variant: .ena), record("ami-0b", release: "6.9"), record("ami-0a", release: "6.4"),
-                       record("ami-0c", release: "6.10", region: "us-east-1")]
+        let records = [
+            record("ami-0e", release: "6.9", variant: .ena), record("ami-0b", release: "6.9"), record("ami-0a", release: "6.4"),
+            record("ami-0c", release: "6.10", region: "us-east-1"),
+        ]
         let text = AMITable.markdown(records.map(\.tableEntry))
         #expect(text.contains("| CentOS 6.4  |  ami-0a  |\n| CentOS 6.9  |  ami-0b, ami-0e (*1) |"))
         #expect(text.contains("Region: us-east-1\n\n| version  | AMI ID |\n| ------------- | ------------- |\n| CentOS 6.10  |  ami-0c  |"))

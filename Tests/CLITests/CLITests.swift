@@ -35,8 +35,9 @@ func runCLI(_ args: [String]) -> (code: Int32, out: String, err: String) {
 
 @Suite struct ArgumentTests {
     @Test func parsesFlagsOptionsAndPositionals() throws {
-        let p = try parseArguments(["6.9", "--dry-run", "--mirror=http://x", "/dev/xvdb", "--size", "10G", "--", "--odd"],
-                                   flags: ["--dry-run"], options: ["--mirror", "--size"], usage: "u")
+        let p = try parseArguments(
+            ["6.9", "--dry-run", "--mirror=http://x", "/dev/xvdb", "--size", "10G", "--", "--odd"],
+            flags: ["--dry-run"], options: ["--mirror", "--size"], usage: "u")
         #expect(p.positionals == ["6.9", "/dev/xvdb", "--odd"])
         #expect(p.has("--dry-run"))
         #expect(p.value("--mirror") == "http://x")

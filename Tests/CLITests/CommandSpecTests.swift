@@ -9,22 +9,37 @@ import TestSupport
     /// Every option each command accepted before the declarations existed, by name:
     /// flags, options with a value, and those that may repeat.
     static let acceptedOptions: [String: (flags: Set<String>, values: Set<String>, repeatable: Set<String>)] = [
-        "install": (["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
-                    ["--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source",
-                     "--ena-share", "--result-json", "--speed-limit", "--speed-time", "--region", "--endpoint-url", "--results", "--build-id", "--copy-to"], ["--mirror"]),
-        "batch": (["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal", "--updates"],
-                  ["--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time",
-                   "--region", "--endpoint-url", "--results", "--build-id", "--copy-to", "--releases", "--targets", "--jobs", "--summary", "--log-dir"],
-                  ["--targets", "--mirror"]),
+        "install": (
+            ["--dry-run", "--keep-on-error", "--ena", "--register", "--minimal", "--updates"],
+            [
+                "--yum-cache", "--mirror", "--size", "--log", "--gpg-key", "--stop-after", "--hold", "--versions", "--cache", "--ena-source",
+                "--ena-share", "--result-json", "--speed-limit", "--speed-time", "--region", "--endpoint-url", "--results", "--build-id", "--copy-to",
+            ], ["--mirror"]
+        ),
+        "batch": (
+            ["--all", "--continue", "--ena", "--keep-on-error", "--dry-run", "--register", "--minimal", "--updates"],
+            [
+                "--mirror", "--gpg-key", "--cache", "--yum-cache", "--size", "--versions", "--stop-after", "--ena-source", "--speed-limit", "--speed-time",
+                "--region", "--endpoint-url", "--results", "--build-id", "--copy-to", "--releases", "--targets", "--jobs", "--summary", "--log-dir",
+            ],
+            ["--targets", "--mirror"]
+        ),
         "boot-test": ([], ["--key", "--timeout", "--disk", "--console", "--log", "--keep-copy"], []),
         "inspect": (["--json"], ["--sbom", "--versions", "--log"], []),
-        "register": (["--ena", "--public", "--keep-on-error", "--allow-dirty"],
-                     ["--region", "--endpoint-url", "--profile", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
-                      "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest", "--sbom"], []),
+        "register": (
+            ["--ena", "--public", "--keep-on-error", "--allow-dirty"],
+            [
+                "--region", "--endpoint-url", "--profile", "--copy-to", "--results", "--build-id", "--imds-support", "--volume-size", "--timeout", "--poll",
+                "--log", "--versions", "--volume", "--device", "--upload-jobs", "--manifest", "--sbom",
+            ], []
+        ),
         "table": (["--packages"], ["--format", "--versions", "--from"], []),
         "versions": (["--json"], ["--versions"], []),
         "cleanup": (["--dry-run", "--local"], ["--build-id", "--region", "--endpoint-url", "--log"], ["--region"]),
-        "rpm": (["--files", "--devices"], ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude", "--into"], ["--seed", "--extra", "--exclude", "--gpg-key"]),
+        "rpm": (
+            ["--files", "--devices"], ["--gpg-key", "--repo", "--seed", "--group", "--extra", "--exclude", "--into"],
+            ["--seed", "--extra", "--exclude", "--gpg-key"]
+        ),
     ]
 
     /// `--name`s that help prose mentions but no command's parser takes: `--help` (every
@@ -33,10 +48,11 @@ import TestSupport
 
     /// The options `--help` lists: lines `  --name ...` (prose lines do not start that way).
     static func listedInHelp(_ help: String) -> Set<String> {
-        Set(help.split(separator: "\n").compactMap { line -> String? in
-            guard line.hasPrefix("  --") else { return nil }
-            return String(line.dropFirst(2).prefix { $0 != " " })
-        })
+        Set(
+            help.split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix("  --") else { return nil }
+                return String(line.dropFirst(2).prefix { $0 != " " })
+            })
     }
 
     @Test func everyCommandKeepsEveryOptionItHad() {
@@ -59,7 +75,9 @@ import TestSupport
             #expect(help.code == 0)
             let usage = help.out.components(separatedBy: "\n\n")[0]
             #expect(usage == command.usage, "\(command.name)")
-            #expect(Set(UsageText.optionNames(in: usage)) == accepted, "\(command.name): usage \(Set(UsageText.optionNames(in: usage)).symmetricDifference(accepted))")
+            #expect(
+                Set(UsageText.optionNames(in: usage)) == accepted,
+                "\(command.name): usage \(Set(UsageText.optionNames(in: usage)).symmetricDifference(accepted))")
             #expect(Self.listedInHelp(help.out) == accepted, "\(command.name): help \(Self.listedInHelp(help.out).symmetricDifference(accepted))")
             // Prose may name other commands' options, never one that does not exist.
             let strays = Set(UsageText.optionNames(in: help.out)).subtracting(everyOption).subtracting(Self.foreignOptions)
@@ -89,44 +107,51 @@ import TestSupport
     }
 
     @Test func usageLinesWrapBetweenOptionsAndNestDependents() {
-        let spec = CommandSpec(name: "demo", summary: "s", forms: [UsageForm("ARG")], options: [
-            OptionSpec("--ena", help: "e"),
-            OptionSpec("--ena-source", "FILE|DIR", needs: "--ena", help: "s"),
-            OptionSpec("--region", "R", repeatable: true, help: "r"),
-            OptionSpec("--log", "FILE", help: "l"),
-        ])
+        let spec = CommandSpec(
+            name: "demo", summary: "s", forms: [UsageForm("ARG")],
+            options: [
+                OptionSpec("--ena", help: "e"),
+                OptionSpec("--ena-source", "FILE|DIR", needs: "--ena", help: "s"),
+                OptionSpec("--region", "R", repeatable: true, help: "r"),
+                OptionSpec("--log", "FILE", help: "l"),
+            ])
         #expect(spec.usage == "usage: centos6-ami demo ARG [--ena [--ena-source FILE|DIR]] [--region R]... [--log FILE]")
-        let long = CommandSpec(name: "demo", summary: "s", forms: [UsageForm("ARG")],
-                               options: (1...12).map { OptionSpec("--option-\($0)", "VALUE", help: "h") })
+        let long = CommandSpec(
+            name: "demo", summary: "s", forms: [UsageForm("ARG")],
+            options: (1...12).map { OptionSpec("--option-\($0)", "VALUE", help: "h") })
         let lines = long.usage.split(separator: "\n")
         #expect(lines.count > 1 && lines.allSatisfy { $0.count <= UsageText.width })
         #expect(lines.dropFirst().allSatisfy { $0.hasPrefix(String(repeating: " ", count: "usage: centos6-ami demo ".count) + "[--option-") })
         // A form naming its own options lists only those; options in its words are not repeated.
-        let forms = CommandSpec(name: "demo", summary: "s", forms: [UsageForm("a --log FILE", options: ["--log", "--ena"]), UsageForm("b", options: [])],
-                                options: spec.options)
+        let forms = CommandSpec(
+            name: "demo", summary: "s", forms: [UsageForm("a --log FILE", options: ["--log", "--ena"]), UsageForm("b", options: [])],
+            options: spec.options)
         #expect(forms.usage == "usage: centos6-ami demo a --log FILE [--ena]\n       centos6-ami demo b")
     }
 
     @Test func helpAlignsDescriptionsAndPutsWideLabelsOnTheirOwnLine() {
-        let spec = CommandSpec(name: "demo", summary: "s", forms: [UsageForm("")], options: [
-            OptionSpec("--json", help: "as JSON"),
-            OptionSpec("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", help: "where\nit lives"),
-            OptionSpec("--log", "FILE", section: "more:", help: "the log"),
-        ], about: "About.", notes: "exit status: 0.")
-        #expect(spec.help == """
-            About.
+        let spec = CommandSpec(
+            name: "demo", summary: "s", forms: [UsageForm("")],
+            options: [
+                OptionSpec("--json", help: "as JSON"),
+                OptionSpec("--yum-cache", "tmpfs[:SIZE]|DEVICE|DIR", help: "where\nit lives"),
+                OptionSpec("--log", "FILE", section: "more:", help: "the log"),
+            ], about: "About.", notes: "exit status: 0.")
+        #expect(
+            spec.help == """
+                About.
 
-            options:
-              --json      as JSON
-              --yum-cache tmpfs[:SIZE]|DEVICE|DIR
-                          where
-                          it lives
+                options:
+                  --json      as JSON
+                  --yum-cache tmpfs[:SIZE]|DEVICE|DIR
+                              where
+                              it lives
 
-            more:
-              --log FILE  the log
+                more:
+                  --log FILE  the log
 
-            exit status: 0.
-            """)
+                exit status: 0.
+                """)
     }
 
     @Test func optionNamesInText() {
@@ -136,11 +161,13 @@ import TestSupport
 
 /// The hand-written parser's rules, through a declared command and through the CLI.
 @Suite struct ParserBehaviourTests {
-    static let spec = CommandSpec(name: "demo", summary: "s", forms: [UsageForm("A B")], options: [
-        OptionSpec("--dry-run", help: "d"),
-        OptionSpec("--mirror", "URL", help: "m"),
-        OptionSpec("--targets", "LIST", repeatable: true, help: "t"),
-    ])
+    static let spec = CommandSpec(
+        name: "demo", summary: "s", forms: [UsageForm("A B")],
+        options: [
+            OptionSpec("--dry-run", help: "d"),
+            OptionSpec("--mirror", "URL", help: "m"),
+            OptionSpec("--targets", "LIST", repeatable: true, help: "t"),
+        ])
 
     @Test func flagsOptionsInlineValuesAndTheEndOfOptions() throws {
         let p = try Self.spec.parse(["a", "--mirror=http://x=y", "--dry-run", "--targets", "t1", "--targets=t2", "--dry-run", "--", "--mirror", "-h"])

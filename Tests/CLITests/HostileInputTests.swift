@@ -43,8 +43,9 @@ import Versions
     }
 
     @Test func repeatableOptionsStayRepeatable() throws {
-        let parsed = try parseArguments(["--targets", "a", "--targets", "b", "--dry-run", "--dry-run"], flags: ["--dry-run"], options: ["--targets"],
-                                        repeatable: ["--targets"], usage: "u")
+        let parsed = try parseArguments(
+            ["--targets", "a", "--targets", "b", "--dry-run", "--dry-run"], flags: ["--dry-run"], options: ["--targets"],
+            repeatable: ["--targets"], usage: "u")
         #expect(parsed.values["--targets"] == ["a", "b"] && parsed.has("--dry-run"))
     }
 
@@ -89,7 +90,10 @@ import Versions
         let six = file("six-bytes.img", "abcdef", in: scratch)
         var r = runCLI(["boot-test", six, "--timeout", "1"])
         #expect(r.code == 1)
-        #expect(r.err == "error: '\(six)' is not a disk image centos6-ami made: it is shorter than one 512-byte sector; give the image file or device 'centos6-ami install' wrote", "\(r.err)")
+        #expect(
+            r.err
+                == "error: '\(six)' is not a disk image centos6-ami made: it is shorter than one 512-byte sector; give the image file or device 'centos6-ami install' wrote",
+            "\(r.err)")
         r = runCLI(["boot-test", scratch, "--timeout", "1"])
         #expect(r.code == 1 && r.err.contains("it is a directory"), "\(r.err)")
         let zeros = scratch + "/zeros.img"

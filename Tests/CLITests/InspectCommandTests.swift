@@ -9,7 +9,7 @@ import Testing
         #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == nil, "no 0x55AA signature")
         mbr[510] = 0x55; mbr[511] = 0xAA
         #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == nil, "no first partition")
-        mbr[454] = 0x00; mbr[455] = 0x08  // LBA 2048: our partition starts at 1 MiB
+        mbr[454] = 0x00; mbr[455] = 0x08 // LBA 2048: our partition starts at 1 MiB
         #expect(InspectCommand.firstPartitionOffset(mbr: mbr) == 1_048_576)
     }
 
@@ -34,16 +34,17 @@ import Testing
         fm.createFile(atPath: root + "/boot/initramfs-\(kver).img", contents: Data(trailer.utf8))
         let r = runCLI(["inspect", root])
         #expect(r.code == 0, "\(r.err)")
-        #expect(r.out == """
-            image:     \(root)
-            hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)
-            kernel:    \(kver)
-              xen-blkfront  built into the kernel
-              xen-netfront  built into the kernel
-              nvme          built into the kernel
-              ena           installed in /lib/modules/\(kver)
-            boots on:  Xen and Nitro
-            """)
+        #expect(
+            r.out == """
+                image:     \(root)
+                hygiene: clean (no host keys, authorized_keys, histories, net rules, leases, logs, seed or yum uuid)
+                kernel:    \(kver)
+                  xen-blkfront  built into the kernel
+                  xen-netfront  built into the kernel
+                  nvme          built into the kernel
+                  ena           installed in /lib/modules/\(kver)
+                boots on:  Xen and Nitro
+                """)
         let json = runCLI(["inspect", root, "--json"])
         let object = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
         #expect(object?["bootsOn"] as? String == "xen,nitro" && object?["nitro"] as? Bool == true)

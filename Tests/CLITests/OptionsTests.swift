@@ -9,7 +9,8 @@ import Testing
     static let everyInstallOption = [
         "6.9", "/x.img", "--yum-cache", "tmpfs:512M", "--mirror", "http://a", "--mirror", "file:///b", "--size", "10G",
         "--cache", "/c", "--ena", "--ena-source", "/e.tar.gz", "--ena-share", "/share", "--minimal", "--updates",
-        "--speed-limit", "2000", "--speed-time", "45", "--log", "/l.log", "--keep-on-error", "--register", "--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:9", "--results", "/r.json",
+        "--speed-limit", "2000", "--speed-time", "45", "--log", "/l.log", "--keep-on-error", "--register", "--region", "eu-west-1", "--endpoint-url",
+        "http://127.0.0.1:9", "--results", "/r.json",
         "--build-id", "b-1", "--copy-to", "us-east-1,ap-northeast-1", "--versions", "/v.json", "--result-json", "/res.json",
     ]
 
@@ -49,23 +50,29 @@ import Testing
     /// batch declares none of install's options again: they land in its `install` value and
     /// reach each install, --updates included; ENA only where the release can take it.
     @Test func batchPassesInstallsOwnOptionsToEachInstall() throws {
-        let batch = try BatchCommand.parse(["6.5=/a.img", "6.9=/b.img", "--updates", "--minimal", "--ena", "--ena-source", "e.tar.gz",
-                                            "--size", "4G", "--mirror", "http://m", "--jobs", "2"])
+        let batch = try BatchCommand.parse([
+            "6.5=/a.img", "6.9=/b.img", "--updates", "--minimal", "--ena", "--ena-source", "e.tar.gz",
+            "--size", "4G", "--mirror", "http://m", "--jobs", "2",
+        ])
         #expect(batch.pairs == ["6.5=/a.img", "6.9=/b.img"] && batch.jobs == 2)
         #expect(batch.install.options.updates && batch.install.options.minimal && batch.install.options.ena && batch.install.size == 4 << 30)
         let shared = BatchCommand.absolutePaths(batch.install)
         #expect(shared.options.enaSource == FileManager.default.currentDirectoryPath + "/e.tar.gz")
-        let old = BatchCommand.installArguments(shared, job: BatchJob(release: "6.5", target: "/a.img"), ena: false,
-                                                log: "/l1", result: "/r1", enaShare: "/s")
-        let new = BatchCommand.installArguments(shared, job: BatchJob(release: "6.9", target: "/b.img"), ena: true,
-                                                log: "/l2", result: "/r2", enaShare: "/s")
+        let old = BatchCommand.installArguments(
+            shared, job: BatchJob(release: "6.5", target: "/a.img"), ena: false,
+            log: "/l1", result: "/r1", enaShare: "/s")
+        let new = BatchCommand.installArguments(
+            shared, job: BatchJob(release: "6.9", target: "/b.img"), ena: true,
+            log: "/l2", result: "/r2", enaShare: "/s")
         let oldWords = InstallCommand.words(old), newWords = InstallCommand.words(new)
         #expect(Array(oldWords.prefix(3)) == ["install", "6.5", "/a.img"])
         #expect(oldWords.contains("--updates") && !oldWords.contains("--ena") && !oldWords.contains("--ena-source"))
         #expect(newWords.contains("--updates") && newWords.contains("--ena") && newWords.contains("--ena-share"))
         // What an install is started with is what install itself parses back.
         let parsed = try InstallCommand.parse(Array(newWords.dropFirst()))
-        #expect(parsed.options.updates && parsed.options.ena && parsed.options.enaShareDirectory == "/s" && parsed.options.logPath == "/l2" && parsed.resultJSON == "/r2" && parsed.size == 4 << 30)
+        #expect(
+            parsed.options.updates && parsed.options.ena && parsed.options.enaShareDirectory == "/s" && parsed.options.logPath == "/l2"
+                && parsed.resultJSON == "/r2" && parsed.size == 4 << 30)
     }
 
     /// A new install option reaches batch (and every install it starts) with nothing but its

@@ -7,10 +7,13 @@ import Host
     @Test func mkfsArgumentListIsExactlyCentOS6Compatible() {
         let cmd = Preparation.mkfs(partition: "/dev/loop3p1", uuid: "0b7e0f2a-1111-4222-8333-444455556666")
         #expect(cmd.executable == "mkfs.ext4")
-        #expect(cmd.arguments == ["-q", "-F", "-O",
-                                  "none,has_journal,ext_attr,resize_inode,dir_index,filetype,extent,flex_bg,sparse_super,large_file,huge_file,uninit_bg,dir_nlink,extra_isize",
-                                  "-I", "256", "-L", "/", "-U", "0b7e0f2a-1111-4222-8333-444455556666",
-                                  "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", "/dev/loop3p1"])
+        #expect(
+            cmd.arguments == [
+                "-q", "-F", "-O",
+                "none,has_journal,ext_attr,resize_inode,dir_index,filetype,extent,flex_bg,sparse_super,large_file,huge_file,uninit_bg,dir_nlink,extra_isize",
+                "-I", "256", "-L", "/", "-U", "0b7e0f2a-1111-4222-8333-444455556666",
+                "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", "/dev/loop3p1",
+            ])
         // Nothing e2fsprogs 1.41.12 would refuse at boot.
         for banned in ["metadata_csum", "64bit", "orphan_file", "metadata_csum_seed"] {
             #expect(!Preparation.ext4Features.contains(banned))
@@ -21,9 +24,11 @@ import Host
         let cmd = Preparation.partition(device: "/dev/xvdf")
         #expect(cmd.arguments.last == "/dev/xvdf")
         #expect(String(decoding: cmd.standardInput!, as: UTF8.self) == "label: dos\nstart=2048, type=83, bootable\n")
-        #expect(Preparation.mountRoot(partition: "/dev/xvdf1", at: "/r").arguments == ["-t", "ext4", "-o", "noatime,noinit_itable,barrier=0", "/dev/xvdf1", "/r"])
+        #expect(
+            Preparation.mountRoot(partition: "/dev/xvdf1", at: "/r").arguments == ["-t", "ext4", "-o", "noatime,noinit_itable,barrier=0", "/dev/xvdf1", "/r"])
         #expect(Preparation.flush(device: "/dev/xvdf").arguments == ["/dev/xvdf"])
-        #expect(Preparation.mountYumCache(.tmpfs(bytes: 200 << 20), at: "/r/var/cache/yum").shellLine
+        #expect(
+            Preparation.mountYumCache(.tmpfs(bytes: 200 << 20), at: "/r/var/cache/yum").shellLine
                 == "mount -t tmpfs -o size=209715200,mode=0755 centos6-ami-yum-cache /r/var/cache/yum")
         #expect(Preparation.mountYumCache(.directory("/srv/c"), at: "/m").arguments == ["--bind", "/srv/c", "/m"])
         #expect(Preparation.mknodPartition(path: "/dev/loop3p1", majorMinor: "259:0")?.arguments == ["-m", "0660", "/dev/loop3p1", "b", "259", "0"])
@@ -38,17 +43,20 @@ import Host
             Preparation.makeRecursiveSlave("/t/target"), Preparation.mountForReading(partition: "/dev/loop3p1", at: "/w/root"),
             Preparation.unmount("/r"), Preparation.unmount("/t/target", .recursive), Preparation.unmount("/r", .lazy),
         ].map(\.shellLine)
-        #expect(lines == [
-            "mount -t proc proc /r/proc", "mount -t sysfs sysfs /r/sys", "mount -t tmpfs -o mode=0755,size=1m,nosuid centos6-ami-dev /r/dev",
-            "mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /r/dev/pts",
-            "mount -t tmpfs -o size=268435456,mode=0755 centos6-ami-rpm-tools /t", "mount --bind /r/dev /t/dev",
-            "mount --bind -o ro /m /r/mirror", "mount --rbind /r /t/target", "mount --make-rslave /t/target", "mount -o ro,noload /dev/loop3p1 /w/root",
-            "umount /r", "umount -R /t/target", "umount -l /r",
-        ])
+        #expect(
+            lines == [
+                "mount -t proc proc /r/proc", "mount -t sysfs sysfs /r/sys", "mount -t tmpfs -o mode=0755,size=1m,nosuid centos6-ami-dev /r/dev",
+                "mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /r/dev/pts",
+                "mount -t tmpfs -o size=268435456,mode=0755 centos6-ami-rpm-tools /t", "mount --bind /r/dev /t/dev",
+                "mount --bind -o ro /m /r/mirror", "mount --rbind /r /t/target", "mount --make-rslave /t/target", "mount -o ro,noload /dev/loop3p1 /w/root",
+                "umount /r", "umount -R /t/target", "umount -l /r",
+            ])
     }
 
-    @Test(arguments: [("/dev/xvdb", "/dev/xvdb1"), ("/dev/sdf", "/dev/sdf1"), ("/dev/nvme1n1", "/dev/nvme1n1p1"),
-                      ("/dev/loop3", "/dev/loop3p1"), ("/dev/loopN", "/dev/loopNp1")])
+    @Test(arguments: [
+        ("/dev/xvdb", "/dev/xvdb1"), ("/dev/sdf", "/dev/sdf1"), ("/dev/nvme1n1", "/dev/nvme1n1p1"),
+        ("/dev/loop3", "/dev/loop3p1"), ("/dev/loopN", "/dev/loopNp1"),
+    ])
     func partitionNaming(_ disk: String, _ part: String) {
         #expect(BlockDevices.partitionPath(disk: disk, number: 1) == part)
     }
@@ -94,8 +102,9 @@ import Host
 }
 
 @Suite struct PreflightTests {
-    let disk = BlockDeviceInfo(name: "xvdf", majorMinor: "202:80", isPartition: false, parentDisk: nil, partitions: ["xvdf1"],
-                               sizeBytes: 8 << 30, holders: [])
+    let disk = BlockDeviceInfo(
+        name: "xvdf", majorMinor: "202:80", isPartition: false, parentDisk: nil, partitions: ["xvdf1"],
+        sizeBytes: 8 << 30, holders: [])
     var device: TargetKind { .blockDevice(path: "/dev/xvdf", info: disk) }
 
     func first(_ facts: PreflightFacts) -> String { Preflight.errors(facts).first.map { "\($0)" } ?? "ok" }
@@ -107,20 +116,26 @@ import Host
 
     @Test func eachRefusalHasItsOwnMessage() {
         #expect(first(PreflightFacts(isRoot: false, target: device)).contains("must run as root"))
-        #expect(first(PreflightFacts(isRoot: true, target: device, missingTools: [HostTool("sfdisk", "fdisk / util-linux")]))
+        #expect(
+            first(PreflightFacts(isRoot: true, target: device, missingTools: [HostTool("sfdisk", "fdisk / util-linux")]))
                 == "missing host tools: 'sfdisk' (package fdisk / util-linux); install them and run again")
-        #expect(first(PreflightFacts(isRoot: true, target: device, rootMajorMinor: "202:81", partitionMajorMinors: ["xvdf1": "202:81"]))
+        #expect(
+            first(PreflightFacts(isRoot: true, target: device, rootMajorMinor: "202:81", partitionMajorMinors: ["xvdf1": "202:81"]))
                 .contains("holds the running system's root"))
         let mount = MountEntry(majorMinor: "202:81", root: "/", mountPoint: "/mnt", fsType: "ext4", source: "/dev/xvdf1")
-        #expect(first(PreflightFacts(isRoot: true, target: device, mounts: [mount], partitionMajorMinors: ["xvdf1": "202:81"]))
+        #expect(
+            first(PreflightFacts(isRoot: true, target: device, mounts: [mount], partitionMajorMinors: ["xvdf1": "202:81"]))
                 == "target '/dev/xvdf' (or one of its partitions) is mounted on '/mnt'; unmount it first or pick another volume")
         #expect(first(PreflightFacts(isRoot: true, target: device, swapNames: ["xvdf1"])).contains("swap"))
         #expect(first(PreflightFacts(isRoot: true, target: device, exclusiveOpenFailure: "EBUSY")).contains("in use by something else"))
-        #expect(first(PreflightFacts(isRoot: true, target: device, signatures: ["an msdos partition table or boot sector"]))
-                == "target '/dev/xvdf' already has an msdos partition table or boot sector; refusing to overwrite it (wipe it first with 'wipefs -a /dev/xvdf' if you are sure, or pick another volume)")
+        #expect(
+            first(PreflightFacts(isRoot: true, target: device, signatures: ["an msdos partition table or boot sector"]))
+                == "target '/dev/xvdf' already has an msdos partition table or boot sector; refusing to overwrite it (wipe it first with 'wipefs -a /dev/xvdf' if you are sure, or pick another volume)"
+        )
         var small = disk; small.sizeBytes = 1 << 30
         #expect(first(PreflightFacts(isRoot: true, target: .blockDevice(path: "/dev/xvdf", info: small))).contains("at least"))
-        #expect(first(PreflightFacts(isRoot: true, target: .imageFile(path: "/a.img", exists: true, sizeBytes: 1), loopAttachments: ["/dev/loop7"]))
+        #expect(
+            first(PreflightFacts(isRoot: true, target: .imageFile(path: "/a.img", exists: true, sizeBytes: 1), loopAttachments: ["/dev/loop7"]))
                 .contains("already attached to '/dev/loop7'"))
     }
 
@@ -156,7 +171,9 @@ import Host
         // Lock names are the hex of the name, never shortened; long keys nest.
         #expect(TargetIdentity.nameKey(parentDevice: 1, parentInode: 2, name: "a_b.img") == "name-1-2-615f622e696d67")
         let long = TargetIdentity.lockPath(key: String(repeating: "f", count: 450), directory: "/l")
-        #expect(long == "/l/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 50) + ".lock")
+        #expect(
+            long == "/l/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 200) + ".d/" + String(repeating: "f", count: 50)
+                + ".lock")
     }
 
     @Test func imageFilesAreSizeCheckedLikeDevices() {

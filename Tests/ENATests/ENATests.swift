@@ -80,7 +80,10 @@ final class Tree {
         try tree.write(Tree.ena + "/Kbuild", "obj-m := evil.o\n")
         try tree.write(Tree.ena + "/config/kcompat.h", "#define X\n")
         try tree.write(Tree.common + "/ena_plat.h", "#define kmalloc evil\n")
-        #expect(try tree.check() == [.extra("kernel/linux/common/ena_com/ena_plat.h"), .extra("kernel/linux/ena/Kbuild"), .extra("kernel/linux/ena/config/kcompat.h")])
+        #expect(
+            try tree.check() == [
+                .extra("kernel/linux/common/ena_com/ena_plat.h"), .extra("kernel/linux/ena/Kbuild"), .extra("kernel/linux/ena/config/kcompat.h"),
+            ])
     }
 
     @Test func symlinksAreRefusedNotFollowed() throws {
@@ -91,8 +94,9 @@ final class Tree {
     }
 
     @Test func theComparisonIsPureAndSorted() {
-        let problems = PinCheck.problems(pinned: ["b": Tree.abc, "a": Tree.abc, "c": Tree.empty],
-                                         actual: ["b": Tree.empty, "c": Tree.empty, "d": Tree.abc])
+        let problems = PinCheck.problems(
+            pinned: ["b": Tree.abc, "a": Tree.abc, "c": Tree.empty],
+            actual: ["b": Tree.empty, "c": Tree.empty, "d": Tree.abc])
         #expect(problems == [.missing("a"), .different("b", expected: Tree.abc, actual: Tree.empty), .extra("d")])
     }
 
@@ -130,8 +134,9 @@ final class Tree {
 
 @Suite struct KmodSpecTests {
     @Test func theSpecIsTheGolden() throws {
-        let spec = KmodSpec(version: "2.9.1", kernelRelease: "2.6.32-696.el6.x86_64", kernelVersion: "2.6.32-696.el6",
-                            builtModule: "/usr/src/centos6-ami-ena/src/kernel/linux/ena/ena.ko")
+        let spec = KmodSpec(
+            version: "2.9.1", kernelRelease: "2.6.32-696.el6.x86_64", kernelVersion: "2.6.32-696.el6",
+            builtModule: "/usr/src/centos6-ami-ena/src/kernel/linux/ena/ena.ko")
         try expectGolden(spec.render(), "kmod-ena.spec")
         #expect(spec.modulePath == "/lib/modules/2.6.32-696.el6.x86_64/extra/ena/ena.ko")
     }
@@ -140,7 +145,10 @@ final class Tree {
 @Suite struct KBuildTests {
     @Test func makeUsesTheMakefilesInterfaceInACleanEnvironment() {
         let command = KBuild.make(sourceDirectory: "/usr/src/x/ena", kernelRelease: "2.6.32-754.el6.x86_64").inChroot("/b")
-        #expect(command.shellLine == "chroot /b env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C make -C /usr/src/x/ena -j2 BUILD_KERNEL=2.6.32-754.el6.x86_64 KERNEL_BUILD_DIR=/usr/src/kernels/2.6.32-754.el6.x86_64")
+        #expect(
+            command.shellLine
+                == "chroot /b env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C make -C /usr/src/x/ena -j2 BUILD_KERNEL=2.6.32-754.el6.x86_64 KERNEL_BUILD_DIR=/usr/src/kernels/2.6.32-754.el6.x86_64"
+        )
     }
 
     @Test func vermagicIsReadFromModinfo() {
@@ -179,8 +187,11 @@ final class Tree {
         #expect(archive.map(\.shellLine) == ["mkdir -p /s/source", "tar -xzf /a/ena.tar.gz -C /s/source --no-same-owner --no-same-permissions"])
         // From a tree or git checkout: the two directories at their relative paths, nothing else.
         let dir = ENASource.directory("/d").fetchCommands(scratch: "/s", directories: Tree.directories)
-        #expect(dir.map(\.shellLine) == ["mkdir -p /s/source/kernel/linux", "cp -RP /d/kernel/linux/ena /s/source/kernel/linux/",
-                                         "mkdir -p /s/source/kernel/linux/common", "cp -RP /d/kernel/linux/common/ena_com /s/source/kernel/linux/common/"])
+        #expect(
+            dir.map(\.shellLine) == [
+                "mkdir -p /s/source/kernel/linux", "cp -RP /d/kernel/linux/ena /s/source/kernel/linux/",
+                "mkdir -p /s/source/kernel/linux/common", "cp -RP /d/kernel/linux/common/ena_com /s/source/kernel/linux/common/",
+            ])
     }
 
     /// The tree top is `source/` (a copied tree) or the archive's one top directory.

@@ -9,7 +9,8 @@ import Testing
         // FIPS 180-4 examples.
         #expect(Checksum.of(Data("abc".utf8), kind: .sha256).hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Checksum.of(Data(), kind: .sha256).hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(Checksum.of(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8), kind: .sha256).hex
+        #expect(
+            Checksum.of(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8), kind: .sha256).hex
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         #expect(Checksum.of(Data("abc".utf8), kind: .sha1).hex == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(Checksum.of(Data(), kind: .sha1).hex == "da39a3ee5e6b4b0d3255bfef95601890afd80709")

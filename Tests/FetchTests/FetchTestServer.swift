@@ -4,7 +4,7 @@ import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// scripts/testvault/vault-server.py on 127.0.0.1 with a random port, for the
@@ -58,7 +58,8 @@ final class FetchTestServer {
     }
 
     private func request(_ path: String, body: String?) throws -> [String: Any] {
-        let curl = runTool(Command("curl", ["-sS", "--max-time", "10", "--insecure"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]))
+        let curl = runTool(
+            Command("curl", ["-sS", "--max-time", "10", "--insecure"] + (body.map { ["-X", "POST", "--data-binary", $0] } ?? []) + [url(path).absoluteString]))
         guard curl.status == 0, let object = try JSONSerialization.jsonObject(with: curl.standardOutput) as? [String: Any] else {
             throw FetchError.protocolError(url: url(path).absoluteString, reason: "control request failed")
         }
@@ -70,8 +71,13 @@ final class FetchTestServer {
 /// Makes a throw-away self-signed certificate for 127.0.0.1 in `dir` (openssl).
 func makeLoopbackCertificate(in dir: String) throws -> (cert: String, key: String) {
     let cert = dir + "/cert.pem", key = dir + "/key.pem"
-    let openssl = runTool(Command("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                                              "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]))
+    let openssl = runTool(
+        Command(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ]))
     guard openssl.status == 0 else { throw FetchError.tool(name: "openssl", reason: "req failed") }
     return (cert, key)
 }

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The downloader against scripts/testvault/vault-server.py on 127.0.0.1
@@ -64,7 +64,8 @@ import Glibc
         try fixture.add("there.rpm", size: 100)
         let server = try FetchTestServer(root: fixture.mirror)
         defer { server.stop() }
-        let missing = RemoteFile(url: server.url("/Packages/missing-1.0-1.el6.x86_64.rpm"), size: 100, checksum: fixture.remote("there.rpm", server: server).checksum)
+        let missing = RemoteFile(
+            url: server.url("/Packages/missing-1.0-1.el6.x86_64.rpm"), size: 100, checksum: fixture.remote("there.rpm", server: server).checksum)
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 3, options: quickOptions())
         do {
             _ = try fetcher.fetch([missing])
@@ -115,7 +116,8 @@ import Glibc
     }
 
     @Test func cutConnectionIsRestartedWhenRangeIsUnsupported() throws {
-        let (fixture, server, path) = try FetchFixture.serving("big.rpm", size: 2_000_000, fault: #""cut_after": 700000, "times": 1"#, settings: #""range": false"#)
+        let (fixture, server, path) = try FetchFixture.serving(
+            "big.rpm", size: 2_000_000, fault: #""cut_after": 700000, "times": 1"#, settings: #""range": false"#)
         defer { server.stop() }
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: quickOptions())
         let out = try fetcher.fetch([fixture.remote("big.rpm", server: server)])
@@ -165,11 +167,14 @@ import Glibc
             Issue.record("a checksum mismatch must fail")
         } catch let error as FetchError {
             let actual = Checksum.of(corrupted, kind: .sha256)
-            #expect(error == .checksumMismatch(url: remote.url.absoluteString, file: "tampered.rpm", expected: remote.checksum.description, actual: actual.description))
+            #expect(
+                error
+                    == .checksumMismatch(
+                        url: remote.url.absoluteString, file: "tampered.rpm", expected: remote.checksum.description, actual: actual.description))
             let text = "\(error)"
             #expect(text.contains("'tampered.rpm'") && text.contains(remote.checksum.hex) && text.contains(actual.hex))
         }
-        #expect(try server.pathStats(path).requests == 1)  // not retried
+        #expect(try server.pathStats(path).requests == 1) // not retried
         #expect(fixture.cacheEntries().isEmpty)
     }
 
@@ -293,7 +298,11 @@ import Glibc
         let cache = try fixture.cache()
         let remote = fixture.remote("other.rpm", server: server)
         let blob = cache.path(for: remote.checksum).path
-        let holder = try startTool(Command("/usr/bin/flock", [cache.lockPath(for: remote.checksum), "/bin/sh", "-c", "sleep 0.8; cp \"$0\" \"$1.tmp\" && mv \"$1.tmp\" \"$1\"", fixture.mirror + path, blob]))
+        let holder = try startTool(
+            Command(
+                "/usr/bin/flock",
+                [cache.lockPath(for: remote.checksum), "/bin/sh", "-c", "sleep 0.8; cp \"$0\" \"$1.tmp\" && mv \"$1.tmp\" \"$1\"", fixture.mirror + path, blob])
+        )
         defer { if holder.isRunning { holder.signal(SIGKILL) }; holder.wait() }
         usleep(300_000)
         let fetcher = Fetcher(cache: cache, options: quickOptions())
@@ -315,7 +324,8 @@ import Glibc
         let server = try FetchTestServer(root: fixture.mirror)
         defer { server.stop() }
         let notices = Locked([String]())
-        let cache = try DownloadCache(root: URL(fileURLWithPath: fixture.dir + "/cache"), lockWait: 1.5, lockNotice: { text in notices.withLock { $0.append(text) } })
+        let cache = try DownloadCache(
+            root: URL(fileURLWithPath: fixture.dir + "/cache"), lockWait: 1.5, lockNotice: { text in notices.withLock { $0.append(text) } })
         let remote = fixture.remote("stuck.rpm", server: server)
         let lock = cache.lockPath(for: remote.checksum)
         let holder = try startTool(Command("/usr/bin/flock", ["--close", lock, "/bin/sleep", "4"]))
@@ -345,11 +355,13 @@ import Glibc
         let fixture = try FetchFixture()
         try fixture.add("local.rpm", size: 3_000_000)
         let data = fixture.files["local.rpm"]!
-        let good = RemoteFile(url: URL(fileURLWithPath: fixture.mirror + "/Packages/local.rpm"), size: Int64(data.count), checksum: Checksum.of(data, kind: .sha256))
+        let good = RemoteFile(
+            url: URL(fileURLWithPath: fixture.mirror + "/Packages/local.rpm"), size: Int64(data.count), checksum: Checksum.of(data, kind: .sha256))
         let fetcher = Fetcher(cache: try fixture.cache(), options: quickOptions())
         let out = try fetcher.fetch([good])
         #expect(try Data(contentsOf: out[0]) == data)
-        let missing = RemoteFile(url: URL(fileURLWithPath: fixture.mirror + "/Packages/nope.rpm"), size: 1, checksum: Checksum.of(Data("x".utf8), kind: .sha256))
+        let missing = RemoteFile(
+            url: URL(fileURLWithPath: fixture.mirror + "/Packages/nope.rpm"), size: 1, checksum: Checksum.of(Data("x".utf8), kind: .sha256))
         #expect(throws: FetchError.notFound(url: missing.url.absoluteString)) { _ = try fetcher.fetch([missing]) }
         var wrongSum = good
         wrongSum.checksum = Checksum.of(Data("x".utf8), kind: .sha256)
@@ -391,8 +403,9 @@ import Glibc
         #expect(!RedirectPolicy.allows(from: http, to: URL(string: "ftp://a/x")!))
         #expect(RedirectPolicy.curlProtoRedir(from: "https") == "=https")
         #expect(RedirectPolicy.curlProtoRedir(from: "http") == "=http,https")
-        #expect(CurlTransport(settings: TransportSettings(connectTimeout: 1, idleTimeout: 1, userAgent: "t", environment: [:]))
-            .arguments(https, rangeStart: 0, limit: 1).joined(separator: " ").contains("--proto-redir =https "))
+        #expect(
+            CurlTransport(settings: TransportSettings(connectTimeout: 1, idleTimeout: 1, userAgent: "t", environment: [:]))
+                .arguments(https, rangeStart: 0, limit: 1).joined(separator: " ").contains("--proto-redir =https "))
     }
 
     /// A redirect that changes scheme (to file:, https to http) is refused by
@@ -408,7 +421,8 @@ import Glibc
         let target = fixture.mirror + "/Packages/moved.rpm"
         let upgraded = secure.url("/Packages/moved.rpm").absoluteString
         let downgraded = server.url("/Packages/moved.rpm").absoluteString
-        try server.control(#"{"add_faults": [{"path": "/to-file.rpm", "redirect": "file://\#(target)"}, {"path": "/to-https.rpm", "redirect": "\#(upgraded)"}]}"#)
+        try server.control(
+            #"{"add_faults": [{"path": "/to-file.rpm", "redirect": "file://\#(target)"}, {"path": "/to-https.rpm", "redirect": "\#(upgraded)"}]}"#)
         try secure.control(#"{"add_faults": [{"path": "/to-http.rpm", "redirect": "\#(downgraded)"}]}"#)
         var options = quickOptions()
         options.environment["CURL_CA_BUNDLE"] = tls.cert
@@ -441,7 +455,9 @@ import Glibc
         let tls = try makeLoopbackCertificate(in: fixture.dir)
         let server = try FetchTestServer(root: fixture.mirror, tls: tls)
         defer { server.stop() }
-        try server.control(#"{"add_faults": [{"path": "\#(endless)", "endless": true}, {"path": "\#(cut)", "cut_after": 200000, "times": 1}, {"path": "/Packages/flaky.rpm", "status": 503, "times": 1}]}"#)
+        try server.control(
+            #"{"add_faults": [{"path": "\#(endless)", "endless": true}, {"path": "\#(cut)", "cut_after": 200000, "times": 1}, {"path": "/Packages/flaky.rpm", "status": 503, "times": 1}]}"#
+        )
         var options = quickOptions()
         options.environment["CURL_CA_BUNDLE"] = tls.cert
         let fetcher = Fetcher(cache: try fixture.cache(), retries: 2, options: options)

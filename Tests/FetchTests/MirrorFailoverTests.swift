@@ -4,7 +4,7 @@ import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file one mirror cannot serve comes from the next (RemoteFile.alternatives),
@@ -36,7 +36,10 @@ import Glibc
         #expect(fetcher.stats.failovers == 1)
         let said = notes.withLock { $0 }
         #expect(said.count == 1)
-        #expect(said.first?.hasPrefix("mirror failover: 'b.rpm' from the alternative \(alternative.url("/Packages/b.rpm").absoluteString) (\(primary.url("/Packages/b.rpm").absoluteString) failed: ") == true, "\(said)")
+        #expect(
+            said.first?.hasPrefix(
+                "mirror failover: 'b.rpm' from the alternative \(alternative.url("/Packages/b.rpm").absoluteString) (\(primary.url("/Packages/b.rpm").absoluteString) failed: "
+            ) == true, "\(said)")
         #expect(said.first?.contains("404") == true)
     }
 
@@ -86,11 +89,15 @@ import Glibc
         } catch let FetchError.noMirror(name, failures) {
             #expect(name == "x.rpm")
             #expect(failures.count == 2)
-            #expect(failures[0].hasPrefix(server.url("/missing/x.rpm").absoluteString) && failures[1].hasPrefix(server.url("/gone/x.rpm").absoluteString), "\(failures)")
+            #expect(
+                failures[0].hasPrefix(server.url("/missing/x.rpm").absoluteString) && failures[1].hasPrefix(server.url("/gone/x.rpm").absoluteString),
+                "\(failures)")
         }
         // Without alternatives the error is the mirror's own, as before.
         file.alternatives = []
-        #expect(throws: FetchError.notFound(url: file.url.absoluteString)) { _ = try Fetcher(cache: try fixture.cache(), options: quickOptions()).fetch([file]) }
+        #expect(throws: FetchError.notFound(url: file.url.absoluteString)) {
+            _ = try Fetcher(cache: try fixture.cache(), options: quickOptions()).fetch([file])
+        }
     }
 
     @Test func whatCountsAsAMirrorFailure() {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct AtomicFileTests {

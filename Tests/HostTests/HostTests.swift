@@ -116,10 +116,10 @@ import TestSupport
 @Suite struct MountsTests {
     @Test func parsesMountinfoWithEscapes() {
         let text = """
-        22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-        80 22 7:0 / /run/centos6-ami/6.9-ab/root rw,noatime - ext4 /dev/loop0p1 rw
-        81 80 0:50 / /run/with\\040space rw - tmpfs centos6-ami-yum-cache rw,size=1024k
-        """
+            22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+            80 22 7:0 / /run/centos6-ami/6.9-ab/root rw,noatime - ext4 /dev/loop0p1 rw
+            81 80 0:50 / /run/with\\040space rw - tmpfs centos6-ami-yum-cache rw,size=1024k
+            """
         let mounts = Mounts.parse(text)
         #expect(mounts.count == 3)
         #expect(mounts[1] == MountEntry(majorMinor: "7:0", root: "/", mountPoint: "/run/centos6-ami/6.9-ab/root", fsType: "ext4", source: "/dev/loop0p1"))
@@ -168,7 +168,9 @@ import TestSupport
     }
 
     @Test func passwordsInURLsAreRedacted() {
-        #expect(redactCredentials("mirror http://user:s3cret@127.0.0.1:8080/x and https://a:b@h/") == "mirror http://user:***@127.0.0.1:8080/x and https://a:***@h/")
+        #expect(
+            redactCredentials("mirror http://user:s3cret@127.0.0.1:8080/x and https://a:b@h/") == "mirror http://user:***@127.0.0.1:8080/x and https://a:***@h/"
+        )
         #expect(redactCredentials("cannot download 'http://u:p%40ss@host/repomd.xml'") == "cannot download 'http://u:***@host/repomd.xml'")
         #expect(redactCredentials("no credentials: http://host/a@b and me@example.com") == "no credentials: http://host/a@b and me@example.com")
     }
@@ -192,12 +194,12 @@ import TestSupport
 @Suite struct LockWaitTests {
     @Test func procLocksHoldersForOneFile() {
         let text = """
-        1: FLOCK  ADVISORY  WRITE 4242 fd:01:1315 0 EOF
-        1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1315 0 EOF
-        2: POSIX  ADVISORY  WRITE 77 08:11:1315 0 EOF
-        3: FLOCK  ADVISORY  WRITE 88 fd:01:99 0 EOF
-        4: OFDLCK ADVISORY  READ  4242 fd:01:1315 0 EOF
-        """
+            1: FLOCK  ADVISORY  WRITE 4242 fd:01:1315 0 EOF
+            1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1315 0 EOF
+            2: POSIX  ADVISORY  WRITE 77 08:11:1315 0 EOF
+            3: FLOCK  ADVISORY  WRITE 88 fd:01:99 0 EOF
+            4: OFDLCK ADVISORY  READ  4242 fd:01:1315 0 EOF
+            """
         #expect(FileLock.lockHolders(procLocks: text, major: 0xfd, minor: 1, inode: 1315) == [4242])
         #expect(FileLock.lockHolders(procLocks: text, major: 8, minor: 0x11, inode: 1315) == [77])
         #expect(FileLock.lockHolders(procLocks: text, major: 8, minor: 1, inode: 5).isEmpty)

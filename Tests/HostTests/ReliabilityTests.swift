@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct OutputAndLogFailureTests {
@@ -70,7 +70,8 @@ import Glibc
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // pid 2^22+1 is above pid_max's ceiling: never a live process.
-        try "run\t4194305\t123\tcentos6-ami install 6.9 /dev/xvdf\ntarget\t/dev/xvdf\nbogus line\nchild\tnope\t1\n".write(toFile: dir + "/4194305.journal", atomically: true, encoding: .utf8)
+        try "run\t4194305\t123\tcentos6-ami install 6.9 /dev/xvdf\ntarget\t/dev/xvdf\nbogus line\nchild\tnope\t1\n".write(
+            toFile: dir + "/4194305.journal", atomically: true, encoding: .utf8)
         try "garbage".write(toFile: dir + "/1.journal", atomically: true, encoding: .utf8)
         let dead = RunJournal.dead(in: dir)
         try #require(dead.count == 1)

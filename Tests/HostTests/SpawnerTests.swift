@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.serialized) struct SpawnerTests {
@@ -72,7 +72,7 @@ import Glibc
         sigemptyset(&term); sigaddset(&term, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &term, &saved)
         defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        let leaked = open("/dev/null", O_RDONLY)  // no O_CLOEXEC: must still stay out of the child
+        let leaked = open("/dev/null", O_RDONLY) // no O_CLOEXEC: must still stay out of the child
         defer { close(leaked) }
         // Each tool reads its own /proc entry (a shell would show its own masks while it forks).
         let stat = ProcessRunner(log: nil, environment: env).run(Command("cat", ["/proc/self/stat"])).stdoutText
@@ -117,8 +117,9 @@ import Glibc
         // 3 MB through cat while its stderr is split into lines (CR ends one too).
         let input = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let lines = Locked<[String]>([])
-        let cat = try runner.start(Command("sh", ["-c", "printf 'one\\rtwo\\n\\nthree' >&2; cat"], standardInput: input),
-                                   output: .collect, error: .lines { line in lines.withLock { $0.append(line) } })
+        let cat = try runner.start(
+            Command("sh", ["-c", "printf 'one\\rtwo\\n\\nthree' >&2; cat"], standardInput: input),
+            output: .collect, error: .lines { line in lines.withLock { $0.append(line) } })
         let result = cat.finish()
         #expect(result.status == 0)
         #expect(result.standardOutput == input)
@@ -139,7 +140,7 @@ import Glibc
         struct Enough: Error {}
         #expect(throws: Enough.self) { try runner.stream(Command("sh", ["-c", "yes"])) { _ in throw Enough() } }
         let sleeper = try runner.start(Command("sh", ["-c", "trap '' TERM; sleep 30"]))
-        usleep(300_000)  // the trap in place
+        usleep(300_000) // the trap in place
         #expect(sleeper.terminate(grace: 0.2) == 128 + SIGKILL, "TERM ignored: KILL after the grace period")
     }
 }

@@ -16,13 +16,14 @@ import TestSupport
     @Test func aFailureReportsTheStepWhatWasOnTheStackAndWhatFailedToUndo() throws {
         let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
         let undone = Locked<[String]>([])
-        var engine = try engine([
-            Step("make", "makes two things") { _ in
-                cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { undone.withLock { $0.append("a") } }
-                cleanup.push("b", manual: ["rm b"]) { throw Broken() }
-            },
-            Step("break", "fails") { _ in throw Broken() },
-        ], cleanup: cleanup, printed: printed)
+        var engine = try engine(
+            [
+                Step("make", "makes two things") { _ in
+                    cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { undone.withLock { $0.append("a") } }
+                    cleanup.push("b", manual: ["rm b"]) { throw Broken() }
+                },
+                Step("break", "fails") { _ in throw Broken() },
+            ], cleanup: cleanup, printed: printed)
         engine.onCleanup = { report in reported.withLock { $0.append(report) } }
         #expect(throws: StepFailed.self) { try engine.run(()) }
         let report = try #require(reported.withLock { $0 }.first)
@@ -38,10 +39,11 @@ import TestSupport
 
     @Test func keepOnErrorReportsKeptAndPrintsTheManualLines() throws {
         let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
-        var engine = try engine([
-            Step("make", "makes one") { _ in cleanup.push("a", manual: ["rm a"]) { Issue.record("kept: never undone") } },
-            Step("break", "fails") { _ in throw Broken() },
-        ], cleanup: cleanup, printed: printed)
+        var engine = try engine(
+            [
+                Step("make", "makes one") { _ in cleanup.push("a", manual: ["rm a"]) { Issue.record("kept: never undone") } },
+                Step("break", "fails") { _ in throw Broken() },
+            ], cleanup: cleanup, printed: printed)
         engine.keepOnError = true
         engine.onCleanup = { report in reported.withLock { $0.append(report) } }
         #expect(throws: StepFailed.self) { try engine.run(()) }
@@ -52,9 +54,12 @@ import TestSupport
 
     @Test func successWithOnlyFailureEntriesDropsThemQuietly() throws {
         let cleanup = CleanupStack(log: nil), printed = Locked<[String]>([]), reported = Locked<[StepCleanup]>([])
-        var engine = try engine([
-            Step("make", "makes what the job delivers") { _ in cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { Issue.record("delivered: never undone") } },
-        ], cleanup: cleanup, printed: printed)
+        var engine = try engine(
+            [
+                Step("make", "makes what the job delivers") { _ in
+                    cleanup.push("a", manual: ["rm a"], onlyOnFailure: true) { Issue.record("delivered: never undone") }
+                }
+            ], cleanup: cleanup, printed: printed)
         engine.onCleanup = { report in reported.withLock { $0.append(report) } }
         try engine.run(())
         #expect(cleanup.isEmpty)

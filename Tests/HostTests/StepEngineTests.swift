@@ -37,7 +37,8 @@ private struct Broken: Error, CustomStringConvertible {
 @Suite struct StepEngineTests {
     /// Three steps: each records itself and pushes an undo that runs `undo <name>` through the runner.
     private func job(_ trail: Trail, runner: any CommandRunner, failing: String? = nil, progress: @escaping (String) -> Void = { _ in })
-        throws -> StepEngine<Trail> {
+        throws -> StepEngine<Trail>
+    {
         let cleanup = CleanupStack(log: nil)
         let steps = ["one", "two", "three"].map { name in
             Step<Trail>(name, "the \(name) step") { trail in

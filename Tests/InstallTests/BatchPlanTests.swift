@@ -90,9 +90,13 @@ import Versions
             row("6.9", "/i/d.img", InstallResult.notRun),
         ]
         let summary = BatchSummary(started: "t", seconds: 1, jobs: 2, installArguments: [], results: rows)
-        #expect(BatchPlan.retry(summary) == [BatchJob(release: "6.8", target: "/i/b.img"), BatchJob(release: "6.9", target: "/i/c.img"), BatchJob(release: "6.9", target: "/i/d.img")])
+        #expect(
+            BatchPlan.retry(summary) == [
+                BatchJob(release: "6.8", target: "/i/b.img"), BatchJob(release: "6.9", target: "/i/c.img"), BatchJob(release: "6.9", target: "/i/d.img"),
+            ])
         // The re-run replaces exactly those rows; the earlier success stays.
-        let merged = BatchPlan.merge(rows, rerun: [row("6.8", "/i/b.img", InstallResult.ok), row("6.9", "/i/c.img", InstallResult.ok), row("6.9", "/i/d.img", InstallResult.failed)])
+        let merged = BatchPlan.merge(
+            rows, rerun: [row("6.8", "/i/b.img", InstallResult.ok), row("6.9", "/i/c.img", InstallResult.ok), row("6.9", "/i/d.img", InstallResult.failed)])
         #expect(merged.map(\.result) == [InstallResult.ok, InstallResult.ok, InstallResult.ok, InstallResult.failed])
         #expect(merged[0] == rows[0])
     }
@@ -114,10 +118,12 @@ import Versions
         #expect(saved.results[0].error?.contains("https://user:***@mirror.example/6.9/") == true)
 
         // From the environment (percent-encoded as userinfo needs)...
-        #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "s3cret")
-            == ["--mirror", mirror, "--gpg-key", "/k.asc"])
-        #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "p@ss:w/rd")
-            == ["--mirror", "https://user:p%40ss%3Aw%2Frd@mirror.example/vault", "--gpg-key", "/k.asc"])
+        #expect(
+            try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "s3cret")
+                == ["--mirror", mirror, "--gpg-key", "/k.asc"])
+        #expect(
+            try BatchSummary.continueArguments(saved: saved.installArguments, given: [], password: "p@ss:w/rd")
+                == ["--mirror", "https://user:p%40ss%3Aw%2Frd@mirror.example/vault", "--gpg-key", "/k.asc"])
         // ... or the options given again; with neither, an error naming both ways.
         #expect(try BatchSummary.continueArguments(saved: saved.installArguments, given: ["--mirror", mirror], password: nil) == ["--mirror", mirror])
         do {
@@ -134,7 +140,9 @@ import Versions
     }
 
     @Test func progressLinesOfTheChildAreParsed() {
-        #expect(BatchProgress.parse("[  12.3s] [4/19] download: every package into the cache") == BatchProgress(elapsed: 12.3, index: 4, total: 19, step: "download"))
+        #expect(
+            BatchProgress.parse("[  12.3s] [4/19] download: every package into the cache")
+                == BatchProgress(elapsed: 12.3, index: 4, total: 19, step: "download"))
         #expect(BatchProgress.parse("[   0.0s] [1/23] preflight: check root") == BatchProgress(elapsed: 0, index: 1, total: 23, step: "preflight"))
         #expect(BatchProgress.parse("[ 101.5s] cleaning up after failure") == nil)
         #expect(BatchProgress.parse("error: step 'download' failed: 404") == nil)
@@ -152,7 +160,8 @@ import Versions
         bad.kernel = "2.6.32-642.el6"
         bad.error = "step 'download' failed: kernel-2.6.32-642.el6.x86_64.rpm: HTTP 404"
         bad.log = "/var/log/centos6-ami/batch-2-6.8.log"
-        let summary = BatchSummary(started: "2026-11-29T01:00:00.000Z", seconds: 60.5, jobs: 2, installArguments: ["--mirror", "http://x"], results: [ok, bad])
+        let summary = BatchSummary(
+            started: "2026-11-29T01:00:00.000Z", seconds: 60.5, jobs: 2, installArguments: ["--mirror", "http://x"], results: [ok, bad])
         let table = summary.renderTable().split(separator: "\n").map(String.init)
         #expect(table[0].hasPrefix("RELEASE  TARGET    KERNEL          ENA  BOOTS ON   RESULT  TIME    BYTES ON VOLUME  LOG"), "\(table[0])")
         #expect(table[1] == "6.9      /i/c.img  2.6.32-696.el6  yes  xen,nitro  ok      52.2 s  612345678        /var/log/centos6-ami/batch-1-6.9.log")

@@ -7,9 +7,10 @@ import Testing
 @Suite(.serialized) struct BatchRunnerTests {
     func spec(_ release: String, _ script: String, dir: String, index: Int) -> BatchJobSpec {
         let result = "\(dir)/\(index).json"
-        return BatchJobSpec(job: BatchJob(release: release, target: "/i/\(index).img"),
-                            arguments: ["-c", script.replacingOccurrences(of: "RESULT", with: result)],
-                            logPath: "\(dir)/\(index).log", resultPath: result, kernel: "2.6.32-696.el6", ena: index == 0)
+        return BatchJobSpec(
+            job: BatchJob(release: release, target: "/i/\(index).img"),
+            arguments: ["-c", script.replacingOccurrences(of: "RESULT", with: result)],
+            logPath: "\(dir)/\(index).log", resultPath: result, kernel: "2.6.32-696.el6", ena: index == 0)
     }
 
     @Test func resultsComeFromTheChildInOrderWhateverFinishesFirst() throws {
@@ -19,7 +20,10 @@ import Testing
         let okJSON = #"{"release":"6.9","target":"/i/0.img","kernel":"2.6.32-696.el6","ena":false,"result":"ok","seconds":0.3,"bytesOnVolume":1234}"#
         let specs = [
             spec("6.9", "sleep 0.3; echo '[   0.1s] [1/3] preflight: check' >&2; printf '%s' '\(okJSON)' > RESULT; exit 0", dir: dir, index: 0),
-            spec("6.8", "echo '[   0.0s] [2/3] download: x' >&2; echo \"error: 'kernel-2.6.32-642.el6.x86_64.rpm' was not found on the mirror (404)\" >&2; exit 1", dir: dir, index: 1),
+            spec(
+                "6.8",
+                "echo '[   0.0s] [2/3] download: x' >&2; echo \"error: 'kernel-2.6.32-642.el6.x86_64.rpm' was not found on the mirror (404)\" >&2; exit 1",
+                dir: dir, index: 1),
             spec("6.8", "exit 3", dir: dir, index: 2),
         ]
         var lines: [String] = []

@@ -70,7 +70,8 @@ import Versions
 
     /// The progress lines count the steps this install runs.
     @Test func progressCountsTheStepsOfThisInstall() throws {
-        var options = InstallOptions(release: "6.9", target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
+        var options = InstallOptions(
+            release: "6.9", target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
         options.cacheDirectory = DryRunPlanTests.cache
         options.dryRun = true
         options.stopAfter = "resolve"
@@ -88,8 +89,10 @@ import Versions
         let lines = try plan(target: "/tmp/centos6-ami-golden-\(UUID().uuidString).img")
         #expect(lines.contains { $0.hasPrefix("# bootstrap set (") && $0.contains("yum-3.2.29-81.el6.centos.noarch") && !$0.contains("postfix") })
         #expect(!lines.contains { $0.contains("not implemented yet") })
-        let order = ["truncate", "losetup --find", "sfdisk", "mkfs.ext4", "mount -t ext4", "mount -t tmpfs", "umount /run/centos6-ami/6.9-0b7e0f2a/root/var/cache/yum",
-                     "umount /run/centos6-ami/6.9-0b7e0f2a/root", "e2fsck"]
+        let order = [
+            "truncate", "losetup --find", "sfdisk", "mkfs.ext4", "mount -t ext4", "mount -t tmpfs", "umount /run/centos6-ami/6.9-0b7e0f2a/root/var/cache/yum",
+            "umount /run/centos6-ami/6.9-0b7e0f2a/root", "e2fsck",
+        ]
         let positions = order.map { word in lines.firstIndex { $0.hasPrefix(word) || $0.contains("| " + word) } ?? -1 }
         #expect(!positions.contains(-1), "\(positions)")
         #expect(positions == positions.sorted())
@@ -101,10 +104,13 @@ import Versions
     @Test func anENOSPCAnywhereIsReportedAsNoSpaceWithTheStep() throws {
         var options = InstallOptions(release: "6.9", target: "/dev/xvdf", mirror: "http://127.0.0.1:9")
         options.cacheDirectory = NSTemporaryDirectory()
-        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: RecordingRunner(), log: try Log(path: nil, progress: { _ in }))
+        let ctx = try InstallContext(
+            options: options, versions: try VersionsFile.embedded(), runner: RecordingRunner(), log: try Log(path: nil, progress: { _ in }))
         let failing = InstallStep("install-packages", "yum") { _ in
-            throw CommandFailed(command: Command("chroot", ["/r", "yum", "-y", "install", "kernel"]),
-                                result: CommandResult(status: 1, standardError: Data("Error unpacking rpm package kernel: cpio: write failed - No space left on device\n".utf8)))
+            throw CommandFailed(
+                command: Command("chroot", ["/r", "yum", "-y", "install", "kernel"]),
+                result: CommandResult(status: 1, standardError: Data("Error unpacking rpm package kernel: cpio: write failed - No space left on device\n".utf8))
+            )
         }
         do {
             _ = try Pipeline.run(ctx, steps: [failing])
@@ -132,23 +138,33 @@ import Versions
 /// without that step, fails naming it.
 @Suite struct PhaseOrderTests {
     func failure(_ steps: [InstallStep], ena: Bool = false) throws -> String {
-        var options = InstallOptions(release: "6.9", target: "/tmp/centos6-ami-phase-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
+        var options = InstallOptions(
+            release: "6.9", target: "/tmp/centos6-ami-phase-\(UUID().uuidString).img", mirror: "file://" + DryRunPlanTests.fixtureMirror)
         options.cacheDirectory = DryRunPlanTests.cache
         options.ena = ena
         options.dryRun = true
-        let ctx = try InstallContext(options: options, versions: try VersionsFile.embedded(), runner: DryRunPrinter { _ in }, log: try Log(path: nil, progress: { _ in }))
+        let ctx = try InstallContext(
+            options: options, versions: try VersionsFile.embedded(), runner: DryRunPrinter { _ in }, log: try Log(path: nil, progress: { _ in }))
         do { _ = try Pipeline.run(ctx, steps: steps) } catch { return "\(error)" }
         return "(no failure)"
     }
 
     @Test func aMissingInputNamesTheStepThatMakesIt() throws {
-        #expect(try failure([PackageSteps.resolveStep]) == "step 'resolve' failed: no repository metadata yet: the 'fetch-metadata' step makes it (a step list out of order)")
-        #expect(try failure([PackageSteps.downloadStep]) == "step 'download' failed: no package plan yet: the 'resolve' step makes it (a step list out of order)")
-        #expect(try failure([InstallSteps.partitionStep]) == "step 'partition' failed: no target device yet: the 'attach-loop' step makes it (a step list out of order)")
-        #expect(try failure([PackageSteps.bootstrapStep]) == "step 'bootstrap' failed: no mounted target filesystem yet: the 'mount' step makes it (a step list out of order)")
+        #expect(
+            try failure([PackageSteps.resolveStep])
+                == "step 'resolve' failed: no repository metadata yet: the 'fetch-metadata' step makes it (a step list out of order)")
+        #expect(
+            try failure([PackageSteps.downloadStep]) == "step 'download' failed: no package plan yet: the 'resolve' step makes it (a step list out of order)")
+        #expect(
+            try failure([InstallSteps.partitionStep])
+                == "step 'partition' failed: no target device yet: the 'attach-loop' step makes it (a step list out of order)")
+        #expect(
+            try failure([PackageSteps.bootstrapStep])
+                == "step 'bootstrap' failed: no mounted target filesystem yet: the 'mount' step makes it (a step list out of order)")
         // With --ena the download needs the build root's packages too.
         let upToDownload = [InstallSteps.preflightStep, PackageSteps.fetchMetadataStep, PackageSteps.resolveStep, PackageSteps.downloadStep]
-        #expect(try failure(upToDownload, ena: true) == "step 'download' failed: no ENA build set yet: the 'ena-resolve' step makes it (a step list out of order)")
+        #expect(
+            try failure(upToDownload, ena: true) == "step 'download' failed: no ENA build set yet: the 'ena-resolve' step makes it (a step list out of order)")
         #expect(try failure(upToDownload) == "(no failure)")
     }
 }

@@ -15,13 +15,14 @@ import Testing
 
     /// What the install leaves: empty logs, ifcfg-eth0 without HWADDR/UUID, no keys.
     @Test func aFreshlyBuiltTreeHasNoFindings() throws {
-        let root = try tree([
-            "/var/log/messages": "", "/var/log/yum.log": "", "/var/log/audit/audit.log": "",
-            "/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n",
-            "/etc/sysconfig/network-scripts/ifcfg-lo": "DEVICE=lo\n",
-            "/etc/ssh/sshd_config": "UseDNS no\n", "/etc/rc.d/rc.local": "#!/bin/sh\n",
-            "/usr/share/doc/x/authorized_keys": "documentation is not looked at",
-        ], dirs: ["/home/ec2-user", "/root", "/var/lib/dhclient", "/var/lib/yum", "/proc/1"])
+        let root = try tree(
+            [
+                "/var/log/messages": "", "/var/log/yum.log": "", "/var/log/audit/audit.log": "",
+                "/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n",
+                "/etc/sysconfig/network-scripts/ifcfg-lo": "DEVICE=lo\n",
+                "/etc/ssh/sshd_config": "UseDNS no\n", "/etc/rc.d/rc.local": "#!/bin/sh\n",
+                "/usr/share/doc/x/authorized_keys": "documentation is not looked at",
+            ], dirs: ["/home/ec2-user", "/root", "/var/lib/dhclient", "/var/lib/yum", "/proc/1"])
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(Hygiene.findings(root: root) == [])
     }
@@ -42,9 +43,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         let found = Hygiene.findings(root: root)
         let paths = found.map(\.path)
-        for expected in ["/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_rsa_key.pub", "/home/ec2-user/.ssh/authorized_keys",
-                         "/home/ec2-user/.bash_history", "/root/.ssh", "/etc/udev/rules.d/70-persistent-net.rules",
-                         "/var/log/messages", "/var/lib/dhclient/dhclient-eth0.leases", "/var/lib/random-seed", "/var/lib/yum/uuid"] {
+        for expected in [
+            "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_rsa_key.pub", "/home/ec2-user/.ssh/authorized_keys",
+            "/home/ec2-user/.bash_history", "/root/.ssh", "/etc/udev/rules.d/70-persistent-net.rules",
+            "/var/log/messages", "/var/lib/dhclient/dhclient-eth0.leases", "/var/lib/random-seed", "/var/lib/yum/uuid",
+        ] {
             #expect(paths.contains(expected), "\(expected) missing from \(paths)")
         }
         #expect(found.filter { $0.path == "/etc/sysconfig/network-scripts/ifcfg-eth0" }.map(\.what).map { String($0.prefix(7)) } == ["HWADDR=", "UUID= ("])

@@ -30,8 +30,10 @@ import Testing
     }
 
     @Test func theKernelPackageShipsAModuleByItsFileList() {
-        let files = ["/boot/vmlinuz-2.6.32-696.el6.x86_64", "/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/block/nvme.ko",
-                     "/usr/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/net/xen-netfront.ko.xz"]
+        let files = [
+            "/boot/vmlinuz-2.6.32-696.el6.x86_64", "/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/block/nvme.ko",
+            "/usr/lib/modules/2.6.32-696.el6.x86_64/kernel/drivers/net/xen-netfront.ko.xz",
+        ]
         #expect(PackageSteps.shipsModule("nvme", files: files))
         #expect(PackageSteps.shipsModule("xen-netfront", files: files))
         #expect(!PackageSteps.shipsModule("ena", files: files))
@@ -45,6 +47,7 @@ import Testing
         let reason = try InitramfsCheck.rebuildReason(root: root, kernel: "k", image: "/boot/initramfs-k.img")
         #expect(reason == "/boot/initramfs-k.img is missing")
         try Data("not an initramfs".utf8).write(to: URL(fileURLWithPath: root + "/boot/initramfs-k.img"))
-        #expect(try InitramfsCheck.rebuildReason(root: root, kernel: "k", image: "/boot/initramfs-k.img") == "/boot/initramfs-k.img is not a readable initramfs")
+        #expect(
+            try InitramfsCheck.rebuildReason(root: root, kernel: "k", image: "/boot/initramfs-k.img") == "/boot/initramfs-k.img is not a readable initramfs")
     }
 }

@@ -9,9 +9,18 @@ import Testing
 
     @Test func eachCaseReadsAsItsMessage() {
         let cases: [(InstallError, String)] = [
-            (.noSpace(filesystem: "/srv", detail: "d"), "no space left on '/srv'; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (d)"),
-            (.noSpace(filesystem: nil, detail: "d"), "no space left on a filesystem the install writes to; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (d)"),
-            (.cacheNotWritable(path: "/c", reason: "on a read-only filesystem (EROFS)"), "the download cache --cache '/c' cannot be written: on a read-only filesystem (EROFS); name a writable directory with --cache"),
+            (
+                .noSpace(filesystem: "/srv", detail: "d"),
+                "no space left on '/srv'; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (d)"
+            ),
+            (
+                .noSpace(filesystem: nil, detail: "d"),
+                "no space left on a filesystem the install writes to; free some space there (or put the image, the cache or the yum cache elsewhere) and run again (d)"
+            ),
+            (
+                .cacheNotWritable(path: "/c", reason: "on a read-only filesystem (EROFS)"),
+                "the download cache --cache '/c' cannot be written: on a read-only filesystem (EROFS); name a writable directory with --cache"
+            ),
             (.gpgKeyNotArmored(path: "/k"), "--gpg-key '/k' must be an armored public key (gpg --armor --export)"),
             (.notALoopDevice(printed: "x"), "losetup printed 'x' instead of a loop device"),
             (.undoFailed("unmount /r: busy"), "unmount /r: busy"),
@@ -34,9 +43,12 @@ import Testing
     }
 
     @Test func theOtherInstallErrorsToo() {
-        #expect("\(RecoveryError.deadRun(target: "/x.img", pid: 7, journal: "/j"))"
-            == "'/x.img' has leftovers of a centos6-ami run (pid 7) that died without cleaning up (journal '/j'); run 'centos6-ami cleanup --local' first")
+        #expect(
+            "\(RecoveryError.deadRun(target: "/x.img", pid: 7, journal: "/j"))"
+                == "'/x.img' has leftovers of a centos6-ami run (pid 7) that died without cleaning up (journal '/j'); run 'centos6-ami cleanup --local' first")
         #expect("\(RPMRuntimeError.noRPMBinary)" == "no bootstrap package holds /bin/rpm or /usr/bin/rpm")
-        #expect("\(RPMRuntimeError.libraryNotInBootstrapSet(library: "l", neededBy: "/f"))" == "'/f' needs 'l', which no candidate package holds (rpm could not run)")
+        #expect(
+            "\(RPMRuntimeError.libraryNotInBootstrapSet(library: "l", neededBy: "/f"))"
+                == "'/f' needs 'l', which no candidate package holds (rpm could not run)")
     }
 }

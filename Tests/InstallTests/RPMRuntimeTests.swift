@@ -10,7 +10,8 @@ import Testing
     // CentOS 6's layout: /bin/rpm in rpm, librpm in rpm-libs, libc and the loader in glibc.
     let packages = [
         RPMRuntime.Package(location: "Packages/filesystem.rpm", name: "filesystem", files: ["/lib64", "/usr"]),
-        RPMRuntime.Package(location: "Packages/rpm.rpm", name: "rpm", files: ["/bin/rpm", "/usr/lib/rpm/rpmrc", "/usr/lib/rpm/macros", "/usr/lib/rpm/perl.req"]),
+        RPMRuntime.Package(
+            location: "Packages/rpm.rpm", name: "rpm", files: ["/bin/rpm", "/usr/lib/rpm/rpmrc", "/usr/lib/rpm/macros", "/usr/lib/rpm/perl.req"]),
         RPMRuntime.Package(location: "Packages/rpm-libs.rpm", name: "rpm-libs", files: ["/usr/lib64/librpm.so.1", "/usr/lib64/librpm.so.1.0.0"]),
         RPMRuntime.Package(location: "Packages/glibc.rpm", name: "glibc", files: ["/lib64/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]),
         RPMRuntime.Package(location: "Packages/perl.rpm", name: "perl", files: ["/usr/bin/perl", "/usr/lib64/perl5/libperl.so"]),
@@ -24,13 +25,15 @@ import Testing
 
     @Test func nextRoundsFollowTheNeededLibrariesOnly() throws {
         let runtime = RPMRuntime(packages: packages)
-        let second = try runtime.nextRound(needed: ["/bin/rpm": ["/lib64/ld-linux-x86-64.so.2", "librpm.so.1", "libc.so.6"]],
-                                           unpacked: ["Packages/filesystem.rpm", "Packages/rpm.rpm"], read: ["/bin/rpm"])
+        let second = try runtime.nextRound(
+            needed: ["/bin/rpm": ["/lib64/ld-linux-x86-64.so.2", "librpm.so.1", "libc.so.6"]],
+            unpacked: ["Packages/filesystem.rpm", "Packages/rpm.rpm"], read: ["/bin/rpm"])
         #expect(Set(second.locations) == ["Packages/glibc.rpm", "Packages/rpm-libs.rpm"])
         #expect(Set(second.elfFiles) == ["/lib64/ld-linux-x86-64.so.2", "/usr/lib64/librpm.so.1", "/lib64/libc.so.6"])
-        let third = try runtime.nextRound(needed: ["/usr/lib64/librpm.so.1": ["libc.so.6"], "/lib64/libc.so.6": ["ld-linux-x86-64.so.2"]],
-                                          unpacked: ["Packages/filesystem.rpm", "Packages/rpm.rpm", "Packages/glibc.rpm", "Packages/rpm-libs.rpm"],
-                                          read: ["/bin/rpm", "/lib64/ld-linux-x86-64.so.2", "/usr/lib64/librpm.so.1", "/lib64/libc.so.6"])
+        let third = try runtime.nextRound(
+            needed: ["/usr/lib64/librpm.so.1": ["libc.so.6"], "/lib64/libc.so.6": ["ld-linux-x86-64.so.2"]],
+            unpacked: ["Packages/filesystem.rpm", "Packages/rpm.rpm", "Packages/glibc.rpm", "Packages/rpm-libs.rpm"],
+            read: ["/bin/rpm", "/lib64/ld-linux-x86-64.so.2", "/usr/lib64/librpm.so.1", "/lib64/libc.so.6"])
         #expect(third.locations.isEmpty && third.elfFiles.isEmpty, "perl is required by rpm's scripts, never loaded by rpm")
     }
 
@@ -77,22 +80,28 @@ import Testing
     }
 
     @Test func runtimeLoadsAreRequirementsNoOwnLibraryOrOnlyAProgramExplains() {
-        let nss = RPMRuntime.Package(location: "nss", name: "nss", files: ["/usr/lib64/libnss3.so", "/usr/lib64/libnsspem.so"],
-                                     requires: ["libc.so.6()(64bit)", "libnss3.so()(64bit)", "libsoftokn3.so()(64bit)", "libfreebl3.so()(64bit)", "nss-softokn(x86-64)"])
+        let nss = RPMRuntime.Package(
+            location: "nss", name: "nss", files: ["/usr/lib64/libnss3.so", "/usr/lib64/libnsspem.so"],
+            requires: ["libc.so.6()(64bit)", "libnss3.so()(64bit)", "libsoftokn3.so()(64bit)", "libfreebl3.so()(64bit)", "nss-softokn(x86-64)"])
         // libnsspem.so (a library of nss's own, which something may load) links softokn and freebl: still followed.
-        #expect(RPMRuntime.runtimeLoads(of: nss, programNeeds: [], libraryNeeds: ["libsoftokn3.so", "libfreebl3.so", "libc.so.6"])
+        #expect(
+            RPMRuntime.runtimeLoads(of: nss, programNeeds: [], libraryNeeds: ["libsoftokn3.so", "libfreebl3.so", "libc.so.6"])
                 == ["libc.so.6()(64bit)", "libsoftokn3.so()(64bit)", "libfreebl3.so()(64bit)"])
-        let sqlite = RPMRuntime.Package(location: "sqlite", name: "sqlite", files: ["/usr/bin/sqlite3", "/usr/lib64/libsqlite3.so.0"],
-                                        requires: ["libreadline.so.6()(64bit)", "libsqlite3.so.0()(64bit)", "libc.so.6()(64bit)"])
+        let sqlite = RPMRuntime.Package(
+            location: "sqlite", name: "sqlite", files: ["/usr/bin/sqlite3", "/usr/lib64/libsqlite3.so.0"],
+            requires: ["libreadline.so.6()(64bit)", "libsqlite3.so.0()(64bit)", "libc.so.6()(64bit)"])
         // /usr/bin/sqlite3 alone needs readline: rpm never runs it.
-        #expect(RPMRuntime.runtimeLoads(of: sqlite, programNeeds: ["libreadline.so.6", "libc.so.6"], libraryNeeds: ["libc.so.6"])
+        #expect(
+            RPMRuntime.runtimeLoads(of: sqlite, programNeeds: ["libreadline.so.6", "libc.so.6"], libraryNeeds: ["libc.so.6"])
                 == ["libc.so.6()(64bit)"])
     }
 
     @Test func aRequiredLibraryIsTakenAndAMissingOneIsNamed() throws {
-        let chain = packages + [
-            RPMRuntime.Package(location: "Packages/nss-softokn.rpm", name: "nss-softokn", files: ["/usr/lib64/libsoftokn3.so"], requires: ["libfreebl3.so()(64bit)"]),
-        ]
+        let chain =
+            packages + [
+                RPMRuntime.Package(
+                    location: "Packages/nss-softokn.rpm", name: "nss-softokn", files: ["/usr/lib64/libsoftokn3.so"], requires: ["libfreebl3.so()(64bit)"])
+            ]
         let next = try RPMRuntime(packages: chain).nextRound(needed: [:], loads: ["Packages/nss.rpm": ["libsoftokn3.so()(64bit)"]], unpacked: [], read: [])
         #expect(next.locations == ["Packages/nss-softokn.rpm"] && next.elfFiles == ["/usr/lib64/libsoftokn3.so"])
         #expect(throws: RPMRuntimeError.requiredLibraryMissing(requirement: "libfreebl3.so()(64bit)", package: "nss-softokn")) {
@@ -155,11 +164,12 @@ enum GenuineEL6 {
             let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".rpm") }.sorted().map { dir + "/" + $0 }
             var rpms: [String: RPMFile] = [:]
             for file in files { rpms[file] = try RPMFile(path: file) }
-            let candidates = files.map { file -> RPMRuntime.Package in
-                var package = RPMRuntime.Package(rpm: rpms[file]!, location: file)
-                if !followingRequires { package.requires = [] }
-                return package
-            } + missing
+            let candidates =
+                files.map { file -> RPMRuntime.Package in
+                    var package = RPMRuntime.Package(rpm: rpms[file]!, location: file)
+                    if !followingRequires { package.requires = [] }
+                    return package
+                } + missing
             let root = try TemporaryDirectory.make("genuine-runtime")
             defer { TemporaryDirectory.remove(root) }
             let verifier = SignatureVerifier(key: key)

@@ -10,8 +10,9 @@ import Testing
     }
 
     @Test func updatesAddsTheUpdatesRepositoryLocalMirrorFirstWithGpgcheck() {
-        let config = PackageSteps.yumConfig(upstream: "http://vault.example/6.9/os/x86_64/",
-                                            updatesUpstream: "http://vault.example/6.9/updates/x86_64/")
+        let config = PackageSteps.yumConfig(
+            upstream: "http://vault.example/6.9/os/x86_64/",
+            updatesUpstream: "http://vault.example/6.9/updates/x86_64/")
         let section = config.components(separatedBy: "[centos6-ami-updates]").last ?? ""
         #expect(config.contains("[centos6-ami-updates]"), "\(config)")
         #expect(section.contains("baseurl=file:///var/cache/yum/centos6-ami/mirror-updates/\n        http://vault.example/6.9/updates/x86_64/\n"), "\(section)")

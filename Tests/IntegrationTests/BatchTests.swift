@@ -15,8 +15,10 @@ struct BatchTests {
         func image(_ name: String) -> String { dir + "/" + name }
         var environment: [String: String] { ["CENTOS6_AMI_WORK_DIR": workDir] }
         func arguments(_ pairs: [String], mirror: String, cache: String = SharedCache.path, extra: [String] = []) -> [String] {
-            ["batch"] + pairs + ["--mirror", mirror, "--gpg-key", TestVault.key, "--cache", cache,
-                                 "--summary", summary, "--log-dir", dir + "/logs"] + extra
+            ["batch"] + pairs + [
+                "--mirror", mirror, "--gpg-key", TestVault.key, "--cache", cache,
+                "--summary", summary, "--log-dir", dir + "/logs",
+            ] + extra
         }
         func results() throws -> [[String: Any]] {
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summary))) as? [String: Any]
@@ -67,8 +69,10 @@ struct BatchTests {
         let used = batch.image("used.img"), fresh1 = batch.image("new.img")
         let made = try sh("truncate -s 3G \(used) && mkfs.ext4 -q -F \(used)")
         #expect(made.status == 0, "\(made.stderr)")
-        let out = try Integration.tool(batch.arguments(["6.8=\(fresh1)", "6.9=\(used)", "6.9=\(batch.dir)/../\((batch.dir as NSString).lastPathComponent)/new.img"],
-                                                       mirror: "http://127.0.0.1:9"), environment: batch.environment)
+        let out = try Integration.tool(
+            batch.arguments(
+                ["6.8=\(fresh1)", "6.9=\(used)", "6.9=\(batch.dir)/../\((batch.dir as NSString).lastPathComponent)/new.img"],
+                mirror: "http://127.0.0.1:9"), environment: batch.environment)
         #expect(out.status == 1, "exit \(out.status): \(out.stderr)")
         #expect(out.stderr.contains("refused before anything was written"), "\(out.stderr)")
         #expect(out.stderr.contains("6.9 -> \(used): target '\(used)' already has"), "\(out.stderr)")
@@ -77,13 +81,16 @@ struct BatchTests {
         #expect(!FileManager.default.fileExists(atPath: batch.summary), "no install ran")
 
         // --ena goes only to the releases that can take it; the dry run shows each install's command.
-        let plan = try Integration.tool(batch.arguments(["6.5=\(batch.image("a.img"))", "6.9=\(batch.image("b.img"))"], mirror: "http://127.0.0.1:9",
-                                                        extra: ["--ena", "--dry-run"]), environment: batch.environment)
+        let plan = try Integration.tool(
+            batch.arguments(
+                ["6.5=\(batch.image("a.img"))", "6.9=\(batch.image("b.img"))"], mirror: "http://127.0.0.1:9",
+                extra: ["--ena", "--dry-run"]), environment: batch.environment)
         #expect(plan.status == 0, "\(plan.stderr)")
         let lines = plan.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 2, "\(plan.stdout)")
         #expect(lines.first { $0.contains(" install 6.5 ") }.map { !$0.contains("--ena") } == true, "\(plan.stdout)")
-        #expect(lines.first { $0.contains(" install 6.9 ") }.map { $0.contains(" --ena --ena-share ") } == true, "one kmod-ena build per release: \(plan.stdout)")
+        #expect(
+            lines.first { $0.contains(" install 6.9 ") }.map { $0.contains(" --ena --ena-share ") } == true, "one kmod-ena build per release: \(plan.stdout)")
         #expect(plan.stderr.contains("6.9 -> \(batch.image("b.img"))  (with ENA)") && !plan.stderr.contains("a.img  (with ENA)"), "\(plan.stderr)")
     }
 
@@ -94,8 +101,9 @@ struct BatchTests {
         let server = try VaultServer()
         defer { server.stop() }
         let pairs = [("6.8", "a.img"), ("6.8", "b.img"), ("6.9", "c.img"), ("6.9", "d.img")]
-        let out = try Integration.tool(batch.arguments(pairs.map { "\($0.0)=\(batch.image($0.1))" }, mirror: server.mirror, extra: ["--jobs", "2"]),
-                                       environment: batch.environment)
+        let out = try Integration.tool(
+            batch.arguments(pairs.map { "\($0.0)=\(batch.image($0.1))" }, mirror: server.mirror, extra: ["--jobs", "2"]),
+            environment: batch.environment)
         #expect(out.status == 0, "exit \(out.status): \(out.stderr)\n\(out.stdout)")
         print(out.stdout)
         #expect(out.stdout.contains("4 of 4 installs succeeded"), "\(out.stdout)")
@@ -137,8 +145,9 @@ struct BatchTests {
         // Its own cold cache: the shared one already holds the kernel and would hide the fault.
         let cache = batch.dir + "/cache"
         try server.control(#"{"faults": [{"path": "/6.8/os/x86_64/Packages/kernel-2.6.32-642*", "status": 404}]}"#)
-        let out = try Integration.tool(batch.arguments(["6.8=\(batch.image("a.img"))", "6.9=\(batch.image("b.img"))"], mirror: server.mirror, cache: cache),
-                                       environment: batch.environment)
+        let out = try Integration.tool(
+            batch.arguments(["6.8=\(batch.image("a.img"))", "6.9=\(batch.image("b.img"))"], mirror: server.mirror, cache: cache),
+            environment: batch.environment)
         #expect(out.status == 1, "exit \(out.status): \(out.stderr)")
         print(out.stdout)
         let rows = try batch.results()
@@ -171,8 +180,9 @@ struct BatchTests {
         defer { server.stop() }
         let mirror = "http://builder:s3cret-pw@127.0.0.1:\(server.port)"
         try server.control(#"{"faults": [{"path": "/6.9/os/x86_64/Packages/bash-*.rpm", "status": 404}]}"#)
-        let out = try Integration.tool(batch.arguments(["6.9=\(batch.image("a.img"))"], mirror: mirror, cache: batch.dir + "/cache", extra: ["--stop-after", "download"]),
-                                       environment: batch.environment)
+        let out = try Integration.tool(
+            batch.arguments(["6.9=\(batch.image("a.img"))"], mirror: mirror, cache: batch.dir + "/cache", extra: ["--stop-after", "download"]),
+            environment: batch.environment)
         #expect(out.status == 1, "exit \(out.status): \(out.stderr)")
         let text = try String(contentsOfFile: batch.summary, encoding: .utf8)
         #expect(!text.contains("s3cret-pw"), "\(text)")
@@ -180,11 +190,13 @@ struct BatchTests {
         #expect(!out.stdout.contains("s3cret-pw") && !out.stderr.contains("s3cret-pw"))
 
         try server.control(#"{"reset": true}"#)
-        let refused = try Integration.tool(["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"], environment: batch.environment)
+        let refused = try Integration.tool(
+            ["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"], environment: batch.environment)
         #expect(refused.status == 64, "exit \(refused.status): \(refused.stderr)")
         #expect(refused.stderr.contains("CENTOS6_AMI_MIRROR_PASSWORD"), "\(refused.stderr)")
-        let again = try Integration.tool(["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"],
-                                         environment: batch.environment.merging(["CENTOS6_AMI_MIRROR_PASSWORD": "s3cret-pw"]) { $1 })
+        let again = try Integration.tool(
+            ["batch", "--continue", "--summary", batch.summary, "--log-dir", batch.dir + "/logs"],
+            environment: batch.environment.merging(["CENTOS6_AMI_MIRROR_PASSWORD": "s3cret-pw"]) { $1 })
         #expect(again.status == 0, "exit \(again.status): \(again.stderr)")
         #expect(try batch.results().map { $0["result"] as? String } == ["ok"])
         #expect(!(try String(contentsOfFile: batch.summary, encoding: .utf8)).contains("s3cret-pw"))

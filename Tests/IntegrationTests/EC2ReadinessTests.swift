@@ -47,7 +47,8 @@ struct EC2ReadinessTests {
     @Test func sixNineWithoutENABootsOnXenOnlyAndSaysWhy() throws {
         let built = try InstalledImage.shared()
         try #require(built.result.status == 0, "\(built.result.stderr)")
-        #expect(built.result.stderr.contains("boots on:         Xen only: no network, ENA not installed (build the image with --ena)"), "\(built.result.stderr)")
+        #expect(
+            built.result.stderr.contains("boots on:         Xen only: no network, ENA not installed (build the image with --ena)"), "\(built.result.stderr)")
         let own = try privateCopy(built.image, "readiness-69")
         defer { try? FileManager.default.removeItem(atPath: own.dir) }
         let verdict = try inspect(own.image)
@@ -55,7 +56,9 @@ struct EC2ReadinessTests {
         #expect(verdict["reasons"] as? [String] == ["nitro: no network, ENA not installed (build the image with --ena)"])
         #expect(verdict["drivers"] as? [String: String] == ["xen-blkfront": "initramfs", "xen-netfront": "initramfs", "nvme": "initramfs", "ena": "missing"])
         let text = try Integration.tool(["inspect", own.image])
-        #expect(text.stdout.contains("  nvme          in the initramfs\n") && text.stdout.hasSuffix("boots on:  Xen only: no network, ENA not installed (build the image with --ena)\n"), "\(text.stdout)")
+        #expect(
+            text.stdout.contains("  nvme          in the initramfs\n")
+                && text.stdout.hasSuffix("boots on:  Xen only: no network, ENA not installed (build the image with --ena)\n"), "\(text.stdout)")
         try withMountedReadOnly(own.image) { mnt in
             #expect(try String(contentsOfFile: mnt + DracutEC2.path, encoding: .utf8) == DracutEC2.render(nvme: true))
             #expect(try String(contentsOfFile: mnt + NTPConf.path, encoding: .utf8) == NTPConf.text)
@@ -63,7 +66,8 @@ struct EC2ReadinessTests {
             let initramfs = [UInt8](try Data(contentsOf: URL(fileURLWithPath: mnt + "/boot/initramfs-2.6.32-696.el6.x86_64.img")))
             let modules = try BootVerdict.initramfsModules(initramfs)
             #expect(modules.isSuperset(of: ["nvme", "nvme_core", "xen_blkfront", "xen_netfront", "ext4"]), "\(modules.sorted())")
-            #expect(!BootVerdict.builtinDrivers(root: mnt, kernel: "2.6.32-696.el6.x86_64").contains("nvme"), "nvme is a module in the stand-in, as in CentOS 6.5+")
+            #expect(
+                !BootVerdict.builtinDrivers(root: mnt, kernel: "2.6.32-696.el6.x86_64").contains("nvme"), "nvme is a module in the stand-in, as in CentOS 6.5+")
             // chkconfig NAME on: S<start>NAME in rc2-5, K<stop>NAME in 0, 1, 6 (headers 2345 26 74 and - 58 74).
             for (service, start, stop) in [("acpid", "26", "74"), ("ntpd", "58", "74")] {
                 for level in 0...6 {
@@ -88,11 +92,17 @@ struct EC2ReadinessTests {
         try moto.http("POST", "/moto-api/recorder/start-recording")
         let attached = try AttachedImage(image, readOnly: true)
         defer { attached.detach() }
-        let out = try Integration.tool(["register", "6.9", attached.loop, "--ena", "--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
-                                        "--log", dir + "/register.log"], environment: MotoServer.awsEnvironment)
+        let out = try Integration.tool(
+            [
+                "register", "6.9", attached.loop, "--ena", "--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
+                "--log", dir + "/register.log",
+            ], environment: MotoServer.awsEnvironment)
         try moto.http("POST", "/moto-api/recorder/stop-recording")
         #expect(out.status == 1)
-        #expect(out.stderr.contains("error: '\(attached.loop)' cannot boot on Nitro, so it is not registered with ENA support: nitro: no network, ENA not installed (build the image with --ena); register it without --ena"), "\(out.stderr)")
+        #expect(
+            out.stderr.contains(
+                "error: '\(attached.loop)' cannot boot on Nitro, so it is not registered with ENA support: nitro: no network, ENA not installed (build the image with --ena); register it without --ena"
+            ), "\(out.stderr)")
         let recorded = FileManager.default.fileExists(atPath: moto.recording) ? try moto.recordedRequests() : []
         #expect(recorded.isEmpty, "no AWS request at all: \(recorded)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/results.json"))
@@ -148,12 +158,16 @@ struct EC2ReadinessTests {
 
         try moto.http("POST", "/moto-api/recorder/start-recording")
         // No --ena: the verdict decides.
-        let out = try Integration.tool(["register", "6.9", attached.loop, "--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
-                                        "--poll", "1", "--build-id", "it-nitro", "--log", dir + "/register.log"],
-                                       environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_SYSFS_ROOT": sysfs]) { $1 })
+        let out = try Integration.tool(
+            [
+                "register", "6.9", attached.loop, "--endpoint-url", moto.endpoint, "--results", dir + "/results.json",
+                "--poll", "1", "--build-id", "it-nitro", "--log", dir + "/register.log",
+            ],
+            environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_SYSFS_ROOT": sysfs]) { $1 })
         try moto.http("POST", "/moto-api/recorder/stop-recording")
         #expect(out.status == 0, "\(out.stderr)")
-        #expect(out.stderr.contains("boots on: Xen and Nitro") && out.stderr.contains("registering with ENA support: the image boots on Nitro"), "\(out.stderr)")
+        #expect(
+            out.stderr.contains("boots on: Xen and Nitro") && out.stderr.contains("registering with ENA support: the image boots on Nitro"), "\(out.stderr)")
         let requests = try moto.recordedRequests()
         let registration = try #require(requests.first { $0["Action"] == "RegisterImage" })
         #expect(registration["EnaSupport"] == "true")
@@ -177,9 +191,12 @@ struct EC2ReadinessTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/c64.img"
         let server = try VaultServer()
-        let install = try Integration.tool(["install", "6.4", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                            "--cache", SharedCache.path, "--log", dir + "/install.log", "--result-json", dir + "/result.json"],
-                                           environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let install = try Integration.tool(
+            [
+                "install", "6.4", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log", "--result-json", dir + "/result.json",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         server.stop()
         try #require(install.status == 0, "\(install.stderr)")
         let reason = "Xen only: no nvme driver in 2.6.32-358.el6; no network, ENA not installed (6.4 cannot have it)"
@@ -193,7 +210,8 @@ struct EC2ReadinessTests {
         let open = try Integration.scratchDirectory("readiness-64-open")
         _ = try sh("chmod 755 \(open) && cp --sparse=always \(image) \(open)/c64.img && chmod 644 \(open)/c64.img")
         defer { try? FileManager.default.removeItem(atPath: open) }
-        let unprivileged = try Integration.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Integration.binary, "inspect", open + "/c64.img"])
+        let unprivileged = try Integration.run(
+            "/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Integration.binary, "inspect", open + "/c64.img"])
         #expect(unprivileged.status == 0, "\(unprivileged.stderr)")
         #expect(unprivileged.stdout.hasSuffix("boots on:  " + reason + "\n"), "\(unprivileged.stdout)")
         do {
@@ -211,7 +229,8 @@ struct EC2ReadinessTests {
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "6.4 on NVMe: boot-test failed after %.1f s", seconds))
         #expect(boot.status == 1)
-        #expect(boot.stderr.contains("boot-test failed: root filesystem not found: the guest's initramfs found no root device on its nvme disk"), "\(boot.stderr)")
+        #expect(
+            boot.stderr.contains("boot-test failed: root filesystem not found: the guest's initramfs found no root device on its nvme disk"), "\(boot.stderr)")
         #expect(seconds < 120, "bounded: dracut's wait, not the 240 s timeout")
         try Integration.expectNothingLeft(dir, workDir: dir + "/work")
         try? FileManager.default.removeItem(atPath: dir)

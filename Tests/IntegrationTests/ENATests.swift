@@ -80,11 +80,14 @@ final class ENAImage: Sendable {
         headersOnHost = Self.hostKernelHeaders()
         let server = try VaultServer()
         defer { server.stop() }
-        result = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", Self.fixture, "--versions", versions,
-                                       "--ena-share", dir + "/ena-share",
-                                       "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                       "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                      environment: ["CENTOS6_AMI_WORK_DIR": workDir])
+        result = try Integration.tool(
+            [
+                "install", "6.9", image, "--ena", "--ena-source", Self.fixture, "--versions", versions,
+                "--ena-share", dir + "/ena-share",
+                "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": workDir])
     }
 
     /// Test-only lines at the end of rc.local of a copy mounted at `root`: after
@@ -117,7 +120,8 @@ final class ENAImage: Sendable {
         let lines = probeLines(consoleLog: consoleLog, tag: tag)
         print("\(tag) boot:\n" + lines.joined(separator: "\n"))
         #expect(lines.contains { $0.contains("\(tag): modprobe: status 0") }, "\(lines)", sourceLocation: sourceLocation)
-        #expect(lines.contains { $0.contains("\(tag): modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)", sourceLocation: sourceLocation)
+        #expect(
+            lines.contains { $0.contains("\(tag): modinfo: /lib/modules/") && $0.hasSuffix("/extra/ena/ena.ko") }, "\(lines)", sourceLocation: sourceLocation)
         #expect(lines.contains { $0.contains("\(tag): dmesg: \(marker)") }, "the marker of OUR module: \(lines)", sourceLocation: sourceLocation)
         #expect(lines.contains { $0.contains("\(tag): loaded: 1") }, "\(lines)", sourceLocation: sourceLocation)
     }
@@ -154,9 +158,12 @@ struct ENAInstallTests {
         let server = try VaultServer()
         defer { server.stop() }
         let image = dir + "/c65.img"
-        let out = try Integration.tool(["install", "6.5", image, "--ena", "--ena-source", ENAImage.fixture, "--mirror", server.mirror,
-                                        "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let out = try Integration.tool(
+            [
+                "install", "6.5", image, "--ena", "--ena-source", ENAImage.fixture, "--mirror", server.mirror,
+                "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(out.status == 1, "\(out.stderr)")
         let reason = try ENAImage.reason("6.5")
         #expect(reason.contains("busy_poll"))
@@ -176,8 +183,11 @@ struct ENAInstallTests {
             let out = try Integration.tool(["install", "6.9", dir + "/x.img", option, dir])
             #expect(out.status == 64 && out.stderr.contains("error: \(option) needs --ena"), "\(out.stderr)")
         }
-        let out = try Integration.tool(["install", "6.9", dir + "/x.img", "--ena", "--ena-source", dir + "/missing.tar.gz", "--mirror", "http://127.0.0.1:9",
-                                        "--cache", SharedCache.path, "--log", dir + "/install.log"], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let out = try Integration.tool(
+            [
+                "install", "6.9", dir + "/x.img", "--ena", "--ena-source", dir + "/missing.tar.gz", "--mirror", "http://127.0.0.1:9",
+                "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(out.status == 1 && out.stderr.contains("ENA source: '\(dir)/missing.tar.gz' does not exist"), "\(out.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.img"))
     }
@@ -202,9 +212,12 @@ struct ENAInstallTests {
         let server = try VaultServer()
         defer { server.stop() }
         let image = dir + "/c69.img"
-        let out = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", dir + "/ena.tar.gz", "--versions", versions,
-                                        "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let out = try Integration.tool(
+            [
+                "install", "6.9", image, "--ena", "--ena-source", dir + "/ena.tar.gz", "--versions", versions,
+                "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(out.status == 1, "\(out.stderr)")
         #expect(out.stderr.contains("does not match the pinned sha256 list"), "\(out.stderr)")
         #expect(out.stderr.contains("different: 'kernel/linux/common/ena_com/ena_com.c'"), "\(out.stderr)")
@@ -220,9 +233,13 @@ struct ENAInstallTests {
 
     @Test func buildsTheStandInWithTheBuildRootsGccAndInstallsKmodEna() throws {
         let built = try ENAImage.shared()
-        #expect(built.headersOnHost.isEmpty, "this host has kernel headers (\(built.headersOnHost)); the test proves the build root's are used only on a builder without them")
+        #expect(
+            built.headersOnHost.isEmpty,
+            "this host has kernel headers (\(built.headersOnHost)); the test proves the build root's are used only on a builder without them")
         #expect(built.result.status == 0, "\(built.result.stderr)")
-        #expect(built.result.stderr.contains("ENA 0.0.1 source: all 7 files of kernel/linux/ena and kernel/linux/common/ena_com match versions.json"), "\(built.result.stderr)")
+        #expect(
+            built.result.stderr.contains("ENA 0.0.1 source: all 7 files of kernel/linux/ena and kernel/linux/common/ena_com match versions.json"),
+            "\(built.result.stderr)")
         let timing = built.result.stderr.split(separator: "\n").first { $0.contains("ENA 0.0.1 built for \(ENAImage.kver)") }
         #expect(timing != nil, "\(built.result.stderr)")
         print("ena install: \(timing ?? "?")")
@@ -255,11 +272,14 @@ struct ENAInstallTests {
             let q = try chroot(mnt, ["rpm", "-q", "kmod-ena"])
             #expect(q.status == 0 && q.stdout.hasPrefix("kmod-ena-0.0.1-1.x86_64"), "\(q.stdout) \(q.stderr)")
             let files = try chroot(mnt, ["rpm", "-ql", "kmod-ena"]).stdout.split(separator: "\n").map(String.init).sorted()
-            #expect(files == ["/etc/depmod.d/kmod-ena.conf", "/lib/modules/\(ENAImage.kver)/extra/ena", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"], "\(files)")
+            #expect(
+                files == ["/etc/depmod.d/kmod-ena.conf", "/lib/modules/\(ENAImage.kver)/extra/ena", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"],
+                "\(files)")
             let verify = try chroot(mnt, ["rpm", "-V", "kmod-ena"])
             #expect(verify.status == 0, "\(verify.stdout)")
             // vermagic = the release inside the vault's kernel-devel (Debian's, recorded by the vault's kernel package).
-            let debian = try String(contentsOfFile: mnt + "/lib/modules/\(ENAImage.kver)/vault-uname-r", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            let debian = try String(contentsOfFile: mnt + "/lib/modules/\(ENAImage.kver)/vault-uname-r", encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
             let vermagic = try chroot(mnt, ["modinfo", "-F", "vermagic", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
             #expect(vermagic.hasPrefix(debian + " "), "vermagic '\(vermagic)' vs kernel-devel's '\(debian)'")
             let description = try chroot(mnt, ["modinfo", "-F", "description", "/lib/modules/\(ENAImage.kver)/extra/ena/ena.ko"]).stdout
@@ -272,19 +292,24 @@ struct ENAInstallTests {
             let enaLines = dep.split(separator: "\n").filter { $0.hasPrefix("ena.ko:") || $0.contains("/ena.ko:") }
             #expect(enaLines.count == 1 && enaLines[0].hasPrefix("extra/ena/ena.ko:"), "\(enaLines)")
             // Like CentOS 6's kernels, the stand-in kernel has no ena of its own: ENA comes only from kmod-ena.
-            #expect(!FileManager.default.fileExists(atPath: mnt + "/lib/modules/\(ENAImage.kver)/kernel/drivers/net/ethernet/amazon/ena/ena.ko"),
-                    "the test kernel has no in-tree ena")
+            #expect(
+                !FileManager.default.fileExists(atPath: mnt + "/lib/modules/\(ENAImage.kver)/kernel/drivers/net/ethernet/amazon/ena/ena.ko"),
+                "the test kernel has no in-tree ena")
             let menu = try String(contentsOfFile: mnt + "/boot/grub/menu.lst", encoding: .utf8)
             #expect(menu.contains("xen_pv_hvm=enable net.ifnames=0\n"), "\(menu)")
             // Nothing of the build: no compiler, headers, sources, build root paths or package file.
             let names = try chroot(mnt, ["rpm", "-qa", "--qf", "%{NAME}\\n"]).stdout.split(separator: "\n").map(String.init)
             for tool in ["gcc", "gcc-12", "make", "rpm-build", "kernel-devel", "cpp-12", "binutils"] { #expect(!names.contains(tool), "\(tool) in the image") }
             // (The vault's rpm package carries rpmbuild itself, and filesystem owns an empty /usr/src/kernels.)
-            for path in ["/usr/bin/gcc", "/usr/bin/make", "/usr/bin/cc", "/usr/src/kernels/\(ENAImage.kver)", "/usr/src/centos6-ami-ena", "/var/cache/yum/centos6-ami"] {
+            for path in [
+                "/usr/bin/gcc", "/usr/bin/make", "/usr/bin/cc", "/usr/src/kernels/\(ENAImage.kver)", "/usr/src/centos6-ami-ena", "/var/cache/yum/centos6-ami",
+            ] {
                 #expect(!FileManager.default.fileExists(atPath: mnt + path), "\(path) in the image")
             }
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/usr/src/kernels")) ?? []).isEmpty, "no kernel headers")
-            let found = try sh("cd \(mnt) && find . -xdev \\( -name '*.c' -o -name 'ena_netdev*' -o -name 'ena_com*' -o -name '*.o' -o -name 'kmod-ena*.rpm' -o -name '*.spec' -o -name 'cc1' \\) -print").stdout
+            let found = try sh(
+                "cd \(mnt) && find . -xdev \\( -name '*.c' -o -name 'ena_netdev*' -o -name 'ena_com*' -o -name '*.o' -o -name 'kmod-ena*.rpm' -o -name '*.spec' -o -name 'cc1' \\) -print"
+            ).stdout
             #expect(found.isEmpty, "\(found)")
             let mentions = try sh("grep -rls -e ena-build -e centos6-ami-ena \(mnt)/etc \(mnt)/root \(mnt)/var \(mnt)/tmp || true").stdout
             #expect(mentions.isEmpty, "build paths mentioned in: \(mentions)")
@@ -303,10 +328,13 @@ struct ENAInstallTests {
         defer { server.stop() }
         let image = built.dir + "/second.img", workDir = built.dir + "/work2"
         let started = Date()
-        let out = try Integration.tool(["install", "6.9", image, "--ena", "--ena-source", ENAImage.fixture, "--versions", built.versions,
-                                        "--ena-share", share, "--stop-after", "ena-build", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                        "--cache", SharedCache.path, "--log", built.dir + "/second.log"],
-                                       environment: ["CENTOS6_AMI_WORK_DIR": workDir])
+        let out = try Integration.tool(
+            [
+                "install", "6.9", image, "--ena", "--ena-source", ENAImage.fixture, "--versions", built.versions,
+                "--ena-share", share, "--stop-after", "ena-build", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", built.dir + "/second.log",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": workDir])
         print(String(format: "ena second install up to ena-build: %.1f s", Date().timeIntervalSince(started)))
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("ENA: reusing kmod-ena built by another install of this batch (\(share)/6.9-0.0.1-"), "\(out.stderr)")

@@ -4,7 +4,7 @@ import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The downloader against the built test vault served by
@@ -70,8 +70,9 @@ struct FetchIntegrationTests {
         guard let (name, size) = sized.filter({ $0.1 > 1_000_000 }).min(by: { $0.1 < $1.1 }) else {
             Issue.record("the test vault's 6.9 has no package over 1 MB"); return
         }
-        let big = RemoteFile(url: URL(string: server.mirror + "/")!.appendingPathComponent("6.9/os/x86_64/Packages/" + name), size: size,
-                             checksum: try Checksum.of(file: dir + "/" + name, kind: .sha256))
+        let big = RemoteFile(
+            url: URL(string: server.mirror + "/")!.appendingPathComponent("6.9/os/x86_64/Packages/" + name), size: size,
+            checksum: try Checksum.of(file: dir + "/" + name, kind: .sha256))
         let path = String(big.url.path)
         try server.control(#"{"add_faults": [{"path": "\#(path)", "throttle_bps": 400000, "times": 1}]}"#)
         let work = try Integration.scratchDirectory("fetch-int")
@@ -125,12 +126,15 @@ struct FetchIntegrationTests {
             for f in files { distinct[f.checksum] = f.size }
             let list = work + "/\(release).list"
             let prefix = URL(string: server.mirror + "/")!.absoluteString
-            try files.map { "\($0.url.absoluteString.dropFirst(prefix.count)) \($0.size) \($0.checksum.hex)" }.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+            try files.map { "\($0.url.absoluteString.dropFirst(prefix.count)) \($0.size) \($0.checksum.hex)" }.joined(separator: "\n").write(
+                toFile: list, atomically: true, encoding: .utf8)
             lists.append(list)
         }
         let jobs = try lists.map { list in
-            try startTool(Command(driver, ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]),
-                          error: .descriptor(2))
+            try startTool(
+                Command(
+                    driver, ["--base", URL(string: server.mirror + "/")!.absoluteString, "--list", list, "--cache", work + "/cache", "--connections", "6"]),
+                error: .descriptor(2))
         }
         defer { for job in jobs where job.isRunning { kill(job.pid, SIGKILL) } }
         #expect(jobs.map { $0.wait() } == [0, 0])

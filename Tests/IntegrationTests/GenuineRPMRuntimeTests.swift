@@ -53,7 +53,8 @@ struct GenuineRPMRuntimeTests {
         try FileManager.default.copyItem(atPath: Self.fixtures + "/" + Self.zlib, toPath: root + "/tmp/" + Self.zlib)
         let check = try Integration.run("/usr/sbin/chroot", [root, "/bin/rpm", "-K", "--nosignature", "/tmp/" + Self.zlib], environment: Self.loaderPath)
         #expect(check.status == 0 && check.stdout.contains("sha1 md5 OK"), "\(check.stdout) \(check.stderr)")
-        let install = try Integration.run("/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-i", "--nodeps", "/tmp/" + Self.zlib], environment: Self.loaderPath)
+        let install = try Integration.run(
+            "/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-i", "--nodeps", "/tmp/" + Self.zlib], environment: Self.loaderPath)
         #expect(install.status == 0, "\(install.stderr)")
         let query = try Integration.run("/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-q", "zlib"], environment: Self.loaderPath)
         #expect(query.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "zlib-1.2.3-29.el6.x86_64", "\(query.stdout) \(query.stderr)")
@@ -74,7 +75,9 @@ struct GenuineRPMRuntimeTests {
         #expect(listed.stderr.contains("requires 'libfreebl3.so()(64bit)'") || listed.stderr.contains("requires 'libsoftokn3.so()(64bit)'"), "\(listed.stderr)")
         #expect(listed.stderr.contains("nss-3.28.4-3.el6_9.x86_64"), "\(listed.stderr)")
         // Without --into nothing is kept: the private directory went with the failure.
-        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix("centos6-ami-rpm-runtime.") }
+        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter {
+            $0.hasPrefix("centos6-ami-rpm-runtime.")
+        }
         #expect(leftovers.isEmpty, "\(leftovers)")
     }
 }

@@ -4,7 +4,7 @@ import Host
 import TestSupport
 import VM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The boot harness against a hand-made image: the test vault's kernel (and
@@ -39,7 +39,7 @@ struct HarnessTests {
         cleanup.push("stop the metadata service") { server.stop() }
 
         var config = BootConfig(image: image, serialLog: dir + "/serial.log", qmpSocket: dir + "/qmp.sock", imdsPort: port)
-        config.timeout = 60  // the bar: login: within 60 s of the guest's start
+        config.timeout = 60 // the bar: login: within 60 s of the guest's start
         let bootLog = try Log(path: dir + "/boot.log", progress: { _ in })
         let result = try BootRunner(log: bootLog).boot(config)
         let runLog = (try? String(contentsOfFile: dir + "/boot.log", encoding: .utf8)) ?? ""
@@ -66,10 +66,16 @@ struct HarnessTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try (HarnessTests.key + "\n").write(toFile: dir + "/key.pub", atomically: true, encoding: .utf8)
         // SIGTERM, and SIGKILL if it is still there 3 s later: never left running.
-        let imds = try TestServer("imds-serve", Command(Integration.imdsServe, ["--key", dir + "/key.pub",
-                                                                              "--port-file", dir + "/port", "--log", dir + "/log.json",
-                                                                              "--refuse-first", "1", "--fail-first", "1", "--expire-tokens", "1"]),
-                                  timeout: 5, grace: 3, ready: TestServer.portFile(dir + "/port"))
+        let imds = try TestServer(
+            "imds-serve",
+            Command(
+                Integration.imdsServe,
+                [
+                    "--key", dir + "/key.pub",
+                    "--port-file", dir + "/port", "--log", dir + "/log.json",
+                    "--refuse-first", "1", "--fail-first", "1", "--expire-tokens", "1",
+                ]),
+            timeout: 5, grace: 3, ready: TestServer.portFile(dir + "/port"))
         defer { imds.stop() }
         let port = imds.port
         let base = "http://127.0.0.1:\(port)"
@@ -79,7 +85,7 @@ struct HarnessTests {
             return (String(parts.last ?? ""), parts.dropLast().joined(separator: "\n"))
         }
         let put = ["-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", base + "/latest/api/token"]
-        #expect(try curl(put).code == "000")  // refused
+        #expect(try curl(put).code == "000") // refused
         #expect(try curl(put).code == "503")
         let expired = try curl(put)
         #expect(expired.code == "200")
@@ -102,9 +108,10 @@ struct HarnessTests {
     func vaultKernelRelease() throws -> String {
         let path = Integration.vaultBuildDir + "/vault.json"
         guard let data = FileManager.default.contents(atPath: path),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let per = (json["perRelease"] as? [String: Any])?[HarnessTests.release] as? [String: Any],
-              let kernel = per["kernelRelease"] as? String else {
+            let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let per = (json["perRelease"] as? [String: Any])?[HarnessTests.release] as? [String: Any],
+            let kernel = per["kernelRelease"] as? String
+        else {
             throw HarnessFailure("the test vault is missing ('\(path)'); run scripts/testvault/build-vault.sh \(Integration.vaultBuildDir)")
         }
         return kernel
@@ -114,7 +121,8 @@ struct HarnessTests {
     func closure(of roots: [String]) throws -> [String] {
         let files = try FileManager.default.contentsOfDirectory(atPath: packagesDir).filter { $0.hasSuffix(".rpm") }.sorted()
         guard !files.isEmpty else { throw HarnessFailure("no packages in '\(packagesDir)'") }
-        let out = try Integration.run("rpm", ["-qp", "--nosignature", "--qf", "N %{NAME}\n[P %{PROVIDENAME}\n][R %{REQUIRENAME}\n]"] + files.map { packagesDir + "/" + $0 })
+        let out = try Integration.run(
+            "rpm", ["-qp", "--nosignature", "--qf", "N %{NAME}\n[P %{PROVIDENAME}\n][R %{REQUIRENAME}\n]"] + files.map { packagesDir + "/" + $0 })
         var fileOf: [String: String] = [:], provider: [String: String] = [:], requires: [String: [String]] = [:]
         var current = "", index = 0
         for line in out.stdout.split(separator: "\n") {
@@ -133,8 +141,11 @@ struct HarnessTests {
             guard fileOf[name] != nil else { throw HarnessFailure("package '\(name)' is not in the vault") }
             wanted.insert(name)
             for dep in requires[name] ?? [] where !dep.hasPrefix("rpmlib(") {
-                if let p = provider[dep] { queue.append(p) }
-                else if !dep.hasPrefix("/") { throw HarnessFailure("'\(name)' requires '\(dep)', which nothing in the vault provides") }
+                if let p = provider[dep] {
+                    queue.append(p)
+                } else if !dep.hasPrefix("/") {
+                    throw HarnessFailure("'\(name)' requires '\(dep)', which nothing in the vault provides")
+                }
             }
         }
         // filesystem first: it owns the bin/sbin/lib -> usr/... symlinks the others' paths go through.
@@ -144,7 +155,9 @@ struct HarnessTests {
     /// - Important: creates and overwrites `image`.
     func makeImage(_ image: String, kernelRelease: String, workDir: String, cleanup: CleanupStack) throws {
         let started = Date()
-        func mark(_ step: String) { FileHandle.standardError.write(Data(String(format: "harness image: %6.1f s %@\n", Date().timeIntervalSince(started), step).utf8)) }
+        func mark(_ step: String) {
+            FileHandle.standardError.write(Data(String(format: "harness image: %6.1f s %@\n", Date().timeIntervalSince(started), step).utf8))
+        }
         let rpms = try closure(of: ["filesystem", "centos-release", "kernel", "grub", "initscripts", "busybox", "curl", "bash"])
 
         mark("closure resolved")
@@ -201,7 +214,9 @@ struct HarnessTests {
         try checked("mknod", ["-m", "600", root + "/dev/console", "c", "5", "1"])
 
         // The kernel package's %posttrans, as rpm would run it (builds the initramfs).
-        let script = try checked("rpm", ["-qp", "--nosignature", "--qf", "%{POSTTRANS}", rpms.first { ($0 as NSString).lastPathComponent.hasPrefix("kernel-2") }!]).stdoutText
+        let script = try checked(
+            "rpm", ["-qp", "--nosignature", "--qf", "%{POSTTRANS}", rpms.first { ($0 as NSString).lastPathComponent.hasPrefix("kernel-2") }!]
+        ).stdoutText
         try script.write(toFile: root + "/tmp/kernel-posttrans.sh", atomically: true, encoding: .utf8)
         try checked("chroot", [root, "/bin/sh", "/tmp/kernel-posttrans.sh", "1"])
         try FileManager.default.removeItem(atPath: root + "/tmp/kernel-posttrans.sh")
@@ -211,13 +226,13 @@ struct HarnessTests {
         mark("initramfs built by the kernel %posttrans")
         // rc.local: IMDSv2 with curl, the key on the console after a marker.
         let rcLocal = """
-        #!/bin/sh
-        url=http://169.254.169.254/latest
-        token=$(curl -sS -f --connect-timeout 5 -m 20 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' $url/api/token)
-        key=$(curl -sS -f --connect-timeout 5 -m 20 -H "X-aws-ec2-metadata-token: $token" $url/meta-data/public-keys/0/openssh-key)
-        echo "\(HarnessTests.marker) $key"
+            #!/bin/sh
+            url=http://169.254.169.254/latest
+            token=$(curl -sS -f --connect-timeout 5 -m 20 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' $url/api/token)
+            key=$(curl -sS -f --connect-timeout 5 -m 20 -H "X-aws-ec2-metadata-token: $token" $url/meta-data/public-keys/0/openssh-key)
+            echo "\(HarnessTests.marker) $key"
 
-        """
+            """
         try rcLocal.write(toFile: root + "/etc/rc.d/rc.local", atomically: false, encoding: .utf8)
         chmod(root + "/etc/rc.d/rc.local", 0o755)
 
@@ -227,15 +242,15 @@ struct HarnessTests {
             try FileManager.default.copyItem(atPath: root + "/usr/share/grub/x86_64-redhat/" + stage, toPath: root + "/boot/grub/" + stage)
         }
         let menu = """
-        default=0
-        timeout=0
-        hiddenmenu
-        title CentOS \(HarnessTests.release) (hand-made harness image)
-                root (hd0,0)
-                kernel /boot/vmlinuz-\(kernelRelease) ro root=LABEL=/ console=tty0 console=ttyS0,115200
-                initrd /boot/initramfs-\(kernelRelease).img
+            default=0
+            timeout=0
+            hiddenmenu
+            title CentOS \(HarnessTests.release) (hand-made harness image)
+                    root (hd0,0)
+                    kernel /boot/vmlinuz-\(kernelRelease) ro root=LABEL=/ console=tty0 console=ttyS0,115200
+                    initrd /boot/initramfs-\(kernelRelease).img
 
-        """
+            """
         try menu.write(toFile: root + "/boot/grub/menu.lst", atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: root + "/boot/grub/grub.conf", withDestinationPath: "menu.lst")
         try checked("sync", [])
@@ -244,8 +259,9 @@ struct HarnessTests {
         cleanup.push("remove \(aliases)") { try? FileManager.default.removeItem(atPath: aliases) }
         try makeNode(aliases + "/xvdz", diskNumbers)
         try makeNode(aliases + "/xvdz1", partNumbers)
-        let grub = try checked("chroot", [root, "/sbin/grub", "--batch", "--no-floppy", "--device-map=/dev/null"],
-                               stdin: Data("device (hd0) /tmp/grub-aliases/xvdz\nroot (hd0,0)\nsetup (hd0)\nquit\n".utf8))
+        let grub = try checked(
+            "chroot", [root, "/sbin/grub", "--batch", "--no-floppy", "--device-map=/dev/null"],
+            stdin: Data("device (hd0) /tmp/grub-aliases/xvdz\nroot (hd0,0)\nsetup (hd0)\nquit\n".utf8))
         guard grub.stdoutText.contains("Done."), !grub.stdoutText.contains("Error") else {
             throw HarnessFailure("grub setup failed:\n\(grub.stdoutText)\n\(grub.stderr)")
         }
@@ -288,7 +304,9 @@ private struct CheckedOutput {
 /// Runs a host tool and throws unless it exits 0 (test code; output kept as bytes for rpm2cpio).
 @discardableResult
 private func checked(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> CheckedOutput {
-    let result = ProcessRunner(log: nil, environment: ProcessInfo.processInfo.environment.merging(["LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]) { $1 }).run(Command(executable, arguments, standardInput: stdin))
+    let result = ProcessRunner(
+        log: nil, environment: ProcessInfo.processInfo.environment.merging(["LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]) { $1 }
+    ).run(Command(executable, arguments, standardInput: stdin))
     guard result.status == 0 else {
         throw HarnessFailure("'\(([executable] + arguments).joined(separator: " "))' exited \(result.status): \(result.stderrText.suffix(2000))")
     }

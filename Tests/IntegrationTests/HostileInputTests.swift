@@ -3,7 +3,7 @@ import Foundation
 import Host
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Careless and hostile input, run through the real binary as root: a second
@@ -53,7 +53,9 @@ struct HostileInputTests {
         }
     }
 
-    func expectRefused(_ out: Integration.Output, _ s: Scratch, status: Int32 = 1, mentions words: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectRefused(_ out: Integration.Output, _ s: Scratch, status: Int32 = 1, mentions words: [String], sourceLocation: SourceLocation = #_sourceLocation)
+        throws
+    {
         #expect(out.status == status, "exit \(out.status): \(out.stderr)", sourceLocation: sourceLocation)
         for word in words { #expect(out.stderr.contains(word), "wanted '\(word)' in: \(out.stderr)", sourceLocation: sourceLocation) }
         try Integration.expectNothingLeft(s.dir, workDir: s.workDir, sourceLocation: sourceLocation)
@@ -66,8 +68,9 @@ struct HostileInputTests {
         let image = s.path("c.img"), link = s.path("clink.img"), hard = s.path("chard.img")
         #expect(try sh("truncate -s 3G \(image) && ln -s c.img \(link) && ln \(image) \(hard)").status == 0)
         let opts = options(s, mirror: "http://127.0.0.1:9")
-        let holder = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--stop-after", "preflight", "--hold", "15", "--log", s.path("a.log")] + opts,
-                                           environment: s.environment)
+        let holder = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", image, "--stop-after", "preflight", "--hold", "15", "--log", s.path("a.log")] + opts,
+            environment: s.environment)
         #expect(holder.waitFor("holding for", timeout: 20), "\(holder.stderr)")
         // Both second names at once, without --log: also shows each run gets its own log.
         let second = try BackgroundProcess(Integration.binary, ["install", "6.9", link] + opts, environment: s.environment)
@@ -98,17 +101,22 @@ struct HostileInputTests {
         let first = try Loop(image), second = try Loop(image)
         defer { first.detach(); second.detach() }
         let opts = options(s, mirror: "http://127.0.0.1:9")
-        let holder = try BackgroundProcess(Integration.binary, ["install", "6.9", first.device, "--stop-after", "preflight", "--hold", "10", "--log", s.path("a.log")] + opts,
-                                           environment: s.environment)
+        let holder = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", first.device, "--stop-after", "preflight", "--hold", "10", "--log", s.path("a.log")] + opts,
+            environment: s.environment)
         #expect(holder.waitFor("holding for", timeout: 20), "\(holder.stderr)")
         let refused = try Integration.tool(["install", "6.9", second.device, "--log", s.path("b.log")] + opts, environment: s.environment)
         #expect(refused.status == 1, "\(refused.stderr)")
-        #expect(refused.stderr.contains("target '\(second.device)' is in use by another centos6-ami run") && refused.stderr.contains(first.device), "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains("target '\(second.device)' is in use by another centos6-ami run") && refused.stderr.contains(first.device),
+            "\(refused.stderr)")
         // The old lock named a_b.img and a/b.img alike; they are two targets.
-        let flat = try BackgroundProcess(Integration.binary, ["install", "6.9", s.path("a_b.img"), "--stop-after", "preflight", "--hold", "5", "--log", s.path("c.log")] + opts,
-                                         environment: s.environment)
+        let flat = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", s.path("a_b.img"), "--stop-after", "preflight", "--hold", "5", "--log", s.path("c.log")] + opts,
+            environment: s.environment)
         #expect(flat.waitFor("holding for", timeout: 20), "\(flat.stderr)")
-        let nested = try Integration.tool(["install", "6.9", s.path("a/b.img"), "--stop-after", "preflight", "--log", s.path("d.log")] + opts, environment: s.environment)
+        let nested = try Integration.tool(
+            ["install", "6.9", s.path("a/b.img"), "--stop-after", "preflight", "--log", s.path("d.log")] + opts, environment: s.environment)
         #expect(nested.status == 0, "\(nested.stderr)")
         #expect(flat.wait(timeout: 30) == 0 && holder.wait(timeout: 30) == 0, "\(flat.stderr) \(holder.stderr)")
         expectNoLocks([image, first.device, second.device, s.path("a_b.img"), s.path("a/b.img")])
@@ -139,10 +147,14 @@ struct HostileInputTests {
         let ran = try FileManager.default.contentsOfDirectory(atPath: s.dir).filter { $0.hasPrefix("ran-") }
         #expect(ran.isEmpty, "ran from the current directory: \(ran)")
         // Really missing: the preflight names it and its package, before anything is written.
-        let missing = try Integration.run("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c",
-                                                               "mount --bind /dev/null /usr/bin/sha1sum && cd \"$0\" && exec \"$@\"", s.dir,
-                                                               Integration.binary, "install", "6.9", s.path("n.img"), "--log", s.path("m.log")] + options(s, mirror: server.mirror),
-                                          environment: s.environment)
+        let missing = try Integration.run(
+            "/usr/bin/unshare",
+            [
+                "--mount", "--propagation", "private", "/bin/sh", "-c",
+                "mount --bind /dev/null /usr/bin/sha1sum && cd \"$0\" && exec \"$@\"", s.dir,
+                Integration.binary, "install", "6.9", s.path("n.img"), "--log", s.path("m.log"),
+            ] + options(s, mirror: server.mirror),
+            environment: s.environment)
         try expectRefused(missing, s, mentions: ["missing host tools: 'sha1sum' (package coreutils)"])
         #expect(!FileManager.default.fileExists(atPath: s.path("n.img")))
         expectNoLocks([s.path("n.img")])
@@ -158,10 +170,13 @@ struct HostileInputTests {
         try server.control(#"{"faults": [{"path": "/6.9/os/x86_64/repodata/repomd.xml", "throttle_bps": 1}]}"#)
         for extra in [["--dry-run"], ["--log", s.path("t.log")]] {
             let started = Date()
-            let out = try Integration.tool(["install", "6.9", s.path("t.img"), "--speed-limit", "100", "--speed-time", "3"] + extra + options(s, mirror: server.mirror),
-                                           environment: s.environment)
+            let out = try Integration.tool(
+                ["install", "6.9", s.path("t.img"), "--speed-limit", "100", "--speed-time", "3"] + extra + options(s, mirror: server.mirror),
+                environment: s.environment)
             let seconds = Date().timeIntervalSince(started)
-            try expectRefused(out, s, mentions: ["cannot download '\(server.mirror)/6.9/os/x86_64/repodata/repomd.xml'", "slower than 100 bytes/s for 3 s", "gave up after 3."])
+            try expectRefused(
+                out, s,
+                mentions: ["cannot download '\(server.mirror)/6.9/os/x86_64/repodata/repomd.xml'", "slower than 100 bytes/s for 3 s", "gave up after 3."])
             #expect(seconds < 15, "took \(seconds) s")
             #expect(!FileManager.default.fileExists(atPath: s.path("t.img")))
         }
@@ -178,24 +193,32 @@ struct HostileInputTests {
         for (name, content) in [("six.img", "abcdef"), ("zero.img", "")] {
             let path = s.path(name)
             FileManager.default.createFile(atPath: path, contents: Data(content.utf8))
-            let out = try Integration.tool(["install", "6.9", path, "--log", s.path(name + ".log")] + options(s, mirror: server.mirror), environment: s.environment)
+            let out = try Integration.tool(
+                ["install", "6.9", path, "--log", s.path(name + ".log")] + options(s, mirror: server.mirror), environment: s.environment)
             try expectRefused(out, s, mentions: ["target '\(path)' has \(content.count) bytes; at least \(minimumTargetBytes) are needed"])
             #expect((try? String(contentsOfFile: path, encoding: .utf8)) == content, "the file is untouched")
             expectNoLocks([path])
         }
         let sized = s.path("three.img")
         #expect(try sh("truncate -s 3G \(sized)").status == 0)
-        let mismatch = try Integration.tool(["install", "6.9", sized, "--size", "4G", "--log", s.path("m.log")] + options(s, mirror: server.mirror), environment: s.environment)
+        let mismatch = try Integration.tool(
+            ["install", "6.9", sized, "--size", "4G", "--log", s.path("m.log")] + options(s, mirror: server.mirror), environment: s.environment)
         try expectRefused(mismatch, s, mentions: ["image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296"])
         // batch refuses the same before any install starts.
-        let batch = try Integration.tool(["batch", "6.9=\(sized)", "6.8=\(s.path("six.img"))", "--size", "4G", "--summary", s.path("s.json"), "--log-dir", s.path("logs")]
-                                         + options(s, mirror: server.mirror), environment: s.environment)
-        try expectRefused(batch, s, mentions: ["6.9 -> \(sized): image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296",
-                                               "6.8 -> \(s.path("six.img")): target '\(s.path("six.img"))' has 6 bytes"])
+        let batch = try Integration.tool(
+            ["batch", "6.9=\(sized)", "6.8=\(s.path("six.img"))", "--size", "4G", "--summary", s.path("s.json"), "--log-dir", s.path("logs")]
+                + options(s, mirror: server.mirror), environment: s.environment)
+        try expectRefused(
+            batch, s,
+            mentions: [
+                "6.9 -> \(sized): image file '\(sized)' exists with 3221225472 bytes but --size asks for 4294967296",
+                "6.8 -> \(s.path("six.img")): target '\(s.path("six.img"))' has 6 bytes",
+            ])
         #expect(!FileManager.default.fileExists(atPath: s.path("logs")) && !FileManager.default.fileExists(atPath: s.path("s.json")))
         #expect(try server.stats().requests == 0, "nothing was downloaded")
-        let equal = try Integration.tool(["install", "6.9", sized, "--size", "3G", "--stop-after", "preflight", "--log", s.path("p.log")] + options(s, mirror: server.mirror),
-                                         environment: s.environment)
+        let equal = try Integration.tool(
+            ["install", "6.9", sized, "--size", "3G", "--stop-after", "preflight", "--log", s.path("p.log")] + options(s, mirror: server.mirror),
+            environment: s.environment)
         #expect(equal.status == 0, "\(equal.stderr)")
         expectNoLocks([sized])
     }
@@ -222,8 +245,11 @@ struct HostileInputTests {
         let tiny = s.path("tiny")
         #expect(try sh("mkdir \(tiny) && mount -t tmpfs -o size=4M centos6-ami-test-tiny \(tiny)").status == 0)
         defer { _ = try? sh("umount \(tiny)") }
-        let full = try Integration.tool(["install", "6.9", s.path("u.img"), "--log", s.path("u.log"), "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                         "--cache", tiny + "/cache"], environment: s.environment)
+        let full = try Integration.tool(
+            [
+                "install", "6.9", s.path("u.img"), "--log", s.path("u.log"), "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", tiny + "/cache",
+            ], environment: s.environment)
         try expectRefused(full, s, mentions: ["step 'download' failed: no space left on '\(tiny)'"])
         #expect(!FileManager.default.fileExists(atPath: s.path("u.img")))
         expectNoLocks([s.path("u.img")])
@@ -239,8 +265,9 @@ struct HostileInputTests {
         #expect(try sh("mkdir \(ro) && mount -t tmpfs -o ro,size=1M centos6-ami-test-ro \(ro)").status == 0)
         defer { _ = try? sh("umount \(ro)") }
         let started = Date()
-        let out = try Integration.tool(["batch", "6.9=\(s.path("x.img"))", "--summary", ro + "/s.json", "--log-dir", s.path("logs")] + options(s, mirror: "http://127.0.0.1:9"),
-                                       environment: s.environment)
+        let out = try Integration.tool(
+            ["batch", "6.9=\(s.path("x.img"))", "--summary", ro + "/s.json", "--log-dir", s.path("logs")] + options(s, mirror: "http://127.0.0.1:9"),
+            environment: s.environment)
         try expectRefused(out, s, mentions: ["cannot write the batch summary '\(ro)/s.json'", "Read-only file system"])
         #expect(!out.stderr.contains("summary: \(ro)"), "never claims it was written")
         #expect(Date().timeIntervalSince(started) < 10)
@@ -274,8 +301,9 @@ struct HostileInputTests {
         #expect(plan.status == 0, "\(plan.stderr)")
         #expect(plan.stdout.contains("builder:***@127.0.0.1"), "\(plan.stdout.prefix(2000))")
         #expect(!(plan.stdout + plan.stderr).contains("s3cret"))
-        let run = try Integration.tool(["install", "6.9", s.path("p.img"), "--stop-after", "fetch-metadata", "--log", s.path("p.log")] + options(s, mirror: mirror),
-                                       environment: s.environment)
+        let run = try Integration.tool(
+            ["install", "6.9", s.path("p.img"), "--stop-after", "fetch-metadata", "--log", s.path("p.log")] + options(s, mirror: mirror),
+            environment: s.environment)
         #expect(run.status == 0, "\(run.stderr)")
         let log = try String(contentsOfFile: s.path("p.log"), encoding: .utf8)
         #expect(!(run.stdout + run.stderr + log).contains("s3cret"))
@@ -295,7 +323,7 @@ struct HostileInputTests {
             (["install", "6.9", target, "--size", "1G"], "--size must be at least 2G"),
             (["install", "6.9", target, "--versions", s.path("none.json")], "--versions '\(s.path("none.json"))' is not a readable file"),
             (["install", "6.9", target, "--gpg-key", s.path("none.asc")], "--gpg-key '\(s.path("none.asc"))' is not a readable file"),
-            (["install", "6.9", target, "--cache", "/a", "--cache", "/b"], "option '--cache' is given twice"),  // --mirror may repeat (alternatives)
+            (["install", "6.9", target, "--cache", "/a", "--cache", "/b"], "option '--cache' is given twice"), // --mirror may repeat (alternatives)
             (["batch", "6.9=\(target)", "--summary", "a.json", "--summary", "b.json"], "option '--summary' is given twice"),
         ]
         for (args, message) in usage {
@@ -304,7 +332,8 @@ struct HostileInputTests {
         }
         // The world: a target that cannot be a disk.
         FileManager.default.createFile(atPath: target, contents: Data("abcdef".utf8))
-        let world = try Integration.tool(["install", "6.9", target, "--log", s.path("w.log")] + options(s, mirror: "http://127.0.0.1:9"), environment: s.environment)
+        let world = try Integration.tool(
+            ["install", "6.9", target, "--log", s.path("w.log")] + options(s, mirror: "http://127.0.0.1:9"), environment: s.environment)
         try expectRefused(world, s, status: 1, mentions: ["has 6 bytes"])
         expectNoLocks([target])
     }

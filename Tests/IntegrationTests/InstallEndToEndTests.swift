@@ -29,10 +29,14 @@ final class InstalledImage: Sendable {
         let server = try VaultServer()
         defer { server.stop() }
         // Under a strict umask: the image's modes must be CentOS 6's all the same.
-        result = try Integration.run("/bin/sh", ["-c", "umask 077 && exec \"$0\" \"$@\"", Integration.binary,
-                                                 "install", "6.9", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                                 "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                     environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": workDir]) { $1 })
+        result = try Integration.run(
+            "/bin/sh",
+            [
+                "-c", "umask 077 && exec \"$0\" \"$@\"", Integration.binary,
+                "install", "6.9", image, "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ],
+            environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": workDir]) { $1 })
         serverStats = try server.stats()
     }
 
@@ -67,10 +71,14 @@ struct InstallEndToEndTests {
             let attached = try AttachedImage(built.image, readOnly: true)
             defer { attached.detach() }
             let header = try Integration.run("dumpe2fs", ["-h", attached.partition]).stdout
-            let features = header.split(separator: "\n").first { $0.hasPrefix("Filesystem features:") }?
+            let features =
+                header.split(separator: "\n").first { $0.hasPrefix("Filesystem features:") }?
                 .split(separator: ":")[1].split(separator: " ").map(String.init) ?? []
-            #expect(Set(features) == ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
-                                      "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize"])
+            #expect(
+                Set(features) == [
+                    "has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+                    "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize",
+                ])
             #expect(header.contains("Inode size:\t          256") && header.contains("Filesystem volume name:   /\n"))
             #expect(try Integration.run("e2fsck", ["-fn", attached.partition]).status == 0)
         }
@@ -129,22 +137,29 @@ struct InstallEndToEndTests {
             func text(_ path: String) -> String { (try? String(contentsOfFile: mnt + path, encoding: .utf8)) ?? "" }
             func mode(_ path: String) -> Int { ((try? fm.attributesOfItem(atPath: mnt + path))?[.posixPermissions] as? Int) ?? -1 }
             // CentOS 6's boot layout: grub.conf is the file (what new-kernel-pkg edits), menu.lst and /etc/grub.conf link to it.
-            #expect(text("/boot/grub/grub.conf").contains("kernel /boot/vmlinuz-2.6.32-696.el6.x86_64 ro root=LABEL=/ console=tty0 console=ttyS0,115200 xen_pv_hvm=enable\n"))
+            #expect(
+                text("/boot/grub/grub.conf").contains(
+                    "kernel /boot/vmlinuz-2.6.32-696.el6.x86_64 ro root=LABEL=/ console=tty0 console=ttyS0,115200 xen_pv_hvm=enable\n"))
             #expect(text("/boot/grub/grub.conf").contains("\nserial --unit=0 --speed=115200\nterminal --timeout=0 serial console\n"))
             #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/boot/grub/grub.conf")) == nil, "grub.conf is a file")
             #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/boot/grub/menu.lst")) == "grub.conf")
             #expect((try? fm.destinationOfSymbolicLink(atPath: mnt + "/etc/grub.conf")) == "../boot/grub/grub.conf")
             #expect(text("/etc/sysconfig/kernel").contains("\nUPDATEDEFAULT=yes\n") && text("/etc/sysconfig/kernel").contains("\nDEFAULTKERNEL=kernel\n"))
-            #expect(text("/etc/fstab").split(separator: "\n").contains { $0.hasPrefix("LABEL=/ ") && $0.contains("ext4") && $0.contains("defaults,noatime") && $0.hasSuffix("1 1") })
+            #expect(
+                text("/etc/fstab").split(separator: "\n").contains {
+                    $0.hasPrefix("LABEL=/ ") && $0.contains("ext4") && $0.contains("defaults,noatime") && $0.hasSuffix("1 1")
+                })
             #expect(text("/etc/selinux/config").contains("SELINUX=disabled"))
             #expect(text("/etc/ssh/sshd_config").contains("\nPasswordAuthentication no"))
             #expect(text("/etc/sudoers.d/ec2-user") == "ec2-user ALL=(ALL) NOPASSWD:ALL\n")
             #expect(mode("/etc/sudoers.d/ec2-user") == 0o440 && mode("/etc/sudoers.d") == 0o750)
             #expect(mode("/etc/rc.d/rc.local") == 0o755)
             // Built under umask 077 (InstalledImage): the modes are those of umask 022.
-            let modes = ["/etc/fstab": 0o644, "/etc/dracut.conf.d": 0o755, "/etc/dracut.conf.d/ec2.conf": 0o644, "/boot/grub": 0o755,
-                         "/boot/grub/grub.conf": 0o600, "/etc/yum/vars/releasever": 0o644, "/home/ec2-user": 0o700, "/var/lib/rpm": 0o755,
-                         "/etc/sysconfig/network-scripts/ifcfg-eth0": 0o644, "/etc/ntp.conf": 0o644, "/tmp": 0o1777]
+            let modes = [
+                "/etc/fstab": 0o644, "/etc/dracut.conf.d": 0o755, "/etc/dracut.conf.d/ec2.conf": 0o644, "/boot/grub": 0o755,
+                "/boot/grub/grub.conf": 0o600, "/etc/yum/vars/releasever": 0o644, "/home/ec2-user": 0o700, "/var/lib/rpm": 0o755,
+                "/etc/sysconfig/network-scripts/ifcfg-eth0": 0o644, "/etc/ntp.conf": 0o644, "/tmp": 0o1777,
+            ]
             for (path, want) in modes.sorted(by: { $0.key < $1.key }) {
                 #expect(mode(path) == want, "\(path): \(String(mode(path), radix: 8)), want \(String(want, radix: 8))")
             }
@@ -156,7 +171,9 @@ struct InstallEndToEndTests {
             // Hygiene.
             let hostKeys = ((try? fm.contentsOfDirectory(atPath: mnt + "/etc/ssh")) ?? []).filter { $0.hasPrefix("ssh_host_") }
             #expect(hostKeys.isEmpty, "\(hostKeys)")
-            let secrets = try sh("cd \(mnt) && find . -xdev \\( -name authorized_keys -o -name known_hosts -o -name '.*_history' -o -name 'id_rsa' -o -name 'id_ed25519' -o -name 'id_ecdsa' -o -name 'id_dsa' \\) -print").stdout
+            let secrets = try sh(
+                "cd \(mnt) && find . -xdev \\( -name authorized_keys -o -name known_hosts -o -name '.*_history' -o -name 'id_rsa' -o -name 'id_ed25519' -o -name 'id_ecdsa' -o -name 'id_dsa' \\) -print"
+            ).stdout
             #expect(secrets.isEmpty, "\(secrets)")
             #expect(!fm.fileExists(atPath: mnt + "/etc/udev/rules.d/70-persistent-net.rules"))
             #expect(!fm.fileExists(atPath: mnt + "/var/lib/yum/uuid"))
@@ -165,7 +182,9 @@ struct InstallEndToEndTests {
             #expect(((try? fm.contentsOfDirectory(atPath: mnt + "/tmp")) ?? ["?"]).isEmpty, "/tmp empty")
             let cache = try sh("find \(mnt)/var/cache/yum -mindepth 1 -print").stdout
             #expect(cache.isEmpty, "yum cache on the volume: \(cache)")
-            #expect(!fm.fileExists(atPath: mnt + "/etc/resolv.conf") || text("/etc/resolv.conf") != ((try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""))
+            #expect(
+                !fm.fileExists(atPath: mnt + "/etc/resolv.conf")
+                    || text("/etc/resolv.conf") != ((try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""))
             #expect(!fm.fileExists(atPath: mnt + "/var/cache/yum/centos6-ami"), "no builder work files")
         }
     }
@@ -212,9 +231,12 @@ struct InstallEndToEndTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try VaultServer()
         defer { server.stop() }
-        let out = try Integration.tool(["install", "6.9", dir + "/again.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                        "--cache", SharedCache.path, "--stop-after", "verify-packages"],
-                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let out = try Integration.tool(
+            [
+                "install", "6.9", dir + "/again.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--stop-after", "verify-packages",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("packages: 0 downloaded (0.0 MB)"), "\(out.stderr)")
         let stats = try server.stats()

@@ -51,7 +51,9 @@ struct InstallFaultTests {
         defer { try? FileManager.default.removeItem(atPath: run.dir) }
         let server = try VaultServer()
         defer { server.stop() }
-        try server.control(#"{"faults": [{"path": "\#(Self.bashPath)", "status": 500, "times": 2}, {"path": "/6.9/os/x86_64/Packages/coreutils-*", "cut_after": 20000, "times": 1}]}"#)
+        try server.control(
+            #"{"faults": [{"path": "\#(Self.bashPath)", "status": 500, "times": 2}, {"path": "/6.9/os/x86_64/Packages/coreutils-*", "cut_after": 20000, "times": 1}]}"#
+        )
         let out = try install(run, mirror: server.mirror, extra: ["--stop-after", "verify-packages"])
         #expect(out.status == 0, "\(out.stderr)")
         try Integration.expectNothingLeft(run.dir, workDir: run.workDir)
@@ -84,14 +86,14 @@ struct InstallFaultTests {
         let comps = try FileManager.default.contentsOfDirectory(atPath: source + "/repodata").first { $0.hasSuffix("-comps.xml") }
         guard let comps else { throw TestFailure("no comps.xml in \(source)/repodata") }
         let script = """
-        set -e
-        mkdir -p \(repo)/Packages
-        cp -al \(source)/Packages/. \(repo)/Packages/
-        rm -f \(repo)/Packages/setup-*.rpm
-        cp \(TestVault.bad(bad)) \(repo)/Packages/setup-2.8.14-23.el6.noarch.rpm
-        cp \(source)/repodata/\(comps) \(dir)/comps.xml
-        createrepo_c -q -g \(dir)/comps.xml \(repo)
-        """
+            set -e
+            mkdir -p \(repo)/Packages
+            cp -al \(source)/Packages/. \(repo)/Packages/
+            rm -f \(repo)/Packages/setup-*.rpm
+            cp \(TestVault.bad(bad)) \(repo)/Packages/setup-2.8.14-23.el6.noarch.rpm
+            cp \(source)/repodata/\(comps) \(dir)/comps.xml
+            createrepo_c -q -g \(dir)/comps.xml \(repo)
+            """
         let out = try Integration.run("/bin/sh", ["-c", script])
         guard out.status == 0 else { throw TestFailure("making the bad repository failed: \(out.stderr)") }
         return root

@@ -76,8 +76,12 @@ struct KernelUpdateTests {
             // The image's own [updates] repository (CentOS-Base.repo), pointed at this run's server.
             let server = try VaultServer()
             defer { server.stop() }
-            let yum = try chroot(mnt, ["/usr/bin/yum", "-y", "--disablerepo=*", "--enablerepo=updates",
-                                       "--setopt=updates.baseurl=\(server.mirror)/6.9/updates/x86_64/", "update", "kernel"])
+            let yum = try chroot(
+                mnt,
+                [
+                    "/usr/bin/yum", "-y", "--disablerepo=*", "--enablerepo=updates",
+                    "--setopt=updates.baseurl=\(server.mirror)/6.9/updates/x86_64/", "update", "kernel",
+                ])
             print("yum update kernel:\n" + yum.stdout + yum.stderr)
             try #require(yum.status == 0, "\(yum.stdout)\n\(yum.stderr)")
             let rpms = try chroot(mnt, ["/usr/bin/rpm", "-q", "kernel"]).stdout
@@ -107,7 +111,8 @@ struct KernelUpdateTests {
             #expect(FileManager.default.fileExists(atPath: initrd))
             let list = try sh("zcat \(initrd) | cpio -t --quiet").stdout
             for driver in DracutEC2.drivers(nvme: true) {
-                #expect(list.contains("/\(driver).ko") || list.contains("/\(driver.replacingOccurrences(of: "-", with: "_")).ko"), "\(driver) in the new initramfs")
+                #expect(
+                    list.contains("/\(driver).ko") || list.contains("/\(driver.replacingOccurrences(of: "-", with: "_")).ko"), "\(driver) in the new initramfs")
             }
 
             // Test-only probe at the end of rc.local of the copy.
@@ -142,15 +147,19 @@ struct KernelUpdateTests {
         let image = dir + "/c69-updates.img", new = Self.newKver
         let versions = try ENAImage.standinVersions(into: dir)
         let server = try VaultServer()
-        let out = try Integration.tool(["install", "6.9", image, "--updates", "--ena", "--ena-source", ENAImage.fixture, "--versions", versions,
-                                        "--minimal", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                        "--cache", SharedCache.path, "--log", dir + "/install.log"],
-                                       environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let out = try Integration.tool(
+            [
+                "install", "6.9", image, "--updates", "--ena", "--ena-source", ENAImage.fixture, "--versions", versions,
+                "--minimal", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         server.stop()
         try #require(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("kernel-2.6.32-696.30.1.el6 from the updates repository"), "\(out.stderr)")
         #expect(out.stderr.contains("ENA 0.0.1 built for \(new)"), "\(out.stderr)")
-        #expect((out.stdout + out.stderr).contains("kernel:           2.6.32-696.30.1.el6\n"), "the summary names the installed kernel: \(out.stdout)\(out.stderr)")
+        #expect(
+            (out.stdout + out.stderr).contains("kernel:           2.6.32-696.30.1.el6\n"), "the summary names the installed kernel: \(out.stdout)\(out.stderr)")
         let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
         #expect(log.contains("BUILD_KERNEL=\(new) KERNEL_BUILD_DIR=/usr/src/kernels/\(new)"), "kbuild against the updates kernel's tree")
         do {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every command that takes resources journals them: after kill -9 of boot-test or
@@ -38,8 +38,9 @@ struct KillRecoveryTests {
         try #require(built.result.status == 0)
         let work = try Integration.scratchDirectory("kill-boot")
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let run = try BackgroundProcess(Integration.binary, ["boot-test", built.image, "--timeout", "240", "--console", work + "/console.log"],
-                                        environment: ["CENTOS6_AMI_WORK_DIR": work])
+        let run = try BackgroundProcess(
+            Integration.binary, ["boot-test", built.image, "--timeout", "240", "--console", work + "/console.log"],
+            environment: ["CENTOS6_AMI_WORK_DIR": work])
         // Until QEMU is up: its pid in the journal and the console growing.
         var children: [Int32] = []
         let deadline = Date().addingTimeInterval(120)
@@ -105,10 +106,14 @@ extension KillRecoveryTests {
         defer { server.stop() }
         let targets = [dir + "/a.img", dir + "/b.img"]
         let summary = dir + "/summary.json"
-        let batch = try BackgroundProcess(Integration.binary, ["batch", "6.9=" + targets[0], "6.9=" + targets[1], "--jobs", "2",
-                                                               "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path,
-                                                               "--stop-after", "install-packages", "--summary", summary, "--log-dir", dir + "/logs"],
-                                          environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
+        let batch = try BackgroundProcess(
+            Integration.binary,
+            [
+                "batch", "6.9=" + targets[0], "6.9=" + targets[1], "--jobs", "2",
+                "--mirror", server.mirror, "--gpg-key", TestVault.key, "--cache", SharedCache.path,
+                "--stop-after", "install-packages", "--summary", summary, "--log-dir", dir + "/logs",
+            ],
+            environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
         var children: [Int32] = []
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -125,8 +130,9 @@ extension KillRecoveryTests {
         #expect(targets.flatMap { installs(naming: $0) }.isEmpty, "installs outlived their batch")
         let text = (try? String(contentsOfFile: summary, encoding: .utf8)) ?? ""
         #expect(text.contains(targets[0]) && text.contains(targets[1]), "the summary names both installs: \(text)")
-        let again = try Integration.tool(["batch", "--continue", "--summary", summary, "--dry-run", "--mirror", server.mirror, "--gpg-key", TestVault.key],
-                                         environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+        let again = try Integration.tool(
+            ["batch", "--continue", "--summary", summary, "--dry-run", "--mirror", server.mirror, "--gpg-key", TestVault.key],
+            environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(again.status == 0 && targets.allSatisfy { again.stdout.contains($0) }, "--continue runs both again: \(again.stdout)\n\(again.stderr)")
         let cleanup = try Integration.tool(["cleanup", "--local"], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
         #expect(cleanup.status == 0, "\(cleanup.stdout)\n\(cleanup.stderr)")
@@ -153,15 +159,24 @@ struct BuildInProgressTests {
         let image = dir + "/c.img"
         #expect(try Integration.run("/bin/sh", ["-c", "truncate -s 3G \(image)"]).status == 0)
         let environment = ["CENTOS6_AMI_WORK_DIR": dir + "/work"]
-        let holder = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--stop-after", "preflight", "--hold", "20",
-                                                                "--mirror", "http://127.0.0.1:9", "--gpg-key", TestVault.key,
-                                                                "--cache", dir + "/cache", "--log", dir + "/install.log"], environment: environment)
+        let holder = try BackgroundProcess(
+            Integration.binary,
+            [
+                "install", "6.9", image, "--stop-after", "preflight", "--hold", "20",
+                "--mirror", "http://127.0.0.1:9", "--gpg-key", TestVault.key,
+                "--cache", dir + "/cache", "--log", dir + "/install.log",
+            ], environment: environment)
         defer { _ = holder.wait(timeout: 30) }
         try #require(holder.waitFor("holding for", timeout: 20), "\(holder.stderr)")
-        for args in [["inspect", image], ["boot-test", image, "--timeout", "5"], ["register", "6.9", image, "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9"]] {
+        for args in [
+            ["inspect", image], ["boot-test", image, "--timeout", "5"],
+            ["register", "6.9", image, "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9"],
+        ] {
             let out = try Integration.tool(args + ["--log", dir + "/\(args[0]).log"], environment: environment)
             #expect(out.status != 0, "\(args[0]): \(out.stderr)")
-            #expect(out.stderr.contains("'\(image)' is being built by a running install") && out.stderr.contains("centos6-ami install 6.9"), "\(args[0]): \(out.stderr)")
+            #expect(
+                out.stderr.contains("'\(image)' is being built by a running install") && out.stderr.contains("centos6-ami install 6.9"),
+                "\(args[0]): \(out.stderr)")
         }
         holder.signal(SIGINT)
     }
@@ -180,6 +195,8 @@ struct NonRootInspectTests {
         let out = try Integration.run("/usr/sbin/runuser", ["-u", "nobody", "--", "/usr/bin/env", "TMPDIR=" + tmp, Integration.binary, "inspect", built.image])
         #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
         #expect(out.stdout.contains("xen-blkfront"), "the verdict was read: \(out.stdout)")
-        #expect(((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? ["?"]).isEmpty, "left in TMPDIR: \((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])")
+        #expect(
+            ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? ["?"]).isEmpty,
+            "left in TMPDIR: \((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])")
     }
 }

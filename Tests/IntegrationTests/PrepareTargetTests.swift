@@ -68,10 +68,14 @@ struct PrepareTargetTests {
         defer { detach(loop) }
         let part = loop + "p1"
         let header = try Integration.run("/usr/sbin/dumpe2fs", ["-h", part]).stdout
-        let features = header.split(separator: "\n").first { $0.hasPrefix("Filesystem features:") }?
+        let features =
+            header.split(separator: "\n").first { $0.hasPrefix("Filesystem features:") }?
             .split(separator: ":")[1].split(separator: " ").map(String.init) ?? []
-        #expect(Set(features) == ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
-                                  "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize"])
+        #expect(
+            Set(features) == [
+                "has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+                "sparse_super", "large_file", "huge_file", "uninit_bg", "dir_nlink", "extra_isize",
+            ])
         #expect(header.contains("Inode size:\t          256"))
         #expect(header.contains("Filesystem volume name:   /\n"))
         let blkid = try Integration.run("/usr/sbin/blkid", ["-o", "export", part]).stdout
@@ -99,10 +103,12 @@ struct PrepareTargetTests {
             let extra = given + (wrapper.first == "/usr/bin/setpriv" ? [] : prepare(server))
             let watched = file ?? loop
             let before = try firstMiBSum(watched)
-            let out = wrapper.isEmpty
+            let out =
+                wrapper.isEmpty
                 ? try Integration.tool(["install", "6.9", target] + extra, environment: environment(workDir))
-                : try Integration.run(wrapper[0], Array(wrapper.dropFirst()) + [Integration.binary, "install", "6.9", target] + extra,
-                                      environment: environment(workDir))
+                : try Integration.run(
+                    wrapper[0], Array(wrapper.dropFirst()) + [Integration.binary, "install", "6.9", target] + extra,
+                    environment: environment(workDir))
             #expect(out.status == 1, "\(target): \(out.stderr)")
             #expect(out.stderr.contains(expected), "wanted '\(expected)', got: \(out.stderr)")
             #expect(try firstMiBSum(watched) == before, "bytes of \(watched) changed")
@@ -118,10 +124,15 @@ struct PrepareTargetTests {
         try refuse("/dev/centos6-ami-no-such-disk", "does not exist", file: image)
         try refuse("/dev/null", "neither a block device nor a regular image file", file: image)
         // A host tool missing: sfdisk hidden in a private mount namespace.
-        try refuse(loop, "missing host tools: 'sfdisk'", wrapper: ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                                                     "mount --bind /dev/null /usr/sbin/sfdisk && exec \"$@\"", "sh"])
+        try refuse(
+            loop, "missing host tools: 'sfdisk'",
+            wrapper: [
+                "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                "mount --bind /dev/null /usr/sbin/sfdisk && exec \"$@\"", "sh",
+            ])
         // Held open exclusively by something else.
-        let holder = try BackgroundProcess("/usr/bin/python3", ["-c", "import os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_EXCL); print('held', flush=True); time.sleep(30)", loop])
+        let holder = try BackgroundProcess(
+            "/usr/bin/python3", ["-c", "import os,sys,time; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_EXCL); print('held', flush=True); time.sleep(30)", loop])
         defer { holder.signal(SIGKILL); _ = holder.wait(timeout: 5) }
         let deadline = Date().addingTimeInterval(5)
         while !holder.stdout.contains("held") && Date() < deadline { usleep(50_000) }
@@ -167,8 +178,9 @@ struct PrepareTargetTests {
         let image = dir + "/c69.img", workDir = dir + "/work"
         let server = try VaultServer()
         defer { server.stop() }
-        let first = try BackgroundProcess(Integration.binary, ["install", "6.9", image, "--hold", "30"] + prepare(server),
-                                          environment: environment(workDir))
+        let first = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", image, "--hold", "30"] + prepare(server),
+            environment: environment(workDir))
         #expect(first.waitFor("holding", timeout: 60), "\(first.stderr)")
         let started = Date()
         let second = try Integration.tool(["install", "6.9", image] + prepare(server), environment: environment(workDir))
@@ -192,8 +204,9 @@ struct PrepareTargetTests {
 
         let server = try VaultServer()
         defer { server.stop() }
-        let formatting = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/a.img"] + prepare(server),
-                                               environment: environment(workDir).merging(["PATH": bin + ":" + (Integration.environment["PATH"] ?? "/usr/bin:/bin")]) { $1 })
+        let formatting = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", dir + "/a.img"] + prepare(server),
+            environment: environment(workDir).merging(["PATH": bin + ":" + (Integration.environment["PATH"] ?? "/usr/bin:/bin")]) { $1 })
         #expect(formatting.waitFor("format:", timeout: 60), "\(formatting.stderr)")
         usleep(300_000)
         formatting.signal(SIGINT)
@@ -202,8 +215,9 @@ struct PrepareTargetTests {
         try expectNothingLeft(dir, workDir: workDir)
         #expect(!FileManager.default.fileExists(atPath: dir + "/a.img"), "the unfinished image is removed")
 
-        let mounted = try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/b.img", "--hold", "60"] + prepare(server),
-                                            environment: environment(workDir))
+        let mounted = try BackgroundProcess(
+            Integration.binary, ["install", "6.9", dir + "/b.img", "--hold", "60"] + prepare(server),
+            environment: environment(workDir))
         #expect(mounted.waitFor("holding", timeout: 60), "\(mounted.stderr)")
         #expect(!Integration.mounts(under: workDir).isEmpty, "it really was mounted")
         mounted.signal(SIGINT)

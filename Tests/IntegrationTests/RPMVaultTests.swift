@@ -5,7 +5,7 @@ import TestSupport
 @testable import Signature
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The rpm reader, verifier and extractor against EVERY package of the test
@@ -37,13 +37,16 @@ struct RPMVaultTests {
     struct VaultMissing: Error, CustomStringConvertible { var description: String }
 
     /// One `rpm -qp --qf` over all packages; per package a block of lines.
-    static let queryFormat = "@@PKG@@\\n%{NAME}\\n%{EPOCH}\\n%{VERSION}\\n%{RELEASE}\\n%{ARCH}\\n%{PAYLOADCOMPRESSOR}\\n"
+    static let queryFormat =
+        "@@PKG@@\\n%{NAME}\\n%{EPOCH}\\n%{VERSION}\\n%{RELEASE}\\n%{ARCH}\\n%{PAYLOADCOMPRESSOR}\\n"
         + "[F %{FILENAMES}\\t%{FILEMODES:octal}\\t%{FILESIZES}\\t%{FILELINKTOS}\\t%{FILEUSERNAME}\\t%{FILEGROUPNAME}\\t%{FILEDIGESTS}\\t%{FILEFLAGS}\\n]"
         + "[R %{REQUIRENAME}\\t%{REQUIREFLAGS}\\t%{REQUIREVERSION}\\n][P %{PROVIDENAME}\\t%{PROVIDEFLAGS}\\t%{PROVIDEVERSION}\\n]"
 
     static func ours(_ rpm: RPMFile) -> String {
-        var lines = ["@@PKG@@", rpm.name, rpm.epoch.map(String.init) ?? "(none)", rpm.version, rpm.release, rpm.arch,
-                     rpm.header.string(Tag.payloadCompressor) ?? "(none)"]
+        var lines = [
+            "@@PKG@@", rpm.name, rpm.epoch.map(String.init) ?? "(none)", rpm.version, rpm.release, rpm.arch,
+            rpm.header.string(Tag.payloadCompressor) ?? "(none)",
+        ]
         for f in rpm.files {
             lines.append("F \(f.path)\t\(String(f.mode, radix: 8))\t\(f.size)\t\(f.linkTo)\t\(f.user)\t\(f.group)\t\(f.digest)\t\(f.flags)")
         }

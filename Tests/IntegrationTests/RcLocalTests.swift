@@ -61,8 +61,11 @@ struct RcLocalTests {
         func boot(key: String?, imds flags: [String] = [], shell: [String] = ["sh"]) throws -> Boot {
             let n = UUID().uuidString.prefix(6)
             let log = dir + "/imds-\(n).json", portFile = dir + "/imds-\(n).port"
-            var args = ["netns", "exec", ns, Integration.imdsServe,
-                        "--bind", "169.254.169.254", "--port", "80", "--log", log, "--port-file", portFile] + flags
+            var args =
+                [
+                    "netns", "exec", ns, Integration.imdsServe,
+                    "--bind", "169.254.169.254", "--port", "80", "--log", log, "--port-file", portFile,
+                ] + flags
             if let key {
                 let keyFile = dir + "/key-\(n).pub"
                 try key.write(toFile: keyFile, atomically: true, encoding: .utf8)
@@ -83,9 +86,13 @@ struct RcLocalTests {
                 usleep(50_000)
             }
             let start = Date()
-            let r = try Integration.run("/usr/sbin/ip", ["netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
-                                                        "sh", Integration.repoRoot.path + "/scripts/testvault/netns-sandbox.sh", root]
-                                                        + shell + [dir + "/rc.local"])
+            let r = try Integration.run(
+                "/usr/sbin/ip",
+                [
+                    "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
+                    "sh", Integration.repoRoot.path + "/scripts/testvault/netns-sandbox.sh", root,
+                ]
+                    + shell + [dir + "/rc.local"])
             let elapsed = Date().timeIntervalSince(start)
             let data = try Data(contentsOf: URL(fileURLWithPath: log))
             let events = (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
@@ -105,8 +112,10 @@ struct RcLocalTests {
 
         func attributes(_ path: String) throws -> (mode: Int, uid: UInt32, gid: UInt32, inode: UInt64) {
             let a = try FileManager.default.attributesOfItem(atPath: path)
-            return ((a[.posixPermissions] as? Int) ?? -1, UInt32((a[.ownerAccountID] as? NSNumber)?.uint32Value ?? .max),
-                    UInt32((a[.groupOwnerAccountID] as? NSNumber)?.uint32Value ?? .max), (a[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0)
+            return (
+                (a[.posixPermissions] as? Int) ?? -1, UInt32((a[.ownerAccountID] as? NSNumber)?.uint32Value ?? .max),
+                UInt32((a[.groupOwnerAccountID] as? NSNumber)?.uint32Value ?? .max), (a[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
+            )
         }
     }
 
@@ -148,9 +157,11 @@ struct RcLocalTests {
     /// One boot serving the key (under these faults) that must exit 0, pass
     /// `expectSound`, make exactly `requests` and install the key.
     @discardableResult
-    func bootInstallingTheKey(_ instance: Instance, key: String = RcLocalTests.keyLine + "\n", imds flags: [String] = [],
-                              shell: [String] = ["sh"], requests: [String],
-                              sourceLocation: SourceLocation = #_sourceLocation) throws -> Boot {
+    func bootInstallingTheKey(
+        _ instance: Instance, key: String = RcLocalTests.keyLine + "\n", imds flags: [String] = [],
+        shell: [String] = ["sh"], requests: [String],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> Boot {
         let boot = try instance.boot(key: key, imds: flags, shell: shell)
         #expect(boot.status == 0, "\(boot.stderr)", sourceLocation: sourceLocation)
         expectSound(boot, sourceLocation: sourceLocation)
@@ -172,8 +183,9 @@ struct RcLocalTests {
     @Test(arguments: [["sh"], ["bash"], ["busybox", "sh"]])
     func keyPresent(shell: [String]) throws {
         try withInstance { instance in
-            try bootInstallingTheKey(instance, shell: shell,
-                                     requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
+            try bootInstallingTheKey(
+                instance, shell: shell,
+                requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
         }
     }
 
@@ -190,24 +202,31 @@ struct RcLocalTests {
 
     @Test func refusedFirstThreeConnections() throws {
         try withInstance { instance in
-            let boot = try bootInstallingTheKey(instance, key: Self.keyLine, imds: ["--refuse-first", "3"],
-                                                requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
+            let boot = try bootInstallingTheKey(
+                instance, key: Self.keyLine, imds: ["--refuse-first", "3"],
+                requests: ["PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
             #expect(boot.events.filter { $0["event"] as? String == "refused" }.count == 3)
         }
     }
 
     @Test func one503() throws {
         try withInstance { instance in
-            try bootInstallingTheKey(instance, imds: ["--fail-first", "1"], requests: [
-                "PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
+            try bootInstallingTheKey(
+                instance, imds: ["--fail-first", "1"],
+                requests: [
+                    "PUT /latest/api/token 503", "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200",
+                ])
         }
     }
 
     @Test func tokenExpiresBetweenPutAndGet() throws {
         try withInstance { instance in
-            try bootInstallingTheKey(instance, imds: ["--expire-tokens", "1"], requests: [
-                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
-                "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200"])
+            try bootInstallingTheKey(
+                instance, imds: ["--expire-tokens", "1"],
+                requests: [
+                    "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 401",
+                    "PUT /latest/api/token 200", "GET /latest/meta-data/public-keys/0/openssh-key 200",
+                ])
         }
     }
 

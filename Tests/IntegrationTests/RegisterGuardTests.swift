@@ -16,15 +16,19 @@ struct RegisterGuardTests {
     }
 
     func register(_ image: String, dir: String, results: String) throws -> Integration.Output {
-        try Integration.tool(["register", "6.9", image, "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
-                              "--results", results, "--log", dir + "/register.log"], environment: try environment(dir))
+        try Integration.tool(
+            [
+                "register", "6.9", image, "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
+                "--results", results, "--log", dir + "/register.log",
+            ], environment: try environment(dir))
     }
 
     func awsCalls(_ dir: String) -> String { (try? String(contentsOfFile: dir + "/aws-calls", encoding: .utf8)) ?? "" }
 
     /// A 64 MiB image: msdos label, one Linux partition from 1 MiB, ext4 on it (as install makes it).
     func makeImage(_ path: String) throws {
-        let made = try sh("""
+        let made = try sh(
+            """
             set -e
             truncate -s 64M \(path)
             printf 'label: dos\\nstart=2048, type=83, bootable\\n' | sfdisk -q \(path)
@@ -58,7 +62,8 @@ struct RegisterGuardTests {
         // A filesystem e2fsck finds broken: its root directory's inode cleared.
         let broken = dir + "/broken.img"
         try makeImage(broken)
-        let damaged = try sh("""
+        let damaged = try sh(
+            """
             set -e
             loop=$(losetup --find --show --partscan \(broken))
             trap 'losetup -d $loop' EXIT

@@ -3,7 +3,7 @@ import Foundation
 import Install
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `register VERSION IMAGE.img`: the built 6.9 test image goes into a snapshot through the
@@ -33,15 +33,15 @@ struct RegisterImageTests {
     func nonZeroBlocks(_ image: String) throws -> [Int] {
         let python = try #require(MotoServer.which("python3"))
         let script = """
-        import sys
-        zero = bytes(524288); i = 0
-        with open(sys.argv[1], "rb") as f:
-            while True:
-                b = f.read(524288)
-                if not b: break
-                if b != zero[:len(b)]: print(i)
-                i += 1
-        """
+            import sys
+            zero = bytes(524288); i = 0
+            with open(sys.argv[1], "rb") as f:
+                while True:
+                    b = f.read(524288)
+                    if not b: break
+                    if b != zero[:len(b)]: print(i)
+                    i += 1
+            """
         let out = try Integration.run(python, ["-c", script, image])
         try #require(out.status == 0, "\(out.stderr)")
         return out.stdout.split(separator: "\n").compactMap { Int($0) }
@@ -63,9 +63,12 @@ struct RegisterImageTests {
         defer { proxy.stop() }
         let mtime = try FileManager.default.attributesOfItem(atPath: built.image)[.modificationDate] as? Date
 
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img", "--upload-jobs", "8", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: try environment(dir))
+        let out = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--build-id", "it-img", "--upload-jobs", "8", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+            ],
+            environment: try environment(dir))
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("blocks of 512 KiB hold data"), "\(out.stderr)")
         #expect(out.stderr.contains("upload: "), "a progress line")
@@ -92,14 +95,17 @@ struct RegisterImageTests {
         // A sample of blocks read back equals the file's bytes (first, last and three between).
         let file = try #require(FileHandle(forReadingAtPath: built.image))
         defer { try? file.close() }
-        let tokens = Dictionary(listed.compactMap { b -> (Int, String)? in
-            guard let i = (b["BlockIndex"] as? NSNumber)?.intValue, let t = b["BlockToken"] as? String else { return nil }
-            return (i, t)
-        }, uniquingKeysWith: { a, _ in a })
+        let tokens = Dictionary(
+            listed.compactMap { b -> (Int, String)? in
+                guard let i = (b["BlockIndex"] as? NSNumber)?.intValue, let t = b["BlockToken"] as? String else { return nil }
+                return (i, t)
+            }, uniquingKeysWith: { a, _ in a })
         let sample = [expected.first!, expected[expected.count / 4], expected[expected.count / 2], expected[3 * expected.count / 4], expected.last!]
         for index in sample {
             let got = dir + "/block-\(index)"
-            let answer = try moto.ebs(["get-snapshot-block", "--snapshot-id", snapshot, "--block-index", String(index), "--block-token", tokens[index] ?? "", got])
+            let answer = try moto.ebs([
+                "get-snapshot-block", "--snapshot-id", snapshot, "--block-index", String(index), "--block-token", tokens[index] ?? "", got,
+            ])
             try file.seek(toOffset: UInt64(index) * 524_288)
             let want = file.readData(ofLength: 524_288)
             #expect(FileManager.default.contents(atPath: got) == want, "block \(index) reads back as the file's bytes")
@@ -180,12 +186,18 @@ struct RegisterImageTests {
         let failing = blocks[12] // after some blocks were sent
         let proxy = try SigV4Proxy(upstream: moto, directory: dir, faults: ["--fail-block", String(failing)])
         defer { proxy.stop() }
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-img-fail", "--upload-jobs", "2", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: try environment(dir))
+        let out = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--build-id", "it-img-fail", "--upload-jobs", "2", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+            ],
+            environment: try environment(dir))
         #expect(out.status == 1)
         let offset = failing * 524_288
-        #expect(out.stderr.contains("error: step 'upload-image' failed: block \(failing) (offset \(offset)) was not accepted after 4 tries: PutSnapshotBlock answered HTTP 500 InternalServerException"), "\(out.stderr)")
+        #expect(
+            out.stderr.contains(
+                "error: step 'upload-image' failed: block \(failing) (offset \(offset)) was not accepted after 4 tries: PutSnapshotBlock answered HTTP 500 InternalServerException"
+            ), "\(out.stderr)")
         #expect(out.stderr.contains("injected by scripts/sigv4-proxy.py"))
         #expect(out.stderr.contains("deleted what this run created: snapshot 'snap-"), "\(out.stderr)")
         let log = calls(dir)

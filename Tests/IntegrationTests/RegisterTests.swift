@@ -4,7 +4,7 @@ import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `moto_server` on 127.0.0.1 standing in for EC2, with its request recorder on.
@@ -23,7 +23,9 @@ final class MotoServer: Sendable {
     ]
 
     init(directory: String) throws {
-        let server = try #require(MotoServer.which("moto_server"), "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
+        let server = try #require(
+            MotoServer.which("moto_server"),
+            "moto_server is not installed (scripts/setup-host.sh installs moto[server]); PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
         recording = directory + "/moto-recording.jsonl"
         do {
             self.server = try TestServer.moto(executable: server, directory: directory, recording: recording)
@@ -43,7 +45,8 @@ final class MotoServer: Sendable {
     /// `aws ec2 ...` against the server, JSON decoded.
     func ec2(_ arguments: [String], region: String = "ap-northeast-1") throws -> [String: Any] {
         let aws = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
-        let out = try Integration.run(aws, ["ec2"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", region], environment: MotoServer.awsEnvironment)
+        let out = try Integration.run(
+            aws, ["ec2"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", region], environment: MotoServer.awsEnvironment)
         guard out.status == 0 else {
             Issue.record("aws ec2 \(arguments.joined(separator: " ")) failed: \(out.stderr)")
             throw CancellationError()
@@ -71,7 +74,9 @@ final class MotoServer: Sendable {
     static func formFields(_ body: String) -> [String: String] {
         var fields: [String: String] = [:]
         for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
             fields[parts[0]] = parts.count > 1 ? parts[1] : ""
         }
         return fields
@@ -80,8 +85,9 @@ final class MotoServer: Sendable {
     /// `aws ebs OPERATION ... --output json` against this server, decoded (test reads of what the tool wrote).
     func ebs(_ arguments: [String]) throws -> [String: Any] {
         let aws = try #require(MotoServer.which("aws"))
-        let out = try Integration.run(aws, ["ebs"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", "ap-northeast-1"],
-                                      environment: MotoServer.awsEnvironment)
+        let out = try Integration.run(
+            aws, ["ebs"] + arguments + ["--output", "json", "--endpoint-url", endpoint, "--region", "ap-northeast-1"],
+            environment: MotoServer.awsEnvironment)
         try #require(out.status == 0, "aws ebs \(arguments): \(out.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
     }
@@ -113,8 +119,9 @@ struct RegisterTests {
 
     func register(_ moto: MotoServer, _ args: [String], dir: String, env: [String: String] = [:]) throws -> Integration.Output {
         let log = args.contains("--log") ? [] : ["--log", dir + "/register.log"]
-        return try Integration.tool(["register"] + args + ["--endpoint-url", moto.endpoint, "--results", dir + "/results.json", "--poll", "1"] + log,
-                                    environment: toolEnvironment(env))
+        return try Integration.tool(
+            ["register"] + args + ["--endpoint-url", moto.endpoint, "--results", dir + "/results.json", "--poll", "1"] + log,
+            environment: toolEnvironment(env))
     }
 
     @Test func usageErrorsExit64BeforeAnyCall() throws {
@@ -162,7 +169,8 @@ struct RegisterTests {
         var part = loop + "p1"
         let sysName = (loop as NSString).lastPathComponent + "p1"
         if !FileManager.default.fileExists(atPath: part) {
-            let dev = try String(contentsOfFile: "/sys/class/block/\(sysName)/dev", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":")
+            let dev = try String(contentsOfFile: "/sys/class/block/\(sysName)/dev", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines).split(
+                separator: ":")
             part = dir + "/part1"
             _ = try sh("/usr/bin/mknod", [part, "b", String(dev[0]), String(dev[1])])
         }
@@ -185,17 +193,23 @@ struct RegisterTests {
                 .write(toFile: mnt + "/boot/grub/grub.conf", atomically: true, encoding: .utf8)
             let initrd = dir + "/initrd"
             for m in modules {
-                try FileManager.default.createDirectory(atPath: (initrd + "/lib/modules/\(kver)/" + m as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: (initrd + "/lib/modules/\(kver)/" + m as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 FileManager.default.createFile(atPath: initrd + "/lib/modules/\(kver)/" + m, contents: Data("x".utf8))
             }
             _ = try sh("/bin/sh", ["-c", "cd \(initrd) && find . | cpio -o -H newc 2>/dev/null | gzip -9 > \(mnt)/boot/initramfs-\(kver).img"])
         }
-        let args = ["register", "6.9", loop, "--ena", "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
-                    "--results", dir + "/results.json", "--log", dir + "/register.log"]
+        let args = [
+            "register", "6.9", loop, "--ena", "--region", "ap-northeast-1", "--endpoint-url", "http://127.0.0.1:9",
+            "--results", dir + "/results.json", "--log", dir + "/register.log",
+        ]
         let before = try sh("/usr/bin/sha256sum", [image])
         let missing = try Integration.tool(args, environment: toolEnvironment())
         #expect(missing.status == 1)
-        #expect(missing.stderr.contains("error: '\(loop)' cannot boot on Nitro, so it is not registered with ENA support: nitro: no network, ENA not installed (build the image with --ena); register it without --ena"), "\(missing.stderr)")
+        #expect(
+            missing.stderr.contains(
+                "error: '\(loop)' cannot boot on Nitro, so it is not registered with ENA support: nitro: no network, ENA not installed (build the image with --ena); register it without --ena"
+            ), "\(missing.stderr)")
         #expect(try sh("/usr/bin/sha256sum", [image]) == before, "the check changes no byte")
         #expect(Integration.mounts(under: "/tmp/centos6-ami-ena-check").isEmpty)
 
@@ -296,16 +310,16 @@ struct RegisterTests {
         let table = try Integration.tool(["table", "--from", dir + "/results.json"])
         #expect(table.status == 0)
         let expected = """
-        Region: ap-northeast-1
+            Region: ap-northeast-1
 
-        | version  | AMI ID |
-        | ------------- | ------------- |
-        | CentOS 6.4  |  \(amis["it-64"]!)  |
-        | CentOS 6.9  |  \(amis["it-69"]!), \(amis["it-69-ena"]!) (*1) |
+            | version  | AMI ID |
+            | ------------- | ------------- |
+            | CentOS 6.4  |  \(amis["it-64"]!)  |
+            | CentOS 6.9  |  \(amis["it-69"]!), \(amis["it-69-ena"]!) (*1) |
 
-        \(AMITable.footnote)
+            \(AMITable.footnote)
 
-        """
+            """
         #expect(table.stdout == expected)
         try? FileManager.default.removeItem(atPath: dir)
     }
@@ -365,11 +379,18 @@ struct RegisterTests {
         let realAWS = try #require(MotoServer.which("aws"), "the aws CLI is not installed")
         let path = Integration.repoRoot.appendingPathComponent("scripts/fake-aws").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let volume = try moto.createVolume()
-        let process = try startTool(Command(Integration.binary, ["register", "6.9", volume, "--build-id", "it-int", "--endpoint-url", moto.endpoint,
-                                                                 "--results", dir + "/results.json", "--log", dir + "/register.log"]),
-                                    environment: ProcessInfo.processInfo.environment.merging(toolEnvironment(
-                                        ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_SLOW": "describe-snapshots", "FAKE_AWS_SLOW_SECONDS": "60"])) { $1 },
-                                    error: .collect)
+        let process = try startTool(
+            Command(
+                Integration.binary,
+                [
+                    "register", "6.9", volume, "--build-id", "it-int", "--endpoint-url", moto.endpoint,
+                    "--results", dir + "/results.json", "--log", dir + "/register.log",
+                ]),
+            environment: ProcessInfo.processInfo.environment.merging(
+                toolEnvironment(
+                    ["PATH": path, "REAL_AWS": realAWS, "FAKE_AWS_SLOW": "describe-snapshots", "FAKE_AWS_SLOW_SECONDS": "60"])
+            ) { $1 },
+            error: .collect)
         defer { if process.isRunning { kill(process.pid, SIGKILL); process.wait() } }
         func snapshots() throws -> [String] {
             let out = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-int"])
@@ -394,8 +415,9 @@ struct RegisterTests {
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let volume = try moto.createVolume()
-        let out = try register(moto, ["6.10", volume, "--ena", "--public", "--copy-to", "us-east-1", "--build-id", "it-copy"], dir: dir,
-                               env: ["AWS_MAX_ATTEMPTS": "1"])
+        let out = try register(
+            moto, ["6.10", volume, "--ena", "--public", "--copy-to", "us-east-1", "--build-id", "it-copy"], dir: dir,
+            env: ["AWS_MAX_ATTEMPTS": "1"])
         #expect(out.status == 0, "\(out.stderr)")
         let results = try ResultsFile.load(path: dir + "/results.json")
         #expect(results.amis.map(\.region) == ["ap-northeast-1", "us-east-1"])
@@ -409,13 +431,15 @@ struct RegisterTests {
         let table = try Integration.tool(["table", "--from", dir + "/results.json"])
         #expect(table.stdout.contains("Region: us-east-1\n\n| version  | AMI ID |\n| ------------- | ------------- |\n| CentOS 6.10  |  \(copy.amiId) (*1) |"))
 
-        let cleaned = try Integration.tool(["cleanup", "--build-id", "it-copy", "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1,us-east-1"],
-                                           environment: toolEnvironment())
+        let cleaned = try Integration.tool(
+            ["cleanup", "--build-id", "it-copy", "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1,us-east-1"],
+            environment: toolEnvironment())
         #expect(cleaned.status == 0, "\(cleaned.stderr)")
         for region in ["ap-northeast-1", "us-east-1"] {
             let images = try moto.ec2(["describe-images", "--owners", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-copy"], region: region)
             #expect((images["Images"] as? [Any])?.isEmpty == true, "no image of the build left in \(region)")
-            let snaps = try moto.ec2(["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-copy"], region: region)
+            let snaps = try moto.ec2(
+                ["describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:centos6-ami:build-id,Values=it-copy"], region: region)
             #expect((snaps["Snapshots"] as? [Any])?.isEmpty == true, "no snapshot of the build left in \(region)")
         }
         try? FileManager.default.removeItem(atPath: dir)

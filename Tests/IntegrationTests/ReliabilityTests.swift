@@ -2,7 +2,7 @@ import Foundation
 import Host
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The installed 6.9 image booted once by `boot-test` with `--keep-copy`: the image
@@ -40,8 +40,10 @@ final class BootedCopy: Sendable {
         try (key + "\n").write(toFile: built.dir + "/key.pub", atomically: true, encoding: .utf8)
         shaBefore = try BootedCopy.sha256(built.image)
         let started = Date()
-        result = try Integration.tool(["boot-test", built.image, "--key", built.dir + "/key.pub", "--timeout", "240",
-                                       "--keep-copy", copy, "--console", console])
+        result = try Integration.tool([
+            "boot-test", built.image, "--key", built.dir + "/key.pub", "--timeout", "240",
+            "--keep-copy", copy, "--console", console,
+        ])
         print(String(format: "boot-test of the installed 6.9 image (copy included): %.1f s", Date().timeIntervalSince(started)))
         shaAfter = try BootedCopy.sha256(built.image)
     }
@@ -63,8 +65,11 @@ struct ReliabilityTests {
         let volume = try moto.createVolume()
         try moto.http("POST", "/moto-api/recorder/start-recording")
         func register(_ device: String, _ extra: [String] = []) throws -> Integration.Output {
-            try Integration.tool(["register", "6.9", volume, "--device", device, "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1",
-                                  "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register-\(UUID().uuidString.prefix(4)).log"] + extra)
+            try Integration.tool(
+                [
+                    "register", "6.9", volume, "--device", device, "--endpoint-url", moto.endpoint, "--region", "ap-northeast-1",
+                    "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register-\(UUID().uuidString.prefix(4)).log",
+                ] + extra)
         }
         // moto creates its recording file with the first request it records.
         func actions() throws -> [String] {
@@ -107,9 +112,12 @@ struct ReliabilityTests {
         #expect(registered.stderr.contains("hygiene: '\(clean.loop)' is clean"))
 
         // A bare volume id cannot be read here: a warning, not a silent pass.
-        let unchecked = try Integration.tool(["register", "6.9", volume, "--endpoint-url", "http://127.0.0.1:9", "--region", "ap-northeast-1",
-                                              "--results", dir + "/r2.json", "--log", dir + "/unchecked.log", "--timeout", "0.01"],
-                                             environment: ["AWS_MAX_ATTEMPTS": "1"])
+        let unchecked = try Integration.tool(
+            [
+                "register", "6.9", volume, "--endpoint-url", "http://127.0.0.1:9", "--region", "ap-northeast-1",
+                "--results", dir + "/r2.json", "--log", dir + "/unchecked.log", "--timeout", "0.01",
+            ],
+            environment: ["AWS_MAX_ATTEMPTS": "1"])
         #expect(unchecked.stderr.contains("warning: '\(volume)' cannot be read from this host, so it was not checked"), "\(unchecked.stderr)")
         clean.detach()
         try Integration.expectNothingLeft(booted.built.dir, workDir: booted.built.workDir)
@@ -119,10 +127,12 @@ struct ReliabilityTests {
     @Test func bootTestOfADeviceBootsACopyAndLeavesTheDeviceAsItWas() throws {
         let booted = try BootedCopy.shared()
         let built = booted.built
-        let attached = try AttachedImage(built.image)  // read-write: booting it in place would show
+        let attached = try AttachedImage(built.image) // read-write: booting it in place would show
         defer { attached.detach() }
-        let out = try Integration.tool(["boot-test", attached.loop, "--key", built.dir + "/key.pub", "--timeout", "240",
-                                        "--console", built.dir + "/device-console.log"])
+        let out = try Integration.tool([
+            "boot-test", attached.loop, "--key", built.dir + "/key.pub", "--timeout", "240",
+            "--console", built.dir + "/device-console.log",
+        ])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("copying \(attached.loop) to /var/tmp/centos6-ami-boot."), "\(out.stderr)")
         #expect(out.stderr.contains("boot-test passed: login: after"))
@@ -138,9 +148,13 @@ struct ReliabilityTests {
     // MARK: crash recovery
 
     func startInstall(_ dir: String, _ extra: [String], server: VaultServer) throws -> BackgroundProcess {
-        try BackgroundProcess(Integration.binary, ["install", "6.9", dir + "/k.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                                   "--cache", SharedCache.path, "--log", dir + "/install.log"] + extra,
-                              environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
+        try BackgroundProcess(
+            Integration.binary,
+            [
+                "install", "6.9", dir + "/k.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log",
+            ] + extra,
+            environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
     }
 
     func journalText(_ dir: String) -> String {
@@ -149,15 +163,19 @@ struct ReliabilityTests {
     }
 
     /// SIGKILL, then `cleanup --local`: every trace of the run is gone.
-    func killAndRecover(_ install: BackgroundProcess, dir: String, point: String,
-                        beforeCleanup: () throws -> Void = {}, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func killAndRecover(
+        _ install: BackgroundProcess, dir: String, point: String,
+        beforeCleanup: () throws -> Void = {}, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let journal = journalText(dir)
         #expect(journal.contains("\nmount\t") || point.contains("attach-loop"), "\(point): journal \(journal.prefix(600))", sourceLocation: sourceLocation)
         let lockPath = journal.split(separator: "\n").first { $0.hasPrefix("lock\t") }.map { String($0.dropFirst(5)) }
         #expect(lockPath != nil, "\(point): the lock is in the journal", sourceLocation: sourceLocation)
         install.signal(SIGKILL)
         _ = install.wait(timeout: 30)
-        #expect(!(try Integration.loopDevices(backedBy: dir)).isEmpty, "\(point): the kill left a loop device (else this proves nothing)", sourceLocation: sourceLocation)
+        #expect(
+            !(try Integration.loopDevices(backedBy: dir)).isEmpty, "\(point): the kill left a loop device (else this proves nothing)",
+            sourceLocation: sourceLocation)
         try beforeCleanup()
         let started = Date()
         let out = try Integration.tool(["cleanup", "--local"], environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
@@ -176,7 +194,8 @@ struct ReliabilityTests {
     func chrootProcess(under workDir: String, matching word: String) -> Int32? {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(name), let root = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/root"),
-                  root.hasPrefix(workDir + "/") else { continue }
+                root.hasPrefix(workDir + "/")
+            else { continue }
             let cmd = Integration.procText("/proc/\(pid)/cmdline").replacingOccurrences(of: "\0", with: " ")
             if cmd.contains(word) { return pid }
         }
@@ -195,14 +214,20 @@ struct ReliabilityTests {
             try killAndRecover(install, dir: dir, point: "after \(step)") {
                 guard step == "attach-loop" else { return }
                 // The next install on that image (and batch) name the one command that recovers.
-                let next = try Integration.tool(["install", "6.9", dir + "/k.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                                 "--cache", SharedCache.path, "--log", dir + "/next.log"],
-                                                environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+                let next = try Integration.tool(
+                    [
+                        "install", "6.9", dir + "/k.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                        "--cache", SharedCache.path, "--log", dir + "/next.log",
+                    ],
+                    environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
                 #expect(next.status == 1)
                 #expect(next.stderr.contains("died without cleaning up") && next.stderr.contains("run 'centos6-ami cleanup --local' first"), "\(next.stderr)")
-                let batch = try Integration.tool(["batch", "6.9=\(dir)/k.img", "--dry-run", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                                  "--cache", SharedCache.path, "--summary", dir + "/summary.json"],
-                                                 environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+                let batch = try Integration.tool(
+                    [
+                        "batch", "6.9=\(dir)/k.img", "--dry-run", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                        "--cache", SharedCache.path, "--summary", dir + "/summary.json",
+                    ],
+                    environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
                 #expect(batch.status == 1)
                 #expect(batch.stderr.contains("run 'centos6-ami cleanup --local' first"), "\(batch.stderr)")
             }
@@ -259,23 +284,31 @@ struct ReliabilityTests {
             try FileManager.default.createDirectory(atPath: logfs, withIntermediateDirectories: true)
             try #require(try Integration.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", logfs]).status == 0)
             defer { _ = try? Integration.run("/usr/bin/umount", [logfs]) }
-            let out = try Integration.tool(["install", "6.9", dir + "/t.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                            "--cache", SharedCache.path, "--log", logfs + "/install.log", "--stop-after", "install-packages"],
-                                           environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+            let out = try Integration.tool(
+                [
+                    "install", "6.9", dir + "/t.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                    "--cache", SharedCache.path, "--log", logfs + "/install.log", "--stop-after", "install-packages",
+                ],
+                environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
             #expect(out.status == 0 || out.status == 1, "exit \(out.status): \(out.stderr)")
             #expect(out.stderr.components(separatedBy: "cannot write the log").count == 2, "one warning: \(out.stderr)")
             #expect(out.stderr.contains("No space left on device"))
-            print("install with --log on a 64 KiB tmpfs: exit \(out.status); log file \((try? FileManager.default.attributesOfItem(atPath: logfs + "/install.log")[.size]) ?? "?") bytes")
+            print(
+                "install with --log on a 64 KiB tmpfs: exit \(out.status); log file \((try? FileManager.default.attributesOfItem(atPath: logfs + "/install.log")[.size]) ?? "?") bytes"
+            )
             try Integration.expectNothingLeft(dir, workDir: dir + "/work")
             #expect(journalText(dir).isEmpty)
         }
         do {
             let dir = try Integration.scratchDirectory("dev-full")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let args = ["install", "6.9", dir + "/f.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                        "--cache", SharedCache.path, "--log", dir + "/install.log", "--stop-after", "bootstrap"]
-            let out = try Integration.run("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>/dev/full", Integration.binary] + args,
-                                          environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
+            let args = [
+                "install", "6.9", dir + "/f.img", "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                "--cache", SharedCache.path, "--log", dir + "/install.log", "--stop-after", "bootstrap",
+            ]
+            let out = try Integration.run(
+                "/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>/dev/full", Integration.binary] + args,
+                environment: MotoServer.awsEnvironment.merging(["CENTOS6_AMI_WORK_DIR": dir + "/work"]) { $1 })
             #expect(out.status == 0 || out.status == 1, "exit \(out.status) (132 was the trap)")
             let log = (try? String(contentsOfFile: dir + "/install.log", encoding: .utf8)) ?? ""
             #expect(log.contains("warning: cannot write to stderr (No space left on device)"), "\(log.suffix(2000))")
@@ -287,9 +320,12 @@ struct ReliabilityTests {
             let dir = try Integration.scratchDirectory("huge")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             func install(_ size: String) throws -> Integration.Output {
-                try Integration.tool(["install", "6.9", dir + "/huge.img", "--size", size, "--mirror", server.mirror, "--gpg-key", TestVault.key,
-                                      "--cache", SharedCache.path, "--log", dir + "/install-\(size).log"],
-                                     environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
+                try Integration.tool(
+                    [
+                        "install", "6.9", dir + "/huge.img", "--size", size, "--mirror", server.mirror, "--gpg-key", TestVault.key,
+                        "--cache", SharedCache.path, "--log", dir + "/install-\(size).log",
+                    ],
+                    environment: ["CENTOS6_AMI_WORK_DIR": dir + "/work"])
             }
             // 100T: refused before anything is written (CentOS 6's ext4 holds at most 16T).
             let refused = try install("100T")

@@ -64,10 +64,11 @@ struct SBOMIntegrationTests {
 
         // Each package: its file's sha256 as the manifest has it, the header's license and vendor.
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: built.dir + "/c69.manifest.json"))) as! [String: Any]
-        let sha256 = Dictionary(uniqueKeysWithValues: (manifest["packages"] as! [[String: Any]]).compactMap { p -> (String, String)? in
-            guard let n = p["nevra"] as? String, let s = p["sha256"] as? String else { return nil }
-            return (n, s)
-        })
+        let sha256 = Dictionary(
+            uniqueKeysWithValues: (manifest["packages"] as! [[String: Any]]).compactMap { p -> (String, String)? in
+                guard let n = p["nevra"] as? String, let s = p["sha256"] as? String else { return nil }
+                return (n, s)
+            })
         let bash = try #require(components.first { $0["name"] as? String == "bash" })
         let bashNEVRA = try #require(nevras.first { $0.hasPrefix("bash-") && !$0.hasPrefix("bash-completion") })
         #expect((bash["hashes"] as? [[String: String]])?.first?["content"] == sha256[bashNEVRA])
@@ -122,9 +123,13 @@ struct SBOMIntegrationTests {
     @Test func everyMappedLicenseIsAcceptedByBothValidators() throws {
         let dir = try Integration.scratchDirectory("sbom-licenses")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let packages = Licenses.exact.keys.sorted().enumerated().map { i, name in
-            SBOMPackage(name: "p\(i)", version: "1", release: "1.el6", arch: "x86_64", license: name, vendor: "CentOS")
-        } + [SBOMPackage(name: "compound", version: "1", release: "1", arch: "noarch", license: "(GPLv2+ or Artistic) and BSD with advertising and Public Domain")]
+        let packages =
+            Licenses.exact.keys.sorted().enumerated().map { i, name in
+                SBOMPackage(name: "p\(i)", version: "1", release: "1.el6", arch: "x86_64", license: name, vendor: "CentOS")
+            } + [
+                SBOMPackage(
+                    name: "compound", version: "1", release: "1", arch: "noarch", license: "(GPLv2+ or Artistic) and BSD with advertising and Public Domain")
+            ]
         let input = SBOMInput(imageName: "licenses", release: "6.9", kernel: nil, toolVersion: "0", created: Date(), serial: UUID(), packages: packages)
         try SPDX.render(input).write(toFile: dir + "/l.spdx.json", atomically: true, encoding: .utf8)
         try CycloneDX.render(input).write(toFile: dir + "/l.cdx.json", atomically: true, encoding: .utf8)
@@ -137,17 +142,25 @@ struct SBOMIntegrationTests {
         let scratch = try Integration.scratchDirectory("sbom-bdb")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let root = scratch + "/root"
-        let laid = try Integration.tool(["rpm", "runtime"] + GenuineRPMRuntimeTests.keys + ["--into", root] + (try GenuineRPMRuntimeTests.candidates(scratch: scratch)))
+        let laid = try Integration.tool(
+            ["rpm", "runtime"] + GenuineRPMRuntimeTests.keys + ["--into", root] + (try GenuineRPMRuntimeTests.candidates(scratch: scratch)))
         try #require(laid.status == 0, "\(laid.stderr)")
-        let fixtures = try FileManager.default.contentsOfDirectory(atPath: GenuineRPMRuntimeTests.fixtures).filter { $0.hasSuffix(".rpm") && !$0.hasPrefix("glibc-") }
+        let fixtures = try FileManager.default.contentsOfDirectory(atPath: GenuineRPMRuntimeTests.fixtures).filter {
+            $0.hasSuffix(".rpm") && !$0.hasPrefix("glibc-")
+        }
         try FileManager.default.createDirectory(atPath: root + "/tmp/p", withIntermediateDirectories: true)
         for name in fixtures { try FileManager.default.copyItem(atPath: GenuineRPMRuntimeTests.fixtures + "/" + name, toPath: root + "/tmp/p/" + name) }
         try FileManager.default.createDirectory(atPath: root + "/t/etc", withIntermediateDirectories: true)
-        let install = try Integration.run("/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-i", "--justdb", "--nodeps", "--noscripts", "--nosignature"]
-                                          + fixtures.map { "/tmp/p/" + $0 }, environment: GenuineRPMRuntimeTests.loaderPath)
+        let install = try Integration.run(
+            "/usr/sbin/chroot",
+            [root, "/bin/rpm", "--root", "/t", "-i", "--justdb", "--nodeps", "--noscripts", "--nosignature"]
+                + fixtures.map { "/tmp/p/" + $0 }, environment: GenuineRPMRuntimeTests.loaderPath)
         try #require(install.status == 0, "\(install.stderr)")
-        #expect(FileManager.default.fileExists(atPath: root + "/t/var/lib/rpm/Packages") && !FileManager.default.fileExists(atPath: root + "/t/var/lib/rpm/rpmdb.sqlite"))
-        let genuine = try Integration.run("/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-qa", "--qf", RPMQuery.format], environment: GenuineRPMRuntimeTests.loaderPath)
+        #expect(
+            FileManager.default.fileExists(atPath: root + "/t/var/lib/rpm/Packages")
+                && !FileManager.default.fileExists(atPath: root + "/t/var/lib/rpm/rpmdb.sqlite"))
+        let genuine = try Integration.run(
+            "/usr/sbin/chroot", [root, "/bin/rpm", "--root", "/t", "-qa", "--qf", RPMQuery.format], environment: GenuineRPMRuntimeTests.loaderPath)
         #expect(genuine.status == 0, "\(genuine.stderr)")
         let expected = RPMQuery.parse(genuine.stdout)
         #expect(expected.count == fixtures.count && expected.contains { $0.vendor == "CentOS" && $0.headerSHA1?.count == 40 && $0.license != nil })

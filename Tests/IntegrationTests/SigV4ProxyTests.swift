@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 import VM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// scripts/sigv4-proxy.py in front of a MotoServer: every request's signature recomputed by
@@ -48,10 +48,11 @@ final class SigV4Proxy: Sendable {
         return text.split(separator: "\n").compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             let status = (o["status"] as? NSNumber).map { "\($0.intValue)" } ?? (o["status"] as? String ?? "?")
-            return Entry(method: o["method"] as? String ?? "", signature: o["signature"] as? String ?? "", status: status,
-                         block: (o["block"] as? NSNumber)?.intValue, checksum: o["checksum"] as? String, algorithm: o["algorithm"] as? String,
-                         dataLength: o["data_length"] as? String, bodyLength: (o["body_length"] as? NSNumber)?.intValue,
-                         checksumOK: o["checksum_ok"] as? Bool)
+            return Entry(
+                method: o["method"] as? String ?? "", signature: o["signature"] as? String ?? "", status: status,
+                block: (o["block"] as? NSNumber)?.intValue, checksum: o["checksum"] as? String, algorithm: o["algorithm"] as? String,
+                dataLength: o["data_length"] as? String, bodyLength: (o["body_length"] as? NSNumber)?.intValue,
+                checksumOK: o["checksum_ok"] as? Bool)
         }
     }
 
@@ -78,14 +79,19 @@ struct SigV4ProxyTests {
         defer { moto.stop() }
         let proxy = try SigV4Proxy(upstream: moto, directory: dir, faults: ["--throttle-first", "3", "--fail-first", "2", "--reset-first", "2"])
         defer { proxy.stop() }
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-proxy", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"])
+        let out = try Integration.tool([
+            "register", "6.9", built.image, "--build-id", "it-proxy", "--endpoint-url", proxy.endpoint,
+            "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+        ])
         #expect(out.status == 0, "\(out.stderr)")
         let record = try #require(try ResultsFile.load(path: dir + "/results.json").amis.first)
         let entries = proxy.entries
-        #expect(!entries.isEmpty && entries.allSatisfy { $0.signature == "ok" }, "every request signed as botocore signs it: \(entries.filter { $0.signature != "ok" }.prefix(3))")
+        #expect(
+            !entries.isEmpty && entries.allSatisfy { $0.signature == "ok" },
+            "every request signed as botocore signs it: \(entries.filter { $0.signature != "ok" }.prefix(3))")
         let puts = proxy.puts
-        #expect(puts.filter { $0.status == "400" }.count == 3 && puts.filter { $0.status == "503" }.count == 2 && puts.filter { $0.status == "reset" }.count == 2)
+        #expect(
+            puts.filter { $0.status == "400" }.count == 3 && puts.filter { $0.status == "503" }.count == 2 && puts.filter { $0.status == "reset" }.count == 2)
         let accepted = puts.filter { $0.status == "201" }.compactMap(\.block)
         let listedBlocks = try listed(moto, snapshot: record.snapshotId)
         #expect(accepted.sorted() == listedBlocks, "each block accepted once, the failed ones on a later try")
@@ -93,9 +99,12 @@ struct SigV4ProxyTests {
         #expect(puts.allSatisfy { $0.algorithm == "SHA256" && $0.dataLength == "524288" && $0.bodyLength == 524_288 && $0.checksumOK == true })
 
         // A client signing with another secret is refused (403) by the proxy before anything is created.
-        let wrong = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-proxy-wrong", "--endpoint-url", proxy.endpoint,
-                                          "--results", dir + "/wrong.json", "--poll", "1", "--log", dir + "/wrong.log"],
-                                         environment: ["AWS_SECRET_ACCESS_KEY": "not-the-secret"])
+        let wrong = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--build-id", "it-proxy-wrong", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/wrong.json", "--poll", "1", "--log", dir + "/wrong.log",
+            ],
+            environment: ["AWS_SECRET_ACCESS_KEY": "not-the-secret"])
         #expect(wrong.status == 1)
         #expect(proxy.entries.contains { $0.signature == "mismatch" && $0.status == "403" }, "refused by the proxy")
         #expect(wrong.stderr.contains("403") || wrong.stderr.contains("SignatureDoesNotMatch"), "\(wrong.stderr)")
@@ -110,19 +119,24 @@ struct SigV4ProxyTests {
         let dir = try Integration.scratchDirectory("register-profile")
         let secret = "Zq9PROFILEc6ami" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         try """
-            #!/bin/sh
-            printf '{"Version": 1, "AccessKeyId": "AKIDPROFILE", "SecretAccessKey": "%s", "SessionToken": "profile-token"}\\n' "$(cat "$1")"
-            """.write(toFile: dir + "/creds.sh", atomically: true, encoding: .utf8)
+        #!/bin/sh
+        printf '{"Version": 1, "AccessKeyId": "AKIDPROFILE", "SecretAccessKey": "%s", "SessionToken": "profile-token"}\\n' "$(cat "$1")"
+        """.write(toFile: dir + "/creds.sh", atomically: true, encoding: .utf8)
         try secret.write(toFile: dir + "/secret", atomically: true, encoding: .utf8)
         try "[profile builder]\ncredential_process = /bin/sh \(dir)/creds.sh \(dir)/secret\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
         let moto = try MotoServer(directory: dir)
         defer { moto.stop() }
         let proxy = try SigV4Proxy(upstream: moto, directory: dir, secret: secret)
         defer { proxy.stop() }
-        let out = try Integration.tool(["register", "6.9", built.image, "--profile", "builder", "--build-id", "it-profile", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
-                                                     "AWS_CONFIG_FILE": dir + "/config", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"])
+        let out = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--profile", "builder", "--build-id", "it-profile", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+            ],
+            environment: [
+                "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                "AWS_CONFIG_FILE": dir + "/config", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            ])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("with credentials from credential_process of profile 'builder'"), "\(out.stderr)")
         #expect(proxy.puts.count > 100)
@@ -140,8 +154,9 @@ struct SigV4ProxyTests {
         let dir = try Integration.scratchDirectory("register-role")
         let secret = "Zq9ROLEc6ami" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         var settings = IMDSSettings()
-        settings.role = IMDSRole(name: "centos6-ami-builder", accessKeyID: "ASIAROLEBUILDER", secretAccessKey: secret,
-                                 token: "role-session-token", expiration: Date().addingTimeInterval(6 * 3600))
+        settings.role = IMDSRole(
+            name: "centos6-ami-builder", accessKeyID: "ASIAROLEBUILDER", secretAccessKey: secret,
+            token: "role-session-token", expiration: Date().addingTimeInterval(6 * 3600))
         let imds = IMDSServer(settings: settings)
         let port = try imds.start()
         defer { imds.stop() }
@@ -149,10 +164,15 @@ struct SigV4ProxyTests {
         defer { moto.stop() }
         let proxy = try SigV4Proxy(upstream: moto, directory: dir, secret: secret)
         defer { proxy.stop() }
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-role", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
-                                                     "AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)"])
+        let out = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--build-id", "it-role", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+            ],
+            environment: [
+                "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                "AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)",
+            ])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.contains("with credentials from the instance role 'centos6-ami-builder' (IMDSv2)"), "\(out.stderr)")
         #expect(proxy.puts.count > 100 && proxy.entries.allSatisfy { $0.signature == "ok" }, "signed with the role's keys")
@@ -190,9 +210,12 @@ struct SigV4ProxyTests {
             }
         }
         sampler.start()
-        let out = try Integration.tool(["register", "6.9", built.image, "--build-id", "it-secret", "--endpoint-url", proxy.endpoint,
-                                        "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log"],
-                                       environment: ["AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token])
+        let out = try Integration.tool(
+            [
+                "register", "6.9", built.image, "--build-id", "it-secret", "--endpoint-url", proxy.endpoint,
+                "--results", dir + "/results.json", "--poll", "1", "--log", dir + "/register.log",
+            ],
+            environment: ["AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token])
         stop.withLock { $0 = true }
         while !sampler.isFinished { Thread.sleep(forTimeInterval: 0.02) }
         #expect(out.status == 0, "\(out.stderr)")

@@ -100,8 +100,10 @@ enum Integration {
 
     /// Nothing of a run is left: no mount under `workDir`, no loop device on a file
     /// under `dir` (but `ownLoop`), no yum-cache tmpfs, no process rooted under `workDir`.
-    static func expectNothingLeft(_ dir: String, workDir: String, except ownLoop: String? = nil,
-                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectNothingLeft(
+        _ dir: String, workDir: String, except ownLoop: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         #expect(mounts(under: workDir).isEmpty, "mounts left under \(workDir): \(mounts(under: workDir))", sourceLocation: sourceLocation)
         let loops = try loopDevices(backedBy: dir).filter { ownLoop == nil || !$0.hasPrefix(ownLoop! + ":") }
         #expect(loops.isEmpty, "loop devices left for \(dir): \(loops)", sourceLocation: sourceLocation)
@@ -139,9 +141,14 @@ final class BackgroundProcess: Sendable {
     private let outText = Locked("")
 
     init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
-        process = try startTool(Command(executable, arguments), environment: Integration.environment.merging(extra) { $1 },
-                                output: .blocks { [outText] in let text = String(decoding: $0, as: UTF8.self); outText.withLock { $0 += text } },
-                                error: .blocks { [errText] in let text = String(decoding: $0, as: UTF8.self); errText.withLock { $0 += text } })
+        process = try startTool(
+            Command(executable, arguments), environment: Integration.environment.merging(extra) { $1 },
+            output: .blocks { [outText] in
+                let text = String(decoding: $0, as: UTF8.self); outText.withLock { $0 += text }
+            },
+            error: .blocks { [errText] in
+                let text = String(decoding: $0, as: UTF8.self); errText.withLock { $0 += text }
+            })
     }
 
     var stderr: String { errText.value }

@@ -3,7 +3,7 @@ import Host
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The test vault itself (scripts/testvault/build-vault.sh, which
@@ -20,7 +20,8 @@ struct VaultTests {
     static func facts() throws -> [String: Any] {
         let path = build + "/vault.json"
         guard let data = FileManager.default.contents(atPath: path),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
             throw Failure(description: "the test vault is missing at '\(build)' (run scripts/testvault/build-vault.sh '\(build)')")
         }
         return json
@@ -94,7 +95,8 @@ struct VaultTests {
                 #expect(pkgSums[repo + "/" + e[1]] == e[0], "\(release): checksum of '\(e[1])' differs from primary")
             }
             // the group file has a core group with postfix in it
-            let comps = try String(contentsOfFile: repo + "/" + (files.first { $0.type == "group" }?.path.replacingOccurrences(of: repo + "/", with: "") ?? ""), encoding: .utf8)
+            let comps = try String(
+                contentsOfFile: repo + "/" + (files.first { $0.type == "group" }?.path.replacingOccurrences(of: repo + "/", with: "") ?? ""), encoding: .utf8)
             #expect(comps.contains("<id>core</id>") && comps.contains(">postfix</packagereq>"), "\(release): comps has no core group with postfix")
             // the pinned kernel NEVRA, and the keys beside the packages
             let kernel = per[release]?["kernel"] as? String ?? "?"
@@ -146,12 +148,16 @@ struct VaultTests {
             let paths = try Self.packages(release).map { Self.repo(release) + "/Packages/" + $0 }
             #expect(paths.count > 100)
             let checked = try Integration.run("rpm", ["--dbpath", dbpath, "-Kv"] + paths)
-            #expect(checked.status == 0, "\(release): rpm -K rejected good packages:\n\(checked.stdout.split(separator: "\n").filter { $0.contains("BAD") || $0.contains("NOKEY") || $0.contains("NOT OK") }.prefix(10).joined(separator: "\n"))")
+            #expect(
+                checked.status == 0,
+                "\(release): rpm -K rejected good packages:\n\(checked.stdout.split(separator: "\n").filter { $0.contains("BAD") || $0.contains("NOKEY") || $0.contains("NOT OK") }.prefix(10).joined(separator: "\n"))"
+            )
             // every package carries both the header signature and the header+payload one (SIGPGP), by the test key
             let headerSigs = checked.stdout.components(separatedBy: "Header V4 RSA/SHA256 Signature, key ID \(keyid): OK").count - 1
             let fullSigs = checked.stdout.split(separator: "\n").filter { $0.hasPrefix("    V4 RSA/SHA256 Signature, key ID \(keyid): OK") }.count
-            #expect(headerSigs == paths.count && fullSigs == paths.count,
-                    "\(release): \(paths.count) packages, \(headerSigs) header signatures, \(fullSigs) header+payload signatures")
+            #expect(
+                headerSigs == paths.count && fullSigs == paths.count,
+                "\(release): \(paths.count) packages, \(headerSigs) header signatures, \(fullSigs) header+payload signatures")
         }
         let bad = Self.build + "/bad/"
         func check(_ file: String, _ extra: [String] = []) throws -> Integration.Output {
@@ -167,7 +173,8 @@ struct VaultTests {
         #expect(wrong.status != 0 && wrong.stdout.contains("NOKEY") && !wrong.stdout.contains(": BAD"), "wrong-key.rpm:\n\(wrong.stdout)")
         // flipped payload byte: header signature fine, payload digest and header+payload signature BAD
         let flipped = try check("flipped-payload.rpm")
-        #expect(flipped.status != 0 && flipped.stdout.contains("Payload SHA256 digest: BAD")
+        #expect(
+            flipped.status != 0 && flipped.stdout.contains("Payload SHA256 digest: BAD")
                 && flipped.stdout.contains("Header V4 RSA/SHA256 Signature, key ID \(keyid): OK")
                 && flipped.stdout.contains("    V4 RSA/SHA256 Signature, key ID \(keyid): BAD"), "flipped-payload.rpm:\n\(flipped.stdout)")
         // truncated: payload digest cannot match
@@ -185,11 +192,14 @@ struct VaultTests {
     /// Serves DIR on 127.0.0.1 with python3 -m http.server on a free port; the caller stops it by PID.
     static func serve(_ directory: String) throws -> TestServer {
         let port = Int(try freePort())
-        return try TestServer("python3 -m http.server", Command("python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, String(port)]),
-                              timeout: 10, grace: 5, ready: TestServer.answers(port))
+        return try TestServer(
+            "python3 -m http.server", Command("python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, String(port)]),
+            timeout: 10, grace: 5, ready: TestServer.answers(port))
     }
 
-    @Test("a chroot bootstrapped by hand from the vault runs yum groupinstall Core --exclude=postfix over HTTP with gpgcheck, then builds a module with kernel-devel")
+    @Test(
+        "a chroot bootstrapped by hand from the vault runs yum groupinstall Core --exclude=postfix over HTTP with gpgcheck, then builds a module with kernel-devel"
+    )
     func bootstrapByHand() throws {
         let facts = try Self.facts()
         let core = ((facts["perRelease"] as? [String: [String: Any]])?["6.9"]?["coreGroup"] as? [String]) ?? []

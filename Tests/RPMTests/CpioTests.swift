@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct CpioTests {
@@ -109,7 +109,9 @@ import Glibc
         try Data(b.bytes).write(to: URL(fileURLWithPath: dir2 + "/a.cpio"))
         let fd = open(dir2 + "/a.cpio", O_RDONLY)
         defer { close(fd) }
-        #expect(throws: RPMError.self) { try CpioExtractor(root: dir2 + "/root", input: fd, file: "t", options: ExtractOptions(applyOwnership: false)).extract() }
+        #expect(throws: RPMError.self) {
+            try CpioExtractor(root: dir2 + "/root", input: fd, file: "t", options: ExtractOptions(applyOwnership: false)).extract()
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir2 + "/outside").isEmpty)
     }
 
@@ -119,7 +121,7 @@ import Glibc
         a.dir("./usr")
         a.dir("./usr/lib")
         a.symlink("./lib", "/usr/lib")
-        a.dir("./lib")                 // rpm keeps an existing symlink where a directory goes
+        a.dir("./lib") // rpm keeps an existing symlink where a directory goes
         a.file("./lib/libx.so", "elf")
         a.file("./lib", "not allowed to replace the link's directory") // replaces the symlink itself (rename)
         a.trailer()
@@ -195,14 +197,16 @@ import Glibc
     @Test func extractsARealPackage() throws {
         let dir = try Fixture.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let verified = try SignatureVerifier(key: try PinnedKey(path: Fixture.path("fixture-key.asc"))).verified(try RPMFile(path: Fixture.path("tinyfix-signed.rpm")))
+        let verified = try SignatureVerifier(key: try PinnedKey(path: Fixture.path("fixture-key.asc"))).verified(
+            try RPMFile(path: Fixture.path("tinyfix-signed.rpm")))
         let report = try Payload.extract(verified, into: dir, options: ExtractOptions(applyOwnership: false))
         #expect(report.files == 4 && report.hardLinks == 1 && report.symlinks == 1)
         var st = stat()
         #expect(lstat(dir + "/usr/bin/tiny-suid", &st) == 0 && Int(st.st_mode) & 0o7777 == 0o4755)
         #expect(try String(contentsOfFile: dir + "/usr/bin/tiny-link", encoding: .utf8) == "same bytes\n")
         // And the gzip-compressed one.
-        let lib = try SignatureVerifier(key: try PinnedKey(path: Fixture.path("fixture-key.asc"))).verified(try RPMFile(path: Fixture.path("repo/Packages/tinylib-1.0-1.el6.noarch.rpm")))
+        let lib = try SignatureVerifier(key: try PinnedKey(path: Fixture.path("fixture-key.asc"))).verified(
+            try RPMFile(path: Fixture.path("repo/Packages/tinylib-1.0-1.el6.noarch.rpm")))
         try Payload.extract(lib, into: dir, options: ExtractOptions(applyOwnership: false))
         #expect(FileManager.default.fileExists(atPath: dir + "/bin/sh"))
     }

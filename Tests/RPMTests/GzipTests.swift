@@ -6,9 +6,9 @@ import Testing
 @Suite struct GzipTests {
     @Test func decodesWhatGzipWritesAtEveryKindOfBlock() throws {
         var random = SystemRandomNumberGenerator()
-        let noise = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &random) }  // stored blocks
+        let noise = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &random) } // stored blocks
         let text = Array(String(repeating: "kernel/drivers/nvme/host/nvme.ko: kernel/drivers/nvme/host/nvme-core.ko\n", count: 3000).utf8)
-        let short = Array("add_drivers+=\" nvme \"\n".utf8)  // fixed Huffman codes
+        let short = Array("add_drivers+=\" nvme \"\n".utf8) // fixed Huffman codes
         for data in [noise, text, short, noise + text, []] {
             for level in ["-1", "-9"] {
                 #expect(try Gzip.decompress(try hostGzip(data, level: level)) == data, "\(data.count) bytes at \(level)")
@@ -36,7 +36,9 @@ import Testing
             try Gzip.decompress(bomb, limit: 4 << 20)
         }
         #expect(Date().timeIntervalSince(start) < 10)
-        #expect(Gzip.Failure.tooLarge(limit: 4 << 20).description == "the data decompresses to more than \(4 << 20) bytes; refused (corrupt or hostile: a gzip bomb)")
+        #expect(
+            Gzip.Failure.tooLarge(limit: 4 << 20).description
+                == "the data decompresses to more than \(4 << 20) bytes; refused (corrupt or hostile: a gzip bomb)")
         #expect(try Gzip.decompress(member, limit: 1 << 20).count == 1 << 20)
         #expect(throws: Gzip.Failure.self) { try Gzip.decompress(member, limit: (1 << 20) - 1) }
         let noise = try hostGzip((0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }, level: "-1")

@@ -72,8 +72,11 @@ import Testing
         let rpm = try RPMFile(path: Fixture.path("tinyfix-signed.rpm"))
         #expect(rpm.nevra == "tinyfix-1.2-3.el6.x86_64")
         #expect(rpm.payloadCompressor == "xz")
-        #expect(rpm.fileNames == ["/etc/tinyfix", "/etc/tinyfix/tiny.conf", "/usr/bin/tiny", "/usr/bin/tiny-link", "/usr/bin/tiny-suid",
-                                  "/usr/share/tinyfix", "/usr/share/tinyfix/a", "/usr/share/tinyfix/b"])
+        #expect(
+            rpm.fileNames == [
+                "/etc/tinyfix", "/etc/tinyfix/tiny.conf", "/usr/bin/tiny", "/usr/bin/tiny-link", "/usr/bin/tiny-suid",
+                "/usr/share/tinyfix", "/usr/share/tinyfix/a", "/usr/share/tinyfix/b",
+            ])
         let suid = try #require(rpm.files.first { $0.path == "/usr/bin/tiny-suid" })
         #expect(suid.mode == 0o104755)
         #expect(rpm.files.first { $0.path == "/usr/bin/tiny-link" }?.linkTo == "../share/tinyfix/a")
@@ -99,7 +102,8 @@ import Testing
     /// Random truncations and bit flips: every outcome is a parse or an RPMError, never a crash or hang.
     @Test func fuzzTruncationsAndBitFlips() throws {
         var rng = SplitMix64(seed: 0xC0FFEE)
-        let inputs = Fixture.genuine.map { [UInt8](FileManager.default.contents(atPath: Fixture.genuinePath($0.file))!) }
+        let inputs =
+            Fixture.genuine.map { [UInt8](FileManager.default.contents(atPath: Fixture.genuinePath($0.file))!) }
             + [[UInt8](FileManager.default.contents(atPath: Fixture.path("tinyfix-signed.rpm"))!)]
         var parsed = 0, refused = 0
         for round in 0..<1500 {

@@ -66,8 +66,8 @@ import Testing
         #expect(!ok(eq, "0.9-3", ge, "1.0"))
         #expect(ok(eq, "1.0-1", eq, "1.0"))
         #expect(!ok(eq, "1.0-1", lt, "1.0"))
-        #expect(ok(0, nil, ge, "5"))        // unversioned provide satisfies anything
-        #expect(ok(eq, "1", 0, nil))        // unversioned require is satisfied by anything
+        #expect(ok(0, nil, ge, "5")) // unversioned provide satisfies anything
+        #expect(ok(eq, "1", 0, nil)) // unversioned require is satisfied by anything
         #expect(ok(ge, "2", lt, "3"))
         #expect(!ok(lt, "2", ge, "3"))
         #expect(ok(eq, "1:1.0-1", ge, "1:0.5"))

@@ -6,7 +6,7 @@ import RPM
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Repository metadata is decompressed as a counted stream: a small file that
@@ -29,7 +29,8 @@ import Glibc
     static func peakRSS() -> Int {
         let status = Mounts.procText("/proc/self/status")
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
+            let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return 0 }
         return kb * 1024
     }
 
@@ -43,8 +44,9 @@ import Glibc
     func bombWithASmallOpenSizeIsRefusedAtOnce(tool: String) throws {
         let bomb = try Self.bomb(tool: tool, mebibytes: 1024)
         #expect(bomb.count < 2 * Self.mib, "\(bomb.count) bytes")
-        let file = RepoDataFile(type: "primary", location: "repodata/bomb-primary.xml.\(tool == "gzip" ? "gz" : "xz")",
-                                checksum: Checksum.of(bomb, kind: .sha256), size: bomb.count, openSize: 4096)
+        let file = RepoDataFile(
+            type: "primary", location: "repodata/bomb-primary.xml.\(tool == "gzip" ? "gz" : "xz")",
+            checksum: Checksum.of(bomb, kind: .sha256), size: bomb.count, openSize: 4096)
         let measured = Self.resetPeak()
         #expect(measured || geteuid() != 0, "root can reset VmHWM through /proc/self/clear_refs")
         let before = Self.peakRSS()
@@ -69,7 +71,8 @@ import Glibc
         let bomb = try Self.bomb(tool: "gzip", mebibytes: 1024)
         let start = Date()
         for openSize in [nil, Int.max / 2] as [Int?] {
-            let file = RepoDataFile(type: "group", location: "repodata/comps.xml.gz", checksum: Checksum.of(bomb, kind: .sha256), size: bomb.count, openSize: openSize)
+            let file = RepoDataFile(
+                type: "group", location: "repodata/comps.xml.gz", checksum: Checksum.of(bomb, kind: .sha256), size: bomb.count, openSize: openSize)
             #expect(throws: RepositoryError.metadata(file: "repodata/comps.xml.gz", reason: Metadata.tooLargeReason(limit: 8 * Self.mib, openSize: openSize))) {
                 _ = try Metadata.decompressChecked(bomb, name: "repodata/comps.xml.gz", open: file, cap: 8 * Self.mib)
             }

@@ -15,7 +15,8 @@ import Testing
         try FileManager.default.copyItem(atPath: Fixture.path("repo") + "/repodata", toPath: repo + "/repodata")
         if let revision {
             let path = repo + "/repodata/repomd.xml"
-            let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "<revision>1500000000</revision>", with: "<revision>\(revision)</revision>")
+            let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+                of: "<revision>1500000000</revision>", with: "<revision>\(revision)</revision>")
             try FileManager.default.removeItem(atPath: path)
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         }
@@ -33,8 +34,12 @@ import Testing
         #expect(repo.baseURL.absoluteString == good + "/6.9/os/x86_64/")
         #expect(repo.alternativeBaseURLs.map(\.absoluteString) == [same + "/6.9/os/x86_64/"])
         #expect(repo.repomd.revision == "1500000000")
-        #expect(notes.contains { $0.hasPrefix("mirror failover: the metadata of 6.9/os from the alternative \(good)/6.9/os/x86_64/ (\(dead) failed: ") }, "\(notes)")
-        #expect(notes.contains { $0.contains("mirror \(newer)/6.9/os/x86_64/ is not used for 6.9/os: its repomd.xml has revision 1600000000, not 1500000000") }, "\(notes)")
+        #expect(
+            notes.contains { $0.hasPrefix("mirror failover: the metadata of 6.9/os from the alternative \(good)/6.9/os/x86_64/ (\(dead) failed: ") }, "\(notes)"
+        )
+        #expect(
+            notes.contains { $0.contains("mirror \(newer)/6.9/os/x86_64/ is not used for 6.9/os: its repomd.xml has revision 1600000000, not 1500000000") },
+            "\(notes)")
         // A package's file: the metadata mirror first, then only the agreeing alternative.
         let package = try #require(repo.packages.first)
         let remote = repo.remoteFile(package)

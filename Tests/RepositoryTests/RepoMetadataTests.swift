@@ -29,7 +29,10 @@ import Testing
         let primary = try #require(repomd.primary)
         var data = try Data(contentsOf: URL(fileURLWithPath: repo + "/" + primary.location))
         data[10] ^= 1
-        #expect(throws: RepositoryError.checksumMismatch(file: primary.location, type: "sha256", expected: primary.checksum.hex, actual: Checksum.of(data, kind: .sha256).hex)) {
+        #expect(
+            throws: RepositoryError.checksumMismatch(
+                file: primary.location, type: "sha256", expected: primary.checksum.hex, actual: Checksum.of(data, kind: .sha256).hex)
+        ) {
             try Metadata.verify(data: data, against: primary)
         }
         #expect(throws: RepositoryError.sizeMismatch(file: primary.location, expected: primary.size!, actual: primary.size! + 1)) {
@@ -70,9 +73,9 @@ import Testing
         #expect(throws: RepositoryError.self) { try Primary.parse(Data("<metadata><package><name>x".utf8)) }
         #expect(throws: RepositoryError.self) { try RepoMD.parse(Data("not xml".utf8)) }
         let unsafe = """
-        <metadata><package type="rpm"><name>x</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
-        <checksum type="sha256">\(String(repeating: "a", count: 64))</checksum><location href="../../etc/passwd"/></package></metadata>
-        """
+            <metadata><package type="rpm"><name>x</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
+            <checksum type="sha256">\(String(repeating: "a", count: 64))</checksum><location href="../../etc/passwd"/></package></metadata>
+            """
         #expect(throws: RepositoryError.self) { try Primary.parse(Data(unsafe.utf8)) }
         let badSum = unsafe.replacingOccurrences(of: "../../etc/passwd", with: "Packages/x.rpm").replacingOccurrences(of: "sha256", with: "md4")
         #expect(throws: RepositoryError.self) { try Primary.parse(Data(badSum.utf8)) }
@@ -87,32 +90,34 @@ import Testing
         let a = try Primary.parse(raw), b = try Primary.parseWithXMLParser(raw)
         #expect(a == b && a.count == 2)
         let tricky = """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <!-- a comment -->
-        <metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="1">
-        <package type='rpm'>
-          <name>a&amp;b</name><arch>x86_64</arch><version epoch="3" ver="1.0&#x2B;git" rel="1.el6"/>
-          <checksum type="sha" pkgid="YES">\(String(repeating: "ab", count: 20))</checksum>
-          <summary>x &lt; y</summary><description><![CDATA[<not a tag>]]></description>
-          <size package="10" installed="20" archive="30"/><location href="Packages/a&amp;b.rpm"/>
-          <format>
-            <rpm:provides><rpm:entry name="a&amp;b" flags="EQ" epoch="3" ver="1.0" rel="1.el6"/></rpm:provides>
-            <rpm:requires><rpm:entry name="libc.so.6()(64bit)"/><rpm:entry name="/bin/sh" pre="1"/><rpm:entry name="x" flags="LT" epoch="0" ver="2"/></rpm:requires>
-            <rpm:recommends><rpm:entry name="weak"/></rpm:recommends>
-            <file>/usr/bin/a&#38;b</file><file type="dir">/etc/a</file>
-          </format>
-        </package>
-        </metadata>
-        """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <!-- a comment -->
+            <metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="1">
+            <package type='rpm'>
+              <name>a&amp;b</name><arch>x86_64</arch><version epoch="3" ver="1.0&#x2B;git" rel="1.el6"/>
+              <checksum type="sha" pkgid="YES">\(String(repeating: "ab", count: 20))</checksum>
+              <summary>x &lt; y</summary><description><![CDATA[<not a tag>]]></description>
+              <size package="10" installed="20" archive="30"/><location href="Packages/a&amp;b.rpm"/>
+              <format>
+                <rpm:provides><rpm:entry name="a&amp;b" flags="EQ" epoch="3" ver="1.0" rel="1.el6"/></rpm:provides>
+                <rpm:requires><rpm:entry name="libc.so.6()(64bit)"/><rpm:entry name="/bin/sh" pre="1"/><rpm:entry name="x" flags="LT" epoch="0" ver="2"/></rpm:requires>
+                <rpm:recommends><rpm:entry name="weak"/></rpm:recommends>
+                <file>/usr/bin/a&#38;b</file><file type="dir">/etc/a</file>
+              </format>
+            </package>
+            </metadata>
+            """
         let x = try Primary.parse(Data(tricky.utf8)), y = try Primary.parseWithXMLParser(Data(tricky.utf8))
         #expect(x == y)
         #expect(x.first?.name == "a&b" && x.first?.evr == EVR(epoch: 3, version: "1.0+git", release: "1.el6"))
         #expect(x.first?.files == ["/usr/bin/a&b", "/etc/a"])
         #expect(x.first?.requires.count == 3 && x.first?.checksum.kind == .sha1)
         // Malformed input of every kind is an error naming a line, never a crash.
-        for bad in ["", "<metadata>", "<metadata></package>", "<metadata><package></metadata>", "<metadata a=b></metadata>",
-                    "<metadata>&bogus;</metadata>", "<metadata></metadata><metadata></metadata>", "text<metadata/>",
-                    "<metadata><!-- never ends", "<metadata x=\"1\"y=\"2\"/>", "<other/>"] {
+        for bad in [
+            "", "<metadata>", "<metadata></package>", "<metadata><package></metadata>", "<metadata a=b></metadata>",
+            "<metadata>&bogus;</metadata>", "<metadata></metadata><metadata></metadata>", "text<metadata/>",
+            "<metadata><!-- never ends", "<metadata x=\"1\"y=\"2\"/>", "<other/>",
+        ] {
             #expect(throws: RepositoryError.self, "\(bad)") { try Primary.parse(Data(bad.utf8)) }
         }
         #expect(try Primary.parse(Data("<metadata/>".utf8)).isEmpty)
@@ -122,4 +127,3 @@ import Testing
         }
     }
 }
-

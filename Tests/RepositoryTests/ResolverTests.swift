@@ -8,24 +8,31 @@ import Testing
 @Suite struct ResolverTests {
     static let sum = try! Checksum(.sha256, hex: String(repeating: "0", count: 64))
 
-    static func pkg(_ name: String, _ version: String = "1.0", release: String = "1.el6", arch: String = "x86_64",
-                    provides: [RepoDependency] = [], requires: [String] = [], files: [String] = []) -> RepoPackage {
-        RepoPackage(name: name, arch: arch, evr: EVR(version: version, release: release), checksum: sum, packageSize: 1000, installedSize: 0,
-                    location: "Packages/\(name)-\(version)-\(release).\(arch).rpm", provides: provides,
-                    requires: requires.map { r in
-                        let parts = r.split(separator: " ")
-                        if parts.count == 3 {
-                            let flags = ["=": Dependency.equal, ">=": Dependency.greater | Dependency.equal, "<": Dependency.less, "<=": Dependency.less | Dependency.equal][String(parts[1])]!
-                            return RepoDependency(name: String(parts[0]), flags: flags, evr: EVR(parsing: String(parts[2])))
-                        }
-                        return RepoDependency(name: r)
-                    }, files: files)
+    static func pkg(
+        _ name: String, _ version: String = "1.0", release: String = "1.el6", arch: String = "x86_64",
+        provides: [RepoDependency] = [], requires: [String] = [], files: [String] = []
+    ) -> RepoPackage {
+        RepoPackage(
+            name: name, arch: arch, evr: EVR(version: version, release: release), checksum: sum, packageSize: 1000, installedSize: 0,
+            location: "Packages/\(name)-\(version)-\(release).\(arch).rpm", provides: provides,
+            requires: requires.map { r in
+                let parts = r.split(separator: " ")
+                if parts.count == 3 {
+                    let flags = [
+                        "=": Dependency.equal, ">=": Dependency.greater | Dependency.equal, "<": Dependency.less, "<=": Dependency.less | Dependency.equal,
+                    ][String(parts[1])]!
+                    return RepoDependency(name: String(parts[0]), flags: flags, evr: EVR(parsing: String(parts[2])))
+                }
+                return RepoDependency(name: r)
+            }, files: files)
     }
 
     static let repo: [RepoPackage] = [
         pkg("bash", "4.1.2", release: "48.el6", requires: ["libc.so.6()(64bit)", "rpmlib(PayloadIsXz) <= 5.2-1"]),
         pkg("bash", "4.1.2", release: "15.el6", requires: ["libc.so.6()(64bit)"]),
-        pkg("glibc", "2.12", release: "1.209.el6", provides: [RepoDependency(name: "libc.so.6()(64bit)")], requires: ["/bin/sh", "glibc-common = 2.12-1.209.el6"]),
+        pkg(
+            "glibc", "2.12", release: "1.209.el6", provides: [RepoDependency(name: "libc.so.6()(64bit)")],
+            requires: ["/bin/sh", "glibc-common = 2.12-1.209.el6"]),
         pkg("glibc", "2.12", release: "1.209.el6", arch: "i686", provides: [RepoDependency(name: "libc.so.6")]),
         pkg("glibc-common", "2.12", release: "1.209.el6", requires: ["bash"]),
         pkg("sh-provider", requires: [], files: ["/bin/sh"]),
@@ -53,11 +60,13 @@ import Testing
     }
 
     @Test func missingProvidersAreAllListed() {
-        #expect(throws: RepositoryError.unresolved([
-            "(seed): no-such-package",
-            "lonely-1.0-1.el6.x86_64: ghost >= 2",
-            "lonely-1.0-1.el6.x86_64: libmissing.so.3()(64bit)",
-        ])) {
+        #expect(
+            throws: RepositoryError.unresolved([
+                "(seed): no-such-package",
+                "lonely-1.0-1.el6.x86_64: ghost >= 2",
+                "lonely-1.0-1.el6.x86_64: libmissing.so.3()(64bit)",
+            ])
+        ) {
             try Resolver(packages: ResolverTests.repo).bootstrapClosure(seeds: ["lonely", "no-such-package"])
         }
         let text = RepositoryError.unresolved(["lonely-1.0-1.el6.x86_64: ghost >= 2"]).description
@@ -65,11 +74,15 @@ import Testing
     }
 
     @Test func groupInstallSetWithExcludesAndPinnedKernel() throws {
-        let comps = Comps(groups: [Comps.Group(id: "core", name: "Core", packages: [
-            .init(name: "bash", type: .mandatory), .init(name: "postfix", type: .default),
-            .init(name: "cronie", type: .default), .init(name: "lonely", type: .optional),
-            .init(name: "python", type: .conditional, requires: "yum"), .init(name: "file-libs", type: .conditional, requires: "bash"),
-        ])])
+        let comps = Comps(groups: [
+            Comps.Group(
+                id: "core", name: "Core",
+                packages: [
+                    .init(name: "bash", type: .mandatory), .init(name: "postfix", type: .default),
+                    .init(name: "cronie", type: .default), .init(name: "lonely", type: .optional),
+                    .init(name: "python", type: .conditional, requires: "yum"), .init(name: "file-libs", type: .conditional, requires: "bash"),
+                ])
+        ])
         let r = try Resolver(packages: ResolverTests.repo).groupInstallSet(comps: comps, group: "core", extra: ["kernel-2.6.32-696.el6", "yum"])
         #expect(!r.names.contains("postfix"))
         #expect(!r.names.contains("lonely"))

@@ -4,7 +4,7 @@ import SBOM
 import Testing
 import TestSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A small image's packages with what real EL6 headers hold: compound and unmapped
@@ -13,20 +13,27 @@ let sampleInput = SBOMInput(
     imageName: "c69", release: "6.9", kernel: "2.6.32-696.el6", toolVersion: "0.1.0",
     created: Date(timeIntervalSince1970: 1_796_000_000), serial: UUID(uuidString: "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9")!,
     packages: [
-        SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64", license: "GPLv3+", vendor: "CentOS",
-                    headerSHA1: "1111111111111111111111111111111111111111", fileSHA256: String(repeating: "a", count: 64)),
-        SBOMPackage(name: "libstdc++", version: "4.4.7", release: "18.el6", arch: "x86_64", license: "GPLv3+ and GPLv3+ with exceptions and GPLv2+ with exceptions and LGPLv2+ and BSD",
-                    vendor: "CentOS", headerSHA1: "2222222222222222222222222222222222222222", fileSHA256: String(repeating: "b", count: 64)),
-        SBOMPackage(name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64", license: "(GPLv2+ or AFL) and GPLv2+",
-                    vendor: "CentOS", headerSHA1: "3333333333333333333333333333333333333333", fileSHA256: String(repeating: "c", count: 64)),
-        SBOMPackage(name: "tzdata", epoch: 0, version: "2017b", release: "1.el6", arch: "noarch", license: "Public Domain", vendor: "CentOS",
-                    headerSHA1: "4444444444444444444444444444444444444444"),
+        SBOMPackage(
+            name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64", license: "GPLv3+", vendor: "CentOS",
+            headerSHA1: "1111111111111111111111111111111111111111", fileSHA256: String(repeating: "a", count: 64)),
+        SBOMPackage(
+            name: "libstdc++", version: "4.4.7", release: "18.el6", arch: "x86_64",
+            license: "GPLv3+ and GPLv3+ with exceptions and GPLv2+ with exceptions and LGPLv2+ and BSD",
+            vendor: "CentOS", headerSHA1: "2222222222222222222222222222222222222222", fileSHA256: String(repeating: "b", count: 64)),
+        SBOMPackage(
+            name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64", license: "(GPLv2+ or AFL) and GPLv2+",
+            vendor: "CentOS", headerSHA1: "3333333333333333333333333333333333333333", fileSHA256: String(repeating: "c", count: 64)),
+        SBOMPackage(
+            name: "tzdata", epoch: 0, version: "2017b", release: "1.el6", arch: "noarch", license: "Public Domain", vendor: "CentOS",
+            headerSHA1: "4444444444444444444444444444444444444444"),
         SBOMPackage(name: "by-hand", version: "1", release: "1", arch: "x86_64", license: nil, vendor: nil),
-        SBOMPackage(name: "kmod-ena", version: "2.9.1", release: "1", arch: "x86_64", license: "GPLv2", vendor: "centos6-ami",
-                    headerSHA1: "5555555555555555555555555555555555555555",
-                    builtHere: BuiltSource(name: "amzn-drivers ena_linux", version: "2.9.1",
-                                           url: "https://github.com/amzn/amzn-drivers/archive/refs/tags/ena_linux_2.9.1.tar.gz",
-                                           archiveSHA256: String(repeating: "e", count: 64))),
+        SBOMPackage(
+            name: "kmod-ena", version: "2.9.1", release: "1", arch: "x86_64", license: "GPLv2", vendor: "centos6-ami",
+            headerSHA1: "5555555555555555555555555555555555555555",
+            builtHere: BuiltSource(
+                name: "amzn-drivers ena_linux", version: "2.9.1",
+                url: "https://github.com/amzn/amzn-drivers/archive/refs/tags/ena_linux_2.9.1.tar.gz",
+                archiveSHA256: String(repeating: "e", count: 64))),
     ])
 
 @Suite struct SBOMRenderTests {
@@ -54,14 +61,18 @@ let sampleInput = SBOMInput(
 
 @Suite struct PurlTests {
     @Test func rpmPurls() {
-        #expect(Purl.rpm(SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64"), release: "6.9")
+        #expect(
+            Purl.rpm(SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64"), release: "6.9")
                 == "pkg:rpm/centos/bash@4.1.2-48.el6?arch=x86_64&distro=centos-6.9")
-        #expect(Purl.rpm(SBOMPackage(name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64"), release: "6.9")
+        #expect(
+            Purl.rpm(SBOMPackage(name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64"), release: "6.9")
                 == "pkg:rpm/centos/dbus-libs@1.2.24-8.el6_6?arch=x86_64&distro=centos-6.9&epoch=1")
         // An epoch of 0 is no epoch to rpm: no qualifier.
-        #expect(Purl.rpm(SBOMPackage(name: "tzdata", epoch: 0, version: "2017b", release: "1.el6", arch: "noarch"), release: "6.10")
+        #expect(
+            Purl.rpm(SBOMPackage(name: "tzdata", epoch: 0, version: "2017b", release: "1.el6", arch: "noarch"), release: "6.10")
                 == "pkg:rpm/centos/tzdata@2017b-1.el6?arch=noarch&distro=centos-6.10")
-        #expect(Purl.rpm(SBOMPackage(name: "libstdc++", version: "4.4.7", release: "18.el6", arch: "x86_64"), release: "6.9")
+        #expect(
+            Purl.rpm(SBOMPackage(name: "libstdc++", version: "4.4.7", release: "18.el6", arch: "x86_64"), release: "6.9")
                 == "pkg:rpm/centos/libstdc%2B%2B@4.4.7-18.el6?arch=x86_64&distro=centos-6.9")
     }
 }
@@ -87,21 +98,25 @@ let sampleInput = SBOMInput(
 
 @Suite struct RPMQueryTests {
     @Test func parsesTheEightFieldsAndNone() {
-        let text = "bash\t(none)\t4.1.2\t48.el6\tx86_64\tGPLv3+\tCentOS\tabc\n"
+        let text =
+            "bash\t(none)\t4.1.2\t48.el6\tx86_64\tGPLv3+\tCentOS\tabc\n"
             + "dbus-libs\t1\t1.2.24\t8.el6_6\tx86_64\t(GPLv2+ or AFL) and GPLv2+\tCentOS\t(none)\n"
             + "gpg-pubkey\t(none)\tc105b9de\t4e0fd3a3\t(none)\tpubkey\t(none)\t(none)\n"
             + "old\t0\t1\t2\tnoarch\n"
         let packages = RPMQuery.parse(text)
-        #expect(packages == [
-            SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64", license: "GPLv3+", vendor: "CentOS", headerSHA1: "abc"),
-            SBOMPackage(name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64", license: "(GPLv2+ or AFL) and GPLv2+", vendor: "CentOS"),
-            SBOMPackage(name: "old", epoch: 0, version: "1", release: "2", arch: "noarch"),
-        ])
+        #expect(
+            packages == [
+                SBOMPackage(name: "bash", version: "4.1.2", release: "48.el6", arch: "x86_64", license: "GPLv3+", vendor: "CentOS", headerSHA1: "abc"),
+                SBOMPackage(
+                    name: "dbus-libs", epoch: 1, version: "1.2.24", release: "8.el6_6", arch: "x86_64", license: "(GPLv2+ or AFL) and GPLv2+", vendor: "CentOS"),
+                SBOMPackage(name: "old", epoch: 0, version: "1", release: "2", arch: "noarch"),
+            ])
         #expect(packages[1].nevra == "dbus-libs-1:1.2.24-8.el6_6.x86_64" && packages[2].nevra == "old-1-2.noarch")
     }
 
     @Test func theQueryNamesTheBackendAndTheCopy() {
-        #expect(RPMDatabase.query(dbpath: "/tmp/x", backend: .bdbReadOnly).shellLine
+        #expect(
+            RPMDatabase.query(dbpath: "/tmp/x", backend: .bdbReadOnly).shellLine
                 == "rpm --dbpath /tmp/x --define '_db_backend bdb_ro' -qa --qf '\(RPMQuery.format)'")
         #expect(RPMDatabase.backend(files: ["Packages", "Name", "__db.001"]) == .bdbReadOnly)
         #expect(RPMDatabase.backend(files: ["Packages", "rpmdb.sqlite"]) == .sqlite)
@@ -121,7 +136,9 @@ let sampleInput = SBOMInput(
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let root = dir + "/root", outside = dir + "/outside"
-        for d in [root + "/var/lib", root + "/etc/rpmdb", outside + "/var/lib/rpm"] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        for d in [root + "/var/lib", root + "/etc/rpmdb", outside + "/var/lib/rpm"] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        }
         try Data("image".utf8).write(to: URL(fileURLWithPath: root + "/etc/rpmdb/Packages"))
         try Data("host".utf8).write(to: URL(fileURLWithPath: outside + "/var/lib/rpm/Packages"))
         func copied(_ link: String) throws -> String? {

@@ -107,7 +107,8 @@ import Testing
 
     // MARK: gpgv status evaluation (pure)
 
-    static let packet = try! SignaturePacket(parsing: RPMFile(path: Fixture.genuinePath(Fixture.genuine[1].file)).signature.binary(SigTag.rsaHeader)!, file: "x")
+    static let packet = try! SignaturePacket(
+        parsing: RPMFile(path: Fixture.genuinePath(Fixture.genuine[1].file)).signature.binary(SigTag.rsaHeader)!, file: "x")
     static let fpr = PinnedKey.centOS6Fingerprint
 
     static func status(signedAt: Int, expired: Bool, extra: String = "") -> String {
@@ -119,16 +120,18 @@ import Testing
     }
 
     @Test func signatureBeforeExpiryIsAccepted() throws {
-        let (t, e) = try SignatureVerifier.evaluate(status: SignatureTests.status(signedAt: 1385321610, expired: true), exitStatus: 0,
-                                                    pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
+        let (t, e) = try SignatureVerifier.evaluate(
+            status: SignatureTests.status(signedAt: 1385321610, expired: true), exitStatus: 0,
+            pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
         #expect(t == 1385321610)
         #expect(e == SignatureTests.expiry)
     }
 
     @Test func signatureAfterExpiryIsRefused() {
         #expect(throws: SignatureError.self) {
-            try SignatureVerifier.evaluate(status: SignatureTests.status(signedAt: SignatureTests.expiry + 86400, expired: true), exitStatus: 0,
-                                           pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
+            try SignatureVerifier.evaluate(
+                status: SignatureTests.status(signedAt: SignatureTests.expiry + 86400, expired: true), exitStatus: 0,
+                pinned: SignatureTests.fpr, file: "x", packet: SignatureTests.packet)
         }
     }
 
@@ -137,8 +140,11 @@ import Testing
             ("", 2),
             ("[GNUPG:] BADSIG 0946FCA2C105B9DE CentOS-6 Key\n", 1),
             ("[GNUPG:] ERRSIG 4E619DF38C063C13 1 10 00 1700000000 9 -\n[GNUPG:] NO_PUBKEY 4E619DF38C063C13\n", 2),
-            (SignatureTests.status(signedAt: 1, expired: false).replacingOccurrences(of: "\(SignatureTests.fpr)\n", with: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"), 0),
-            (SignatureTests.status(signedAt: 1, expired: false), 1),  // good status lines but a failing exit
+            (
+                SignatureTests.status(signedAt: 1, expired: false).replacingOccurrences(
+                    of: "\(SignatureTests.fpr)\n", with: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"), 0
+            ),
+            (SignatureTests.status(signedAt: 1, expired: false), 1), // good status lines but a failing exit
             (SignatureTests.status(signedAt: 1, expired: true).replacingOccurrences(of: "[GNUPG:] KEYEXPIRED \(SignatureTests.expiry)\n", with: ""), 0),
             (SignatureTests.status(signedAt: 1, expired: false, extra: "[GNUPG:] REVKEYSIG 0946FCA2C105B9DE x\n"), 0),
         ]

@@ -5,7 +5,7 @@ import RPM
 import TestSupport
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A blob verified once under a key is not re-verified; a change of key,
@@ -24,8 +24,10 @@ import Glibc
 
     func verify(_ blob: String, _ checksum: Checksum, root: String, key: PinnedKey) throws -> Bool {
         let verifier = SignatureVerifier(key: key)
-        return try verifier.verifiedUsingRecords(try RPMFile(path: blob), checksum: checksum,
-                                                 records: VerificationRecords(cacheRoot: URL(fileURLWithPath: root))).checkedNow
+        return try verifier.verifiedUsingRecords(
+            try RPMFile(path: blob), checksum: checksum,
+            records: VerificationRecords(cacheRoot: URL(fileURLWithPath: root))
+        ).checkedNow
     }
 
     @Test func verifiedOnceThenRemembered() throws {
@@ -37,8 +39,9 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: record))
         #expect(try verify(blob, checksum, root: root, key: key) == false)
         // The remembered token unpacks like a fresh one.
-        let (token, _) = try SignatureVerifier(key: key).verifiedUsingRecords(try RPMFile(path: blob), checksum: checksum,
-                                                                                records: VerificationRecords(cacheRoot: URL(fileURLWithPath: root)))
+        let (token, _) = try SignatureVerifier(key: key).verifiedUsingRecords(
+            try RPMFile(path: blob), checksum: checksum,
+            records: VerificationRecords(cacheRoot: URL(fileURLWithPath: root)))
         #expect(token.report.method.hasPrefix("SIGPGP"))
         #expect(token.report.packet.keyID == key.keyID)
     }

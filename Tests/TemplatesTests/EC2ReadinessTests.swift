@@ -35,10 +35,11 @@ import Testing
         c.timeSync = true
         files = imageFiles(c)
         #expect(files.contains { $0.path == "/etc/ntp.conf" && $0.content == .text(NTPConf.text) && $0.mode == 0o644 })
-        #expect(dracutImageFiles(nvme: false) == [
-            ImageFile(path: "/etc/dracut.conf.d", content: .directory, mode: 0o755),
-            ImageFile(path: "/etc/dracut.conf.d/ec2.conf", content: .text(DracutEC2.render(nvme: false)), mode: 0o644),
-        ])
+        #expect(
+            dracutImageFiles(nvme: false) == [
+                ImageFile(path: "/etc/dracut.conf.d", content: .directory, mode: 0o755),
+                ImageFile(path: "/etc/dracut.conf.d/ec2.conf", content: .text(DracutEC2.render(nvme: false)), mode: 0o644),
+            ])
         #expect(dracutImageFiles(nvme: true).last?.content == .text(DracutEC2.render(nvme: true)))
         #expect(Services.enabled == ["acpid", "ntpd"] && Services.packages == ["acpid", "ntp"])
     }

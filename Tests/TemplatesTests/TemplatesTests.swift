@@ -157,7 +157,10 @@ let commentedMirror = "https://vault.centos.org"
     @Test func sectionWithoutMirrorlistAndContinuationURLs() {
         let repo = "[updates]\nname=x\nbaseurl=http://a/6/updates/x86_64/\n  http://b/6/updates/x86_64/\ngpgcheck=1\n"
         let out = YumRepos.rewriteCentOSBase(repo, mirror: mirror, commentedMirror: commentedMirror)
-        #expect(out == "[updates]\nname=x\n#baseurl=\(commentedMirror)/$releasever/updates/$basearch/\nbaseurl=\(mirror)/$releasever/updates/$basearch/\ngpgcheck=1\n")
+        #expect(
+            out
+                == "[updates]\nname=x\n#baseurl=\(commentedMirror)/$releasever/updates/$basearch/\nbaseurl=\(mirror)/$releasever/updates/$basearch/\ngpgcheck=1\n"
+        )
     }
 }
 
@@ -169,9 +172,12 @@ let commentedMirror = "https://vault.centos.org"
         try expectGolden(edited, "sshd_config")
         #expect(SSHD.harden(edited) == edited, "idempotent")
         let changed = zip(lines(original), lines(edited)).filter { $0 != $1 }.map { "\($0.0) -> \($0.1)" }
-        #expect(changed == ["#PermitRootLogin yes -> PermitRootLogin no",
-                            "PasswordAuthentication yes -> PasswordAuthentication no",
-                            "#UseDNS yes -> UseDNS no"])
+        #expect(
+            changed == [
+                "#PermitRootLogin yes -> PermitRootLogin no",
+                "PasswordAuthentication yes -> PasswordAuthentication no",
+                "#UseDNS yes -> UseDNS no",
+            ])
     }
 
     /// The three keywords missing, and an active Match block at the end: they go before it.
@@ -183,17 +189,22 @@ let commentedMirror = "https://vault.centos.org"
         let edited = SSHD.harden(original)
         try expectGolden(edited, "sshd_config-missing-match")
         #expect(SSHD.harden(edited) == edited, "idempotent")
-        #expect(edited.hasSuffix("UseDNS no\nPermitRootLogin no\nPasswordAuthentication no\nMatch User backup\n\tPasswordAuthentication yes\n\tPermitRootLogin yes\n"),
-                "global settings before the Match; its own lines untouched")
+        #expect(
+            edited.hasSuffix(
+                "UseDNS no\nPermitRootLogin no\nPasswordAuthentication no\nMatch User backup\n\tPasswordAuthentication yes\n\tPermitRootLogin yes\n"),
+            "global settings before the Match; its own lines untouched")
     }
 
     @Test func presentWithOtherValuesInAnySpelling() {
         let original = "usedns yes\nPermitRootLogin=without-password\nPasswordAuthentication\tyes\nPasswordAuthentication no\n"
-        #expect(SSHD.harden(original) == "UseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n#PasswordAuthentication no\n",
-                "first active line rewritten, later duplicates commented out")
+        #expect(
+            SSHD.harden(original) == "UseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n#PasswordAuthentication no\n",
+            "first active line rewritten, later duplicates commented out")
         #expect(SSHD.harden("") == "UseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n", "appended to an empty file")
-        #expect(SSHD.harden("# PermitRootLogin is prose here\n") == "# PermitRootLogin is prose here\nUseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n")
-        #expect(SSHD.harden("#UseDNSX yes") == "#UseDNSX yes\nUseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n", "a longer keyword is another keyword")
+        #expect(
+            SSHD.harden("# PermitRootLogin is prose here\n") == "# PermitRootLogin is prose here\nUseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n")
+        #expect(
+            SSHD.harden("#UseDNSX yes") == "#UseDNSX yes\nUseDNS no\nPermitRootLogin no\nPasswordAuthentication no\n", "a longer keyword is another keyword")
     }
 }
 
@@ -228,7 +239,9 @@ let commentedMirror = "https://vault.centos.org"
 
     @Test func shellExpansionsAreLiteral() {
         let s = RcLocal.script
-        for literal in [#"start=$(date +%s)"#, #"calls=$((calls + 1))"#, #"status=$?"#, #"-w "$nl%{http_code}""#, "home=~ec2-user", #"printf '%s\n' "$key" | grep -Eq"#] {
+        for literal in [
+            #"start=$(date +%s)"#, #"calls=$((calls + 1))"#, #"status=$?"#, #"-w "$nl%{http_code}""#, "home=~ec2-user", #"printf '%s\n' "$key" | grep -Eq"#,
+        ] {
             #expect(s.contains(literal), "\(literal)")
         }
         #expect(s.hasPrefix("#!/bin/sh\n"))
@@ -242,8 +255,11 @@ let commentedMirror = "https://vault.centos.org"
         #expect(curls.count == 1, "one curl call site, shared by the PUT and the GET")
         #expect(curls.allSatisfy { $0.contains("curl -f -sS --connect-timeout 2 --max-time 5 ") })
         let calls = lines(s).map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasPrefix("call ") }
-        #expect(calls == [#"call PUT /latest/api/token "X-aws-ec2-metadata-token-ttl-seconds: 21600""#,
-                          #"call GET /latest/meta-data/public-keys/0/openssh-key "X-aws-ec2-metadata-token: $token""#])
+        #expect(
+            calls == [
+                #"call PUT /latest/api/token "X-aws-ec2-metadata-token-ttl-seconds: 21600""#,
+                #"call GET /latest/meta-data/public-keys/0/openssh-key "X-aws-ec2-metadata-token: $token""#,
+            ])
         #expect(s.contains("imds=http://169.254.169.254\n"), "the address is fixed in the script")
         for forbidden in ["rpm ", "yum ", "| sh", "|sh", "bash -c", "wget", "ec2-ami-tools", "ec2-metadata ", "/ec2-metadata", "s3.amazonaws", "eval "] {
             #expect(!s.contains(forbidden), "no download and execution of software: \(forbidden)")

@@ -8,7 +8,9 @@ public struct NewcArchive {
     /// 070702 entries with a checksum instead of 070701.
     public var crc = false
     public init() {}
-    public mutating func add(_ name: String, mode: Int, data: [UInt8] = [], ino: Int = 0, nlink: Int = 1, mtime: Int = 1_500_000_000, check: Int? = nil, rdev: (Int, Int) = (0, 0)) {
+    public mutating func add(
+        _ name: String, mode: Int, data: [UInt8] = [], ino: Int = 0, nlink: Int = 1, mtime: Int = 1_500_000_000, check: Int? = nil, rdev: (Int, Int) = (0, 0)
+    ) {
         let nameBytes = Array(name.utf8) + [0]
         let sum = check ?? (crc ? data.reduce(0) { ($0 + Int($1)) & 0xffffffff } : 0)
         let fields = [ino, mode, 0, 0, nlink, mtime, data.count, 0, 0, rdev.0, rdev.1, nameBytes.count, sum]

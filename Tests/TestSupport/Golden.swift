@@ -16,8 +16,10 @@ public func golden(_ name: String, filePath: String = #filePath) throws -> Strin
 }
 
 /// Expects `actual` to equal the golden file `name`; with UPDATE_GOLDEN=1 it is rewritten first.
-public func expectGolden(_ actual: String, _ name: String, filePath: String = #filePath,
-                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+public func expectGolden(
+    _ actual: String, _ name: String, filePath: String = #filePath,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
     let url = goldenURL(name, filePath: filePath)
     if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -1,7 +1,7 @@
 import Foundation
 import Host
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The tests' own helper processes start through the tool's runner (`ProcessRunner`),
@@ -25,8 +25,10 @@ public func runTool(_ command: Command, environment: [String: String] = ProcessI
 
 /// Starts `command` in the background (see `RunningCommand`); the caller reads or
 /// collects its output as it chose and ends it (`terminate`, `finish`).
-public func startTool(_ command: Command, environment: [String: String] = ProcessInfo.processInfo.environment,
-                      input: ChildInput = .null, output: ChildOutput = .null, error: ChildOutput = .null) throws -> RunningCommand {
+public func startTool(
+    _ command: Command, environment: [String: String] = ProcessInfo.processInfo.environment,
+    input: ChildInput = .null, output: ChildOutput = .null, error: ChildOutput = .null
+) throws -> RunningCommand {
     try ProcessRunner(log: nil, environment: environment)
         .start(command, input: input, output: output, error: error, registration: .callerHandles)
 }
@@ -48,8 +50,10 @@ public final class TestServer: Sendable {
     /// - Parameters:
     ///   - logFile: where its stdout and stderr go (nil: nowhere).
     ///   - ready: the port once the server is ready, nil until then (called every 50 ms).
-    public init(_ name: String, _ command: Command, environment: [String: String] = ProcessInfo.processInfo.environment,
-                logFile: String? = nil, timeout: TimeInterval = 20, grace: TimeInterval = 10, ready: () -> Int?) throws {
+    public init(
+        _ name: String, _ command: Command, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logFile: String? = nil, timeout: TimeInterval = 20, grace: TimeInterval = 10, ready: () -> Int?
+    ) throws {
         self.grace = grace
         var logFD: Int32 = -1
         if let logFile {
@@ -104,8 +108,11 @@ extension TestServer {
     /// scripts/testvault/vault-server.py serving `root` (https with `tls`: PEM certificate and key files).
     public static func vault(root: String, directory: String, delayMs: Int = 0, tls: (cert: String, key: String)? = nil) throws -> TestServer {
         let script = repositoryRoot.appendingPathComponent("scripts/testvault/vault-server.py").path
-        let arguments = [script, "--root", root, "--port", "0", "--port-file", directory + "/port", "--pid-file", directory + "/pid",
-                         "--delay-ms", String(delayMs)] + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? [])
+        let arguments =
+            [
+                script, "--root", root, "--port", "0", "--port-file", directory + "/port", "--pid-file", directory + "/pid",
+                "--delay-ms", String(delayMs),
+            ] + (tls.map { ["--tls-cert", $0.cert, "--tls-key", $0.key] } ?? [])
         return try TestServer("vault-server.py", Command("python3", arguments), timeout: 15, grace: 5, ready: portFile(directory + "/port"))
     }
 
@@ -113,16 +120,21 @@ extension TestServer {
     public static func sigV4Proxy(python: String, upstream: String, directory: String, secret: String, log: String, faults: [String]) throws -> TestServer {
         let script = repositoryRoot.appendingPathComponent("scripts/sigv4-proxy.py").path
         let port = directory + "/proxy.port"
-        return try TestServer("sigv4-proxy", Command(python, [script, "--upstream", upstream, "--port-file", port, "--log", log] + faults,
-                                                     environment: ["SIGV4_PROXY_SECRET": secret]),
-                              logFile: directory + "/proxy.err", timeout: 20, ready: portFile(port))
+        return try TestServer(
+            "sigv4-proxy",
+            Command(
+                python, [script, "--upstream", upstream, "--port-file", port, "--log", log] + faults,
+                environment: ["SIGV4_PROXY_SECRET": secret]),
+            logFile: directory + "/proxy.err", timeout: 20, ready: portFile(port))
     }
 
     /// moto_server on a free port, its request recorder writing to `recording`.
     public static func moto(executable: String, directory: String, recording: String) throws -> TestServer {
         let port = Int(try freePort())
-        return try TestServer("moto_server", Command(executable, ["-H", "127.0.0.1", "-p", String(port)], environment: ["MOTO_RECORDER_FILEPATH": recording]),
-                              logFile: directory + "/moto.log", timeout: 30) {
+        return try TestServer(
+            "moto_server", Command(executable, ["-H", "127.0.0.1", "-p", String(port)], environment: ["MOTO_RECORDER_FILEPATH": recording]),
+            logFile: directory + "/moto.log", timeout: 30
+        ) {
             runTool(Command("curl", ["-sSf", "--max-time", "5", "-o", "/dev/null", "http://127.0.0.1:\(port)/moto-api/"])).status == 0 ? port : nil
         }
     }

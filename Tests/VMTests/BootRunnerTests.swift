@@ -4,7 +4,7 @@ import Host
 import TestSupport
 @testable import VM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The runner driven by a fake `qemu` (a shell script that writes to the
@@ -22,16 +22,16 @@ import Glibc
     func fakeQEMU(console: String, behaviour: String) throws -> String {
         let path = dir + "/fake-qemu"
         let script = """
-        #!/bin/sh
-        echo $$ > \(dir)/pid
-        log=
-        while [ $# -gt 0 ]; do
-          case "$1" in -serial) log="${2#file:}"; shift;; esac
-          shift
-        done
-        printf '%b' '\(console)' >> "$log"
-        \(behaviour)
-        """
+            #!/bin/sh
+            echo $$ > \(dir)/pid
+            log=
+            while [ $# -gt 0 ]; do
+              case "$1" in -serial) log="${2#file:}"; shift;; esac
+              shift
+            done
+            printf '%b' '\(console)' >> "$log"
+            \(behaviour)
+            """
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return path
@@ -52,7 +52,8 @@ import Glibc
     }
 
     @Test func readyThenTerminated() throws {
-        let qemu = try fakeQEMU(console: "SeaBIOS\\nlocalhost login: ", behaviour: "trap 'echo terminating on signal 15 >&2; exit 0' TERM\nwhile :; do sleep 0.05; done")
+        let qemu = try fakeQEMU(
+            console: "SeaBIOS\\nlocalhost login: ", behaviour: "trap 'echo terminating on signal 15 >&2; exit 0' TERM\nwhile :; do sleep 0.05; done")
         let result = try BootRunner(log: nil).boot(config(qemu))
         #expect(result.passed)
         #expect(result.secondsToReady! < 3)
@@ -135,7 +136,8 @@ import Glibc
         #expect(try String(contentsOfFile: elsewhere, encoding: .utf8) == "localhost login: \n", "the link's target is untouched")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: c.serialLog)) == nil, "the console is a file of the run's own")
         // QEMU writing to another file than the one this run made: a failure, not a pass.
-        let swapping = config(try fakeQEMU(console: "", behaviour: "rm -f \"$log\"; printf 'login: ' > \"$log\"\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done"))
+        let swapping = config(
+            try fakeQEMU(console: "", behaviour: "rm -f \"$log\"; printf 'login: ' > \"$log\"\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done"))
         let swapped = try BootRunner(log: nil).boot(swapping)
         #expect(!swapped.passed, "\(swapped.outcome)")
     }

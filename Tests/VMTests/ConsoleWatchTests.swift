@@ -9,7 +9,7 @@ private func feed(_ m: inout ConsoleMatcher, _ text: String) -> Bool { m.feed(Ar
     @Test func findsPatternInOneChunk() {
         var m = ConsoleMatcher(pattern: "login:")
         #expect(feed(&m, "CentOS release 6.9\nKernel 2.6.32 on an x86_64\n\nlocalhost login: "))
-        #expect(m.matchOffset == 57)  // 19 + 27 + 1 + "localhost ".count
+        #expect(m.matchOffset == 57) // 19 + 27 + 1 + "localhost ".count
     }
 
     @Test func findsPatternSplitAcrossChunks() {
@@ -110,8 +110,9 @@ private func feed(_ m: inout ConsoleMatcher, _ text: String) -> Bool { m.feed(Ar
     @Test func interruptionEndsTheWait() {
         var m = ConsoleMatcher(pattern: "login:")
         let start = Date()
-        let outcome = watchConsole(file: GrowingFile(path: tempFile()), matcher: &m, timeout: 30, pollInterval: 0.02,
-                                   interrupted: { Date().timeIntervalSince(start) > 0.2 })
+        let outcome = watchConsole(
+            file: GrowingFile(path: tempFile()), matcher: &m, timeout: 30, pollInterval: 0.02,
+            interrupted: { Date().timeIntervalSince(start) > 0.2 })
         #expect(outcome == .interrupted)
         #expect(Date().timeIntervalSince(start) < 5)
     }

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 @testable import VM
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private func put(ttl: String?) -> HTTPRequest {
@@ -55,7 +55,7 @@ private let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootTestKey boot-test\n"
         #expect(s.respond(to: get(keyPath, token: t)).status == 200)
         clock += 0.2
         #expect(s.respond(to: get(keyPath, token: t)).status == 401)
-        #expect(s.requests.map(\.tokenSent) == [false, true, false, true, true])  // the PUT carries none
+        #expect(s.requests.map(\.tokenSent) == [false, true, false, true, true]) // the PUT carries none
         #expect(s.requests.map(\.tokenValid) == [false, false, false, true, false])
     }
 
@@ -89,7 +89,8 @@ private let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootTestKey boot-test\n"
 
     @Test func parsesRequests() {
         let r = HTTPRequest.parse("PUT /latest/api/token?x=1 HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds:  300 \r\n")
-        #expect(r == HTTPRequest(method: "PUT", path: "/latest/api/token", headers: ["host": "169.254.169.254", "x-aws-ec2-metadata-token-ttl-seconds": "300"]))
+        #expect(
+            r == HTTPRequest(method: "PUT", path: "/latest/api/token", headers: ["host": "169.254.169.254", "x-aws-ec2-metadata-token-ttl-seconds": "300"]))
         #expect(HTTPRequest.parse("garbage") == nil)
         let text = String(decoding: HTTPResponse(status: 401, body: "Unauthorized").serialized, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.0 401 Unauthorized\r\n"))
@@ -144,7 +145,7 @@ private func body(_ response: String?) -> String? {
         #expect(server.service.requests.map(\.status) == [200, 200, 401])
         server.stop()
         #expect(exchange(port: port, tokenRequest) == nil)
-        server.stop()  // twice is harmless
+        server.stop() // twice is harmless
     }
 
     /// The relay QEMU runs per guest connection, run here with bash and pipes:
@@ -180,7 +181,7 @@ private func body(_ response: String?) -> String? {
         let result = process.finish()
         close(process.standardInput)
         #expect(result.standardOutput.isEmpty)
-        #expect(result.standardError.isEmpty)  // slirp would hand stderr to the guest
+        #expect(result.standardError.isEmpty) // slirp would hand stderr to the guest
         #expect(result.status == 1)
     }
 }

@@ -13,22 +13,24 @@ import Host
     @Test func fullArgumentList() {
         let cmd = QEMU.command(config())
         #expect(cmd.executable == "qemu-system-x86_64")
-        #expect(cmd.arguments == [
-            "-accel", "tcg",
-            "-machine", "pc",
-            "-m", "512",
-            "-smp", "1",
-            "-display", "none",
-            "-vga", "std",
-            "-monitor", "none",
-            "-serial", "file:/run/vm/serial.log",
-            "-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
-            "-drive", "file=/var/tmp/disk.img,format=raw,if=ide,cache=writeback",
-            "-netdev", "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:/bin/bash -c 'exec 2>/dev/null 4<&0 3<>/dev/tcp/127.0.0.1/40123 || exit 1; cat <&4 >&3 & cat <&3; kill -9 $!'",
-            "-device", "virtio-net-pci,netdev=n0,romfile=",
-            "-boot", "order=c",
-            "-no-reboot",
-        ])
+        #expect(
+            cmd.arguments == [
+                "-accel", "tcg",
+                "-machine", "pc",
+                "-m", "512",
+                "-smp", "1",
+                "-display", "none",
+                "-vga", "std",
+                "-monitor", "none",
+                "-serial", "file:/run/vm/serial.log",
+                "-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
+                "-drive", "file=/var/tmp/disk.img,format=raw,if=ide,cache=writeback",
+                "-netdev",
+                "user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:/bin/bash -c 'exec 2>/dev/null 4<&0 3<>/dev/tcp/127.0.0.1/40123 || exit 1; cat <&4 >&3 & cat <&3; kill -9 $!'",
+                "-device", "virtio-net-pci,netdev=n0,romfile=",
+                "-boot", "order=c",
+                "-no-reboot",
+            ])
         #expect(cmd.shellLine.hasPrefix("qemu-system-x86_64 -accel tcg -machine pc -m 512"))
     }
 
@@ -55,7 +57,10 @@ import Host
 
     @Test func withoutMetadataServiceTheNetworkIsStillRestricted() {
         #expect(QEMU.netdev(imdsHost: "127.0.0.1", imdsPort: nil) == "user,id=n0,restrict=on,net=169.254.0.0/16")
-        #expect(QEMU.netdev(imdsHost: "127.0.0.2", imdsPort: 80, shell: "/usr/bin/bash").hasSuffix(",guestfwd=tcp:169.254.169.254:80-cmd:/usr/bin/bash -c 'exec 2>/dev/null 4<&0 3<>/dev/tcp/127.0.0.2/80 || exit 1; cat <&4 >&3 & cat <&3; kill -9 $!'"))
+        #expect(
+            QEMU.netdev(imdsHost: "127.0.0.2", imdsPort: 80, shell: "/usr/bin/bash").hasSuffix(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:/usr/bin/bash -c 'exec 2>/dev/null 4<&0 3<>/dev/tcp/127.0.0.2/80 || exit 1; cat <&4 >&3 & cat <&3; kill -9 $!'"
+            ))
         #expect(!QEMU.relay(shell: "/bin/bash", host: "127.0.0.1", port: 1).contains(","))
     }
 

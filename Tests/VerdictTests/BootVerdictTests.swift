@@ -8,8 +8,10 @@ struct VerdictFixture {
     let root = NSTemporaryDirectory() + "verdict-\(UUID().uuidString)"
     let kver: String
 
-    init(kver: String = "2.6.32-696.el6.x86_64", initramfs: [String], installed: [String], builtin: [String]? = nil,
-         config: String? = nil, compress: Bool = true, grub: String? = nil) throws {
+    init(
+        kver: String = "2.6.32-696.el6.x86_64", initramfs: [String], installed: [String], builtin: [String]? = nil,
+        config: String? = nil, compress: Bool = true, grub: String? = nil
+    ) throws {
         self.kver = kver
         let fm = FileManager.default
         let mods = "\(root)/lib/modules/\(kver)"
@@ -22,15 +24,16 @@ struct VerdictFixture {
         if let builtin { try builtin.joined(separator: "\n").write(toFile: mods + "/modules.builtin", atomically: true, encoding: .utf8) }
         if let config { try config.write(toFile: "\(root)/boot/config-\(kver)", atomically: true, encoding: .utf8) }
         fm.createFile(atPath: "\(root)/boot/vmlinuz-\(kver)", contents: Data())
-        let menu = grub ?? """
-            default=0
-            timeout=0
-            title CentOS 6.9
-            \troot (hd0,0)
-            \tkernel /boot/vmlinuz-\(kver) ro root=LABEL=/ console=ttyS0,115200
-            \tinitrd /boot/initramfs-\(kver).img
+        let menu =
+            grub ?? """
+                default=0
+                timeout=0
+                title CentOS 6.9
+                \troot (hd0,0)
+                \tkernel /boot/vmlinuz-\(kver) ro root=LABEL=/ console=ttyS0,115200
+                \tinitrd /boot/initramfs-\(kver).img
 
-            """
+                """
         try menu.write(toFile: root + "/boot/grub/menu.lst", atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: root + "/boot/grub/grub.conf", withDestinationPath: "menu.lst")
         var archive = NewcArchive()
@@ -117,9 +120,12 @@ struct VerdictFixture {
 
     @Test func builtInDriversCountFromModulesBuiltin() throws {
         // Debian's cloud kernel: NVMe and the Xen front ends built in, nothing in the initramfs.
-        let f = try VerdictFixture(initramfs: [], installed: [Self.ena],
-                                   builtin: ["kernel/drivers/nvme/host/nvme-core.ko", "kernel/drivers/nvme/host/nvme.ko",
-                                             "kernel/drivers/block/xen-blkfront.ko", "kernel/drivers/net/xen-netfront.ko"])
+        let f = try VerdictFixture(
+            initramfs: [], installed: [Self.ena],
+            builtin: [
+                "kernel/drivers/nvme/host/nvme-core.ko", "kernel/drivers/nvme/host/nvme.ko",
+                "kernel/drivers/block/xen-blkfront.ko", "kernel/drivers/net/xen-netfront.ko",
+            ])
         defer { f.remove() }
         let v = try BootVerdict.compute(root: f.root)
         #expect(v.bootsOn == "xen,nitro" && v.drivers["nvme"] == .builtin && v.drivers["xen-blkfront"] == .builtin, "\(v)")
@@ -135,8 +141,9 @@ struct VerdictFixture {
     }
 
     @Test func anUncompressedInitramfsAndCompressedModulesAreRead() throws {
-        let f = try VerdictFixture(initramfs: ["kernel/drivers/block/xen-blkfront.ko.xz", "kernel/drivers/net/xen-netfront.ko.gz"], installed: [],
-                                   builtin: [], compress: false)
+        let f = try VerdictFixture(
+            initramfs: ["kernel/drivers/block/xen-blkfront.ko.xz", "kernel/drivers/net/xen-netfront.ko.gz"], installed: [],
+            builtin: [], compress: false)
         defer { f.remove() }
         #expect(try BootVerdict.compute(root: f.root).xen)
     }

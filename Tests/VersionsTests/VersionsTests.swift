@@ -122,14 +122,25 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
             case "ena url": var e = json["ena"] as! [String: Any]; e["url"] = "http://github.com/x.tgz"; json["ena"] = e
             case "ena version": var e = json["ena"] as! [String: Any]; e["version"] = "2.9"; json["ena"] = e
             case "ena files empty": var e = json["ena"] as! [String: Any]; e["files"] = [String: String](); json["ena"] = e
-            case "ena file sum": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["kernel/linux/ena/Makefile"] = "abc"; e["files"] = f; json["ena"] = e
-            case "ena file outside the directories": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["kernel/linux/rpm/Makefile"] = String(repeating: "a", count: 64); e["files"] = f; json["ena"] = e
+            case "ena file sum":
+                var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["kernel/linux/ena/Makefile"] = "abc"; e["files"] = f;
+                json["ena"] = e
+            case "ena file outside the directories":
+                var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String];
+                f["kernel/linux/rpm/Makefile"] = String(repeating: "a", count: 64); e["files"] = f; json["ena"] = e
             case "ena directories empty": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = [String](); json["ena"] = e
-            case "ena directory absolute": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "/kernel/linux/common/ena_com"]; json["ena"] = e
-            case "ena directory without files": var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "kernel/linux/common/ena_com", "kernel/linux/rpm"]; json["ena"] = e
+            case "ena directory absolute":
+                var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "/kernel/linux/common/ena_com"]; json["ena"] = e
+            case "ena directory without files":
+                var e = json["ena"] as! [String: Any]; e["sourceDirectories"] = ["kernel/linux/ena", "kernel/linux/common/ena_com", "kernel/linux/rpm"];
+                json["ena"] = e
             case "ena build directory": var e = json["ena"] as! [String: Any]; e["buildDirectory"] = "kernel/linux/common"; json["ena"] = e
-            case "ena makefile unpinned": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f.removeValue(forKey: "kernel/linux/ena/Makefile"); e["files"] = f; json["ena"] = e
-            case "ena file path": var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["../x"] = String(repeating: "a", count: 64); e["files"] = f; json["ena"] = e
+            case "ena makefile unpinned":
+                var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f.removeValue(forKey: "kernel/linux/ena/Makefile");
+                e["files"] = f; json["ena"] = e
+            case "ena file path":
+                var e = json["ena"] as! [String: Any]; var f = e["files"] as! [String: String]; f["../x"] = String(repeating: "a", count: 64); e["files"] = f;
+                json["ena"] = e
             case "empty releases": json["releases"] = [Any]()
             case "release name": mutateRelease(0) { $0["release"] = "7.0" }(&json)
             case "duplicate release": mutateRelease(1) { $0["release"] = "6.0" }(&json)
@@ -140,10 +151,23 @@ func mutateRelease(_ index: Int, _ change: @escaping (inout [String: Any]) -> Vo
             case "updates kernel not an update": mutateRelease(9) { $0["updatesKernel"] = "2.6.32-696.el6" }(&json)
             case "reason missing": mutateRelease(0) { $0["ena"] = ["eligible": false] }(&json)
             case "reason on eligible": mutateRelease(6) { $0["ena"] = ["eligible": true, "reason": "x"] }(&json)
-            case "ami id": mutateRelease(6) { var a = $0["amis"] as! [[String: Any]]; a[1]["id"] = "ami-XYZ"; $0["amis"] = a }(&json)
-            case "ami variant": mutateRelease(6) { var a = $0["amis"] as! [[String: Any]]; a[0]["variant"] = "fast"; $0["amis"] = a }(&json)
-            case "ami region": mutateRelease(6) { var a = $0["amis"] as! [[String: Any]]; a[0]["region"] = "tokyo"; $0["amis"] = a }(&json)
-            case "ena ami on ineligible": mutateRelease(0) { var a = $0["amis"] as! [[String: Any]]; a.append(["region": "ap-northeast-1", "variant": "ena", "id": "ami-0123456789abcdef0"]); $0["amis"] = a }(&json)
+            case "ami id":
+                mutateRelease(6) {
+                    var a = $0["amis"] as! [[String: Any]]; a[1]["id"] = "ami-XYZ"; $0["amis"] = a
+                }(&json)
+            case "ami variant":
+                mutateRelease(6) {
+                    var a = $0["amis"] as! [[String: Any]]; a[0]["variant"] = "fast"; $0["amis"] = a
+                }(&json)
+            case "ami region":
+                mutateRelease(6) {
+                    var a = $0["amis"] as! [[String: Any]]; a[0]["region"] = "tokyo"; $0["amis"] = a
+                }(&json)
+            case "ena ami on ineligible":
+                mutateRelease(0) {
+                    var a = $0["amis"] as! [[String: Any]]; a.append(["region": "ap-northeast-1", "variant": "ena", "id": "ami-0123456789abcdef0"]);
+                    $0["amis"] = a
+                }(&json)
             default: Issue.record("unknown mutation \(mutation)")
             }
         }

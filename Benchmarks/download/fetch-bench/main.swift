@@ -39,7 +39,8 @@ let lines = (try? String(contentsOfFile: list, encoding: .utf8))?.split(separato
 let files: [RemoteFile] = lines.compactMap { line in
     let f = line.split(separator: " ")
     guard f.count == 3, let size = Int64(f[1]), let sum = try? Checksum(.sha256, hex: String(f[2])),
-          let url = URL(string: String(f[0]), relativeTo: baseURL)?.absoluteURL else { return nil }
+        let url = URL(string: String(f[0]), relativeTo: baseURL)?.absoluteURL
+    else { return nil }
     return RemoteFile(url: url, size: size, checksum: sum)
 }
 guard !files.isEmpty else { fail("no files in \(list)") }
@@ -47,15 +48,21 @@ guard !files.isEmpty else { fail("no files in \(list)") }
 let isTerminal = isatty(2) == 1
 do {
     let cache = try DownloadCache(root: URL(fileURLWithPath: cacheDir))
-    let fetcher = Fetcher(cache: cache, maxConnections: connections, progress: isTerminal ? { p in
-        FileHandle.standardError.write(Data(("\r\u{1B}[Kdownload: " + p.line + (p.filesDone == p.filesTotal ? "\n" : "")).utf8))
-    } : nil)
+    let fetcher = Fetcher(
+        cache: cache, maxConnections: connections,
+        progress: isTerminal
+            ? { p in
+                FileHandle.standardError.write(Data(("\r\u{1B}[Kdownload: " + p.line + (p.filesDone == p.filesTotal ? "\n" : "")).utf8))
+            } : nil)
     let start = Date()
     let paths = try fetcher.fetch(files)
     let wall = Date().timeIntervalSince(start)
     let s = fetcher.stats
-    print(String(format: #"{"files": %d, "wall_seconds": %.3f, "downloaded_bytes": %lld, "cached_bytes": %lld, "downloaded_files": %d, "cached_files": %d, "connections": %d, "retries": %d}"#,
-                 paths.count, wall, s.downloadedBytes, s.cachedBytes, s.downloadedFiles, s.cachedFiles, s.connections, s.retries))
+    print(
+        String(
+            format:
+                #"{"files": %d, "wall_seconds": %.3f, "downloaded_bytes": %lld, "cached_bytes": %lld, "downloaded_files": %d, "cached_files": %d, "connections": %d, "retries": %d}"#,
+            paths.count, wall, s.downloadedBytes, s.cachedBytes, s.downloadedFiles, s.cachedFiles, s.connections, s.retries))
 } catch HostError.interrupted(let signal) {
     FileHandle.standardError.write(Data("fetch-bench: interrupted by signal \(signal)\n".utf8))
     exit(130)
