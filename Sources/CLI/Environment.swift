@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Install
 
 /// The tool's own environment variables, read from the command's environment in one place:
@@ -12,6 +13,8 @@ struct ToolEnvironment {
     var sysfsRoot: String
     /// `CENTOS6_AMI_MIRROR_PASSWORD`: a mirror password the batch summary redacted, for `batch --continue`.
     var mirrorPassword: String?
+    /// `CENTOS6_AMI_LOCK_WAIT`: seconds to wait for a cache lock another run holds, or why the value is refused.
+    var lockWait: Result<TimeInterval, HostError>
 
     static let defaultWorkDirectory = "/run/centos6-ami"
 
@@ -20,6 +23,7 @@ struct ToolEnvironment {
         versionsFile = environment["CENTOS6_AMI_VERSIONS"]
         sysfsRoot = environment["CENTOS6_AMI_SYSFS_ROOT"] ?? "/sys"
         mirrorPassword = environment[BatchSummary.passwordVariable]
+        lockWait = FileLock.waitLimit(environment: environment)
     }
 }
 

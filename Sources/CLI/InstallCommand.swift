@@ -293,7 +293,9 @@ struct InstallCommand {
         var options = arguments.options
         options.mirror = mirrors[0]
         options.alternativeMirrors = Array(mirrors.dropFirst())
-        options.workDirectory = ToolEnvironment(environment).workDirectory
+        let tool = ToolEnvironment(environment)
+        options.workDirectory = tool.workDirectory
+        options.lockWait = try tool.lockWait.get()
         return options
     }
 

@@ -123,7 +123,7 @@ public final class InstallContext: @unchecked Sendable {
     public func makeFetcher() throws -> Fetcher {
         if let fetcher { return fetcher }
         let log = self.log
-        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory), lockNotice: { log.say($0) })
+        let cache = try DownloadCache(root: URL(fileURLWithPath: options.cacheDirectory), lockWait: options.lockWait, lockNotice: { log.say($0) })
         let onTerminal = isatty(2) == 1
         var fetchOptions = FetchOptions()
         fetchOptions.lowSpeedLimit = options.lowSpeedLimit

@@ -1,5 +1,6 @@
 import Disk
 import Foundation
+import Host
 import Versions
 
 /// Everything `install` was asked to do, validated before the first write.
@@ -38,6 +39,8 @@ public struct InstallOptions: Sendable {
     public var lockDirectory = "/run/lock/centos6-ami"
     /// The verified download cache on the builder (never on the target).
     public var cacheDirectory = "/var/cache/centos6-ami"
+    /// How long to wait for a cache file's lock another run holds (`CENTOS6_AMI_LOCK_WAIT`, seconds).
+    public var lockWait: TimeInterval = FileLock.defaultWait
     /// Parallel downloads.
     public var connections = 8
     /// Build ENA (versions.json's pin) for the release's kernel and install it as kmod-ena (ENASteps.swift).

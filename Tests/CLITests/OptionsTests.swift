@@ -1,5 +1,7 @@
 import Foundation
+import Host
 import Testing
+import Versions
 @testable import CLI
 @testable import Install
 
@@ -84,6 +86,18 @@ import Testing
         let extra = Option<InstallArguments>.flag("--new-option", \.options.minimal, help: "a newcomer's")
         let grown = Options(InstallCommand.options.all + [extra], defaults: InstallArguments())
         #expect(grown.all(except: BatchCommand.notShared, first: BatchCommand.sharedOrder).last?.name == "--new-option")
+    }
+
+    /// The tool's environment variables are read once, into the install's options.
+    @Test func theEnvironmentIsReadIntoTheOptions() throws {
+        let versions = try VersionsFile.embedded(), given = try InstallCommand.parse(["6.9", "/x.img"])
+        let options = try InstallCommand.makeOptions(
+            given, versions: versions,
+            environment: ["CENTOS6_AMI_LOCK_WAIT": "90", "CENTOS6_AMI_WORK_DIR": "/run/w"])
+        #expect(options.lockWait == 90 && options.workDirectory == "/run/w")
+        let defaults = try InstallCommand.makeOptions(given, versions: versions, environment: [:])
+        #expect(defaults.lockWait == FileLock.defaultWait && defaults.workDirectory == "/run/centos6-ami")
+        #expect(throws: HostError.self) { _ = try InstallCommand.makeOptions(given, versions: versions, environment: ["CENTOS6_AMI_LOCK_WAIT": "soon"]) }
     }
 
     /// `install --register` hands register a typed registration: register's own declarations

@@ -152,7 +152,7 @@ import Host
     }
 
     @Test func targetIdentityIsWhatTheFileIsNotItsName() throws {
-        let dir = NSTemporaryDirectory() + "c6-ident-\(UUID().uuidString)"
+        let dir = try TemporaryDirectory.make("ident")
         try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         FileManager.default.createFile(atPath: dir + "/c.img", contents: Data(count: 4096))

@@ -22,7 +22,7 @@ final class FetchTestServer {
     init(root: String, delayMs: Int = 0, tls: (cert: String, key: String)? = nil) throws {
         self.root = root
         scheme = tls == nil ? "http" : "https"
-        dir = NSTemporaryDirectory() + "vault-server-\(UUID().uuidString.prefix(8))"
+        dir = try TemporaryDirectory.make("vault-server")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         do {
             server = try TestServer.vault(root: root, directory: dir, delayMs: delayMs, tls: tls)
@@ -89,7 +89,7 @@ final class FetchFixture {
     private(set) var files: [String: Data] = [:]
 
     init() throws {
-        dir = NSTemporaryDirectory() + "fetch-fixture-\(UUID().uuidString.prefix(8))"
+        dir = try TemporaryDirectory.make("fetch")
         try FileManager.default.createDirectory(atPath: dir + "/mirror/Packages", withIntermediateDirectories: true)
         cacheRoot = URL(fileURLWithPath: dir + "/cache")
     }

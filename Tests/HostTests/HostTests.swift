@@ -130,7 +130,7 @@ import TestSupport
 
 @Suite struct FileLockTests {
     @Test func secondHolderFailsFastNamingTheLock() throws {
-        let path = NSTemporaryDirectory() + "c6-lock-\(UUID().uuidString)/t.lock"
+        let path = try TemporaryDirectory.make("lock") + "/t.lock"
         let first = try FileLock.acquire(path, holderDescription: "first")
         do {
             _ = try FileLock.acquire(path, holderDescription: "second")
@@ -148,7 +148,7 @@ import TestSupport
 /// Careless and hostile input: executables, locks and secrets.
 @Suite struct HostileInputHostTests {
     @Test func executablesResolveOnlyToAbsolutePathDirectories() throws {
-        let dir = NSTemporaryDirectory() + "c6-path-\(UUID().uuidString)"
+        let dir = try TemporaryDirectory.make("path")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let tool = dir + "/c6-fake-tool"
@@ -176,7 +176,7 @@ import TestSupport
     }
 
     @Test func targetLocksAreRemovedOnReleaseAndRetakenSafely() throws {
-        let base = NSTemporaryDirectory() + "c6-locks-\(UUID().uuidString)"
+        let base = try TemporaryDirectory.make("locks")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let path = base + "/a.d/b.lock"
         let first = try FileLock.acquire(path, holderDescription: "centos6-ami install 6.9 /x/c.img", removeOnRelease: true, base: base)

@@ -34,7 +34,7 @@ import Testing
 
 @Suite struct RunJournalTests {
     func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "journal-test-\(UUID().uuidString.prefix(8))"
+        let dir = try TemporaryDirectory.make("journal-test")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }

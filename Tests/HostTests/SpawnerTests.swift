@@ -13,7 +13,7 @@ import Testing
         #expect(Spawner.resolve("/bin/sh", path: "") == "/bin/sh")
         #expect(Spawner.resolve("no-such-tool-centos6", path: "/usr/bin:/bin") == nil)
         // A tool in the current directory is never picked, not through an empty or relative PATH entry nor a relative name.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spawner-cwd-\(getpid())").path
+        let dir = try TemporaryDirectory.make("spawner-cwd")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fake = dir + "/fake-tool-centos6"

@@ -160,7 +160,7 @@ private struct Broken: Error, CustomStringConvertible {
         let recording = RecordingRunner()
         recording.perform("do the thing") { ran = true }
         #expect(ran)
-        let dir = NSTemporaryDirectory() + "step-engine-\(getpid())"
+        let dir = try TemporaryDirectory.make("step-engine")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try recording.writeFile("abc", to: dir + "/f", mode: 0o600)

@@ -90,7 +90,7 @@ import Testing
     /// The whole way a release's metadata comes in: a mirror (file://) whose
     /// repomd gives the bomb's true size and checksum but the real open-size.
     @Test func releaseWithABombPrimaryIsRefused() throws {
-        let dir = NSTemporaryDirectory() + "bomb-mirror-\(UUID().uuidString.prefix(8))"
+        let dir = try TemporaryDirectory.make("bomb-mirror")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let repo = dir + "/6.9/os/x86_64"
         try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)

@@ -1,5 +1,6 @@
 import Fetch
 import Foundation
+import Host
 @testable import Repository
 import TestSupport
 import Testing
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func deadPrimaryThenAgreeingAndDisagreeingAlternatives() throws {
-        let dir = NSTemporaryDirectory() + "mirrors-\(UUID().uuidString.prefix(8))"
+        let dir = try TemporaryDirectory.make("mirrors")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let good = try Self.mirror(dir, "good"), same = try Self.mirror(dir, "same"), newer = try Self.mirror(dir, "newer", revision: "1600000000")
         let dead = "file://\(dir)/dead"

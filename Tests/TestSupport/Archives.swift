@@ -29,7 +29,7 @@ public struct NewcArchive {
 
 /// gzip through the host's gzip (the format CentOS 6's dracut writes), for fixtures only.
 public func hostGzip(_ data: [UInt8], level: String = "-9") throws -> [UInt8] {
-    let dir = NSTemporaryDirectory() + "gz-\(UUID().uuidString)"
+    let dir = try TemporaryDirectory.make("gz")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let file = dir + "/data"

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// The rpm fixtures (Tests/TestSupport/Fixtures, see make-fixtures.sh there) and
 /// small helpers the rpm, signature and repository tests share.
@@ -14,7 +15,7 @@ public enum Fixture {
 
     /// A fresh private directory, removed by the caller with `cleanup`.
     public static func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "/rpmtests-" + UUID().uuidString.prefix(8)
+        let dir = try TemporaryDirectory.make("rpmtests")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
