@@ -94,12 +94,7 @@ struct BootTestCommand {
     }
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, usage: usage) { values, positionals in
-            guard positionals.count == 1 else {
-                throw UsageError(positionals.isEmpty ? "boot-test needs IMAGE" : "unexpected argument '\(positionals[1])'", usage: usage)
-            }
-            values.image = positionals[0]
-        }.values
+        let args = try options.parse(arguments, usage: usage, positionals: onePositional(\.image, missing: "boot-test needs IMAGE", usage: usage)).values
         let image = args.image, key = args.key
         if key != nil {
             guard geteuid() == 0 else { throw UsageError("checking the key in the image needs root (it mounts the image read-only)", usage: usage) }

@@ -72,12 +72,8 @@ struct InspectCommand {
     static let usage = spec.usage
 
     @Sendable static func run(_ arguments: [String], console: Console) throws -> Int32 {
-        let args = try options.parse(arguments, usage: usage) { values, positionals in
-            guard positionals.count == 1 else {
-                throw UsageError(positionals.isEmpty ? "inspect needs IMAGE, DEVICE or DIR" : "unexpected argument '\(positionals[1])'", usage: usage)
-            }
-            values.target = positionals[0]
-        }.values
+        let args = try options.parse(arguments, usage: usage, positionals: onePositional(\.target, missing: "inspect needs IMAGE, DEVICE or DIR", usage: usage))
+            .values
         let target = args.target, sbom = args.sbom
         let versions = try CLI.loadVersions(args.versions, console: console, usage: usage)
         var isDirectory: ObjCBool = false

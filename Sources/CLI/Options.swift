@@ -214,3 +214,14 @@ func noPositionals<Values>(_ usage: String) -> (inout Values, [String]) throws -
         if let first = positionals.first { throw UsageError("unexpected argument '\(first)'", usage: usage) }
     }
 }
+
+/// For a command that takes one word (`IMAGE`) into `key`: `missing` when there is none, and a
+/// second word is a usage error.
+func onePositional<Values>(_ key: WritableKeyPath<Values, String>, missing: String, usage: String) -> (inout Values, [String]) throws -> Void {
+    { values, positionals in
+        guard positionals.count == 1 else {
+            throw UsageError(positionals.isEmpty ? missing : "unexpected argument '\(positionals[1])'", usage: usage)
+        }
+        values[keyPath: key] = positionals[0]
+    }
+}
