@@ -299,7 +299,7 @@ public enum AMIRegistrar {
     }
 
     static func createSnapshot(_ run: RegisterRun) throws {
-        let volume = try run.needed(run.volume, "the volume", by: "locate-volume")
+        let volume = try run.volume.made("the volume", by: "locate-volume")
         run.say("creating a snapshot of '\(volume.VolumeId)' in '\(run.region)'")
         let snapshot = try run.home.createSnapshot(volumeID: volume.VolumeId, description: run.description, tags: try run.tags())
         run.pushSnapshot(snapshot.SnapshotId)
@@ -307,7 +307,7 @@ public enum AMIRegistrar {
     }
 
     static func startSnapshot(_ run: RegisterRun) throws {
-        let scan = try run.needed(run.scan, "the image scan", by: "scan-image")
+        let scan = try run.scan.made("the image scan", by: "scan-image")
         // Credentials first: without them nothing is created.
         run.blockSender = try run.options.makeBlockSender?(run.region) ?? defaultBlockSender(run)
         run.say("starting a snapshot of \(scan.volumeSizeGiB) GiB in '\(run.region)' (EBS direct APIs)")
@@ -330,10 +330,10 @@ public enum AMIRegistrar {
 
     static func uploadImage(_ run: RegisterRun) throws {
         guard case let .image(path) = run.target else { return }
-        let scan = try run.needed(run.scan, "the image scan", by: "scan-image")
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
+        let scan = try run.scan.made("the image scan", by: "scan-image")
+        let snapshotID = try run.snapshotID.made("the snapshot", by: run.snapshotStep)
         let settings = run.options.upload
-        let sender = try run.needed(run.blockSender, "the block sender", by: "start-snapshot")
+        let sender = try run.blockSender.made("the block sender", by: "start-snapshot")
         run.say("uploading \(scan.blocks.count) blocks of '\(path)' into '\(snapshotID)' (\(settings.jobs) at a time, SHA-256 by \(FastSHA256.implementation))")
         let sent = try EBSUploader.send(
             image: path, scan: scan, snapshotID: snapshotID, client: run.home, sender: sender, settings: settings,
@@ -346,7 +346,7 @@ public enum AMIRegistrar {
     }
 
     static func waitForSnapshot(_ run: RegisterRun) throws {
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
+        let snapshotID = try run.snapshotID.made("the snapshot", by: run.snapshotStep)
         let done = try Waiter.snapshotCompleted(snapshotID, client: run.home, policy: run.options.snapshotWait, clock: run.options.clock, progress: run.say)
         let size = done.VolumeSize ?? run.snapshotSize ?? run.volume?.Size ?? 8
         if let wanted = run.options.volumeSize, wanted < size { throw AMIError.volumeTooSmall(requested: wanted, snapshot: size) }
@@ -354,9 +354,9 @@ public enum AMIRegistrar {
     }
 
     static func registerImage(_ run: RegisterRun) throws {
-        let name = try run.needed(run.name, "the name", by: "choose-name")
-        let snapshotID = try run.needed(run.snapshotID, "the snapshot", by: run.snapshotStep)
-        let snapshotSize = try run.needed(run.snapshotSize, "the snapshot's size", by: "wait-snapshot")
+        let name = try run.name.made("the name", by: "choose-name")
+        let snapshotID = try run.snapshotID.made("the snapshot", by: run.snapshotStep)
+        let snapshotSize = try run.snapshotSize.made("the snapshot's size", by: "wait-snapshot")
         var request = EC2Args.RegisterImage(
             name: name, description: run.description, snapshotID: snapshotID,
             volumeSize: max(run.options.volumeSize ?? snapshotSize, snapshotSize), enaSupport: run.variant == .ena)
@@ -378,23 +378,23 @@ public enum AMIRegistrar {
     }
 
     static func tagImage(_ run: RegisterRun) throws {
-        try run.home.createTags(resources: [try run.needed(run.imageID, "the AMI", by: "register-image")], tags: try run.tags())
+        try run.home.createTags(resources: [try run.imageID.made("the AMI", by: "register-image")], tags: try run.tags())
     }
 
     static func waitForImage(_ run: RegisterRun) throws {
-        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
+        let imageID = try run.imageID.made("the AMI", by: "register-image")
         _ = try Waiter.imageAvailable(imageID, client: run.home, region: run.region, policy: run.options.imageWait, clock: run.options.clock, progress: run.say)
     }
 
     static func makePublic(_ run: RegisterRun) throws {
-        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
+        let imageID = try run.imageID.made("the AMI", by: "register-image")
         try run.home.makePublic(imageID: imageID)
         run.say("'\(imageID)' is public")
     }
 
     static func copy(_ run: RegisterRun, to region: String) throws {
-        let imageID = try run.needed(run.imageID, "the AMI", by: "register-image")
-        let name = try run.needed(run.name, "the name", by: "choose-name")
+        let imageID = try run.imageID.made("the AMI", by: "register-image")
+        let name = try run.name.made("the name", by: "choose-name")
         let tags = try run.tags()
         let there = run.client.inRegion(region)
         let copyID = try there.copyImage(sourceImageID: imageID, sourceRegion: run.region, name: name, description: run.description)
@@ -552,14 +552,11 @@ public final class RegisterRun {
     var description: String { AMIRegistrar.description(release: release, variant: variant, options: options) }
 
     func tags() throws -> [Tag] {
-        AMIRegistrar.tags(name: try needed(name, "the name", by: "choose-name"), release: release, variant: variant, options: options)
+        AMIRegistrar.tags(name: try name.made("the name", by: "choose-name"), release: release, variant: variant, options: options)
     }
 
     /// A progress line on stderr and in the log.
     func say(_ text: String) { log?.say(text) }
-
-    /// A value the earlier step `step` makes; asking before it ran means the step list is out of order.
-    func needed<T>(_ value: T?, _ what: String, by step: String) throws -> T { try value.made(what, by: step) }
 
     /// The step that makes the snapshot: uploaded for an image file, else snapshotted from the volume.
     var snapshotStep: String {
@@ -580,8 +577,8 @@ public final class RegisterRun {
     /// The AMI and its copies as the results file records them.
     func result() throws -> RegisteredAMI {
         var primary = AMIRecord(
-            release: release, region: region, variant: variant, amiId: try needed(imageID, "the AMI", by: "register-image"),
-            snapshotId: try needed(snapshotID, "the snapshot", by: snapshotStep), name: try needed(name, "the name", by: "choose-name"),
+            release: release, region: region, variant: variant, amiId: try imageID.made("the AMI", by: "register-image"),
+            snapshotId: try snapshotID.made("the snapshot", by: snapshotStep), name: try name.made("the name", by: "choose-name"),
             date: AMIRegistrar.iso(options.date), buildId: options.buildID, public: options.makePublic, bootsOn: options.bootsOn)
         primary.manifest = options.manifestPath
         primary.sbom = options.sbomPath

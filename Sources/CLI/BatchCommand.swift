@@ -118,6 +118,8 @@ struct BatchCommand {
         let summaryPath = absolute(args.summary ?? defaultSummary)
         var previous: BatchSummary?
         var jobs: [BatchJob]
+        // Read once: for the mapping, or (--continue) from the options the summary gives back.
+        var mappedWith: VersionsFile?
         do {
             if args.continueLast {
                 if !args.pairs.isEmpty || args.releases != nil || !args.targets.isEmpty || args.all {
@@ -137,7 +139,9 @@ struct BatchCommand {
                 args.install = try InstallCommand.options.parse(words, usage: usage).values
                 previous = last
             } else {
-                jobs = try mapping(args, known: try CLI.loadVersions(args.install.versions, console: console, usage: usage).releaseNames)
+                let given = try CLI.loadVersions(args.install.versions, console: console, usage: usage)
+                mappedWith = given
+                jobs = try mapping(args, known: given.releaseNames)
             }
         } catch let error as BatchError {
             if case .usage(let text) = error { throw UsageError(text, usage: usage) }
@@ -146,7 +150,7 @@ struct BatchCommand {
             throw error
         }
         let shared = absolutePaths(args.install)
-        let versions = try CLI.loadVersions(shared.versions, console: console, usage: usage)
+        let versions = try mappedWith ?? CLI.loadVersions(shared.versions, console: console, usage: usage)
         jobs = jobs.map { BatchJob(release: $0.release, target: absolute($0.target)) }
         let ena = jobs.map { shared.options.ena && (versions.release($0.release)?.ena.eligible ?? false) }
         let parallel =

@@ -33,7 +33,7 @@ struct InstallArguments {
         get { options.sizeGiven ? options.imageSize : nil }
         set {
             options.sizeGiven = newValue != nil
-            options.imageSize = newValue ?? InstallOptions(release: "", target: "", mirror: "").imageSize
+            options.imageSize = newValue ?? InstallOptions.defaultImageSize
         }
     }
 }
@@ -359,22 +359,17 @@ struct InstallCommand {
         let path = BuildManifest.path(imageFile: image, logPath: logPath)
         let created = Date()
         let manifest = try ctx.manifest(toolVersion: CLI.version, created: created)
-        try writeAtomically(manifest.encoded(), to: path)
+        try AtomicFile.write(manifest.encoded(), to: path)
         ctx.log.say("manifest: \(path) (\(manifest.packages.count) packages)")
         var spdx: String?
         let input = try ctx.sbomInput(imageName: BuildSBOM.imageName(imageFile: image, logPath: logPath), manifest: manifest, created: created)
         for format in SBOMFormat.allCases {
             let sbom = BuildSBOM.path(imageFile: image, logPath: logPath, format: format)
-            try writeAtomically(Data(format.render(input).utf8), to: sbom)
+            try AtomicFile.write(Data(format.render(input).utf8), to: sbom)
             if format == .spdx { spdx = sbom }
             ctx.log.say("sbom: \(sbom) (\(format == .spdx ? "SPDX 2.3" : "CycloneDX 1.5"), \(input.packages.count) packages)")
         }
         return (path, spdx)
-    }
-
-    /// Written whole or not at all (temp file, rename): a reader never sees half a file.
-    static func writeAtomically(_ data: Data, to path: String) throws {
-        try AtomicFile.write(data, to: path)
     }
 
     static func defaultLogPath(release: String) throws -> String {

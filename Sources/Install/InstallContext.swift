@@ -42,59 +42,59 @@ public final class InstallContext: @unchecked Sendable {
 
     /// What preflight found the target to be.
     public internal(set) var targetIfMade: TargetKind?
-    public var target: TargetKind { get throws { try made(targetIfMade, "target", by: "preflight") } }
+    public var target: TargetKind { get throws { try targetIfMade.made("target", by: "preflight") } }
 
     var enaSourceIfMade: ENASourceTree?
-    var enaSource: ENASourceTree { get throws { try made(enaSourceIfMade, "checked ENA source", by: "ena-source") } }
+    var enaSource: ENASourceTree { get throws { try enaSourceIfMade.made("checked ENA source", by: "ena-source") } }
 
     public internal(set) var repositoriesIfMade: Repositories?
-    public var repositories: Repositories { get throws { try made(repositoriesIfMade, "repository metadata", by: "fetch-metadata") } }
+    public var repositories: Repositories { get throws { try repositoriesIfMade.made("repository metadata", by: "fetch-metadata") } }
 
     public internal(set) var planIfMade: PackagePlan?
-    public var plan: PackagePlan { get throws { try made(planIfMade, "package plan", by: "resolve") } }
+    public var plan: PackagePlan { get throws { try planIfMade.made("package plan", by: "resolve") } }
 
     var enaBuildSetIfMade: [RepoPackage]?
     /// gcc, make, rpm-build, kernel-devel-<kernel> and their closure (`--ena` only).
-    var enaBuildSet: [RepoPackage] { get throws { try made(enaBuildSetIfMade, "ENA build set", by: "ena-resolve") } }
+    var enaBuildSet: [RepoPackage] { get throws { try enaBuildSetIfMade.made("ENA build set", by: "ena-resolve") } }
 
     public internal(set) var downloadsIfMade: Downloads?
-    public var downloads: Downloads { get throws { try made(downloadsIfMade, "downloaded packages", by: "download") } }
+    public var downloads: Downloads { get throws { try downloadsIfMade.made("downloaded packages", by: "download") } }
 
     public internal(set) var verifiedIfMade: VerifiedPackages?
-    public var verified: VerifiedPackages { get throws { try made(verifiedIfMade, "verified packages", by: "verify-packages") } }
+    public var verified: VerifiedPackages { get throws { try verifiedIfMade.made("verified packages", by: "verify-packages") } }
 
     var kmodIfMade: BuiltKmod?
-    var kmod: BuiltKmod { get throws { try made(kmodIfMade, "kmod-ena package", by: "ena-build") } }
+    var kmod: BuiltKmod { get throws { try kmodIfMade.made("kmod-ena package", by: "ena-build") } }
 
     public internal(set) var diskIfMade: AttachedDisk?
-    public var disk: AttachedDisk { get throws { try made(diskIfMade, "target device", by: "attach-loop") } }
+    public var disk: AttachedDisk { get throws { try diskIfMade.made("target device", by: "attach-loop") } }
     /// The whole-disk device being written.
     public var device: String { get throws { try disk.device } }
 
     /// The partition the filesystem goes on.
     public internal(set) var partitionIfMade: String?
-    public var partition: String { get throws { try made(partitionIfMade, "partition", by: "partition") } }
+    public var partition: String { get throws { try partitionIfMade.made("partition", by: "partition") } }
 
     public internal(set) var mountedIfMade: RootTree?
     /// The target's filesystem, mounted at `rootPath`.
-    public var mounted: RootTree { get throws { try made(mountedIfMade, "mounted target filesystem", by: "mount") } }
+    public var mounted: RootTree { get throws { try mountedIfMade.made("mounted target filesystem", by: "mount") } }
     public var root: String { get throws { try mounted.root } }
 
     public internal(set) var installedIfMade: InstalledPackages?
-    public var installed: InstalledPackages { get throws { try made(installedIfMade, "installed packages", by: "install-packages") } }
+    public var installed: InstalledPackages { get throws { try installedIfMade.made("installed packages", by: "install-packages") } }
 
     var enaInstallIfMade: InstalledKmod?
-    var enaInstall: InstalledKmod { get throws { try made(enaInstallIfMade, "installed kmod-ena", by: "ena-install") } }
+    var enaInstall: InstalledKmod { get throws { try enaInstallIfMade.made("installed kmod-ena", by: "ena-install") } }
     /// With `--ena`, kmod-ena is in the target (the grub line gets net.ifnames=0).
     public var enaInstalled: Bool { get throws { guard options.ena else { return false }; _ = try enaInstall; return true } }
 
     /// Used bytes of the target filesystem once clean (0 in a dry run), for the summary.
     public internal(set) var bytesOnVolumeIfMade: UInt64?
-    public var bytesOnVolume: UInt64 { get throws { try made(bytesOnVolumeIfMade, "measure of the clean filesystem", by: "clean") } }
+    public var bytesOnVolume: UInt64 { get throws { try bytesOnVolumeIfMade.made("measure of the clean filesystem", by: "clean") } }
 
     /// Where the built image boots (Xen, Nitro), read from its filesystem (not in a dry run).
     public internal(set) var bootVerdictIfMade: BootVerdict?
-    public var bootVerdict: BootVerdict { get throws { try made(bootVerdictIfMade, "boot verdict", by: "boot-verdict") } }
+    public var bootVerdict: BootVerdict { get throws { try bootVerdictIfMade.made("boot verdict", by: "boot-verdict") } }
 
     /// The rpm database of the image: install-packages' and, with `--ena`, kmod-ena.
     public var imagePackages: [InstalledPackage] { get throws { try installed.packages + (options.ena ? try enaInstall.packages : []) } }
@@ -180,6 +180,4 @@ public final class InstallContext: @unchecked Sendable {
     /// A comment line of the dry-run plan, a line of the real run's log.
     public func note(_ text: String) { runner.note(text) }
 
-    /// What an earlier step made, or an error naming that step (a step list out of order).
-    func made<T>(_ value: T?, _ what: String, by step: String) throws -> T { try value.made(what, by: step) }
 }

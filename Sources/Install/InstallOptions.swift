@@ -16,7 +16,8 @@ public struct InstallOptions: Sendable {
     /// `mirror` then the alternatives.
     public var mirrors: [String] { [mirror] + alternativeMirrors }
     /// Size of an image file created for a missing TARGET.
-    public var imageSize: UInt64 = 8 << 30
+    public var imageSize: UInt64 = InstallOptions.defaultImageSize
+    public static let defaultImageSize: UInt64 = 8 << 30
     /// `--size` was given: an existing image file must then have exactly that size.
     public var sizeGiven = false
     /// A transfer slower than `lowSpeedLimit` bytes/s over `lowSpeedTime` seconds fails

@@ -480,10 +480,9 @@ enum PackageSteps {
     /// (read from its header's file list: the kernel is not installed yet).
     static func kernelShipsModule(_ name: String, _ ctx: InstallContext) throws -> Bool {
         let plan = try ctx.plan
-        let kernel = try ctx.made(
-            plan.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel },
-            "kernel-\(plan.kernel) package", by: "resolve")
-        let rpm = try ctx.made(try ctx.verified.byLocation[kernel.location], "verified kernel-\(plan.kernel)", by: "verify-packages").rpm
+        let kernel = try plan.installSet.first { $0.name == "kernel" && "\($0.evr.version)-\($0.evr.release)" == plan.kernel }
+            .made("kernel-\(plan.kernel) package", by: "resolve")
+        let rpm = try ctx.verified.byLocation[kernel.location].made("verified kernel-\(plan.kernel)", by: "verify-packages").rpm
         return shipsModule(name, files: rpm.fileNames)
     }
 

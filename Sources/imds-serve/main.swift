@@ -56,11 +56,6 @@ struct ServeOptions {
     }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename: a reader never sees half of it.
-func writeAtomically(_ data: Data, to path: String) {
-    try? AtomicFile.write(data, to: path)
-}
-
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("imds-serve: \(message)\n".utf8))
     exit(64)
@@ -83,16 +78,16 @@ pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
 func logWriter(_ path: String) -> @Sendable ([IMDSEvent]) -> Void {
     { events in
         if let data = try? JSONSerialization.data(withJSONObject: events.map(\.json), options: [.prettyPrinted, .sortedKeys]) {
-            writeAtomically(data, to: path)
+            try? AtomicFile.write(data, to: path)
         }
     }
 }
 
-if let logPath = options.log { writeAtomically(Data("[]".utf8), to: logPath) }
+if let logPath = options.log { try? AtomicFile.write(Data("[]".utf8), to: logPath) }
 let server = IMDSServer(settings: options.settings, journal: options.log.map(logWriter))
 let port: Int
 do { port = try server.start(host: options.bind, port: options.port) } catch { fail("\(error)") }
-if let portFile = options.portFile { writeAtomically(Data("\(port)\n".utf8), to: portFile) }
+if let portFile = options.portFile { try? AtomicFile.write(Data("\(port)\n".utf8), to: portFile) }
 FileHandle.standardError.write(Data("imds-serve: listening on \(options.bind):\(port)\n".utf8))
 // The signals above end the process (their default action); nothing here needs undoing.
 while true { pause() }
